@@ -1,0 +1,73 @@
+// One table of error factories with stable codes. `code` is walstream's own stable identifier;
+// `sqlstate` is what travels on the wire in an ErrorResponse (PostgreSQL's SQLSTATE).
+
+export interface WalstreamErrorOptions {
+  detail?: string;
+  hint?: string;
+  cause?: unknown;
+}
+
+export class WalstreamError extends Error {
+  override name = 'WalstreamError';
+  readonly code: string;
+  readonly sqlstate: string;
+  readonly detail: string | undefined;
+  readonly hint: string | undefined;
+  constructor(code: string, sqlstate: string, message: string, opts: WalstreamErrorOptions = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.code = code;
+    this.sqlstate = sqlstate;
+    this.detail = opts.detail;
+    this.hint = opts.hint;
+  }
+}
+
+type Factory<A extends unknown[]> = (...args: A) => WalstreamError;
+
+function def<A extends unknown[]>(code: string, sqlstate: string, msg: (...args: A) => string | [string, WalstreamErrorOptions]): Factory<A> {
+  return (...args: A) => {
+    const m = msg(...args);
+    return Array.isArray(m) ? new WalstreamError(code, sqlstate, m[0], m[1]) : new WalstreamError(code, sqlstate, m);
+  };
+}
+
+/** Every error walstream raises on purpose. Codes are stable: match on `err.code`. */
+export const Errors = {
+  // configuration and API misuse
+  invalidOption: def('WS_INVALID_OPTION', '22023', (name: string, why: string) => `invalid value for option "${name}": ${why}`),
+  closed: def('WS_CLOSED', '57P01', (what: string) => `${what} is closed`),
+  transactionTooLarge: def('WS_TXN_TOO_LARGE', '54000', (bytes: number, limit: number) => `transaction of ${bytes} bytes exceeds maxTransactionBytes (${limit})`),
+  invalidKey: def('WS_INVALID_KEY', '22023', (why: string) => `invalid key: ${why}`),
+  invalidTable: def('WS_INVALID_TABLE', '42602', (name: string) => `invalid table name "${name}"`),
+  valueTooLarge: def('WS_VALUE_TOO_LARGE', '54000', (bytes: number, limit: number) => `value of ${bytes} bytes exceeds maxValueBytes (${limit})`),
+  storeFull: def('WS_STORE_FULL', '53200', (limit: number) => `store is full: maxStoreBytes (${limit}) reached`),
+
+  // data directory
+  notADataDir: def('WS_NOT_A_DATA_DIR', '58P01', (dir: string, why: string) => [`"${dir}" is not a walstream data directory`, { detail: why }]),
+  dataDirInUse: def('WS_DATA_DIR_IN_USE', '55006', (dir: string, pid: number) => [`data directory "${dir}" is in use by process ${pid}`, { hint: 'Stop that process, or remove walstream.pid if it is gone.' }]),
+  controlFileCorrupt: def('WS_CONTROL_CORRUPT', 'XX001', (path: string, why: string) => `control file "${path}" is damaged: ${why}`),
+  checkpointCorrupt: def('WS_CHECKPOINT_CORRUPT', 'XX001', (path: string, why: string) => `checkpoint file "${path}" is damaged: ${why}`),
+  walSystemIdMismatch: def('WS_WAL_SYSID_MISMATCH', 'XX000', (file: string, got: bigint, want: bigint) => [`WAL file "${file}" is from a different database system`, { detail: `WAL file system identifier is ${got}, data directory's is ${want}.` }]),
+  walMissing: def('WS_WAL_MISSING', '58P01', (what: string) => `required WAL is missing: ${what}`),
+  walCorrupt: def('WS_WAL_CORRUPT', 'XX001', (lsn: string, why: string) => `invalid WAL at ${lsn}: ${why}`),
+
+  // replication protocol (SQLSTATEs as PostgreSQL sends them)
+  protocolViolation: def('WS_PROTOCOL_VIOLATION', '08P01', (why: string) => why),
+  syntaxError: def('WS_SYNTAX_ERROR', '42601', (why: string) => why),
+  featureNotSupported: def('WS_NOT_SUPPORTED', '0A000', (why: string) => why),
+  undefinedObject: def('WS_UNDEFINED_OBJECT', '42704', (why: string) => why),
+  duplicateObject: def('WS_DUPLICATE_OBJECT', '42710', (why: string) => why),
+  invalidName: def('WS_INVALID_NAME', '42602', (why: string) => why),
+  objectInUse: def('WS_OBJECT_IN_USE', '55006', (why: string) => why),
+  undefinedFile: def('WS_UNDEFINED_FILE', '58P01', (why: string) => why),
+  internal: def('WS_INTERNAL', 'XX000', (why: string, detail?: string) => [why, detail === undefined ? {} : { detail }]),
+  tooManyConnections: def('WS_TOO_MANY_CONNECTIONS', '53300', (why: string) => why),
+  invalidAuthorization: def('WS_INVALID_AUTHORIZATION', '28000', (why: string) => why),
+  invalidPassword: def('WS_INVALID_PASSWORD', '28P01', (user: string) => `password authentication failed for user "${user}"`),
+  systemIdMismatch: def('WS_SYSID_MISMATCH', 'XX000', (got: string, want: string) => [`database system identifier differs between the primary and standby`, { detail: `The primary's identifier is ${got}, the standby's identifier is ${want}.` }]),
+  timelineMismatch: def('WS_TIMELINE_MISMATCH', 'XX000', (got: number, want: number) => `highest timeline ${got} of the primary is behind recovery timeline ${want}`),
+  replicationTimeout: def('WS_REPLICATION_TIMEOUT', '08006', (who: string) => `terminating ${who} due to replication timeout`),
+  connectionFailure: def('WS_CONNECTION_FAILURE', '08006', (why: string) => why),
+} as const;
+
+export type ErrorCode = ReturnType<(typeof Errors)[keyof typeof Errors]>['code'];

@@ -1,0 +1,61 @@
+// LSN: a byte position in the infinite WAL stream. Held as a JS number (exact up to 2^53 bytes =
+// 8 PiB of WAL); on the wire and in WAL files it is a uint64. Text form is PostgreSQL's `%X/%X`.
+
+import { Errors } from '../errors.js';
+
+export type Lsn = number;
+
+export const InvalidLsn: Lsn = 0;
+const TWO32 = 0x1_0000_0000;
+
+export function lsnToString(lsn: Lsn): string {
+  const hi = Math.floor(lsn / TWO32);
+  const lo = lsn - hi * TWO32;
+  return `${hi.toString(16).toUpperCase()}/${lo.toString(16).toUpperCase()}`;
+}
+
+/** pg_waldump's form: low part zero-padded to 8 digits. */
+export function lsnToPaddedString(lsn: Lsn): string {
+  const hi = Math.floor(lsn / TWO32);
+  const lo = lsn - hi * TWO32;
+  return `${hi.toString(16).toUpperCase()}/${lo.toString(16).toUpperCase().padStart(8, '0')}`;
+}
+
+const LSN_RE = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/;
+
+export function parseLsn(text: string): Lsn {
+  const m = LSN_RE.exec(text.trim());
+  if (!m) throw Errors.syntaxError(`invalid LSN "${text}"`);
+  return parseInt(m[1]!, 16) * TWO32 + parseInt(m[2]!, 16);
+}
+
+export function isLsnText(text: string): boolean {
+  return LSN_RE.test(text);
+}
+
+export function lsnFromBigInt(v: bigint): Lsn {
+  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw Errors.protocolViolation(`LSN ${v} beyond 2^53 is not supported`);
+  return Number(v);
+}
+
+export function readLsnLE(buf: Uint8Array, off: number): Lsn {
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  return dv.getUint32(off, true) + dv.getUint32(off + 4, true) * TWO32;
+}
+
+export function writeLsnLE(buf: Uint8Array, off: number, lsn: Lsn): void {
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const hi = Math.floor(lsn / TWO32);
+  dv.setUint32(off, lsn - hi * TWO32, true);
+  dv.setUint32(off + 4, hi, true);
+}
+
+export function readLsnBE(dv: DataView, off: number): Lsn {
+  return dv.getUint32(off, false) * TWO32 + dv.getUint32(off + 4, false);
+}
+
+export function writeLsnBE(dv: DataView, off: number, lsn: Lsn): void {
+  const hi = Math.floor(lsn / TWO32);
+  dv.setUint32(off, hi, false);
+  dv.setUint32(off + 4, lsn - hi * TWO32, false);
+}
