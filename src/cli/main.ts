@@ -1,0 +1,54 @@
+// walstream command line: one entry point, sub-commands built with commander.
+
+import { Command, Option } from 'commander';
+import { WalstreamError } from '../errors.js';
+import { dumpWal } from './waldump.js';
+
+const program = new Command();
+program.name('walstream').description('PostgreSQL 15 physical streaming replication, rebuilt in TypeScript').showHelpAfterError();
+
+program
+  .command('waldump')
+  .description('decode WAL from a data directory, a pg_wal directory or one segment file (like pg_waldump)')
+  .argument('<target>', 'data directory, pg_wal directory or segment file')
+  .option('--stats', 'print record counts per rmgr/record type instead of records')
+  .option('--json', 'print the statistics as JSON')
+  .option('-n, --limit <n>', 'stop after n records', (v) => parseInt(v, 10))
+  .action((target: string, o: { stats?: boolean; json?: boolean; limit?: number }) => {
+    const lines: string[] = [];
+    const stats = dumpWal(target, { stats: !!o.stats || !!o.json, ...(o.limit !== undefined ? { limit: o.limit } : {}) }, o.json ? (l) => lines.push(l) : (l) => console.log(l));
+    if (o.json) console.log(JSON.stringify(stats, null, 2));
+  });
+
+const bench = program.command('bench').description('benchmarks that print JSON');
+bench
+  .command('commit')
+  .description('commits/s and latency at 1/8/64/256 committers, synchronous_commit off and on, beside raw fdatasync')
+  .option('--dir <dir>', 'directory for the data (default: a temp dir)')
+  .option('--seconds <s>', 'seconds per measurement', (v) => parseFloat(v), 2)
+  .addOption(new Option('--committers <list>', 'comma-separated committer counts').default('1,8,64,256'))
+  .option('--record-bench', 'also measure 1 KiB inserts at synchronous_commit=off (WAL MB/s)', true)
+  .action(async (o: { dir?: string; seconds: number; committers: string }) => {
+    const { runCommitBench } = await import('../../bench/commit.js');
+    const res = await runCommitBench({ dir: o.dir, seconds: o.seconds, committers: o.committers.split(',').map((s) => parseInt(s, 10)) });
+    console.log(JSON.stringify(res, null, 2));
+  });
+
+program
+  .command('demo')
+  .description('run a primary on an embedded default under load, showing live status')
+  .option('--seconds <s>', 'how long to run', (v) => parseFloat(v), 15)
+  .option('--dir <dir>', 'data directory (default: a temp dir, removed at the end)')
+  .action(async (o: { seconds: number; dir?: string }) => {
+    const { runDemo } = await import('./demo.js');
+    await runDemo(o);
+  });
+
+program.parseAsync(process.argv).catch((e: unknown) => {
+  if (e instanceof WalstreamError) {
+    console.error(`walstream: ${e.message}${e.detail ? `\nDETAIL: ${e.detail}` : ''}${e.hint ? `\nHINT: ${e.hint}` : ''}`);
+  } else {
+    console.error(e);
+  }
+  process.exitCode = 1;
+});

@@ -1,0 +1,67 @@
+// Primary options: validated once at construction with precise errors (piscina style). Names
+// follow PostgreSQL's settings where one exists; every limit carries its unit.
+
+import { Errors } from '../errors.js';
+import { DEFAULT_WAL_SEGMENT_SIZE, XLOG_BLCKSZ, validSegmentSize } from '../wal/consts.js';
+
+export type SynchronousCommit = 'off' | 'local' | 'on' | 'remote_write' | 'remote_apply' | 'remote_receive';
+export const SYNC_LEVELS: readonly SynchronousCommit[] = ['off', 'local', 'remote_receive', 'remote_write', 'on', 'remote_apply'];
+
+export interface PrimaryOptions {
+  dataDir: string;
+  /** Segment size at initialisation (power of two, 1 MiB..1 GiB). Ignored for an existing directory. */
+  walSegmentSize?: number;
+  /** wal_buffers: bytes of the shared WAL page ring. */
+  walBuffersBytes?: number;
+  synchronousCommit?: SynchronousCommit;
+  /** commit_delay (µs) and commit_siblings, as in PostgreSQL. */
+  commitDelayUs?: number;
+  commitSiblings?: number;
+  /** wal_writer_delay (ms) and wal_writer_flush_after (bytes). */
+  walWriterDelayMs?: number;
+  walWriterFlushAfterBytes?: number;
+  /** checkpoint_timeout (ms, 0 = never on a timer) and max_wal_size (bytes of WAL since the last redo). */
+  checkpointTimeoutMs?: number;
+  maxWalSizeBytes?: number;
+  maxTransactionBytes?: number;
+  maxValueBytes?: number;
+  maxStoreBytes?: number;
+  /** Spin iterations before the walwriter sleeps on its latch. */
+  walWriterSpinIterations?: number;
+}
+
+export type ResolvedPrimaryOptions = Required<PrimaryOptions>;
+
+function int(name: string, v: unknown, min: number, max: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw Errors.invalidOption(name, `must be an integer from ${min} to ${max}, got ${String(v)}`);
+  }
+  return v;
+}
+
+export function resolvePrimaryOptions(o: PrimaryOptions): ResolvedPrimaryOptions {
+  if (o === null || typeof o !== 'object') throw Errors.invalidOption('options', 'must be an object');
+  if (typeof o.dataDir !== 'string' || o.dataDir.length === 0) throw Errors.invalidOption('dataDir', 'must be a non-empty path');
+  const segSize = o.walSegmentSize ?? DEFAULT_WAL_SEGMENT_SIZE;
+  if (!validSegmentSize(segSize)) throw Errors.invalidOption('walSegmentSize', `must be a power of two from 1 MiB to 1 GiB, got ${segSize}`);
+  const walBuffersBytes = int('walBuffersBytes', o.walBuffersBytes ?? 16 * 1024 * 1024, 4 * XLOG_BLCKSZ, 1 << 30);
+  if (walBuffersBytes % XLOG_BLCKSZ !== 0) throw Errors.invalidOption('walBuffersBytes', `must be a multiple of ${XLOG_BLCKSZ}`);
+  const sc = o.synchronousCommit ?? 'on';
+  if (!SYNC_LEVELS.includes(sc)) throw Errors.invalidOption('synchronousCommit', `must be one of ${SYNC_LEVELS.join(', ')}`);
+  return {
+    dataDir: o.dataDir,
+    walSegmentSize: segSize,
+    walBuffersBytes,
+    synchronousCommit: sc,
+    commitDelayUs: int('commitDelayUs', o.commitDelayUs ?? 0, 0, 100_000),
+    commitSiblings: int('commitSiblings', o.commitSiblings ?? 5, 0, 1000),
+    walWriterDelayMs: int('walWriterDelayMs', o.walWriterDelayMs ?? 200, 1, 10_000),
+    walWriterFlushAfterBytes: int('walWriterFlushAfterBytes', o.walWriterFlushAfterBytes ?? 1024 * 1024, 0, 1 << 30),
+    checkpointTimeoutMs: int('checkpointTimeoutMs', o.checkpointTimeoutMs ?? 300_000, 0, 86_400_000),
+    maxWalSizeBytes: int('maxWalSizeBytes', o.maxWalSizeBytes ?? 1024 * 1024 * 1024, 2 * segSize, Number.MAX_SAFE_INTEGER),
+    maxTransactionBytes: int('maxTransactionBytes', o.maxTransactionBytes ?? 64 * 1024 * 1024, 1024, 256 * 1024 * 1024),
+    maxValueBytes: int('maxValueBytes', o.maxValueBytes ?? 16 * 1024 * 1024, 1, 256 * 1024 * 1024),
+    maxStoreBytes: int('maxStoreBytes', o.maxStoreBytes ?? 1024 * 1024 * 1024, 1 << 20, Number.MAX_SAFE_INTEGER),
+    walWriterSpinIterations: int('walWriterSpinIterations', o.walWriterSpinIterations ?? 2000, 0, 10_000_000),
+  };
+}

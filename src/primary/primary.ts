@@ -1,0 +1,582 @@
+// Primary: the read-write walstream server in this process.
+// Runs on the thread that calls Primary.open (the "backend" thread): it owns transactions, WAL
+// insertion, the store's writer side and checkpoints. It starts the walwriter worker (writes and
+// fdatasyncs WAL, group commit). Stops with close(): no new transactions, wait for every
+// inserted record to be flushed, shutdown checkpoint, control file marked "shut down".
+// Guarantee: a transaction whose promise resolved at synchronousCommit 'local'/'on' is in WAL on
+// disk and survives kill -9; recovery replays WAL from the last checkpoint's redo point to the
+// end of valid WAL and never applies a torn or unverified record.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { EventEmitter } from 'node:events';
+import { Worker } from 'node:worker_threads';
+import { Errors } from '../errors.js';
+import { SharedStore, type StoreOp } from '../storage/store.js';
+import { readSnapshot, writeSnapshot } from '../storage/snapshot.js';
+import { DbState, type ControlData, makeSystemIdentifier, readControl, writeControl, CONTROL_FILE } from '../storage/control.js';
+import { assert } from '../util/assert.js';
+import { encodeValue, keyBytes } from '../util/codec.js';
+import { FIRST_NORMAL_XID, nowPgMicros, WS_CHECKPOINT_ONLINE, WS_CHECKPOINT_SHUTDOWN, XLOG_BLCKSZ } from '../wal/consts.js';
+import { WalInserter } from '../wal/insert.js';
+import { type Lsn, lsnToString } from '../wal/lsn.js';
+import { buildCheckpointRecord, buildTxnRecord, OP_DELETE, OP_PUT, type TxnOp } from '../wal/record.js';
+import { FileSegmentSource, XLogReader } from '../wal/reader.js';
+import { redoRecord } from '../wal/replay.js';
+import { ensureSegment, fsyncDir, removeOldSegments } from '../wal/segfile.js';
+import { segmentFileName as segFileName, segNo } from '../wal/segment.js';
+import {
+  XC_BYTES_WRITTEN, XC_FLUSHED, XC_FSYNC_COUNT, XC_STOP, XC_WALWRITER_LATCH, XC_WRITE_COUNT,
+  XC_WRITTEN, XLogCtl,
+} from '../wal/xlogctl.js';
+import { FlushWaiter } from './flush-waiter.js';
+import { type PrimaryOptions, type ResolvedPrimaryOptions, resolvePrimaryOptions, type SynchronousCommit } from './options.js';
+
+const TABLE_RE = /^[A-Za-z0-9_.:\-/]{1,63}$/;
+const PID_FILE = 'walstream.pid';
+const VERSION_FILE = 'WALSTREAM_VERSION';
+const CKPT_DIR = 'checkpoints';
+
+export interface ScanOptions {
+  gte?: string | Uint8Array;
+  gt?: string | Uint8Array;
+  lt?: string | Uint8Array;
+  lte?: string | Uint8Array;
+  limit?: number;
+  reverse?: boolean;
+}
+
+export interface TransactionOptions {
+  synchronousCommit?: SynchronousCommit;
+}
+
+export interface RecoveryInfo {
+  /** Where replay started (the checkpoint's redo point) and where valid WAL ended. */
+  redoLsn: Lsn;
+  endLsn: Lsn;
+  recordsReplayed: number;
+  /** Why replay stopped: PostgreSQL's wording ("invalid record length at …: wanted 24, got 0" is the clean end). */
+  endReason: string;
+  /** True when the end was not clean zeroes: a torn or corrupted tail was found and ignored. */
+  tornTail: boolean;
+  wasCleanShutdown: boolean;
+}
+
+/** Collects the operations of one transaction; values are encoded as they are added. */
+export class Transaction {
+  /** @internal */ readonly ops: TxnOp[] = [];
+  /** @internal */ bytes = 0;
+  constructor(private readonly limits: { maxValueBytes: number; maxTransactionBytes: number }) {}
+
+  put(table: string, key: string | Uint8Array, value: unknown): this {
+    checkTable(table);
+    const k = checkKey(key);
+    const v = encodeValue(value);
+    if (v.length > this.limits.maxValueBytes) throw Errors.valueTooLarge(v.length, this.limits.maxValueBytes);
+    this.add({ kind: OP_PUT, table, key: k.bytes, keyIsString: k.isString, value: v });
+    return this;
+  }
+
+  delete(table: string, key: string | Uint8Array): this {
+    checkTable(table);
+    const k = checkKey(key);
+    this.add({ kind: OP_DELETE, table, key: k.bytes, keyIsString: k.isString });
+    return this;
+  }
+
+  private add(op: TxnOp): void {
+    this.bytes += 16 + op.table.length + op.key.length + (op.value?.length ?? 0);
+    if (this.bytes > this.limits.maxTransactionBytes) throw Errors.transactionTooLarge(this.bytes, this.limits.maxTransactionBytes);
+    this.ops.push(op);
+  }
+}
+
+function checkTable(t: string): void {
+  if (typeof t !== 'string' || !TABLE_RE.test(t)) throw Errors.invalidTable(String(t));
+}
+
+function checkKey(key: string | Uint8Array): { bytes: Uint8Array; isString: boolean } {
+  if (typeof key !== 'string' && !(key instanceof Uint8Array)) throw Errors.invalidKey('must be a string or Uint8Array');
+  const k = keyBytes(key);
+  if (k.bytes.length === 0) throw Errors.invalidKey('must not be empty');
+  if (k.bytes.length > 64 * 1024) throw Errors.invalidKey(`longer than 65536 bytes (${k.bytes.length})`);
+  return k;
+}
+
+export interface PrimaryStats {
+  systemIdentifier: string;
+  timeline: number;
+  walSegmentSize: number;
+  insertLsn: string;
+  writeLsn: string;
+  flushLsn: string;
+  commits: number;
+  walBytesInserted: number;
+  walWrites: number;
+  walFsyncs: number;
+  walBytesWritten: number;
+  ringWaits: number;
+  checkpoints: number;
+  lastCheckpointLsn: string;
+  redoLsn: string;
+  store: { bytesUsed: number; bytesReserved: number; entries: number; tables: number };
+}
+
+export class Primary extends EventEmitter {
+  readonly dataDir: string;
+  readonly walDir: string;
+  readonly options: ResolvedPrimaryOptions;
+  readonly store: SharedStore;
+  readonly ctl: XLogCtl;
+  readonly recovery: RecoveryInfo;
+  private readonly inserter: WalInserter;
+  private readonly flushWaiter: FlushWaiter;
+  private walwriter: Worker;
+  private control: ControlData;
+  private nextXid: number;
+  private closed = false;
+  private closing: Promise<void> | null = null;
+  private checkpointRunning: Promise<void> | null = null;
+  private checkpointTimer: NodeJS.Timeout | null = null;
+  private commits = 0;
+  private checkpoints = 0;
+  private scratch = new Uint8Array(64 * 1024);
+  private walWriterError: Error | null = null;
+  private readonly startInsertLsn: Lsn;
+  /** Callbacks that pin WAL (walsenders, slots): recycling never removes WAL at or after the minimum. */
+  private readonly walPins = new Set<() => Lsn | null>();
+
+  private constructor(args: {
+    options: ResolvedPrimaryOptions; store: SharedStore; ctl: XLogCtl; control: ControlData; recovery: RecoveryInfo;
+    insertPos: Lsn; prevRecord: Lsn; nextXid: number;
+  }) {
+    super();
+    this.options = args.options;
+    this.dataDir = args.options.dataDir;
+    this.walDir = path.join(this.dataDir, 'pg_wal');
+    this.store = args.store;
+    this.ctl = args.ctl;
+    this.control = args.control;
+    this.recovery = args.recovery;
+    this.nextXid = args.nextXid;
+    this.startInsertLsn = args.insertPos;
+    this.inserter = new WalInserter(this.ctl, args.insertPos, args.prevRecord);
+    this.flushWaiter = new FlushWaiter(this.ctl);
+    this.walwriter = this.startWalWriter();
+  }
+
+  /** Open (or initialise) a data directory, run crash recovery, start the walwriter. */
+  static async open(opts: PrimaryOptions): Promise<Primary> {
+    const options = resolvePrimaryOptions(opts);
+    const dataDir = path.resolve(options.dataDir);
+    options.dataDir = dataDir;
+    let control = readControlOrRefuse(dataDir);
+    if (control === null) control = await initDataDir(dataDir, options);
+    acquirePidFile(dataDir);
+    try {
+      const store = SharedStore.create({ maxStoreBytes: options.maxStoreBytes, maxValueBytes: options.maxValueBytes });
+      const r = await recover(dataDir, control, store);
+      const ctl = XLogCtl.create(options.walBuffersBytes, control.segSize, control.sysid, control.tli, r.insertPos);
+      const p = new Primary({ options, store, ctl, control, recovery: r.info, insertPos: r.insertPos, prevRecord: r.prevRecord, nextXid: r.nextXid });
+      // In production from here: a crash from now on needs recovery.
+      p.control = { ...control, state: DbState.InProduction, timeMs: Date.now() };
+      writeControl(dataDir, p.control);
+      if (!r.info.wasCleanShutdown || r.info.recordsReplayed > 1) await p.checkpoint();
+      p.scheduleCheckpoints();
+      return p;
+    } catch (e) {
+      releasePidFile(dataDir);
+      throw e;
+    }
+  }
+
+  private startWalWriter(): Worker {
+    const w = new Worker(new URL('./walwriter.js', import.meta.url), {
+      workerData: {
+        handle: this.ctl.handle,
+        walDir: this.walDir,
+        walWriterDelayMs: this.options.walWriterDelayMs,
+        walWriterFlushAfterBytes: this.options.walWriterFlushAfterBytes,
+        commitDelayUs: this.options.commitDelayUs,
+        commitSiblings: this.options.commitSiblings,
+        spinIterations: this.options.walWriterSpinIterations,
+      },
+      name: 'walwriter',
+    });
+    w.on('message', (m: { type: string; message?: string }) => {
+      if (m.type === 'failed') {
+        this.walWriterError = Errors.internal(`walwriter failed: ${m.message}`);
+        this.flushWaiter.drain();
+        this.emit('error', this.walWriterError);
+      }
+    });
+    w.on('error', (e) => {
+      this.walWriterError = e;
+      this.flushWaiter.rejectAll(e);
+      this.emit('error', e);
+    });
+    return w;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw Errors.closed('primary');
+    if (this.walWriterError) throw this.walWriterError;
+  }
+
+  /**
+   * Run `fn` to collect puts and deletes, then commit them atomically. Resolves to the commit's
+   * end LSN (PostgreSQL's XactLastCommitEnd): once a standby has replayed up to it, the commit
+   * is visible there. With synchronousCommit 'off' it resolves before the WAL flush.
+   */
+  async transaction(fn: (tx: Transaction) => void, opts: TransactionOptions = {}): Promise<Lsn> {
+    this.checkOpen();
+    const level = opts.synchronousCommit ?? this.options.synchronousCommit;
+    const tx = new Transaction(this.options);
+    fn(tx);
+    if (tx.ops.length === 0) return this.inserter.insertPos;
+    const end = this.commitOps(tx.ops);
+    if (level !== 'off') await this.flushWaiter.waitFor(end);
+    return end;
+  }
+
+  /** Insert a TXN record and apply it to the store. Synchronous: transactions are serialised here. */
+  private commitOps(ops: TxnOp[]): Lsn {
+    const storeOps: StoreOp[] = ops.map((o) =>
+      o.kind === OP_PUT
+        ? { kind: 'put', table: o.table, key: o.key, keyIsString: o.keyIsString, value: o.value! }
+        : { kind: 'delete', table: o.table, key: o.key, keyIsString: o.keyIsString },
+    );
+    // The store is checked first (it may refuse: store full) so a refused transaction leaves no WAL.
+    this.store.applyTransaction(storeOps);
+    const xid = this.nextXid;
+    this.nextXid = this.nextXid >= 0xffffffff ? FIRST_NORMAL_XID : this.nextXid + 1;
+    const rec = buildTxnRecord(xid, this.inserter.prevRecord, nowPgMicros(), ops, this.scratch);
+    if (rec.buffer !== this.scratch.buffer && rec.length <= 4 * 1024 * 1024) this.scratch = new Uint8Array(Math.max(rec.length, this.scratch.length * 2));
+    const { end } = this.inserter.insert(rec, rec.length);
+    this.commits++;
+    if (end - this.control.redoLsn > this.options.maxWalSizeBytes && this.checkpointRunning === null) {
+      void this.checkpoint().catch((e) => this.emit('error', e));
+    }
+    return end;
+  }
+
+  get(table: string, key: string | Uint8Array): unknown {
+    checkTable(table);
+    return this.store.get(table, checkKey(key).bytes);
+  }
+
+  scan(table: string, opts: ScanOptions = {}): Array<{ key: string | Uint8Array; value: unknown }> {
+    checkTable(table);
+    return this.store.scan(table, opts);
+  }
+
+  /** Wait until everything inserted so far is flushed to disk. */
+  async flush(): Promise<Lsn> {
+    const lsn = this.inserter.insertPos;
+    await this.flushWaiter.waitFor(lsn);
+    return lsn;
+  }
+
+  get insertLsn(): Lsn {
+    return this.inserter.insertPos;
+  }
+
+  get flushLsn(): Lsn {
+    return this.ctl.load(XC_FLUSHED);
+  }
+
+  get systemIdentifier(): bigint {
+    return this.control.sysid;
+  }
+
+  get timeline(): number {
+    return this.control.tli;
+  }
+
+  /** Register a WAL pin (a walsender or slot): checkpoints keep WAL from the minimum pinned LSN. */
+  pinWal(fn: () => Lsn | null): () => void {
+    this.walPins.add(fn);
+    return () => this.walPins.delete(fn);
+  }
+
+  stats(): PrimaryStats {
+    const c = this.ctl;
+    return {
+      systemIdentifier: this.control.sysid.toString(),
+      timeline: this.control.tli,
+      walSegmentSize: this.control.segSize,
+      insertLsn: lsnToString(this.inserter.insertPos),
+      writeLsn: lsnToString(c.load(XC_WRITTEN)),
+      flushLsn: lsnToString(c.load(XC_FLUSHED)),
+      commits: this.commits,
+      walBytesInserted: this.inserter.insertPos - this.startInsertLsn,
+      walWrites: c.load(XC_WRITE_COUNT),
+      walFsyncs: c.load(XC_FSYNC_COUNT),
+      walBytesWritten: c.load(XC_BYTES_WRITTEN),
+      ringWaits: this.inserter.waitsForRingSpace,
+      checkpoints: this.checkpoints,
+      lastCheckpointLsn: lsnToString(this.control.checkpointLsn),
+      redoLsn: lsnToString(this.control.redoLsn),
+      store: this.store.stats(),
+    };
+  }
+
+  private scheduleCheckpoints(): void {
+    if (this.options.checkpointTimeoutMs === 0) return;
+    this.checkpointTimer = setInterval(() => {
+      if (this.checkpointRunning === null && this.inserter.insertPos > this.control.redoLsn + XLOG_BLCKSZ) {
+        void this.checkpoint().catch((e) => this.emit('error', e));
+      }
+    }, this.options.checkpointTimeoutMs);
+    this.checkpointTimer.unref();
+  }
+
+  /**
+   * Checkpoint: redo point = next insert position; write a (fuzzy) snapshot of the store, log a
+   * checkpoint record, flush it, then point the control file at it and remove WAL before the redo
+   * point that nothing pins.
+   */
+  checkpoint(): Promise<void> {
+    if (this.checkpointRunning) return this.checkpointRunning;
+    this.checkpointRunning = this.doCheckpoint(false).finally(() => {
+      this.checkpointRunning = null;
+    });
+    return this.checkpointRunning;
+  }
+
+  private async doCheckpoint(shutdown: boolean): Promise<void> {
+    const redo = this.inserter.nextRecordLsn();
+    const snapshotName = `${redo.toString(16).toUpperCase().padStart(16, '0')}.snap`;
+    const ckptDir = path.join(this.dataDir, CKPT_DIR);
+    await writeSnapshot(this.store, path.join(ckptDir, snapshotName), new Uint8Array(0));
+    fsyncDir(ckptDir);
+    const data = { redo, nextXid: this.nextXid, tli: this.control.tli, timeUs: nowPgMicros(), snapshotName };
+    const rec = buildCheckpointRecord(this.inserter.prevRecord, shutdown ? WS_CHECKPOINT_SHUTDOWN : WS_CHECKPOINT_ONLINE, data);
+    const { start, end } = this.inserter.insert(rec, rec.length);
+    await this.flushWaiter.waitFor(end);
+    const prevSnapshot = this.control.snapshotName;
+    this.control = {
+      ...this.control,
+      state: shutdown ? DbState.ShutDown : DbState.InProduction,
+      checkpointLsn: start,
+      redoLsn: redo,
+      nextXid: this.nextXid,
+      timeMs: Date.now(),
+      snapshotName,
+    };
+    writeControl(this.dataDir, this.control);
+    this.checkpoints++;
+    if (prevSnapshot !== snapshotName) fs.rmSync(path.join(ckptDir, prevSnapshot), { force: true });
+    let keepFrom = redo;
+    for (const pin of this.walPins) {
+      const p = pin();
+      if (p !== null && p > 0 && p < keepFrom) keepFrom = p;
+    }
+    removeOldSegments(this.walDir, this.control.segSize, segNo(keepFrom, this.control.segSize));
+    this.emit('checkpoint', { lsn: start, redo, shutdown });
+  }
+
+  /** Shut down: flush, shutdown checkpoint, stop the walwriter, release the data directory. */
+  close(): Promise<void> {
+    if (this.closing) return this.closing;
+    this.closing = (async () => {
+      if (this.checkpointTimer) clearInterval(this.checkpointTimer);
+      if (this.checkpointRunning) await this.checkpointRunning.catch(() => undefined);
+      this.closed = true;
+      try {
+        if (!this.walWriterError) await this.doCheckpoint(true);
+      } finally {
+        Atomics.store(this.ctl.i32, XC_STOP, 1);
+        this.ctl.setLatch(XC_WALWRITER_LATCH);
+        await new Promise<void>((resolve) => {
+          this.walwriter.once('exit', () => resolve());
+        });
+        this.flushWaiter.rejectAll(Errors.closed('primary'));
+        releasePidFile(this.dataDir);
+        this.emit('close');
+      }
+    })();
+    return this.closing;
+  }
+}
+
+// ---- data directory -------------------------------------------------------------------------
+
+function readControlOrRefuse(dataDir: string): ControlData | null {
+  let entries: string[];
+  try {
+    entries = fs.readdirSync(dataDir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') throw Errors.notADataDir(dataDir, 'it is not a directory');
+    throw e;
+  }
+  const control = readControl(dataDir);
+  if (control === null) {
+    if (entries.length === 0) return null;
+    throw Errors.notADataDir(dataDir, `it is not empty and has no ${CONTROL_FILE}`);
+  }
+  if (!fs.existsSync(path.join(dataDir, 'pg_wal'))) throw Errors.notADataDir(dataDir, 'pg_wal is missing');
+  return control;
+}
+
+async function initDataDir(dataDir: string, options: ResolvedPrimaryOptions): Promise<ControlData> {
+  fs.mkdirSync(path.join(dataDir, 'pg_wal'), { recursive: true });
+  fs.mkdirSync(path.join(dataDir, CKPT_DIR), { recursive: true });
+  fs.writeFileSync(path.join(dataDir, VERSION_FILE), '15\n');
+  const segSize = options.walSegmentSize;
+  const sysid = makeSystemIdentifier();
+  const tli = 1;
+  // WAL starts at segment 1 (LSN 0 is InvalidXLogRecPtr), like initdb.
+  const start = segSize;
+  ensureSegment(path.join(dataDir, 'pg_wal'), tli, 1, segSize);
+  // Bootstrap checkpoint record written directly into the first segment.
+  const redo = start + 40;
+  const snapshotName = `${redo.toString(16).toUpperCase().padStart(16, '0')}.snap`;
+  const empty = SharedStore.create({ initialBytes: 1 << 20, maxStoreBytes: 1 << 22 });
+  await writeSnapshot(empty, path.join(dataDir, CKPT_DIR, snapshotName), new Uint8Array(0));
+  const rec = buildCheckpointRecord(0, WS_CHECKPOINT_SHUTDOWN, { redo, nextXid: FIRST_NORMAL_XID, tli, timeUs: nowPgMicros(), snapshotName });
+  const ctl = XLogCtl.create(4 * XLOG_BLCKSZ, segSize, sysid, tli, start);
+  const ins = new WalInserter(ctl, start, 0);
+  const { start: ckLsn, end } = ins.insert(rec, rec.length);
+  assert(ckLsn === redo, 'bootstrap checkpoint placement');
+  const fd = fs.openSync(path.join(dataDir, 'pg_wal', segFileName(tli, 1, segSize)), 'r+');
+  try {
+    fs.writeSync(fd, ctl.ring, ctl.ringOffset(start), XLOG_BLCKSZ, 0);
+    fs.fdatasyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  assert(end < start + XLOG_BLCKSZ, 'bootstrap record fits one page');
+  const control: ControlData = {
+    sysid, segSize, state: DbState.ShutDown, tli, checkpointLsn: ckLsn, redoLsn: redo, nextXid: FIRST_NORMAL_XID,
+    timeMs: Date.now(), snapshotName, minRecoveryPoint: 0,
+  };
+  writeControl(dataDir, control);
+  fsyncDir(dataDir);
+  return control;
+}
+
+
+function acquirePidFile(dataDir: string): void {
+  const file = path.join(dataDir, PID_FILE);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      fs.writeFileSync(file, `${process.pid}\n`, { flag: 'wx' });
+      openDirs.add(dataDir);
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const pid = parseInt(fs.readFileSync(file, 'utf8'), 10);
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) throw Errors.dataDirInUse(dataDir, pid);
+      if (pid === process.pid && openDirs.has(dataDir)) throw Errors.dataDirInUse(dataDir, pid);
+      fs.rmSync(file, { force: true });
+    }
+  }
+  throw Errors.dataDirInUse(dataDir, -1);
+}
+
+const openDirs = new Set<string>();
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function releasePidFile(dataDir: string): void {
+  openDirs.delete(dataDir);
+  fs.rmSync(path.join(dataDir, PID_FILE), { force: true });
+}
+
+// ---- crash recovery -------------------------------------------------------------------------
+
+interface RecoveryResult {
+  info: RecoveryInfo;
+  insertPos: Lsn;
+  prevRecord: Lsn;
+  nextXid: number;
+}
+
+/**
+ * Load the checkpoint snapshot, replay WAL from its redo point to the end of valid WAL, verify
+ * the checkpoint record itself, and zero whatever follows the end in that segment so no stale
+ * byte can ever be read as WAL. Nothing is written before every check has passed.
+ */
+async function recover(dataDir: string, control: ControlData, store: SharedStore): Promise<RecoveryResult> {
+  const walDir = path.join(dataDir, 'pg_wal');
+  const snapPath = path.join(dataDir, CKPT_DIR, control.snapshotName);
+  if (!fs.existsSync(snapPath)) throw Errors.checkpointCorrupt(snapPath, 'checkpoint snapshot file is missing');
+  await readSnapshot(snapPath, store);
+  const src = new FileSegmentSource(walDir, control.tli, control.segSize);
+  const reader = new XLogReader(src, { segSize: control.segSize, sysid: control.sysid }, control.redoLsn, null);
+  let replayed = 0;
+  let sawCheckpoint = false;
+  let nextXid = control.nextXid;
+  let lastXid = -1;
+  let endReason = '';
+  let zeroes = false;
+  try {
+    for (;;) {
+      const r = reader.readRecord();
+      if (r.kind !== 'record') {
+        if (r.kind === 'end') {
+          endReason = r.message;
+          zeroes = r.zeroes;
+          if (r.message.startsWith('WAL file is from different database system')) {
+            throw Errors.walSystemIdMismatch(walDir, 0n, control.sysid);
+          }
+        }
+        break;
+      }
+      const rec = r.record;
+      if (rec.start === control.checkpointLsn) sawCheckpoint = true;
+      const out = redoRecord(store, rec);
+      if (out.kind === 'txn') lastXid = out.xid;
+      else if (out.kind === 'switch') reader.skipToNextSegment();
+      replayed++;
+    }
+  } finally {
+    src.close();
+  }
+  if (!sawCheckpoint) {
+    throw Errors.checkpointCorrupt(path.join(dataDir, CONTROL_FILE), `could not locate a valid checkpoint record at ${lsnToString(control.checkpointLsn)} (${endReason})`);
+  }
+  if (lastXid >= 0) nextXid = lastXid + 1 > 0xffffffff ? FIRST_NORMAL_XID : Math.max(nextXid, lastXid + 1);
+  const endLsn = reader.nextLsn;
+  zeroTail(walDir, control, endLsn);
+  return {
+    info: {
+      redoLsn: control.redoLsn,
+      endLsn,
+      recordsReplayed: replayed,
+      endReason,
+      tornTail: !zeroes && !/wanted 24, got 0/.test(endReason),
+      wasCleanShutdown: control.state === DbState.ShutDown,
+    },
+    insertPos: endLsn,
+    prevRecord: reader.prevLsn,
+    nextXid,
+  };
+}
+
+/** Zero the current segment from the end of valid WAL to its end (torn bytes must not survive). */
+function zeroTail(walDir: string, control: ControlData, endLsn: Lsn): void {
+  const seg = segNo(endLsn, control.segSize);
+  ensureSegment(walDir, control.tli, seg, control.segSize);
+  const file = path.join(walDir, segFileName(control.tli, seg, control.segSize));
+  const off = endLsn % control.segSize;
+  if (off === 0) return;
+  const fd = fs.openSync(file, 'r+');
+  try {
+    const zero = Buffer.alloc(1024 * 1024);
+    for (let p = off; p < control.segSize; p += zero.length) fs.writeSync(fd, zero, 0, Math.min(zero.length, control.segSize - p), p);
+    fs.fdatasyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+

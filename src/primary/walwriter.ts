@@ -1,0 +1,154 @@
+// walwriter: a worker thread that writes wal_buffers to segment files and fdatasyncs them in
+// batches (group commit). Started by Primary.open; owns the open segment file descriptors.
+// It is woken through XLogCtl's WALWRITER_LATCH by committers (WRITE_REQUEST) and by the inserter
+// when un-written WAL piles up, and on its own every wal_writer_delay for asynchronous commits.
+// It stops when XC_STOP is set, after writing and flushing everything inserted: at shutdown every
+// inserted record is durable.
+
+import fs from 'node:fs';
+import { parentPort, workerData } from 'node:worker_threads';
+import { XLOG_BLCKSZ } from '../wal/consts.js';
+import type { Lsn } from '../wal/lsn.js';
+import { ensureSegment, segmentPath } from '../wal/segfile.js';
+import {
+  XC_BYTES_WRITTEN, XC_FLUSHED, XC_FLUSH_SEQ, XC_FSYNC_COUNT, XC_INSERTED_UPTO, XC_STOP, XC_WAITERS,
+  XC_WALWRITER_LATCH, XC_WRITE_COUNT, XC_WRITE_REQUEST, XC_WRITE_SEQ, XC_WRITER_FAILED, XC_WRITTEN,
+  XLogCtl, type XLogCtlHandle,
+} from '../wal/xlogctl.js';
+
+export interface WalWriterConfig {
+  handle: XLogCtlHandle;
+  walDir: string;
+  walWriterDelayMs: number;
+  walWriterFlushAfterBytes: number;
+  commitDelayUs: number;
+  commitSiblings: number;
+  /** Spin iterations on the latch before sleeping (waking a sleeping thread costs ~60 µs). */
+  spinIterations: number;
+}
+
+const cfg = workerData as WalWriterConfig;
+const ctl = new XLogCtl(cfg.handle);
+const segSize = ctl.segSize;
+const sleepWord = new Int32Array(new SharedArrayBuffer(4));
+
+let curSeg = -1;
+let curFd = -1;
+const toSync: number[] = []; // fds written since the last fdatasync (completed segments stay here until synced)
+let preallocatedUpTo = -1;
+
+function openSeg(seg: number): void {
+  if (curFd >= 0 && !toSync.includes(curFd)) fs.closeSync(curFd);
+  ensureSegment(cfg.walDir, ctl.tli, seg, segSize);
+  curFd = fs.openSync(segmentPath(cfg.walDir, ctl.tli, seg, segSize), 'r+');
+  curSeg = seg;
+}
+
+/** Write ring bytes [from, to) to the segment files. */
+function writeRange(from: Lsn, to: Lsn): void {
+  let p = from;
+  while (p < to) {
+    const seg = Math.floor(p / segSize);
+    if (seg !== curSeg) openSeg(seg);
+    const segEnd = (seg + 1) * segSize;
+    // contiguous in the ring up to the ring's end
+    const off = ctl.ringOffset(p);
+    const ringRoom = ctl.ring.length - off;
+    const n = Math.min(to - p, segEnd - p, ringRoom);
+    const view = Buffer.from(ctl.ring.buffer, ctl.ring.byteOffset + off, n);
+    let w = 0;
+    while (w < n) w += fs.writeSync(curFd, view, w, n - w, (p % segSize) + w);
+    if (!toSync.includes(curFd)) toSync.push(curFd);
+    p += n;
+  }
+  ctl.addCounter(XC_WRITE_COUNT, 1);
+  ctl.addCounter(XC_BYTES_WRITTEN, to - from);
+}
+
+function syncAll(): void {
+  for (const fd of toSync) {
+    fs.fdatasyncSync(fd);
+    if (fd !== curFd) fs.closeSync(fd);
+  }
+  toSync.length = 0;
+  ctl.addCounter(XC_FSYNC_COUNT, 1);
+}
+
+function flushTo(target: Lsn): void {
+  const written = ctl.load(XC_WRITTEN);
+  if (target > written) {
+    // Whole pages: the tail of the last page goes out as zeros, so no byte of an older life of
+    // this file survives right after the end of WAL.
+    const physEnd = target % XLOG_BLCKSZ === 0 ? target : target - (target % XLOG_BLCKSZ) + XLOG_BLCKSZ;
+    writeRange(written, physEnd);
+    ctl.store(XC_WRITTEN, target);
+    ctl.bump(XC_WRITE_SEQ);
+  }
+  if (target > ctl.load(XC_FLUSHED)) {
+    syncAll();
+    ctl.store(XC_FLUSHED, target);
+    ctl.bump(XC_FLUSH_SEQ);
+  }
+}
+
+function maybePreallocate(): void {
+  const seg = Math.floor(ctl.load(XC_WRITTEN) / segSize);
+  if (preallocatedUpTo >= seg + 1) return;
+  ensureSegment(cfg.walDir, ctl.tli, seg + 1, segSize);
+  preallocatedUpTo = seg + 1;
+}
+
+function main(): void {
+  let lastFlushAt = performance.now();
+  let idleRounds = 0;
+  for (;;) {
+    const latch = Atomics.load(ctl.i32, XC_WALWRITER_LATCH);
+    const stop = Atomics.load(ctl.i32, XC_STOP) !== 0;
+    const inserted = ctl.load(XC_INSERTED_UPTO);
+    const flushed = ctl.load(XC_FLUSHED);
+    const written = ctl.load(XC_WRITTEN);
+    const request = ctl.load(XC_WRITE_REQUEST);
+    const now = performance.now();
+    const due =
+      (request > flushed && inserted > flushed) ||
+      inserted - written >= cfg.walWriterFlushAfterBytes ||
+      (inserted > flushed && now - lastFlushAt >= cfg.walWriterDelayMs);
+    if (due || stop) {
+      let target = inserted;
+      if (!stop && cfg.commitDelayUs > 0 && Atomics.load(ctl.i32, XC_WAITERS) >= cfg.commitSiblings) {
+        Atomics.wait(sleepWord, 0, 0, cfg.commitDelayUs / 1000);
+        target = ctl.load(XC_INSERTED_UPTO);
+      }
+      if (target > flushed || target > written) flushTo(target);
+      lastFlushAt = performance.now();
+      idleRounds = 0;
+      if (stop && ctl.load(XC_INSERTED_UPTO) <= ctl.load(XC_FLUSHED)) break;
+      continue;
+    }
+    // Nothing due: preallocate the next segment while idle, then spin briefly, then sleep.
+    if (idleRounds++ === 0) maybePreallocate();
+    let woke = false;
+    for (let i = 0; i < cfg.spinIterations; i++) {
+      if (Atomics.load(ctl.i32, XC_WALWRITER_LATCH) !== latch) {
+        woke = true;
+        break;
+      }
+    }
+    if (!woke) {
+      const timeout = inserted > flushed ? Math.max(0, cfg.walWriterDelayMs - (now - lastFlushAt)) : cfg.walWriterDelayMs;
+      Atomics.wait(ctl.i32, XC_WALWRITER_LATCH, latch, timeout);
+    }
+  }
+  for (const fd of toSync) fs.closeSync(fd);
+  if (curFd >= 0 && !toSync.includes(curFd)) fs.closeSync(curFd);
+}
+
+try {
+  main();
+  parentPort?.postMessage({ type: 'stopped' });
+} catch (e) {
+  Atomics.store(ctl.i32, XC_WRITER_FAILED, 1);
+  ctl.bump(XC_FLUSH_SEQ);
+  ctl.bump(XC_WRITE_SEQ);
+  parentPort?.postMessage({ type: 'failed', message: (e as Error).message, stack: (e as Error).stack });
+}

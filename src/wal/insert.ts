@@ -1,0 +1,125 @@
+// WAL insertion into wal_buffers (PostgreSQL's XLogInsertRecord + AdvanceXLInsertBuffer).
+// Run by exactly one thread per primary (the thread that owns transactions). It owns the insert
+// position and the previous-record link; it shares the ring and positions through XLogCtl.
+// It never waits for a walsender; it waits for the walwriter only when the ring is full.
+
+import { assert } from '../util/assert.js';
+import {
+  MAXALIGN, SIZE_OF_LONG_PHD, SIZE_OF_SHORT_PHD, XLOG_BLCKSZ, XLOG_PAGE_MAGIC, XLP_BKP_REMOVABLE,
+  XLP_FIRST_IS_CONTRECORD, XLP_LONG_HEADER,
+} from './consts.js';
+import { type Lsn, writeLsnLE } from './lsn.js';
+import {
+  XC_INSERTED_UPTO, XC_RING_VALID_FROM, XC_WALWRITER_LATCH, XC_WRITE_REQUEST, XC_WRITE_SEQ, XC_WRITTEN,
+  XC_WRITER_FAILED, type XLogCtl,
+} from './xlogctl.js';
+import { Errors } from '../errors.js';
+
+/** Write a page header (short or long) at `buf[off]`. */
+export function writePageHeader(buf: Uint8Array, off: number, pageLsn: Lsn, tli: number, segSize: number, sysid: bigint, contrecord: boolean, remLen: number): number {
+  const long = pageLsn % segSize === 0;
+  const dv = new DataView(buf.buffer, buf.byteOffset + off, long ? SIZE_OF_LONG_PHD : SIZE_OF_SHORT_PHD);
+  dv.setUint16(0, XLOG_PAGE_MAGIC, true);
+  dv.setUint16(2, XLP_BKP_REMOVABLE | (long ? XLP_LONG_HEADER : 0) | (contrecord ? XLP_FIRST_IS_CONTRECORD : 0), true);
+  dv.setUint32(4, tli, true);
+  writeLsnLE(buf, off + 8, pageLsn);
+  dv.setUint32(16, remLen, true);
+  dv.setUint32(20, 0, true);
+  if (!long) return SIZE_OF_SHORT_PHD;
+  dv.setBigUint64(24, sysid, true);
+  dv.setUint32(32, segSize, true);
+  dv.setUint32(36, XLOG_BLCKSZ, true);
+  return SIZE_OF_LONG_PHD;
+}
+
+export class WalInserter {
+  /** Where the next record goes (aligned; may be a page start, header not yet written). */
+  private pos: Lsn;
+  private prev: Lsn;
+  /** INSERTED_UPTO last published; the walwriter is kicked when un-written WAL passes kickBytes. */
+  private kickBytes: number;
+  private readonly ringBytes: number;
+  waitsForRingSpace = 0;
+
+  constructor(private readonly ctl: XLogCtl, startPos: Lsn, prevRecord: Lsn) {
+    assert(startPos % MAXALIGN === 0, 'insert position must be aligned');
+    this.pos = startPos;
+    this.prev = prevRecord;
+    this.ringBytes = ctl.ring.length;
+    this.kickBytes = Math.max(XLOG_BLCKSZ, Math.floor(this.ringBytes / 4));
+  }
+
+  get insertPos(): Lsn {
+    return this.pos;
+  }
+
+  get prevRecord(): Lsn {
+    return this.prev;
+  }
+
+  /** The LSN the next record will get (PostgreSQL's "insert LSN" skips a page header). */
+  nextRecordLsn(): Lsn {
+    const p = this.pos;
+    if (p % XLOG_BLCKSZ === 0) return p + (p % this.ctl.segSize === 0 ? SIZE_OF_LONG_PHD : SIZE_OF_SHORT_PHD);
+    return p;
+  }
+
+  /**
+   * Insert a complete record (header with xl_prev = this.prevRecord and CRC already set; build it
+   * after calling nextRecordLsn / prevRecord). Returns [start, end) where end is the aligned end.
+   */
+  insert(rec: Uint8Array, totLen: number): { start: Lsn; end: Lsn } {
+    const ctl = this.ctl;
+    const ring = ctl.ring;
+    let p = this.pos;
+    if (p % XLOG_BLCKSZ === 0) p += this.initPage(p, false, 0);
+    const start = p;
+    let done = 0;
+    while (done < totLen) {
+      const pageEnd = p - (p % XLOG_BLCKSZ) + XLOG_BLCKSZ;
+      const n = Math.min(pageEnd - p, totLen - done);
+      ring.set(rec.subarray(done, done + n), ctl.ringOffset(p));
+      done += n;
+      p += n;
+      if (done < totLen) p += this.initPage(p, true, totLen - done);
+    }
+    const end = Math.ceil(p / MAXALIGN) * MAXALIGN;
+    this.pos = end;
+    this.prev = start;
+    ctl.store(XC_INSERTED_UPTO, end);
+    if (end - ctl.load(XC_WRITTEN) >= this.kickBytes) {
+      ctl.setLatch(XC_WALWRITER_LATCH);
+    }
+    return { start, end };
+  }
+
+  /** Zero a ring slot for the page at pageLsn (waiting for the walwriter if needed), write its header. */
+  private initPage(pageLsn: Lsn, contrecord: boolean, remLen: number): number {
+    const ctl = this.ctl;
+    const evicted = pageLsn - this.ringBytes; // LSN of the page currently in this slot
+    if (evicted >= 0) {
+      const needWritten = evicted + XLOG_BLCKSZ;
+      if (ctl.load(XC_WRITTEN) < needWritten) this.waitForWrite(needWritten, pageLsn);
+      ctl.advance(XC_RING_VALID_FROM, needWritten);
+    }
+    const off = ctl.ringOffset(pageLsn);
+    ctl.ring.fill(0, off, off + XLOG_BLCKSZ);
+    return writePageHeader(ctl.ring, off, pageLsn, ctl.tli, ctl.segSize, ctl.sysid, contrecord, remLen);
+  }
+
+  /** Block this thread until the walwriter has written up to `lsn` (ring full). */
+  private waitForWrite(lsn: Lsn, copiedUpTo: Lsn): void {
+    const ctl = this.ctl;
+    this.waitsForRingSpace++;
+    // Everything before copiedUpTo is final in the ring (maybe mid-record): let the writer take it.
+    ctl.advance(XC_INSERTED_UPTO, copiedUpTo);
+    ctl.advance(XC_WRITE_REQUEST, lsn);
+    for (;;) {
+      if (Atomics.load(ctl.i32, XC_WRITER_FAILED) !== 0) throw Errors.internal('walwriter failed; WAL cannot be written');
+      const seq = Atomics.load(ctl.i32, XC_WRITE_SEQ);
+      if (ctl.load(XC_WRITTEN) >= lsn) return;
+      ctl.setLatch(XC_WALWRITER_LATCH);
+      Atomics.wait(ctl.i32, XC_WRITE_SEQ, seq, 100);
+    }
+  }
+}

@@ -1,0 +1,304 @@
+// XLogReader: reads and validates records from a page source (segment files, or wal_buffers),
+// the way PostgreSQL's xlogreader does: page magic/info/pageaddr/timeline, long-header fields,
+// continuation flags and lengths, record length, rmgr id, prev-link, CRC-32C and body fragments.
+// Anything that fails is "end of valid WAL": the reader reports where and why, and never returns
+// a record it could not fully verify. Pure logic over an abstract PageSource: no I/O here.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import {
+  MAXALIGN, SIZE_OF_LONG_PHD, SIZE_OF_SHORT_PHD, SIZE_OF_XLOG_RECORD, XLOG_BLCKSZ, XLOG_PAGE_MAGIC,
+  XLP_ALL_FLAGS, XLP_FIRST_IS_CONTRECORD, XLP_LONG_HEADER,
+} from './consts.js';
+import { type Lsn, lsnToString, readLsnLE } from './lsn.js';
+import { decodeBody, readRecordHeader, recordCrc, validRmid, type DecodedBody, type RecordHeader } from './record.js';
+import { segmentFileName } from './segment.js';
+
+export interface PageSource {
+  /**
+   * Return the 8 KiB page starting at pageLsn, or null if it is not available (missing or short
+   * file, not yet received). Only the first `needBytes` bytes must be valid. The returned view may
+   * be reused by the next call.
+   */
+  readPage(pageLsn: Lsn, needBytes: number): Uint8Array | null;
+}
+
+export interface WalRecord {
+  start: Lsn;
+  /** Aligned end: where the next record may begin (before any page header). */
+  end: Lsn;
+  header: RecordHeader;
+  /** The whole record, contiguous. Valid until the next readRecord call. */
+  bytes: Uint8Array;
+  body: DecodedBody;
+}
+
+export type ReadResult =
+  | { kind: 'record'; record: WalRecord }
+  | { kind: 'end'; lsn: Lsn; message: string; zeroes: boolean }
+  | { kind: 'wait'; lsn: Lsn };
+
+export interface ReaderOptions {
+  segSize: number;
+  /** Expected system identifier on long headers (null: don't check, like pg_waldump). */
+  sysid: bigint | null;
+  /** Upper bound on a record's total length we are willing to assemble. */
+  maxRecordBytes?: number;
+}
+
+/**
+ * Sequential reader. `limit` (default Infinity) is the end of trustworthy WAL: a record that goes
+ * past it yields `wait` (a standby reading what is flushed so far), not an error.
+ */
+export class XLogReader {
+  private next: Lsn;
+  private prev: Lsn;
+  private lastTli = 0;
+  private recBuf: Uint8Array = new Uint8Array(64 * 1024);
+  limit = Infinity;
+  readonly maxRecordBytes: number;
+
+  constructor(private readonly src: PageSource, private readonly opts: ReaderOptions, start: Lsn, prev: Lsn | null) {
+    this.next = start;
+    this.prev = prev ?? -1;
+    this.maxRecordBytes = opts.maxRecordBytes ?? 1024 * 1024 * 1024;
+  }
+
+  get nextLsn(): Lsn {
+    return this.next;
+  }
+
+  get prevLsn(): Lsn {
+    return this.prev;
+  }
+
+  /** Validate a page header; returns its size or an error message. */
+  private checkPage(page: Uint8Array, pageLsn: Lsn): number | string {
+    const dv = new DataView(page.buffer, page.byteOffset, SIZE_OF_SHORT_PHD);
+    const magic = dv.getUint16(0, true);
+    const segSize = this.opts.segSize;
+    const where = () => `in log segment ${segmentFileName(dv.getUint32(4, true) || 1, Math.floor(pageLsn / segSize), segSize)}, offset ${pageLsn % segSize}`;
+    if (magic !== XLOG_PAGE_MAGIC) return `invalid magic number ${magic.toString(16).toUpperCase().padStart(4, '0')} ${where()}`;
+    const info = dv.getUint16(2, true);
+    if ((info & ~XLP_ALL_FLAGS) !== 0) return `invalid info bits ${info.toString(16).padStart(4, '0')} ${where()}`;
+    const pageaddr = readLsnLE(page, 8);
+    if (pageaddr !== pageLsn) return `unexpected pageaddr ${lsnToString(pageaddr)} ${where()}`;
+    const tli = dv.getUint32(4, true);
+    if (tli < this.lastTli) return `out-of-sequence timeline ID ${tli} (after ${this.lastTli}) ${where()}`;
+    this.lastTli = tli;
+    const long = pageLsn % segSize === 0;
+    if (long) {
+      if ((info & XLP_LONG_HEADER) === 0) return `missing long page header ${where()}`;
+      const ldv = new DataView(page.buffer, page.byteOffset, SIZE_OF_LONG_PHD);
+      if (this.opts.sysid !== null && ldv.getBigUint64(24, true) !== this.opts.sysid) {
+        return `WAL file is from different database system: WAL file database system identifier is ${ldv.getBigUint64(24, true)}, pg_control database system identifier is ${this.opts.sysid}`;
+      }
+      if (ldv.getUint32(32, true) !== segSize) return 'WAL file is from different database system: incorrect segment size in page header';
+      if (ldv.getUint32(36, true) !== XLOG_BLCKSZ) return 'WAL file is from different database system: incorrect XLOG_BLCKSZ in page header';
+      return SIZE_OF_LONG_PHD;
+    }
+    return SIZE_OF_SHORT_PHD;
+  }
+
+  private ensureRecBuf(n: number): void {
+    if (this.recBuf.length >= n) return;
+    let sz = this.recBuf.length;
+    while (sz < n) sz *= 2;
+    const nb = new Uint8Array(sz);
+    nb.set(this.recBuf);
+    this.recBuf = nb;
+  }
+
+  readRecord(): ReadResult {
+    const segSize = this.opts.segSize;
+    let p = this.next;
+    const end = (lsn: Lsn, message: string, zeroes = false): ReadResult => ({ kind: 'end', lsn, message, zeroes });
+
+    // Position at a record start: skip the page header if at a page boundary.
+    let pageLsn = p - (p % XLOG_BLCKSZ);
+    const atPageStart = p % XLOG_BLCKSZ === 0;
+    const hdrNeed = atPageStart ? (p % segSize === 0 ? SIZE_OF_LONG_PHD : SIZE_OF_SHORT_PHD) : 0;
+    if (this.limit < p + hdrNeed + 8) return { kind: 'wait', lsn: p };
+    let page = this.src.readPage(pageLsn, Math.min(XLOG_BLCKSZ, Math.max(hdrNeed, (p % XLOG_BLCKSZ) + 8)));
+    if (page === null) return this.limit !== Infinity ? { kind: 'wait', lsn: p } : end(p, `could not read WAL at ${lsnToString(p)}: segment missing or short`);
+    const ph = this.checkPage(page, pageLsn);
+    if (typeof ph === 'string') return end(p, ph, this.isZeroPage(page));
+    if (atPageStart) {
+      const info = new DataView(page.buffer, page.byteOffset, 4).getUint16(2, true);
+      if ((info & XLP_FIRST_IS_CONTRECORD) !== 0) return end(p, `contrecord is requested by ${lsnToString(p)}`);
+      p += ph;
+    }
+    const start = p;
+    // Gather the 24-byte header (it may be split across two pages).
+    let got = 0;
+    let cur = p;
+    let totLen = -1;
+    let header: RecordHeader | null = null;
+    // Copy record bytes page by page.
+    for (;;) {
+      const offInPage = cur % XLOG_BLCKSZ;
+      const avail = XLOG_BLCKSZ - offInPage;
+      const want = totLen < 0 ? SIZE_OF_XLOG_RECORD - got : totLen - got;
+      const n = Math.min(avail, want);
+      if (this.limit !== Infinity && cur + n > this.limit) return { kind: 'wait', lsn: this.next };
+      if (page === null) return end(start, `could not read WAL at ${lsnToString(cur)}`);
+      if (got === 0 && totLen < 0) {
+        // First bytes: check xl_tot_len early (zero means the normal end of WAL).
+        const tl = page[offInPage]! | (page[offInPage + 1]! << 8) | (page[offInPage + 2]! << 16) | (page[offInPage + 3]! << 24);
+        if (tl >>> 0 < SIZE_OF_XLOG_RECORD) return end(start, `invalid record length at ${lsnToString(start)}: wanted 24, got ${tl >>> 0}`, tl === 0);
+      }
+      this.recBuf.set(page.subarray(offInPage, offInPage + n), got);
+      got += n;
+      cur += n;
+      if (totLen < 0 && got >= SIZE_OF_XLOG_RECORD) {
+        header = readRecordHeader(this.recBuf, 0);
+        totLen = header.totLen;
+        if (totLen < SIZE_OF_XLOG_RECORD) return end(start, `invalid record length at ${lsnToString(start)}: wanted 24, got ${totLen}`);
+        if (totLen > this.maxRecordBytes) return end(start, `record length ${totLen} at ${lsnToString(start)} too long`);
+        if (!validRmid(header.rmid)) return end(start, `invalid resource manager ID ${header.rmid} at ${lsnToString(start)}`);
+        if (this.prev >= 0 ? header.prev !== this.prev : header.prev >= start) {
+          return end(start, `record with incorrect prev-link ${lsnToString(header.prev)} at ${lsnToString(start)}`);
+        }
+        // Grow the buffer only as far as validated pages carry the record (bounded allocation).
+        this.ensureRecBuf(Math.min(totLen, got + XLOG_BLCKSZ));
+        continue;
+      }
+      if (totLen >= 0 && got >= totLen) break;
+      // Need the next page: it must be a continuation page with the right remaining length.
+      pageLsn = cur;
+      if (this.limit !== Infinity && cur + SIZE_OF_LONG_PHD > this.limit) return { kind: 'wait', lsn: this.next };
+      page = this.src.readPage(pageLsn, XLOG_BLCKSZ);
+      if (page === null) return this.limit !== Infinity ? { kind: 'wait', lsn: this.next } : end(start, `could not read WAL page ${lsnToString(pageLsn)} continuing record at ${lsnToString(start)}`);
+      const cph = this.checkPage(page, pageLsn);
+      if (typeof cph === 'string') return end(start, cph, this.isZeroPage(page));
+      const cdv = new DataView(page.buffer, page.byteOffset, SIZE_OF_SHORT_PHD);
+      if ((cdv.getUint16(2, true) & XLP_FIRST_IS_CONTRECORD) === 0) return end(start, `there is no contrecord flag at ${lsnToString(pageLsn)}`);
+      const remaining = (totLen < 0 ? SIZE_OF_XLOG_RECORD : totLen) - got;
+      const remLen = cdv.getUint32(16, true);
+      if (totLen >= 0 ? remLen !== remaining : remLen < remaining) {
+        return end(start, `invalid contrecord length ${remLen} (expected ${remaining}) at ${lsnToString(pageLsn)}`);
+      }
+      cur += cph;
+      if (totLen >= 0) this.ensureRecBuf(Math.min(totLen, got + XLOG_BLCKSZ));
+    }
+    const bytes = this.recBuf.subarray(0, totLen);
+    const crc = recordCrc(bytes, totLen);
+    if (crc !== header!.crc) return end(start, `incorrect resource manager data checksum in record at ${lsnToString(start)}`);
+    const err = { why: '' };
+    const body = decodeBody(bytes, totLen, err);
+    if (body === null) return end(start, `${err.why} at ${lsnToString(start)}`);
+    const recEnd = Math.ceil(cur / MAXALIGN) * MAXALIGN;
+    this.prev = start;
+    this.next = recEnd;
+    return { kind: 'record', record: { start, end: recEnd, header: header!, bytes, body } };
+  }
+
+  private isZeroPage(page: Uint8Array): boolean {
+    for (let i = 0; i < 16; i++) if (page[i] !== 0) return false;
+    return true;
+  }
+
+  /** Jump to the start of the next segment (after XLOG_SWITCH). */
+  skipToNextSegment(): void {
+    const segSize = this.opts.segSize;
+    this.next = (Math.floor((this.next - 1) / segSize) + 1) * segSize;
+  }
+}
+
+/** Reads pages from segment files of one timeline, caching 1 MiB chunks. */
+export class FileSegmentSource implements PageSource {
+  private static readonly CHUNK = 1024 * 1024;
+  private chunk = Buffer.alloc(FileSegmentSource.CHUNK);
+  private chunkLsn = -1;
+  private chunkValid = 0;
+  private fd = -1;
+  private fdSeg = -1;
+
+  constructor(private readonly walDir: string, private readonly tli: number, private readonly segSize: number) {}
+
+  readPage(pageLsn: Lsn, needBytes: number): Uint8Array | null {
+    const C = Math.min(FileSegmentSource.CHUNK, this.segSize);
+    const chunkLsn = pageLsn - (pageLsn % C);
+    const need = pageLsn - chunkLsn + needBytes;
+    if (chunkLsn !== this.chunkLsn || this.chunkValid < need) {
+      if (!this.load(chunkLsn, C)) return null;
+      if (this.chunkValid < need) return null;
+    }
+    const o = pageLsn - chunkLsn;
+    return this.chunk.subarray(o, o + XLOG_BLCKSZ);
+  }
+
+  private load(chunkLsn: Lsn, C: number): boolean {
+    const seg = Math.floor(chunkLsn / this.segSize);
+    if (seg !== this.fdSeg) {
+      this.close();
+      const base = path.join(this.walDir, segmentFileName(this.tli, seg, this.segSize));
+      try {
+        this.fd = fs.openSync(base, 'r');
+      } catch {
+        try {
+          this.fd = fs.openSync(base + '.partial', 'r');
+        } catch {
+          return false;
+        }
+      }
+      this.fdSeg = seg;
+    }
+    let n = 0;
+    for (;;) {
+      const r = fs.readSync(this.fd, this.chunk, n, C - n, (chunkLsn % this.segSize) + n);
+      if (r <= 0) break;
+      n += r;
+      if (n >= C) break;
+    }
+    this.chunkLsn = chunkLsn;
+    this.chunkValid = n;
+    if (n < C) this.chunk.fill(0, n, C);
+    return true;
+  }
+
+  /** Forget cached bytes (a writer appended to the files). */
+  invalidate(): void {
+    this.chunkLsn = -1;
+    this.chunkValid = 0;
+  }
+
+  close(): void {
+    if (this.fd >= 0) fs.closeSync(this.fd);
+    this.fd = -1;
+    this.fdSeg = -1;
+    this.invalidate();
+  }
+}
+
+/** Find the first valid record at or after `lsn` (pg_waldump's search from a segment start). */
+export function findFirstRecord(src: PageSource, opts: ReaderOptions, lsn: Lsn): Lsn | null {
+  const pageLsn = lsn - (lsn % XLOG_BLCKSZ);
+  const page = src.readPage(pageLsn, SIZE_OF_LONG_PHD);
+  if (page === null) return null;
+  const dv = new DataView(page.buffer, page.byteOffset, SIZE_OF_SHORT_PHD);
+  if (dv.getUint16(0, true) !== XLOG_PAGE_MAGIC) return null;
+  const info = dv.getUint16(2, true);
+  const hdr = (info & XLP_LONG_HEADER) !== 0 ? SIZE_OF_LONG_PHD : SIZE_OF_SHORT_PHD;
+  let p = pageLsn + hdr;
+  if ((info & XLP_FIRST_IS_CONTRECORD) !== 0) {
+    // Skip the continuation: it may span several pages.
+    let rem = dv.getUint32(16, true);
+    let q = p;
+    for (;;) {
+      const room = XLOG_BLCKSZ - (q % XLOG_BLCKSZ);
+      if (rem <= room) {
+        q += rem;
+        break;
+      }
+      rem -= room;
+      q += room;
+      const np = src.readPage(q, SIZE_OF_LONG_PHD);
+      if (np === null) return null;
+      q += q % opts.segSize === 0 ? SIZE_OF_LONG_PHD : SIZE_OF_SHORT_PHD;
+    }
+    p = Math.ceil(q / MAXALIGN) * MAXALIGN;
+    if (p % XLOG_BLCKSZ === 0) p += p % opts.segSize === 0 ? SIZE_OF_LONG_PHD : SIZE_OF_SHORT_PHD;
+  }
+  return p;
+}

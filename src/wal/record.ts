@@ -1,0 +1,346 @@
+// WAL records in PostgreSQL 15's format: a 24-byte XLogRecord header, body fragment headers, then
+// payloads; CRC-32C over body then header[0,20). walstream's change records carry everything in
+// the main data of a record of rmgr RM_WALSTREAM_ID; this module builds and decodes them.
+// Pure functions: no I/O.
+
+import { Errors } from '../errors.js';
+import { assert } from '../util/assert.js';
+import {
+  MAX_RECORD_BYTES, RM_MAX_BUILTIN_ID, RM_MIN_CUSTOM_ID, RM_WALSTREAM_ID, SIZE_OF_XLOG_RECORD,
+  WS_TXN, XLR_BLOCK_ID_DATA_LONG, XLR_BLOCK_ID_DATA_SHORT, XLR_BLOCK_ID_ORIGIN, XLR_BLOCK_ID_TOPLEVEL_XID,
+  XLR_MAX_BLOCK_ID,
+} from './consts.js';
+import { CRC32C_INIT, crc32cFinal, crc32cUpdate } from './crc32c.js';
+import { type Lsn, readLsnLE, writeLsnLE } from './lsn.js';
+
+export const OP_PUT = 1;
+export const OP_DELETE = 2;
+const OPF_KEY_IS_STRING = 1;
+
+export interface TxnOp {
+  kind: typeof OP_PUT | typeof OP_DELETE;
+  table: string;
+  key: Uint8Array;
+  keyIsString: boolean;
+  value?: Uint8Array;
+}
+
+export interface RecordHeader {
+  totLen: number;
+  xid: number;
+  prev: Lsn;
+  info: number;
+  rmid: number;
+  crc: number;
+}
+
+const enc = new TextEncoder();
+
+export function readRecordHeader(buf: Uint8Array, off = 0): RecordHeader {
+  const dv = new DataView(buf.buffer, buf.byteOffset + off, SIZE_OF_XLOG_RECORD);
+  return {
+    totLen: dv.getUint32(0, true),
+    xid: dv.getUint32(4, true),
+    prev: readLsnLE(buf, off + 8),
+    info: buf[off + 16]!,
+    rmid: buf[off + 17]!,
+    crc: dv.getUint32(20, true),
+  };
+}
+
+export function validRmid(rmid: number): boolean {
+  return rmid <= RM_MAX_BUILTIN_ID || rmid >= RM_MIN_CUSTOM_ID;
+}
+
+/** CRC-32C of a whole record laid out contiguously in `rec[0, totLen)`. */
+export function recordCrc(rec: Uint8Array, totLen: number): number {
+  let c = crc32cUpdate(CRC32C_INIT, rec, SIZE_OF_XLOG_RECORD, totLen);
+  c = crc32cUpdate(c, rec, 0, 20);
+  return crc32cFinal(c);
+}
+
+/** Size of a record whose body is only main data of `mainLen` bytes. */
+export function mainDataRecordSize(mainLen: number): number {
+  if (mainLen === 0) return SIZE_OF_XLOG_RECORD;
+  return SIZE_OF_XLOG_RECORD + (mainLen < 256 ? 2 : 5) + mainLen;
+}
+
+/**
+ * Lay out a record with main data only into `out` (which must hold mainDataRecordSize bytes):
+ * writes header and data header, returns the offset at which the caller writes main data. Call
+ * `finishRecord` afterwards to set the CRC.
+ */
+export function beginMainDataRecord(out: Uint8Array, xid: number, prev: Lsn, rmid: number, info: number, mainLen: number): number {
+  const totLen = mainDataRecordSize(mainLen);
+  const dv = new DataView(out.buffer, out.byteOffset, totLen);
+  dv.setUint32(0, totLen, true);
+  dv.setUint32(4, xid >>> 0, true);
+  writeLsnLE(out, 8, prev);
+  out[16] = info;
+  out[17] = rmid;
+  out[18] = 0;
+  out[19] = 0;
+  dv.setUint32(20, 0, true);
+  if (mainLen === 0) return SIZE_OF_XLOG_RECORD;
+  if (mainLen < 256) {
+    out[24] = XLR_BLOCK_ID_DATA_SHORT;
+    out[25] = mainLen;
+    return 26;
+  }
+  out[24] = XLR_BLOCK_ID_DATA_LONG;
+  dv.setUint32(25, mainLen, true);
+  return 29;
+}
+
+export function finishRecord(out: Uint8Array, totLen: number): void {
+  const crc = recordCrc(out, totLen);
+  new DataView(out.buffer, out.byteOffset, totLen).setUint32(20, crc, true);
+}
+
+/** Main-data size of a TXN record. */
+export function txnMainDataSize(ops: readonly TxnOp[], tableBytes: readonly Uint8Array[]): number {
+  let n = 8 + 4;
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i]!;
+    n += 3 + tableBytes[i]!.length + 4 + op.key.length;
+    if (op.kind === OP_PUT) n += 4 + op.value!.length;
+  }
+  return n;
+}
+
+/**
+ * Build a TXN record: main data = commitTime i64 (PG µs), nops u32, then per op:
+ * kind u8, flags u8, tableLen u8, table, keyLen u32, key, [valueLen u32, value]. All little-endian.
+ */
+export function buildTxnRecord(xid: number, prev: Lsn, commitTimeUs: number, ops: readonly TxnOp[], scratch?: Uint8Array): Uint8Array {
+  const tableBytes = ops.map((o) => enc.encode(o.table));
+  const mainLen = txnMainDataSize(ops, tableBytes);
+  const totLen = mainDataRecordSize(mainLen);
+  if (totLen > MAX_RECORD_BYTES) throw Errors.transactionTooLarge(totLen, MAX_RECORD_BYTES);
+  const out = scratch !== undefined && scratch.length >= totLen ? scratch.subarray(0, totLen) : new Uint8Array(totLen);
+  let p = beginMainDataRecord(out, xid, prev, RM_WALSTREAM_ID, WS_TXN, mainLen);
+  const dv = new DataView(out.buffer, out.byteOffset, totLen);
+  dv.setBigInt64(p, BigInt(commitTimeUs), true);
+  p += 8;
+  dv.setUint32(p, ops.length, true);
+  p += 4;
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i]!;
+    const tb = tableBytes[i]!;
+    out[p++] = op.kind;
+    out[p++] = op.keyIsString ? OPF_KEY_IS_STRING : 0;
+    out[p++] = tb.length;
+    out.set(tb, p);
+    p += tb.length;
+    dv.setUint32(p, op.key.length, true);
+    p += 4;
+    out.set(op.key, p);
+    p += op.key.length;
+    if (op.kind === OP_PUT) {
+      const v = op.value!;
+      dv.setUint32(p, v.length, true);
+      p += 4;
+      out.set(v, p);
+      p += v.length;
+    }
+  }
+  assert(p === totLen, 'TXN record size mismatch');
+  finishRecord(out, totLen);
+  return out;
+}
+
+export interface DecodedTxn {
+  commitTimeUs: number;
+  ops: TxnOp[];
+}
+
+const dec = new TextDecoder();
+
+/** Decode TXN main data. `copy` = copy keys/values out (needed when `main` is in a reused buffer). */
+export function decodeTxnMainData(main: Uint8Array, copy: boolean): DecodedTxn {
+  const dv = new DataView(main.buffer, main.byteOffset, main.byteLength);
+  const bad = (why: string) => Errors.walCorrupt('?', `malformed TXN record: ${why}`);
+  if (main.length < 12) throw bad('too short');
+  const commitTimeUs = Number(dv.getBigInt64(0, true));
+  const nops = dv.getUint32(8, true);
+  let p = 12;
+  const ops: TxnOp[] = [];
+  for (let i = 0; i < nops; i++) {
+    if (p + 3 > main.length) throw bad('op header past end');
+    const kind = main[p]!;
+    const flags = main[p + 1]!;
+    const tlen = main[p + 2]!;
+    p += 3;
+    if (kind !== OP_PUT && kind !== OP_DELETE) throw bad(`unknown op kind ${kind}`);
+    if (p + tlen + 4 > main.length) throw bad('table past end');
+    const table = dec.decode(main.subarray(p, p + tlen));
+    p += tlen;
+    const klen = dv.getUint32(p, true);
+    p += 4;
+    if (p + klen > main.length) throw bad('key past end');
+    const key = copy ? main.slice(p, p + klen) : main.subarray(p, p + klen);
+    p += klen;
+    const op: TxnOp = { kind, table, key, keyIsString: (flags & OPF_KEY_IS_STRING) !== 0 };
+    if (kind === OP_PUT) {
+      if (p + 4 > main.length) throw bad('value length past end');
+      const vlen = dv.getUint32(p, true);
+      p += 4;
+      if (p + vlen > main.length) throw bad('value past end');
+      op.value = copy ? main.slice(p, p + vlen) : main.subarray(p, p + vlen);
+      p += vlen;
+    }
+    ops.push(op);
+  }
+  if (p !== main.length) throw bad('trailing bytes');
+  return { commitTimeUs, ops };
+}
+
+export interface BlockRef {
+  id: number;
+  forkFlags: number;
+  dataLength: number;
+  hasImage: boolean;
+  imageLength: number;
+  rel: [number, number, number] | null;
+  block: number;
+}
+
+export interface DecodedBody {
+  blocks: BlockRef[];
+  origin: number | null;
+  toplevelXid: number | null;
+  mainDataOffset: number;
+  mainDataLength: number;
+}
+
+/**
+ * Validate and decode the fragment headers of a whole record (PostgreSQL's DecodeXLogRecord).
+ * Returns null with `why` on a malformed body (the reader reports it like pg_waldump does).
+ */
+export function decodeBody(rec: Uint8Array, totLen: number, errOut?: { why: string }): DecodedBody | null {
+  const dv = new DataView(rec.buffer, rec.byteOffset, totLen);
+  let p = SIZE_OF_XLOG_RECORD;
+  const blocks: BlockRef[] = [];
+  let origin: number | null = null;
+  let toplevelXid: number | null = null;
+  let mainLen = 0;
+  let declared = 0;
+  let lastId = -1;
+  let prevRel: [number, number, number] | null = null;
+  const fail = (why: string) => {
+    if (errOut) errOut.why = why;
+    return null;
+  };
+  while (p < totLen - declared) {
+    const id = rec[p]!;
+    if (id === XLR_BLOCK_ID_DATA_SHORT) {
+      if (p + 2 > totLen) return fail('record with invalid length');
+      mainLen = rec[p + 1]!;
+      p += 2;
+      declared += mainLen;
+      break;
+    } else if (id === XLR_BLOCK_ID_DATA_LONG) {
+      if (p + 5 > totLen) return fail('record with invalid length');
+      mainLen = dv.getUint32(p + 1, true);
+      p += 5;
+      declared += mainLen;
+      break;
+    } else if (id === XLR_BLOCK_ID_ORIGIN) {
+      if (p + 3 > totLen) return fail('record with invalid length');
+      origin = dv.getUint16(p + 1, true);
+      p += 3;
+    } else if (id === XLR_BLOCK_ID_TOPLEVEL_XID) {
+      if (p + 5 > totLen) return fail('record with invalid length');
+      toplevelXid = dv.getUint32(p + 1, true);
+      p += 5;
+    } else if (id <= XLR_MAX_BLOCK_ID) {
+      if (id <= lastId) return fail(`out-of-order block_id ${id}`);
+      lastId = id;
+      if (p + 4 > totLen) return fail('record with invalid length');
+      const forkFlags = rec[p + 1]!;
+      const dataLength = dv.getUint16(p + 2, true);
+      p += 4;
+      const hasData = (forkFlags & 0x20) !== 0;
+      if (hasData && dataLength === 0) return fail('BKPBLOCK_HAS_DATA set, but no data included');
+      if (!hasData && dataLength !== 0) return fail(`BKPBLOCK_HAS_DATA not set, but data length is ${dataLength}`);
+      let imageLength = 0;
+      const hasImage = (forkFlags & 0x10) !== 0;
+      if (hasImage) {
+        if (p + 5 > totLen) return fail('record with invalid length');
+        imageLength = dv.getUint16(p, true);
+        const holeOffset = dv.getUint16(p + 2, true);
+        const bimg = rec[p + 4]!;
+        p += 5;
+        const hasHole = (bimg & 0x01) !== 0;
+        const compressed = (bimg & 0x1c) !== 0;
+        let holeLength = 0;
+        if (hasHole && compressed) {
+          if (p + 2 > totLen) return fail('record with invalid length');
+          holeLength = dv.getUint16(p, true);
+          p += 2;
+        } else holeLength = 8192 - imageLength;
+        if (hasHole && (holeOffset === 0 || holeLength === 0 || imageLength === 8192)) return fail('BKPIMAGE_HAS_HOLE set, but hole offset/length invalid');
+        if (!hasHole && !compressed && imageLength !== 8192) return fail('neither BKPIMAGE_HAS_HOLE nor compression set, but block image length is not 8192');
+      }
+      let rel: [number, number, number] | null;
+      if ((forkFlags & 0x80) === 0) {
+        if (p + 12 > totLen) return fail('record with invalid length');
+        rel = [dv.getUint32(p, true), dv.getUint32(p + 4, true), dv.getUint32(p + 8, true)];
+        p += 12;
+      } else {
+        if (prevRel === null) return fail('BKPBLOCK_SAME_REL set but no previous rel');
+        rel = prevRel;
+      }
+      prevRel = rel;
+      if (p + 4 > totLen) return fail('record with invalid length');
+      const block = dv.getUint32(p, true);
+      p += 4;
+      declared += imageLength + dataLength;
+      blocks.push({ id, forkFlags, dataLength, hasImage, imageLength, rel, block });
+    } else {
+      return fail(`invalid block_id ${id}`);
+    }
+  }
+  if (p + declared !== totLen) return fail('record with invalid length');
+  return { blocks, origin, toplevelXid, mainDataOffset: totLen - mainLen, mainDataLength: mainLen };
+}
+
+export interface CheckpointData {
+  redo: Lsn;
+  nextXid: number;
+  tli: number;
+  timeUs: number;
+  snapshotName: string;
+}
+
+/** Checkpoint main data: redo u64, nextXid u32, tli u32, time i64, nameLen u8, name. */
+export function buildCheckpointRecord(xidPrev: Lsn, info: number, c: CheckpointData): Uint8Array {
+  const name = enc.encode(c.snapshotName);
+  const mainLen = 8 + 4 + 4 + 8 + 1 + name.length;
+  const totLen = mainDataRecordSize(mainLen);
+  const out = new Uint8Array(totLen);
+  let p = beginMainDataRecord(out, 0, xidPrev, RM_WALSTREAM_ID, info, mainLen);
+  const dv = new DataView(out.buffer, out.byteOffset, totLen);
+  writeLsnLE(out, p, c.redo);
+  p += 8;
+  dv.setUint32(p, c.nextXid >>> 0, true);
+  dv.setUint32(p + 4, c.tli, true);
+  dv.setBigInt64(p + 8, BigInt(c.timeUs), true);
+  p += 16;
+  out[p++] = name.length;
+  out.set(name, p);
+  finishRecord(out, totLen);
+  return out;
+}
+
+export function decodeCheckpointMainData(main: Uint8Array): CheckpointData {
+  if (main.length < 25 || main.length !== 25 + main[24]!) throw Errors.walCorrupt('?', 'malformed checkpoint record');
+  const dv = new DataView(main.buffer, main.byteOffset, main.byteLength);
+  return {
+    redo: readLsnLE(main, 0),
+    nextXid: dv.getUint32(8, true),
+    tli: dv.getUint32(12, true),
+    timeUs: Number(dv.getBigInt64(16, true)),
+    snapshotName: dec.decode(main.subarray(25, 25 + main[24]!)),
+  };
+}

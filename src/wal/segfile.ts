@@ -1,0 +1,110 @@
+// Segment files under pg_wal/: creation (preallocated, zero-filled, published atomically like
+// PostgreSQL's XLogFileInit), listing, and removal of segments no longer needed.
+// Synchronous on purpose: called from the walwriter and walreceiver worker threads.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseSegmentFileName, segmentFileName } from './segment.js';
+
+const ZERO_CHUNK = Buffer.alloc(1024 * 1024);
+
+export function fsyncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Make sure segment `seg` exists full-size. A new one is zero-filled in a temp file, fsynced and
+ * linked into place (link never overwrites, so a concurrent creator or a recycled file wins).
+ * Returns true if this call created it.
+ */
+export function ensureSegment(walDir: string, tli: number, seg: number, segSize: number): boolean {
+  const name = segmentFileName(tli, seg, segSize);
+  const file = path.join(walDir, name);
+  try {
+    const st = fs.statSync(file);
+    if (st.size >= segSize) return false;
+  } catch {
+    /* missing: create below */
+  }
+  const tmp = path.join(walDir, `xlogtemp.${process.pid}.${seg}.${Math.random().toString(36).slice(2)}`);
+  const fd = fs.openSync(tmp, 'w');
+  try {
+    for (let off = 0; off < segSize; off += ZERO_CHUNK.length) {
+      fs.writeSync(fd, ZERO_CHUNK, 0, Math.min(ZERO_CHUNK.length, segSize - off), off);
+    }
+    fs.fdatasyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  let created = true;
+  try {
+    fs.linkSync(tmp, file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    created = false;
+  }
+  fs.unlinkSync(tmp);
+  // A short file (crash mid-creation by an older writer) is extended with zeros.
+  const st = fs.statSync(file);
+  if (st.size < segSize) {
+    const fd2 = fs.openSync(file, 'r+');
+    try {
+      for (let off = st.size; off < segSize; off += ZERO_CHUNK.length) {
+        fs.writeSync(fd2, ZERO_CHUNK, 0, Math.min(ZERO_CHUNK.length, segSize - off), off);
+      }
+      fs.fdatasyncSync(fd2);
+    } finally {
+      fs.closeSync(fd2);
+    }
+  }
+  fsyncDir(walDir);
+  return created;
+}
+
+export interface SegmentEntry {
+  name: string;
+  tli: number;
+  seg: number;
+  partial: boolean;
+}
+
+/** Segment files in `walDir`, sorted by (seg, tli). */
+export function listSegments(walDir: string, segSize: number): SegmentEntry[] {
+  const out: SegmentEntry[] = [];
+  let names: string[];
+  try {
+    names = fs.readdirSync(walDir);
+  } catch {
+    return out;
+  }
+  for (const n of names) {
+    const partial = n.endsWith('.partial');
+    const base = partial ? n.slice(0, -8) : n;
+    const p = parseSegmentFileName(base, segSize);
+    if (p) out.push({ name: n, tli: p.tli, seg: p.seg, partial });
+  }
+  out.sort((a, b) => a.seg - b.seg || a.tli - b.tli);
+  return out;
+}
+
+/** Remove segments with seg < keepFromSeg. Returns how many were removed. */
+export function removeOldSegments(walDir: string, segSize: number, keepFromSeg: number): number {
+  let n = 0;
+  for (const s of listSegments(walDir, segSize)) {
+    if (s.seg < keepFromSeg) {
+      fs.rmSync(path.join(walDir, s.name), { force: true });
+      n++;
+    }
+  }
+  if (n > 0) fsyncDir(walDir);
+  return n;
+}
+
+export function segmentPath(walDir: string, tli: number, seg: number, segSize: number): string {
+  return path.join(walDir, segmentFileName(tli, seg, segSize));
+}

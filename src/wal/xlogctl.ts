@@ -1,0 +1,118 @@
+// XLogCtl: the WAL positions and latches shared by the inserting thread, the walwriter worker and
+// walsender workers, in one SharedArrayBuffer; and the wal_buffers ring of 8 KiB pages.
+//
+// DEV DOCS — who touches what:
+//   inserter (one thread: the primary's main thread) writes records into ring pages, then publishes
+//     INSERTED_UPTO (Atomics.store, after the bytes: readers that Atomics.load it see the bytes).
+//     Before re-using a ring slot it waits until WRITTEN covers the page that was there, and then
+//     advances RING_VALID_FROM (oldest LSN whose page is still in the ring).
+//   walwriter (worker) reads INSERTED_UPTO, writes [WRITTEN, target) to segment files, fdatasyncs,
+//     publishes WRITTEN then FLUSHED, bumps FLUSH_SEQ and notifies it.
+//   committers set WRITE_REQUEST (max) and SetLatch(WALWRITER_LATCH); they wait on FLUSH_SEQ.
+//   walsenders read FLUSHED, wait on FLUSH_SEQ, and copy pages from the ring while
+//     RING_VALID_FROM <= their position (re-checked after the copy), else read segment files.
+// Invariant: RING_VALID_FROM <= FLUSHED <= WRITTEN <= INSERTED_UPTO.
+
+import { assert } from '../util/assert.js';
+import { XLOG_BLCKSZ } from './consts.js';
+import type { Lsn } from './lsn.js';
+
+// BigInt64 slots (index into BigInt64Array)
+export const XC_INSERTED_UPTO = 0;
+export const XC_WRITE_REQUEST = 1;
+export const XC_WRITTEN = 2;
+export const XC_FLUSHED = 3;
+export const XC_RING_VALID_FROM = 4;
+export const XC_FSYNC_COUNT = 5;
+export const XC_WRITE_COUNT = 6;
+export const XC_BYTES_WRITTEN = 7;
+const N_BIG = 8;
+// Int32 slots (index into Int32Array), after the BigInt64 area
+const I32_BASE = N_BIG * 2;
+export const XC_WALWRITER_LATCH = I32_BASE + 0;
+export const XC_FLUSH_SEQ = I32_BASE + 1;
+export const XC_WAITERS = I32_BASE + 2;
+export const XC_STOP = I32_BASE + 3;
+export const XC_WRITE_SEQ = I32_BASE + 4;
+export const XC_WRITER_FAILED = I32_BASE + 5;
+const N_I32 = I32_BASE + 8;
+export const XLOGCTL_BYTES = N_I32 * 4;
+
+export interface XLogCtlHandle {
+  ctl: SharedArrayBuffer;
+  ring: SharedArrayBuffer;
+  segSize: number;
+  sysid: bigint;
+  tli: number;
+}
+
+export class XLogCtl {
+  readonly big: BigInt64Array;
+  readonly i32: Int32Array;
+  readonly ring: Uint8Array;
+  readonly ringPages: number;
+  readonly segSize: number;
+  readonly sysid: bigint;
+  readonly tli: number;
+
+  constructor(readonly handle: XLogCtlHandle) {
+    this.big = new BigInt64Array(handle.ctl, 0, N_BIG);
+    this.i32 = new Int32Array(handle.ctl, 0, N_I32);
+    this.ring = new Uint8Array(handle.ring);
+    assert(this.ring.length % XLOG_BLCKSZ === 0, 'ring must be whole pages');
+    this.ringPages = this.ring.length / XLOG_BLCKSZ;
+    this.segSize = handle.segSize;
+    this.sysid = handle.sysid;
+    this.tli = handle.tli;
+  }
+
+  static create(walBuffersBytes: number, segSize: number, sysid: bigint, tli: number, startLsn: Lsn): XLogCtl {
+    const ctl = new SharedArrayBuffer(XLOGCTL_BYTES);
+    const ring = new SharedArrayBuffer(walBuffersBytes);
+    const x = new XLogCtl({ ctl, ring, segSize, sysid, tli });
+    x.store(XC_INSERTED_UPTO, startLsn);
+    x.store(XC_WRITE_REQUEST, startLsn);
+    x.store(XC_WRITTEN, startLsn);
+    x.store(XC_FLUSHED, startLsn);
+    x.store(XC_RING_VALID_FROM, startLsn);
+    return x;
+  }
+
+  load(slot: number): number {
+    return Number(Atomics.load(this.big, slot));
+  }
+
+  store(slot: number, v: number): void {
+    Atomics.store(this.big, slot, BigInt(v));
+  }
+
+  /** Raise a BigInt slot to at least v (CAS loop); returns the new value. */
+  advance(slot: number, v: number): number {
+    const nv = BigInt(v);
+    for (;;) {
+      const cur = Atomics.load(this.big, slot);
+      if (cur >= nv) return Number(cur);
+      if (Atomics.compareExchange(this.big, slot, cur, nv) === cur) return v;
+    }
+  }
+
+  addCounter(slot: number, n: number): void {
+    Atomics.add(this.big, slot, BigInt(n));
+  }
+
+  /** Byte offset in the ring of the page holding `lsn`. */
+  ringOffset(lsn: Lsn): number {
+    return (Math.floor(lsn / XLOG_BLCKSZ) % this.ringPages) * XLOG_BLCKSZ + (lsn % XLOG_BLCKSZ);
+  }
+
+  setLatch(index: number): void {
+    Atomics.add(this.i32, index, 1);
+    Atomics.notify(this.i32, index);
+  }
+
+  /** Bump a sequence word and wake all its waiters. */
+  bump(index: number): void {
+    Atomics.add(this.i32, index, 1);
+    Atomics.notify(this.i32, index);
+  }
+}
