@@ -68,6 +68,18 @@ export const Errors = {
   timelineMismatch: def('WS_TIMELINE_MISMATCH', 'XX000', (got: number, want: number) => `highest timeline ${got} of the primary is behind recovery timeline ${want}`),
   replicationTimeout: def('WS_REPLICATION_TIMEOUT', '08006', (who: string) => `terminating ${who} due to replication timeout`),
   connectionFailure: def('WS_CONNECTION_FAILURE', '08006', (why: string) => why),
+
+  // replication protocol core (src/replication/protocol/): messages as PostgreSQL 15 words them
+  protocolViolationDetail: def('WS_PROTOCOL_VIOLATION', '08P01', (why: string, detail: string) => [why, { detail }]),
+  malformedScram: def('WS_MALFORMED_SCRAM', '08P01', (detail: string) => ['malformed SCRAM message', { detail }]),
+  invalidParameterValue: def('WS_INVALID_PARAMETER_VALUE', '22023', (why: string, hint?: string) => [why, hint === undefined ? {} : { hint }]),
+  invalidSlotName: def('WS_INVALID_SLOT_NAME', '42602', (why: string, hint?: string) => [why, hint === undefined ? {} : { hint }]),
+  insufficientPrivilege: def('WS_INSUFFICIENT_PRIVILEGE', '42501', (why: string) => why),
+  nameTruncated: def('WS_NAME_TRUNCATED', '42622', (ident: string, truncated: string) => `identifier "${ident}" will be truncated to "${truncated}"`),
+  numericOutOfRange: def('WS_NUMERIC_OUT_OF_RANGE', '22003', (why: string) => why),
+  undefinedParameter: def('WS_UNDEFINED_PARAMETER', '42704', (name: string) => `unrecognized configuration parameter "${name}"`),
+  /** An ErrorResponse received from a peer server: its SQLSTATE and texts as sent. */
+  remote: (sqlstate: string, message: string, opts: WalstreamErrorOptions = {}) => new WalstreamError('WS_REMOTE', sqlstate, message, opts),
 } as const;
 
 export type ErrorCode = ReturnType<(typeof Errors)[keyof typeof Errors]>['code'];
