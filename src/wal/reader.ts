@@ -136,16 +136,33 @@ export class XLogReader {
     let header: RecordHeader | null = null;
     // Copy record bytes page by page.
     for (;;) {
+      if (got > 0 && cur % XLOG_BLCKSZ === 0) {
+        // Need the next page: it must be a continuation page with the right remaining length.
+        pageLsn = cur;
+        if (cur + SIZE_OF_LONG_PHD > this.limit) return { kind: 'wait', lsn: this.next };
+        page = this.src.readPage(pageLsn, XLOG_BLCKSZ);
+        if (page === null) return this.limit !== Infinity ? { kind: 'wait', lsn: this.next } : end(start, `could not read WAL page ${lsnToString(pageLsn)} continuing record at ${lsnToString(start)}`);
+        const cph = this.checkPage(page, pageLsn);
+        if (typeof cph === 'string') return end(start, cph, this.isZeroPage(page));
+        const cdv = new DataView(page.buffer, page.byteOffset, SIZE_OF_SHORT_PHD);
+        if ((cdv.getUint16(2, true) & XLP_FIRST_IS_CONTRECORD) === 0) return end(start, `there is no contrecord flag at ${lsnToString(pageLsn)}`);
+        const remaining = (totLen < 0 ? SIZE_OF_XLOG_RECORD : totLen) - got;
+        const remLen = cdv.getUint32(16, true);
+        if (totLen >= 0 ? remLen !== remaining : remLen < remaining) {
+          return end(start, `invalid contrecord length ${remLen} (expected ${remaining}) at ${lsnToString(pageLsn)}`);
+        }
+        cur += cph;
+        if (totLen >= 0) this.ensureRecBuf(Math.min(totLen, got + XLOG_BLCKSZ));
+      }
       const offInPage = cur % XLOG_BLCKSZ;
       const avail = XLOG_BLCKSZ - offInPage;
       const want = totLen < 0 ? SIZE_OF_XLOG_RECORD - got : totLen - got;
       const n = Math.min(avail, want);
-      if (this.limit !== Infinity && cur + n > this.limit) return { kind: 'wait', lsn: this.next };
-      if (page === null) return end(start, `could not read WAL at ${lsnToString(cur)}`);
-      if (got === 0 && totLen < 0) {
+      if (cur + n > this.limit) return { kind: 'wait', lsn: this.next };
+      if (got === 0) {
         // First bytes: check xl_tot_len early (zero means the normal end of WAL).
-        const tl = page[offInPage]! | (page[offInPage + 1]! << 8) | (page[offInPage + 2]! << 16) | (page[offInPage + 3]! << 24);
-        if (tl >>> 0 < SIZE_OF_XLOG_RECORD) return end(start, `invalid record length at ${lsnToString(start)}: wanted 24, got ${tl >>> 0}`, tl === 0);
+        const tl = (page[offInPage]! | (page[offInPage + 1]! << 8) | (page[offInPage + 2]! << 16) | (page[offInPage + 3]! << 24)) >>> 0;
+        if (tl < SIZE_OF_XLOG_RECORD) return end(start, `invalid record length at ${lsnToString(start)}: wanted 24, got ${tl}`, tl === 0);
       }
       this.recBuf.set(page.subarray(offInPage, offInPage + n), got);
       got += n;
@@ -161,25 +178,8 @@ export class XLogReader {
         }
         // Grow the buffer only as far as validated pages carry the record (bounded allocation).
         this.ensureRecBuf(Math.min(totLen, got + XLOG_BLCKSZ));
-        continue;
       }
       if (totLen >= 0 && got >= totLen) break;
-      // Need the next page: it must be a continuation page with the right remaining length.
-      pageLsn = cur;
-      if (this.limit !== Infinity && cur + SIZE_OF_LONG_PHD > this.limit) return { kind: 'wait', lsn: this.next };
-      page = this.src.readPage(pageLsn, XLOG_BLCKSZ);
-      if (page === null) return this.limit !== Infinity ? { kind: 'wait', lsn: this.next } : end(start, `could not read WAL page ${lsnToString(pageLsn)} continuing record at ${lsnToString(start)}`);
-      const cph = this.checkPage(page, pageLsn);
-      if (typeof cph === 'string') return end(start, cph, this.isZeroPage(page));
-      const cdv = new DataView(page.buffer, page.byteOffset, SIZE_OF_SHORT_PHD);
-      if ((cdv.getUint16(2, true) & XLP_FIRST_IS_CONTRECORD) === 0) return end(start, `there is no contrecord flag at ${lsnToString(pageLsn)}`);
-      const remaining = (totLen < 0 ? SIZE_OF_XLOG_RECORD : totLen) - got;
-      const remLen = cdv.getUint32(16, true);
-      if (totLen >= 0 ? remLen !== remaining : remLen < remaining) {
-        return end(start, `invalid contrecord length ${remLen} (expected ${remaining}) at ${lsnToString(pageLsn)}`);
-      }
-      cur += cph;
-      if (totLen >= 0) this.ensureRecBuf(Math.min(totLen, got + XLOG_BLCKSZ));
     }
     const bytes = this.recBuf.subarray(0, totLen);
     const crc = recordCrc(bytes, totLen);
