@@ -1,0 +1,98 @@
+// `walstream bench commit`: commits/s and commit latency (p50/p99) at several committer counts,
+// synchronous_commit off and on, printed beside the raw 8 KiB write+fdatasync rate of the same
+// disk measured in the same run; plus WAL insert bandwidth for 1 KiB records at
+// synchronous_commit=off. Prints JSON.
+
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as hdr from 'hdr-histogram-js';
+import { Primary } from '../src/primary/primary.js';
+import { measureRawFsync } from './raw-limits.js';
+
+export interface CommitBenchOptions {
+  dir?: string | undefined;
+  seconds: number;
+  committers: number[];
+}
+
+async function measure(p: Primary, committers: number, level: 'off' | 'on', seconds: number, valueBytes: number) {
+  const h = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 10_000_000, numberOfSignificantValueDigits: 3 });
+  const value = 'v'.repeat(valueBytes);
+  let commits = 0;
+  const fs0 = p.stats().walFsyncs;
+  const stopAt = performance.now() + seconds * 1000;
+  let seq = 0;
+  await Promise.all(
+    Array.from({ length: committers }, async () => {
+      while (performance.now() < stopAt) {
+        const k = `k${seq++ % 100_000}`;
+        const t0 = performance.now();
+        await p.transaction((tx) => tx.put('bench', k, value), { synchronousCommit: level });
+        h.recordValue(Math.max(1, Math.round((performance.now() - t0) * 1000)));
+        commits++;
+        // With synchronous_commit=off nothing yields to the event loop: let other work run.
+        if (level === 'off' && commits % 1024 === 0) await new Promise((r) => setImmediate(r));
+      }
+    }),
+  );
+  const fsyncs = p.stats().walFsyncs - fs0;
+  const res = {
+    synchronous_commit: level,
+    committers,
+    commitsPerSec: Math.round(commits / seconds),
+    p50us: h.getValueAtPercentile(50),
+    p99us: h.getValueAtPercentile(99),
+    commitsPerFsync: fsyncs > 0 ? +(commits / fsyncs).toFixed(1) : null,
+  };
+  h.destroy();
+  return res;
+}
+
+async function insertBandwidth(p: Primary, seconds: number) {
+  const value = new Uint8Array(1024 - 40).fill(0x61);
+  const start = p.insertLsn;
+  const t0 = performance.now();
+  const stopAt = t0 + seconds * 1000;
+  let n = 0;
+  while (performance.now() < stopAt) {
+    for (let i = 0; i < 1000; i++) {
+      await p.transaction((tx) => tx.put('wal', `r${(n + i) % 10_000}`, value), { synchronousCommit: 'off' });
+    }
+    n += 1000;
+  }
+  const secs = (performance.now() - t0) / 1000;
+  await p.flush();
+  const bytes = p.insertLsn - start;
+  return { records: n, avgRecordBytes: Math.round(bytes / n), walMBps: +(bytes / secs / 1e6).toFixed(1), recordsPerSec: Math.round(n / secs) };
+}
+
+export async function runCommitBench(o: CommitBenchOptions) {
+  const base = o.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'walstream-bench-'));
+  fs.mkdirSync(base, { recursive: true });
+  const raw = await measureRawFsync({ dir: base, seconds: Math.min(2, o.seconds) });
+  const results = [];
+  const dataDir = path.join(base, 'data');
+  const p = await Primary.open({ dataDir, checkpointTimeoutMs: 0, maxWalSizeBytes: 4 << 30, walBuffersBytes: 64 << 20 });
+  try {
+    for (const level of ['off', 'on'] as const) {
+      for (const c of o.committers) results.push(await measure(p, c, level, o.seconds, 100));
+    }
+    const wal = await insertBandwidth(p, o.seconds);
+    const at64 = results.find((r) => r.synchronous_commit === 'on' && r.committers === 64);
+    return {
+      bench: 'commit',
+      host: { cpus: os.cpus().length, node: process.version },
+      rawFsync: raw,
+      results,
+      walInsert1KiB: wal,
+      ratios: {
+        commitsPerSecAt64OverRawFsync: at64 ? +(at64.commitsPerSec / raw.opsPerSec).toFixed(1) : null,
+      },
+      primary: p.stats(),
+    };
+  } finally {
+    await p.close();
+    if (o.dir === undefined) fs.rmSync(base, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,132 @@
+// Primary basics: API, group commit, restart, bad data directories.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import crypto from 'node:crypto';
+import { Primary } from '../src/primary/primary.js';
+import { tmpDir, rmrf } from './helpers/tmp.js';
+
+const dirs: string[] = [];
+after(() => dirs.forEach(rmrf));
+function newDir(): string {
+  const d = tmpDir();
+  dirs.push(d);
+  return path.join(d, 'data');
+}
+
+function dirHash(dir: string): string {
+  const h = crypto.createHash('sha256');
+  const walk = (d: string) => {
+    for (const n of fs.readdirSync(d).sort()) {
+      const f = path.join(d, n);
+      const st = fs.statSync(f);
+      h.update(f);
+      if (st.isDirectory()) walk(f);
+      else h.update(fs.readFileSync(f));
+    }
+  };
+  walk(dir);
+  return h.digest('hex');
+}
+
+test('transactions, get/scan, restart keeps everything', async () => {
+  const dataDir = newDir();
+  const p = await Primary.open({ dataDir, walSegmentSize: 1 << 20 });
+  const l1 = await p.transaction((tx) => {
+    tx.put('users', 'alice', { age: 30 });
+    tx.put('users', 'bob', { age: 40 });
+    tx.put('bin', new Uint8Array([1, 2, 3]), new Uint8Array(2_000_000).fill(7));
+  });
+  const l2 = await p.transaction((tx) => tx.delete('users', 'bob'), { synchronousCommit: 'off' });
+  assert.ok(l2 > l1, 'LSNs increase');
+  assert.deepEqual(p.get('users', 'alice'), { age: 30 });
+  assert.equal(p.get('users', 'bob'), undefined);
+  assert.deepEqual(p.scan('users').map((e) => e.key), ['alice']);
+  const digest = p.store.digest();
+  await p.close();
+  const q = await Primary.open({ dataDir });
+  try {
+    assert.equal(q.recovery.wasCleanShutdown, true);
+    assert.equal(q.store.digest(), digest);
+    assert.equal((q.get('bin', new Uint8Array([1, 2, 3])) as Uint8Array).length, 2_000_000);
+  } finally {
+    await q.close();
+  }
+});
+
+test('group commit: under concurrency, fsyncs are far fewer than commits', async () => {
+  const dataDir = newDir();
+  const p = await Primary.open({ dataDir });
+  try {
+    const before = p.stats().walFsyncs;
+    const N = 64;
+    let commits = 0;
+    await Promise.all(
+      Array.from({ length: N }, async (_, w) => {
+        for (let i = 0; i < 40; i++) {
+          await p.transaction((tx) => tx.put('t', `w${w}-${i}`, i));
+          commits++;
+        }
+      }),
+    );
+    const fsyncs = p.stats().walFsyncs - before;
+    assert.equal(commits, N * 40);
+    assert.ok(fsyncs * 8 < commits, `fsyncs ${fsyncs} vs commits ${commits}`);
+  } finally {
+    await p.close();
+  }
+});
+
+test('a directory that is not a walstream data directory is refused and left untouched', async () => {
+  const d = newDir();
+  fs.mkdirSync(d, { recursive: true });
+  fs.writeFileSync(path.join(d, 'important.txt'), 'do not touch');
+  const h = dirHash(d);
+  await assert.rejects(Primary.open({ dataDir: d }), (e: { code?: string }) => e.code === 'WS_NOT_A_DATA_DIR');
+  assert.equal(dirHash(d), h);
+});
+
+test('WAL of another system identifier is refused and nothing is overwritten', async () => {
+  const a = newDir();
+  const b = newDir();
+  await (await Primary.open({ dataDir: a, walSegmentSize: 1 << 20 })).close();
+  const pb = await Primary.open({ dataDir: b, walSegmentSize: 1 << 20 });
+  await pb.transaction((tx) => tx.put('t', 'x', 1));
+  await pb.close();
+  // Replace a's WAL with b's.
+  fs.rmSync(path.join(a, 'pg_wal'), { recursive: true });
+  fs.cpSync(path.join(b, 'pg_wal'), path.join(a, 'pg_wal'), { recursive: true });
+  const h = dirHash(a);
+  await assert.rejects(Primary.open({ dataDir: a }), (e: { code?: string }) => e.code === 'WS_WAL_SYSID_MISMATCH' || e.code === 'WS_CHECKPOINT_CORRUPT');
+  assert.equal(dirHash(a), h);
+});
+
+test('a damaged checkpoint or control file gives a clear error and overwrites nothing', async () => {
+  const d = newDir();
+  const p = await Primary.open({ dataDir: d, walSegmentSize: 1 << 20 });
+  await p.transaction((tx) => tx.put('t', 'x', { v: 'y'.repeat(1000) }));
+  await p.close();
+  const ck = path.join(d, 'checkpoints');
+  const snap = path.join(ck, fs.readdirSync(ck)[0]!);
+  const orig = fs.readFileSync(snap);
+  const bad = Buffer.from(orig);
+  bad[Math.floor(bad.length / 2)]! ^= 0x55;
+  fs.writeFileSync(snap, bad);
+  let h = dirHash(d);
+  await assert.rejects(Primary.open({ dataDir: d }), (e: { code?: string }) => e.code === 'WS_CHECKPOINT_CORRUPT');
+  assert.equal(dirHash(d), h);
+  fs.writeFileSync(snap, orig);
+  const ctlFile = path.join(d, 'walstream.control');
+  const c = fs.readFileSync(ctlFile);
+  c[40]! ^= 0x01;
+  fs.writeFileSync(ctlFile, c);
+  h = dirHash(d);
+  await assert.rejects(Primary.open({ dataDir: d }), (e: { code?: string }) => e.code === 'WS_CONTROL_CORRUPT');
+  assert.equal(dirHash(d), h);
+});
+
+test('options are validated once with precise errors', async () => {
+  await assert.rejects(Primary.open({ dataDir: newDir(), walSegmentSize: 3_000_000 }), /walSegmentSize/);
+  await assert.rejects(Primary.open({ dataDir: newDir(), synchronousCommit: 'maybe' as never }), /synchronousCommit/);
+});
