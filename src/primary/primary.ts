@@ -526,9 +526,8 @@ async function recover(dataDir: string, control: ControlData, store: SharedStore
         if (r.kind === 'end') {
           endReason = r.message;
           zeroes = r.zeroes;
-          if (r.message.startsWith('WAL file is from different database system')) {
-            throw Errors.walSystemIdMismatch(walDir, 0n, control.sysid);
-          }
+          const m = /database system identifier is (\d+)/.exec(r.message);
+          if (m) throw Errors.walSystemIdMismatch(walDir, BigInt(m[1]!), control.sysid);
         }
         break;
       }
