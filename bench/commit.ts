@@ -73,7 +73,7 @@ export async function runCommitBench(o: CommitBenchOptions) {
   const raw = await measureRawFsync({ dir: base, seconds: Math.min(2, o.seconds) });
   const results = [];
   const dataDir = path.join(base, 'data');
-  const p = await Primary.open({ dataDir, checkpointTimeoutMs: 0, maxWalSizeBytes: 4 << 30, walBuffersBytes: 64 << 20 });
+  const p = await Primary.open({ dataDir, checkpointTimeoutMs: 0, maxWalSizeBytes: 4 * 2 ** 30, walBuffersBytes: 64 << 20 });
   try {
     for (const level of ['off', 'on'] as const) {
       for (const c of o.committers) results.push(await measure(p, c, level, o.seconds, 100));

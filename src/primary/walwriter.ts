@@ -31,6 +31,7 @@ const cfg = workerData as WalWriterConfig;
 const ctl = new XLogCtl(cfg.handle);
 const segSize = ctl.segSize;
 const sleepWord = new Int32Array(new SharedArrayBuffer(4));
+const ZERO_PAGE = Buffer.alloc(XLOG_BLCKSZ);
 
 let curSeg = -1;
 let curFd = -1;
@@ -79,8 +80,11 @@ function flushTo(target: Lsn): void {
   if (target > written) {
     // Whole pages: the tail of the last page goes out as zeros, so no byte of an older life of
     // this file survives right after the end of WAL.
-    const physEnd = target % XLOG_BLCKSZ === 0 ? target : target - (target % XLOG_BLCKSZ) + XLOG_BLCKSZ;
-    writeRange(written, physEnd);
+    writeRange(written, target);
+    if (target % XLOG_BLCKSZ !== 0) {
+      const tail = XLOG_BLCKSZ - (target % XLOG_BLCKSZ);
+      fs.writeSync(curFd, ZERO_PAGE, 0, tail, target % segSize);
+    }
     ctl.store(XC_WRITTEN, target);
     ctl.bump(XC_WRITE_SEQ);
   }

@@ -15,8 +15,23 @@ export function decodeValue(b: Uint8Array): unknown {
   return packr.unpack(b);
 }
 
+/** UTF-8 bytes of a string; short ASCII strings skip TextEncoder's call overhead. */
+export function utf8(s: string): Uint8Array {
+  const n = s.length;
+  if (n <= 64) {
+    const out = new Uint8Array(n);
+    for (let i = 0; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x80) return enc.encode(s);
+      out[i] = c;
+    }
+    return out;
+  }
+  return enc.encode(s);
+}
+
 export function keyBytes(key: string | Uint8Array): { bytes: Uint8Array; isString: boolean } {
-  if (typeof key === 'string') return { bytes: enc.encode(key), isString: true };
+  if (typeof key === 'string') return { bytes: utf8(key), isString: true };
   return { bytes: key, isString: false };
 }
 

@@ -84,6 +84,8 @@ export class WalInserter {
       if (done < totLen) p += this.initPage(p, true, totLen - done);
     }
     const end = Math.ceil(p / MAXALIGN) * MAXALIGN;
+    // Alignment padding is part of the WAL stream and must be zero (ring pages are not pre-zeroed).
+    if (end > p) ring.fill(0, ctl.ringOffset(p), ctl.ringOffset(p) + (end - p));
     this.pos = end;
     this.prev = start;
     ctl.store(XC_INSERTED_UPTO, end);
@@ -93,7 +95,11 @@ export class WalInserter {
     return { start, end };
   }
 
-  /** Zero a ring slot for the page at pageLsn (waiting for the walwriter if needed), write its header. */
+  /**
+   * Claim the ring slot for the page at pageLsn (waiting for the walwriter if needed) and write
+   * its header. The slot is not zeroed: nothing past INSERTED_UPTO is ever read from the ring (the
+   * walwriter writes a page's unused tail from a zero buffer).
+   */
   private initPage(pageLsn: Lsn, contrecord: boolean, remLen: number): number {
     const ctl = this.ctl;
     const evicted = pageLsn - this.ringBytes; // LSN of the page currently in this slot
@@ -103,7 +109,6 @@ export class WalInserter {
       ctl.advance(XC_RING_VALID_FROM, needWritten);
     }
     const off = ctl.ringOffset(pageLsn);
-    ctl.ring.fill(0, off, off + XLOG_BLCKSZ);
     return writePageHeader(ctl.ring, off, pageLsn, ctl.tli, ctl.segSize, ctl.sysid, contrecord, remLen);
   }
 

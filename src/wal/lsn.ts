@@ -39,15 +39,22 @@ export function lsnFromBigInt(v: bigint): Lsn {
 }
 
 export function readLsnLE(buf: Uint8Array, off: number): Lsn {
-  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  return dv.getUint32(off, true) + dv.getUint32(off + 4, true) * TWO32;
+  const lo = (buf[off]! | (buf[off + 1]! << 8) | (buf[off + 2]! << 16) | (buf[off + 3]! << 24)) >>> 0;
+  const hi = (buf[off + 4]! | (buf[off + 5]! << 8) | (buf[off + 6]! << 16) | (buf[off + 7]! << 24)) >>> 0;
+  return hi * TWO32 + lo;
 }
 
 export function writeLsnLE(buf: Uint8Array, off: number, lsn: Lsn): void {
-  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const hi = Math.floor(lsn / TWO32);
-  dv.setUint32(off, lsn - hi * TWO32, true);
-  dv.setUint32(off + 4, hi, true);
+  const lo = lsn - hi * TWO32;
+  buf[off] = lo & 0xff;
+  buf[off + 1] = (lo >>> 8) & 0xff;
+  buf[off + 2] = (lo >>> 16) & 0xff;
+  buf[off + 3] = (lo >>> 24) & 0xff;
+  buf[off + 4] = hi & 0xff;
+  buf[off + 5] = (hi >>> 8) & 0xff;
+  buf[off + 6] = (hi >>> 16) & 0xff;
+  buf[off + 7] = (hi >>> 24) & 0xff;
 }
 
 export function readLsnBE(dv: DataView, off: number): Lsn {

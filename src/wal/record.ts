@@ -72,15 +72,14 @@ export function mainDataRecordSize(mainLen: number): number {
  */
 export function beginMainDataRecord(out: Uint8Array, xid: number, prev: Lsn, rmid: number, info: number, mainLen: number): number {
   const totLen = mainDataRecordSize(mainLen);
-  const dv = new DataView(out.buffer, out.byteOffset, totLen);
-  dv.setUint32(0, totLen, true);
-  dv.setUint32(4, xid >>> 0, true);
+  putU32(out, 0, totLen);
+  putU32(out, 4, xid >>> 0);
   writeLsnLE(out, 8, prev);
   out[16] = info;
   out[17] = rmid;
   out[18] = 0;
   out[19] = 0;
-  dv.setUint32(20, 0, true);
+  putU32(out, 20, 0);
   if (mainLen === 0) return SIZE_OF_XLOG_RECORD;
   if (mainLen < 256) {
     out[24] = XLR_BLOCK_ID_DATA_SHORT;
@@ -88,24 +87,41 @@ export function beginMainDataRecord(out: Uint8Array, xid: number, prev: Lsn, rmi
     return 26;
   }
   out[24] = XLR_BLOCK_ID_DATA_LONG;
-  dv.setUint32(25, mainLen, true);
+  putU32(out, 25, mainLen);
   return 29;
 }
 
 export function finishRecord(out: Uint8Array, totLen: number): void {
-  const crc = recordCrc(out, totLen);
-  new DataView(out.buffer, out.byteOffset, totLen).setUint32(20, crc, true);
+  putU32(out, 20, recordCrc(out, totLen));
+}
+
+const tableBytesCache = new Map<string, Uint8Array>();
+/** UTF-8 bytes of a table name (names are few and repeat: cached). */
+export function tableNameBytes(t: string): Uint8Array {
+  let b = tableBytesCache.get(t);
+  if (b === undefined) {
+    b = enc.encode(t);
+    if (tableBytesCache.size < 10_000) tableBytesCache.set(t, b);
+  }
+  return b;
 }
 
 /** Main-data size of a TXN record. */
-export function txnMainDataSize(ops: readonly TxnOp[], tableBytes: readonly Uint8Array[]): number {
+export function txnMainDataSize(ops: readonly TxnOp[]): number {
   let n = 8 + 4;
   for (let i = 0; i < ops.length; i++) {
     const op = ops[i]!;
-    n += 3 + tableBytes[i]!.length + 4 + op.key.length;
+    n += 3 + tableNameBytes(op.table).length + 4 + op.key.length;
     if (op.kind === OP_PUT) n += 4 + op.value!.length;
   }
   return n;
+}
+
+function putU32(out: Uint8Array, p: number, v: number): void {
+  out[p] = v & 0xff;
+  out[p + 1] = (v >>> 8) & 0xff;
+  out[p + 2] = (v >>> 16) & 0xff;
+  out[p + 3] = (v >>> 24) & 0xff;
 }
 
 /**
@@ -113,32 +129,30 @@ export function txnMainDataSize(ops: readonly TxnOp[], tableBytes: readonly Uint
  * kind u8, flags u8, tableLen u8, table, keyLen u32, key, [valueLen u32, value]. All little-endian.
  */
 export function buildTxnRecord(xid: number, prev: Lsn, commitTimeUs: number, ops: readonly TxnOp[], scratch?: Uint8Array): Uint8Array {
-  const tableBytes = ops.map((o) => enc.encode(o.table));
-  const mainLen = txnMainDataSize(ops, tableBytes);
+  const mainLen = txnMainDataSize(ops);
   const totLen = mainDataRecordSize(mainLen);
   if (totLen > MAX_RECORD_BYTES) throw Errors.transactionTooLarge(totLen, MAX_RECORD_BYTES);
   const out = scratch !== undefined && scratch.length >= totLen ? scratch.subarray(0, totLen) : new Uint8Array(totLen);
   let p = beginMainDataRecord(out, xid, prev, RM_WALSTREAM_ID, WS_TXN, mainLen);
-  const dv = new DataView(out.buffer, out.byteOffset, totLen);
-  dv.setBigInt64(p, BigInt(commitTimeUs), true);
+  writeLsnLE(out, p, commitTimeUs); // non-negative µs since 2000 fit the LSN (uint64) writer
   p += 8;
-  dv.setUint32(p, ops.length, true);
+  putU32(out, p, ops.length);
   p += 4;
   for (let i = 0; i < ops.length; i++) {
     const op = ops[i]!;
-    const tb = tableBytes[i]!;
+    const tb = tableNameBytes(op.table);
     out[p++] = op.kind;
     out[p++] = op.keyIsString ? OPF_KEY_IS_STRING : 0;
     out[p++] = tb.length;
     out.set(tb, p);
     p += tb.length;
-    dv.setUint32(p, op.key.length, true);
+    putU32(out, p, op.key.length);
     p += 4;
     out.set(op.key, p);
     p += op.key.length;
     if (op.kind === OP_PUT) {
       const v = op.value!;
-      dv.setUint32(p, v.length, true);
+      putU32(out, p, v.length);
       p += 4;
       out.set(v, p);
       p += v.length;
