@@ -19,7 +19,8 @@
 //   slicing-by-16 table loop (also in WebAssembly, where loads need no bounds checks) finishes.
 //   Every recurrence offset is >= 154 bytes, so a load never straddles a store still in flight.
 // - The copy goes to the same address mod 8 as a SharedArrayBuffer source (V8 copies shared memory
-//   word by word only then, else byte by byte), and to a 16-aligned address otherwise.
+//   word by word only then, else byte by byte, ~1 GB/s), behind up to 7 zero bytes so the SIMD loop
+//   still runs on 64-aligned addresses (leading zeros do not change a zero-init CRC).
 // - Inputs below wasmMinBytes stay in JS: slicing-by-16 over the caller's bytes. The same loop is
 //   the fallback for everything when WebAssembly or its SIMD is unavailable.
 // - The wasm path touches the caller's buffer only through .buffer/.byteOffset/.length and one
@@ -117,8 +118,8 @@ assert(M1[0] - M1[1] >= 64 && M2[0] - M2[1] >= 64, 'crc32c: recurrence offsets m
 
 // ---------------------------------------------------------------------------------------------
 // WebAssembly memory layout (bytes): [0, 16384) tables T; [DATA_BASE - histBytes, DATA_BASE) the
-// quotient history the recurrence reads behind the data; data at d = DATA_BASE + (src & 7);
-// room for chunkBytes + D1 + 16 bytes of data plus alignment.
+// quotient history the recurrence reads behind the data; the stream at DATA_BASE (64-aligned), with
+// room for chunkBytes + D1 + 16 bytes.
 
 const chunkBytes = 65536;
 /** Inputs from this size on are reduced by M1 before M2 (below it M1's scatter costs more than it saves). */
@@ -126,6 +127,7 @@ const bulkMinBytes = 16384;
 assert(bulkMinBytes >= D1 + 16 && bulkMinBytes <= chunkBytes);
 const histBytes = (D1 + 63) & ~63;
 const DATA_BASE = 16384 + histBytes;
+assert(DATA_BASE % 64 === 0);
 const memPages = Math.ceil((DATA_BASE + 8 + chunkBytes + D1 + 16 + 64) / 65536);
 
 /** fold(b, end): the recurrence over blocks [b + D, end + D), 16 bytes a step; 4 steps unrolled. */
@@ -213,10 +215,13 @@ const WAT = `
   ${foldFunc('fold1', M1)}
   ${foldFunc('fold2', M2)}
 
-  ;; XOR the running state into the first 4 message bytes (then the CRC is a zero-init one); on the
-  ;; first piece of a call, zero the quotient history the M1 recurrence reads behind the data.
-  (func $start (param $d i32) (param $state i32)
-    local.get $d local.get $d i32.load local.get $state i32.xor i32.store)
+  ;; The stream starts at $d (64-aligned) with $x - $d <= 7 zero bytes of padding before the first
+  ;; message byte at $x; leading zeros do not change a zero-init CRC. XOR the running state into the
+  ;; first 4 message bytes (which makes the CRC a zero-init one).
+  (func $start (param $d i32) (param $x i32) (param $state i32)
+    local.get $d i32.const 0 local.get $x local.get $d i32.sub memory.fill
+    local.get $x local.get $x i32.load local.get $state i32.xor i32.store)
+  ;; On the first piece of a call, zero the quotient history the M1 recurrence reads behind $d.
   (func $clearHistory (param $d i32) (param $first i32)
     block $skip
       local.get $first i32.eqz br_if $skip
@@ -225,16 +230,16 @@ const WAT = `
 
   ;; A non-final piece of n bytes (a multiple of 16, and at least D1 + 16 bytes follow it): all of
   ;; it is quotient. Keeps its last D1 quotient bytes as the history of the next piece.
-  (func $chunk (export "chunk") (param $d i32) (param $n i32) (param $state i32) (param $first i32)
-    local.get $d local.get $state call $start
+  (func $chunk (export "chunk") (param $d i32) (param $n i32) (param $x i32) (param $state i32) (param $first i32)
+    local.get $d local.get $x local.get $state call $start
     local.get $d local.get $first call $clearHistory
     local.get $d i32.const ${D1} i32.sub local.get $d local.get $n i32.add i32.const ${D1} i32.sub call $fold1
     local.get $d i32.const ${D1} i32.sub local.get $d local.get $n i32.add i32.const ${D1} i32.sub i32.const ${D1} memory.copy)
 
   ;; The final piece [d, d + n), n >= 4: returns the un-finalised CRC of the whole input.
-  (func $final (export "final") (param $d i32) (param $n i32) (param $state i32) (param $first i32) (result i32)
+  (func $final (export "final") (param $d i32) (param $n i32) (param $x i32) (param $state i32) (param $first i32) (result i32)
     (local $p i32) (local $q i32) (local $L i32)
-    local.get $d local.get $state call $start
+    local.get $d local.get $x local.get $state call $start
     local.get $d local.get $n i32.add local.set $L
     local.get $d local.set $p
     block $s1
@@ -434,8 +439,8 @@ interface WasmGlobal {
 }
 interface Kernel {
   mem: Uint8Array;
-  chunk: (d: number, n: number, state: number, first: number) => void;
-  final: (d: number, n: number, state: number, first: number) => number;
+  chunk: (d: number, n: number, x: number, state: number, first: number) => void;
+  final: (d: number, n: number, x: number, state: number, first: number) => number;
 }
 
 function instantiate(): Kernel | null {
@@ -461,20 +466,23 @@ export const crc32cImplementation: 'wasm-simd-fold' | 'js-slicing-16' = kernel ?
 function updateWasm(k: Kernel, state: number, buf: Uint8Array, start: number, end: number): number {
   const ab = buf.buffer;
   let src = buf.byteOffset + start;
-  let n = end - start;
-  // Same address mod 8 as a shared source: V8 copies shared memory word by word only when they agree.
-  const d = DATA_BASE + (ab instanceof SharedArrayBuffer ? src & 7 : 0);
+  // A shared source is copied to the same address mod 8 (V8 copies shared memory word by word only
+  // when they agree, else byte by byte), after `pad` zero bytes so the stream stays 64-aligned.
+  let pad = ab instanceof SharedArrayBuffer ? src & 7 : 0;
+  let n = end - start + pad; // stream bytes, padding included
   let first = 1;
   while (n > chunkBytes + D1 + 16) {
-    k.mem.set(new Uint8Array(ab, src, chunkBytes), d);
-    k.chunk(d, chunkBytes, state, first);
+    k.mem.set(new Uint8Array(ab, src, chunkBytes - pad), DATA_BASE + pad);
+    k.chunk(DATA_BASE, chunkBytes, DATA_BASE + pad, state, first);
+    src += chunkBytes - pad;
+    n -= chunkBytes;
+    pad = 0;
     state = 0;
     first = 0;
-    src += chunkBytes;
-    n -= chunkBytes;
   }
-  k.mem.set(n === buf.length ? buf : new Uint8Array(ab, src, n), d);
-  return k.final(d, n, state, first) >>> 0;
+  const whole = first && start === 0 && end === buf.length; // no view needed
+  k.mem.set(whole ? buf : new Uint8Array(ab, src, n - pad), DATA_BASE + pad);
+  return k.final(DATA_BASE, n, DATA_BASE + pad, state, first) >>> 0;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,244 @@
+// Raw limits of this machine, measured with no walstream code in the way, so benchmarks can print
+// walstream's figures beside them *from the same run* (see docs: figures are ratios to these).
+// Imported by the benchmarks; also a CLI (`node dist/bench/raw-limits.js [--dir D] [--seconds S]
+// [--tcp-bytes N]`) that prints one JSON object. Each measurement cleans up what it creates (its
+// temp file, its worker thread and sockets) before it resolves, also when it fails.
+//
+//   measureRawFsync     8 KiB pwrite at increasing offsets of a preallocated zero-filled file, each
+//                       followed by fdatasync (what pg_test_fsync's "one 8kB write" line measures).
+//                       Synchronous syscalls: blocks the calling thread for `seconds`.
+//   measureLoopbackTcp  one node:net connection over 127.0.0.1 between this thread (receiving with a
+//                       static `onread` buffer, the fastest receive Node offers) and a worker thread
+//                       (sending one reused buffer with backpressure).
+//   measureMemcpy       Buffer.copy (or a copy out of a SharedArrayBuffer) of `bytes`, in cache.
+
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { once } from 'node:events';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+
+export interface RawFsyncOptions {
+  /** Directory on the disk to measure (a temp file is created and removed there). */
+  dir: string;
+  /** Measuring time in seconds (after preallocation). */
+  seconds: number;
+  /** Bytes per write; 8192 like PostgreSQL's WAL block. */
+  blockBytes?: number;
+  /** Size of the preallocated file; writes wrap around inside it. 16 MiB like a WAL segment. */
+  fileBytes?: number;
+}
+
+export interface RawFsyncResult {
+  opsPerSec: number;
+  p50us: number;
+  p99us: number;
+}
+
+function percentile(sorted: Float64Array, q: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+/** 8 KiB write + fdatasync per op on a preallocated file; ops/s and latency percentiles (µs). */
+export async function measureRawFsync(o: RawFsyncOptions): Promise<RawFsyncResult> {
+  const blockBytes = o.blockBytes ?? 8192;
+  const fileBytes = Math.max(blockBytes, Math.floor((o.fileBytes ?? 16 << 20) / blockBytes) * blockBytes);
+  if (!(o.seconds > 0)) throw new RangeError('measureRawFsync: seconds must be > 0');
+  fs.mkdirSync(o.dir, { recursive: true });
+  const file = path.join(o.dir, `raw-fsync-${process.pid}-${Date.now().toString(36)}.tmp`);
+  const fd = fs.openSync(file, 'wx+');
+  try {
+    // preallocate with real zeros (not a hole), durably, so the timed writes never extend the file
+    const zeros = Buffer.alloc(Math.min(fileBytes, 1 << 20));
+    for (let at = 0; at < fileBytes; at += zeros.length) fs.writeSync(fd, zeros, 0, Math.min(zeros.length, fileBytes - at), at);
+    fs.fsyncSync(fd);
+    const block = Buffer.alloc(blockBytes, 0x5a);
+    let lat = new Float64Array(1 << 14);
+    let ops = 0;
+    let offset = 0;
+    const t0 = process.hrtime.bigint();
+    const stop = t0 + BigInt(Math.round(o.seconds * 1e9));
+    let now = t0;
+    while (now < stop) {
+      const a = now;
+      fs.writeSync(fd, block, 0, blockBytes, offset);
+      fs.fdatasyncSync(fd);
+      now = process.hrtime.bigint();
+      if (ops === lat.length) {
+        const bigger = new Float64Array(lat.length * 2);
+        bigger.set(lat);
+        lat = bigger;
+      }
+      lat[ops++] = Number(now - a) / 1000;
+      offset += blockBytes;
+      if (offset >= fileBytes) offset = 0;
+    }
+    const elapsedS = Number(now - t0) / 1e9;
+    const sorted = lat.subarray(0, ops).sort();
+    return {
+      opsPerSec: Math.round(ops / elapsedS),
+      p50us: Math.round(percentile(sorted, 0.5)),
+      p99us: Math.round(percentile(sorted, 0.99)),
+    };
+  } finally {
+    fs.closeSync(fd);
+    fs.rmSync(file, { force: true });
+  }
+}
+
+export interface LoopbackTcpOptions {
+  /** Bytes to send over the connection (default 1 GiB). */
+  bytes?: number;
+  /** Size of the sender's write buffer and of the receiver's static read buffer (default 1 MiB). */
+  chunkBytes?: number;
+}
+
+export interface LoopbackTcpResult {
+  bytesPerSec: number;
+  bytes: number;
+  seconds: number;
+}
+
+// The sender, run in a worker thread: listen on 127.0.0.1:0, post the port, send `bytes` to the
+// first connection, then close everything and exit.
+const senderSource = `
+const net = require('node:net');
+const { parentPort, workerData } = require('node:worker_threads');
+const { bytes, chunkBytes } = workerData;
+const chunk = Buffer.alloc(chunkBytes, 0x61);
+const server = net.createServer({ noDelay: true }, async (sock) => {
+  server.close();
+  sock.on('error', () => {});
+  let sent = 0;
+  while (sent < bytes) {
+    const n = Math.min(chunkBytes, bytes - sent);
+    const ok = sock.write(n === chunkBytes ? chunk : chunk.subarray(0, n));
+    sent += n;
+    if (!ok) {
+      await new Promise((resolve) => {
+        const go = () => { sock.off('drain', go); sock.off('close', go); resolve(); };
+        sock.on('drain', go);
+        sock.on('close', go);
+      });
+    }
+    if (sock.destroyed) break;
+  }
+  sock.end();
+});
+server.listen(0, '127.0.0.1', () => parentPort.postMessage(server.address().port));
+`;
+
+/** One TCP connection over 127.0.0.1 between two threads; receive rate in bytes/s. */
+export async function measureLoopbackTcp(o: LoopbackTcpOptions = {}): Promise<LoopbackTcpResult> {
+  const bytes = o.bytes ?? 1 << 30;
+  const chunkBytes = o.chunkBytes ?? 1 << 20;
+  const worker = new Worker(senderSource, { eval: true, workerData: { bytes, chunkBytes } });
+  let sock: net.Socket | undefined;
+  try {
+    const [port] = (await Promise.race([once(worker, 'message'), once(worker, 'error').then(([e]) => Promise.reject(e))])) as [number];
+    let received = 0;
+    let t0 = 0n;
+    const readBuf = Buffer.allocUnsafe(chunkBytes);
+    const done = new Promise<bigint>((resolve, reject) => {
+      sock = net.connect({
+        port,
+        host: '127.0.0.1',
+        noDelay: true,
+        onread: {
+          buffer: readBuf,
+          callback: (n: number) => {
+            received += n;
+            return true;
+          },
+        },
+      });
+      sock.once('connect', () => (t0 = process.hrtime.bigint()));
+      sock.once('end', () => resolve(process.hrtime.bigint()));
+      sock.once('error', reject);
+    });
+    const t1 = await done;
+    const seconds = Number(t1 - t0) / 1e9;
+    if (received !== bytes) throw new Error(`measureLoopbackTcp: received ${received} of ${bytes} bytes`);
+    return { bytesPerSec: Math.round(received / seconds), bytes: received, seconds: +seconds.toFixed(4) };
+  } finally {
+    (sock as net.Socket | undefined)?.destroy();
+    await worker.terminate();
+  }
+}
+
+export interface MemcpyOptions {
+  /** Bytes per copy (default 1 MiB). */
+  bytes?: number;
+  /** Measuring time in seconds (default 0.3). */
+  seconds?: number;
+  /** Copy out of a SharedArrayBuffer instead of between ordinary buffers. */
+  shared?: boolean;
+}
+
+export interface MemcpyResult {
+  bytesPerSec: number;
+  bytes: number;
+}
+
+/** Buffer.copy of `bytes` between two buffers (kept in cache); best batch of the run, bytes/s. */
+export function measureMemcpy(o: MemcpyOptions = {}): MemcpyResult {
+  const bytes = o.bytes ?? 1 << 20;
+  const seconds = o.seconds ?? 0.3;
+  const src = o.shared ? Buffer.from(new SharedArrayBuffer(bytes)) : Buffer.alloc(bytes);
+  src.fill(0x33);
+  const dst = Buffer.alloc(bytes);
+  // batches of ~1 ms; report the best batch (noise on a shared machine only slows copies down)
+  const perBatch = Math.max(1, Math.round(1e6 / (bytes / 16))); // assume >= 16 bytes/ns for sizing
+  let best = 0;
+  const stop = performance.now() + seconds * 1000;
+  do {
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < perBatch; i++) src.copy(dst, 0, 0, bytes);
+    const ns = Number(process.hrtime.bigint() - t0);
+    best = Math.max(best, (perBatch * bytes) / ns);
+  } while (performance.now() < stop);
+  return { bytesPerSec: Math.round(best * 1e9), bytes };
+}
+
+// ---------------------------------------------------------------------------------------------
+// CLI
+
+function argValue(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+async function main(): Promise<void> {
+  const dir = argValue('--dir') ?? os.tmpdir();
+  const seconds = Number(argValue('--seconds') ?? 2);
+  const tcpBytes = Number(argValue('--tcp-bytes') ?? 1 << 30);
+  const fsync = await measureRawFsync({ dir, seconds });
+  const loopbackTcp = await measureLoopbackTcp({ bytes: tcpBytes });
+  const memcpy = measureMemcpy();
+  const memcpyFromShared = measureMemcpy({ shared: true });
+  const gb = (x: number) => +(x / 1e9).toFixed(2);
+  console.log(
+    JSON.stringify(
+      {
+        bench: 'raw-limits',
+        host: { cpus: os.cpus().length, node: process.version },
+        fsync8KiB: { dir, ...fsync },
+        loopbackTcpGBps: gb(loopbackTcp.bytesPerSec),
+        memcpy1MiBGBps: gb(memcpy.bytesPerSec),
+        memcpyFromShared1MiBGBps: gb(memcpyFromShared.bytesPerSec),
+      },
+      null,
+      2,
+    ),
+  );
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
+  main().catch((err: unknown) => {
+    console.error(err);
+    process.exitCode = 1;
+  });
+}
