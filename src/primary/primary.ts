@@ -160,7 +160,8 @@ export class Primary extends EventEmitter {
     this.recovery = args.recovery;
     this.nextXid = args.nextXid;
     this.startInsertLsn = args.insertPos;
-    this.inserter = new WalInserter(this.ctl, args.insertPos, args.prevRecord);
+    // Kick the walwriter once wal_writer_flush_after bytes are waiting (PostgreSQL's walwriter rule).
+    this.inserter = new WalInserter(this.ctl, args.insertPos, args.prevRecord, Math.max(64 * 1024, args.options.walWriterFlushAfterBytes));
     this.flushWaiter = new FlushWaiter(this.ctl);
     this.walwriter = this.startWalWriter();
   }

@@ -126,6 +126,8 @@ function main(): void {
       if (target > flushed || target > written) flushTo(target);
       lastFlushAt = performance.now();
       idleRounds = 0;
+      // Past the middle of a segment, make sure the next one exists (not at the switch, inline).
+      if (ctl.load(XC_WRITTEN) % segSize > segSize / 2) maybePreallocate();
       if (stop && ctl.load(XC_INSERTED_UPTO) <= ctl.load(XC_FLUSHED)) break;
       continue;
     }

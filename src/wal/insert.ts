@@ -41,12 +41,12 @@ export class WalInserter {
   private readonly ringBytes: number;
   waitsForRingSpace = 0;
 
-  constructor(private readonly ctl: XLogCtl, startPos: Lsn, prevRecord: Lsn) {
+  constructor(private readonly ctl: XLogCtl, startPos: Lsn, prevRecord: Lsn, kickBytes?: number) {
     assert(startPos % MAXALIGN === 0, 'insert position must be aligned');
     this.pos = startPos;
     this.prev = prevRecord;
     this.ringBytes = ctl.ring.length;
-    this.kickBytes = Math.max(XLOG_BLCKSZ, Math.floor(this.ringBytes / 4));
+    this.kickBytes = Math.max(XLOG_BLCKSZ, Math.min(kickBytes ?? Infinity, Math.floor(this.ringBytes / 4)));
   }
 
   get insertPos(): Lsn {
