@@ -78,6 +78,7 @@ export const Errors = {
   nameTruncated: def('WS_NAME_TRUNCATED', '42622', (ident: string, truncated: string) => `identifier "${ident}" will be truncated to "${truncated}"`),
   numericOutOfRange: def('WS_NUMERIC_OUT_OF_RANGE', '22003', (why: string) => why),
   undefinedParameter: def('WS_UNDEFINED_PARAMETER', '42704', (name: string) => `unrecognized configuration parameter "${name}"`),
+  nameTooLong: def('WS_NAME_TOO_LONG', '42622', (why: string) => why),
   /** An ErrorResponse received from a peer server: its SQLSTATE and texts as sent. */
   remote: (sqlstate: string, message: string, opts: WalstreamErrorOptions = {}) => new WalstreamError('WS_REMOTE', sqlstate, message, opts),
 } as const;

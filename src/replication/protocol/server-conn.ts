@@ -1,0 +1,708 @@
+// ReplicationServerConn: the server side of one physical replication connection, sans I/O.
+// The walsender's network adapter owns one per accepted socket: it feeds received bytes in,
+// writes out whatever the `send` callback hands it, reacts to events, and answers commands
+// through the send* methods. Deterministic: no timers, no sockets, randomness injectable.
+//
+// Owns: the startup conversation (SSLRequest/GSSENCRequest → 'N', CancelRequest, StartupMessage,
+// NegotiateProtocolVersion), authentication (pg_hba-style rules; trust, password, md5, SCRAM),
+// the session parameters, the simple-query loop (replication grammar, 0A000 for SQL, 08P01 for the
+// extended protocol until Sync), and the COPY BOTH/COPY OUT sub-protocols. Byte-for-byte as
+// PostgreSQL 15 answers, except that a startup packet with an impossible length or a message whose
+// length word breaks a limit gets a FATAL ErrorResponse before the close (PostgreSQL only logs it).
+// Bounded: input is only buffered while a command runs, up to `maxPendingInputBytes`.
+// Stops: after a FATAL, Terminate, CancelRequest or end of input its state is 'closed' and an
+// `error`, `terminate` or `cancel` event says so; the owner then closes the socket. The owner can
+// also end it itself with sendFatal() or close() (no event then).
+
+import { randomBytes as nodeRandomBytes } from 'node:crypto';
+import { Errors, WalstreamError } from '../../errors.js';
+import { assert } from '../../util/assert.js';
+import type { Lsn } from '../../wal/lsn.js';
+import { parseReplicationCommand, type ReplicationCommand } from './commands.js';
+import { FrontendDecoder, PROTOCOL_3_0, type Frame, type StartupPacket } from './frames.js';
+import { checkHba, compileHba, type CompiledHbaRule, type HbaConnType, type HbaMethod, type HbaRule } from './hba.js';
+import {
+  decodeHotStandbyFeedback,
+  decodePasswordMessage,
+  decodeQuery,
+  decodeSASLInitialResponse,
+  decodeStandbyStatusUpdate,
+  encodeAuthenticationCleartextPassword,
+  encodeAuthenticationMD5Password,
+  encodeAuthenticationOk,
+  encodeAuthenticationSASL,
+  encodeAuthenticationSASLContinue,
+  encodeAuthenticationSASLFinal,
+  encodeBackendKeyData,
+  encodeCommandComplete,
+  encodeCopyBothResponse,
+  encodeCopyData,
+  encodeCopyDone,
+  encodeCopyOutResponse,
+  encodeDataRow,
+  encodeErrorResponseV2,
+  encodeNegotiateProtocolVersion,
+  encodeParameterStatus,
+  encodePrimaryKeepalive,
+  encodeReadyForQuery,
+  encodeResultSet,
+  encodeRowDescription,
+  errorResponseFrom,
+  noticeResponseFrom,
+  pgTimestampNow,
+  writeXLogDataFrameHeader,
+  XLOGDATA_FRAME_HEADER_BYTES,
+  type CellValue,
+  type ColumnSpec,
+  type HotStandbyFeedback,
+  type StandbyStatusUpdate,
+  type XLogDataHeader,
+} from './messages.js';
+import {
+  parseScramVerifier,
+  passwordType,
+  SCRAM_SHA_256,
+  scramMockSalt,
+  ScramServerExchange,
+  verifyCleartextPassword,
+  verifyMd5Response,
+  type RandomBytes,
+} from './scram.js';
+
+export const WALSTREAM_SERVER_VERSION = '15.0 (walstream 0.1.0)';
+
+/** What the server knows about a role (pg_authid). */
+export interface UserAuthInfo {
+  /** rolpassword: a SCRAM verifier (`SCRAM-SHA-256$…`), an MD5 hash (`md5…`), or null for none. */
+  password: string | null;
+  /** rolcanlogin; default true. */
+  canLogin?: boolean;
+  /** rolreplication; default true. */
+  replication?: boolean;
+  /** rolsuper; default false. */
+  superuser?: boolean;
+}
+
+/** undefined = no such role. */
+export type UserLookup = (user: string) => UserAuthInfo | undefined;
+
+export interface ServerConnOptions {
+  /** Receives every outbound byte chunk, in order. */
+  send: (bytes: Uint8Array) => void;
+  /** Receives events synchronously, from inside feed() or from a send* call that resumes input. */
+  onEvent: (ev: ServerConnEvent) => void;
+  hba: readonly HbaRule[] | readonly CompiledHbaRule[];
+  lookupUser: UserLookup;
+  /** Client IP address as the socket reports it. */
+  remoteAddress: string;
+  /** 'host' for TCP (default), 'local' for a unix socket. */
+  connType?: HbaConnType;
+  /** Sent in BackendKeyData (PostgreSQL's backend PID). Default: random. */
+  processId?: number;
+  /** Sent in BackendKeyData. Default: random. */
+  secretKey?: number;
+  /** `server_version` ParameterStatus; clients check the major version (15). */
+  serverVersion?: string;
+  /** `TimeZone` ParameterStatus. Default 'UTC'. */
+  timeZone?: string;
+  /** `in_hot_standby` ParameterStatus (a cascading walsender on a standby). Default false. */
+  inHotStandby?: boolean;
+  /** Method pretended for roles without a password under an `md5` rule (PostgreSQL's password_encryption). */
+  passwordEncryption?: 'scram-sha-256' | 'md5';
+  /** Key for made-up SCRAM salts of unknown roles (stable per user for a given key). Default: one per process. */
+  mockSaltKey?: Uint8Array;
+  /** Randomness for salts, nonces, keys. Default node:crypto. */
+  randomBytes?: RandomBytes;
+  /** Limit of any client message's length word, in bytes. Default 16 MiB. */
+  maxMessageBytes?: number;
+  /** Input held while a command runs, in bytes, before the connection is failed. Default maxMessageBytes + 1 MiB. */
+  maxPendingInputBytes?: number;
+  /** Above this many held input bytes `wantsInput` turns false (the owner should pause reading). Default 1 MiB. */
+  pauseInputAtBytes?: number;
+}
+
+export type ServerConnEvent =
+  | { type: 'startup'; user: string; database: string; applicationName: string; params: ReadonlyMap<string, string> }
+  | { type: 'cancel'; processId: number; secretKey: number }
+  /** Password checked, role admitted; ParameterStatus/BackendKeyData/ReadyForQuery follow unless the handler calls sendFatal(). */
+  | { type: 'authenticated'; user: string; applicationName: string; method: Exclude<HbaMethod, 'reject'> }
+  /** A parsed command; answer with send* and finish with sendReadyForQuery(). Notices (if any) were sent already. */
+  | { type: 'command'; command: ReplicationCommand; text: string }
+  | { type: 'copyData'; message: ({ kind: 'r' } & StandbyStatusUpdate) | ({ kind: 'h' } & HotStandbyFeedback) }
+  /** The client sent CopyDone (our CopyDone went back already): finish with CommandCompletes and sendReadyForQuery(). */
+  | { type: 'copyDone' }
+  /** A malformed reply ended streaming with ERROR + ReadyForQuery (sent already); stop streaming. */
+  | { type: 'streamAborted'; error: WalstreamError }
+  /** Terminate received (graceful) or input ended: close the socket. */
+  | { type: 'terminate'; graceful: boolean }
+  /** Fatal: sent as FATAL ErrorResponse when `sentToClient`, else silently; close the socket. */
+  | { type: 'error'; error: WalstreamError; sentToClient: boolean };
+
+export type ServerConnState =
+  | 'startup'
+  | 'auth'
+  | 'ready'
+  | 'busy'
+  | 'copyBoth'
+  | 'copyOut'
+  | 'closed';
+
+let processMockSaltKey: Buffer | null = null;
+
+const T = (c: string) => c.charCodeAt(0);
+const EXTENDED = new Set([T('P'), T('B'), T('E'), T('D'), T('C')]);
+
+export class ReplicationServerConn {
+  private readonly opts: ServerConnOptions;
+  private readonly hba: CompiledHbaRule[];
+  private readonly decoder: FrontendDecoder;
+  private readonly random: RandomBytes;
+  private readonly maxPendingInputBytes: number;
+  private readonly pauseInputAtBytes: number;
+  private _state: ServerConnState = 'startup';
+  private pumping = false;
+  private ignoreTillSync = false;
+  // COPY BOTH bookkeeping
+  private serverCopyDone = false;
+  private clientCopyDone = false;
+  // auth
+  private authMethod: Exclude<HbaMethod, 'reject'> = 'trust';
+  private authStep: 'password' | 'md5' | 'sasl-init' | 'sasl-cont' | null = null;
+  private md5Salt: Buffer | null = null;
+  private scram: ScramServerExchange | null = null;
+  private userInfo: UserAuthInfo | undefined;
+  private _user = '';
+  private _database = '';
+  private _applicationName = '';
+  private _params: ReadonlyMap<string, string> = new Map();
+  readonly processId: number;
+  readonly secretKey: number;
+
+  constructor(opts: ServerConnOptions) {
+    this.opts = opts;
+    this.hba = opts.hba.length > 0 && 'databases' in opts.hba[0]! ? (opts.hba as CompiledHbaRule[]) : compileHba(opts.hba as HbaRule[]);
+    this.random = opts.randomBytes ?? ((n) => nodeRandomBytes(n));
+    this.decoder = new FrontendDecoder(opts.maxMessageBytes === undefined ? {} : { maxMessageBytes: opts.maxMessageBytes });
+    this.maxPendingInputBytes = opts.maxPendingInputBytes ?? this.decoder.maxMessageBytes + (1 << 20);
+    this.pauseInputAtBytes = opts.pauseInputAtBytes ?? 1 << 20;
+    this.processId = opts.processId ?? this.random(4).readUInt32BE(0) >>> 1;
+    this.secretKey = opts.secretKey ?? this.random(4).readInt32BE(0);
+  }
+
+  get state(): ServerConnState {
+    return this._state;
+  }
+  get user(): string {
+    return this._user;
+  }
+  get database(): string {
+    return this._database;
+  }
+  get applicationName(): string {
+    return this._applicationName;
+  }
+  get params(): ReadonlyMap<string, string> {
+    return this._params;
+  }
+  get closed(): boolean {
+    return this._state === 'closed';
+  }
+  /** Received bytes not processed yet (held while a command runs). */
+  get bufferedInputBytes(): number {
+    return this.decoder.bufferedBytes;
+  }
+  /** False when the owner should stop reading the socket until a command finishes. */
+  get wantsInput(): boolean {
+    return this._state !== 'closed' && this.decoder.bufferedBytes < this.pauseInputAtBytes;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Input
+
+  feed(chunk: Uint8Array): void {
+    if (this._state === 'closed') return;
+    this.decoder.push(chunk);
+    if (this.decoder.bufferedBytes > this.maxPendingInputBytes) {
+      this.fatal(Errors.protocolViolation(`client sent more than ${this.maxPendingInputBytes} bytes while a command was running`));
+      return;
+    }
+    this.pump();
+  }
+
+  /** The socket's read side ended. */
+  end(): void {
+    if (this._state === 'closed') return;
+    const err = this.decoder.finish();
+    this._state = 'closed';
+    if (err) this.emit({ type: 'error', error: err, sentToClient: false });
+    else this.emit({ type: 'terminate', graceful: false });
+  }
+
+  /** The owner is closing the socket (timeout, shutdown): no more input or output. */
+  close(): void {
+    this._state = 'closed';
+  }
+
+  private pump(): void {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.step()) {
+        /* keep going */
+      }
+    } catch (e) {
+      if (!(e instanceof WalstreamError)) throw e;
+      // Framing errors (bad lengths) and FATAL protocol errors end the connection.
+      if (this._state !== 'closed') this.fatal(e);
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  /** Processes one packet if the state allows; false when waiting (for bytes or for the owner). */
+  private step(): boolean {
+    switch (this._state) {
+      case 'startup': {
+        const p = this.decoder.nextStartupPacket();
+        if (p === null) return false;
+        this.onStartupPacket(p);
+        return true;
+      }
+      case 'auth': {
+        const f = this.decoder.next();
+        if (f === null) return false;
+        this.onAuthMessage(f);
+        return true;
+      }
+      case 'ready': {
+        this.decoder.phase = 'normal';
+        const f = this.decoder.next();
+        if (f === null) return false;
+        this.onReadyMessage(f);
+        return true;
+      }
+      case 'copyBoth': {
+        this.decoder.phase = 'copy';
+        const f = this.decoder.next();
+        if (f === null) return false;
+        this.onCopyBothMessage(f);
+        return true;
+      }
+      default:
+        return false; // busy/copyOut: input waits; closed: dropped
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Startup and authentication
+
+  private onStartupPacket(p: StartupPacket): void {
+    switch (p.kind) {
+      case 'SSLRequest':
+      case 'GSSENCRequest':
+        this.out(Buffer.from('N'));
+        if (this.decoder.bufferedBytes > 0) {
+          const what = p.kind === 'SSLRequest' ? 'SSL request' : 'GSSAPI encryption request';
+          this.fatal(
+            Errors.protocolViolationDetail(`received unencrypted data after ${what}`, 'This could be either a client-software bug or evidence of an attempted man-in-the-middle attack.'),
+          );
+        }
+        return;
+      case 'CancelRequest':
+        this._state = 'closed';
+        this.emit({ type: 'cancel', processId: p.processId, secretKey: p.secretKey });
+        return;
+      case 'UnsupportedProtocol':
+        if (p.major < 3) {
+          this.out(encodeErrorResponseV2(p.error.message));
+          this._state = 'closed';
+          this.emit({ type: 'error', error: p.error, sentToClient: true });
+        } else this.fatal(p.error);
+        return;
+      case 'StartupMessage':
+        break;
+    }
+    this._state = 'auth';
+    this._user = p.user;
+    this._database = p.database;
+    this._params = p.params;
+    this._applicationName = p.params.get('application_name') ?? '';
+    if (p.needsNegotiation) this.out(encodeNegotiateProtocolVersion(PROTOCOL_3_0, p.unrecognizedProtocolOptions));
+    if (p.replication !== 'physical') {
+      this.fatal(
+        Errors.featureNotSupported(
+          p.replication === 'logical' ? 'walstream does not support logical replication connections' : 'walstream accepts only physical replication connections (replication=true)',
+        ),
+      );
+      return;
+    }
+    this.emit({ type: 'startup', user: p.user, database: p.database, applicationName: this._applicationName, params: p.params });
+    if (this._state !== 'auth') return; // the handler refused the connection
+    const method = checkHba(this.hba, {
+      type: this.opts.connType ?? 'host',
+      address: this.opts.remoteAddress,
+      user: p.user,
+      database: p.database,
+      physicalReplication: true,
+    });
+    this.authMethod = method;
+    this.userInfo = this.opts.lookupUser(p.user);
+    switch (method) {
+      case 'trust':
+        this.authenticated();
+        return;
+      case 'password':
+        this.authStep = 'password';
+        this.out(encodeAuthenticationCleartextPassword());
+        return;
+      case 'md5': {
+        const stored = this.userInfo?.password ?? null;
+        const type = stored === null ? (this.opts.passwordEncryption ?? 'scram-sha-256') : passwordType(stored);
+        if (type === 'md5') {
+          this.authStep = 'md5';
+          this.md5Salt = this.random(4);
+          this.out(encodeAuthenticationMD5Password(this.md5Salt));
+          return;
+        }
+        this.startSasl();
+        return;
+      }
+      case 'scram-sha-256':
+        this.startSasl();
+        return;
+    }
+  }
+
+  private startSasl(): void {
+    this.authStep = 'sasl-init';
+    this.out(encodeAuthenticationSASL([SCRAM_SHA_256]));
+  }
+
+  private onAuthMessage(f: Frame): void {
+    if (f.type !== T('p')) {
+      const what = this.authStep === 'sasl-init' || this.authStep === 'sasl-cont' ? 'SASL' : 'password';
+      throw Errors.protocolViolation(`expected ${what} response, got message type ${f.type}`);
+    }
+    const stored = this.userInfo?.password ?? null;
+    switch (this.authStep) {
+      case 'password': {
+        const pw = decodePasswordMessage(f.body);
+        if (stored === null || !verifyCleartextPassword(stored, this._user, pw)) throw Errors.invalidPassword(this._user);
+        this.authenticated();
+        return;
+      }
+      case 'md5': {
+        const resp = decodePasswordMessage(f.body);
+        if (stored === null || !verifyMd5Response(stored, resp, this.md5Salt!)) throw Errors.invalidPassword(this._user);
+        this.authenticated();
+        return;
+      }
+      case 'sasl-init': {
+        const { mechanism, data } = decodeSASLInitialResponse(f.body);
+        const secret = stored === null ? null : parseScramVerifier(stored);
+        this.scram = new ScramServerExchange({
+          mechanism,
+          secret,
+          mockSalt: scramMockSalt(this._user, this.mockSaltKey()),
+          randomBytes: this.random,
+        });
+        this.authStep = 'sasl-cont';
+        this.saslStep(data);
+        return;
+      }
+      case 'sasl-cont':
+        this.saslStep(f.body);
+        return;
+      default:
+        assert(false, `auth message in auth step ${String(this.authStep)}`);
+    }
+  }
+
+  private saslStep(data: Uint8Array | null): void {
+    const r = this.scram!.step(data);
+    switch (r.kind) {
+      case 'continue':
+        this.out(encodeAuthenticationSASLContinue(r.output));
+        return;
+      case 'failure':
+        throw Errors.invalidPassword(this._user);
+      case 'success':
+        this.out(encodeAuthenticationSASLFinal(r.output));
+        this.authenticated();
+        return;
+    }
+  }
+
+  private mockSaltKey(): Uint8Array {
+    if (this.opts.mockSaltKey) return this.opts.mockSaltKey;
+    processMockSaltKey ??= nodeRandomBytes(32);
+    return processMockSaltKey;
+  }
+
+  /** Authentication passed: AuthenticationOk, then the role checks PostgreSQL makes after it. */
+  private authenticated(): void {
+    this.authStep = null;
+    this.scram = null;
+    this.out(encodeAuthenticationOk());
+    const u = this.userInfo;
+    if (u === undefined) throw Errors.invalidAuthorization(`role "${this._user}" does not exist`);
+    if (u.canLogin === false) throw Errors.invalidAuthorization(`role "${this._user}" is not permitted to log in`);
+    if (u.replication === false && u.superuser !== true) throw Errors.insufficientPrivilege('must be superuser or replication role to start walsender');
+    this.emit({ type: 'authenticated', user: this._user, applicationName: this._applicationName, method: this.authMethod });
+    if (this._state !== 'auth') return; // refused by the handler (e.g. too many walsenders)
+    const clientEncoding = canonicalEncoding(this._params.get('client_encoding'));
+    const status: [string, string][] = [
+      ['application_name', this._applicationName],
+      ['client_encoding', clientEncoding],
+      ['DateStyle', 'ISO, MDY'],
+      ['default_transaction_read_only', 'off'],
+      ['in_hot_standby', this.opts.inHotStandby ? 'on' : 'off'],
+      ['integer_datetimes', 'on'],
+      ['IntervalStyle', 'postgres'],
+      ['is_superuser', u.superuser ? 'on' : 'off'],
+      ['server_encoding', 'SQL_ASCII'],
+      ['server_version', this.opts.serverVersion ?? WALSTREAM_SERVER_VERSION],
+      ['session_authorization', this._user],
+      ['standard_conforming_strings', 'on'],
+      ['TimeZone', this.opts.timeZone ?? 'UTC'],
+    ];
+    this.out(Buffer.concat([...status.map(([k, v]) => encodeParameterStatus(k, v)), encodeBackendKeyData(this.processId, this.secretKey), encodeReadyForQuery('I')]));
+    this._state = 'ready';
+    this.decoder.phase = 'normal';
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Command loop
+
+  private onReadyMessage(f: Frame): void {
+    const t = f.type;
+    if (t === T('X')) {
+      this._state = 'closed';
+      this.emit({ type: 'terminate', graceful: true });
+      return;
+    }
+    if (t === T('S')) {
+      this.ignoreTillSync = false;
+      this.out(encodeReadyForQuery('I'));
+      return;
+    }
+    const known = t === T('Q') || t === T('F') || t === T('H') || t === T('d') || t === T('c') || t === T('f') || EXTENDED.has(t);
+    if (!known) throw Errors.protocolViolation(`invalid frontend message type ${t}`);
+    if (this.ignoreTillSync) return;
+    if (EXTENDED.has(t)) {
+      this.out(errorResponseFrom(Errors.protocolViolation('extended query protocol not supported in a replication connection'), 'ERROR'));
+      this.ignoreTillSync = true; // no ReadyForQuery until Sync
+      return;
+    }
+    if (t === T('F')) {
+      this.out(errorResponseFrom(Errors.protocolViolation('fastpath function calls not supported in a replication connection'), 'ERROR'));
+      this.out(encodeReadyForQuery('I'));
+      return;
+    }
+    if (t !== T('Q')) return; // Flush: nothing buffered; CopyData/CopyDone/CopyFail outside COPY: ignored
+    let text: string;
+    let parsed;
+    try {
+      text = decodeQuery(f.body);
+      parsed = parseReplicationCommand(text);
+    } catch (e) {
+      if (!(e instanceof WalstreamError)) throw e;
+      this.out(errorResponseFrom(e, 'ERROR'));
+      this.out(encodeReadyForQuery('I'));
+      return;
+    }
+    for (const n of parsed.notices) this.out(noticeResponseFrom(n));
+    this._state = 'busy';
+    this.emit({ type: 'command', command: parsed.command, text });
+  }
+
+  private onCopyBothMessage(f: Frame): void {
+    const t = f.type;
+    if (t === T('d')) {
+      const body = f.body;
+      if (body.length === 0) {
+        this.abortStream(Errors.protocolViolation('no data left in message'));
+        return;
+      }
+      const kind = body[0]!;
+      try {
+        if (kind === T('r')) this.emit({ type: 'copyData', message: { kind: 'r', ...decodeStandbyStatusUpdate(body) } });
+        else if (kind === T('h')) this.emit({ type: 'copyData', message: { kind: 'h', ...decodeHotStandbyFeedback(body) } });
+        else {
+          // PostgreSQL logs "unexpected message type" and exits without telling the client.
+          this._state = 'closed';
+          this.emit({ type: 'error', error: Errors.protocolViolation(`unexpected message type "${String.fromCharCode(kind)}"`), sentToClient: false });
+        }
+      } catch (e) {
+        if (!(e instanceof WalstreamError)) throw e;
+        this.abortStream(e);
+      }
+      return;
+    }
+    if (t === T('c')) {
+      if (!this.serverCopyDone) {
+        this.out(encodeCopyDone());
+        this.serverCopyDone = true;
+      }
+      this.clientCopyDone = true;
+      this._state = 'busy';
+      this.emit({ type: 'copyDone' });
+      return;
+    }
+    if (t === T('X')) {
+      this._state = 'closed';
+      this.emit({ type: 'terminate', graceful: true });
+      return;
+    }
+    throw Errors.protocolViolation(`invalid standby message type "${String.fromCharCode(t)}"`);
+  }
+
+  private abortStream(err: WalstreamError): void {
+    this.out(errorResponseFrom(err, 'ERROR'));
+    this.out(encodeReadyForQuery('I'));
+    this._state = 'ready';
+    this.emit({ type: 'streamAborted', error: err });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Output (called by the owner)
+
+  private requireState(...states: ServerConnState[]): void {
+    assert(states.includes(this._state), `ReplicationServerConn: not allowed in state ${this._state} (needs ${states.join('/')})`);
+  }
+
+  /** RowDescription + DataRows + CommandComplete. */
+  sendResultSet(columns: readonly ColumnSpec[], rows: readonly (readonly CellValue[])[], tag: string): void {
+    this.requireState('busy');
+    this.out(encodeResultSet(columns, rows, tag));
+  }
+  sendRowDescription(columns: readonly ColumnSpec[]): void {
+    this.requireState('busy');
+    this.out(encodeRowDescription(columns));
+  }
+  sendDataRow(values: readonly CellValue[]): void {
+    this.requireState('busy');
+    this.out(encodeDataRow(values));
+  }
+  /** CommandComplete; also allowed in COPY BOTH for the shutdown case (`COPY 0`, then close). */
+  sendCommandComplete(tag: string): void {
+    this.requireState('busy', 'copyBoth');
+    this.out(encodeCommandComplete(tag));
+  }
+  sendNotice(err: WalstreamError): void {
+    this.requireState('busy', 'copyBoth', 'copyOut', 'ready');
+    this.out(noticeResponseFrom(err));
+  }
+  /** ERROR for the running command. In COPY BOTH/OUT it ends the copy (no CopyDone), as PostgreSQL does. Follow with sendReadyForQuery(). */
+  sendError(err: WalstreamError): void {
+    this.requireState('busy', 'copyBoth', 'copyOut');
+    this.out(errorResponseFrom(err, 'ERROR'));
+    this._state = 'busy';
+  }
+  /** FATAL ErrorResponse, then the connection is closed (the owner closes the socket). Any state. */
+  sendFatal(err: WalstreamError): void {
+    if (this._state === 'closed') return;
+    this.out(errorResponseFrom(err, 'FATAL'));
+    this._state = 'closed';
+  }
+  /** Ends the command; held input is processed (events may fire from inside this call). */
+  sendReadyForQuery(): void {
+    this.requireState('busy');
+    this.out(encodeReadyForQuery('I'));
+    this._state = 'ready';
+    this.pump();
+  }
+
+  /** CopyBothResponse: streaming starts. */
+  enterCopyBoth(): void {
+    this.requireState('busy');
+    this.out(encodeCopyBothResponse());
+    this._state = 'copyBoth';
+    this.serverCopyDone = false;
+    this.clientCopyDone = false;
+    this.decoder.phase = 'copy';
+    this.pump(); // replies the client pipelined after the command
+  }
+  private requireStreaming(): void {
+    assert(this._state === 'copyBoth' && !this.serverCopyDone, `ReplicationServerConn: not streaming (state ${this._state})`);
+  }
+  /** XLogData: header and WAL go out as two chunks, the WAL bytes without a copy. */
+  sendXLogData(h: XLogDataHeader, wal: Uint8Array): void {
+    this.requireStreaming();
+    const hdr = Buffer.allocUnsafe(XLOGDATA_FRAME_HEADER_BYTES);
+    writeXLogDataFrameHeader(hdr, 0, h, wal.length);
+    this.out(hdr);
+    if (wal.length > 0) this.out(wal);
+  }
+  /** A whole XLogData CopyData message built with writeXLogDataFrameHeader() at frame[0]. */
+  sendXLogDataFrame(frame: Uint8Array): void {
+    this.requireStreaming();
+    assert(frame.length >= XLOGDATA_FRAME_HEADER_BYTES && frame[0] === 0x64 && frame[5] === 0x77, 'not an XLogData frame');
+    assert(new DataView(frame.buffer, frame.byteOffset, 5).getUint32(1) === frame.length - 1, 'XLogData frame length word does not match');
+    this.out(frame);
+  }
+  /** PrimaryKeepalive `k`. */
+  sendKeepalive(walEnd: Lsn, replyRequested: boolean, sendTime: number = pgTimestampNow()): void {
+    this.requireStreaming();
+    this.out(encodePrimaryKeepalive({ walEnd, sendTime, replyRequested }));
+  }
+  /**
+   * Server-side CopyDone (end of a historic timeline). If the client already sent its CopyDone the
+   * copy is over (state 'busy'); otherwise the `copyDone` event follows when it does.
+   */
+  endCopy(): void {
+    this.requireState('copyBoth');
+    if (!this.serverCopyDone) {
+      this.out(encodeCopyDone());
+      this.serverCopyDone = true;
+    }
+    if (this.clientCopyDone) this._state = 'busy';
+  }
+  /** True once the client has sent CopyDone in the current COPY BOTH. */
+  get clientEndedCopy(): boolean {
+    return this.clientCopyDone;
+  }
+
+  /** CopyOutResponse (BASE_BACKUP). */
+  enterCopyOut(): void {
+    this.requireState('busy');
+    this.out(encodeCopyOutResponse());
+    this._state = 'copyOut';
+  }
+  sendCopyData(payload: Uint8Array): void {
+    this.requireState('copyOut', 'copyBoth');
+    this.out(encodeCopyData(payload));
+  }
+  endCopyOut(): void {
+    this.requireState('copyOut');
+    this.out(encodeCopyDone());
+    this._state = 'busy';
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private fatal(err: WalstreamError): void {
+    if (this._state === 'closed') return;
+    this.out(errorResponseFrom(err, 'FATAL'));
+    this._state = 'closed';
+    this.emit({ type: 'error', error: err, sentToClient: true });
+  }
+
+  private out(b: Uint8Array): void {
+    if (this._state === 'closed') return;
+    this.opts.send(b);
+  }
+
+  private emit(ev: ServerConnEvent): void {
+    this.opts.onEvent(ev);
+  }
+}
+
+function canonicalEncoding(v: string | undefined): string {
+  if (v === undefined || v === '') return 'SQL_ASCII';
+  const k = v.toLowerCase().replace(/[-_]/g, '');
+  if (k === 'utf8' || k === 'unicode') return 'UTF8';
+  if (k === 'sqlascii') return 'SQL_ASCII';
+  if (k === 'latin1' || k === 'iso88591') return 'LATIN1';
+  return v.toUpperCase();
+}
