@@ -159,6 +159,35 @@ function prefixOf(k: Uint8Array): number {
   return ((n > 0 ? k[0]! << 24 : 0) | (n > 1 ? k[1]! << 16 : 0) | (n > 2 ? k[2]! << 8 : 0)) >>> 0;
 }
 
+// word-at-a-time key comparison reads little-endian words
+assert(new Uint8Array(new Uint32Array([1]).buffer)[0] === 1, 'SharedStore needs a little-endian host');
+
+/**
+ * A key being searched for, copied into 4-byte-aligned scratch memory so comparisons can go a
+ * word at a time against the (16-aligned) key blocks. Zero padded to a whole word.
+ */
+class SearchKey {
+  private buf = new ArrayBuffer(256);
+  words = new Uint32Array(this.buf);
+  bytes: Uint8Array = new Uint8Array(this.buf, 0, 0);
+  len = 0;
+  prefix = 0;
+  set(key: Uint8Array): this {
+    const n = key.length;
+    if (n + 4 > this.buf.byteLength) {
+      this.buf = new ArrayBuffer(Math.max(n + 4, this.buf.byteLength * 2));
+      this.words = new Uint32Array(this.buf);
+    }
+    const all = new Uint8Array(this.buf);
+    all.set(key);
+    all.fill(0, n, (n + 3) & ~3);
+    this.bytes = all.subarray(0, n);
+    this.len = n;
+    this.prefix = prefixOf(key);
+    return this;
+  }
+}
+
 /** UTF-8 decode of a (possibly shared) view; short ASCII without TextDecoder. */
 function utf8(u8: Uint8Array, start: number, end: number): string {
   const n = end - start;
@@ -184,6 +213,10 @@ interface TableCacheEntry {
   bytes: Uint8Array;
 }
 
+/** Copies of at most COPY_SLAB_MAX_BYTES share COPY_SLAB_BYTES ArrayBuffers. */
+const COPY_SLAB_BYTES = 64 * 1024;
+const COPY_SLAB_MAX_BYTES = 4 * 1024;
+
 /** Most table names a SharedStore object caches (per thread) before starting over. */
 const TABLE_CACHE_LIMIT = 4096;
 
@@ -194,6 +227,7 @@ export class SharedStore {
   readonly maxValueBytes: number;
   readonly maxStoreBytes: number;
   private readonly tableCache = new Map<string, TableCacheEntry>();
+  private readonly nameBytes = new Map<string, Uint8Array>();
   private readonly unpackr = new Unpackr({ useRecords: false, copyBuffers: true });
   private readonly view: ReadView;
   // descent path (write side)
@@ -207,6 +241,13 @@ export class SharedStore {
   // blocks reserved for the running transaction (slow path), by size class
   private pool: Map<number, number[]> | null = null;
   private keyScratch = new Uint8Array(256);
+  // search keys: A = the op/get key or a scan's lower bound, B = table names, C = a scan's upper bound
+  private readonly skA = new SearchKey();
+  private readonly skB = new SearchKey();
+  private readonly skC = new SearchKey();
+  private readonly unpackRange = { start: 0, end: 0 };
+  private slab = new ArrayBuffer(COPY_SLAB_BYTES);
+  private slabOff = 0;
 
   private constructor(handle: StoreHandle) {
     this.handle = handle;
@@ -460,16 +501,10 @@ export class SharedStore {
     const n = ops.length;
     if (n === 0) return;
     const names: Uint8Array[] = new Array(n);
-    const nameCache = new Map<string, Uint8Array>();
     for (let i = 0; i < n; i++) {
       const op = ops[i]!;
       if (op === null || typeof op !== 'object') throw Errors.invalidOption(`ops[${i}]`, 'must be a StoreOp');
-      let nb = nameCache.get(op.table);
-      if (nb === undefined) {
-        nb = this.tableNameBytes(op.table);
-        nameCache.set(op.table, nb);
-      }
-      names[i] = nb;
+      names[i] = this.tableNameBytes(op.table);
       if (!(op.key instanceof Uint8Array)) throw Errors.invalidKey(`ops[${i}].key must be a Uint8Array`);
       if (op.key.length > MAX_KEY_BYTES) throw Errors.invalidKey(`ops[${i}].key is ${op.key.length} bytes, more than maxKeyBytes (${MAX_KEY_BYTES})`);
       if (op.kind === 'put') {
@@ -522,7 +557,7 @@ export class SharedStore {
     let puts = 0;
     let keyBytes = 0;
     let nodeSlots = 0; // sum over puts of the table's height
-    const newTables = new Map<string, number>();
+    let newTables: Map<string, number> | undefined;
     for (let i = 0; i < n; i++) {
       const op = ops[i]!;
       if (op.kind !== 'put') continue;
@@ -542,6 +577,7 @@ export class SharedStore {
       if (desc !== 0) nodeSlots += m.u32[(desc >>> 2) + D_HEIGHT]!;
       else {
         nodeSlots += 1;
+        if (newTables === undefined) newTables = new Map();
         if (!newTables.has(op.table)) newTables.set(op.table, names[i]!.length);
       }
     }
@@ -549,7 +585,7 @@ export class SharedStore {
     const growth = 1 + Math.ceil(Math.log(puts + 1) / Math.log(MIN_SPLIT_FILL));
     let nodes = nodeSlots + puts * growth;
     const dirH = m.u32[(S_DIR >>> 2) + D_HEIGHT]!;
-    for (const len of newTables.values()) {
+    for (const len of newTables?.values() ?? []) {
       nodes += 1 + dirH + growth;
       keyBytes += blockBytes(K_BYTES + len) + blockBytes(DESC_BYTES);
     }
@@ -569,7 +605,7 @@ export class SharedStore {
     let ok = true;
     for (let i = 0; ok && i < nodes; i++) ok = take(NODE_BYTES);
     for (let i = 0; ok && i < n; i++) if (ops[i]!.kind === 'put') ok = take(K_BYTES + ops[i]!.key.length);
-    for (const len of newTables.values()) {
+    for (const len of newTables?.values() ?? []) {
       if (ok) ok = take(K_BYTES + len);
       if (ok) ok = take(DESC_BYTES);
     }
@@ -606,32 +642,33 @@ export class SharedStore {
 
   private applyReserved(ops: readonly StoreOp[], names: Uint8Array[], valRefs: number[]): void {
     const m = this.m;
-    const touched = new Map<string, Uint8Array>();
+    // tables that lost entries: dropped at the end if empty (only deletes can empty a table)
+    let touched: Map<string, Uint8Array> | undefined;
     for (let i = 0; i < ops.length; i++) {
       const op = ops[i]!;
       const nb = names[i]!;
       let desc = this.findTableBytes(op.table, nb);
-      const key = op.key;
-      const kp = prefixOf(key);
+      const k = this.skA.set(op.key);
       if (op.kind === 'put') {
         if (desc === 0) desc = this.createTable(op.table, nb);
-        touched.set(op.table, nb);
         const len = op.value!.length;
         const lenFlag = (len | (op.keyIsString ? KEY_IS_STRING : 0)) >>> 0;
-        if (this.treePut(desc, key, kp, valRefs[i]!, lenFlag)) {
+        if (this.treePut(desc, k, valRefs[i]!, lenFlag)) {
           m.free(this.oldVal, this.oldLen & LEN_MASK);
         } else {
           m.f64[S_ENTRIES / 8] = m.f64[S_ENTRIES / 8]! + 1;
         }
       } else {
         if (desc === 0) continue;
-        if (this.treeDelete(desc, key, kp)) {
+        if (this.treeDelete(desc, k)) {
           m.free(this.oldVal, this.oldLen & LEN_MASK);
           m.f64[S_ENTRIES / 8] = m.f64[S_ENTRIES / 8]! - 1;
+          if (touched === undefined) touched = new Map();
           touched.set(op.table, nb);
         }
       }
     }
+    if (touched === undefined) return;
     for (const [name, nb] of touched) {
       const desc = this.findTableBytes(name, nb);
       if (desc !== 0 && m.u32[(desc >>> 2) + D_COUNT] === 0) this.dropTable(name, nb, desc);
@@ -649,7 +686,7 @@ export class SharedStore {
     u32[dw + D_HEIGHT] = 1;
     u32[dw + D_FIRST] = root;
     u32[dw + D_LAST] = root;
-    const existed = this.treePut(S_DIR, nb, prefixOf(nb), desc, DESC_BYTES);
+    const existed = this.treePut(S_DIR, this.skB.set(nb), desc, DESC_BYTES);
     assert(!existed, 'createTable: table exists');
     u32 = this.m.u32; // treePut may have grown the buffer
     u32[S_TABLES >>> 2]!++;
@@ -663,7 +700,7 @@ export class SharedStore {
     const u32 = m.u32;
     const dw = desc >>> 2;
     assert(u32[dw + D_COUNT] === 0 && u32[dw + D_HEIGHT] === 1, 'dropTable: table not empty');
-    const found = this.treeDelete(S_DIR, nb, prefixOf(nb));
+    const found = this.treeDelete(S_DIR, this.skB.set(nb));
     assert(found && this.oldVal === desc, 'dropTable: directory entry missing');
     m.free(u32[dw + D_ROOT]!, NODE_BYTES);
     m.free(desc, DESC_BYTES);
@@ -702,25 +739,41 @@ export class SharedStore {
     else u32[w + K_REFS] = r;
   }
 
-  /** Compare key (with prefix kp) against the key of slot word index s: <0, 0, >0. */
-  private cmpSlot(key: Uint8Array, kp: number, s: number): number {
+  /** Compare search key k against the key of slot word index s: <0, 0, >0. */
+  private cmpSlot(k: SearchKey, s: number): number {
     const u32 = this.m.u32;
     const sp = u32[s + S_PREFIX]!;
+    const kp = k.prefix;
     if (kp !== sp) return kp < sp ? -1 : 1;
-    const kr = u32[s + S_KEY]!;
-    const klen = u32[(kr >>> 2) + K_LEN]!;
+    const kw = u32[s + S_KEY]! >>> 2;
+    const klen = u32[kw + K_LEN]!;
+    const len = k.len;
+    const n = len < klen ? len : klen;
+    // equal prefixes mean bytes [0, min(n, 4)) are equal; go on a word at a time
+    const words = n >>> 2;
+    const a = k.words;
+    const base = kw + K_BYTES / 4;
+    for (let j = 1; j < words; j++) {
+      const x = a[j]!;
+      const y = u32[base + j]!;
+      if (x !== y) {
+        const d = x ^ y;
+        const shift = (31 - Math.clz32(d & -d)) & ~7; // lowest differing byte (little-endian)
+        return ((x >>> shift) & 255) - ((y >>> shift) & 255);
+      }
+    }
     const u8 = this.m.u8;
-    const base = kr + K_BYTES;
-    const n = key.length < klen ? key.length : klen;
-    for (let i = n < 4 ? n : 4; i < n; i++) {
-      const d = key[i]! - u8[base + i]!;
+    const kb = k.bytes;
+    const bb = base << 2;
+    for (let i = n < 4 ? n : words << 2; i < n; i++) {
+      const d = kb[i]! - u8[bb + i]!;
       if (d !== 0) return d;
     }
-    return key.length - klen;
+    return len - klen;
   }
 
   /** First slot index whose key is >= key (upper: > key). Sets this.eq for an exact match. */
-  private bound(node: number, key: Uint8Array, kp: number, upper: boolean): number {
+  private bound(node: number, k: SearchKey, upper: boolean): number {
     const u32 = this.m.u32;
     const w = node >>> 2;
     let lo = 0;
@@ -728,7 +781,7 @@ export class SharedStore {
     let eq = false;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      const c = this.cmpSlot(key, kp, w + N_SLOTS + mid * SLOT_WORDS);
+      const c = this.cmpSlot(k, w + N_SLOTS + mid * SLOT_WORDS);
       if (c > 0 || (upper && c === 0)) lo = mid + 1;
       else {
         hi = mid;
@@ -747,13 +800,13 @@ export class SharedStore {
   }
 
   /** Leaf that would hold key, recording the path (pathN/pathI) when record is true. */
-  private descend(d: number, key: Uint8Array, kp: number, record: boolean): { leaf: number; depth: number } {
+  private descend(d: number, k: SearchKey, record: boolean): { leaf: number; depth: number } {
     const u32 = this.m.u32;
     const dw = d >>> 2;
     let node = u32[dw + D_ROOT]!;
     let depth = 0;
     for (let lvl = u32[dw + D_HEIGHT]!; lvl > 1; lvl--) {
-      const ci = this.bound(node, key, kp, true);
+      const ci = this.bound(node, k, true);
       if (record) {
         this.pathN[depth] = node;
         this.pathI[depth] = ci;
@@ -765,16 +818,16 @@ export class SharedStore {
   }
 
   /** Slot word index of key in tree d, or -1. */
-  private findSlot(d: number, key: Uint8Array, kp: number): number {
-    const { leaf } = this.descend(d, key, kp, false);
-    const pos = this.bound(leaf, key, kp, false);
+  private findSlot(d: number, k: SearchKey): number {
+    const { leaf } = this.descend(d, k, false);
+    const pos = this.bound(leaf, k, false);
     return this.eq ? (leaf >>> 2) + N_SLOTS + pos * SLOT_WORDS : -1;
   }
 
   /** Insert or overwrite. Returns true if the key existed (old value in oldVal/oldLen). */
-  private treePut(d: number, key: Uint8Array, kp: number, valRef: number, lenFlag: number): boolean {
-    const { leaf, depth } = this.descend(d, key, kp, true);
-    const pos = this.bound(leaf, key, kp, false);
+  private treePut(d: number, k: SearchKey, valRef: number, lenFlag: number): boolean {
+    const { leaf, depth } = this.descend(d, k, true);
+    const pos = this.bound(leaf, k, false);
     const u32 = this.m.u32;
     if (this.eq) {
       const s = (leaf >>> 2) + N_SLOTS + pos * SLOT_WORDS;
@@ -784,8 +837,8 @@ export class SharedStore {
       u32[s + S_LEN] = lenFlag;
       return true;
     }
-    const keyRef = this.newKeyBlock(key);
-    this.leafInsert(d, leaf, depth, pos, kp, keyRef, valRef, lenFlag);
+    const keyRef = this.newKeyBlock(k.bytes);
+    this.leafInsert(d, leaf, depth, pos, k.prefix, keyRef, valRef, lenFlag);
     this.m.u32[(d >>> 2) + D_COUNT]!++; // re-read: allocations may have grown the buffer
     return false;
   }
@@ -888,9 +941,9 @@ export class SharedStore {
   }
 
   /** Delete key. Returns true if it existed (old value in oldVal/oldLen). */
-  private treeDelete(d: number, key: Uint8Array, kp: number): boolean {
-    const { leaf, depth } = this.descend(d, key, kp, true);
-    const pos = this.bound(leaf, key, kp, false);
+  private treeDelete(d: number, k: SearchKey): boolean {
+    const { leaf, depth } = this.descend(d, k, true);
+    const pos = this.bound(leaf, k, false);
     if (!this.eq) return false;
     const u32 = this.m.u32;
     const s = (leaf >>> 2) + N_SLOTS + pos * SLOT_WORDS;
@@ -958,10 +1011,15 @@ export class SharedStore {
     this.m.refresh();
   }
 
+  /** Validated UTF-8 bytes of a table name (cached per name). */
   private tableNameBytes(name: string): Uint8Array {
+    let b = this.nameBytes.get(name);
+    if (b !== undefined) return b;
     if (typeof name !== 'string' || name.length === 0) throw Errors.invalidTable(String(name));
-    const b = textEncoder.encode(name);
+    b = textEncoder.encode(name);
     if (b.length > MAX_TABLE_NAME_BYTES) throw Errors.invalidTable(name);
+    if (this.nameBytes.size >= TABLE_CACHE_LIMIT) this.nameBytes.clear();
+    this.nameBytes.set(name, b);
     return b;
   }
 
@@ -982,7 +1040,7 @@ export class SharedStore {
   }
 
   private lookupTable(name: string, nb: Uint8Array, ver: number): number {
-    const s = this.findSlot(S_DIR, nb, prefixOf(nb));
+    const s = this.findSlot(S_DIR, this.skB.set(nb));
     const desc = s < 0 ? 0 : this.m.u32[s + S_VAL]!;
     if (this.tableCache.size >= TABLE_CACHE_LIMIT) this.tableCache.clear();
     this.tableCache.set(name, { ver, desc, bytes: nb });
@@ -1008,7 +1066,7 @@ export class SharedStore {
     const u32 = this.m.u32;
     const ref = u32[s + S_VAL]!;
     const len = u32[s + S_LEN]! & LEN_MASK;
-    return len === 0 ? new Uint8Array(0) : this.m.u8.slice(ref, ref + len);
+    return this.copyOut(ref, len);
   }
 
   /** @internal */
@@ -1023,14 +1081,39 @@ export class SharedStore {
     const desc = this.findTable(table);
     const k = this.keyBytes(key);
     if (desc === 0) return -1;
-    return this.findSlot(desc, k, prefixOf(k));
+    return this.findSlot(desc, this.skA.set(k));
   }
 
   private decodeValue(ref: number, len: number): unknown {
     if (len === 0) return undefined;
     // msgpackr decodes straight from shared memory: copyBuffers makes binary values copies, and
-    // Node 20's TextDecoder accepts shared views (checked by the store tests)
-    return this.unpackr.unpack(this.m.u8.subarray(ref, ref + len));
+    // Node 20's TextDecoder accepts shared views (checked by the store tests). Decoding a range of
+    // the whole-buffer view lets msgpackr reuse the DataView it caches on that view (a fresh
+    // subarray per value costs a DataView and a hidden-class change each time).
+    const r = this.unpackRange;
+    r.start = ref;
+    r.end = ref + len;
+    return this.unpackr.unpack(this.m.u8, r);
+  }
+
+  /** Copy len bytes at ref out of shared memory into a plain Uint8Array. */
+  private copyOut(ref: number, len: number): Uint8Array {
+    if (len === 0) return new Uint8Array(0);
+    if (len > COPY_SLAB_MAX_BYTES) {
+      const out = new Uint8Array(len);
+      out.set(this.m.u8.subarray(ref, ref + len));
+      return out;
+    }
+    // small copies come from a shared slab (like Buffer's pool): one ArrayBuffer per 64 KiB
+    let off = this.slabOff;
+    if (off + len > COPY_SLAB_BYTES) {
+      this.slab = new ArrayBuffer(COPY_SLAB_BYTES);
+      off = 0;
+    }
+    const out = new Uint8Array(this.slab, off, len);
+    out.set(this.m.u8.subarray(ref, ref + len));
+    this.slabOff = (off + len + 7) & ~7; // keep copies 8-aligned (fast shared-memory copies)
+    return out;
   }
 
   /** @internal */
@@ -1046,7 +1129,7 @@ export class SharedStore {
     const klen = u32[(kr >>> 2) + K_LEN]!;
     const start = kr + K_BYTES;
     if ((u32[s + S_LEN]! & KEY_IS_STRING) !== 0) return utf8(this.m.u8, start, start + klen);
-    return this.m.u8.slice(start, start + klen);
+    return this.copyOut(start, klen);
   }
 
   /** @internal */
@@ -1054,10 +1137,8 @@ export class SharedStore {
     const out: ScanEntry[] = [];
     const desc = this.findTable(table);
     if (desc === 0 || o.limit === 0) return out;
-    const lo = o.lo === undefined ? undefined : this.keyBytes(o.lo).slice();
-    const hi = o.hi === undefined ? undefined : this.keyBytes(o.hi).slice();
-    const loP = lo === undefined ? 0 : prefixOf(lo);
-    const hiP = hi === undefined ? 0 : prefixOf(hi);
+    const lo = o.lo === undefined ? undefined : this.skA.set(this.keyBytes(o.lo));
+    const hi = o.hi === undefined ? undefined : this.skC.set(this.keyBytes(o.hi));
     const u32 = this.m.u32;
     const dw = desc >>> 2;
     const limit = o.limit;
@@ -1065,8 +1146,8 @@ export class SharedStore {
     let pos: number;
     if (!o.reverse) {
       if (lo !== undefined) {
-        leaf = this.descend(desc, lo, loP, false).leaf;
-        pos = this.bound(leaf, lo, loP, o.loExclusive);
+        leaf = this.descend(desc, lo, false).leaf;
+        pos = this.bound(leaf, lo, o.loExclusive);
       } else {
         leaf = u32[dw + D_FIRST]!;
         pos = 0;
@@ -1077,7 +1158,7 @@ export class SharedStore {
         for (; pos < count; pos++) {
           const s = w + N_SLOTS + pos * SLOT_WORDS;
           if (hi !== undefined) {
-            const c = this.cmpSlot(hi, hiP, s); // sign of hi - key
+            const c = this.cmpSlot(hi, s); // sign of hi - key
             if (c < 0 || (c === 0 && o.hiExclusive)) return out;
           }
           out.push({ key: this.slotKey(s), value: this.decodeValue(u32[s + S_VAL]!, u32[s + S_LEN]! & LEN_MASK) });
@@ -1088,8 +1169,8 @@ export class SharedStore {
       }
     } else {
       if (hi !== undefined) {
-        leaf = this.descend(desc, hi, hiP, false).leaf;
-        pos = this.bound(leaf, hi, hiP, !o.hiExclusive) - 1;
+        leaf = this.descend(desc, hi, false).leaf;
+        pos = this.bound(leaf, hi, !o.hiExclusive) - 1;
       } else {
         leaf = u32[dw + D_LAST]!;
         pos = (u32[(leaf >>> 2) + N_META]! & COUNT_MASK) - 1;
@@ -1099,7 +1180,7 @@ export class SharedStore {
         for (; pos >= 0; pos--) {
           const s = w + N_SLOTS + pos * SLOT_WORDS;
           if (lo !== undefined) {
-            const c = this.cmpSlot(lo, loP, s); // sign of lo - key
+            const c = this.cmpSlot(lo, s); // sign of lo - key
             if (c > 0 || (c === 0 && o.loExclusive)) return out;
           }
           out.push({ key: this.slotKey(s), value: this.decodeValue(u32[s + S_VAL]!, u32[s + S_LEN]! & LEN_MASK) });
@@ -1119,10 +1200,9 @@ export class SharedStore {
     let leaf: number;
     let pos: number;
     if (startAfterOrAt !== undefined) {
-      const nb = startAfterOrAt.name;
-      const kp = prefixOf(nb);
-      leaf = this.descend(S_DIR, nb, kp, false).leaf;
-      pos = this.bound(leaf, nb, kp, !startAfterOrAt.inclusive);
+      const k = this.skB.set(startAfterOrAt.name);
+      leaf = this.descend(S_DIR, k, false).leaf;
+      pos = this.bound(leaf, k, !startAfterOrAt.inclusive);
     } else {
       leaf = u32[dw + D_FIRST]!;
       pos = 0;
@@ -1165,9 +1245,9 @@ export class SharedStore {
         let leaf: number;
         let pos: number;
         if (afterKey !== undefined && name === after!.table) {
-          const kp = prefixOf(afterKey);
-          leaf = this.descend(desc, afterKey, kp, false).leaf;
-          pos = this.bound(leaf, afterKey, kp, true);
+          const k = this.skA.set(afterKey);
+          leaf = this.descend(desc, k, false).leaf;
+          pos = this.bound(leaf, k, true);
         } else {
           leaf = u32[(desc >>> 2) + D_FIRST]!;
           pos = 0;
