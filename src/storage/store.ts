@@ -241,6 +241,8 @@ export class SharedStore {
   // blocks reserved for the running transaction (slow path), by size class
   private pool: Map<number, number[]> | null = null;
   private keyScratch = new Uint8Array(256);
+  /** read latch nesting depth of this thread through this object */
+  private readDepth = 0;
   // search keys: A = the op/get key or a scan's lower bound, B = table names, C = a scan's upper bound
   private readonly skA = new SearchKey();
   private readonly skB = new SearchKey();
@@ -342,7 +344,7 @@ export class SharedStore {
     try {
       return this.getRawU(table, key);
     } finally {
-      this.latch.releaseRead();
+      this.readUnlock();
     }
   }
 
@@ -351,7 +353,7 @@ export class SharedStore {
     try {
       return this.getU(table, key);
     } finally {
-      this.latch.releaseRead();
+      this.readUnlock();
     }
   }
 
@@ -361,18 +363,16 @@ export class SharedStore {
     try {
       return this.scanU(table, o);
     } finally {
-      this.latch.releaseRead();
+      this.readUnlock();
     }
   }
 
   readConsistent<T>(fn: (view: StoreReadView) => T): T {
     this.readLock();
-    this.view.active = true;
     try {
       return fn(this.view);
     } finally {
-      this.view.active = false;
-      this.latch.releaseRead();
+      this.readUnlock();
     }
   }
 
@@ -386,7 +386,7 @@ export class SharedStore {
       });
       return out;
     } finally {
-      this.latch.releaseRead();
+      this.readUnlock();
     }
   }
 
@@ -395,7 +395,7 @@ export class SharedStore {
     try {
       return this.countU(table);
     } finally {
-      this.latch.releaseRead();
+      this.readUnlock();
     }
   }
 
@@ -405,7 +405,7 @@ export class SharedStore {
       const m = this.m;
       return { bytesUsed: m.bytesUsed, bytesReserved: this.handle.buffer.byteLength, entries: m.f64[S_ENTRIES / 8]!, tables: m.u32[S_TABLES / 4]! };
     } finally {
-      this.latch.releaseRead();
+      this.readUnlock();
     }
   }
 
@@ -415,7 +415,7 @@ export class SharedStore {
     try {
       return this.m.f64[S_COMMITS / 8]!;
     } finally {
-      this.latch.releaseRead();
+      this.readUnlock();
     }
   }
 
@@ -461,7 +461,7 @@ export class SharedStore {
         put(value);
       });
     } finally {
-      this.latch.releaseRead();
+      this.readUnlock();
     }
     flush();
     return h.digest('hex');
@@ -489,7 +489,7 @@ export class SharedStore {
       assert(seen > 0, 'exportBatch: no progress');
       return { table: lastTable, key: lastKey.slice() };
     } finally {
-      this.latch.releaseRead();
+      this.readUnlock();
     }
   }
 
@@ -516,6 +516,7 @@ export class SharedStore {
       }
     }
 
+    this.refuseWriteWhileReading('apply a transaction');
     this.latch.acquireWrite();
     try {
       this.m.refresh();
@@ -533,6 +534,7 @@ export class SharedStore {
 
   /** Drop every entry and table (writer only; e.g. before loading a snapshot). */
   clear(): void {
+    this.refuseWriteWhileReading('clear the store');
     this.latch.acquireWrite();
     try {
       this.m.refresh();
@@ -1006,9 +1008,31 @@ export class SharedStore {
   // ------------------------------------------------------------------------------------------
   // read internals (caller holds a latch)
 
+  /**
+   * Take the read latch unless this thread already holds it through this object (a get or scan
+   * inside a readConsistent callback nests instead of re-taking it, which could deadlock behind a
+   * waiting writer).
+   */
   private readLock(): void {
-    this.latch.acquireRead();
-    this.m.refresh();
+    if (this.readDepth === 0) {
+      this.latch.acquireRead();
+      this.m.refresh();
+    }
+    this.readDepth++;
+  }
+
+  private readUnlock(): void {
+    assert(this.readDepth > 0, 'readUnlock without readLock');
+    if (--this.readDepth === 0) this.latch.releaseRead();
+  }
+
+  /** @internal true while this thread holds the read latch through this object */
+  get reading(): boolean {
+    return this.readDepth > 0;
+  }
+
+  private refuseWriteWhileReading(what: string): void {
+    if (this.readDepth > 0) throw Errors.objectInUse(`cannot ${what} inside readConsistent: this thread holds the store's read latch`);
   }
 
   /** Validated UTF-8 bytes of a table name (cached per name). */
@@ -1297,7 +1321,7 @@ export class SharedStore {
       assert(total === this.m.f64[S_ENTRIES / 8], `entries counter ${this.m.f64[S_ENTRIES / 8]} != ${total}`);
       assert(tables === this.m.u32[S_TABLES >>> 2], 'tables counter mismatch');
     } finally {
-      this.latch.releaseRead();
+      this.readUnlock();
     }
   }
 
@@ -1385,10 +1409,9 @@ export function checkScanOptions(opts: ScanOptions | undefined): CheckedScan {
 
 /** The view handed to readConsistent callbacks: no latch traffic, valid only inside the call. */
 class ReadView implements StoreReadView {
-  active = false;
   constructor(private readonly s: SharedStore) {}
   private check(): void {
-    if (!this.active) throw Errors.closed('StoreReadView (used outside its readConsistent callback)');
+    if (!this.s.reading) throw Errors.closed('StoreReadView (used outside its readConsistent callback)');
   }
   get(table: string, key: string | Uint8Array): unknown {
     this.check();
