@@ -16,7 +16,8 @@
 // Key prefix = first 4 key bytes big-endian (zero padded): most comparisons end there. Keys live
 // in refcounted key blocks [refs, length, bytes...] shared by the leaf and any separators, so a
 // split never allocates a key. Values are raw 16-aligned blocks. Leaves are doubly linked for
-// forward and reverse scans. Empty leaves are unlinked and freed at once (no underfull merging);
+// forward and reverse scans. Empty leaves are freed at once and underfull leaves merge with a
+// sibling under the same parent (internal nodes are only freed when empty);
 // a table whose last entry is deleted is dropped at the end of the transaction, so the set of
 // tables is a function of the entries (snapshots and replay agree).
 //
@@ -146,6 +147,10 @@ const LEN_MASK = 0x7fffffff;
 const K_REFS = 0;
 const K_LEN = 1;
 const K_BYTES = 8;
+/** A leaf left with fewer entries than this after a delete tries to merge with a sibling... */
+const MERGE_BELOW = 16;
+/** ...if the two together hold at most this many (room is left for inserts before a split). */
+const MERGE_UP_TO = 48;
 /** Minimum fill after a split; bounds how fast a tree can grow in height. */
 const MIN_SPLIT_FILL = 31;
 
@@ -956,17 +961,15 @@ export class SharedStore {
     this.unrefKey(keyRef);
     const dw = d >>> 2;
     u32[dw + D_COUNT]!--;
-    if ((u32[(leaf >>> 2) + N_META]! & COUNT_MASK) === 0 && depth > 0) {
-      // unlink and free the empty leaf
-      const lw = leaf >>> 2;
-      const prev = u32[lw + N_PREV]!;
-      const next = u32[lw + N_NEXT]!;
-      if (prev === 0) u32[dw + D_FIRST] = next;
-      else u32[(prev >>> 2) + N_NEXT] = next;
-      if (next === 0) u32[dw + D_LAST] = prev;
-      else u32[(next >>> 2) + N_PREV] = prev;
-      this.m.free(leaf, NODE_BYTES);
-      this.removeChild(depth - 1);
+    const left = u32[(leaf >>> 2) + N_META]! & COUNT_MASK;
+    if (depth > 0 && left < MERGE_BELOW) {
+      if (left === 0) {
+        this.unlinkLeaf(d, leaf);
+        this.m.free(leaf, NODE_BYTES);
+        this.removeChild(depth - 1);
+      } else {
+        this.mergeLeaf(d, leaf, depth - 1);
+      }
       // collapse a root left with one child
       for (;;) {
         const root = u32[dw + D_ROOT]!;
@@ -977,6 +980,56 @@ export class SharedStore {
       }
     }
     return true;
+  }
+
+  private unlinkLeaf(d: number, leaf: number): void {
+    const u32 = this.m.u32;
+    const dw = d >>> 2;
+    const lw = leaf >>> 2;
+    const prev = u32[lw + N_PREV]!;
+    const next = u32[lw + N_NEXT]!;
+    if (prev === 0) u32[dw + D_FIRST] = next;
+    else u32[(prev >>> 2) + N_NEXT] = next;
+    if (next === 0) u32[dw + D_LAST] = prev;
+    else u32[(next >>> 2) + N_PREV] = prev;
+  }
+
+  /**
+   * An underfull leaf (child pathI[lvl] of pathN[lvl]) merges with a sibling under the same
+   * parent when both fit in MERGE_UP_TO slots: the right one of the pair moves into the left one
+   * and is freed with its separator.
+   */
+  private mergeLeaf(d: number, leaf: number, lvl: number): void {
+    const u32 = this.m.u32;
+    const parent = this.pathN[lvl]!;
+    const ci = this.pathI[lvl]!;
+    const pc = u32[(parent >>> 2) + N_META]! & COUNT_MASK;
+    const n = u32[(leaf >>> 2) + N_META]! & COUNT_MASK;
+    let l: number;
+    let r: number;
+    let rci: number;
+    if (ci < pc) {
+      l = leaf;
+      r = this.childAt(parent, ci + 1);
+      rci = ci + 1;
+    } else if (ci > 0) {
+      l = this.childAt(parent, ci - 1);
+      r = leaf;
+      rci = ci;
+    } else {
+      return; // an only child
+    }
+    const lw = l >>> 2;
+    const rw = r >>> 2;
+    const ln = l === leaf ? n : u32[lw + N_META]! & COUNT_MASK;
+    const rn = r === leaf ? n : u32[rw + N_META]! & COUNT_MASK;
+    if (ln + rn > MERGE_UP_TO) return;
+    u32.copyWithin(lw + N_SLOTS + ln * SLOT_WORDS, rw + N_SLOTS, rw + N_SLOTS + rn * SLOT_WORDS);
+    u32[lw + N_META] = LEAF | (ln + rn);
+    this.unlinkLeaf(d, r);
+    this.m.free(r, NODE_BYTES);
+    this.pathI[lvl] = rci;
+    this.removeChild(lvl);
   }
 
   /** The child at pathI[lvl] of pathN[lvl] was freed: drop it and its separator. */
