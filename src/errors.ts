@@ -79,6 +79,9 @@ export const Errors = {
   numericOutOfRange: def('WS_NUMERIC_OUT_OF_RANGE', '22003', (why: string) => why),
   undefinedParameter: def('WS_UNDEFINED_PARAMETER', '42704', (name: string) => `unrecognized configuration parameter "${name}"`),
   nameTooLong: def('WS_NAME_TOO_LONG', '42622', (why: string) => why),
+  // walsender (src/replication/): PostgreSQL's wording
+  adminShutdown: def('WS_ADMIN_SHUTDOWN', '57P01', () => 'terminating connection due to administrator command'),
+  walSegmentRemoved: def('WS_WAL_SEGMENT_REMOVED', '58P01', (segment: string) => `requested WAL segment ${segment} has already been removed`),
   /** An ErrorResponse received from a peer server: its SQLSTATE and texts as sent. */
   remote: (sqlstate: string, message: string, opts: WalstreamErrorOptions = {}) => new WalstreamError('WS_REMOTE', sqlstate, message, opts),
 } as const;

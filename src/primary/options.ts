@@ -3,6 +3,7 @@
 
 import { Errors } from '../errors.js';
 import { DEFAULT_WAL_SEGMENT_SIZE, XLOG_BLCKSZ, validSegmentSize } from '../wal/consts.js';
+import type { HbaRule } from '../replication/protocol/hba.js';
 
 export type SynchronousCommit = 'off' | 'local' | 'on' | 'remote_write' | 'remote_apply' | 'remote_receive';
 export const SYNC_LEVELS: readonly SynchronousCommit[] = ['off', 'local', 'remote_receive', 'remote_write', 'on', 'remote_apply'];
@@ -28,9 +29,35 @@ export interface PrimaryOptions {
   maxStoreBytes?: number;
   /** Spin iterations before the walwriter sleeps on its latch. */
   walWriterSpinIterations?: number;
+
+  // ---- replication (walsenders; src/replication/) ----
+  /** Listen for replication connections on this TCP port (0 = ephemeral; see primary.port). Absent = no listener. */
+  port?: number;
+  /** Listen address. Default '127.0.0.1'. */
+  host?: string;
+  /** pg_hba-style rules, first match wins. Default: `host replication all all` with scram-sha-256 when `users` is set, else trust. */
+  hba?: HbaRule[];
+  /** Replication roles: name → password (or a SCRAM verifier). */
+  users?: Record<string, string>;
+  /** max_wal_senders: concurrent walsenders; one more is refused with FATAL 53300. */
+  maxWalSenders?: number;
+  /** wal_sender_timeout (ms, 0 = none): keepalive at half of it, disconnect after all of it. */
+  walSenderTimeoutMs?: number;
+  /** Largest XLogData payload in bytes (PostgreSQL's MAX_SEND_SIZE, 128 KiB). */
+  maxSendBytes?: number;
+  /** authentication_timeout (ms): a connection must have authenticated by then. */
+  authenticationTimeoutMs?: number;
+  /** Largest message a replication client may send, in bytes (queries, status updates). */
+  maxClientMessageBytes?: number;
+  /** Bytes a walsender lets queue in its socket before it waits for 'drain'. */
+  walSenderMaxQueuedBytes?: number;
 }
 
-export type ResolvedPrimaryOptions = Required<PrimaryOptions>;
+export type ResolvedPrimaryOptions = Required<Omit<PrimaryOptions, 'port' | 'hba' | 'users'>> & {
+  port: number | null;
+  hba: HbaRule[] | null;
+  users: Record<string, string> | null;
+};
 
 function int(name: string, v: unknown, min: number, max: number): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
@@ -63,5 +90,34 @@ export function resolvePrimaryOptions(o: PrimaryOptions): ResolvedPrimaryOptions
     maxValueBytes: int('maxValueBytes', o.maxValueBytes ?? 16 * 1024 * 1024, 1, 256 * 1024 * 1024),
     maxStoreBytes: int('maxStoreBytes', o.maxStoreBytes ?? 1024 * 1024 * 1024, 1 << 20, Number.MAX_SAFE_INTEGER),
     walWriterSpinIterations: int('walWriterSpinIterations', o.walWriterSpinIterations ?? 2000, 0, 10_000_000),
+    ...resolveReplicationOptions(o),
+  };
+}
+
+function resolveReplicationOptions(o: PrimaryOptions) {
+  const port = o.port === undefined || o.port === null ? null : int('port', o.port, 0, 65535);
+  const host = o.host ?? '127.0.0.1';
+  if (typeof host !== 'string' || host.length === 0) throw Errors.invalidOption('host', 'must be a non-empty string');
+  if (o.hba !== undefined && !Array.isArray(o.hba)) throw Errors.invalidOption('hba', 'must be an array of rules');
+  let users: Record<string, string> | null = null;
+  if (o.users !== undefined) {
+    if (o.users === null || typeof o.users !== 'object') throw Errors.invalidOption('users', 'must be an object { name: password }');
+    for (const [u, p] of Object.entries(o.users)) {
+      if (u.length === 0 || typeof p !== 'string' || p.length === 0) throw Errors.invalidOption('users', `user "${u}" needs a non-empty password`);
+    }
+    users = { ...o.users };
+  }
+  const maxSendBytes = int('maxSendBytes', o.maxSendBytes ?? 128 * 1024, XLOG_BLCKSZ, 16 * 1024 * 1024);
+  return {
+    port,
+    host,
+    hba: o.hba ?? null,
+    users,
+    maxWalSenders: int('maxWalSenders', o.maxWalSenders ?? 10, 0, 1000),
+    walSenderTimeoutMs: int('walSenderTimeoutMs', o.walSenderTimeoutMs ?? 60_000, 0, 86_400_000),
+    maxSendBytes,
+    authenticationTimeoutMs: int('authenticationTimeoutMs', o.authenticationTimeoutMs ?? 60_000, 1, 600_000),
+    maxClientMessageBytes: int('maxClientMessageBytes', o.maxClientMessageBytes ?? 64 * 1024, 1024, 1 << 30),
+    walSenderMaxQueuedBytes: int('walSenderMaxQueuedBytes', o.walSenderMaxQueuedBytes ?? 1024 * 1024, maxSendBytes, 1 << 30),
   };
 }

@@ -30,6 +30,7 @@ import {
   XC_WRITTEN, XLogCtl,
 } from '../wal/xlogctl.js';
 import { FlushWaiter } from './flush-waiter.js';
+import { ReplicationServer, type ReplicationStatusRow } from '../replication/server.js';
 import { type PrimaryOptions, type ResolvedPrimaryOptions, resolvePrimaryOptions, type SynchronousCommit } from './options.js';
 
 const TABLE_RE = /^[A-Za-z0-9_.:\-/]{1,63}$/;
@@ -145,6 +146,8 @@ export class Primary extends EventEmitter {
   private readonly startInsertLsn: Lsn;
   /** Callbacks that pin WAL (walsenders, slots): recycling never removes WAL at or after the minimum. */
   private readonly walPins = new Set<() => Lsn | null>();
+  /** The replication listener and its walsenders (when `port` is set). */
+  private replServer: ReplicationServer | null = null;
 
   private constructor(args: {
     options: ResolvedPrimaryOptions; store: SharedStore; ctl: XLogCtl; control: ControlData; recovery: RecoveryInfo;
@@ -184,6 +187,26 @@ export class Primary extends EventEmitter {
       writeControl(dataDir, p.control);
       if (!r.info.wasCleanShutdown || r.info.recordsReplayed > 1) await p.checkpoint();
       p.scheduleCheckpoints();
+      if (options.port !== null) {
+        try {
+          p.replServer = await ReplicationServer.listen(p, {
+            host: options.host,
+            port: options.port,
+            hba: options.hba,
+            users: options.users,
+            maxWalSenders: options.maxWalSenders,
+            walSenderTimeoutMs: options.walSenderTimeoutMs,
+            maxSendBytes: options.maxSendBytes,
+            authenticationTimeoutMs: options.authenticationTimeoutMs,
+            maxClientMessageBytes: options.maxClientMessageBytes,
+            walSenderMaxQueuedBytes: options.walSenderMaxQueuedBytes,
+            maxStartupConnections: Math.max(4, options.maxWalSenders),
+          });
+        } catch (e) {
+          await p.close();
+          throw e;
+        }
+      }
       return p;
     } catch (e) {
       releasePidFile(dataDir);
@@ -294,6 +317,22 @@ export class Primary extends EventEmitter {
     return this.control.tli;
   }
 
+  /** The replication port the primary listens on (the actual one when opened with port 0), or null. */
+  get port(): number | null {
+    return this.replServer?.port ?? null;
+  }
+
+  /** One row per walsender (PostgreSQL's pg_stat_replication, the columns issue 3 needs). */
+  replicationStatus(): ReplicationStatusRow[] {
+    return this.replServer?.status() ?? [];
+  }
+
+  /** The latest checkpoint as the control file has it (for BASE_BACKUP). */
+  checkpointInfo(): { redoLsn: Lsn; checkpointLsn: Lsn; snapshotName: string; tli: number } {
+    const c = this.control;
+    return { redoLsn: c.redoLsn, checkpointLsn: c.checkpointLsn, snapshotName: c.snapshotName, tli: c.tli };
+  }
+
   /** Register a WAL pin (a walsender or slot): checkpoints keep WAL from the minimum pinned LSN. */
   pinWal(fn: () => Lsn | null): () => void {
     this.walPins.add(fn);
@@ -382,11 +421,17 @@ export class Primary extends EventEmitter {
     if (this.closing) return this.closing;
     this.closing = (async () => {
       if (this.checkpointTimer) clearInterval(this.checkpointTimer);
+      this.replServer?.stopListening();
       if (this.checkpointRunning) await this.checkpointRunning.catch(() => undefined);
       this.closed = true;
       try {
         if (!this.walWriterError) await this.doCheckpoint(true);
       } finally {
+        // Walsenders send everything up to the shutdown checkpoint, then "COPY 0" (PostgreSQL's order).
+        if (this.replServer) {
+          const t = this.options.walSenderTimeoutMs;
+          await this.replServer.shutdownWalSenders(t > 0 ? t : 10_000);
+        }
         Atomics.store(this.ctl.i32, XC_STOP, 1);
         this.ctl.setLatch(XC_WALWRITER_LATCH);
         await new Promise<void>((resolve) => {

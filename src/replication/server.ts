@@ -1,0 +1,287 @@
+// ReplicationServer: the primary's replication listener (PostgreSQL's postmaster role for
+// walsenders). Runs in the primary's thread. It owns the listening socket, WalSndCtl, one
+// walsender worker per accepted connection (the accepted fd is handed to the worker: accepted with
+// pauseOnConnect, this thread never reads, writes or closes it afterwards), the WAL pins
+// (min sent of streaming walsenders; the redo point of each running base backup) and the
+// base-backup requests walsenders send over their MessagePort (checkpoint + pin + files).
+// Stops in two steps called by Primary.close(): stopListening() (no new connections), then,
+// after the shutdown checkpoint, shutdownWalSenders(): every walsender streams up to the end of
+// WAL, ends with "COPY 0" (or FATAL 57P01 if not streaming) and exits; workers that do not exit
+// within the bound are terminated.
+
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
+import { Errors, WalstreamError } from '../errors.js';
+import { lsnToString, type Lsn } from '../wal/lsn.js';
+import type { XLogCtl } from '../wal/xlogctl.js';
+import type { HbaRule } from './protocol/hba.js';
+import { pgTimestampToDate } from './protocol/messages.js';
+import { makeScramVerifier } from './protocol/scram.js';
+import type { BackupFile, FromPrimary, ToPrimary, WalSenderConfig } from './walsender.js';
+import { WalSndCtl, type WalSndSnapshot } from './walsndctl.js';
+
+/** What the server needs from the primary it serves. */
+export interface ReplicationHost {
+  readonly ctl: XLogCtl;
+  readonly dataDir: string;
+  readonly walDir: string;
+  readonly systemIdentifier: bigint;
+  readonly flushLsn: Lsn;
+  pinWal(fn: () => Lsn | null): () => void;
+  checkpoint(): Promise<void>;
+  checkpointInfo(): { redoLsn: Lsn; checkpointLsn: Lsn; snapshotName: string; tli: number };
+  emit(event: string | symbol, ...args: unknown[]): boolean;
+}
+
+export interface ReplicationServerOptions {
+  host: string;
+  /** 0 = an ephemeral port. */
+  port: number;
+  hba: HbaRule[] | null;
+  /** user → password (or a SCRAM verifier `SCRAM-SHA-256$…`); null = no passwords (trust). */
+  users: Record<string, string> | null;
+  maxWalSenders: number;
+  walSenderTimeoutMs: number;
+  maxSendBytes: number;
+  authenticationTimeoutMs: number;
+  maxClientMessageBytes: number;
+  walSenderMaxQueuedBytes: number;
+  /** Connections still authenticating, beyond maxWalSenders, before new ones are dropped unanswered. */
+  maxStartupConnections: number;
+}
+
+/** One row of primary.replicationStatus() (PostgreSQL's pg_stat_replication, the part issue 3 needs). */
+export interface ReplicationStatusRow {
+  pid: number;
+  application_name: string;
+  client_addr: string;
+  client_port: number;
+  backend_start: Date;
+  state: string;
+  sent_lsn: string | null;
+  write_lsn: string | null;
+  flush_lsn: string | null;
+  replay_lsn: string | null;
+  reply_time: Date | null;
+  backend_xmin: number | null;
+  /** Bytes between the primary's flush position and each position (null when unknown). */
+  sent_lag_bytes: number | null;
+  write_lag_bytes: number | null;
+  flush_lag_bytes: number | null;
+  replay_lag_bytes: number | null;
+}
+
+interface WorkerEntry {
+  worker: Worker;
+  port: MessagePort;
+  id: number;
+  unpins: (() => void)[];
+  exited: Promise<void>;
+}
+
+export class ReplicationServer {
+  readonly walsnd: WalSndCtl;
+  private readonly server: net.Server;
+  private readonly workers = new Set<WorkerEntry>();
+  private readonly unpinSenders: () => void;
+  private readonly hba: HbaRule[];
+  private readonly users: Record<string, string> | null;
+  private listening = true;
+  private stopping = false;
+  private _port = 0;
+
+  private constructor(private readonly host: ReplicationHost, private readonly opts: ReplicationServerOptions) {
+    this.walsnd = WalSndCtl.create(opts.maxWalSenders);
+    this.unpinSenders = host.pinWal(() => this.walsnd.minSent());
+    const users = opts.users;
+    this.users = users === null ? null : Object.fromEntries(Object.entries(users).map(([u, p]) => [u, p.startsWith('SCRAM-SHA-256$') ? p : makeScramVerifier(p)]));
+    this.hba = opts.hba ?? [{ type: 'host', database: 'replication', user: 'all', address: 'all', method: users === null ? 'trust' : 'scram-sha-256' }];
+    this.server = net.createServer({ pauseOnConnect: true }, (s) => this.onConnection(s));
+  }
+
+  static async listen(host: ReplicationHost, opts: ReplicationServerOptions): Promise<ReplicationServer> {
+    const rs = new ReplicationServer(host, opts);
+    await new Promise<void>((resolve, reject) => {
+      rs.server.once('error', reject);
+      rs.server.listen(opts.port, opts.host, () => {
+        rs.server.off('error', reject);
+        resolve();
+      });
+    });
+    rs.server.on('error', (e) => host.emit('error', e));
+    const a = rs.server.address();
+    rs._port = typeof a === 'object' && a !== null ? a.port : opts.port;
+    return rs;
+  }
+
+  get port(): number {
+    return this._port;
+  }
+
+  private log(level: string, message: string): void {
+    this.host.emit('log', { level, message });
+  }
+
+  private onConnection(socket: net.Socket): void {
+    const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    if (!this.listening || this.workers.size >= this.opts.maxWalSenders + this.opts.maxStartupConnections || typeof fd !== 'number' || fd < 0) {
+      socket.destroy();
+      return;
+    }
+    const remoteAddress = socket.remoteAddress ?? '';
+    const remotePort = socket.remotePort ?? 0;
+    const { port1, port2 } = new MessageChannel();
+    const cfg: WalSenderConfig = {
+      kind: 'walsender',
+      fd,
+      remoteAddress,
+      remotePort,
+      backendStartMs: Date.now(),
+      xlog: this.host.ctl.handle,
+      walsnd: this.walsnd.handle,
+      systemIdentifier: this.host.systemIdentifier.toString(),
+      walDir: this.host.walDir,
+      hba: this.hba,
+      users: this.users,
+      maxSendBytes: this.opts.maxSendBytes,
+      walSenderTimeoutMs: this.opts.walSenderTimeoutMs,
+      authenticationTimeoutMs: this.opts.authenticationTimeoutMs,
+      maxClientMessageBytes: this.opts.maxClientMessageBytes,
+      maxQueuedBytes: this.opts.walSenderMaxQueuedBytes,
+      port: port2,
+    };
+    // From here on the socket belongs to the worker: this thread must not read, write or close it.
+    const worker = new Worker(new URL('./walsender.js', import.meta.url), { workerData: cfg, transferList: [port2], name: 'walsender' });
+    let resolveExit!: () => void;
+    const entry: WorkerEntry = { worker, port: port1, id: 0, unpins: [], exited: new Promise<void>((r) => (resolveExit = r)) };
+    this.workers.add(entry);
+    port1.on('message', (m: ToPrimary) => this.onWorkerMessage(entry, m));
+    worker.on('error', (e) => this.log('warning', `walsender worker failed: ${e.stack ?? e.message}`));
+    worker.on('exit', () => {
+      this.workers.delete(entry);
+      if (entry.id !== 0) this.walsnd.releaseById(entry.id);
+      for (const u of entry.unpins) u();
+      entry.unpins.length = 0;
+      port1.close();
+      resolveExit();
+    });
+  }
+
+  private onWorkerMessage(entry: WorkerEntry, m: ToPrimary): void {
+    switch (m.type) {
+      case 'slot':
+        entry.id = m.id;
+        return;
+      case 'log':
+        this.log(m.level, m.message);
+        return;
+      case 'backupStart':
+        void this.startBackup(entry).then(
+          (r) => this.reply(entry, r),
+          (e: unknown) => {
+            const err = e instanceof WalstreamError ? e : Errors.internal((e as Error).message ?? String(e));
+            this.reply(entry, { type: 'backupFailed', sqlstate: err.sqlstate, code: err.code, message: err.message });
+          },
+        );
+        return;
+    }
+  }
+
+  private reply(entry: WorkerEntry, m: FromPrimary): void {
+    try {
+      entry.port.postMessage(m);
+    } catch {
+      /* worker gone */
+    }
+  }
+
+  /**
+   * BASE_BACKUP's start on the primary's side: a checkpoint, then (synchronously, so no other
+   * checkpoint can interleave) pin WAL from its redo point for as long as the walsender lives,
+   * read the control and version files and open the checkpoint snapshot for the worker.
+   */
+  private async startBackup(entry: WorkerEntry): Promise<FromPrimary> {
+    if (this.stopping) throw Errors.adminShutdown();
+    await this.host.checkpoint();
+    if (this.stopping) throw Errors.adminShutdown();
+    const info = this.host.checkpointInfo();
+    const redo = info.redoLsn;
+    const dataDir = this.host.dataDir;
+    const files: BackupFile[] = [];
+    const add = (name: string, data: Buffer, mtimeMs: number) => files.push({ name, data, size: data.length, mtimeSec: Math.floor(mtimeMs / 1000) });
+    const st = (f: string) => fs.statSync(path.join(dataDir, f));
+    add('WALSTREAM_VERSION', fs.readFileSync(path.join(dataDir, 'WALSTREAM_VERSION')), st('WALSTREAM_VERSION').mtimeMs);
+    add('walstream.control', fs.readFileSync(path.join(dataDir, 'walstream.control')), st('walstream.control').mtimeMs);
+    const snapRel = `checkpoints/${info.snapshotName}`;
+    const fd = fs.openSync(path.join(dataDir, snapRel), 'r');
+    const sst = fs.fstatSync(fd);
+    files.push({ name: snapRel, fd, size: sst.size, mtimeSec: Math.floor(sst.mtimeMs / 1000) });
+    if (!this.workers.has(entry)) {
+      fs.closeSync(fd);
+      throw Errors.connectionFailure('walsender exited');
+    }
+    entry.unpins.push(this.host.pinWal(() => redo));
+    this.log('info', `base backup starts at redo ${lsnToString(redo)} (snapshot ${info.snapshotName})`);
+    return { type: 'backupStarted', redoLsn: redo, tli: info.tli, files };
+  }
+
+  status(): ReplicationStatusRow[] {
+    const flush = this.host.flushLsn;
+    const lsn = (v: number) => (v === 0 ? null : lsnToString(v));
+    const lag = (v: number) => (v === 0 ? null : Math.max(0, flush - v));
+    return this.walsnd.all().map((s: WalSndSnapshot) => ({
+      pid: s.id,
+      application_name: s.applicationName,
+      client_addr: s.clientAddr,
+      client_port: s.clientPort,
+      backend_start: new Date(s.backendStartMs),
+      state: s.stateName,
+      sent_lsn: lsn(s.sent),
+      write_lsn: lsn(s.write),
+      flush_lsn: lsn(s.flush),
+      replay_lsn: lsn(s.apply),
+      reply_time: s.replyTime === 0 ? null : pgTimestampToDate(s.replyTime),
+      backend_xmin: s.xmin === 0 ? null : s.xmin,
+      sent_lag_bytes: lag(s.sent),
+      write_lag_bytes: lag(s.write),
+      flush_lag_bytes: lag(s.flush),
+      replay_lag_bytes: lag(s.apply),
+    }));
+  }
+
+  /** Number of walsender workers alive (including connections still authenticating). */
+  get workerCount(): number {
+    return this.workers.size;
+  }
+
+  /** Stop accepting connections. Handed-off sockets are the workers' and are not touched. */
+  stopListening(): void {
+    if (!this.listening) return;
+    this.listening = false;
+    this.server.close();
+  }
+
+  /**
+   * Ask every walsender to finish (after the shutdown checkpoint is flushed) and wait for them to
+   * exit, at most `timeoutMs`; stragglers are terminated.
+   */
+  async shutdownWalSenders(timeoutMs: number): Promise<void> {
+    this.stopListening();
+    this.stopping = true;
+    const all = [...this.workers];
+    for (const e of all) this.reply(e, { type: 'stop' });
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), timeoutMs)));
+    const res = await Promise.race([Promise.all(all.map((e) => e.exited)).then(() => 'done' as const), timedOut]);
+    clearTimeout(timer);
+    if (res === 'timeout') {
+      for (const e of this.workers) {
+        this.log('warning', `walsender ${e.id} did not stop within ${timeoutMs} ms: terminating it`);
+        await e.worker.terminate();
+      }
+    }
+    this.unpinSenders();
+  }
+}
