@@ -8,12 +8,16 @@
 // Consistency: applyTransaction holds the write latch (RWLatch in the header) for the whole
 // transaction, readers hold the read latch for a whole get/scan/readConsistent, so a reader never
 // sees half a transaction. The latch is writer-preferring, so readers cannot starve replay.
+// Reads nest inside readConsistent on the same SharedStore object (no second latch); writing from
+// inside a readConsistent callback throws WS_OBJECT_IN_USE. Use one SharedStore object per thread.
+// Values decode with msgpackr straight from shared memory (copyBuffers: binaries are copies).
 //
 // Layout: see alloc.ts for the arena. B+tree nodes are NODE_BYTES; a node has a 16-byte header
 // (meta = leaf bit | count, next, prev, child0) and CAP slots of 4 words:
 //   leaf slot     [key prefix, key block, value block, value length | KEY_IS_STRING bit]
 //   internal slot [key prefix, key block, right child, 0]   (key i separates child i and i+1)
-// Key prefix = first 4 key bytes big-endian (zero padded): most comparisons end there. Keys live
+// Key prefix = first 4 key bytes big-endian (zero padded): many comparisons end there, the rest go
+// a word at a time (key bytes are 16-aligned; the searched key is copied to aligned scratch). Keys live
 // in refcounted key blocks [refs, length, bytes...] shared by the leaf and any separators, so a
 // split never allocates a key. Values are raw 16-aligned blocks. Leaves are doubly linked for
 // forward and reverse scans. Empty leaves are freed at once and underfull leaves merge with a
