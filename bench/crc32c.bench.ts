@@ -106,7 +106,7 @@ async function main(): Promise<void> {
       {
         bench: 'crc32c',
         host: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version },
-        implementation: crc32cImplementation,
+        implementation: crc32cImplementation(),
         method: 'tinybench p50 per iteration; small sizes batched to >= 256 KiB per iteration; crc32c warmed from mixed call sites first',
         memcpy1MiBGBps: +memcpy.toFixed(2),
         crc32c: Object.fromEntries(sizes.map((n) => [n, row(`crc32c ${n}`, n)])),

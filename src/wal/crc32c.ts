@@ -1,7 +1,7 @@
 // CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), used for WAL record and page CRCs.
 // Called synchronously by whichever thread builds or checks records (primary, walreceiver, replay
-// workers); it owns one small WebAssembly instance per thread (128 KiB of memory, created at import)
-// and holds no other state between calls, so there is nothing to stop or close.
+// workers); it owns one small WebAssembly instance per thread (128 KiB of memory, built on the first
+// input >= 256 bytes) and holds no other state between calls, so there is nothing to stop or close.
 // PostgreSQL computes the record CRC as INIT, COMP(body), COMP(header[0,20)), FIN; this module exposes
 // the same three steps so callers can cover discontiguous ranges without copying.
 //
@@ -113,8 +113,7 @@ function residue(terms: readonly number[]): number {
   }
   return sum;
 }
-assert(residue(M1) === 0 && residue(M2) === 0, 'crc32c: M1 and M2 must be multiples of the CRC-32C polynomial');
-assert(M1[0] - M1[1] >= 64 && M2[0] - M2[1] >= 64, 'crc32c: recurrence offsets must be >= 64 bytes');
+
 
 // ---------------------------------------------------------------------------------------------
 // WebAssembly memory layout (bytes): [0, 16384) tables T; [DATA_BASE - histBytes, DATA_BASE) the
@@ -433,7 +432,6 @@ export function assembleWat(src: string): Uint8Array {
 // Instance
 
 interface WasmGlobal {
-  validate(bytes: Uint8Array): boolean;
   Module: new (bytes: Uint8Array) => object;
   Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
 }
@@ -443,12 +441,21 @@ interface Kernel {
   final: (d: number, n: number, x: number, state: number, first: number) => number;
 }
 
+/** Built on the first input >= wasmMinBytes (~8 ms, mostly assembling), so threads that only CRC
+ *  small records never pay for it. null: no usable WebAssembly here, the JS path serves all. */
 function instantiate(): Kernel | null {
+  assert(residue(M1) === 0 && residue(M2) === 0, 'crc32c: M1 and M2 must be multiples of the CRC-32C polynomial');
+  assert(M1[0] - M1[1] >= 64 && M2[0] - M2[1] >= 64, 'crc32c: recurrence offsets must be >= 64 bytes');
   const wasm = (globalThis as { WebAssembly?: WasmGlobal }).WebAssembly;
   if (!wasm) return null;
   const bytes = assembleWat(WAT);
-  if (!wasm.validate(bytes)) return null; // e.g. no SIMD on this CPU/engine
-  const ex = new wasm.Instance(new wasm.Module(bytes), {}).exports as {
+  let module: object;
+  try {
+    module = new wasm.Module(bytes);
+  } catch {
+    return null; // e.g. an engine without WebAssembly SIMD or bulk memory: use the JS path
+  }
+  const ex = new wasm.Instance(module, {}).exports as {
     mem: { buffer: ArrayBuffer };
     chunk: Kernel['chunk'];
     final: Kernel['final'];
@@ -458,10 +465,13 @@ function instantiate(): Kernel | null {
   return { mem, chunk: ex.chunk, final: ex.final };
 }
 
-const kernel = instantiate();
+let kernel: Kernel | null | undefined; // undefined: not built yet
 
-/** Which implementation serves inputs >= wasmMinBytes in this process. */
-export const crc32cImplementation: 'wasm-simd-fold' | 'js-slicing-16' = kernel ? 'wasm-simd-fold' : 'js-slicing-16';
+/** Which implementation serves inputs >= 256 bytes in this thread (builds the kernel if needed). */
+export function crc32cImplementation(): 'wasm-simd-fold' | 'js-slicing-16' {
+  if (kernel === undefined) kernel = instantiate();
+  return kernel ? 'wasm-simd-fold' : 'js-slicing-16';
+}
 
 function updateWasm(k: Kernel, state: number, buf: Uint8Array, start: number, end: number): number {
   const ab = buf.buffer;
@@ -491,7 +501,10 @@ function updateWasm(k: Kernel, state: number, buf: Uint8Array, start: number, en
 /** Feed bytes `buf[start, end)` into a running (un-finalised) CRC state. */
 export function crc32cUpdate(state: number, buf: Uint8Array, start = 0, end = buf.length): number {
   assert(start >= 0 && start <= end && end <= buf.length, 'crc32cUpdate: range outside the buffer');
-  if (kernel && end - start >= wasmMinBytes) return updateWasm(kernel, state | 0, buf, start, end);
+  if (end - start >= wasmMinBytes) {
+    if (kernel === undefined) kernel = instantiate();
+    if (kernel) return updateWasm(kernel, state | 0, buf, start, end);
+  }
   return crc32cUpdatePortable(state, buf, start, end);
 }
 
