@@ -15,6 +15,9 @@ const ACCOUNTS = 10;
 const START_BALANCE = 1000;
 const TOTAL = ACCOUNTS * START_BALANCE;
 const acct = (i: number) => `acct:${i}`;
+const MIN_TXNS = 5000;
+const MIN_READS = 2000;
+const MAX_WRITER_MS = 30_000;
 
 function spawn(body: string, workerData: unknown): { worker: Worker; done: Promise<unknown[]> } {
   const src = `
@@ -44,7 +47,9 @@ test('readers on other threads always see whole transactions', async () => {
   const init: StoreOp[] = [];
   for (let i = 0; i < ACCOUNTS; i++) init.push({ kind: 'put', table: 'bank', key: enc.encode(acct(i)), keyIsString: true, value: packr.pack({ balance: START_BALANCE, seq: 0 }) });
   store.applyTransaction(init);
-  const ctl = new Int32Array(new SharedArrayBuffer(16)); // [0] = stop readers
+  // [0] = stop readers, [1] = raw reader's reads, [2] = pool reads: the writer runs until both
+  // kinds of reader have done MIN_READS reads during its run (or a hard cap on time)
+  const ctl = new Int32Array(new SharedArrayBuffer(16));
 
   const writer = spawn(
     `
@@ -54,7 +59,8 @@ test('readers on other threads always see whole transactions', async () => {
     let seed = 42; const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 4294967296);
     const t0 = performance.now();
     let n = 0;
-    while (n < ${20_000} && performance.now() - t0 < ${2500}) {
+    const ctl = new Int32Array(wd.ctl);
+    while ((n < ${MIN_TXNS} || Atomics.load(ctl, 1) < ${MIN_READS} || Atomics.load(ctl, 2) < ${MIN_READS}) && performance.now() - t0 < ${MAX_WRITER_MS}) {
       n++;
       const a = Math.floor(rnd() * ${ACCOUNTS}); let b = Math.floor(rnd() * ${ACCOUNTS}); if (b === a) b = (a + 1) % ${ACCOUNTS};
       const ka = 'acct:' + a, kb = 'acct:' + b;
@@ -77,7 +83,7 @@ test('readers on other threads always see whole transactions', async () => {
     }
     parentPort.postMessage({ txns: n, bytesReserved: store.stats().bytesReserved });
   `,
-    { handle: store.handle },
+    { handle: store.handle, ctl: ctl.buffer },
   );
 
   const rawReader = spawn(
@@ -111,6 +117,7 @@ test('readers on other threads always see whole transactions', async () => {
         if (s4 !== ${TOTAL}) bad.push('full scan sum ' + s4);
       }
       reads++;
+      Atomics.store(ctl, 1, reads);
       if (bad.length > 5) break;
     }
     parentPort.postMessage({ reads, bad });
@@ -135,6 +142,7 @@ test('readers on other threads always see whole transactions', async () => {
       if (s1 !== TOTAL) poolBad.push(`multiGet sum ${s1}`);
       if (rows.length !== ACCOUNTS || s2 !== TOTAL) poolBad.push(`pool scan ${rows.length} rows sum ${s2}`);
       poolReads += 2;
+      Atomics.store(ctl, 2, poolReads);
       // the main thread reads too, between its awaits
       store.readConsistent((v) => {
         const s = keys.reduce((acc, k) => acc + (v.get('bank', k) as { balance: number }).balance, 0);
@@ -150,10 +158,10 @@ test('readers on other threads always see whole transactions', async () => {
     const [rres] = (await rawReader.done) as [{ reads: number; bad: string[] }];
     assert.deepEqual(rres.bad, []);
     assert.deepEqual(poolBad, []);
-    assert.ok(wres.txns >= 1000, `writer applied only ${wres.txns} transactions`);
+    assert.ok(wres.txns >= MIN_TXNS, `writer applied only ${wres.txns} transactions`);
     assert.ok(wres.bytesReserved > 64 * 1024, 'the buffer grew while readers read');
-    assert.ok(rres.reads >= 1000, `raw reader did only ${rres.reads} reads`);
-    assert.ok(poolReads >= 1000, `pool did only ${poolReads} reads`);
+    assert.ok(rres.reads >= MIN_READS, `raw reader did only ${rres.reads} reads`);
+    assert.ok(poolReads >= MIN_READS, `pool did only ${poolReads} reads`);
     assert.ok(mainReads > 100);
     console.log(JSON.stringify({ txns: wres.txns, reserved: wres.bytesReserved, raw: rres.reads, pool: poolReads, main: mainReads }));
     const final = store.scan('bank', { gte: 'acct:', lt: 'acct;' });

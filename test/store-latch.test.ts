@@ -62,11 +62,14 @@ test('RWLatch: readers never see a half-done write; writers are not starved by r
   const L0 = 4;
   const A = 16; // writer keeps A[0..7] all equal
   const STOP = 40;
+  const READY = 41; // readers running
+
   assert.equal(RWLATCH_WORDS, 4);
   const reader = `
     const i32 = new Int32Array(wd.sab);
     const l = new L.RWLatch(i32, ${L0});
     let reads = 0, bad = 0;
+    Atomics.add(i32, ${READY}, 1);
     while (Atomics.load(i32, ${STOP}) === 0) {
       l.acquireRead();
       const v = i32[${A}];
@@ -81,6 +84,7 @@ test('RWLatch: readers never see a half-done write; writers are not starved by r
   const writer = `
     const i32 = new Int32Array(wd.sab);
     const l = new L.RWLatch(i32, ${L0});
+    while (Atomics.load(i32, ${READY}) < 2) Atomics.wait(i32, ${READY}, Atomics.load(i32, ${READY}), 5);
     let worst = 0;
     for (let n = 1; n <= 300; n++) {
       const t0 = performance.now();
