@@ -44,6 +44,23 @@ program
     await runDemo(o);
   });
 
+program
+  .command('primary')
+  .description('run a primary that serves replication connections until SIGINT/SIGTERM')
+  .requiredOption('--data <dir>', 'data directory (initialised if empty or missing)')
+  .requiredOption('--port <port>', 'replication TCP port (0 = ephemeral)', (v) => parseInt(v, 10))
+  .option('--host <host>', 'listen address', '127.0.0.1')
+  .addOption(new Option('--auth <method>', 'authentication for replication connections').choices(['trust', 'scram-sha-256']).default('trust'))
+  .option('--user <name>', 'replication user (with --auth scram-sha-256)')
+  .option('--password <password>', 'its password (with --auth scram-sha-256)')
+  .option('--max-wal-senders <n>', 'max_wal_senders', (v) => parseInt(v, 10))
+  .option('--wal-sender-timeout-ms <ms>', 'wal_sender_timeout in ms', (v) => parseInt(v, 10))
+  .option('--wal-segment-size <bytes>', 'segment size when initialising', (v) => parseInt(v, 10))
+  .action(async (o: import('./primary.js').PrimaryCliOptions) => {
+    const { runPrimary } = await import('./primary.js');
+    await runPrimary(o);
+  });
+
 program.parseAsync(process.argv).catch((e: unknown) => {
   if (e instanceof WalstreamError) {
     console.error(`walstream: ${e.message}${e.detail ? `\nDETAIL: ${e.detail}` : ''}${e.hint ? `\nHINT: ${e.hint}` : ''}`);

@@ -1,0 +1,63 @@
+// `walstream primary`: run a primary as a server process (replication listener on), until SIGINT
+// or SIGTERM, then shut down cleanly (walsenders finish with "COPY 0", shutdown checkpoint).
+// Owns the Primary it opens; prints one "listening" line on stdout and walsender logs on stderr.
+
+import { Errors } from '../errors.js';
+import { Primary } from '../primary/primary.js';
+import type { HbaRule } from '../replication/protocol/hba.js';
+
+export interface PrimaryCliOptions {
+  data: string;
+  port: number;
+  host: string;
+  auth: 'trust' | 'scram-sha-256';
+  user?: string;
+  password?: string;
+  maxWalSenders?: number;
+  walSenderTimeoutMs?: number;
+  walSegmentSize?: number;
+  quiet?: boolean;
+}
+
+export async function runPrimary(o: PrimaryCliOptions): Promise<void> {
+  let users: Record<string, string> | undefined;
+  let hba: HbaRule[];
+  if (o.auth === 'scram-sha-256') {
+    if (!o.user || !o.password) throw Errors.invalidOption('auth', 'scram-sha-256 needs --user and --password');
+    users = { [o.user]: o.password };
+    hba = [{ type: 'host', database: 'replication', user: o.user, address: 'all', method: 'scram-sha-256' }];
+  } else if (o.auth === 'trust') {
+    hba = [{ type: 'host', database: 'replication', user: 'all', address: 'all', method: 'trust' }];
+  } else {
+    throw Errors.invalidOption('auth', `must be trust or scram-sha-256, got "${String(o.auth)}"`);
+  }
+  const p = await Primary.open({
+    dataDir: o.data,
+    port: o.port,
+    host: o.host,
+    hba,
+    ...(users ? { users } : {}),
+    ...(o.maxWalSenders !== undefined ? { maxWalSenders: o.maxWalSenders } : {}),
+    ...(o.walSenderTimeoutMs !== undefined ? { walSenderTimeoutMs: o.walSenderTimeoutMs } : {}),
+    ...(o.walSegmentSize !== undefined ? { walSegmentSize: o.walSegmentSize } : {}),
+  });
+  if (!o.quiet) p.on('log', (l: { level: string; message: string }) => console.error(`${l.level.toUpperCase()}: ${l.message}`));
+  p.on('error', (e: Error) => console.error(`ERROR: ${e.message}`));
+  console.log(JSON.stringify({ listening: { host: o.host, port: p.port }, systemIdentifier: p.systemIdentifier.toString(), timeline: p.timeline, flushLsn: p.stats().flushLsn, dataDir: p.dataDir }));
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (sig: string) => {
+      if (stopping) return;
+      stopping = true;
+      console.error(`received ${sig}: shutting down`);
+      p.close().then(resolve, (e: unknown) => {
+        console.error(`shutdown failed: ${(e as Error).message}`);
+        process.exitCode = 1;
+        resolve();
+      });
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+  console.error('shut down');
+}
