@@ -12,7 +12,7 @@ import path from 'node:path';
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { Errors } from '../errors.js';
-import { SharedStore, type StoreOp } from '../storage/store.js';
+import { MAX_KEY_BYTES, SharedStore, type StoreOp } from '../storage/store.js';
 import { readSnapshot, writeSnapshot } from '../storage/snapshot.js';
 import { DbState, type ControlData, makeSystemIdentifier, readControl, writeControl, CONTROL_FILE } from '../storage/control.js';
 import { assert } from '../util/assert.js';
@@ -100,7 +100,7 @@ function checkKey(key: string | Uint8Array): { bytes: Uint8Array; isString: bool
   if (typeof key !== 'string' && !(key instanceof Uint8Array)) throw Errors.invalidKey('must be a string or Uint8Array');
   const k = keyBytes(key);
   if (k.bytes.length === 0) throw Errors.invalidKey('must not be empty');
-  if (k.bytes.length > 64 * 1024) throw Errors.invalidKey(`longer than 65536 bytes (${k.bytes.length})`);
+  if (k.bytes.length > MAX_KEY_BYTES) throw Errors.invalidKey(`longer than ${MAX_KEY_BYTES} bytes (${k.bytes.length})`);
   return k;
 }
 
