@@ -52,7 +52,6 @@ function psql(port: number, cmd: string, env: Record<string, string> = {}, user 
 
 test('pg_receivewal streams byte-identical segments; close() sends up to the shutdown checkpoint', async (t) => {
   const dir = tmpDir('walstream-ws-');
-  t.after(() => rmrf(dir));
   const p = await Primary.open({
     dataDir: path.join(dir, 'data'),
     walSegmentSize: SEG,
@@ -61,8 +60,11 @@ test('pg_receivewal streams byte-identical segments; close() sends up to the shu
     port: 0,
   });
   let closed = false;
+  let rw: ReturnType<typeof startPgReceivewal> | null = null;
   t.after(async () => {
+    await rw?.stop();
     if (!closed) await p.close();
+    rmrf(dir);
   });
   assert.ok(typeof p.port === 'number' && p.port > 0);
 
@@ -73,8 +75,8 @@ test('pg_receivewal streams byte-identical segments; close() sends up to the shu
   const show = await psql(p.port!, 'SHOW wal_segment_size');
   assert.equal(show.stdout, '1MB');
 
-  const rw = startPgReceivewal(p.port!, path.join(dir, 'rw'));
-  t.after(() => rw.stop());
+  const recv = startPgReceivewal(p.port!, path.join(dir, 'rw'));
+  rw = recv;
   const startSeg = segNo(p.flushLsn, SEG);
   // The first bytes of the start segment are no longer in the 256 KiB ring: catch-up from files.
   assert.ok(p.flushLsn % SEG > 256 * 1024, 'stream must start behind the ring');
@@ -85,9 +87,9 @@ test('pg_receivewal streams byte-identical segments; close() sends up to the shu
   assert.ok(endSeg - startSeg >= 3, 'several segments streamed');
   const complete: string[] = [];
   for (let s = startSeg; s < endSeg; s++) complete.push(segmentFileName(1, s, SEG));
-  await waitFor(() => complete.every((n) => fs.existsSync(path.join(rw.dir, n))), 15_000, 'pg_receivewal to complete its segments');
+  await waitFor(() => complete.every((n) => fs.existsSync(path.join(recv.dir, n))), 15_000, 'pg_receivewal to complete its segments');
   for (const n of complete) {
-    assert.ok(fs.readFileSync(path.join(rw.dir, n)).equals(fs.readFileSync(path.join(p.walDir, n))), `segment ${n} differs`);
+    assert.ok(fs.readFileSync(path.join(recv.dir, n)).equals(fs.readFileSync(path.join(p.walDir, n))), `segment ${n} differs`);
   }
 
   const st = p.replicationStatus();
@@ -104,11 +106,11 @@ test('pg_receivewal streams byte-identical segments; close() sends up to the shu
   closed = true;
   const final = parseLsn(p.stats().flushLsn);
   assert.ok(final > before, 'the shutdown checkpoint was flushed after the workload');
-  const code = await rw.exited;
+  const code = await recv.exited;
   assert.notEqual(code, 0);
-  assert.match(rw.output(), /replication stream was terminated before stop point/);
+  assert.match(recv.output(), /replication stream was terminated before stop point/);
   const last = segmentFileName(1, segNo(final, SEG), SEG);
-  const partial = path.join(rw.dir, `${last}.partial`);
+  const partial = path.join(recv.dir, `${last}.partial`);
   assert.ok(fs.existsSync(partial), `pg_receivewal kept ${last}.partial`);
   const got = fs.readFileSync(partial);
   const want = fs.readFileSync(path.join(p.walDir, last));
