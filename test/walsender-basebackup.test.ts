@@ -1,0 +1,124 @@
+// Minimal BASE_BACKUP, the contract the standby side is written against: the exact command, the
+// PostgreSQL 15 reply sequence (start LSN result set with the int8 typlen -1 quirk, tablespace
+// row NULL|NULL|kB, CopyOut with 'n' base.tar then 'd' ustar chunks, CopyDone, end LSN result set,
+// BASE_BACKUP, ReadyForQuery), the archive's three files byte-equal to the primary's, WAL pinned
+// from the redo point while the backup connection lives, and streaming from the redo's segment.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Primary } from '../src/primary/primary.js';
+import { decodeCopyBothMessage, decodeDataRow, decodeRowDescription, encodeQuery, encodeStandbyStatusUpdate, textCell } from '../src/replication/protocol/messages.js';
+import { parseTar } from '../src/replication/tar.js';
+import { lsnToString, parseLsn } from '../src/wal/lsn.js';
+import { segmentFileName, segNo } from '../src/wal/segment.js';
+import { rmrf, tmpDir } from './helpers/tmp.js';
+import { errorOf, RawClient, typeOf, waitFor } from './helpers/rawpg.js';
+
+const SEG = 1 << 20;
+const BACKUP_CMD = "BASE_BACKUP ( LABEL 'walstream', CHECKPOINT 'fast', WAIT 0, MANIFEST 'no', TARGET 'client' )";
+
+async function load(p: Primary, n: number, tag: string): Promise<void> {
+  for (let i = 0; i < n; i += 50) {
+    await Promise.all(Array.from({ length: 50 }, (_, j) => p.transaction((tx) => tx.put('t', `${tag}-${i + j}`, { i: i + j, s: 'z'.repeat(700) }), { synchronousCommit: 'off' })));
+  }
+  await p.flush();
+}
+
+test('BASE_BACKUP: PostgreSQL 15 reply shape, archive contents, WAL pinned from the redo point', async (t) => {
+  const dir = tmpDir('walstream-bb-');
+  const p = await Primary.open({ dataDir: path.join(dir, 'data'), walSegmentSize: SEG, checkpointTimeoutMs: 0, maxWalSizeBytes: 64 * SEG, port: 0 });
+  const clients: RawClient[] = [];
+  t.after(async () => {
+    clients.forEach((c) => c.close());
+    await p.close();
+    rmrf(dir);
+  });
+  await load(p, 1500, 'pre');
+  const c = await RawClient.connect(p.port!);
+  clients.push(c);
+  await c.startup('tester', 'standby1');
+
+  const got = await c.query(BACKUP_CMD);
+  assert.equal(errorOf(got), null, errorOf(got)?.message);
+  const kinds = got.map(typeOf);
+  const firstData = kinds.indexOf('d');
+  const lastData = kinds.lastIndexOf('d');
+  assert.deepEqual(kinds.slice(0, firstData), ['T', 'D', 'C', 'T', 'D', 'C', 'H']);
+  assert.deepEqual(kinds.slice(lastData + 1), ['c', 'T', 'D', 'C', 'C', 'Z']);
+  assert.ok(kinds.slice(firstData, lastData + 1).every((k) => k === 'd'));
+
+  // 1. start position: recptr text (typmod 0), tli int8 with typlen -1 (PostgreSQL's quirk)
+  const cols1 = decodeRowDescription(got[0]!.body);
+  assert.deepEqual(cols1.map((x) => [x.name, x.typeOid, x.typlen, x.typmod]), [['recptr', 25, -1, 0], ['tli', 20, -1, 0]]);
+  const [recptr, tli] = decodeDataRow(got[1]!.body).map(textCell);
+  const info = p.checkpointInfo();
+  assert.equal(recptr, lsnToString(info.redoLsn));
+  assert.equal(tli, '1');
+  assert.equal(Buffer.from(got[2]!.body).toString('latin1'), 'SELECT\0');
+  // 2. tablespaces: one row NULL | NULL | size in kB
+  const cols2 = decodeRowDescription(got[3]!.body);
+  assert.deepEqual(cols2.map((x) => [x.name, x.typeOid, x.typlen, x.typmod]), [['spcoid', 26, 4, 0], ['spclocation', 25, -1, 0], ['size', 20, 8, 0]]);
+  const row2 = decodeDataRow(got[4]!.body).map(textCell);
+  assert.equal(row2[0], null);
+  assert.equal(row2[1], null);
+  // 3. the archive
+  const copies = got.slice(firstData, lastData + 1).map((f) => Buffer.from(f.body));
+  assert.equal(copies[0]!.toString('latin1'), 'nbase.tar\0\0');
+  assert.ok(copies.slice(1).every((b) => b[0] === 0x64));
+  const tar = Buffer.concat(copies.slice(1).map((b) => b.subarray(1)));
+  assert.equal(tar.length % 512, 0);
+  assert.equal(Number(row2[2]), Math.ceil(tar.length / 1024));
+  const entries = parseTar(tar);
+  assert.deepEqual(entries.map((e) => e.name), ['WALSTREAM_VERSION', 'walstream.control', `checkpoints/${info.snapshotName}`]);
+  for (const e of entries) {
+    assert.ok(Buffer.from(e.data).equals(fs.readFileSync(path.join(p.dataDir, e.name))), `${e.name} differs from the primary's`);
+  }
+  // 5. end position
+  const endLsn = parseLsn(textCell(decodeDataRow(got[lastData + 3]!.body)[0]!)!);
+  assert.ok(endLsn >= info.redoLsn && endLsn <= p.flushLsn);
+  const tags = got.filter((f) => typeOf(f) === 'C').map((f) => Buffer.from(f.body).toString('latin1'));
+  assert.deepEqual(tags, ['SELECT\0', 'SELECT\0', 'SELECT\0', 'BASE_BACKUP\0']);
+
+  // WAL from the redo point stays while the backup connection lives, through later checkpoints.
+  const redoSeg = segmentFileName(1, segNo(info.redoLsn, SEG), SEG);
+  await load(p, 3000, 'post');
+  await p.checkpoint();
+  await p.checkpoint();
+  assert.ok(segNo(p.checkpointInfo().redoLsn, SEG) > segNo(info.redoLsn, SEG), 'the redo point moved past the backup segment');
+  assert.ok(fs.existsSync(path.join(p.walDir, redoSeg)), 'backup WAL is pinned');
+
+  // The standby streams from the segment start of the redo point (same connection here).
+  const start = segNo(info.redoLsn, SEG) * SEG;
+  c.send(encodeQuery(`START_REPLICATION ${lsnToString(start)} TIMELINE 1`));
+  assert.equal(typeOf((await c.next())!), 'W');
+  const want = fs.readFileSync(path.join(p.walDir, redoSeg));
+  const recv = Buffer.alloc(SEG);
+  let pos = start;
+  while (pos < start + SEG) {
+    const f = (await c.next())!;
+    assert.equal(typeOf(f), 'd');
+    const m = decodeCopyBothMessage(f.body);
+    if (m.kind !== 'w') continue;
+    assert.equal(m.dataStart, pos, 'contiguous XLogData');
+    assert.ok(m.data.length <= 128 * 1024);
+    const n = Math.min(m.data.length, start + SEG - pos);
+    recv.set(m.data.subarray(0, n), pos - start);
+    pos += m.data.length;
+  }
+  assert.ok(recv.equals(want), 'streamed WAL equals the segment file');
+  c.send(Buffer.from(encodeStandbyStatusUpdate({ write: pos, flush: pos, apply: 0, clientTime: 0, replyRequested: false })));
+  await waitFor(() => p.replicationStatus()[0]?.flush_lsn === lsnToString(pos), 5000, 'status update recorded');
+  const row = p.replicationStatus()[0]!;
+  assert.equal(row.application_name, 'standby1');
+  assert.equal(row.write_lsn, lsnToString(pos));
+  assert.equal(row.replay_lsn, null);
+
+  // Connection gone: the pin goes with it, the next checkpoint removes that WAL.
+  c.close();
+  await waitFor(() => p.replicationStatus().length === 0, 5000, 'walsender exit');
+  await new Promise((r) => setTimeout(r, 50));
+  await p.checkpoint();
+  assert.ok(!fs.existsSync(path.join(p.walDir, redoSeg)), 'unpinned WAL is removed');
+});
