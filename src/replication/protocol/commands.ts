@@ -608,7 +608,7 @@ export function interpretBaseBackupOptions(options: GenericOption[]): BaseBackup
         const v = optString(o).toLowerCase();
         if (v === 'fast') opt.fastCheckpoint = true;
         else if (v === 'spread') opt.fastCheckpoint = false;
-        else throw Errors.invalidParameterValue(`unrecognized checkpoint type: "${optString(o)}"`);
+        else throw Errors.syntaxError(`unrecognized checkpoint type: "${optString(o)}"`);
         break;
       }
       case 'wait':
@@ -642,14 +642,14 @@ export function interpretBaseBackupOptions(options: GenericOption[]): BaseBackup
         const b = parsePgBool(v);
         if (b !== null) opt.manifest = b ? 'yes' : 'no';
         else if (v.toLowerCase() === 'force-encode') opt.manifest = 'force-encode';
-        else throw Errors.invalidParameterValue(`unrecognized manifest option: "${v}"`);
+        else throw Errors.syntaxError(`unrecognized manifest option: "${v}"`);
         break;
       }
       case 'manifest_checksums': {
         once(o);
         const v = optString(o);
         const t = CHECKSUM_TYPES.find((c) => c === v.toUpperCase());
-        if (t === undefined) throw Errors.invalidParameterValue(`unrecognized checksum algorithm: "${v}"`);
+        if (t === undefined) throw Errors.syntaxError(`unrecognized checksum algorithm: "${v}"`);
         opt.manifestChecksums = t;
         break;
       }
@@ -665,7 +665,7 @@ export function interpretBaseBackupOptions(options: GenericOption[]): BaseBackup
         once(o);
         const v = optString(o);
         const c = COMPRESSIONS.find((x) => x === v);
-        if (c === undefined) throw Errors.invalidParameterValue(`unrecognized compression algorithm: "${v}"`);
+        if (c === undefined) throw Errors.syntaxError(`unrecognized compression algorithm: "${v}"`);
         opt.compression = c;
         break;
       }
@@ -678,22 +678,58 @@ export function interpretBaseBackupOptions(options: GenericOption[]): BaseBackup
     }
   }
   if (opt.manifest === 'no') {
-    if (seen.has('manifest_checksums')) throw Errors.invalidParameterValue('manifest checksums require a backup manifest');
+    if (seen.has('manifest_checksums')) throw Errors.syntaxError('manifest checksums require a backup manifest');
     opt.manifestChecksums = 'NONE';
   }
   if (opt.target === null) {
-    if (opt.targetDetail !== null) throw Errors.invalidParameterValue('target detail cannot be used without target');
+    if (opt.targetDetail !== null) throw Errors.syntaxError('target detail cannot be used without target');
   } else if (opt.target === 'client' || opt.target === 'blackhole') {
-    if (opt.targetDetail !== null) throw Errors.invalidParameterValue(`target "${opt.target}" does not accept a target detail`);
+    if (opt.targetDetail !== null) throw Errors.syntaxError(`target "${opt.target}" does not accept a target detail`);
   } else if (opt.target === 'server') {
-    if (opt.targetDetail === null) throw Errors.invalidParameterValue(`target "${opt.target}" requires a target detail`);
+    if (opt.targetDetail === null) throw Errors.syntaxError(`target "${opt.target}" requires a target detail`);
   } else {
-    throw Errors.invalidParameterValue(`unrecognized target: "${opt.target}"`);
+    throw Errors.featureNotSupported(`unrecognized target: "${opt.target}"`);
   }
-  if (opt.compressionDetail !== null && opt.compression === 'none') {
-    throw Errors.invalidParameterValue('compression detail cannot be specified unless compression is enabled');
+  if (seen.has('compression_detail') && !seen.has('compression')) {
+    throw Errors.syntaxError('compression detail cannot be specified unless compression is enabled');
+  }
+  if (seen.has('compression')) {
+    const why = compressionSpecError(opt.compression, opt.compressionDetail);
+    if (why !== null) throw Errors.syntaxError(`invalid compression specification: ${why}`);
   }
   return opt;
+}
+
+/** parse_compress_specification() + validate_compress_specification() of PostgreSQL 15: null if valid. */
+function compressionSpecError(algorithm: BaseBackupOptions['compression'], spec: string | null): string | null {
+  let level: number | null = null;
+  let workers = false;
+  if (spec !== null) {
+    if (/^\s*[+-]?\d+$/.test(spec)) level = Number(spec.trim()); // a bare integer is a level (strtol)
+    else {
+      for (const item of spec.split(',')) {
+        const eq = item.indexOf('=');
+        const keyword = eq < 0 ? item : item.slice(0, eq);
+        const value = eq < 0 ? null : item.slice(eq + 1);
+        if (keyword === '') return 'found empty string where a compression option was expected';
+        if (keyword !== 'level' && keyword !== 'workers') return `unrecognized compression option: "${keyword}"`;
+        if (value === null) return `compression option "${keyword}" requires a value`;
+        if (!/^\s*[+-]?\d+$/.test(value)) return `value for compression option "${keyword}" must be an integer`;
+        if (keyword === 'level') level = Number(value.trim());
+        else workers = true;
+      }
+    }
+  }
+  if (level !== null) {
+    const range = { gzip: [1, 9, -1], lz4: [1, 12, 0], zstd: [-131072, 22, 3], none: null }[algorithm];
+    if (range === null) return `compression algorithm "${algorithm}" does not accept a compression level`;
+    const [min, max, dflt] = range as [number, number, number];
+    if ((level < min || level > max) && level !== dflt) {
+      return `compression algorithm "${algorithm}" expects a compression level between ${min} and ${max} (default at ${dflt})`;
+    }
+  }
+  if (workers && algorithm !== 'zstd') return `compression algorithm "${algorithm}" does not accept a worker count`;
+  return null;
 }
 
 function parsePgBool(v: string): boolean | null {
