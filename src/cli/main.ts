@@ -34,6 +34,17 @@ bench
     console.log(JSON.stringify(res, null, 2));
   });
 
+bench
+  .command('stream')
+  .description("pg_receivewal catch-up MB/s from walstream's walsender beside a real PostgreSQL walsender, same volume, same run")
+  .option('--mib <n>', 'WAL volume in MiB per side', (v) => parseInt(v, 10), 256)
+  .option('--runs <n>', 'runs per configuration', (v) => parseInt(v, 10), 3)
+  .option('--dir <dir>', 'directory for the data (default: a temp dir)')
+  .action(async (o: { mib: number; runs: number; dir?: string }) => {
+    const { runStreamBench } = await import('../../bench/stream.js');
+    console.log(JSON.stringify(await runStreamBench({ volumeMiB: o.mib, runs: o.runs, dir: o.dir }), null, 2));
+  });
+
 program
   .command('demo')
   .description('run a primary on an embedded default under load, showing live status')
