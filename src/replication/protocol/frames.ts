@@ -63,6 +63,9 @@ export class FrameDecoder {
   private bodyType = 0;
   private poisoned: WalstreamError | null = null;
 
+  /** Called with the type byte as soon as it arrives (before the length word), may throw. */
+  checkType: ((type: number) => void) | null = null;
+
   constructor(opts: { typed: boolean; checkLength: LengthLimit }) {
     this.typed = opts.typed;
     this.checkLength = opts.checkLength;
@@ -104,9 +107,18 @@ export class FrameDecoder {
         if (this.pending === 0) return null;
         const c = this.chunks[0]!;
         const n = Math.min(hdrLen - this.hdrFill, c.length - this.off);
+        const first = this.hdrFill === 0;
         this.hdr.set(c.subarray(this.off, this.off + n), this.hdrFill);
         this.hdrFill += n;
         this.consume(n);
+        if (first && this.typed && this.checkType !== null) {
+          try {
+            this.checkType(this.hdr[0]!);
+          } catch (e) {
+            this.poisoned = e as WalstreamError;
+            throw e;
+          }
+        }
       }
       const type = this.typed ? this.hdr[0]! : UNTYPED;
       const at = this.typed ? 1 : 0;
@@ -237,6 +249,14 @@ export class FrontendDecoder {
 
   push(chunk: Uint8Array): void {
     this.frames.push(chunk);
+  }
+
+  /**
+   * Validates each message type byte as soon as it arrives, before its length word (PostgreSQL
+   * rejects an unexpected type first). The owner sets it per phase; null accepts any type.
+   */
+  set checkType(fn: ((type: number) => void) | null) {
+    this.frames.checkType = fn;
   }
 
   get bufferedBytes(): number {

@@ -151,6 +151,15 @@ let processMockSaltKey: Buffer | null = null;
 
 const T = (c: string) => c.charCodeAt(0);
 const EXTENDED = new Set([T('P'), T('B'), T('E'), T('D'), T('C')]);
+/** Types PostgreSQL's SocketBackend() accepts after startup. */
+const FRONTEND_TYPES = new Set([T('Q'), T('F'), T('X'), T('B'), T('C'), T('D'), T('E'), T('H'), T('P'), T('S'), T('d'), T('c'), T('f')]);
+
+function checkFrontendType(t: number): void {
+  if (!FRONTEND_TYPES.has(t)) throw Errors.protocolViolation(`invalid frontend message type ${t}`);
+}
+function checkStandbyType(t: number): void {
+  if (t !== T('d') && t !== T('c') && t !== T('X')) throw Errors.protocolViolation(`invalid standby message type "${String.fromCharCode(t)}"`);
+}
 
 export class ReplicationServerConn {
   private readonly opts: ServerConnOptions;
@@ -269,6 +278,12 @@ export class ReplicationServerConn {
         return true;
       }
       case 'auth': {
+        this.decoder.checkType = (t) => {
+          if (t !== T('p')) {
+            const what = this.authStep === 'sasl-init' || this.authStep === 'sasl-cont' ? 'SASL' : 'password';
+            throw Errors.protocolViolation(`expected ${what} response, got message type ${t}`);
+          }
+        };
         const f = this.decoder.next();
         if (f === null) return false;
         this.onAuthMessage(f);
@@ -276,6 +291,7 @@ export class ReplicationServerConn {
       }
       case 'ready': {
         this.decoder.phase = 'normal';
+        this.decoder.checkType = checkFrontendType;
         const f = this.decoder.next();
         if (f === null) return false;
         this.onReadyMessage(f);
@@ -283,6 +299,7 @@ export class ReplicationServerConn {
       }
       case 'copyBoth': {
         this.decoder.phase = 'copy';
+        this.decoder.checkType = checkStandbyType;
         const f = this.decoder.next();
         if (f === null) return false;
         this.onCopyBothMessage(f);
@@ -486,8 +503,7 @@ export class ReplicationServerConn {
       this.out(encodeReadyForQuery('I'));
       return;
     }
-    const known = t === T('Q') || t === T('F') || t === T('H') || t === T('d') || t === T('c') || t === T('f') || EXTENDED.has(t);
-    if (!known) throw Errors.protocolViolation(`invalid frontend message type ${t}`);
+    checkFrontendType(t);
     if (this.ignoreTillSync) return;
     if (EXTENDED.has(t)) {
       this.out(errorResponseFrom(Errors.protocolViolation('extended query protocol not supported in a replication connection'), 'ERROR'));
@@ -554,7 +570,8 @@ export class ReplicationServerConn {
       this.emit({ type: 'terminate', graceful: true });
       return;
     }
-    throw Errors.protocolViolation(`invalid standby message type "${String.fromCharCode(t)}"`);
+    checkStandbyType(t);
+    assert(false, 'unreachable: standby message type already checked');
   }
 
   private abortStream(err: WalstreamError): void {
