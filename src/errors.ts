@@ -82,6 +82,8 @@ export const Errors = {
   // walsender (src/replication/): PostgreSQL's wording
   adminShutdown: def('WS_ADMIN_SHUTDOWN', '57P01', () => 'terminating connection due to administrator command'),
   walSegmentRemoved: def('WS_WAL_SEGMENT_REMOVED', '58P01', (segment: string) => `requested WAL segment ${segment} has already been removed`),
+  // standby (src/standby/)
+  waitTimeout: def('WS_WAIT_TIMEOUT', '57014', (lsn: string, ms: number, replay: string) => [`canceling wait for replay of ${lsn}: timeout after ${ms} ms`, { detail: `Replay has reached ${replay}.` }]),
   /** An ErrorResponse received from a peer server: its SQLSTATE and texts as sent. */
   remote: (sqlstate: string, message: string, opts: WalstreamErrorOptions = {}) => new WalstreamError('WS_REMOTE', sqlstate, message, opts),
 } as const;

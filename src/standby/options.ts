@@ -1,0 +1,216 @@
+// Standby options: validated once in Standby.open with precise errors (like src/primary/options.ts).
+// Names follow PostgreSQL's settings where one exists (wal_receiver_status_interval,
+// wal_receiver_timeout, wal_retrieve_retry_interval, primary_conninfo, primary_slot_name); every
+// limit carries its unit. Also parses libpq-style conninfo strings ('host=… port=… user=…').
+
+import os from 'node:os';
+import { Errors } from '../errors.js';
+import { validateSlotName } from '../replication/protocol/commands.js';
+
+export type StandbyMode = 'replica' | 'wal-only';
+
+export interface PrimaryConninfo {
+  host: string;
+  port: number;
+  user: string;
+  password?: string | null;
+  /** Reported to the primary (pg_stat_replication.application_name). Default 'walreceiver'. */
+  applicationName?: string;
+}
+
+export interface StandbyOptions {
+  dataDir: string;
+  /** An object, or a libpq key/value string: `host=127.0.0.1 port=5432 user=rep password=x application_name=s1`. */
+  primaryConninfo: PrimaryConninfo | string;
+  /** 'replica' (default): stream, replay and serve reads. 'wal-only': keep WAL without replaying it (pg_receivewal). */
+  mode?: StandbyMode;
+  /** primary_slot_name: stream through this physical replication slot (START_REPLICATION SLOT "s"). */
+  primarySlotName?: string | null;
+  /** wal_receiver_status_interval (ms): periodic `r` status updates; 0 disables the periodic ones. */
+  walReceiverStatusIntervalMs?: number;
+  /** wal_receiver_timeout (ms): ask for a reply after half of it, give up after all of it; 0 disables. */
+  walReceiverTimeoutMs?: number;
+  /** wal_retrieve_retry_interval (ms): wait between connection attempts while the primary is away. */
+  walRetrieveRetryIntervalMs?: number;
+  /** fdatasync at the latest after this many received bytes, even while more data is buffered. */
+  walReceiverFlushAfterBytes?: number;
+  /** Received but unprocessed bytes above which the socket is paused (back-pressure). */
+  walReceiverMaxBufferedBytes?: number;
+  /** connect_timeout (ms) of one connection attempt, up to ReadyForQuery. */
+  connectTimeoutMs?: number;
+  /** Piscina reader threads for hot-standby reads (standby.pool); 0 = no pool. */
+  readerThreads?: number;
+  /** checkpoint_timeout for restartpoints (ms): a replayed checkpoint record starts one when this long has passed since the last (0 = at every one). */
+  checkpointTimeoutMs?: number;
+  /** max_wal_size for restartpoints: a replayed checkpoint record starts one when this much WAL was replayed since the last redo point. */
+  maxWalSizeBytes?: number;
+  /** Largest base backup accepted from the primary, in bytes (archive members are streamed to disk, never buffered whole). */
+  maxBaseBackupBytes?: number;
+  maxStoreBytes?: number;
+  maxValueBytes?: number;
+  /** Largest server message accepted (length word), in bytes. */
+  maxMessageBytes?: number;
+}
+
+export interface ResolvedStandbyOptions {
+  dataDir: string;
+  primaryConninfo: Required<PrimaryConninfo>;
+  mode: StandbyMode;
+  primarySlotName: string | null;
+  walReceiverStatusIntervalMs: number;
+  walReceiverTimeoutMs: number;
+  walRetrieveRetryIntervalMs: number;
+  walReceiverFlushAfterBytes: number;
+  walReceiverMaxBufferedBytes: number;
+  connectTimeoutMs: number;
+  readerThreads: number;
+  checkpointTimeoutMs: number;
+  maxWalSizeBytes: number;
+  maxBaseBackupBytes: number;
+  maxStoreBytes: number;
+  maxValueBytes: number;
+  maxMessageBytes: number;
+}
+
+const INT32_MAX = 2_147_483_647;
+
+function int(name: string, v: unknown, min: number, max: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw Errors.invalidOption(name, `must be an integer from ${min} to ${max}, got ${String(v)}`);
+  }
+  return v;
+}
+
+const KNOWN_OPTIONS = new Set([
+  'dataDir', 'primaryConninfo', 'mode', 'primarySlotName', 'walReceiverStatusIntervalMs', 'walReceiverTimeoutMs',
+  'walRetrieveRetryIntervalMs', 'walReceiverFlushAfterBytes', 'walReceiverMaxBufferedBytes', 'connectTimeoutMs',
+  'readerThreads', 'checkpointTimeoutMs', 'maxWalSizeBytes', 'maxBaseBackupBytes', 'maxStoreBytes', 'maxValueBytes',
+  'maxMessageBytes',
+]);
+
+export function resolveStandbyOptions(o: StandbyOptions): ResolvedStandbyOptions {
+  if (o === null || typeof o !== 'object') throw Errors.invalidOption('options', 'must be an object');
+  for (const k of Object.keys(o)) if (!KNOWN_OPTIONS.has(k)) throw Errors.invalidOption(k, 'unknown option');
+  if (typeof o.dataDir !== 'string' || o.dataDir.length === 0) throw Errors.invalidOption('dataDir', 'must be a non-empty path');
+  const mode = o.mode ?? 'replica';
+  if (mode !== 'replica' && mode !== 'wal-only') throw Errors.invalidOption('mode', `must be 'replica' or 'wal-only', got ${String(mode)}`);
+  const slot = o.primarySlotName ?? null;
+  if (slot !== null) {
+    if (typeof slot !== 'string') throw Errors.invalidOption('primarySlotName', 'must be a string');
+    try {
+      validateSlotName(slot);
+    } catch (e) {
+      throw Errors.invalidOption('primarySlotName', (e as Error).message);
+    }
+  }
+  return {
+    dataDir: o.dataDir,
+    primaryConninfo: resolveConninfo(o.primaryConninfo),
+    mode,
+    primarySlotName: slot,
+    walReceiverStatusIntervalMs: int('walReceiverStatusIntervalMs', o.walReceiverStatusIntervalMs ?? 10_000, 0, INT32_MAX),
+    walReceiverTimeoutMs: int('walReceiverTimeoutMs', o.walReceiverTimeoutMs ?? 60_000, 0, INT32_MAX),
+    walRetrieveRetryIntervalMs: int('walRetrieveRetryIntervalMs', o.walRetrieveRetryIntervalMs ?? 5_000, 1, INT32_MAX),
+    walReceiverFlushAfterBytes: int('walReceiverFlushAfterBytes', o.walReceiverFlushAfterBytes ?? 4 * 1024 * 1024, 8192, 1 << 30),
+    walReceiverMaxBufferedBytes: int('walReceiverMaxBufferedBytes', o.walReceiverMaxBufferedBytes ?? 32 * 1024 * 1024, 1 << 20, 1 << 30),
+    connectTimeoutMs: int('connectTimeoutMs', o.connectTimeoutMs ?? 10_000, 1, INT32_MAX),
+    readerThreads: int('readerThreads', o.readerThreads ?? 2, 0, 64),
+    checkpointTimeoutMs: int('checkpointTimeoutMs', o.checkpointTimeoutMs ?? 300_000, 0, 86_400_000),
+    maxWalSizeBytes: int('maxWalSizeBytes', o.maxWalSizeBytes ?? 1024 * 1024 * 1024, 1 << 20, Number.MAX_SAFE_INTEGER),
+    maxBaseBackupBytes: int('maxBaseBackupBytes', o.maxBaseBackupBytes ?? 64 * 1024 * 1024 * 1024, 1 << 20, Number.MAX_SAFE_INTEGER),
+    maxStoreBytes: int('maxStoreBytes', o.maxStoreBytes ?? 1024 * 1024 * 1024, 1 << 20, Number.MAX_SAFE_INTEGER),
+    maxValueBytes: int('maxValueBytes', o.maxValueBytes ?? 16 * 1024 * 1024, 1, 256 * 1024 * 1024),
+    maxMessageBytes: int('maxMessageBytes', o.maxMessageBytes ?? 64 * 1024 * 1024, 1 << 16, 1 << 30),
+  };
+}
+
+function resolveConninfo(c: PrimaryConninfo | string): Required<PrimaryConninfo> {
+  const obj = typeof c === 'string' ? parseConninfo(c) : c;
+  if (obj === null || typeof obj !== 'object') throw Errors.invalidOption('primaryConninfo', 'must be an object or a conninfo string');
+  for (const k of Object.keys(obj)) {
+    if (!['host', 'port', 'user', 'password', 'applicationName'].includes(k)) throw Errors.invalidOption('primaryConninfo', `unknown field "${k}"`);
+  }
+  if (typeof obj.host !== 'string' || obj.host.length === 0) throw Errors.invalidOption('primaryConninfo', 'host must be a non-empty string');
+  const port = obj.port;
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw Errors.invalidOption('primaryConninfo', `port must be an integer from 1 to 65535, got ${String(port)}`);
+  }
+  if (typeof obj.user !== 'string' || obj.user.length === 0) throw Errors.invalidOption('primaryConninfo', 'user must be a non-empty string');
+  const password = obj.password ?? null;
+  if (password !== null && typeof password !== 'string') throw Errors.invalidOption('primaryConninfo', 'password must be a string');
+  const applicationName = obj.applicationName ?? 'walreceiver';
+  if (typeof applicationName !== 'string' || applicationName.length > 63 || /[^\x20-\x7e]/.test(applicationName)) {
+    throw Errors.invalidOption('primaryConninfo', 'applicationName must be at most 63 printable ASCII characters');
+  }
+  return { host: obj.host, port, user: obj.user, password, applicationName };
+}
+
+/** Keywords of libpq's conninfo that we accept (others are refused like libpq: `invalid connection option "x"`). */
+const CONNINFO_KEYS = new Set(['host', 'hostaddr', 'port', 'user', 'password', 'application_name', 'dbname', 'sslmode', 'connect_timeout', 'replication']);
+
+/**
+ * Parse a libpq key/value conninfo string: `key=value` separated by spaces; values may be single
+ * quoted with `\'` and `\\` escapes. Defaults as libpq: port 5432, user = the OS user name.
+ */
+export function parseConninfo(text: string): PrimaryConninfo {
+  if (typeof text !== 'string') throw Errors.invalidOption('primaryConninfo', 'must be a string');
+  if (/^postgres(ql)?:\/\//.test(text.trim())) throw Errors.invalidOption('primaryConninfo', 'URI connection strings are not supported; use key=value pairs');
+  const kv = new Map<string, string>();
+  let i = 0;
+  const n = text.length;
+  const isSpace = (ch: string) => ch === ' ' || ch === '\t' || ch === '\n' || ch === '\r' || ch === '\f' || ch === '\v';
+  while (i < n) {
+    while (i < n && isSpace(text[i]!)) i++;
+    if (i >= n) break;
+    let key = '';
+    while (i < n && text[i] !== '=' && !isSpace(text[i]!)) key += text[i++];
+    while (i < n && isSpace(text[i]!)) i++;
+    if (text[i] !== '=') throw Errors.invalidOption('primaryConninfo', `missing "=" after "${key}" in connection info string`);
+    i++;
+    while (i < n && isSpace(text[i]!)) i++;
+    let value = '';
+    if (text[i] === "'") {
+      i++;
+      let closed = false;
+      while (i < n) {
+        const ch = text[i++]!;
+        if (ch === '\\' && i < n) value += text[i++];
+        else if (ch === "'") {
+          closed = true;
+          break;
+        } else value += ch;
+      }
+      if (!closed) throw Errors.invalidOption('primaryConninfo', 'unterminated quoted string in connection info string');
+    } else {
+      while (i < n && !isSpace(text[i]!)) {
+        const ch = text[i++]!;
+        if (ch === '\\' && i < n) value += text[i++];
+        else value += ch;
+      }
+    }
+    if (!CONNINFO_KEYS.has(key)) throw Errors.invalidOption('primaryConninfo', `invalid connection option "${key}"`);
+    kv.set(key, value);
+  }
+  const sslmode = kv.get('sslmode');
+  if (sslmode !== undefined && !['disable', 'allow', 'prefer'].includes(sslmode)) {
+    throw Errors.invalidOption('primaryConninfo', `sslmode "${sslmode}" needs TLS, which walstream does not support`);
+  }
+  const host = kv.get('hostaddr') ?? kv.get('host') ?? 'localhost';
+  const portText = kv.get('port') ?? '5432';
+  if (!/^\d{1,5}$/.test(portText)) throw Errors.invalidOption('primaryConninfo', `invalid port number: "${portText}"`);
+  const out: PrimaryConninfo = { host, port: Number(portText), user: kv.get('user') ?? os.userInfo().username };
+  const pw = kv.get('password');
+  if (pw !== undefined) out.password = pw;
+  const app = kv.get('application_name');
+  if (app !== undefined) out.applicationName = app;
+  return out;
+}
+
+/** pg_stat_wal_receiver.conninfo: the connection string with the password obfuscated. */
+export function displayConninfo(c: Required<PrimaryConninfo>): string {
+  const q = (v: string) => (/^[^\s'\\]+$/.test(v) ? v : `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`);
+  const parts = [`user=${q(c.user)}`];
+  if (c.password !== null) parts.push('password=********');
+  parts.push('dbname=replication', `host=${q(c.host)}`, `port=${c.port}`, `application_name=${q(c.applicationName)}`);
+  return parts.join(' ');
+}

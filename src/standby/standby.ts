@@ -1,0 +1,612 @@
+// Standby: a walstream hot standby (or, in 'wal-only' mode, a WAL archiver like pg_receivewal)
+// in this process. Runs on the thread that calls Standby.open (main thread). It owns the data
+// directory (pid file, control file, restartpoints: PostgreSQL's checkpointer role), the shared
+// store (replica mode), WalRcvData, and three kinds of threads: the startup worker (replay), the
+// walreceiver worker (network + pg_wal) and the ReaderPool's piscina readers. Stops with close():
+// the walreceiver ends the stream (CopyDone, Terminate), the startup worker stops between
+// records, the pool is destroyed, and the control file says "shut down in recovery".
+//
+// Opening: an empty directory gets a base backup from the primary (replica mode; wal-only mode
+// starts from nothing). The checkpoint snapshot is loaded into the store, the startup worker
+// replays the local WAL and reports where it ends, the walreceiver starts streaming at that
+// segment's start, and open() resolves once replay has passed the control file's
+// minRecoveryPoint (a consistent state; PostgreSQL's "ready to accept read-only connections").
+//
+// Reads (hot standby): get/scan/readConsistent on this thread and `pool` (ReaderPool) on reader
+// threads read the shared store in place under its read latch, so each read sees whole
+// transactions only. waitForReplay(lsn) resolves once replay has passed lsn (Atomics.waitAsync on
+// REPLAY_SEQ, no polling): read-your-writes for LSNs returned by primary.transaction().
+//
+// Restart safety: at replayed checkpoint records (at most every checkpointTimeoutMs, or after
+// maxWalSizeBytes of WAL) a restartpoint writes the store's snapshot (fuzzy, while replay goes on),
+// then the control file with the checkpoint's redo point and minRecoveryPoint = the flushed WAL
+// position (an upper bound of what the snapshot can contain), then drops older WAL. After a crash,
+// replay from that redo point repairs the fuzzy snapshot (redo carries whole values) and the
+// standby is consistent again once it passes minRecoveryPoint: no gap, and nothing applied twice
+// changes the result.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { EventEmitter } from 'node:events';
+import { Worker } from 'node:worker_threads';
+import { Errors, WalstreamError } from '../errors.js';
+import { pgTimestampToDate } from '../replication/protocol/messages.js';
+import { CONTROL_FILE, type ControlData, DbState, DB_STATE_NAMES, readControl, writeControl } from '../storage/control.js';
+import { ReaderPool } from '../storage/reader-pool.js';
+import { readSnapshot, writeSnapshot } from '../storage/snapshot.js';
+import { type ScanEntry, type ScanOptions, SharedStore, type StoreReadView } from '../storage/store.js';
+import { nowPgMicros } from '../wal/consts.js';
+import { type Lsn, lsnToString } from '../wal/lsn.js';
+import { fsyncDir, listSegments, removeOldSegments } from '../wal/segfile.js';
+import { segNo } from '../wal/segment.js';
+import { runBaseBackup, type BaseBackupResult } from './basebackup-client.js';
+import { displayConninfo, type ResolvedStandbyOptions, resolveStandbyOptions, type StandbyMode, type StandbyOptions } from './options.js';
+import type { StartupConfig, StartupMessage } from './startup.js';
+import { TcpTransport } from './transport.js';
+import { WalRcvData, type WalRcvStateName, WI_REPLAY_SEQ } from './walrcvdata.js';
+import type { WalReceiverConfig, WalReceiverMessage } from './walreceiver.js';
+
+const PID_FILE = 'walstream.pid';
+const CKPT_DIR = 'checkpoints';
+/** How long close() waits for a worker to stop by itself before terminating it. */
+export const WORKER_STOP_TIMEOUT_MS = 10_000;
+
+/** pg_stat_wal_receiver's columns, plus replay position, lag figures and counters. */
+export interface WalReceiverStatus {
+  pid: number | null;
+  status: WalRcvStateName;
+  receive_start_lsn: string;
+  receive_start_tli: number;
+  written_lsn: string;
+  flushed_lsn: string;
+  received_tli: number;
+  last_msg_send_time: Date | null;
+  last_msg_receipt_time: Date | null;
+  latest_end_lsn: string;
+  latest_end_time: Date | null;
+  slot_name: string | null;
+  sender_host: string | null;
+  sender_port: number | null;
+  conninfo: string;
+  /** pg_last_wal_replay_lsn() (null in wal-only mode). */
+  replay_lsn: string | null;
+  /** pg_last_xact_replay_timestamp(): commit time of the last replayed transaction. */
+  last_xact_replay_timestamp: Date | null;
+  /** Bytes the primary reported (latest_end_lsn) but not yet written / flushed here. */
+  write_lag_bytes: number;
+  flush_lag_bytes: number;
+  /** Flushed here but not yet replayed. */
+  replay_lag_bytes: number;
+  /** now() - pg_last_xact_replay_timestamp(), in ms (null before any replayed commit). */
+  replay_delay_ms: number | null;
+  bytes_received: number;
+  fsyncs: number;
+  messages: number;
+  records_replayed: number;
+  replies_sent: number;
+  connects: number;
+}
+
+export interface RestartpointInfo {
+  checkpointLsn: Lsn;
+  redoLsn: Lsn;
+  minRecoveryPoint: Lsn;
+  snapshotName: string;
+  segmentsRemoved: number;
+}
+
+interface ReplayWaiter {
+  lsn: Lsn;
+  resolve: (lsn: Lsn) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout | null;
+}
+
+type WorkerError = { code: string; sqlstate: string; message: string; detail?: string; hint?: string };
+
+function toError(e: WorkerError): WalstreamError {
+  const opts: { detail?: string; hint?: string } = {};
+  if (e.detail !== undefined) opts.detail = e.detail;
+  if (e.hint !== undefined) opts.hint = e.hint;
+  return new WalstreamError(e.code, e.sqlstate, e.message, opts);
+}
+
+function snapshotNameFor(redo: Lsn): string {
+  return `${redo.toString(16).toUpperCase().padStart(16, '0')}.snap`;
+}
+
+export class Standby extends EventEmitter {
+  readonly dataDir: string;
+  readonly walDir: string;
+  readonly options: ResolvedStandbyOptions;
+  readonly mode: StandbyMode;
+  /** The replicated store (replica mode), read in place by every reader. */
+  readonly store: SharedStore | null;
+  /** Piscina reader threads over the store (replica mode with readerThreads > 0). */
+  readonly pool: ReaderPool | null;
+  readonly walrcv: WalRcvData;
+  /** Set when the data directory was filled by a base backup during this open(). */
+  baseBackup: BaseBackupResult | null = null;
+  private control: ControlData | null;
+  private startup: Worker | null = null;
+  private walreceiver: Worker | null = null;
+  private failure: WalstreamError | null = null;
+  private closing: Promise<void> | null = null;
+  private waiters: ReplayWaiter[] = [];
+  private armed = false;
+  private restartpointRunning: Promise<void> | null = null;
+  private lastRestartpointAt = performance.now();
+  private restartpoints = 0;
+  private readonly exited = new Map<Worker, Promise<void>>();
+
+  private constructor(args: { options: ResolvedStandbyOptions; control: ControlData | null; store: SharedStore | null; walrcv: WalRcvData }) {
+    super();
+    this.options = args.options;
+    this.dataDir = args.options.dataDir;
+    this.walDir = path.join(this.dataDir, 'pg_wal');
+    this.mode = args.options.mode;
+    this.control = args.control;
+    this.store = args.store;
+    this.walrcv = args.walrcv;
+    this.pool = args.store !== null && args.options.readerThreads > 0 ? new ReaderPool(args.store.handle, { threads: args.options.readerThreads }) : null;
+    // 'error' events without a listener would throw: failures are also reported through open(),
+    // waitForReplay() and `failed`.
+    this.on('error', () => undefined);
+  }
+
+  /** Open a standby data directory (base backup if empty), start replay and streaming. */
+  static async open(opts: StandbyOptions): Promise<Standby> {
+    const options = resolveStandbyOptions(opts);
+    const dataDir = path.resolve(options.dataDir);
+    options.dataDir = dataDir;
+    let control = inspectDataDir(dataDir, options.mode);
+    let baseBackup: BaseBackupResult | null = null;
+    if (control === null && options.mode === 'replica') {
+      const conn = await new TcpTransport(options.primaryConninfo, {
+        connectTimeoutMs: options.connectTimeoutMs,
+        maxMessageBytes: options.maxMessageBytes,
+        maxBufferedBytes: options.walReceiverMaxBufferedBytes,
+      }).connect();
+      try {
+        baseBackup = await runBaseBackup(conn, dataDir, options.maxBaseBackupBytes);
+      } finally {
+        conn.disconnect();
+      }
+      control = baseBackup.control;
+    }
+    fs.mkdirSync(path.join(dataDir, 'pg_wal'), { recursive: true });
+    acquirePidFile(dataDir);
+    let s: Standby | null = null;
+    try {
+      const walrcv = WalRcvData.create();
+      let store: SharedStore | null = null;
+      if (options.mode === 'replica') {
+        const c = control!;
+        store = SharedStore.create({ maxStoreBytes: options.maxStoreBytes, maxValueBytes: options.maxValueBytes });
+        const snap = path.join(dataDir, CKPT_DIR, c.snapshotName);
+        if (!fs.existsSync(snap)) throw Errors.checkpointCorrupt(snap, 'checkpoint snapshot file is missing');
+        await readSnapshot(snap, store);
+      }
+      s = new Standby({ options, control, store, walrcv });
+      s.baseBackup = baseBackup;
+      if (options.mode === 'replica') await s.startReplica();
+      else s.startWalOnly();
+      return s;
+    } catch (e) {
+      if (s !== null) await s.close().catch(() => undefined);
+      else releasePidFile(dataDir);
+      throw e;
+    }
+  }
+
+  // ---- workers ------------------------------------------------------------------------------
+
+  private spawn(file: string, data: object, name: string): Worker {
+    const w = new Worker(new URL(file, import.meta.url), { workerData: data, name });
+    this.exited.set(w, new Promise<void>((resolve) => w.once('exit', () => resolve())));
+    w.on('error', (e) => this.fail(e instanceof WalstreamError ? e : Errors.internal(`${name} crashed: ${e.message}`)));
+    return w;
+  }
+
+  private async startReplica(): Promise<void> {
+    const c = this.control!;
+    const cfg: StartupConfig = {
+      store: this.store!.handle, walrcv: this.walrcv.handle, walDir: this.walDir, segSize: c.segSize, sysid: c.sysid, tli: c.tli, redoLsn: c.redoLsn,
+    };
+    const localEnd = new Promise<Lsn>((resolve, reject) => {
+      const startup = this.spawn('./startup.js', { startup: cfg }, 'startup');
+      this.startup = startup;
+      startup.on('message', (m: StartupMessage) => {
+        switch (m.type) {
+          case 'localEnd':
+            this.emit('localEnd', { lsn: m.lsn, records: m.records, reason: m.reason });
+            resolve(m.lsn);
+            break;
+          case 'checkpoint':
+            this.onCheckpointReplayed(m);
+            break;
+          case 'failed':
+            reject(toError(m.error));
+            this.fail(toError(m.error));
+            break;
+          case 'stopped':
+            break;
+        }
+      });
+      startup.once('exit', () => reject(this.failure ?? Errors.closed('startup worker')));
+    });
+    const end = await localEnd;
+    this.startWalReceiver(end);
+    await this.waitForReplay(c.minRecoveryPoint, Infinity);
+    this.emit('consistent', { lsn: this.walrcv.replay });
+  }
+
+  private startWalOnly(): void {
+    const c = this.control;
+    let start: Lsn | null = null;
+    if (c !== null) {
+      // pg_receivewal's rule: resume at the newest partial segment, else after the newest complete one.
+      const segs = listSegments(this.walDir, c.segSize).filter((x) => x.tli === c.tli);
+      const last = segs[segs.length - 1];
+      if (last !== undefined) start = (last.partial ? last.seg : last.seg + 1) * c.segSize;
+    }
+    if (start !== null) this.walrcv.initPositions(start, 0);
+    this.startWalReceiver(start);
+  }
+
+  private startWalReceiver(startLsn: Lsn | null): void {
+    const o = this.options;
+    const c = this.control;
+    const cfg: WalReceiverConfig = {
+      walrcv: this.walrcv.handle,
+      conninfo: o.primaryConninfo,
+      mode: o.mode,
+      dataDir: this.dataDir,
+      slotName: o.primarySlotName,
+      sysid: c === null ? null : c.sysid.toString(),
+      tli: c?.tli ?? 0,
+      segSize: c?.segSize ?? 0,
+      startLsn,
+      statusIntervalMs: o.walReceiverStatusIntervalMs,
+      timeoutMs: o.walReceiverTimeoutMs,
+      retryIntervalMs: o.walRetrieveRetryIntervalMs,
+      flushAfterBytes: o.walReceiverFlushAfterBytes,
+      maxBufferedBytes: o.walReceiverMaxBufferedBytes,
+      connectTimeoutMs: o.connectTimeoutMs,
+      maxMessageBytes: o.maxMessageBytes,
+    };
+    const w = this.spawn('./walreceiver.js', { walreceiver: cfg }, 'walreceiver');
+    this.walreceiver = w;
+    w.on('message', (m: WalReceiverMessage) => {
+      switch (m.type) {
+        case 'identified':
+          this.control = readControl(this.dataDir);
+          this.emit('identified', m);
+          break;
+        case 'streaming':
+          this.emit('streaming', { start: m.start, tli: m.tli });
+          break;
+        case 'warning':
+          this.emit('warning', Errors.remote(m.sqlstate, m.message));
+          break;
+        case 'failed':
+          this.fail(toError(m.error));
+          break;
+        case 'stopped':
+          break;
+      }
+    });
+  }
+
+  /** A worker failed for good: reject waiters, report. The standby keeps serving reads. */
+  private fail(e: WalstreamError): void {
+    if (this.failure !== null) return;
+    this.failure = e;
+    for (const w of this.waiters) {
+      if (w.timer) clearTimeout(w.timer);
+      w.reject(e);
+    }
+    this.waiters = [];
+    this.emit('error', e);
+  }
+
+  /** The error that stopped streaming or replay, if any. */
+  get failed(): WalstreamError | null {
+    return this.failure;
+  }
+
+  // ---- positions and waits ------------------------------------------------------------------
+
+  get replayLsn(): Lsn {
+    return this.walrcv.replay;
+  }
+
+  get flushLsn(): Lsn {
+    return this.walrcv.flushed;
+  }
+
+  get writeLsn(): Lsn {
+    return this.walrcv.written;
+  }
+
+  get systemIdentifier(): bigint | null {
+    return this.control?.sysid ?? null;
+  }
+
+  get timeline(): number {
+    return this.control?.tli ?? 0;
+  }
+
+  /**
+   * Resolve (with the replay position) once replay has passed `lsn`; reject after timeoutMs
+   * (Infinity: no timeout), or if replay stops for good.
+   */
+  waitForReplay(lsn: Lsn, timeoutMs = 30_000): Promise<Lsn> {
+    if (this.mode !== 'replica') return Promise.reject(Errors.invalidOption('mode', 'waitForReplay needs a replica (wal-only mode does not replay)'));
+    if (!Number.isFinite(lsn) || lsn < 0) return Promise.reject(Errors.invalidOption('lsn', `must be a non-negative LSN, got ${String(lsn)}`));
+    if (!(timeoutMs >= 0)) return Promise.reject(Errors.invalidOption('timeoutMs', `must be >= 0, got ${String(timeoutMs)}`));
+    const r = this.walrcv.replay;
+    if (r >= lsn) return Promise.resolve(r);
+    if (this.failure !== null) return Promise.reject(this.failure);
+    if (this.closing !== null) return Promise.reject(Errors.closed('standby'));
+    return new Promise<Lsn>((resolve, reject) => {
+      const w: ReplayWaiter = { lsn, resolve, reject, timer: null };
+      if (Number.isFinite(timeoutMs)) {
+        w.timer = setTimeout(() => {
+          this.waiters = this.waiters.filter((x) => x !== w);
+          reject(Errors.waitTimeout(lsnToString(lsn), timeoutMs, lsnToString(this.walrcv.replay)));
+        }, timeoutMs);
+      }
+      this.waiters.push(w);
+      this.arm();
+    });
+  }
+
+  /** One Atomics.waitAsync on REPLAY_SEQ while anyone waits; the startup worker bumps and notifies it. */
+  private arm(): void {
+    if (this.armed || this.waiters.length === 0) return;
+    const i32 = this.walrcv.i32;
+    const seq = Atomics.load(i32, WI_REPLAY_SEQ);
+    if (this.drain()) {
+      this.arm();
+      return;
+    }
+    const r = Atomics.waitAsync(i32, WI_REPLAY_SEQ, seq);
+    if (!r.async) {
+      queueMicrotask(() => {
+        this.drain();
+        this.arm();
+      });
+      return;
+    }
+    this.armed = true;
+    void r.value.then(() => {
+      this.armed = false;
+      this.drain();
+      this.arm();
+    });
+  }
+
+  /** Resolve waiters whose LSN is replayed; true if any was. */
+  private drain(): boolean {
+    const replay = this.walrcv.replay;
+    let any = false;
+    const keep: ReplayWaiter[] = [];
+    for (const w of this.waiters) {
+      if (w.lsn <= replay) {
+        if (w.timer) clearTimeout(w.timer);
+        w.resolve(replay);
+        any = true;
+      } else keep.push(w);
+    }
+    this.waiters = keep;
+    return any;
+  }
+
+  // ---- reads (hot standby) ------------------------------------------------------------------
+
+  private readStore(): SharedStore {
+    if (this.store === null) throw Errors.featureNotSupported('a wal-only standby has no store to read');
+    return this.store;
+  }
+
+  get(table: string, key: string | Uint8Array): unknown {
+    return this.readStore().get(table, key);
+  }
+
+  scan(table: string, opts?: ScanOptions): ScanEntry[] {
+    return this.readStore().scan(table, opts);
+  }
+
+  /** Several reads under one read latch: one transaction-consistent state. */
+  readConsistent<T>(fn: (view: StoreReadView) => T): T {
+    return this.readStore().readConsistent(fn);
+  }
+
+  // ---- status -------------------------------------------------------------------------------
+
+  receiverStatus(): WalReceiverStatus {
+    const s = this.walrcv.snapshot();
+    const date = (t: number) => (t > 0 ? pgTimestampToDate(t) : null);
+    const replica = this.mode === 'replica';
+    const streaming = s.state !== 'stopped' && s.senderPort > 0;
+    return {
+      pid: this.walreceiver?.threadId ?? null,
+      status: s.state,
+      receive_start_lsn: lsnToString(s.receiveStart),
+      receive_start_tli: s.receiveStartTli,
+      written_lsn: lsnToString(s.written),
+      flushed_lsn: lsnToString(s.flushed),
+      received_tli: s.receivedTli,
+      last_msg_send_time: date(s.lastSendTime),
+      last_msg_receipt_time: date(s.lastReceiptTime),
+      latest_end_lsn: lsnToString(s.latestWalEnd),
+      latest_end_time: date(s.latestWalEndTime),
+      slot_name: this.options.primarySlotName,
+      sender_host: streaming ? s.senderHost : null,
+      sender_port: streaming ? s.senderPort : null,
+      conninfo: displayConninfo(this.options.primaryConninfo),
+      replay_lsn: replica ? lsnToString(s.replay) : null,
+      last_xact_replay_timestamp: replica ? date(s.lastCommitTime) : null,
+      write_lag_bytes: Math.max(0, s.latestWalEnd - s.written),
+      flush_lag_bytes: Math.max(0, s.latestWalEnd - s.flushed),
+      replay_lag_bytes: replica ? Math.max(0, s.flushed - s.replay) : 0,
+      replay_delay_ms: replica && s.lastCommitTime > 0 ? Math.max(0, (nowPgMicros() - s.lastCommitTime) / 1000) : null,
+      bytes_received: s.bytesReceived,
+      fsyncs: s.fsyncs,
+      messages: s.messages,
+      records_replayed: s.recordsReplayed,
+      replies_sent: s.repliesSent,
+      connects: s.connects,
+    };
+  }
+
+  /** Control file state, restartpoints made. */
+  stats(): { state: string; redoLsn: string; minRecoveryPoint: string; restartpoints: number } {
+    const c = this.control;
+    return {
+      state: c ? (DB_STATE_NAMES[c.state] ?? String(c.state)) : 'uninitialised',
+      redoLsn: lsnToString(c?.redoLsn ?? 0),
+      minRecoveryPoint: lsnToString(c?.minRecoveryPoint ?? 0),
+      restartpoints: this.restartpoints,
+    };
+  }
+
+  // ---- restartpoints ------------------------------------------------------------------------
+
+  private onCheckpointReplayed(m: StartupMessage & { type: 'checkpoint' }): void {
+    const c = this.control;
+    if (c === null || this.closing !== null || this.restartpointRunning !== null || m.redo <= c.redoLsn) return;
+    const due =
+      performance.now() - this.lastRestartpointAt >= this.options.checkpointTimeoutMs ||
+      m.redo - c.redoLsn >= this.options.maxWalSizeBytes;
+    if (!due) return;
+    this.restartpointRunning = this.restartpoint(m)
+      .then((info) => {
+        this.emit('restartpoint', info);
+      })
+      .catch((e: unknown) => {
+        this.emit('warning', e instanceof WalstreamError ? e : Errors.internal(`restartpoint failed: ${(e as Error).message}`));
+      })
+      .finally(() => {
+        this.restartpointRunning = null;
+      });
+  }
+
+  private async restartpoint(m: { lsn: Lsn; end: Lsn; redo: Lsn; nextXid: number }): Promise<RestartpointInfo> {
+    const store = this.store!;
+    const prev = this.control!;
+    const snapshotName = snapshotNameFor(m.redo);
+    const ckptDir = path.join(this.dataDir, CKPT_DIR);
+    await writeSnapshot(store, path.join(ckptDir, snapshotName), new Uint8Array(0));
+    fsyncDir(ckptDir);
+    // Everything the snapshot can hold was applied, hence flushed, before this read.
+    const minRecoveryPoint = Math.max(this.walrcv.flushed, m.end, prev.minRecoveryPoint);
+    const next: ControlData = {
+      ...prev, state: DbState.InArchiveRecovery, checkpointLsn: m.lsn, redoLsn: m.redo, nextXid: m.nextXid, timeMs: Date.now(), snapshotName, minRecoveryPoint,
+    };
+    writeControl(this.dataDir, next);
+    this.control = next;
+    this.restartpoints++;
+    this.lastRestartpointAt = performance.now();
+    if (prev.snapshotName !== snapshotName) fs.rmSync(path.join(ckptDir, prev.snapshotName), { force: true });
+    const segmentsRemoved = removeOldSegments(this.walDir, prev.segSize, segNo(m.redo, prev.segSize));
+    return { checkpointLsn: m.lsn, redoLsn: m.redo, minRecoveryPoint, snapshotName, segmentsRemoved };
+  }
+
+  // ---- shutdown -----------------------------------------------------------------------------
+
+  /** Stop streaming and replay, close the reader pool, release the data directory. */
+  close(): Promise<void> {
+    if (this.closing) return this.closing;
+    this.closing = (async () => {
+      if (this.restartpointRunning) await this.restartpointRunning;
+      this.walrcv.requestStop();
+      const stopWorker = async (w: Worker | null) => {
+        if (w === null) return;
+        const exited = this.exited.get(w)!;
+        const t = setTimeout(() => void w.terminate(), WORKER_STOP_TIMEOUT_MS);
+        await exited;
+        clearTimeout(t);
+      };
+      await Promise.all([stopWorker(this.walreceiver), stopWorker(this.startup)]);
+      if (this.pool) await this.pool.close();
+      for (const w of this.waiters) {
+        if (w.timer) clearTimeout(w.timer);
+        w.reject(Errors.closed('standby'));
+      }
+      this.waiters = [];
+      const c = this.mode === 'replica' ? this.control : readControl(this.dataDir);
+      if (c !== null && c.snapshotName !== '') {
+        this.control = { ...c, state: DbState.ShutDownInRecovery, timeMs: Date.now() };
+        writeControl(this.dataDir, this.control);
+      }
+      releasePidFile(this.dataDir);
+      this.emit('close');
+    })();
+    return this.closing;
+  }
+}
+
+// ---- data directory -------------------------------------------------------------------------
+
+/** The control file of a standby directory, or null if the directory is empty/missing. */
+function inspectDataDir(dataDir: string, mode: StandbyMode): ControlData | null {
+  let entries: string[];
+  try {
+    entries = fs.readdirSync(dataDir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return null;
+    if (code === 'ENOTDIR') throw Errors.notADataDir(dataDir, 'it is not a directory');
+    throw e;
+  }
+  const control = readControl(dataDir);
+  if (control === null) {
+    const walOnlyFresh = mode === 'wal-only' && entries.every((n) => n === 'pg_wal' || n === PID_FILE) && listSegments(path.join(dataDir, 'pg_wal'), 1 << 24).length === 0;
+    if (entries.length === 0 || walOnlyFresh) return null;
+    throw Errors.notADataDir(dataDir, `it is not empty and has no ${CONTROL_FILE}`);
+  }
+  if (control.state !== DbState.InArchiveRecovery && control.state !== DbState.ShutDownInRecovery) {
+    throw Errors.notADataDir(dataDir, `its control file says "${DB_STATE_NAMES[control.state] ?? control.state}": it belongs to a primary, a standby starts from a base backup`);
+  }
+  const walOnly = control.snapshotName === '';
+  if (walOnly && mode === 'replica') throw Errors.notADataDir(dataDir, 'it holds WAL only (made in wal-only mode): there is no checkpoint to replay from');
+  if (!walOnly && mode === 'wal-only') throw Errors.notADataDir(dataDir, "it is a replica's directory; open it with mode 'replica'");
+  if (!fs.existsSync(path.join(dataDir, 'pg_wal'))) throw Errors.notADataDir(dataDir, 'pg_wal is missing');
+  return control;
+}
+
+const openDirs = new Set<string>();
+
+function acquirePidFile(dataDir: string): void {
+  const file = path.join(dataDir, PID_FILE);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      fs.writeFileSync(file, `${process.pid}\n`, { flag: 'wx' });
+      openDirs.add(dataDir);
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const pid = parseInt(fs.readFileSync(file, 'utf8'), 10);
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) throw Errors.dataDirInUse(dataDir, pid);
+      if (pid === process.pid && openDirs.has(dataDir)) throw Errors.dataDirInUse(dataDir, pid);
+      fs.rmSync(file, { force: true });
+    }
+  }
+  throw Errors.dataDirInUse(dataDir, -1);
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function releasePidFile(dataDir: string): void {
+  openDirs.delete(dataDir);
+  fs.rmSync(path.join(dataDir, PID_FILE), { force: true });
+}

@@ -1,0 +1,267 @@
+// startup: the standby's replay worker (PostgreSQL's startup process in standby mode). Started by
+// Standby.open after the checkpoint snapshot is loaded into the shared store; it is the store's
+// only writer from then on. It owns the XLogReader and its page cache. It stops when WalRcvData
+// STOP is set (checked between records and whenever it wakes), or on invalid WAL (reported).
+//
+// Phase 1 replays the WAL already in pg_wal from the checkpoint's redo point to the end of valid
+// WAL (as crash recovery does), and reports that end: the walreceiver is started at its segment
+// start. Phase 2 replays what the walreceiver flushes: the reader's `limit` is WalRcvData's
+// flushed position (a record that goes past it yields `wait`), the page cache re-reads only
+// bytes that were beyond the flushed position when they were cached, and when caught up the
+// thread sleeps on its latch (Atomics.wait; the walreceiver sets it after each fsync), never on a
+// timer. It publishes the replay position (end of the last applied record) and the last commit's
+// timestamp after every batch, bumping REPLAY_SEQ so main-thread waiters wake; and it tells the
+// main thread about every checkpoint record it replays (restartpoint candidates).
+//
+// Redo is redoRecord (src/wal/replay.ts), the same function as the primary's crash recovery;
+// each transaction is applied whole under the store's write latch, so hot-standby readers never
+// see half of one.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { parentPort, workerData } from 'node:worker_threads';
+import { Errors, WalstreamError } from '../errors.js';
+import { SharedStore, type StoreHandle } from '../storage/store.js';
+import { nowPgMicros, XLOG_BLCKSZ } from '../wal/consts.js';
+import { type Lsn, lsnToString } from '../wal/lsn.js';
+import { type PageSource, type ReadResult, XLogReader } from '../wal/reader.js';
+import { redoRecord } from '../wal/replay.js';
+import { segmentFileName } from '../wal/segment.js';
+import { WalRcvData, type WalRcvDataHandle } from './walrcvdata.js';
+
+export interface StartupConfig {
+  store: StoreHandle;
+  walrcv: WalRcvDataHandle;
+  walDir: string;
+  segSize: number;
+  sysid: bigint;
+  tli: number;
+  redoLsn: Lsn;
+}
+
+export type StartupMessage =
+  | { type: 'localEnd'; lsn: Lsn; records: number; reason: string }
+  | { type: 'checkpoint'; lsn: Lsn; end: Lsn; redo: Lsn; nextXid: number; shutdown: boolean }
+  | { type: 'failed'; error: { code: string; sqlstate: string; message: string; detail?: string } }
+  | { type: 'stopped'; replay: Lsn };
+
+/** Publish the replay position at least every this many records during catch-up. */
+export const REPLAY_PUBLISH_EVERY_RECORDS = 1024;
+
+/**
+ * Pages of received WAL, read from the segment files in 1 MiB chunks. `limit` is the end of
+ * final bytes (WalRcvData flushed; Infinity while replaying local WAL): cached bytes at or past
+ * the limit they were read under are re-read, from their page on, when the reader needs them.
+ */
+export class ReceivedWalSource implements PageSource {
+  static readonly CHUNK_BYTES = 1024 * 1024;
+  limit = Infinity;
+  private readonly chunkBytes: number;
+  private readonly chunk: Buffer;
+  private chunkLsn = -1;
+  private chunkValid = 0;
+  /** Bytes of the chunk below this LSN are final. */
+  private fresh = 0;
+  private fd = -1;
+  private fdSeg = -1;
+  /** Bytes read from files (for tests and stats). */
+  bytesRead = 0;
+
+  constructor(private readonly walDir: string, private readonly tli: number, private readonly segSize: number) {
+    this.chunkBytes = Math.min(ReceivedWalSource.CHUNK_BYTES, segSize);
+    this.chunk = Buffer.alloc(this.chunkBytes);
+  }
+
+  readPage(pageLsn: Lsn, needBytes: number): Uint8Array | null {
+    const C = this.chunkBytes;
+    const chunkLsn = pageLsn - (pageLsn % C);
+    const needEnd = pageLsn + needBytes;
+    if (chunkLsn !== this.chunkLsn) {
+      if (!this.load(chunkLsn, 0, needEnd)) return null;
+    } else {
+      const validEnd = this.chunkLsn + this.chunkValid;
+      // Only bytes below the current limit matter; those cached beyond the limit of their read may be stale.
+      if (needEnd > validEnd || Math.min(needEnd, this.limit) > this.fresh) {
+        const from = Math.min(this.fresh, validEnd, pageLsn);
+        if (!this.load(chunkLsn, from - (from % XLOG_BLCKSZ) - chunkLsn, needEnd)) return null;
+      }
+    }
+    if (needEnd > this.chunkLsn + this.chunkValid) return null;
+    const o = pageLsn - chunkLsn;
+    return this.chunk.subarray(o, o + XLOG_BLCKSZ);
+  }
+
+  /** Forget cached bytes at or after `lsn` (they may change: not yet final). */
+  forgetFrom(lsn: Lsn): void {
+    if (this.fresh > lsn) this.fresh = lsn;
+  }
+
+  /**
+   * Read chunk bytes [fromOff, end) where end covers `needEnd` and everything up to the limit
+   * (page-rounded, within the chunk): sequential catch-up reads whole chunks, live replay only
+   * the pages flushed since the last read.
+   */
+  private load(chunkLsn: Lsn, fromOff: number, needEnd: Lsn): boolean {
+    const seg = Math.floor(chunkLsn / this.segSize);
+    if (seg !== this.fdSeg) {
+      this.closeFd();
+      try {
+        this.fd = fs.openSync(path.join(this.walDir, segmentFileName(this.tli, seg, this.segSize)), 'r');
+      } catch {
+        this.chunkLsn = -1;
+        return false;
+      }
+      this.fdSeg = seg;
+    }
+    const limitAtLoad = this.limit;
+    const C = this.chunkBytes;
+    const want = Math.max(needEnd, Math.min(limitAtLoad, chunkLsn + C)) - chunkLsn;
+    const toOff = Math.min(C, Math.ceil(want / XLOG_BLCKSZ) * XLOG_BLCKSZ);
+    let n = fromOff;
+    const segOff = chunkLsn % this.segSize;
+    while (n < toOff) {
+      const r = fs.readSync(this.fd, this.chunk, n, toOff - n, segOff + n);
+      if (r <= 0) break;
+      n += r;
+      this.bytesRead += r;
+    }
+    this.chunkLsn = chunkLsn;
+    this.chunkValid = n;
+    this.fresh = limitAtLoad;
+    return true;
+  }
+
+  private closeFd(): void {
+    if (this.fd >= 0) fs.closeSync(this.fd);
+    this.fd = -1;
+    this.fdSeg = -1;
+  }
+
+  close(): void {
+    this.closeFd();
+    this.chunkLsn = -1;
+  }
+}
+
+function post(m: StartupMessage): void {
+  parentPort?.postMessage(m);
+}
+
+class Startup {
+  private readonly walrcv: WalRcvData;
+  private readonly store: SharedStore;
+  private readonly src: ReceivedWalSource;
+  private readonly reader: XLogReader;
+  private replayed = 0;
+  private unpublished = 0;
+  private lastCommitTime = 0;
+
+  constructor(private readonly cfg: StartupConfig) {
+    this.walrcv = new WalRcvData(cfg.walrcv);
+    this.store = SharedStore.attach(cfg.store);
+    this.src = new ReceivedWalSource(cfg.walDir, cfg.tli, cfg.segSize);
+    this.reader = new XLogReader(this.src, { segSize: cfg.segSize, sysid: cfg.sysid }, cfg.redoLsn, null);
+  }
+
+  run(): void {
+    try {
+      this.replayLocal();
+      this.replayStreamed();
+    } finally {
+      this.src.close();
+    }
+  }
+
+  private apply(r: ReadResult & { kind: 'record' }): void {
+    const rec = r.record;
+    const out = redoRecord(this.store, rec);
+    if (out.kind === 'txn') this.lastCommitTime = out.commitTimeUs;
+    else if (out.kind === 'switch') this.reader.skipToNextSegment();
+    else if (out.kind === 'checkpoint') {
+      post({ type: 'checkpoint', lsn: rec.start, end: rec.end, redo: out.data.redo, nextXid: out.data.nextXid, shutdown: out.shutdown });
+    }
+    this.replayed++;
+    this.unpublished++;
+  }
+
+  private publish(): void {
+    // The aligned end of the last record; never past what is flushed (alignment padding).
+    const lsn = Math.min(this.reader.nextLsn, this.walrcv.flushed);
+    this.walrcv.publishReplay(lsn, this.lastCommitTime, this.unpublished, nowPgMicros());
+    this.unpublished = 0;
+  }
+
+  /** Phase 1: local WAL from the redo point to the end of valid WAL. */
+  private replayLocal(): void {
+    this.src.limit = Infinity;
+    let reason = '';
+    for (;;) {
+      if (this.walrcv.stopRequested) return;
+      const r = this.reader.readRecord();
+      if (r.kind === 'record') {
+        this.apply(r);
+        continue;
+      }
+      if (r.kind === 'end') {
+        const m = /database system identifier is (\d+)/.exec(r.message);
+        if (m) throw Errors.walSystemIdMismatch(this.cfg.walDir, BigInt(m[1]!), this.cfg.sysid);
+        reason = r.message;
+      }
+      break;
+    }
+    const end = this.reader.nextLsn;
+    // Bytes from the end on may be a torn tail or preallocated zeros: the stream will rewrite them.
+    this.src.forgetFrom(end - (end % XLOG_BLCKSZ));
+    this.walrcv.initPositions(end, end);
+    this.publish();
+    post({ type: 'localEnd', lsn: end, records: this.replayed, reason });
+  }
+
+  /** Phase 2: follow WalRcvData's flushed position; sleep on the latch when caught up. */
+  private replayStreamed(): void {
+    const latch = this.walrcv.startupLatch;
+    for (;;) {
+      if (this.walrcv.stopRequested) break;
+      const flushed = this.walrcv.flushed;
+      this.src.limit = flushed;
+      this.reader.limit = flushed;
+      const r = this.reader.readRecord();
+      if (r.kind === 'record') {
+        this.apply(r);
+        if (this.unpublished >= REPLAY_PUBLISH_EVERY_RECORDS) this.publish();
+        continue;
+      }
+      if (r.kind === 'end') {
+        throw Errors.walCorrupt(lsnToString(r.lsn), `${r.message} (received WAL up to ${lsnToString(flushed)})`);
+      }
+      // Caught up with what is flushed.
+      const progressed = this.unpublished > 0;
+      if (progressed) {
+        this.publish();
+        this.walrcv.walrcvLatch.set(); // the walreceiver reports the new apply position
+      }
+      if (this.walrcv.flushed !== flushed) continue;
+      latch.wait();
+    }
+    if (this.unpublished > 0) this.publish();
+  }
+
+  get replayLsn(): Lsn {
+    return this.reader.nextLsn;
+  }
+}
+
+if (parentPort !== null && (workerData as { startup?: StartupConfig } | null)?.startup !== undefined) {
+  const cfg = (workerData as { startup: StartupConfig }).startup;
+  let s: Startup | null = null;
+  try {
+    s = new Startup(cfg);
+    s.run();
+    post({ type: 'stopped', replay: s.replayLsn });
+  } catch (e) {
+    const err = e instanceof WalstreamError ? e : Errors.internal(`startup failed: ${(e as Error)?.stack ?? String(e)}`);
+    const out: { code: string; sqlstate: string; message: string; detail?: string } = { code: err.code, sqlstate: err.sqlstate, message: err.message };
+    if (err.detail !== undefined) out.detail = err.detail;
+    post({ type: 'failed', error: out });
+  }
+}

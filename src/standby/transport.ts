@@ -1,0 +1,392 @@
+// The walreceiver's transport: one small interface (connect, then receive / send / disconnect,
+// plus the few replication commands a standby runs), modelled on PostgreSQL's pluggable
+// walreceiver API (libpqwalreceiver: walrcv_connect, walrcv_identify_system,
+// walrcv_startstreaming, walrcv_receive, walrcv_send, walrcv_endstreaming, walrcv_disconnect).
+// `TcpTransport` implements it over node:net with the sans-I/O ReplicationClientConn
+// (src/replication/protocol/client-conn.ts); a SharedArrayBuffer-ring transport for a standby in
+// the primary's process can implement the same interface later.
+//
+// Who runs it: the walreceiver worker (streaming) and Standby.open (base backup), one connection
+// each. What it owns: the socket. How it stops: disconnect() (Terminate, then the socket is
+// destroyed); the server closing or a FATAL error ends it too and is reported through receive().
+//
+// Receiving is pull-based: socket chunks are framed and decoded as they arrive and queued as
+// StreamMessages (WAL payloads stay zero-copy views of the socket's chunks); waitReadable()
+// resolves in the event loop's check phase (setImmediate), after libuv has read everything the
+// socket had, so the walreceiver handles a whole burst before it fsyncs. Above
+// `maxBufferedBytes` of unconsumed WAL the socket is paused (back-pressure on the primary).
+
+import net from 'node:net';
+import { Errors, WalstreamError } from '../errors.js';
+import { ReplicationClientConn, type ClientConnEvent, type QueryResult } from '../replication/protocol/client-conn.js';
+import { formatStartReplication } from '../replication/protocol/commands.js';
+import type { StandbyStatusUpdate } from '../replication/protocol/messages.js';
+import { type Lsn, parseLsn } from '../wal/lsn.js';
+import type { PrimaryConninfo } from './options.js';
+
+export interface IdentifySystemResult {
+  /** Decimal text: it may exceed 2^53. */
+  systemId: string;
+  timeline: number;
+  xlogpos: Lsn;
+  dbname: string | null;
+}
+
+export type StreamMessage =
+  /** XLogData: `data` is a view valid until the connection is dropped. */
+  | { kind: 'xlogData'; dataStart: Lsn; walEnd: Lsn; sendTime: number; data: Uint8Array }
+  | { kind: 'keepalive'; walEnd: Lsn; sendTime: number; replyRequested: boolean }
+  /** The primary ended the stream: CopyDone (end of timeline) or `COPY 0` (shutting down). */
+  | { kind: 'endOfStream'; reason: string }
+  /** The connection failed or the server reported an error: nothing more will arrive. */
+  | { kind: 'error'; error: WalstreamError };
+
+/** One replication connection, as the walreceiver sees it. */
+export interface WalRcvConnection {
+  readonly senderHost: string;
+  readonly senderPort: number;
+  /** Bytes of protocol received so far. */
+  readonly bytesReceived: number;
+  identifySystem(): Promise<IdentifySystemResult>;
+  show(name: string): Promise<string>;
+  /** START_REPLICATION; resolves once the server entered COPY BOTH (CopyBothResponse). */
+  startStreaming(start: Lsn, tli: number, slotName: string | null): Promise<void>;
+  /** Next message already received, or null if none is buffered. Never blocks. */
+  receive(): StreamMessage | null;
+  /**
+   * Resolves true when receive() has something, false after timeoutMs or interrupt(). Resolution
+   * happens after the event loop's poll phase, so everything the socket had is queued by then.
+   */
+  waitReadable(timeoutMs: number): Promise<boolean>;
+  /** True if the last socket read filled its buffer: more bytes are probably in flight. */
+  readonly moreDataLikely: boolean;
+  /** Wake a pending waitReadable (it resolves false). */
+  interrupt(): void;
+  send(update: StandbyStatusUpdate): void;
+  /** Our CopyDone; waits (up to timeoutMs) for the server's end of the command. */
+  endStreaming(timeoutMs: number): Promise<void>;
+  /** BASE_BACKUP: `onCopyData` gets each COPY OUT payload (kind byte first), a view valid during the call. */
+  baseBackup(command: string, onCopyData: (payload: Uint8Array) => void): Promise<QueryResult>;
+  disconnect(): void;
+}
+
+export interface WalRcvTransport {
+  connect(): Promise<WalRcvConnection>;
+}
+
+export interface TcpTransportOptions {
+  connectTimeoutMs: number;
+  maxMessageBytes: number;
+  maxBufferedBytes: number;
+}
+
+export class TcpTransport implements WalRcvTransport {
+  constructor(private readonly info: Required<PrimaryConninfo>, private readonly opts: TcpTransportOptions) {}
+
+  connect(): Promise<WalRcvConnection> {
+    return TcpConnection.open(this.info, this.opts);
+  }
+}
+
+/** Node's socket read size: a chunk this long means the kernel may hold more. */
+const SOCKET_READ_BYTES = 64 * 1024;
+
+class TcpConnection implements WalRcvConnection {
+  readonly senderHost: string;
+  readonly senderPort: number;
+  bytesReceived = 0;
+  moreDataLikely = false;
+  private readonly socket: net.Socket;
+  private readonly conn: ReplicationClientConn;
+  private readonly queue: StreamMessage[] = [];
+  private qHead = 0;
+  private queuedBytes = 0;
+  private paused = false;
+  private streaming = false;
+  private failure: WalstreamError | null = null;
+  private pending: { resolve: (r: QueryResult) => void; reject: (e: Error) => void } | null = null;
+  private copyBothWaiter: { resolve: () => void; reject: (e: Error) => void } | null = null;
+  private readyWaiter: { resolve: () => void; reject: (e: Error) => void } | null = null;
+  private readableWaiter: ((v: boolean) => void) | null = null;
+  private readableTimer: NodeJS.Timeout | null = null;
+  private immediate: NodeJS.Immediate | null = null;
+  private copySink: ((payload: Uint8Array) => void) | null = null;
+  private endWaiter: (() => void) | null = null;
+
+  private constructor(info: Required<PrimaryConninfo>, private readonly opts: TcpTransportOptions) {
+    this.senderHost = info.host;
+    this.senderPort = info.port;
+    this.socket = new net.Socket();
+    this.conn = new ReplicationClientConn({
+      send: (b) => {
+        if (!this.socket.destroyed) this.socket.write(b);
+      },
+      onEvent: (ev) => this.onEvent(ev),
+      user: info.user,
+      password: info.password,
+      applicationName: info.applicationName,
+      maxMessageBytes: opts.maxMessageBytes,
+    });
+  }
+
+  static open(info: Required<PrimaryConninfo>, opts: TcpTransportOptions): Promise<WalRcvConnection> {
+    const c = new TcpConnection(info, opts);
+    return new Promise<WalRcvConnection>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        c.fail(Errors.connectionFailure(`could not connect to the primary server: timeout expired after ${opts.connectTimeoutMs} ms`));
+      }, opts.connectTimeoutMs);
+      c.readyWaiter = {
+        resolve: () => {
+          clearTimeout(timer);
+          resolve(c);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          c.socket.destroy();
+          reject(e);
+        },
+      };
+      const s = c.socket;
+      s.setNoDelay(true);
+      s.on('data', (chunk: Buffer) => c.onData(chunk));
+      s.on('error', (e: NodeJS.ErrnoException) => {
+        c.fail(Errors.connectionFailure(`could not connect to the primary server: connection to server at "${info.host}", port ${info.port} failed: ${e.message}`));
+      });
+      s.on('close', () => {
+        c.conn.end();
+        c.fail(Errors.connectionFailure('server closed the connection unexpectedly'));
+      });
+      s.connect({ host: info.host, port: info.port }, () => c.conn.start());
+    });
+  }
+
+  private onData(chunk: Buffer): void {
+    this.bytesReceived += chunk.length;
+    this.moreDataLikely = chunk.length >= SOCKET_READ_BYTES;
+    this.conn.feed(chunk);
+    if (this.queue.length > this.qHead) this.wakeSoon();
+  }
+
+  private wakeSoon(): void {
+    if (this.readableWaiter === null || this.immediate !== null) return;
+    this.immediate = setImmediate(() => {
+      this.immediate = null;
+      this.settleReadable(true);
+    });
+  }
+
+  private settleReadable(v: boolean): void {
+    const w = this.readableWaiter;
+    if (w === null) return;
+    this.readableWaiter = null;
+    if (this.readableTimer !== null) clearTimeout(this.readableTimer);
+    this.readableTimer = null;
+    w(v);
+  }
+
+  private push(m: StreamMessage): void {
+    this.queue.push(m);
+    if (m.kind === 'xlogData') {
+      this.queuedBytes += m.data.length;
+      if (!this.paused && this.queuedBytes > this.opts.maxBufferedBytes) {
+        this.paused = true;
+        this.socket.pause();
+      }
+    }
+  }
+
+  private onEvent(ev: ClientConnEvent): void {
+    switch (ev.type) {
+      case 'ready':
+        this.readyWaiter?.resolve();
+        this.readyWaiter = null;
+        return;
+      case 'result': {
+        const r = ev.result;
+        if (this.pending !== null) {
+          const p = this.pending;
+          this.pending = null;
+          if (r.error !== null) p.reject(r.error);
+          else p.resolve(r);
+          return;
+        }
+        if (this.copyBothWaiter !== null) {
+          // START_REPLICATION answered without COPY BOTH: an error, or nothing to stream.
+          const w = this.copyBothWaiter;
+          this.copyBothWaiter = null;
+          w.reject(r.error ?? Errors.protocolViolation('START_REPLICATION ended without streaming (timeline switch is not supported)'));
+          return;
+        }
+        if (this.streaming) {
+          this.streaming = false;
+          if (r.error !== null) this.push({ kind: 'error', error: r.error });
+          else this.push({ kind: 'endOfStream', reason: `stream ended: ${r.commandTags.join(', ')}` });
+          this.endWaiter?.();
+          this.endWaiter = null;
+          this.wakeSoon();
+        }
+        return;
+      }
+      case 'copyBothStart':
+        this.streaming = true;
+        this.copyBothWaiter?.resolve();
+        this.copyBothWaiter = null;
+        return;
+      case 'xlogData':
+        this.push({ kind: 'xlogData', dataStart: ev.message.dataStart, walEnd: ev.message.walEnd, sendTime: ev.message.sendTime, data: ev.message.data });
+        return;
+      case 'keepalive':
+        this.push({ kind: 'keepalive', walEnd: ev.message.walEnd, sendTime: ev.message.sendTime, replyRequested: ev.message.replyRequested });
+        return;
+      case 'copyDone':
+        if (this.streaming) this.push({ kind: 'endOfStream', reason: 'primary ended the COPY stream' });
+        return;
+      case 'commandComplete':
+        // `COPY 0` inside COPY BOTH: the primary is shutting down and will close the connection.
+        if (this.streaming) {
+          this.streaming = false;
+          this.push({ kind: 'endOfStream', reason: `primary is shutting down (${ev.tag})` });
+          this.endWaiter?.();
+          this.endWaiter = null;
+        }
+        return;
+      case 'copyData':
+        this.copySink?.(ev.data);
+        return;
+      case 'error':
+        this.fail(ev.error);
+        return;
+      case 'closed':
+        this.fail(Errors.connectionFailure('server closed the connection unexpectedly'));
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** The connection is over: reject whatever waits, queue the error for receive(). */
+  private fail(e: WalstreamError): void {
+    if (this.failure !== null) return;
+    this.failure = e;
+    this.readyWaiter?.reject(e);
+    this.readyWaiter = null;
+    this.pending?.reject(e);
+    this.pending = null;
+    this.copyBothWaiter?.reject(e);
+    this.copyBothWaiter = null;
+    this.endWaiter?.();
+    this.endWaiter = null;
+    this.push({ kind: 'error', error: e });
+    this.wakeSoon();
+    if (!this.socket.destroyed) this.socket.destroy();
+  }
+
+  private query(text: string): Promise<QueryResult> {
+    if (this.failure !== null) return Promise.reject(this.failure);
+    return new Promise<QueryResult>((resolve, reject) => {
+      this.pending = { resolve, reject };
+      this.conn.query(text);
+    });
+  }
+
+  async identifySystem(): Promise<IdentifySystemResult> {
+    const r = await this.query('IDENTIFY_SYSTEM');
+    const set = r.resultSets[0];
+    if (set === undefined || set.rows.length !== 1 || set.columns.length < 3) {
+      throw Errors.protocolViolation(`could not identify system: got ${set?.rows.length ?? 0} rows and ${set?.columns.length ?? 0} fields, expected 1 row and 3 or more fields`);
+    }
+    const row = set.rows[0]!;
+    const [systemId, tli, pos] = [row[0], row[1], row[2]];
+    if (systemId == null || !/^\d{1,20}$/.test(systemId) || tli == null || !/^\d{1,10}$/.test(tli) || pos == null) {
+      throw Errors.protocolViolation('could not identify system: malformed IDENTIFY_SYSTEM row');
+    }
+    return { systemId, timeline: Number(tli), xlogpos: parseLsn(pos), dbname: row[3] ?? null };
+  }
+
+  async show(name: string): Promise<string> {
+    const r = await this.query(`SHOW ${name}`);
+    const v = r.resultSets[0]?.rows[0]?.[0];
+    if (v === undefined || v === null) throw Errors.protocolViolation(`SHOW ${name} returned no value`);
+    return v;
+  }
+
+  startStreaming(start: Lsn, tli: number, slotName: string | null): Promise<void> {
+    if (this.failure !== null) return Promise.reject(this.failure);
+    return new Promise<void>((resolve, reject) => {
+      this.copyBothWaiter = { resolve, reject };
+      this.conn.query(formatStartReplication(start, tli, slotName));
+    });
+  }
+
+  receive(): StreamMessage | null {
+    if (this.qHead >= this.queue.length) return null;
+    const m = this.queue[this.qHead]!;
+    this.queue[this.qHead++] = undefined as unknown as StreamMessage;
+    if (this.qHead === this.queue.length) {
+      this.queue.length = 0;
+      this.qHead = 0;
+    }
+    if (m.kind === 'xlogData') {
+      this.queuedBytes -= m.data.length;
+      if (this.paused && this.queuedBytes <= this.opts.maxBufferedBytes / 2 && this.failure === null) {
+        this.paused = false;
+        this.socket.resume();
+      }
+    }
+    return m;
+  }
+
+  waitReadable(timeoutMs: number): Promise<boolean> {
+    if (this.qHead < this.queue.length) return Promise.resolve(true);
+    this.settleReadable(false);
+    return new Promise<boolean>((resolve) => {
+      this.readableWaiter = resolve;
+      if (Number.isFinite(timeoutMs)) this.readableTimer = setTimeout(() => this.settleReadable(false), Math.max(0, timeoutMs));
+    });
+  }
+
+  interrupt(): void {
+    this.settleReadable(false);
+  }
+
+  send(update: StandbyStatusUpdate): void {
+    if (this.failure !== null || !this.streaming) return;
+    this.conn.sendStandbyStatus(update);
+  }
+
+  endStreaming(timeoutMs: number): Promise<void> {
+    if (this.failure !== null || !this.streaming || this.conn.state !== 'copyBoth') return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.endWaiter = null;
+        resolve();
+      }, timeoutMs);
+      this.endWaiter = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.conn.sendCopyDone();
+    });
+  }
+
+  async baseBackup(command: string, onCopyData: (payload: Uint8Array) => void): Promise<QueryResult> {
+    this.copySink = onCopyData;
+    try {
+      return await this.query(command);
+    } finally {
+      this.copySink = null;
+    }
+  }
+
+  disconnect(): void {
+    if (this.failure === null) {
+      this.failure = Errors.closed('replication connection');
+      this.conn.terminate();
+    }
+    this.settleReadable(false);
+    if (this.immediate !== null) clearImmediate(this.immediate);
+    this.immediate = null;
+    if (!this.socket.destroyed) this.socket.end(() => this.socket.destroy());
+    setTimeout(() => this.socket.destroy(), 1000).unref();
+  }
+}

@@ -1,0 +1,454 @@
+// walreceiver: a worker thread that streams WAL from the primary into the standby's pg_wal.
+// Started by Standby.open (after the startup worker has found the end of valid local WAL); owns
+// the replication connection and the segment file descriptors it writes. It stops when WalRcvData
+// STOP is set (CopyDone, Terminate, close), or on a fatal error (system identifier or timeline
+// mismatch, authentication), which it reports to the main thread.
+//
+// Loop (PostgreSQL's WalReceiverMain): connect (retry every walRetrieveRetryIntervalMs while the
+// primary is away) → IDENTIFY_SYSTEM (system identifier and timeline checks) → START_REPLICATION
+// at the segment start of our end of flushed WAL → for each burst of received messages: write
+// XLogData at its LSN (split at segment boundaries), then fdatasync once when the socket has
+// nothing more buffered (or every walReceiverFlushAfterBytes), publish written/flushed in
+// WalRcvData, set the startup latch, send `r` (write, flush, apply). `r` also goes out every
+// walReceiverStatusIntervalMs, when the primary asks (keepalive replyRequested), and when the
+// startup worker reports new replay progress. wal_receiver_timeout: ask for a reply after half of
+// it without traffic, give up (reconnect) after all of it.
+//
+// Segment files: created full-size and zero-filled, named as PostgreSQL names them. In 'replica'
+// mode they get their final name at once (like a standby's pg_wal) and the next one is
+// preallocated while idle; in 'wal-only' mode the segment being received is `<name>.partial` and
+// is renamed when complete (like pg_receivewal), so a restart resumes at the newest partial.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { parentPort, workerData } from 'node:worker_threads';
+import { Errors, WalstreamError } from '../errors.js';
+import { type ControlData, DbState, writeControl } from '../storage/control.js';
+import { assert } from '../util/assert.js';
+import { nowPgMicros, validSegmentSize } from '../wal/consts.js';
+import { type Lsn, lsnToString } from '../wal/lsn.js';
+import { ensureSegment, fsyncDir } from '../wal/segfile.js';
+import { segmentFileName } from '../wal/segment.js';
+import type { PrimaryConninfo, StandbyMode } from './options.js';
+import { TcpTransport, type WalRcvConnection, type WalRcvTransport } from './transport.js';
+import { WalRcvData, type WalRcvDataHandle, WalRcvState, WR_BYTES_RECEIVED, WR_REPLIES_SENT } from './walrcvdata.js';
+
+export interface WalReceiverConfig {
+  walrcv: WalRcvDataHandle;
+  conninfo: Required<PrimaryConninfo>;
+  mode: StandbyMode;
+  dataDir: string;
+  slotName: string | null;
+  /** Known identity (null in an empty wal-only directory: learnt from the primary and written to the control file). */
+  sysid: string | null;
+  tli: number;
+  segSize: number;
+  /** Streaming starts at the segment start of this LSN (null: the primary's current position). */
+  startLsn: Lsn | null;
+  statusIntervalMs: number;
+  timeoutMs: number;
+  retryIntervalMs: number;
+  flushAfterBytes: number;
+  maxBufferedBytes: number;
+  connectTimeoutMs: number;
+  maxMessageBytes: number;
+}
+
+export type WalReceiverMessage =
+  | { type: 'identified'; sysid: string; tli: number; segSize: number }
+  | { type: 'streaming'; start: Lsn; tli: number }
+  | { type: 'warning'; message: string; sqlstate: string }
+  | { type: 'failed'; error: { code: string; sqlstate: string; message: string; detail?: string; hint?: string } }
+  | { type: 'stopped' };
+
+/** How long to wait for the primary to finish the COPY after our CopyDone at shutdown. */
+export const END_STREAMING_TIMEOUT_MS = 2_000;
+/** When a burst ended on a full socket read, wait this long for more before fsyncing anyway. */
+const MORE_DATA_WAIT_MS = 1;
+
+class FatalError extends Error {
+  constructor(readonly err: WalstreamError) {
+    super(err.message);
+  }
+}
+
+/** Errors no retry can cure: authentication (SQLSTATE class 28). */
+function isFatal(e: unknown): boolean {
+  return e instanceof WalstreamError && e.sqlstate.startsWith('28');
+}
+
+function post(m: WalReceiverMessage): void {
+  parentPort?.postMessage(m);
+}
+
+/** `16MB` / `1GB` / `1024kB` (SHOW wal_segment_size) in bytes, as pg_receivewal parses it. */
+export function parseSegmentSizeSetting(text: string): number {
+  const m = /^(\d+)\s*(kB|MB|GB)$/.exec(text.trim());
+  const unit = m ? { kB: 1024, MB: 1024 * 1024, GB: 1024 * 1024 * 1024 }[m[2] as 'kB' | 'MB' | 'GB'] : 0;
+  const bytes = m ? Number(m[1]) * unit : NaN;
+  if (!validSegmentSize(bytes)) {
+    throw Errors.invalidParameterValue(`WAL segment size must be a power of two between 1 MB and 1 GB, but the remote server reported a value of ${text}`);
+  }
+  return bytes;
+}
+
+class WalReceiver {
+  private readonly walrcv: WalRcvData;
+  private readonly walDir: string;
+  private readonly transport: WalRcvTransport;
+  private sysid: string | null;
+  private tli: number;
+  private segSize: number;
+  private startLsn: Lsn | null;
+  private conn: WalRcvConnection | null = null;
+  private sleepWake: (() => void) | null = null;
+  private stopped = false;
+  // segment files
+  private curSeg = -1;
+  private curFd = -1;
+  private readonly dirty = new Set<number>();
+  /** wal-only: segments fully written whose `.partial` must be renamed after the next fsync. */
+  private readonly completed: Array<{ seg: number; fd: number }> = [];
+  private preallocated = -1;
+  // stream positions (this session)
+  private written = 0;
+  private flushed = 0;
+  private unflushedBytes = 0;
+  private lastSent = { write: -1, flush: -1, apply: -1, at: 0 };
+  private lastRecvAt = 0;
+  private pingSent = false;
+  private replyNeeded = false;
+  private reportedBytes = 0;
+
+  constructor(private readonly cfg: WalReceiverConfig) {
+    this.walrcv = new WalRcvData(cfg.walrcv);
+    this.walDir = path.join(cfg.dataDir, 'pg_wal');
+    this.transport = new TcpTransport(cfg.conninfo, {
+      connectTimeoutMs: cfg.connectTimeoutMs,
+      maxMessageBytes: cfg.maxMessageBytes,
+      maxBufferedBytes: cfg.maxBufferedBytes,
+    });
+    this.sysid = cfg.sysid;
+    this.tli = cfg.tli;
+    this.segSize = cfg.segSize;
+    this.startLsn = cfg.startLsn;
+  }
+
+  async run(): Promise<void> {
+    void this.watchLatch();
+    try {
+      while (!this.walrcv.stopRequested) {
+        this.walrcv.setState(WalRcvState.Starting);
+        let conn: WalRcvConnection;
+        try {
+          conn = await this.transport.connect();
+        } catch (e) {
+          if (isFatal(e)) throw new FatalError(e as WalstreamError);
+          this.warn(e);
+          await this.retryWait();
+          continue;
+        }
+        this.conn = conn;
+        try {
+          await this.stream(conn);
+        } catch (e) {
+          if (e instanceof FatalError) throw e;
+          if (isFatal(e)) throw new FatalError(e as WalstreamError);
+          this.warn(e);
+        } finally {
+          this.conn = null;
+          conn.disconnect();
+          this.flush(false);
+        }
+        if (this.walrcv.stopRequested) break;
+        await this.retryWait();
+      }
+    } finally {
+      this.stopped = true;
+      this.closeFiles();
+      this.walrcv.setState(WalRcvState.Stopped);
+    }
+  }
+
+  /** Wake waits when the latch is set (stop, or replay progress to report). One waitAsync at a time. */
+  private async watchLatch(): Promise<void> {
+    while (!this.stopped) {
+      await this.walrcv.walrcvLatch.waitAsync(Infinity, { keepAlive: false });
+      this.conn?.interrupt();
+      this.sleepWake?.();
+    }
+  }
+
+  private warn(e: unknown): void {
+    const err = e instanceof WalstreamError ? e : Errors.internal(String((e as Error)?.message ?? e));
+    post({ type: 'warning', message: err.message, sqlstate: err.sqlstate });
+  }
+
+  private async retryWait(): Promise<void> {
+    if (this.walrcv.stopRequested) return;
+    this.walrcv.setState(WalRcvState.Waiting);
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(done, this.cfg.retryIntervalMs);
+      function done(): void {
+        clearTimeout(t);
+        resolve();
+      }
+      this.sleepWake = done;
+    });
+    this.sleepWake = null;
+  }
+
+  // ---- one streaming session ----------------------------------------------------------------
+
+  private async stream(conn: WalRcvConnection): Promise<void> {
+    const ident = await conn.identifySystem();
+    if (this.sysid === null) {
+      // Empty wal-only directory: adopt the primary's identity and persist it before any WAL.
+      this.segSize = parseSegmentSizeSetting(await conn.show('wal_segment_size'));
+      this.sysid = ident.systemId;
+      this.tli = ident.timeline;
+      this.initWalOnlyControl(BigInt(ident.systemId));
+      post({ type: 'identified', sysid: ident.systemId, tli: ident.timeline, segSize: this.segSize });
+    } else if (ident.systemId !== this.sysid) {
+      throw new FatalError(Errors.systemIdMismatch(ident.systemId, this.sysid));
+    }
+    if (ident.timeline < this.tli) throw new FatalError(Errors.timelineMismatch(ident.timeline, this.tli));
+    const from = this.startLsn ?? ident.xlogpos;
+    // PostgreSQL's walreceiver always asks for a segment start.
+    const start = from - (from % this.segSize);
+    await conn.startStreaming(start, this.tli, this.cfg.slotName);
+    this.startLsn = start;
+    this.walrcv.startStreaming(start, this.tli, conn.senderHost, conn.senderPort);
+    post({ type: 'streaming', start, tli: this.tli });
+    this.written = Math.max(this.walrcv.written, start);
+    this.flushed = Math.max(this.walrcv.flushed, start);
+    this.walrcv.initPositions(this.flushed, this.walrcv.replay);
+    let expected = start;
+    this.lastRecvAt = performance.now();
+    this.pingSent = false;
+    this.lastSent = { write: -1, flush: -1, apply: -1, at: 0 };
+    this.reportedBytes = 0;
+    this.sendReply(conn, true, false);
+    for (;;) {
+      let got = false;
+      for (let m = conn.receive(); m !== null; m = conn.receive()) {
+        got = true;
+        switch (m.kind) {
+          case 'xlogData': {
+            if (m.dataStart !== expected) {
+              throw Errors.protocolViolation(`unexpected XLogData at ${lsnToString(m.dataStart)}, expected ${lsnToString(expected)}`);
+            }
+            this.writeWal(m.dataStart, m.data);
+            expected = m.dataStart + m.data.length;
+            this.startLsn = expected;
+            this.walrcv.noteMessage(m.walEnd, m.sendTime, nowPgMicros());
+            if (this.unflushedBytes >= this.cfg.flushAfterBytes) this.flush(true);
+            break;
+          }
+          case 'keepalive':
+            this.walrcv.noteMessage(m.walEnd, m.sendTime, nowPgMicros());
+            if (m.replyRequested) this.replyNeeded = true;
+            break;
+          case 'endOfStream':
+            this.flush(true);
+            this.sendReply(conn, true, false);
+            await conn.endStreaming(END_STREAMING_TIMEOUT_MS);
+            throw Errors.connectionFailure(`replication terminated by primary server: ${m.reason} at ${lsnToString(expected)}`);
+          case 'error':
+            throw m.error;
+        }
+      }
+      const now = performance.now();
+      if (got) {
+        this.lastRecvAt = now;
+        this.pingSent = false;
+        const b = conn.bytesReceived;
+        this.walrcv.addCounter(WR_BYTES_RECEIVED, b - this.reportedBytes);
+        this.reportedBytes = b;
+      }
+      if (this.written > this.walrcv.written) this.walrcv.publishWritten(this.written);
+      // Batch fsyncs: not while the socket probably holds more (bounded by flushAfterBytes).
+      const burstGoesOn = got && conn.moreDataLikely;
+      if (this.written > this.flushed && !burstGoesOn) this.flush(true);
+      if (this.walrcv.stopRequested) {
+        this.flush(true);
+        this.sendReply(conn, true, false);
+        await conn.endStreaming(END_STREAMING_TIMEOUT_MS);
+        return;
+      }
+      if (this.replyNeeded) {
+        this.replyNeeded = false;
+        this.sendReply(conn, true, false);
+      } else {
+        this.sendReply(conn, false, false);
+      }
+      const timeout = this.cfg.timeoutMs;
+      if (timeout > 0) {
+        const idle = now - this.lastRecvAt;
+        if (idle >= timeout) throw Errors.replicationTimeout('walreceiver');
+        if (idle >= timeout / 2 && !this.pingSent) {
+          this.sendReply(conn, true, true);
+          this.pingSent = true;
+        }
+      }
+      if (this.cfg.mode === 'replica' && !got) this.preallocateNext();
+      let waitMs = Infinity;
+      if (this.written > this.flushed) waitMs = MORE_DATA_WAIT_MS;
+      if (timeout > 0) waitMs = Math.min(waitMs, Math.max(1, (this.pingSent ? timeout : timeout / 2) - (now - this.lastRecvAt)));
+      if (this.cfg.statusIntervalMs > 0) waitMs = Math.min(waitMs, Math.max(1, this.cfg.statusIntervalMs - (now - this.lastSent.at)));
+      await conn.waitReadable(waitMs);
+    }
+  }
+
+  /** `r`: write, flush, apply. Skipped when nothing moved and the status interval has not passed. */
+  private sendReply(conn: WalRcvConnection, force: boolean, requestReply: boolean): void {
+    const write = this.written;
+    const flush = this.flushed;
+    const apply = this.cfg.mode === 'replica' ? this.walrcv.replay : 0;
+    const now = performance.now();
+    const intervalPassed = this.cfg.statusIntervalMs > 0 && now - this.lastSent.at >= this.cfg.statusIntervalMs;
+    if (!force && !intervalPassed && write === this.lastSent.write && flush === this.lastSent.flush && apply === this.lastSent.apply) return;
+    conn.send({ write, flush, apply, clientTime: nowPgMicros(), replyRequested: requestReply });
+    this.lastSent = { write, flush, apply, at: now };
+    this.walrcv.addCounter(WR_REPLIES_SENT, 1);
+  }
+
+  // ---- segment files ------------------------------------------------------------------------
+
+  private initWalOnlyControl(sysid: bigint): void {
+    const control: ControlData = {
+      sysid, segSize: this.segSize, state: DbState.InArchiveRecovery, tli: this.tli, checkpointLsn: 0, redoLsn: 0,
+      nextXid: 0, timeMs: Date.now(), snapshotName: '', minRecoveryPoint: 0,
+    };
+    fs.mkdirSync(this.walDir, { recursive: true });
+    writeControl(this.cfg.dataDir, control);
+  }
+
+  private segPath(seg: number, partial: boolean): string {
+    return path.join(this.walDir, segmentFileName(this.tli, seg, this.segSize) + (partial ? '.partial' : ''));
+  }
+
+  private openSeg(seg: number): number {
+    if (seg === this.curSeg) return this.curFd;
+    if (this.curFd >= 0 && !this.dirty.has(this.curFd) && !this.completed.some((c) => c.fd === this.curFd)) fs.closeSync(this.curFd);
+    this.curFd = -1;
+    this.curSeg = -1;
+    let file: string;
+    if (this.cfg.mode === 'replica') {
+      ensureSegment(this.walDir, this.tli, seg, this.segSize);
+      file = this.segPath(seg, false);
+    } else if (fs.existsSync(this.segPath(seg, false))) {
+      file = this.segPath(seg, false);
+    } else {
+      file = this.segPath(seg, true);
+      createZeroFilled(file, this.segSize);
+    }
+    this.curFd = fs.openSync(file, 'r+');
+    this.curSeg = seg;
+    return this.curFd;
+  }
+
+  private writeWal(start: Lsn, data: Uint8Array): void {
+    const segSize = this.segSize;
+    let p = start;
+    let off = 0;
+    while (off < data.length) {
+      const seg = Math.floor(p / segSize);
+      const segOff = p % segSize;
+      const fd = this.openSeg(seg);
+      const n = Math.min(data.length - off, segSize - segOff);
+      let w = 0;
+      while (w < n) w += fs.writeSync(fd, data, off + w, n - w, segOff + w);
+      this.dirty.add(fd);
+      p += n;
+      off += n;
+      if (segOff + n === segSize) {
+        // Segment complete: the next write opens the next one; this fd is closed after its fsync.
+        this.completed.push({ seg, fd });
+        this.curFd = -1;
+        this.curSeg = -1;
+      }
+    }
+    if (p > this.written) this.written = p;
+    this.unflushedBytes += data.length;
+  }
+
+  /** fdatasync everything written, rename completed `.partial` files, publish, wake startup, reply. */
+  private flush(reply: boolean): void {
+    if (this.written <= this.flushed && this.completed.length === 0) return;
+    for (const fd of this.dirty) fs.fdatasyncSync(fd);
+    this.dirty.clear();
+    let renamed = false;
+    for (const c of this.completed) {
+      fs.closeSync(c.fd);
+      if (this.cfg.mode === 'wal-only' && fs.existsSync(this.segPath(c.seg, true))) {
+        fs.renameSync(this.segPath(c.seg, true), this.segPath(c.seg, false));
+        renamed = true;
+      }
+    }
+    this.completed.length = 0;
+    if (renamed) fsyncDir(this.walDir);
+    this.unflushedBytes = 0;
+    if (this.written > this.flushed) {
+      this.flushed = this.written;
+      if (this.flushed > this.walrcv.written) this.walrcv.publishWritten(this.flushed);
+      this.walrcv.publishFlushed(this.flushed);
+    }
+    if (reply && this.conn !== null) this.sendReply(this.conn, false, false);
+  }
+
+  private preallocateNext(): void {
+    const next = Math.floor(this.written / this.segSize) + 1;
+    if (this.preallocated >= next) return;
+    ensureSegment(this.walDir, this.tli, next, this.segSize);
+    this.preallocated = next;
+  }
+
+  private closeFiles(): void {
+    const fds = new Set<number>([...this.dirty, ...this.completed.map((c) => c.fd)]);
+    if (this.curFd >= 0) fds.add(this.curFd);
+    for (const fd of fds) {
+      try {
+        fs.closeSync(fd);
+      } catch {
+        /* already closed */
+      }
+    }
+    this.dirty.clear();
+    this.completed.length = 0;
+    this.curFd = -1;
+    this.curSeg = -1;
+  }
+}
+
+const ZERO_CHUNK = Buffer.alloc(1024 * 1024);
+
+/** A full-size zero-filled file, created under a temp name, fsynced and linked into place. */
+function createZeroFilled(file: string, size: number): void {
+  if (fs.existsSync(file) && fs.statSync(file).size >= size) return;
+  const tmp = `${file}.${process.pid}.tmp`;
+  const fd = fs.openSync(tmp, 'w');
+  try {
+    for (let off = 0; off < size; off += ZERO_CHUNK.length) fs.writeSync(fd, ZERO_CHUNK, 0, Math.min(ZERO_CHUNK.length, size - off), off);
+    fs.fdatasyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);
+  fsyncDir(path.dirname(file));
+}
+
+if (parentPort !== null && (workerData as { walreceiver?: WalReceiverConfig } | null)?.walreceiver !== undefined) {
+  const cfg = (workerData as { walreceiver: WalReceiverConfig }).walreceiver;
+  assert(cfg.mode === 'replica' || cfg.mode === 'wal-only', 'walreceiver: bad mode');
+  new WalReceiver(cfg)
+    .run()
+    .then(() => post({ type: 'stopped' }))
+    .catch((e: unknown) => {
+      const err = e instanceof FatalError ? e.err : e instanceof WalstreamError ? e : Errors.internal(`walreceiver failed: ${(e as Error)?.stack ?? String(e)}`);
+      const out: { code: string; sqlstate: string; message: string; detail?: string; hint?: string } = { code: err.code, sqlstate: err.sqlstate, message: err.message };
+      if (err.detail !== undefined) out.detail = err.detail;
+      if (err.hint !== undefined) out.hint = err.hint;
+      post({ type: 'failed', error: out });
+    });
+}
