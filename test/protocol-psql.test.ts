@@ -1,22 +1,29 @@
-// The server side against the REAL psql 15: a test TCP server (node:net on 127.0.0.1, ephemeral
-// port) runs one ReplicationServerConn per socket with trust and scram-sha-256 rules and answers
-// IDENTIFY_SYSTEM/SHOW with fixed values. psql (sslmode=prefer: SSLRequest first) must print them,
-// fail with the 28P01 message on a wrong password, show our ERRORs, and the server must survive
-// garbage on a raw socket. Everything is closed in `after`.
+// The server side against the REAL psql 15 and pg_receivewal 15: a test TCP server (node:net on
+// 127.0.0.1, ephemeral port) runs one ReplicationServerConn per socket with trust and scram-sha-256
+// rules and a tiny fake walsender (fixed IDENTIFY_SYSTEM/SHOW values, a few WAL bytes on
+// START_REPLICATION). psql (sslmode=prefer: SSLRequest first) must print them, fail with the
+// 28P01 message on a wrong password, show our ERRORs; pg_receivewal must stream, stop at --endpos
+// through the CopyDone exchange and write our bytes; the server must survive garbage on a raw
+// socket. The server, its sockets and the temp directory are removed in `after`.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createServer, connect, type Server, type Socket } from 'node:net';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Errors } from '../src/errors.js';
 import { ReplicationServerConn, type ServerConnEvent } from '../src/replication/protocol/server-conn.js';
-import { ReplicationColumns, decodeErrorFields } from '../src/replication/protocol/messages.js';
+import { ReplicationColumns, decodeErrorFields, pgTimestampNow } from '../src/replication/protocol/messages.js';
 import { makeScramVerifier } from '../src/replication/protocol/scram.js';
 import { parseHbaConf } from '../src/replication/protocol/hba.js';
 import { PG_BIN_DIR } from './helpers/pgcluster.js';
 
 const SYSTEM_ID = '7711262697068326132';
+/** What START_REPLICATION streams: 512 bytes from 0/1000000, a recognisable pattern. */
+const WAL = Buffer.from(Array.from({ length: 512 }, (_, i) => (i * 7 + 3) & 0xff));
+const tempDirs: string[] = [];
 const HBA = parseHbaConf(`
 host replication trusty 127.0.0.1/32 trust
 host replication all    127.0.0.1/32 scram-sha-256
@@ -48,12 +55,28 @@ before(async () => {
             const c = ev.command;
             if (c.kind === 'IDENTIFY_SYSTEM') conn.sendResultSet(ReplicationColumns.identifySystem, [[SYSTEM_ID, '1', '0/1501760', null]], 'IDENTIFY_SYSTEM');
             else if (c.kind === 'SHOW' && c.name === 'wal_segment_size') conn.sendResultSet(ReplicationColumns.show('wal_segment_size'), [['16MB']], 'SHOW');
+            else if (c.kind === 'SHOW' && c.name === 'data_directory_mode') conn.sendResultSet(ReplicationColumns.show('data_directory_mode'), [['0700']], 'SHOW');
+            else if (c.kind === 'START_REPLICATION' && c.replicationKind === 'physical' && c.startLsn === 0x1000000) {
+              conn.enterCopyBoth();
+              setImmediate(() => {
+                if (conn.state !== 'copyBoth') return;
+                conn.sendXLogData({ dataStart: 0x1000000, walEnd: 0x1000000 + WAL.length, sendTime: pgTimestampNow() }, WAL);
+                conn.sendKeepalive(0x1000000 + WAL.length, false);
+              });
+              return;
+            }
             else if (c.kind === 'SHOW') conn.sendError(Errors.undefinedParameter(c.name));
             else conn.sendError(Errors.featureNotSupported(`${c.kind} is not available in this test server`));
             // answer asynchronously, as a real walsender doing I/O would
             setImmediate(() => conn.sendReadyForQuery());
             return;
           }
+          case 'copyDone':
+            // the client stopped streaming: our CopyDone went back already
+            conn.sendCommandComplete('START_STREAMING');
+            conn.sendCommandComplete('START_REPLICATION');
+            conn.sendReadyForQuery();
+            return;
           case 'error':
           case 'terminate':
           case 'cancel':
@@ -82,6 +105,7 @@ before(async () => {
 after(async () => {
   for (const s of sockets) s.destroy();
   await new Promise<void>((r) => server.close(() => r()));
+  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
 });
 
 function psql(conninfo: string, command: string, env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -187,4 +211,41 @@ test('garbage on a raw socket gets an ErrorResponse and a close; the server keep
   const again = await psql(ci('trusty'), 'IDENTIFY_SYSTEM');
   assert.equal(again.code, 0);
   assert.equal(again.stdout, `${SYSTEM_ID}|1|0/1501760|\n`);
+});
+
+test('pg_receivewal streams from our server and stops at --endpos through the CopyDone exchange', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'walstream-receivewal-'));
+  tempDirs.push(dir);
+  const r = await new Promise<{ code: number; stderr: string }>((resolve, reject) => {
+    const child = spawn(
+      join(PG_BIN_DIR, 'pg_receivewal'),
+      ['-D', dir, '-h', '127.0.0.1', '-p', String(port), '-U', 'trusty', '--endpos=0/1000100', '--no-loop', '--no-sync', '-w', '-v'],
+      { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, PGCONNECT_TIMEOUT: '10' } },
+    );
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stderr });
+    });
+  });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /starting log streaming at 0\/1000000 \(timeline 1\)/);
+  assert.match(r.stderr, /stopped log streaming at 0\/1000200 \(timeline 1\)/);
+  assert.deepEqual(readdirSync(dir), ['000000010000000000000001.partial']);
+  const seg = readFileSync(join(dir, '000000010000000000000001.partial'));
+  assert.equal(seg.length, 16 * 1024 * 1024, 'pg_receivewal pads the segment');
+  assert.deepEqual(seg.subarray(0, WAL.length), WAL);
+  // its status updates arrived as decoded `r` messages
+  const replies = events.filter((e) => e.type === 'copyData');
+  assert.ok(replies.length >= 1);
+  // pg_receivewal without --slot reports write = its start, flush and apply 0/0, right after W
+  const r0 = replies[0]!;
+  assert.ok(r0.type === 'copyData' && r0.message.kind === 'r');
+  assert.deepEqual([r0.message.write, r0.message.flush, r0.message.apply, r0.message.replyRequested], [0x1000000, 0, 0, false]);
+  assert.ok(Math.abs(r0.message.clientTime - pgTimestampNow()) < 60e6, 'client clock in PostgreSQL microseconds');
+  const cmds = events.filter((e) => e.type === 'command' && e.text.startsWith('START_REPLICATION'));
+  assert.ok(cmds.length === 1 && cmds[0]!.type === 'command' && cmds[0]!.text === 'START_REPLICATION 0/1000000 TIMELINE 1');
 });
