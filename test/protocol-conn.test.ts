@@ -511,6 +511,15 @@ test('input while a command runs is held (bounded) and processed in order after 
   const types = serverMessages(l).slice(16).map((m) => m.type);
   assert.deepEqual(types, ['T', 'D', 'C', 'Z', 'T', 'D', 'C', 'Z', 'E', 'Z']);
   assert.equal(l.server.wantsInput, true);
+  // a big message arriving in pieces never pauses input while nothing is held
+  const big = new Link({ user: 'trusted', server: { pauseInputAtBytes: 40 } }).connect();
+  const q = encodeQuery(`SHOW ${'x'.repeat(300)}`);
+  big.server.feed(q.subarray(0, 200));
+  assert.equal(big.server.state, 'ready');
+  assert.ok(big.server.bufferedInputBytes > 40);
+  assert.equal(big.server.wantsInput, true);
+  big.server.feed(q.subarray(200));
+  assert.equal(big.serverEventTypes().filter((t) => t === 'command').length, 1);
   // beyond maxPendingInputBytes: FATAL
   const flood = new Link({
     user: 'trusted',

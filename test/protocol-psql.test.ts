@@ -68,7 +68,10 @@ before(async () => {
             else if (c.kind === 'SHOW') conn.sendError(Errors.undefinedParameter(c.name));
             else conn.sendError(Errors.featureNotSupported(`${c.kind} is not available in this test server`));
             // answer asynchronously, as a real walsender doing I/O would
-            setImmediate(() => conn.sendReadyForQuery());
+            setImmediate(() => {
+              conn.sendReadyForQuery();
+              if (conn.wantsInput) sock.resume();
+            });
             return;
           }
           case 'copyDone':
@@ -76,6 +79,7 @@ before(async () => {
             conn.sendCommandComplete('START_STREAMING');
             conn.sendCommandComplete('START_REPLICATION');
             conn.sendReadyForQuery();
+            if (conn.wantsInput) sock.resume();
             return;
           case 'error':
           case 'terminate':

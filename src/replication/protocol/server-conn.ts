@@ -220,9 +220,15 @@ export class ReplicationServerConn {
   get bufferedInputBytes(): number {
     return this.decoder.bufferedBytes;
   }
-  /** False when the owner should stop reading the socket until a command finishes. */
+  /**
+   * False when the owner should stop reading the socket: input is being held while a command runs
+   * and more than `pauseInputAtBytes` have piled up. Check it again after sendReadyForQuery() /
+   * enterCopyBoth() (they process held input) and resume reading when it is true.
+   */
   get wantsInput(): boolean {
-    return this._state !== 'closed' && this.decoder.bufferedBytes < this.pauseInputAtBytes;
+    if (this._state === 'closed') return false;
+    if (this._state !== 'busy' && this._state !== 'copyOut') return true; // input is consumed as it comes
+    return this.decoder.bufferedBytes < this.pauseInputAtBytes;
   }
 
   // -------------------------------------------------------------------------------------------
