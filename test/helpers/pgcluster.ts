@@ -123,6 +123,12 @@ export async function startPgCluster(opts: PgClusterOptions = {}): Promise<PgClu
       }
       if (!done && log.includes('database system is ready to accept connections')) {
         const proc = child;
+        // Last resort if the test process dies without calling stop(): no orphaned postmaster.
+        const onExit = () => {
+          if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+          cleanupDir();
+        };
+        process.once('exit', onExit);
         const cluster: PgCluster = {
           host: '127.0.0.1',
           port,
@@ -142,6 +148,7 @@ export async function startPgCluster(opts: PgClusterOptions = {}): Promise<PgClu
             return r.stdout;
           },
           async stop(): Promise<void> {
+            process.removeListener('exit', onExit);
             if (proc.exitCode === null && proc.signalCode === null) {
               proc.kill('SIGINT');
               const timer = setTimeout(() => proc.kill('SIGKILL'), 15_000);
