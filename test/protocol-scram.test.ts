@@ -112,7 +112,15 @@ test('round trips: right password succeeds, wrong one fails, unknown user fails 
   const first = s.step(c.clientFirstMessage());
   assert.ok(first.kind === 'continue');
   assert.match(first.output.toString(), new RegExp(`,s=${salt1.toString('base64').replace(/[+/]/g, '\\$&')},i=4096$`));
-  assert.equal(s.step(c.handleServerFirst(first.output)).kind, 'failure');
+  const failed = s.step(c.handleServerFirst(first.output));
+  assert.equal(failed.kind, 'failure');
+  assert.equal(failed.kind === 'failure' && failed.error.sqlstate, '28P01');
+  const named = new ScramServerExchange({ secret, user: 'scramu' });
+  const c2 = new ScramClientExchange({ password: 'wrong' });
+  const f2 = named.step(c2.clientFirstMessage());
+  assert.ok(f2.kind === 'continue');
+  const r2 = named.step(c2.handleServerFirst(f2.output));
+  assert.ok(r2.kind === 'failure' && r2.error.message === 'password authentication failed for user "scramu"' && r2.error.code === 'WS_INVALID_PASSWORD');
   // an empty initial response: the server sends an empty challenge first
   const s2 = new ScramServerExchange({ secret });
   const empty = s2.step(null);

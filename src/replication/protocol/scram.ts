@@ -9,7 +9,7 @@
 // salt and fails only at the end, so the answer does not reveal whether the role exists.
 
 import { createHash, createHmac, pbkdf2Sync, randomBytes as nodeRandomBytes, timingSafeEqual } from 'node:crypto';
-import { Errors } from '../../errors.js';
+import { Errors, type WalstreamError } from '../../errors.js';
 import { assert } from '../../util/assert.js';
 
 export const SCRAM_SHA_256 = 'SCRAM-SHA-256';
@@ -236,8 +236,8 @@ function isScramPrintable(s: string): boolean {
 export type ScramStepResult =
   | { kind: 'continue'; output: Buffer }
   | { kind: 'success'; output: Buffer }
-  /** Wrong password (or doomed exchange): the connection reports 28P01. */
-  | { kind: 'failure' };
+  /** Wrong password (or doomed exchange): `error` is the 28P01 to send as FATAL. */
+  | { kind: 'failure'; error: WalstreamError };
 
 export interface ScramServerOptions {
   /** The role's secret; null for an unknown role or one without a usable SCRAM secret. */
@@ -247,6 +247,8 @@ export interface ScramServerOptions {
   randomBytes?: RandomBytes;
   /** Mechanism chosen by the client. Only SCRAM-SHA-256 (no channel binding: no TLS here). */
   mechanism?: string;
+  /** The startup packet's user, named in the 28P01 error. */
+  user?: string;
 }
 
 /** A made-up salt for an unknown user, stable for a given server key (PostgreSQL hashes the user with a per-cluster nonce). */
@@ -260,6 +262,7 @@ export class ScramServerExchange {
   private readonly secret: ScramSecret;
   private readonly doomed: boolean;
   private readonly random: RandomBytes;
+  private readonly user: string;
   private cbindFlag = '';
   private clientFirstBare = '';
   private clientNonce = '';
@@ -270,6 +273,7 @@ export class ScramServerExchange {
     const mech = opts.mechanism ?? SCRAM_SHA_256;
     if (mech !== SCRAM_SHA_256) throw Errors.protocolViolation('client selected an invalid SASL authentication mechanism');
     this.random = opts.randomBytes ?? defaultRandom;
+    this.user = opts.user ?? '';
     if (opts.secret) {
       this.secret = opts.secret;
       this.doomed = false;
@@ -315,7 +319,7 @@ export class ScramServerExchange {
         const ok = safeEqual(sha256(clientKey), this.secret.storedKey);
         if (!ok || this.doomed) {
           this.state = 'finished';
-          return { kind: 'failure' };
+          return { kind: 'failure', error: Errors.invalidPassword(this.user) };
         }
         const serverSignature = hmac(this.secret.serverKey, authMessage);
         this.state = 'finished';

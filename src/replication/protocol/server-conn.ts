@@ -428,6 +428,7 @@ export class ReplicationServerConn {
           secret,
           mockSalt: scramMockSalt(this._user, this.mockSaltKey()),
           randomBytes: this.random,
+          user: this._user,
         });
         this.authStep = 'sasl-cont';
         this.saslStep(data);
@@ -448,7 +449,7 @@ export class ReplicationServerConn {
         this.out(encodeAuthenticationSASLContinue(r.output));
         return;
       case 'failure':
-        throw Errors.invalidPassword(this._user);
+        throw r.error;
       case 'success':
         this.out(encodeAuthenticationSASLFinal(r.output));
         this.authenticated();
