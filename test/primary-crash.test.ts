@@ -120,3 +120,33 @@ test('a truncated or corrupted WAL tail is detected; recovery stops at the last 
     await r.close();
   }
 });
+
+test('a WAL file cut short in the middle of the last record is detected; the record is not applied', async () => {
+  const dataDir = path.join(tmpDir(), 'data');
+  dirs.push(path.dirname(dataDir));
+  const segSize = 1 << 20;
+  const p = await Primary.open({ dataDir, walSegmentSize: segSize, checkpointTimeoutMs: 0 });
+  const ends: number[] = [];
+  for (let i = 0; i < 20; i++) ends.push(await p.transaction((tx) => tx.put('t', `k${i}`, { i, pad: 'q'.repeat(5000) })));
+  const crashed = path.join(path.dirname(dataDir), 'crashed');
+  fs.cpSync(dataDir, crashed, { recursive: true });
+  fs.rmSync(path.join(crashed, 'walstream.pid'), { force: true });
+  await p.close();
+  const lastEnd = ends[ends.length - 1]!;
+  const prevEnd = ends[ends.length - 2]!;
+  const seg = Math.floor((lastEnd - 1) / segSize);
+  const file = path.join(crashed, 'pg_wal', fs.readdirSync(path.join(crashed, 'pg_wal')).find((n) => /^[0-9A-F]{24}$/.test(n) && parseInt(n.slice(16), 16) === seg)!);
+  // A torn write: the file ends in the middle of the last record (as after a crash mid-write).
+  fs.truncateSync(file, (prevEnd + 100) % segSize);
+  const q = await Primary.open({ dataDir: crashed, checkpointTimeoutMs: 0 });
+  try {
+    assert.equal(q.recovery.endLsn, prevEnd);
+    assert.equal(q.recovery.tornTail, true);
+    assert.ok(q.recovery.endReason.length > 0);
+    assert.equal(q.get('t', 'k19'), undefined);
+    assert.equal((q.get('t', 'k18') as { i: number }).i, 18);
+    await q.transaction((tx) => tx.put('t', 'after', 2));
+  } finally {
+    await q.close();
+  }
+});

@@ -140,7 +140,9 @@ export class XLogReader {
         // Need the next page: it must be a continuation page with the right remaining length.
         pageLsn = cur;
         if (cur + SIZE_OF_LONG_PHD > this.limit) return { kind: 'wait', lsn: this.next };
-        page = this.src.readPage(pageLsn, XLOG_BLCKSZ);
+        // Ask only for the bytes this record needs: a short (torn) file still yields its records.
+        const stillNeeded = (totLen < 0 ? SIZE_OF_XLOG_RECORD : totLen) - got;
+        page = this.src.readPage(pageLsn, Math.min(XLOG_BLCKSZ, SIZE_OF_LONG_PHD + stillNeeded));
         if (page === null) return this.limit !== Infinity ? { kind: 'wait', lsn: this.next } : end(start, `could not read WAL page ${lsnToString(pageLsn)} continuing record at ${lsnToString(start)}`);
         const cph = this.checkPage(page, pageLsn);
         if (typeof cph === 'string') return end(start, cph, this.isZeroPage(page));
