@@ -318,3 +318,20 @@ test('FrameDecoder untyped mode and nextByte', () => {
   assert.equal(d.nextByte(), null);
   assert.ok(d.idle);
 });
+
+test('hundreds of thousands of 1-byte chunks held, then drained in linear time', () => {
+  const one = encodeCopyData(Buffer.alloc(995, 1)); // 1000 bytes
+  const all = Buffer.concat(Array.from({ length: 300 }, () => one));
+  const d = new BackendDecoder();
+  const t0 = performance.now();
+  for (let i = 0; i < all.length; i++) d.push(all.subarray(i, i + 1));
+  assert.equal(d.bufferedBytes, 300_000);
+  let n = 0;
+  for (let f = d.next(); f !== null; f = d.next()) {
+    assert.equal(f.body.length, 995);
+    n++;
+  }
+  assert.equal(n, 300);
+  assert.equal(d.bufferedBytes, 0);
+  assert.ok(performance.now() - t0 < 5000, 'no quadratic behaviour');
+});

@@ -54,7 +54,8 @@ export class FrameDecoder {
   typed: boolean;
   private readonly checkLength: LengthLimit;
   private chunks: Uint8Array[] = [];
-  private off = 0; // read offset in chunks[0]
+  private head = 0; // index of the current chunk (consumed ones are dropped in batches)
+  private off = 0; // read offset in chunks[head]
   private pending = 0; // unconsumed bytes in `chunks`
   private readonly hdr = new Uint8Array(5);
   private hdrFill = 0;
@@ -91,7 +92,7 @@ export class FrameDecoder {
   nextByte(): number | null {
     assert(this.hdrFill === 0 && this.body === null, 'nextByte() inside a frame');
     if (this.pending === 0) return null;
-    const c = this.chunks[0]!;
+    const c = this.chunks[this.head]!;
     const b = c[this.off]!;
     this.consume(1);
     return b;
@@ -105,7 +106,7 @@ export class FrameDecoder {
       // Fast path: the whole header (and maybe the body) is in the current chunk.
       while (this.hdrFill < hdrLen) {
         if (this.pending === 0) return null;
-        const c = this.chunks[0]!;
+        const c = this.chunks[this.head]!;
         const n = Math.min(hdrLen - this.hdrFill, c.length - this.off);
         const first = this.hdrFill === 0;
         this.hdr.set(c.subarray(this.off, this.off + n), this.hdrFill);
@@ -135,7 +136,7 @@ export class FrameDecoder {
       if (bodyLen === 0) return { type, body: EMPTY };
       // Zero-copy when the body lies wholly inside the current chunk.
       if (this.pending > 0) {
-        const c = this.chunks[0]!;
+        const c = this.chunks[this.head]!;
         if (c.length - this.off >= bodyLen) {
           const body = c.subarray(this.off, this.off + bodyLen);
           this.consume(bodyLen);
@@ -148,7 +149,7 @@ export class FrameDecoder {
     }
     const body = this.body;
     while (this.bodyFill < body.length && this.pending > 0) {
-      const c = this.chunks[0]!;
+      const c = this.chunks[this.head]!;
       const n = Math.min(body.length - this.bodyFill, c.length - this.off);
       body.set(c.subarray(this.off, this.off + n), this.bodyFill);
       this.bodyFill += n;
@@ -170,10 +171,18 @@ export class FrameDecoder {
   private consume(n: number): void {
     this.off += n;
     this.pending -= n;
-    const c = this.chunks[0]!;
+    const c = this.chunks[this.head]!;
     if (this.off === c.length) {
-      this.chunks.shift();
+      this.chunks[this.head] = EMPTY; // release the chunk now
+      this.head++;
       this.off = 0;
+      if (this.head === this.chunks.length) {
+        this.chunks = [];
+        this.head = 0;
+      } else if (this.head >= 1024 && this.head * 2 >= this.chunks.length) {
+        this.chunks = this.chunks.slice(this.head); // amortised O(1) per chunk, even for 1-byte chunks
+        this.head = 0;
+      }
     }
   }
 }
