@@ -72,6 +72,23 @@ program
     await runPrimary(o);
   });
 
+program
+  .command('standby')
+  .description('run a standby (hot standby, or wal-only like pg_receivewal) until SIGINT/SIGTERM')
+  .requiredOption('--data <dir>', 'data directory (base backup from the primary if empty or missing)')
+  .requiredOption('--primary <conninfo>', "primary_conninfo, e.g. 'host=127.0.0.1 port=5433 user=rep password=secret'")
+  .addOption(new Option('--mode <mode>', 'replica: replay and serve reads; wal-only: keep WAL only').choices(['replica', 'wal-only']).default('replica'))
+  .option('--slot <name>', 'primary_slot_name')
+  .option('--reader-threads <n>', 'hot-standby reader threads', (v) => parseInt(v, 10))
+  .option('--status-interval-ms <ms>', 'wal_receiver_status_interval in ms', (v) => parseInt(v, 10))
+  .option('--receiver-timeout-ms <ms>', 'wal_receiver_timeout in ms', (v) => parseInt(v, 10))
+  .option('--retry-interval-ms <ms>', 'wal_retrieve_retry_interval in ms', (v) => parseInt(v, 10))
+  .option('--status-every-ms <ms>', 'print a status line on stderr this often (0 = never)', (v) => parseInt(v, 10), 10_000)
+  .action(async (o: import('./standby.js').StandbyCliOptions) => {
+    const { runStandby } = await import('./standby.js');
+    await runStandby(o);
+  });
+
 program.parseAsync(process.argv).catch((e: unknown) => {
   if (e instanceof WalstreamError) {
     console.error(`walstream: ${e.message}${e.detail ? `\nDETAIL: ${e.detail}` : ''}${e.hint ? `\nHINT: ${e.hint}` : ''}`);

@@ -1,0 +1,259 @@
+// Standby against walstream's own primary: base backup into an empty directory, streaming,
+// replay, hot-standby reads (main thread and reader pool), read-your-writes, restart; the primary
+// going away and coming back (retry every walRetrieveRetryIntervalMs); wal_receiver_timeout
+// against a primary stopped with SIGSTOP; clear errors (system identifier mismatch, a primary's
+// data directory, bad options, conninfo); `walstream standby` on the command line.
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { WalstreamError } from '../src/errors.js';
+import { Primary } from '../src/primary/primary.js';
+import { parseConninfo } from '../src/standby/options.js';
+import { Standby } from '../src/standby/standby.js';
+import { parseLsn } from '../src/wal/lsn.js';
+import { waitFor } from './helpers/rawpg.js';
+import { rmrf, tmpDir } from './helpers/tmp.js';
+
+const SEG = 1 << 20;
+const BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'walstream.js');
+const dirs: string[] = [];
+const children: ChildProcess[] = [];
+after(() => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  dirs.forEach(rmrf);
+});
+function newDir(): string {
+  const d = tmpDir('walstream-sb-');
+  dirs.push(d);
+  return d;
+}
+
+async function fill(p: Primary, from: number, n: number): Promise<number> {
+  let lsn = 0;
+  for (let i = from; i < from + n; i++) lsn = await p.transaction((tx) => tx.put('t', `k${i}`, { i, pad: 'z'.repeat(i % 5 === 0 ? 9000 : 100) }), { synchronousCommit: 'off' });
+  return lsn;
+}
+
+test('base backup, streaming, replay, reads on both paths, read-your-writes, restart', async () => {
+  const dir = newDir();
+  const p = await Primary.open({ dataDir: path.join(dir, 'p'), walSegmentSize: SEG, port: 0, users: { rep: 'secret' } });
+  const sdir = path.join(dir, 's');
+  const conninfo = `host=127.0.0.1 port=${p.port} user=rep password='secret' application_name=s1`;
+  try {
+    await fill(p, 0, 200);
+    let s = await Standby.open({ dataDir: sdir, primaryConninfo: conninfo, walReceiverStatusIntervalMs: 100 });
+    try {
+      assert.ok(s.baseBackup, 'an empty directory gets a base backup');
+      assert.ok(s.baseBackup.files.includes('walstream.control') && s.baseBackup.files.some((f) => f.startsWith('checkpoints/')));
+      assert.equal(s.systemIdentifier, p.systemIdentifier);
+      // the standby has everything committed before the backup
+      assert.deepEqual(s.get('t', 'k199'), { i: 199, pad: 'z'.repeat(100) });
+      for (let round = 0; round < 5; round++) {
+        const lsn = await p.transaction((tx) => tx.put('t', 'last', round).delete('t', `k${round}`));
+        await s.waitForReplay(lsn, 10_000);
+        // read-your-writes: once waitForReplay resolved, every read path sees the commit
+        assert.equal(s.get('t', 'last'), round);
+        assert.equal(s.get('t', `k${round}`), undefined);
+        assert.equal(await s.pool!.get('t', 'last'), round);
+        assert.deepEqual(await s.pool!.multiGet('t', ['last', `k${round}`]), [round, undefined]);
+      }
+      await fill(p, 1000, 300);
+      const end = await p.flush();
+      await s.waitForReplay(end, 10_000);
+      assert.equal(s.store!.digest(), p.store.digest());
+      assert.deepEqual(s.scan('t', { gte: 'k1000', lt: 'k1003' }).map((e) => e.key), ['k1000', 'k1001', 'k1002']);
+      assert.equal((await s.pool!.scan('t', { gte: 'k1000', lt: 'k1003' })).length, 3);
+      const st = s.receiverStatus();
+      assert.equal(st.status, 'streaming');
+      assert.equal(st.sender_port, p.port);
+      assert.equal(parseLsn(st.flushed_lsn) >= end, true);
+      assert.equal(parseLsn(st.replay_lsn!) >= end, true);
+      assert.equal(st.receive_start_tli, 1);
+      assert.equal(parseLsn(st.receive_start_lsn) % SEG, 0, 'streaming starts at a segment start');
+      assert.ok(st.last_xact_replay_timestamp instanceof Date);
+      assert.match(st.conninfo, /user=rep password=\*{8} .*application_name=s1/);
+      // the primary sees our write/flush/apply replies
+      await waitFor(() => {
+        const row = p.replicationStatus().find((r) => r.application_name === 's1');
+        return row !== undefined && row.replay_lsn !== null && parseLsn(row.replay_lsn) >= end;
+      }, 5_000, 'the primary to see our apply position');
+      // fsyncs are batched: far fewer than the messages received
+      assert.ok(st.fsyncs <= st.messages, `fsyncs ${st.fsyncs}, messages ${st.messages}`);
+      // a waitForReplay that cannot be satisfied times out with a clear error
+      await assert.rejects(s.waitForReplay(p.insertLsn + 1_000_000, 50), (e: unknown) => e instanceof WalstreamError && e.code === 'WS_WAIT_TIMEOUT');
+    } finally {
+      await s.close();
+    }
+    // restart: no second base backup, consistent at once from local WAL, then streams on
+    const missed = await fill(p, 2000, 100);
+    s = await Standby.open({ dataDir: sdir, primaryConninfo: conninfo });
+    try {
+      assert.equal(s.baseBackup, null);
+      await s.waitForReplay(missed, 10_000);
+      assert.equal(s.store!.digest(), p.store.digest());
+      // a second standby process cannot open the same directory
+      await assert.rejects(Standby.open({ dataDir: sdir, primaryConninfo: conninfo }), (e: unknown) => e instanceof WalstreamError && e.code === 'WS_DATA_DIR_IN_USE');
+    } finally {
+      await s.close();
+    }
+  } finally {
+    await p.close();
+  }
+});
+
+test('the primary goes away and comes back: the walreceiver retries and streams on', async () => {
+  const dir = newDir();
+  const pdir = path.join(dir, 'p');
+  let p = await Primary.open({ dataDir: pdir, walSegmentSize: SEG, port: 0, users: { rep: 'pw' } });
+  const port = p.port!;
+  const s = await Standby.open({ dataDir: path.join(dir, 's'), primaryConninfo: { host: '127.0.0.1', port, user: 'rep', password: 'pw' }, walRetrieveRetryIntervalMs: 100 });
+  const warnings: string[] = [];
+  s.on('warning', (e: Error) => warnings.push(e.message));
+  try {
+    await fill(p, 0, 50);
+    // Shutdown: the walsender streams everything up to the shutdown checkpoint, then "COPY 0".
+    await p.close();
+    const shutdownEnd = p.flushLsn;
+    await waitFor(() => s.flushLsn >= shutdownEnd, 5_000, 'the standby to receive up to the shutdown checkpoint');
+    await waitFor(() => s.receiverStatus().status !== 'streaming', 5_000, 'the walreceiver to notice the end of the stream');
+    await waitFor(() => warnings.some((w) => /could not connect|ECONNREFUSED/.test(w)), 5_000, 'a failed reconnection attempt');
+    assert.ok(warnings.some((w) => /replication terminated by primary server/.test(w)), warnings.join('\n'));
+    p = await Primary.open({ dataDir: pdir, port, users: { rep: 'pw' } });
+    const lsn = await fill(p, 100, 50);
+    await s.waitForReplay(lsn, 10_000);
+    assert.equal(s.store!.digest(), p.store.digest());
+    assert.ok(s.receiverStatus().connects >= 2);
+  } finally {
+    await s.close();
+    await p.close();
+  }
+});
+
+/** `walstream primary` as a child process (so it can be stopped with SIGSTOP); resolves its port. */
+async function primaryChild(dataDir: string): Promise<{ proc: ChildProcess; port: number; sysid: string }> {
+  const proc = spawn(process.execPath, [BIN, 'primary', '--data', dataDir, '--port', '0', '--auth', 'scram-sha-256', '--user', 'rep', '--password', 'pw', '--wal-segment-size', String(SEG)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(proc);
+  let out = '';
+  proc.stdout!.on('data', (d) => (out += d));
+  proc.stderr!.on('data', () => undefined);
+  await waitFor(() => out.includes('\n'), 20_000, 'the primary to listen');
+  const j = JSON.parse(out.split('\n')[0]!) as { listening: { port: number }; systemIdentifier: string };
+  return { proc, port: j.listening.port, sysid: j.systemIdentifier };
+}
+
+test('wal_receiver_timeout: a silent primary (SIGSTOP) is given up; streaming resumes after SIGCONT', async () => {
+  const dir = newDir();
+  const prim = await primaryChild(path.join(dir, 'p'));
+  const s = await Standby.open({
+    dataDir: path.join(dir, 's'), primaryConninfo: { host: '127.0.0.1', port: prim.port, user: 'rep', password: 'pw' },
+    walReceiverTimeoutMs: 600, walRetrieveRetryIntervalMs: 100, connectTimeoutMs: 1500, walReceiverStatusIntervalMs: 10_000,
+  });
+  const warnings: string[] = [];
+  s.on('warning', (e: Error) => warnings.push(e.message));
+  try {
+    await waitFor(() => s.receiverStatus().status === 'streaming', 5_000, 'streaming');
+    const repliesBefore = s.receiverStatus().replies_sent;
+    prim.proc.kill('SIGSTOP');
+    await waitFor(() => warnings.some((w) => w.includes('terminating walreceiver due to replication timeout')), 5_000, `the timeout (${warnings.join('; ')})`);
+    // at half the timeout it asked the silent primary for a reply (an `r` with replyRequested)
+    assert.ok(s.receiverStatus().replies_sent > repliesBefore);
+    await waitFor(() => warnings.some((w) => /timeout expired/.test(w)), 5_000, 'a connection attempt to time out');
+    const connects = s.receiverStatus().connects;
+    prim.proc.kill('SIGCONT');
+    await waitFor(() => s.receiverStatus().connects > connects && s.receiverStatus().status === 'streaming', 10_000, 'streaming again');
+  } finally {
+    prim.proc.kill('SIGCONT');
+    await s.close();
+    prim.proc.kill('SIGTERM');
+    await once(prim.proc, 'exit');
+  }
+});
+
+test('clear errors: system identifier mismatch, a primary data directory, bad options and conninfo', async () => {
+  const dir = newDir();
+  const p1 = await Primary.open({ dataDir: path.join(dir, 'p1'), walSegmentSize: SEG, port: 0 });
+  const p2 = await Primary.open({ dataDir: path.join(dir, 'p2'), walSegmentSize: SEG, port: 0 });
+  try {
+    const sdir = path.join(dir, 's');
+    const s1 = await Standby.open({ dataDir: sdir, primaryConninfo: { host: '127.0.0.1', port: p1.port!, user: 'u' }, readerThreads: 0 });
+    await s1.close();
+    // The same standby pointed at another primary: PostgreSQL's error, with both identifiers.
+    const s2 = await Standby.open({ dataDir: sdir, primaryConninfo: { host: '127.0.0.1', port: p2.port!, user: 'u' }, readerThreads: 0 });
+    try {
+      const err = s2.failed ?? ((await once(s2, 'error'))[0] as WalstreamError);
+      assert.equal(err.message, 'database system identifier differs between the primary and standby');
+      assert.equal(err.detail, `The primary's identifier is ${p2.systemIdentifier}, the standby's identifier is ${p1.systemIdentifier}.`);
+      assert.equal(err.sqlstate, 'XX000');
+      assert.equal(s2.receiverStatus().status, 'stopped');
+    } finally {
+      await s2.close();
+    }
+    await assert.rejects(
+      Standby.open({ dataDir: path.join(dir, 'p1'), primaryConninfo: { host: '127.0.0.1', port: p2.port!, user: 'u' } }),
+      (e: unknown) => e instanceof WalstreamError && e.code === 'WS_NOT_A_DATA_DIR' && /belongs to a primary/.test(e.detail ?? ''),
+    );
+    fs.mkdirSync(path.join(dir, 'junk'));
+    fs.writeFileSync(path.join(dir, 'junk', 'x'), 'x');
+    await assert.rejects(Standby.open({ dataDir: path.join(dir, 'junk'), primaryConninfo: 'host=127.0.0.1 port=1 user=u' }), (e: unknown) => e instanceof WalstreamError && e.code === 'WS_NOT_A_DATA_DIR');
+    const bad = async (opts: object, re: RegExp) =>
+      assert.rejects(Standby.open(opts as never), (e: unknown) => e instanceof WalstreamError && e.code === 'WS_INVALID_OPTION' && re.test(e.message));
+    const ci = { host: '127.0.0.1', port: 5432, user: 'u' };
+    await bad({ primaryConninfo: ci }, /"dataDir"/);
+    await bad({ dataDir: dir, primaryConninfo: ci, mode: 'hot' }, /"mode": must be 'replica' or 'wal-only'/);
+    await bad({ dataDir: dir, primaryConninfo: ci, walReceiverTimeoutMs: -1 }, /"walReceiverTimeoutMs": must be an integer from 0/);
+    await bad({ dataDir: dir, primaryConninfo: ci, walRetrieveRetryIntervalMs: 0 }, /"walRetrieveRetryIntervalMs"/);
+    await bad({ dataDir: dir, primaryConninfo: ci, readerThreads: 1.5 }, /"readerThreads"/);
+    await bad({ dataDir: dir, primaryConninfo: ci, walReceiverStatusIntervalMs: 'x' }, /"walReceiverStatusIntervalMs"/);
+    await bad({ dataDir: dir, primaryConninfo: ci, primarySlotName: 'Bad-Slot' }, /"primarySlotName"/);
+    await bad({ dataDir: dir, primaryConninfo: ci, wal_receiver_timeout: 5 }, /"wal_receiver_timeout": unknown option/);
+    await bad({ dataDir: dir, primaryConninfo: { ...ci, port: 70000 } }, /port must be an integer from 1 to 65535/);
+    await bad({ dataDir: dir, primaryConninfo: 'host=x port=5432 user=u sslmode=require' }, /sslmode "require" needs TLS/);
+    await bad({ dataDir: dir, primaryConninfo: 'host=x prot=5432' }, /invalid connection option "prot"/);
+    await bad({ dataDir: dir, primaryConninfo: "host=x password='abc" }, /unterminated quoted string/);
+    assert.deepEqual(parseConninfo(" host = 10.0.0.1  port=5433 user=rep password='a b\\'c' application_name=s1 dbname=replication "), {
+      host: '10.0.0.1', port: 5433, user: 'rep', password: "a b'c", applicationName: 's1',
+    });
+    assert.equal(parseConninfo('host=h').port, 5432);
+  } finally {
+    await p1.close();
+    await p2.close();
+  }
+});
+
+test('walstream standby runs until SIGTERM and leaves a directory it can reopen', async () => {
+  const dir = newDir();
+  const p = await Primary.open({ dataDir: path.join(dir, 'p'), walSegmentSize: SEG, port: 0 });
+  try {
+    await fill(p, 0, 20);
+    const sdir = path.join(dir, 's');
+    const run = async () => {
+      const proc = spawn(process.execPath, [BIN, 'standby', '--data', sdir, '--primary', `host=127.0.0.1 port=${p.port} user=u`, '--status-every-ms', '100', '--reader-threads', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      children.push(proc);
+      let out = '';
+      let err = '';
+      proc.stdout!.on('data', (d) => (out += d));
+      proc.stderr!.on('data', (d) => (err += d));
+      await waitFor(() => out.includes('\n') && err.includes('status=streaming'), 20_000, 'the standby to stream');
+      const j = JSON.parse(out.split('\n')[0]!) as { standby: { systemIdentifier: string; mode: string } };
+      assert.equal(j.standby.systemIdentifier, p.systemIdentifier.toString());
+      assert.equal(j.standby.mode, 'replica');
+      proc.kill('SIGTERM');
+      const [code] = (await once(proc, 'exit')) as [number | null];
+      assert.equal(code, 0, err);
+      assert.match(err, /shut down/);
+    };
+    await run();
+    await fill(p, 100, 20);
+    await run();
+    assert.equal(fs.existsSync(path.join(sdir, 'walstream.pid')), false);
+  } finally {
+    await p.close();
+  }
+});
