@@ -42,13 +42,23 @@ async function receive(port: number, user: string, env: NodeJS.ProcessEnv, dir: 
   const args = ['-h', '127.0.0.1', '-p', String(port), '-U', user, '-D', dir, '--no-loop', '-w', '-E', lsnToString(endLsn - 1)];
   if (noSync) args.push('--no-sync');
   const t0 = performance.now();
-  const child = spawn(path.join(PG_BIN_DIR, 'pg_receivewal'), args, { stdio: ['ignore', 'ignore', 'pipe'], env });
+  const timeBin = process.env.WALSTREAM_BENCH_TIME === '1' ? '/usr/bin/time' : null;
+  const child = timeBin
+    ? spawn(timeBin, ['-f', 'pg_receivewal user %U s sys %S s', path.join(PG_BIN_DIR, 'pg_receivewal'), ...args], { stdio: ['ignore', 'ignore', 'pipe'], env })
+    : spawn(path.join(PG_BIN_DIR, 'pg_receivewal'), args, { stdio: ['ignore', 'ignore', 'pipe'], env });
   let err = '';
   child.stderr.on('data', (d) => (err += d));
   const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
   const seconds = (performance.now() - t0) / 1000;
   if (code !== 0) throw new Error(`pg_receivewal exited with ${code}: ${err}`);
+  // It must have streamed the whole range: the last segment exists (complete or .partial).
+  const last = segmentFileName(1, segNo(endLsn - 1, SEG), SEG);
+  const first = segmentFileName(1, seg, SEG);
+  for (const n of [first, last]) {
+    if (!fs.existsSync(path.join(dir, n)) && !fs.existsSync(path.join(dir, `${n}.partial`))) throw new Error(`pg_receivewal did not write ${n}: ${err}`);
+  }
   const bytes = endLsn - startLsn;
+  if (timeBin) process.stderr.write(`${port} ${noSync ? 'nosync' : 'fsync'} ${(bytes / 1e6 / seconds).toFixed(0)} MB/s ${err.trim()}\n`);
   fs.rmSync(dir, { recursive: true, force: true });
   return { seconds, bytes, mbPerSec: bytes / 1e6 / seconds };
 }
@@ -73,9 +83,11 @@ export async function runStreamBench(o: StreamBenchOptions) {
       synchronousCommit: 'off',
       port: 0,
     });
-    const wsStart = Math.max(SEG, segNo(primary.flushLsn, SEG) * SEG);
     const value = 'w'.repeat(256 * 1024);
     let i = 0;
+    // pg_receivewal ignores a placeholder for segment 0, so the measured range starts at segment 2 or later.
+    while (primary.insertLsn < 2 * SEG) await primary.transaction((tx) => tx.put('bench', `k${i++ % 64}`, value));
+    const wsStart = segNo(primary.insertLsn, SEG) * SEG;
     while (primary.insertLsn - wsStart < volume) {
       const k = `k${i++ % 64}`;
       await primary.transaction((tx) => tx.put('bench', k, value));

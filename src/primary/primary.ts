@@ -201,6 +201,7 @@ export class Primary extends EventEmitter {
             maxClientMessageBytes: options.maxClientMessageBytes,
             walSenderMaxQueuedBytes: options.walSenderMaxQueuedBytes,
             maxStartupConnections: Math.max(4, options.maxWalSenders),
+            walSenderPrestart: Math.min(2, options.maxWalSenders),
           });
         } catch (e) {
           await p.close();

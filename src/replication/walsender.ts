@@ -130,6 +130,11 @@ export class WalSender {
   // open segment file for catch-up reads
   private segFd = -1;
   private segFdNo = -1;
+  // Message buffers, reused once the socket has handed them to the kernel (fresh 128 KiB buffers
+  // would each cost an mmap, page faults and kernel zeroing).
+  private readonly framePool: Buffer[] = [];
+  private framePoolMax = 0;
+  private frameInFlight: Buffer | null = null;
 
   constructor(cfg: WalSenderConfig) {
     this.cfg = cfg;
@@ -180,6 +185,14 @@ export class WalSender {
 
   private write(b: Uint8Array): void {
     if (this.socket.destroyed) return;
+    const raw = this.frameInFlight;
+    if (raw !== null && b.buffer === raw.buffer) {
+      this.frameInFlight = null;
+      this.socket.write(b, () => {
+        if (this.framePool.length < this.framePoolMax) this.framePool.push(raw);
+      });
+      return;
+    }
     this.socket.write(b);
   }
 
@@ -453,16 +466,13 @@ export class WalSender {
     const sock = this.socket;
     let flushed = this.ctl.load(XC_FLUSHED);
     if (this.sent < flushed) {
-      sock.cork();
-      try {
-        while (this.sent < flushed && sock.writableLength < this.cfg.maxQueuedBytes) {
-          const end = this.sendOne(flushed);
-          this.sent = end;
-          this.walsnd.setSent(this.slot, end);
-          flushed = this.ctl.load(XC_FLUSHED);
-        }
-      } finally {
-        sock.uncork();
+      // Each message goes to the kernel as soon as it is built (no cork): the receiver starts on
+      // it while the next one is read. Stop when the socket holds maxQueuedBytes; 'drain' resumes.
+      while (this.sent < flushed && sock.writableLength < this.cfg.maxQueuedBytes) {
+        const end = this.sendOne(flushed);
+        this.sent = end;
+        this.walsnd.setSent(this.slot, end);
+        flushed = this.ctl.load(XC_FLUSHED);
       }
       if (!this.streaming) return;
       if (this.sent < flushed) {
@@ -518,11 +528,15 @@ export class WalSender {
       end = flushed;
     }
     const n = end - start;
-    const raw = Buffer.allocUnsafeSlow(FRAME_PAD + XLOGDATA_FRAME_HEADER_BYTES + n);
-    const frame = raw.subarray(FRAME_PAD);
+    const size = FRAME_PAD + XLOGDATA_FRAME_HEADER_BYTES + this.cfg.maxSendBytes;
+    if (this.framePoolMax === 0) this.framePoolMax = Math.ceil(this.cfg.maxQueuedBytes / this.cfg.maxSendBytes) + 2;
+    const raw = this.framePool.pop() ?? Buffer.allocUnsafeSlow(size);
+    const frame = raw.subarray(FRAME_PAD, FRAME_PAD + XLOGDATA_FRAME_HEADER_BYTES + n);
     this.readWal(raw, FRAME_PAD + XLOGDATA_FRAME_HEADER_BYTES, start, end);
     writeXLogDataFrameHeader(frame, 0, { dataStart: start, walEnd: flushed, sendTime: pgTimestampNow() }, n);
+    this.frameInFlight = raw;
     this.conn.sendXLogDataFrame(frame);
+    this.frameInFlight = null;
     return end;
   }
 
@@ -718,6 +732,19 @@ export class WalSender {
   }
 }
 
+/** A connection for a pre-started walsender worker (everything but its port). */
+export type WalSenderConnConfig = Omit<WalSenderConfig, 'port'>;
+
+// Worker entry. Started with a connection (workerData has `fd`), or pre-started idle: then the
+// first port message {type:'connection', cfg} brings the connection ({type:'stop'} ends it).
 if (!isMainThread && (workerData as { kind?: string } | null)?.kind === 'walsender') {
-  new WalSender(workerData as WalSenderConfig);
+  const wd = workerData as WalSenderConfig | { kind: 'walsender'; idle: true; port: MessagePort };
+  if ('idle' in wd) {
+    wd.port.once('message', (m: { type: 'connection'; cfg: WalSenderConnConfig } | { type: 'stop' }) => {
+      if (m.type === 'connection') new WalSender({ ...m.cfg, port: wd.port });
+      else wd.port.close();
+    });
+  } else {
+    new WalSender(wd);
+  }
 }
