@@ -45,12 +45,26 @@ bench
     console.log(JSON.stringify(await runStreamBench({ volumeMiB: o.mib, runs: o.runs, dir: o.dir }), null, 2));
   });
 
+bench
+  .command('standby')
+  .description('standby catch-up MB/s (flushed, replayed), our walreceiver beside pg_receivewal on a real PostgreSQL, live commit-to-visible latency')
+  .option('--mib <n>', 'WAL volume in MiB for the catch-up runs', (v) => parseInt(v, 10), 256)
+  .option('--live-seconds <s>', 'seconds per live run', (v) => parseFloat(v), 3)
+  .option('--rate <n>', 'paced commits/s in the live runs', (v) => parseInt(v, 10), 2000)
+  .option('--standbys <list>', 'standby counts for the live runs', '1,2,4')
+  .option('--dir <dir>', 'directory for the data (default: a temp dir)')
+  .action(async (o: { mib: number; liveSeconds: number; rate: number; standbys: string; dir?: string }) => {
+    const { runStandbyBench } = await import('../../bench/standby.js');
+    console.log(JSON.stringify(await runStandbyBench({ volumeMiB: o.mib, liveSeconds: o.liveSeconds, commitsPerSec: o.rate, standbys: o.standbys.split(',').map((x) => parseInt(x, 10)), dir: o.dir }), null, 2));
+  });
+
 program
   .command('demo')
-  .description('run a primary on an embedded default under load, showing live status')
+  .description('run a primary with in-process standbys on an embedded default under load, showing live replication status')
   .option('--seconds <s>', 'how long to run', (v) => parseFloat(v), 15)
   .option('--dir <dir>', 'data directory (default: a temp dir, removed at the end)')
-  .action(async (o: { seconds: number; dir?: string }) => {
+  .option('--standbys <n>', 'in-process standbys', (v) => parseInt(v, 10), 2)
+  .action(async (o: { seconds: number; dir?: string; standbys: number }) => {
     const { runDemo } = await import('./demo.js');
     await runDemo(o);
   });
