@@ -34,7 +34,7 @@ function typed(type: string, body: Uint8Array): Buffer {
 
 test('bad clients get ErrorResponse + close while pg_receivewal keeps streaming', async (t) => {
   const dir = tmpDir('walstream-bad-');
-  const p = await Primary.open({ dataDir: path.join(dir, 'data'), walSegmentSize: SEG, checkpointTimeoutMs: 0, port: 0, maxWalSenders: 3, walSenderTimeoutMs: TIMEOUT_MS });
+  const p = await Primary.open({ dataDir: path.join(dir, 'data'), walSegmentSize: SEG, checkpointTimeoutMs: 0, port: 0, maxWalSenders: 3, walSenderTimeoutMs: TIMEOUT_MS, authenticationTimeoutMs: 1000 });
   const port = p.port!;
   const clients: RawClient[] = [];
   let rw: ReturnType<typeof startPgReceivewal> | null = null;
@@ -208,6 +208,14 @@ test('bad clients get ErrorResponse + close while pg_receivewal keeps streaming'
     a.close();
     b.close();
     await waitFor(() => p.replicationStatus().length === 1, 5000, 'slots released');
+  });
+
+  await t.test('a connection that never sends a startup packet is closed after authenticationTimeoutMs', async () => {
+    const c = await raw();
+    const t0 = Date.now();
+    await c.untilClosed(5000);
+    const ms = Date.now() - t0;
+    assert.ok(ms >= 900 && ms < 4000, `closed after ${ms} ms`);
   });
 
   await t.test('a client silent for walSenderTimeoutMs gets a keepalive at half of it, then is dropped', async () => {
