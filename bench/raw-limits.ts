@@ -21,7 +21,7 @@ import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 
 export interface RawFsyncOptions {
-  /** Directory on the disk to measure (a temp file is created and removed there). */
+  /** Existing directory on the disk to measure (a temp file is created and removed there). */
   dir: string;
   /** Measuring time in seconds (after preallocation). */
   seconds: number;
@@ -47,7 +47,6 @@ export async function measureRawFsync(o: RawFsyncOptions): Promise<RawFsyncResul
   const blockBytes = o.blockBytes ?? 8192;
   const fileBytes = Math.max(blockBytes, Math.floor((o.fileBytes ?? 16 << 20) / blockBytes) * blockBytes);
   if (!(o.seconds > 0)) throw new RangeError('measureRawFsync: seconds must be > 0');
-  fs.mkdirSync(o.dir, { recursive: true });
   const file = path.join(o.dir, `raw-fsync-${process.pid}-${Date.now().toString(36)}.tmp`);
   const fd = fs.openSync(file, 'wx+');
   try {
