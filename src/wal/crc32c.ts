@@ -10,7 +10,7 @@
 //   *sparse multiples* of the CRC polynomial P:
 //     M1 = x^5275 + x^4508 + x^2751 + 1                    (4 terms, degree 5275)
 //     M2 = x^290 + x^136 + x^113 + x^107 + x^32 + 1        (6 terms, degree 290)
-//   Both are divisible by P (checked at import). Squaring is linear over GF(2), so M(x)^8 = M(x^8)
+//   Both are divisible by P (checked when the kernel is built). Squaring is linear over GF(2), so M(x)^8 = M(x^8)
 //   is also a multiple of P: every exponent can be read in bytes instead of bits. Dividing the message
 //   by M(x^8) is then a byte-aligned recurrence, quotient[p] = msg[p] ^ quotient[p - (D - e)] for the
 //   lower terms e, evaluated 16 bytes at a time with v128 loads/XORs and no table lookups. The
@@ -26,8 +26,8 @@
 // - The wasm path touches the caller's buffer only through .buffer/.byteOffset/.length and one
 //   TypedArray.prototype.set, so Buffer, Uint8Array and SharedArrayBuffer views at any offset all
 //   take the same machine code (no per-kind deopts).
-// The WebAssembly module is assembled at import from the WAT text below by a ~150-line assembler for
-// the flat-WAT subset it uses; there is no binary blob and no toolchain.
+// The WebAssembly module is assembled on first use from the WAT text below by a ~150-line assembler
+// for the flat-WAT subset it uses; there is no binary blob and no toolchain.
 
 import { assert } from '../util/assert.js';
 
@@ -61,7 +61,8 @@ function crcBytes(crc: number, buf: Uint8Array, i: number, end: number): number 
   return crc;
 }
 
-/** Slicing-by-16 in plain JS: the fallback when WebAssembly SIMD is unavailable (~1 GB/s here). */
+/** Slicing-by-16 in plain JS (~1 GB/s here): serves inputs < wasmMinBytes, and all inputs when
+ *  WebAssembly SIMD is unavailable. Exported for the benchmark and the tests. */
 export function crc32cUpdatePortable(state: number, buf: Uint8Array, start = 0, end = buf.length): number {
   let crc = state | 0;
   let i = start;
@@ -113,7 +114,6 @@ function residue(terms: readonly number[]): number {
   }
   return sum;
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // WebAssembly memory layout (bytes): [0, 16384) tables T; [DATA_BASE - histBytes, DATA_BASE) the
