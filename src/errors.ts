@@ -86,6 +86,23 @@ export const Errors = {
   waitTimeout: def('WS_WAIT_TIMEOUT', '57014', (lsn: string, ms: number, replay: string) => [`canceling wait for replay of ${lsn}: timeout after ${ms} ms`, { detail: `Replay has reached ${replay}.` }]),
   /** An ErrorResponse received from a peer server: its SQLSTATE and texts as sent. */
   remote: (sqlstate: string, message: string, opts: WalstreamErrorOptions = {}) => new WalstreamError('WS_REMOTE', sqlstate, message, opts),
+  // synchronous replication and replication slots (src/replication/syncrep*.ts, slots.ts): PostgreSQL 15's wording
+  /** A synchronous_standby_names value the grammar rejects (GUC check hook: 42601 with the parser's detail). */
+  invalidSyncStandbyNames: def('WS_INVALID_SYNC_STANDBY_NAMES', '42601', (value: string, detail: string) => [`invalid value for parameter "synchronous_standby_names": "${value}"`, { detail }]),
+  /** A synchronous_standby_names value whose number of synchronous standbys is not positive. */
+  syncStandbyNumSync: def('WS_INVALID_SYNC_STANDBY_NAMES', '22023', (n: number) => `number of synchronous standbys (${n}) must be greater than zero`),
+  /**
+   * A commit that is durable locally but whose wait for synchronous standbys ended without their
+   * confirmation (timeout, shutdown, cancel). Never a rollback: PostgreSQL reports this as a WARNING
+   * (SQLSTATE 01000) with the same detail.
+   */
+  syncNotConfirmed: def('WS_SYNC_NOT_CONFIRMED', '01000', (why: string, lsn: string) => [
+    `canceling wait for synchronous replication: ${why}`,
+    { detail: `The transaction has already committed locally at ${lsn}, but might not have been replicated to the standby.` },
+  ]),
+  objectNotInPrerequisiteState: def('WS_OBJECT_NOT_IN_PREREQUISITE_STATE', '55000', (why: string, detail?: string) => [why, detail === undefined ? {} : { detail }]),
+  configurationLimitExceeded: def('WS_CONFIGURATION_LIMIT_EXCEEDED', '53400', (why: string, hint?: string) => [why, hint === undefined ? {} : { hint }]),
+  slotFileCorrupt: def('WS_SLOT_FILE_CORRUPT', 'XX001', (why: string) => why),
 } as const;
 
 export type ErrorCode = ReturnType<(typeof Errors)[keyof typeof Errors]>['code'];
