@@ -83,7 +83,7 @@ if [ ! -x "$PG_BIN_DIR/initdb" ] || [ ! -x "$PG_BIN_DIR/postgres" ] || [ ! -x "$
   export DEBIAN_FRONTEND=noninteractive
   as_root apt-get update -qq >/dev/null || die "apt-get update failed"
   # the package may create and start a 'main' cluster on 5432; that is harmless, its failure too
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql-15 >/dev/null ||
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 >/dev/null ||
     say "apt-get install returned an error (often only the packaged cluster failing to start); checking the binaries"
   [ -x "$PG_BIN_DIR/initdb" ] && [ -x "$PG_BIN_DIR/postgres" ] || die "postgresql-15 did not install $PG_BIN_DIR/initdb and postgres"
 fi
