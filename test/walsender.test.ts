@@ -149,3 +149,41 @@ test('walstream primary (CLI) serves SCRAM clients and shuts down on SIGTERM', a
   assert.match(err, /shut down/);
   assert.ok(!fs.existsSync(path.join(dir, 'data', 'walstream.pid')), 'pid file removed');
 });
+
+test('live streaming: each commit reaches the client without polling naps', async (t) => {
+  const dir = tmpDir('walstream-live-');
+  const p = await Primary.open({ dataDir: path.join(dir, 'data'), walSegmentSize: SEG, checkpointTimeoutMs: 0, port: 0 });
+  const { RawClient } = await import('./helpers/rawpg.js');
+  const { encodeQuery, decodeCopyBothMessage } = await import('../src/replication/protocol/messages.js');
+  const c = await RawClient.connect(p.port!);
+  t.after(async () => {
+    c.close();
+    await p.close();
+    rmrf(dir);
+  });
+  await c.startup('tester', 'live');
+  c.send(encodeQuery(`START_REPLICATION ${lsnToString(p.flushLsn)} TIMELINE 1`));
+  await c.next(); // W
+  let received = p.flushLsn;
+  const lat: number[] = [];
+  for (let i = 0; i < 40; i++) {
+    const t0 = performance.now();
+    const end = await p.transaction((tx) => tx.put('t', `live-${i}`, i));
+    while (received < end) {
+      const f = await c.next(2000);
+      assert.ok(f, 'stream ended');
+      const m = decodeCopyBothMessage(f.body);
+      if (m.kind === 'w') {
+        assert.equal(m.dataStart, received);
+        received = m.dataStart + m.data.length;
+        assert.equal(m.walEnd, received, 'a live message ends at the flush position');
+      }
+    }
+    lat.push(performance.now() - t0);
+  }
+  lat.sort((a, b) => a - b);
+  const p50 = lat[Math.floor(lat.length / 2)]!;
+  t.diagnostic(`commit (synchronous_commit on) → XLogData at the client: p50 ${p50.toFixed(3)} ms, max ${lat[lat.length - 1]!.toFixed(3)} ms`);
+  assert.ok(p50 < 20, `commit → client p50 ${p50.toFixed(2)} ms`);
+  assert.equal(p.replicationStatus()[0]!.state, 'streaming');
+});
