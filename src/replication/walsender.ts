@@ -85,6 +85,11 @@ export interface BackupFile {
   mtimeSec: number;
 }
 
+/**
+ * WAL bytes sent in one event-loop turn before yielding (setImmediate), so replies, timers and
+ * the stop request are served during a long catch-up even when the kernel takes every write at once.
+ */
+const MAX_SEND_BYTES_PER_TURN = 8 * 1024 * 1024;
 /** Bytes per CopyData of a base backup (PostgreSQL's TAR_SEND_SIZE is 32 kB). */
 const BACKUP_CHUNK_BYTES = 64 * 1024;
 /** Padding before the frame so the WAL payload lands 8-aligned (2 + 30 = 32). */
@@ -118,6 +123,7 @@ export class WalSender {
   private state: WalSndStateValue = WalSndState.STARTUP;
   private waitArmed = false;
   private waitingDrain = false;
+  private yielded = false;
   private lastReceiptMs = 0;
   private waitingForPing = false;
   private timer: NodeJS.Timeout | null = null;
@@ -188,9 +194,16 @@ export class WalSender {
     const raw = this.frameInFlight;
     if (raw !== null && b.buffer === raw.buffer) {
       this.frameInFlight = null;
-      this.socket.write(b, () => {
+      let back = false;
+      const giveBack = () => {
+        if (back) return;
+        back = true;
         if (this.framePool.length < this.framePoolMax) this.framePool.push(raw);
-      });
+      };
+      this.socket.write(b, giveBack);
+      // Nothing left in Node's queue: the kernel took it all synchronously, so the buffer can be
+      // reused at once (like PostgreSQL's one send buffer, it stays hot in the CPU cache).
+      if (this.socket.writableLength === 0) giveBack();
       return;
     }
     this.socket.write(b);
@@ -466,13 +479,22 @@ export class WalSender {
 
   /** Send everything flushed, as far as the socket takes it; then wait for more (no polling). */
   private sendPending(): void {
-    if (!this.streaming || this.waitingDrain || this.conn.state !== 'copyBoth') return;
+    if (!this.streaming || this.waitingDrain || this.yielded || this.conn.state !== 'copyBoth') return;
     const sock = this.socket;
     let flushed = this.ctl.load(XC_FLUSHED);
     if (this.sent < flushed) {
+      const turnEnd = this.sent + MAX_SEND_BYTES_PER_TURN;
       // Each message goes to the kernel as soon as it is built (no cork): the receiver starts on
       // it while the next one is read. Stop when the socket holds maxQueuedBytes; 'drain' resumes.
       while (this.sent < flushed && sock.writableLength < this.cfg.maxQueuedBytes) {
+        if (this.sent >= turnEnd) {
+          this.yielded = true;
+          setImmediate(() => {
+            this.yielded = false;
+            this.sendPending();
+          });
+          return;
+        }
         const end = this.sendOne(flushed);
         this.sent = end;
         this.walsnd.setSent(this.slot, end);
