@@ -1,6 +1,7 @@
 // `walstream bench stream`: pg_receivewal catch-up throughput (MB/s) from walstream's walsender
 // beside the same from a real PostgreSQL 15 walsender, in one run over the same WAL volume
 // (already written, in the page cache), with pg_receivewal's default fsyncs and with --no-sync.
+// Also both walsenders feeding a client that discards the stream (bench/stream-discard.ts).
 // Each side first writes `volumeMiB` of WAL; pg_receivewal then streams it from the first
 // segment (a complete placeholder file for the segment before makes it start there) to the end
 // (-E). Owns a temp directory, a walstream primary and a throwaway PostgreSQL cluster; removes
@@ -63,6 +64,21 @@ async function receive(port: number, user: string, env: NodeJS.ProcessEnv, dir: 
   return { seconds, bytes, mbPerSec: bytes / 1e6 / seconds };
 }
 
+/** The discarding client (bench/stream-discard.ts) from `startLsn` until `endLsn - startLsn` stream bytes arrived. */
+async function discard(port: number, user: string, startLsn: Lsn, endLsn: Lsn): Promise<Run> {
+  const script = new URL('./stream-discard.js', import.meta.url).pathname;
+  const child = spawn(process.execPath, [script, String(port), user, lsnToString(startLsn), String(endLsn - startLsn)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (err += d));
+  const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+  if (code !== 0) throw new Error(`discarding client exited with ${code}: ${err}`);
+  const seconds = Number(out.trim());
+  const bytes = endLsn - startLsn;
+  return { seconds, bytes, mbPerSec: bytes / 1e6 / seconds };
+}
+
 function summary(runs: Run[]) {
   const r = runs.map((x) => x.mbPerSec).sort((a, b) => a - b);
   return { mbPerSec: +r[Math.floor(r.length / 2)]!.toFixed(1), best: +r[r.length - 1]!.toFixed(1), runs: r.map((x) => +x.toFixed(1)), bytes: runs[0]!.bytes };
@@ -110,8 +126,10 @@ export async function runStreamBench(o: StreamBenchOptions) {
     const pgEnd = parseLsn(pg.psql('SELECT pg_current_wal_flush_lsn()').trim());
     const env = { ...process.env, PGCONNECT_TIMEOUT: '10' };
 
-    const res: Record<string, Run[]> = { ours_fsync: [], pg_fsync: [], ours_nosync: [], pg_nosync: [] };
+    const res: Record<string, Run[]> = { ours_fsync: [], pg_fsync: [], ours_nosync: [], pg_nosync: [], ours_discard: [], pg_discard: [] };
     for (let r = 0; r < o.runs; r++) {
+      res.ours_discard!.push(await discard(wsPort, 'bench', wsStart, wsEnd));
+      res.pg_discard!.push(await discard(pg.port, 'postgres', pgStart, pgEnd));
       for (const noSync of [false, true]) {
         const tag = noSync ? 'nosync' : 'fsync';
         res[`ours_${tag}`]!.push(await receive(wsPort, 'bench', env, path.join(root, 'rw-ours'), wsStart, wsEnd, noSync));
@@ -131,6 +149,12 @@ export async function runStreamBench(o: StreamBenchOptions) {
       pg_receivewal_from_walstream: ours,
       pg_receivewal_from_postgresql: theirs,
       ratio_walstream_vs_postgresql: +(ours.mbPerSec / theirs.mbPerSec).toFixed(2),
+      discarding_client: {
+        what: 'a Node client that discards the stream (the walsender alone, without pg_receivewal)',
+        from_walstream: summary(res.ours_discard!),
+        from_postgresql: summary(res.pg_discard!),
+        ratio_walstream_vs_postgresql: +(summary(res.ours_discard!).mbPerSec / summary(res.pg_discard!).mbPerSec).toFixed(2),
+      },
       no_sync: {
         pg_receivewal_from_walstream: oursNs,
         pg_receivewal_from_postgresql: theirsNs,
