@@ -30,6 +30,7 @@
 // blocks from the free lists, and if that fails it frees everything and throws Errors.storeFull
 // with the store unchanged. So the tree is never left half-updated.
 
+import { copyToShared } from '../util/shm-copy.js';
 import { createHash } from 'node:crypto';
 import { Unpackr } from 'msgpackr';
 import { Errors } from '../errors.js';
@@ -579,7 +580,7 @@ export class SharedStore {
           for (let j = 0; j < i; j++) if (valRefs[j] !== 0) m.free(valRefs[j]!, ops[j]!.value!.length);
           throw Errors.storeFull(this.maxStoreBytes);
         }
-        m.u8.set(op.value!, ref);
+        copyToShared(m.u8, ref, op.value!);
         valRefs[i] = ref;
       }
       puts++;

@@ -14,6 +14,7 @@ import {
   XC_WRITER_FAILED, type XLogCtl,
 } from './xlogctl.js';
 import { Errors } from '../errors.js';
+import { copyToShared } from '../util/shm-copy.js';
 
 /** Write a page header (short or long) at `buf[off]`. */
 export function writePageHeader(buf: Uint8Array, off: number, pageLsn: Lsn, tli: number, segSize: number, sysid: bigint, contrecord: boolean, remLen: number): number {
@@ -78,7 +79,7 @@ export class WalInserter {
     while (done < totLen) {
       const pageEnd = p - (p % XLOG_BLCKSZ) + XLOG_BLCKSZ;
       const n = Math.min(pageEnd - p, totLen - done);
-      ring.set(rec.subarray(done, done + n), ctl.ringOffset(p));
+      copyToShared(ring, ctl.ringOffset(p), rec.subarray(done, done + n));
       done += n;
       p += n;
       if (done < totLen) p += this.initPage(p, true, totLen - done);
