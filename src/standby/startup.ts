@@ -22,12 +22,12 @@ import path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Errors, WalstreamError } from '../errors.js';
 import { SharedStore, type StoreHandle } from '../storage/store.js';
-import { nowPgMicros, XLOG_BLCKSZ } from '../wal/consts.js';
+import { XLOG_BLCKSZ } from '../wal/consts.js';
 import { type Lsn, lsnToString } from '../wal/lsn.js';
 import { type PageSource, type ReadResult, XLogReader } from '../wal/reader.js';
 import { redoRecord } from '../wal/replay.js';
 import { segmentFileName } from '../wal/segment.js';
-import { WalRcvData, type WalRcvDataHandle } from './walrcvdata.js';
+import { preciseNowPgMicros, WalRcvData, type WalRcvDataHandle } from './walrcvdata.js';
 
 export interface StartupConfig {
   store: StoreHandle;
@@ -187,7 +187,7 @@ class Startup {
   private publish(): void {
     // The aligned end of the last record; never past what is flushed (alignment padding).
     const lsn = Math.min(this.reader.nextLsn, this.walrcv.flushed);
-    this.walrcv.publishReplay(lsn, this.lastCommitTime, this.unpublished, nowPgMicros());
+    this.walrcv.publishReplay(lsn, this.lastCommitTime, this.unpublished, preciseNowPgMicros());
     this.unpublished = 0;
   }
 

@@ -17,6 +17,7 @@
 import { assert } from '../util/assert.js';
 import type { Lsn } from '../wal/lsn.js';
 import { Latch, SpinLock } from '../storage/latch.js';
+import { PG_EPOCH_OFFSET_MS } from '../wal/consts.js';
 
 // BigInt64 slots (index into BigInt64Array)
 export const WR_RECEIVE_START = 0;
@@ -299,4 +300,9 @@ export class WalRcvData {
       this.mutex.unlock();
     }
   }
+}
+
+/** PostgreSQL timestamp (µs since 2000-01-01) with sub-millisecond precision, comparable across threads. */
+export function preciseNowPgMicros(): number {
+  return Math.round((performance.timeOrigin + performance.now() - PG_EPOCH_OFFSET_MS) * 1000);
 }

@@ -14,10 +14,13 @@
 // startup worker reports new replay progress. wal_receiver_timeout: ask for a reply after half of
 // it without traffic, give up (reconnect) after all of it.
 //
-// Segment files: created full-size and zero-filled, named as PostgreSQL names them. In 'replica'
-// mode they get their final name at once (like a standby's pg_wal) and the next one is
-// preallocated while idle; in 'wal-only' mode the segment being received is `<name>.partial` and
-// is renamed when complete (like pg_receivewal), so a restart resumes at the newest partial.
+// Segment files: full-size and zero-filled, named as PostgreSQL names them. The next segment is
+// prepared in the background (zero-filled and fsynced under a temp name through the libuv
+// threadpool) as soon as writing into the current one starts, so creating segments does not
+// stall the receive path; it is linked into place when the stream reaches it. In 'replica' mode
+// segments get their final name at once (like a standby's pg_wal); in 'wal-only' mode the segment
+// being received is `<name>.partial` and is renamed when complete (like pg_receivewal), so a
+// restart resumes at the newest partial.
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -25,13 +28,13 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { Errors, WalstreamError } from '../errors.js';
 import { type ControlData, DbState, writeControl } from '../storage/control.js';
 import { assert } from '../util/assert.js';
-import { nowPgMicros, validSegmentSize } from '../wal/consts.js';
+import { validSegmentSize } from '../wal/consts.js';
 import { type Lsn, lsnToString } from '../wal/lsn.js';
-import { ensureSegment, fsyncDir } from '../wal/segfile.js';
+import { fsyncDir } from '../wal/segfile.js';
 import { segmentFileName } from '../wal/segment.js';
 import type { PrimaryConninfo, StandbyMode } from './options.js';
 import { TcpTransport, type WalRcvConnection, type WalRcvTransport } from './transport.js';
-import { WalRcvData, type WalRcvDataHandle, WalRcvState, WR_BYTES_RECEIVED, WR_REPLIES_SENT } from './walrcvdata.js';
+import { preciseNowPgMicros, WalRcvData, type WalRcvDataHandle, WalRcvState, WR_BYTES_RECEIVED, WR_REPLIES_SENT } from './walrcvdata.js';
 
 export interface WalReceiverConfig {
   walrcv: WalRcvDataHandle;
@@ -109,7 +112,7 @@ class WalReceiver {
   private readonly dirty = new Set<number>();
   /** wal-only: segments fully written whose `.partial` must be renamed after the next fsync. */
   private readonly completed: Array<{ seg: number; fd: number }> = [];
-  private preallocated = -1;
+  private readonly preparer: SegmentPreparer;
   // stream positions (this session)
   private written = 0;
   private flushed = 0;
@@ -128,6 +131,7 @@ class WalReceiver {
       maxMessageBytes: cfg.maxMessageBytes,
       maxBufferedBytes: cfg.maxBufferedBytes,
     });
+    this.preparer = new SegmentPreparer(this.walDir);
     this.sysid = cfg.sysid;
     this.tli = cfg.tli;
     this.segSize = cfg.segSize;
@@ -238,15 +242,17 @@ class WalReceiver {
             if (m.dataStart !== expected) {
               throw Errors.protocolViolation(`unexpected XLogData at ${lsnToString(m.dataStart)}, expected ${lsnToString(expected)}`);
             }
+            const lastSeg = Math.floor((m.dataStart + m.data.length - 1) / this.segSize);
+            if (m.data.length > 0 && lastSeg !== this.curSeg) await this.preparer.settle(lastSeg);
             this.writeWal(m.dataStart, m.data);
             expected = m.dataStart + m.data.length;
             this.startLsn = expected;
-            this.walrcv.noteMessage(m.walEnd, m.sendTime, nowPgMicros());
+            this.walrcv.noteMessage(m.walEnd, m.sendTime, preciseNowPgMicros());
             if (this.unflushedBytes >= this.cfg.flushAfterBytes) this.flush(true);
             break;
           }
           case 'keepalive':
-            this.walrcv.noteMessage(m.walEnd, m.sendTime, nowPgMicros());
+            this.walrcv.noteMessage(m.walEnd, m.sendTime, preciseNowPgMicros());
             if (m.replyRequested) this.replyNeeded = true;
             break;
           case 'endOfStream':
@@ -291,7 +297,6 @@ class WalReceiver {
           this.pingSent = true;
         }
       }
-      if (this.cfg.mode === 'replica' && !got) this.preallocateNext();
       let waitMs = Infinity;
       if (this.written > this.flushed) waitMs = MORE_DATA_WAIT_MS;
       if (timeout > 0) waitMs = Math.min(waitMs, Math.max(1, (this.pingSent ? timeout : timeout / 2) - (now - this.lastRecvAt)));
@@ -308,7 +313,7 @@ class WalReceiver {
     const now = performance.now();
     const intervalPassed = this.cfg.statusIntervalMs > 0 && now - this.lastSent.at >= this.cfg.statusIntervalMs;
     if (!force && !intervalPassed && write === this.lastSent.write && flush === this.lastSent.flush && apply === this.lastSent.apply) return;
-    conn.send({ write, flush, apply, clientTime: nowPgMicros(), replyRequested: requestReply });
+    conn.send({ write, flush, apply, clientTime: preciseNowPgMicros(), replyRequested: requestReply });
     this.lastSent = { write, flush, apply, at: now };
     this.walrcv.addCounter(WR_REPLIES_SENT, 1);
   }
@@ -333,18 +338,21 @@ class WalReceiver {
     if (this.curFd >= 0 && !this.dirty.has(this.curFd) && !this.completed.some((c) => c.fd === this.curFd)) fs.closeSync(this.curFd);
     this.curFd = -1;
     this.curSeg = -1;
-    let file: string;
-    if (this.cfg.mode === 'replica') {
-      ensureSegment(this.walDir, this.tli, seg, this.segSize);
-      file = this.segPath(seg, false);
-    } else if (fs.existsSync(this.segPath(seg, false))) {
-      file = this.segPath(seg, false);
-    } else {
-      file = this.segPath(seg, true);
-      createZeroFilled(file, this.segSize);
+    const plain = this.segPath(seg, false);
+    // wal-only: a complete segment keeps its name (a resumed stream rewrites the same bytes).
+    const file = this.cfg.mode === 'replica' || fs.existsSync(plain) ? plain : this.segPath(seg, true);
+    if (!isFullSize(file, this.segSize)) {
+      const tmp = this.preparer.take(seg);
+      if (tmp !== null) {
+        fs.renameSync(tmp, file);
+        fsyncDir(this.walDir);
+      } else {
+        createZeroFilled(file, this.segSize);
+      }
     }
     this.curFd = fs.openSync(file, 'r+');
     this.curSeg = seg;
+    this.preparer.start(seg + 1, this.segSize, (n) => isFullSize(this.segPath(n, false), this.segSize));
     return this.curFd;
   }
 
@@ -397,13 +405,6 @@ class WalReceiver {
     if (reply && this.conn !== null) this.sendReply(this.conn, false, false);
   }
 
-  private preallocateNext(): void {
-    const next = Math.floor(this.written / this.segSize) + 1;
-    if (this.preallocated >= next) return;
-    ensureSegment(this.walDir, this.tli, next, this.segSize);
-    this.preallocated = next;
-  }
-
   private closeFiles(): void {
     const fds = new Set<number>([...this.dirty, ...this.completed.map((c) => c.fd)]);
     if (this.curFd >= 0) fds.add(this.curFd);
@@ -418,14 +419,23 @@ class WalReceiver {
     this.completed.length = 0;
     this.curFd = -1;
     this.curSeg = -1;
+    this.preparer.discard();
   }
 }
 
 const ZERO_CHUNK = Buffer.alloc(1024 * 1024);
+const TEMP_PREFIX = 'xlogtemp.walreceiver.';
 
-/** A full-size zero-filled file, created under a temp name, fsynced and linked into place. */
+function isFullSize(file: string, size: number): boolean {
+  try {
+    return fs.statSync(file).size >= size;
+  } catch {
+    return false;
+  }
+}
+
+/** A full-size zero-filled file, created under a temp name, fsynced and renamed into place. */
 function createZeroFilled(file: string, size: number): void {
-  if (fs.existsSync(file) && fs.statSync(file).size >= size) return;
   const tmp = `${file}.${process.pid}.tmp`;
   const fd = fs.openSync(tmp, 'w');
   try {
@@ -436,6 +446,68 @@ function createZeroFilled(file: string, size: number): void {
   }
   fs.renameSync(tmp, file);
   fsyncDir(path.dirname(file));
+}
+
+/**
+ * Zero-fills the next segment in the background (fs.promises: libuv threadpool) under a temp name
+ * that no reader or restart logic mistakes for WAL. One job at a time; stale temp files from an
+ * earlier life are removed at construction.
+ */
+class SegmentPreparer {
+  private job: { seg: number; tmp: string; done: Promise<boolean>; ok: boolean | null } | null = null;
+
+  constructor(private readonly walDir: string) {
+    try {
+      for (const n of fs.readdirSync(walDir)) if (n.startsWith(TEMP_PREFIX)) fs.rmSync(path.join(walDir, n), { force: true });
+    } catch {
+      /* no pg_wal yet */
+    }
+  }
+
+  /** Begin preparing `seg` unless a job runs or the segment already exists. */
+  start(seg: number, size: number, exists: (seg: number) => boolean): void {
+    if (this.job !== null || exists(seg)) return;
+    const tmp = path.join(this.walDir, `${TEMP_PREFIX}${seg}`);
+    const job = { seg, tmp, done: Promise.resolve(false), ok: null as boolean | null };
+    job.done = (async () => {
+      const fh = await fs.promises.open(tmp, 'w');
+      try {
+        for (let off = 0; off < size; off += ZERO_CHUNK.length) await fh.write(ZERO_CHUNK, 0, Math.min(ZERO_CHUNK.length, size - off), off);
+        await fh.datasync();
+      } finally {
+        await fh.close();
+      }
+      return true;
+    })().then(
+      (v) => (job.ok = v),
+      () => (job.ok = false),
+    );
+    this.job = job;
+  }
+
+  /** Wait for the job preparing `seg` (if any) to finish. */
+  async settle(seg: number): Promise<void> {
+    if (this.job !== null && this.job.seg === seg && this.job.ok === null) await this.job.done;
+  }
+
+  /** The prepared temp file for `seg`, handed over (null if none is ready). */
+  take(seg: number): string | null {
+    const j = this.job;
+    if (j === null || j.seg !== seg || j.ok === null) return null;
+    this.job = null;
+    if (!j.ok) {
+      fs.rmSync(j.tmp, { force: true });
+      return null;
+    }
+    return j.tmp;
+  }
+
+  /** Forget a job (its file is removed once it finishes). */
+  discard(): void {
+    const j = this.job;
+    this.job = null;
+    if (j !== null) void j.done.then(() => fs.rmSync(j.tmp, { force: true }));
+  }
 }
 
 if (parentPort !== null && (workerData as { walreceiver?: WalReceiverConfig } | null)?.walreceiver !== undefined) {
