@@ -45,8 +45,13 @@ function openSeg(seg: number): void {
   curSeg = seg;
 }
 
-/** Write ring bytes [from, to) to the segment files. */
+/**
+ * Write ring bytes [from, to) to the segment files. When `to` is inside a page, the page's tail
+ * goes out as zeros in the same writev (so no byte of an older life of the file survives right
+ * after the end of WAL).
+ */
 function writeRange(from: Lsn, to: Lsn): void {
+  const tail = to % XLOG_BLCKSZ === 0 ? 0 : XLOG_BLCKSZ - (to % XLOG_BLCKSZ);
   let p = from;
   while (p < to) {
     const seg = Math.floor(p / segSize);
@@ -57,8 +62,13 @@ function writeRange(from: Lsn, to: Lsn): void {
     const ringRoom = ctl.ring.length - off;
     const n = Math.min(to - p, segEnd - p, ringRoom);
     const view = Buffer.from(ctl.ring.buffer, ctl.ring.byteOffset + off, n);
+    const filePos = p % segSize;
     let w = 0;
-    while (w < n) w += fs.writeSync(curFd, view, w, n - w, (p % segSize) + w);
+    if (p + n === to && tail > 0) w = fs.writevSync(curFd, [view, ZERO_PAGE.subarray(0, tail)], filePos);
+    while (w < n) w += fs.writeSync(curFd, view, w, n - w, filePos + w);
+    if (w < n + tail && p + n === to && tail > 0) {
+      for (let z = w - n; z < tail; ) z += fs.writeSync(curFd, ZERO_PAGE, 0, tail - z, filePos + n + z);
+    }
     if (!toSync.includes(curFd)) toSync.push(curFd);
     p += n;
   }
@@ -78,13 +88,7 @@ function syncAll(): void {
 function flushTo(target: Lsn): void {
   const written = ctl.load(XC_WRITTEN);
   if (target > written) {
-    // Whole pages: the tail of the last page goes out as zeros, so no byte of an older life of
-    // this file survives right after the end of WAL.
     writeRange(written, target);
-    if (target % XLOG_BLCKSZ !== 0) {
-      const tail = XLOG_BLCKSZ - (target % XLOG_BLCKSZ);
-      fs.writeSync(curFd, ZERO_PAGE, 0, tail, target % segSize);
-    }
     ctl.store(XC_WRITTEN, target);
     ctl.bump(XC_WRITE_SEQ);
   }
