@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Primary } from '../src/primary/primary.js';
 import { decodeCopyBothMessage, encodeQuery, encodeStartupMessage, encodeStandbyStatusUpdate, encodeCopyDone } from '../src/replication/protocol/messages.js';
-import { lsnToString } from '../src/wal/lsn.js';
+import { lsnToString, parseLsn } from '../src/wal/lsn.js';
 import { segmentFileName, segNo } from '../src/wal/segment.js';
 import { rmrf, tmpDir } from './helpers/tmp.js';
 import { errorOf, RawClient, startPgReceivewal, typeOf, waitFor } from './helpers/rawpg.js';
@@ -253,4 +253,36 @@ test('bad clients get ErrorResponse + close while pg_receivewal keeps streaming'
   assert.equal(recv.child.exitCode, null, 'pg_receivewal still running');
   const grew = process.memoryUsage().rss - rss0;
   assert.ok(grew < 256 * 1024 * 1024, `primary memory grew by ${grew} bytes`);
+});
+
+test('WAL that disappears under a catching-up client: ERROR 58P01, then close', async (t) => {
+  const dir = tmpDir('walstream-gone-');
+  const p = await Primary.open({ dataDir: path.join(dir, 'data'), walSegmentSize: SEG, walBuffersBytes: 64 * 1024, checkpointTimeoutMs: 0, port: 0, walSenderMaxQueuedBytes: 128 * 1024 });
+  const c = await RawClient.connect(p.port!);
+  t.after(async () => {
+    c.close();
+    await p.close();
+    rmrf(dir);
+  });
+  await load(p, 16000, 'gone');
+  await c.startup();
+  c.socket.pause(); // a slow reader: the walsender stops at walSenderMaxQueuedBytes + the socket buffers
+  c.send(encodeQuery(`START_REPLICATION ${lsnToString(SEG)} TIMELINE 1`));
+  // Wait until the walsender is blocked (sent stops moving), then remove a segment it has not opened.
+  let last = '';
+  await waitFor(() => {
+    const now = p.replicationStatus()[0]?.sent_lsn ?? '';
+    const still = now !== '' && now === last;
+    last = now;
+    return still;
+  }, 10_000, 'the walsender to block on the paused client', 200);
+  const sentSeg = segNo(parseLsn(last), SEG);
+  assert.ok(sentSeg + 1 < segNo(p.flushLsn, SEG), `enough WAL ahead of the blocked walsender (sent ${last})`);
+  const victim = segmentFileName(1, sentSeg + 1, SEG);
+  fs.rmSync(path.join(p.walDir, victim)); // as if removed behind the walsender's back
+  c.socket.resume();
+  const got = await c.untilClosed(10_000);
+  const e = errorOf(got);
+  assert.equal(e?.code, '58P01');
+  assert.equal(e?.message, `requested WAL segment ${victim} has already been removed`);
 });

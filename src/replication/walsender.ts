@@ -479,6 +479,19 @@ export class WalSender {
 
   /** Send everything flushed, as far as the socket takes it; then wait for more (no polling). */
   private sendPending(): void {
+    try {
+      this.trySend();
+    } catch (e) {
+      // WAL that cannot be read (segment removed, short file): ERROR to the client, then close.
+      const err = e instanceof WalstreamError ? e : Errors.internal((e as Error).message ?? String(e));
+      this.log('warning', `streaming failed at ${lsnToString(this.sent)}: ${err.message}`);
+      this.stopStreamingState();
+      if (this.conn.state === 'copyBoth') this.conn.sendError(err);
+      this.endSocket();
+    }
+  }
+
+  private trySend(): void {
     if (!this.streaming || this.waitingDrain || this.yielded || this.conn.state !== 'copyBoth') return;
     const sock = this.socket;
     let flushed = this.ctl.load(XC_FLUSHED);
