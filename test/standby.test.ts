@@ -2,7 +2,8 @@
 // replay, hot-standby reads (main thread and reader pool), read-your-writes, restart; the primary
 // going away and coming back (retry every walRetrieveRetryIntervalMs); wal_receiver_timeout
 // against a primary stopped with SIGSTOP; clear errors (system identifier mismatch, a primary's
-// data directory, bad options, conninfo); `walstream standby` on the command line.
+// data directory, bad options, conninfo); `walstream standby` on the command line; XLogData
+// crossing segment boundaries; validation of base backup archives.
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,6 +17,9 @@ import { Primary } from '../src/primary/primary.js';
 import { parseConninfo } from '../src/standby/options.js';
 import { Standby } from '../src/standby/standby.js';
 import { parseLsn } from '../src/wal/lsn.js';
+import { segmentFileName } from '../src/wal/segment.js';
+import { TarExtractor } from '../src/standby/basebackup-client.js';
+import { tarHeader, tarPadding, tarTrailer } from '../src/replication/tar.js';
 import { waitFor } from './helpers/rawpg.js';
 import { rmrf, tmpDir } from './helpers/tmp.js';
 
@@ -256,4 +260,75 @@ test('walstream standby runs until SIGTERM and leaves a directory it can reopen'
   } finally {
     await p.close();
   }
+});
+
+test('XLogData crossing segment boundaries: the standby writes segments byte-identical to the primary', async () => {
+  const dir = newDir();
+  // 4 MiB messages on 1 MiB segments: every message spans several segments.
+  const p = await Primary.open({ dataDir: path.join(dir, 'p'), walSegmentSize: SEG, walBuffersBytes: 256 * 1024, checkpointTimeoutMs: 0, maxSendBytes: 4 * SEG, walSenderMaxQueuedBytes: 8 * SEG, port: 0 });
+  try {
+    const conninfo = { host: '127.0.0.1', port: p.port!, user: 'u' };
+    const s0 = await Standby.open({ dataDir: path.join(dir, 's'), primaryConninfo: conninfo, readerThreads: 0 });
+    await s0.close();
+    const pin = s0.flushLsn;
+    const unpin = p.pinWal(() => pin);
+    const lsn = await fill(p, 0, 2500); // ~5 MiB while the standby is away: catch-up in big messages
+    const s = await Standby.open({ dataDir: path.join(dir, 's'), primaryConninfo: conninfo, readerThreads: 0 });
+    try {
+      await s.waitForReplay(lsn, 30_000);
+      assert.equal(s.store!.digest(), p.store.digest());
+      const complete = Math.floor(lsn / SEG);
+      let compared = 0;
+      for (let seg = Math.floor(pin / SEG); seg < complete; seg++) {
+        const name = segmentFileName(1, seg, SEG);
+        const a = fs.readFileSync(path.join(dir, 'p', 'pg_wal', name));
+        const b = fs.readFileSync(path.join(dir, 's', 'pg_wal', name));
+        assert.ok(a.equals(b), `${name} is byte-identical on the standby`);
+        compared++;
+      }
+      assert.ok(compared >= 4, `compared ${compared} segments`);
+    } finally {
+      await s.close();
+      unpin();
+    }
+  } finally {
+    await p.close();
+  }
+});
+
+test('base backup archives are validated before anything is written from them', () => {
+  const dir = newDir();
+  const member = (name: string, data: Buffer, type: '0' | '5' = '0') => Buffer.concat([tarHeader({ name, size: data.length, type }), data, tarPadding(data.length)]);
+  const extract = (archive: Buffer, max = 1 << 20, chunk = 100) => {
+    const d = fs.mkdtempSync(path.join(dir, 'x-'));
+    const t = new TarExtractor(d, max);
+    try {
+      for (let i = 0; i < archive.length; i += chunk) t.push(archive.subarray(i, i + chunk));
+      t.finish();
+    } finally {
+      t.abort();
+    }
+    return { dir: d, files: t.files };
+  };
+  const ok = Buffer.concat([member('checkpoints', Buffer.alloc(0), '5'), member('WALSTREAM_VERSION', Buffer.from('15\n')), member('checkpoints/0000000001000028.snap', Buffer.alloc(3000, 7)), tarTrailer()]);
+  const r = extract(ok, 1 << 20, 77);
+  assert.deepEqual(r.files, ['WALSTREAM_VERSION', 'checkpoints/0000000001000028.snap']);
+  assert.equal(fs.readFileSync(path.join(r.dir, 'checkpoints/0000000001000028.snap')).length, 3000);
+  const rejects = (archive: Buffer, re: RegExp, max?: number) =>
+    assert.throws(() => extract(archive, max), (e: unknown) => e instanceof WalstreamError && e.sqlstate === '08P01' && re.test(e.detail ?? ''));
+  const corrupt = Buffer.from(ok);
+  corrupt[10] ^= 1; // name byte of the first header: checksum no longer matches
+  rejects(corrupt, /checksum mismatch/);
+  rejects(Buffer.concat([member('../etc/passwd', Buffer.from('x')), tarTrailer()]), /unexpected file "\.\.\/etc\/passwd"/);
+  rejects(Buffer.concat([member('pg_hba.conf', Buffer.from('x')), tarTrailer()]), /unexpected file/);
+  rejects(Buffer.concat([member('walstream.control', Buffer.alloc(5000)), tarTrailer()]), /too large/);
+  rejects(Buffer.concat([member('checkpoints/a.snap', Buffer.alloc(4000)), tarTrailer()]), /exceeds maxBaseBackupBytes/, 2048);
+  rejects(member('WALSTREAM_VERSION', Buffer.alloc(2000)).subarray(0, 1000), /ends in the middle of a member/);
+  const hugeSize = tarHeader({ name: 'checkpoints/b.snap', size: 0 });
+  hugeSize.write('77777777777\0', 124, 'latin1'); // 8 GiB claimed: refused before any allocation
+  let sum = 0;
+  hugeSize.fill(0x20, 148, 156);
+  for (const b of hugeSize) sum += b;
+  hugeSize.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'latin1');
+  rejects(Buffer.concat([hugeSize, tarTrailer()]), /exceeds maxBaseBackupBytes/);
 });

@@ -464,9 +464,11 @@ class SegmentPreparer {
     }
   }
 
-  /** Begin preparing `seg` unless a job runs or the segment already exists. */
+  /** Begin preparing `seg` unless it is being prepared or exists; a job for an older segment is dropped. */
   start(seg: number, size: number, exists: (seg: number) => boolean): void {
-    if (this.job !== null || exists(seg)) return;
+    if (this.job !== null && this.job.seg >= seg) return;
+    this.discard();
+    if (exists(seg)) return;
     const tmp = path.join(this.walDir, `${TEMP_PREFIX}${seg}`);
     const job = { seg, tmp, done: Promise.resolve(false), ok: null as boolean | null };
     job.done = (async () => {
