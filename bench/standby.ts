@@ -1,0 +1,184 @@
+// `walstream bench standby`: the standby side of streaming replication, in one run.
+//  - catch-up: a walstream replica that has been away while `volumeMiB` of WAL was written streams
+//    it from the primary's segment files: MB/s until flushed (received, written, fdatasynced)
+//    and until replayed;
+//  - wal-only catch-up from a REAL PostgreSQL 15 walsender: our walreceiver beside pg_receivewal,
+//    same server, same WAL range (both with their fsyncs);
+//  - live: commit-to-visible-on-standby latency (primary commit acknowledged → replay on the
+//    standby passed its LSN), p50/p99, at a paced commit rate with 1, 2 and 4 standbys.
+// Owns a temp directory, a primary, standbys and a throwaway PostgreSQL cluster; removes them.
+// Prints JSON.
+
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Primary } from '../src/primary/primary.js';
+import { Standby } from '../src/standby/standby.js';
+import { writeControl, DbState } from '../src/storage/control.js';
+import { lsnToString, parseLsn, type Lsn } from '../src/wal/lsn.js';
+import { segmentFileName, segNo } from '../src/wal/segment.js';
+import { PG_BIN_DIR, startPgCluster, type PgCluster } from '../test/helpers/pgcluster.js';
+
+export interface StandbyBenchOptions {
+  volumeMiB: number;
+  dir?: string | undefined;
+  liveSeconds: number;
+  commitsPerSec: number;
+  standbys: number[];
+}
+
+const SEG = 16 * 1024 * 1024;
+const MiB = 1024 * 1024;
+
+function pct(sorted: number[], p: number): number {
+  return +(sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? NaN).toFixed(3);
+}
+
+async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!cond()) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+async function writeWal(p: Primary, bytes: number): Promise<Lsn> {
+  const target = p.insertLsn + bytes;
+  const val = 'v'.repeat(8000);
+  let i = 0;
+  const pending: Promise<Lsn>[] = [];
+  while (p.insertLsn < target) {
+    const n = i++;
+    pending.push(p.transaction((tx) => tx.put('bulk', `k${n % 20000}`, val), { synchronousCommit: 'off' }));
+    if (pending.length >= 256) await Promise.all(pending.splice(0));
+  }
+  await Promise.all(pending);
+  return p.flush();
+}
+
+async function catchUp(root: string, volume: number) {
+  const p = await Primary.open({ dataDir: path.join(root, 'p'), walSegmentSize: SEG, walBuffersBytes: 16 * MiB, checkpointTimeoutMs: 0, maxWalSizeBytes: 64 * 1024 * MiB, port: 0 });
+  try {
+    const conninfo = { host: '127.0.0.1', port: p.port!, user: 'bench' };
+    const s0 = await Standby.open({ dataDir: path.join(root, 's'), primaryConninfo: conninfo, readerThreads: 0 });
+    await s0.close();
+    const start = s0.flushLsn;
+    const end = await writeWal(p, volume);
+    const t0 = performance.now();
+    const s = await Standby.open({ dataDir: path.join(root, 's'), primaryConninfo: conninfo, readerThreads: 0 });
+    let tFlushed = 0;
+    await until(() => {
+      if (tFlushed === 0 && s.flushLsn >= end) tFlushed = performance.now();
+      return s.replayLsn >= end;
+    }, 600_000, 'catch-up');
+    const tReplayed = performance.now();
+    if (tFlushed === 0) tFlushed = tReplayed;
+    const st = s.receiverStatus();
+    await s.close();
+    const bytes = end - start;
+    return {
+      bytes,
+      flushedMBps: +(bytes / 1e6 / ((tFlushed - t0) / 1000)).toFixed(1),
+      replayedMBps: +(bytes / 1e6 / ((tReplayed - t0) / 1000)).toFixed(1),
+      fsyncs: st.fsyncs,
+      records: st.records_replayed,
+    };
+  } finally {
+    await p.close();
+  }
+}
+
+/** Real PostgreSQL walsender → pg_receivewal and → our wal-only walreceiver, same range. */
+async function fromRealPg(root: string, volume: number) {
+  let pg: PgCluster | null = null;
+  try {
+    pg = await startPgCluster({ hbaLines: ['host replication all 127.0.0.1/32 scram-sha-256'], settings: { max_wal_size: '4GB', checkpoint_timeout: '1h' } });
+    const startLsn = parseLsn(pg.psql('select pg_current_wal_lsn()').trim());
+    const startSeg = segNo(startLsn, SEG) + 1;
+    pg.psql('select pg_switch_wal()');
+    const rows = Math.ceil(volume / 2200);
+    // storage external: no compression, so each row puts ~2 KiB into WAL
+    pg.psql(`create table b (id int, pad text); alter table b alter column pad set storage external; insert into b select g, repeat(md5(g::text), 64) from generate_series(1, ${rows}) g; select pg_switch_wal();`);
+    const endLsn = parseLsn(pg.psql('select pg_current_wal_lsn()').trim());
+    const endSeg = segNo(endLsn - 1, SEG);
+    const bytes = (endSeg - startSeg) * SEG; // complete segments from startSeg to endSeg (exclusive)
+    // pg_receivewal: resumes after a complete placeholder segment, stops past -E.
+    const rwDir = path.join(root, 'rw');
+    fs.mkdirSync(rwDir, { recursive: true });
+    fs.writeFileSync(path.join(rwDir, segmentFileName(1, startSeg - 1, SEG)), Buffer.alloc(SEG));
+    const t0 = performance.now();
+    const child = spawn(path.join(PG_BIN_DIR, 'pg_receivewal'), ['-h', pg.host, '-p', String(pg.port), '-U', 'postgres', '-D', rwDir, '--no-loop', '-w', '-E', lsnToString(endSeg * SEG)], { stdio: 'ignore', env: pg.clientEnv() });
+    await new Promise((r) => child.once('exit', r));
+    const rwSec = (performance.now() - t0) / 1000;
+    fs.rmSync(rwDir, { recursive: true, force: true });
+    // ours, wal-only: the same resume rule (a control file with the server's identity, a placeholder segment)
+    const sDir = path.join(root, 'wo');
+    fs.mkdirSync(path.join(sDir, 'pg_wal'), { recursive: true });
+    const sysid = BigInt(pg.psql('select system_identifier from pg_control_system()').trim());
+    writeControl(sDir, { sysid, segSize: SEG, state: DbState.InArchiveRecovery, tli: 1, checkpointLsn: 0, redoLsn: 0, nextXid: 0, timeMs: Date.now(), snapshotName: '', minRecoveryPoint: 0 });
+    fs.writeFileSync(path.join(sDir, 'pg_wal', segmentFileName(1, startSeg - 1, SEG)), Buffer.alloc(SEG));
+    const t1 = performance.now();
+    const s = await Standby.open({ dataDir: sDir, mode: 'wal-only', primaryConninfo: { host: pg.host, port: pg.port, user: 'postgres', password: pg.superuserPassword } });
+    await until(() => s.flushLsn >= endSeg * SEG, 600_000, 'wal-only catch-up');
+    const oursSec = (performance.now() - t1) / 1000;
+    await s.close();
+    fs.rmSync(sDir, { recursive: true, force: true });
+    return {
+      bytes,
+      pgReceivewalMBps: +(bytes / 1e6 / rwSec).toFixed(1),
+      walstreamWalreceiverMBps: +(bytes / 1e6 / oursSec).toFixed(1),
+    };
+  } finally {
+    await pg?.stop();
+  }
+}
+
+async function live(root: string, n: number, seconds: number, rate: number) {
+  const p = await Primary.open({ dataDir: path.join(root, `lp${n}`), walSegmentSize: SEG, checkpointTimeoutMs: 0, port: 0 });
+  const standbys: Standby[] = [];
+  try {
+    for (let i = 0; i < n; i++) standbys.push(await Standby.open({ dataDir: path.join(root, `ls${n}-${i}`), primaryConninfo: { host: '127.0.0.1', port: p.port!, user: 'b' }, readerThreads: 0 }));
+    const lat: number[] = [];
+    const end = performance.now() + seconds * 1000;
+    const interval = 1000 / rate;
+    let next = performance.now();
+    let i = 0;
+    const inflight: Promise<void>[] = [];
+    while (performance.now() < end) {
+      const k = i++;
+      inflight.push(
+        (async () => {
+          const lsn = await p.transaction((tx) => tx.put('t', `k${k % 1000}`, k), { synchronousCommit: 'local' });
+          const acked = performance.now();
+          await Promise.all(standbys.map((s) => s.waitForReplay(lsn, 30_000)));
+          lat.push(performance.now() - acked);
+        })(),
+      );
+      next += interval;
+      const wait = next - performance.now();
+      if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+      else if (k % 64 === 0) await new Promise((r) => setImmediate(r));
+    }
+    await Promise.all(inflight);
+    lat.sort((a, b) => a - b);
+    return { standbys: n, commits: lat.length, commitsPerSec: +(lat.length / seconds).toFixed(0), p50Ms: pct(lat, 50), p99Ms: pct(lat, 99), maxMs: pct(lat, 100) };
+  } finally {
+    for (const s of standbys) await s.close();
+    await p.close();
+  }
+}
+
+export async function runStandbyBench(o: StandbyBenchOptions) {
+  const root = o.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'walstream-bench-standby-'));
+  try {
+    const volume = o.volumeMiB * MiB;
+    const catchup = await catchUp(path.join(root, 'c'), volume);
+    const realPg = await fromRealPg(path.join(root, 'r'), volume);
+    const liveRuns = [];
+    for (const n of o.standbys) liveRuns.push(await live(path.join(root, 'l'), n, o.liveSeconds, o.commitsPerSec));
+    return { volumeMiB: o.volumeMiB, catchupFromWalstreamPrimary: catchup, walOnlyFromRealPostgres: realPg, live: liveRuns, cpus: os.cpus().length };
+  } finally {
+    if (o.dir === undefined) fs.rmSync(root, { recursive: true, force: true });
+  }
+}
