@@ -14,6 +14,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import { Errors, WalstreamError } from '../errors.js';
+import { CONTROL_FILE } from '../storage/control.js';
 import { lsnToString, type Lsn } from '../wal/lsn.js';
 import type { XLogCtl } from '../wal/xlogctl.js';
 import type { HbaRule } from './protocol/hba.js';
@@ -235,7 +236,7 @@ export class ReplicationServer {
     const add = (name: string, data: Buffer, mtimeMs: number) => files.push({ name, data, size: data.length, mtimeSec: Math.floor(mtimeMs / 1000) });
     const st = (f: string) => fs.statSync(path.join(dataDir, f));
     add('WALSTREAM_VERSION', fs.readFileSync(path.join(dataDir, 'WALSTREAM_VERSION')), st('WALSTREAM_VERSION').mtimeMs);
-    add('walstream.control', fs.readFileSync(path.join(dataDir, 'walstream.control')), st('walstream.control').mtimeMs);
+    add(CONTROL_FILE, fs.readFileSync(path.join(dataDir, CONTROL_FILE)), st(CONTROL_FILE).mtimeMs);
     const snapRel = `checkpoints/${info.snapshotName}`;
     const fd = fs.openSync(path.join(dataDir, snapRel), 'r');
     const sst = fs.fstatSync(fd);
