@@ -187,3 +187,26 @@ test('live streaming: each commit reaches the client without polling naps', asyn
   assert.ok(p50 < 20, `commit → client p50 ${p50.toFixed(2)} ms`);
   assert.equal(p.replicationStatus()[0]!.state, 'streaming');
 });
+
+test('pg_receivewal --synchronous: its flush reports reach replicationStatus(); a taken port fails open() cleanly', async (t) => {
+  const dir = tmpDir('walstream-sync-');
+  const p = await Primary.open({ dataDir: path.join(dir, 'data'), walSegmentSize: SEG, checkpointTimeoutMs: 0, port: 0 });
+  let recv: ReturnType<typeof startPgReceivewal> | null = null;
+  t.after(async () => {
+    await recv?.stop();
+    await p.close();
+    rmrf(dir);
+  });
+  await workload(p, 0.3 * SEG, 's');
+  recv = startPgReceivewal(p.port!, path.join(dir, 'rw'), ['--synchronous']);
+  await waitFor(() => p.replicationStatus()[0]?.flush_lsn === lsnToString(p.flushLsn), 10_000, 'flush_lsn reported by pg_receivewal');
+  const row = p.replicationStatus()[0]!;
+  assert.equal(row.write_lsn, row.flush_lsn);
+  assert.equal(row.flush_lag_bytes, 0);
+  assert.ok(row.reply_time instanceof Date && Math.abs(row.reply_time.getTime() - Date.now()) < 60_000);
+
+  // The same port again: open() fails with the listen error and leaves the directory reusable.
+  await assert.rejects(Primary.open({ dataDir: path.join(dir, 'other'), port: p.port! }), /EADDRINUSE/);
+  const again = await Primary.open({ dataDir: path.join(dir, 'other') });
+  await again.close();
+});
