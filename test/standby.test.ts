@@ -332,3 +332,30 @@ test('base backup archives are validated before anything is written from them', 
   hugeSize.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'latin1');
   rejects(Buffer.concat([hugeSize, tarTrailer()]), /exceeds maxBaseBackupBytes/);
 });
+
+test('a standby whose WAL the primary has removed keeps retrying and reports why', async () => {
+  const dir = newDir();
+  const p = await Primary.open({ dataDir: path.join(dir, 'p'), walSegmentSize: SEG, checkpointTimeoutMs: 0, port: 0 });
+  try {
+    const conninfo = { host: '127.0.0.1', port: p.port!, user: 'u' };
+    const s0 = await Standby.open({ dataDir: path.join(dir, 's'), primaryConninfo: conninfo, readerThreads: 0 });
+    await s0.close();
+    await fill(p, 0, 2000); // several segments, then checkpoints remove them (nothing pins them)
+    await p.checkpoint();
+    await p.checkpoint();
+    // Local WAL reaches the backup's end: consistent without the primary, then streaming fails.
+    const s = await Standby.open({ dataDir: path.join(dir, 's'), primaryConninfo: conninfo, readerThreads: 0, walRetrieveRetryIntervalMs: 100 });
+    const warnings: string[] = [];
+    s.on('warning', (e: WalstreamError) => warnings.push(`${e.sqlstate} ${e.message}`));
+    try {
+      await waitFor(() => warnings.filter((w) => /^58P01 requested WAL segment [0-9A-F]{24} has already been removed$/.test(w)).length >= 2, 10_000, `the error, twice (${warnings.join('; ')})`);
+      assert.notEqual(s.receiverStatus().status, 'streaming');
+      assert.equal(s.failed, null, 'not fatal: a slot or wal_keep_size on the primary would cure it');
+      assert.equal(s.get('t', 'k0'), undefined, 'reads still work');
+    } finally {
+      await s.close();
+    }
+  } finally {
+    await p.close();
+  }
+});
