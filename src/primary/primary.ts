@@ -12,7 +12,9 @@ import path from 'node:path';
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { Errors } from '../errors.js';
-import { MAX_KEY_BYTES, SharedStore, type StoreOp } from '../storage/store.js';
+import { acquirePidFile, releasePidFile } from '../storage/datadir.js';
+import { MAX_KEY_BYTES, type ScanOptions, SharedStore, type StoreOp } from '../storage/store.js';
+export type { ScanOptions };
 import { readSnapshot, writeSnapshot } from '../storage/snapshot.js';
 import { DbState, type ControlData, makeSystemIdentifier, readControl, writeControl, CONTROL_FILE } from '../storage/control.js';
 import { assert } from '../util/assert.js';
@@ -34,18 +36,8 @@ import { ReplicationServer, type ReplicationStatusRow } from '../replication/ser
 import { type PrimaryOptions, type ResolvedPrimaryOptions, resolvePrimaryOptions, type SynchronousCommit } from './options.js';
 
 const TABLE_RE = /^[A-Za-z0-9_.:\-/]{1,63}$/;
-const PID_FILE = 'walstream.pid';
 const VERSION_FILE = 'WALSTREAM_VERSION';
 const CKPT_DIR = 'checkpoints';
-
-export interface ScanOptions {
-  gte?: string | Uint8Array;
-  gt?: string | Uint8Array;
-  lt?: string | Uint8Array;
-  lte?: string | Uint8Array;
-  limit?: number;
-  reverse?: boolean;
-}
 
 export interface TransactionOptions {
   synchronousCommit?: SynchronousCommit;
@@ -505,39 +497,6 @@ async function initDataDir(dataDir: string, options: ResolvedPrimaryOptions): Pr
 }
 
 
-function acquirePidFile(dataDir: string): void {
-  const file = path.join(dataDir, PID_FILE);
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      fs.writeFileSync(file, `${process.pid}\n`, { flag: 'wx' });
-      openDirs.add(dataDir);
-      return;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const pid = parseInt(fs.readFileSync(file, 'utf8'), 10);
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) throw Errors.dataDirInUse(dataDir, pid);
-      if (pid === process.pid && openDirs.has(dataDir)) throw Errors.dataDirInUse(dataDir, pid);
-      fs.rmSync(file, { force: true });
-    }
-  }
-  throw Errors.dataDirInUse(dataDir, -1);
-}
-
-const openDirs = new Set<string>();
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-function releasePidFile(dataDir: string): void {
-  openDirs.delete(dataDir);
-  fs.rmSync(path.join(dataDir, PID_FILE), { force: true });
-}
 
 // ---- crash recovery -------------------------------------------------------------------------
 

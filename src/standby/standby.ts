@@ -30,6 +30,7 @@ import path from 'node:path';
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { Errors, WalstreamError } from '../errors.js';
+import { acquirePidFile, PID_FILE, releasePidFile } from '../storage/datadir.js';
 import { pgTimestampToDate } from '../replication/protocol/messages.js';
 import { CONTROL_FILE, type ControlData, DbState, DB_STATE_NAMES, readControl, writeControl } from '../storage/control.js';
 import { ReaderPool } from '../storage/reader-pool.js';
@@ -46,7 +47,6 @@ import { TcpTransport } from './transport.js';
 import { WalRcvData, type WalRcvStateName, WI_REPLAY_SEQ } from './walrcvdata.js';
 import type { WalReceiverConfig, WalReceiverMessage } from './walreceiver.js';
 
-const PID_FILE = 'walstream.pid';
 const CKPT_DIR = 'checkpoints';
 /** How long close() waits for a worker to stop by itself before terminating it. */
 export const WORKER_STOP_TIMEOUT_MS = 10_000;
@@ -577,36 +577,3 @@ function inspectDataDir(dataDir: string, mode: StandbyMode): ControlData | null 
   return control;
 }
 
-const openDirs = new Set<string>();
-
-function acquirePidFile(dataDir: string): void {
-  const file = path.join(dataDir, PID_FILE);
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      fs.writeFileSync(file, `${process.pid}\n`, { flag: 'wx' });
-      openDirs.add(dataDir);
-      return;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const pid = parseInt(fs.readFileSync(file, 'utf8'), 10);
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) throw Errors.dataDirInUse(dataDir, pid);
-      if (pid === process.pid && openDirs.has(dataDir)) throw Errors.dataDirInUse(dataDir, pid);
-      fs.rmSync(file, { force: true });
-    }
-  }
-  throw Errors.dataDirInUse(dataDir, -1);
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-function releasePidFile(dataDir: string): void {
-  openDirs.delete(dataDir);
-  fs.rmSync(path.join(dataDir, PID_FILE), { force: true });
-}
