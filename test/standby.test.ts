@@ -157,7 +157,7 @@ test('wal_receiver_timeout: a silent primary (SIGSTOP) is given up; streaming re
   const prim = await primaryChild(path.join(dir, 'p'));
   const s = await Standby.open({
     dataDir: path.join(dir, 's'), primaryConninfo: { host: '127.0.0.1', port: prim.port, user: 'rep', password: 'pw' },
-    walReceiverTimeoutMs: 600, walRetrieveRetryIntervalMs: 100, connectTimeoutMs: 1500, walReceiverStatusIntervalMs: 10_000,
+    walReceiverTimeoutMs: 600, walRetrieveRetryIntervalMs: 100, connectTimeoutMs: 3000, walReceiverStatusIntervalMs: 10_000,
   });
   const warnings: string[] = [];
   s.on('warning', (e: Error) => warnings.push(e.message));
@@ -168,10 +168,16 @@ test('wal_receiver_timeout: a silent primary (SIGSTOP) is given up; streaming re
     await waitFor(() => warnings.some((w) => w.includes('terminating walreceiver due to replication timeout')), 5_000, `the timeout (${warnings.join('; ')})`);
     // at half the timeout it asked the silent primary for a reply (an `r` with replyRequested)
     assert.ok(s.receiverStatus().replies_sent > repliesBefore);
-    await waitFor(() => warnings.some((w) => /timeout expired/.test(w)), 5_000, 'a connection attempt to time out');
+    await waitFor(() => warnings.some((w) => /timeout expired/.test(w)), 10_000, 'a connection attempt to time out');
     const connects = s.receiverStatus().connects;
     prim.proc.kill('SIGCONT');
     await waitFor(() => s.receiverStatus().connects > connects && s.receiverStatus().status === 'streaming', 10_000, 'streaming again');
+    // Stopping while a connection attempt hangs on a silent primary does not wait for connect_timeout.
+    prim.proc.kill('SIGSTOP');
+    await waitFor(() => s.receiverStatus().status === 'starting', 5_000, 'a connection attempt');
+    const t0 = performance.now();
+    await s.close();
+    assert.ok(performance.now() - t0 < 1_000, `close() took ${(performance.now() - t0).toFixed(0)} ms`);
   } finally {
     prim.proc.kill('SIGCONT');
     await s.close();

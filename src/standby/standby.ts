@@ -164,6 +164,7 @@ export class Standby extends EventEmitter {
     if (control === null && options.mode === 'replica') {
       const conn = await new TcpTransport(options.primaryConninfo, {
         connectTimeoutMs: options.connectTimeoutMs,
+        commandTimeoutMs: options.walReceiverTimeoutMs > 0 ? options.walReceiverTimeoutMs : options.connectTimeoutMs,
         maxMessageBytes: options.maxMessageBytes,
         maxBufferedBytes: options.walReceiverMaxBufferedBytes,
       }).connect();

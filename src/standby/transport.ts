@@ -71,11 +71,15 @@ export interface WalRcvConnection {
 }
 
 export interface WalRcvTransport {
-  connect(): Promise<WalRcvConnection>;
+  /** Connect and authenticate; `signal` abandons the attempt (stop requested). */
+  connect(signal?: AbortSignal): Promise<WalRcvConnection>;
 }
 
 export interface TcpTransportOptions {
+  /** connect_timeout: TCP connect + authentication, in ms. */
   connectTimeoutMs: number;
+  /** A replication command (not the stream) that gets no answer within this many ms fails the connection. */
+  commandTimeoutMs: number;
   maxMessageBytes: number;
   maxBufferedBytes: number;
 }
@@ -83,8 +87,8 @@ export interface TcpTransportOptions {
 export class TcpTransport implements WalRcvTransport {
   constructor(private readonly info: Required<PrimaryConninfo>, private readonly opts: TcpTransportOptions) {}
 
-  connect(): Promise<WalRcvConnection> {
-    return TcpConnection.open(this.info, this.opts);
+  connect(signal?: AbortSignal): Promise<WalRcvConnection> {
+    return TcpConnection.open(this.info, this.opts, signal);
   }
 }
 
@@ -129,23 +133,31 @@ class TcpConnection implements WalRcvConnection {
     });
   }
 
-  static open(info: Required<PrimaryConninfo>, opts: TcpTransportOptions): Promise<WalRcvConnection> {
+  static open(info: Required<PrimaryConninfo>, opts: TcpTransportOptions, signal?: AbortSignal): Promise<WalRcvConnection> {
     const c = new TcpConnection(info, opts);
     return new Promise<WalRcvConnection>((resolve, reject) => {
       const timer = setTimeout(() => {
         c.fail(Errors.connectionFailure(`could not connect to the primary server: timeout expired after ${opts.connectTimeoutMs} ms`));
       }, opts.connectTimeoutMs);
+      const onAbort = () => c.fail(Errors.closed('connection attempt'));
+      signal?.addEventListener('abort', onAbort, { once: true });
       c.readyWaiter = {
         resolve: () => {
           clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
           resolve(c);
         },
         reject: (e) => {
           clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
           c.socket.destroy();
           reject(e);
         },
       };
+      if (signal?.aborted) {
+        onAbort();
+        return;
+      }
       const s = c.socket;
       s.setNoDelay(true);
       s.on('data', (chunk: Buffer) => c.onData(chunk));
@@ -281,10 +293,20 @@ class TcpConnection implements WalRcvConnection {
     if (!this.socket.destroyed) this.socket.destroy();
   }
 
-  private query(text: string): Promise<QueryResult> {
+  private query(text: string, timeoutMs = this.opts.commandTimeoutMs): Promise<QueryResult> {
     if (this.failure !== null) return Promise.reject(this.failure);
     return new Promise<QueryResult>((resolve, reject) => {
-      this.pending = { resolve, reject };
+      const timer = setTimeout(() => this.fail(Errors.connectionFailure(`no answer to "${text.split(' ')[0]}" within ${timeoutMs} ms`)), timeoutMs);
+      this.pending = {
+        resolve: (r) => {
+          clearTimeout(timer);
+          resolve(r);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      };
       this.conn.query(text);
     });
   }
@@ -313,7 +335,17 @@ class TcpConnection implements WalRcvConnection {
   startStreaming(start: Lsn, tli: number, slotName: string | null): Promise<void> {
     if (this.failure !== null) return Promise.reject(this.failure);
     return new Promise<void>((resolve, reject) => {
-      this.copyBothWaiter = { resolve, reject };
+      const timer = setTimeout(() => this.fail(Errors.connectionFailure(`no answer to START_REPLICATION within ${this.opts.commandTimeoutMs} ms`)), this.opts.commandTimeoutMs);
+      this.copyBothWaiter = {
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      };
       this.conn.query(formatStartReplication(start, tli, slotName));
     });
   }
@@ -372,7 +404,8 @@ class TcpConnection implements WalRcvConnection {
   async baseBackup(command: string, onCopyData: (payload: Uint8Array) => void): Promise<QueryResult> {
     this.copySink = onCopyData;
     try {
-      return await this.query(command);
+      // The archive may take long: no answer timeout (the socket's failure ends it).
+      return await this.query(command, 2_147_483_647);
     } finally {
       this.copySink = null;
     }

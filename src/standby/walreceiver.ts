@@ -104,6 +104,9 @@ class WalReceiver {
   private segSize: number;
   private startLsn: Lsn | null;
   private conn: WalRcvConnection | null = null;
+  private connecting: AbortController | null = null;
+  /** True while the COPY stream runs (a stop then ends it cleanly with CopyDone). */
+  private inCopy = false;
   private sleepWake: (() => void) | null = null;
   private stopped = false;
   // segment files
@@ -128,6 +131,7 @@ class WalReceiver {
     this.walDir = path.join(cfg.dataDir, 'pg_wal');
     this.transport = new TcpTransport(cfg.conninfo, {
       connectTimeoutMs: cfg.connectTimeoutMs,
+      commandTimeoutMs: cfg.timeoutMs > 0 ? cfg.timeoutMs : cfg.connectTimeoutMs,
       maxMessageBytes: cfg.maxMessageBytes,
       maxBufferedBytes: cfg.maxBufferedBytes,
     });
@@ -144,13 +148,16 @@ class WalReceiver {
       while (!this.walrcv.stopRequested) {
         this.walrcv.setState(WalRcvState.Starting);
         let conn: WalRcvConnection;
+        this.connecting = new AbortController();
         try {
-          conn = await this.transport.connect();
+          conn = await this.transport.connect(this.connecting.signal);
         } catch (e) {
           if (isFatal(e)) throw new FatalError(e as WalstreamError);
-          this.warn(e);
+          if (!this.walrcv.stopRequested) this.warn(e);
           await this.retryWait();
           continue;
+        } finally {
+          this.connecting = null;
         }
         this.conn = conn;
         try {
@@ -161,6 +168,7 @@ class WalReceiver {
           this.warn(e);
         } finally {
           this.conn = null;
+          this.inCopy = false;
           conn.disconnect();
           this.flush(false);
         }
@@ -178,6 +186,11 @@ class WalReceiver {
   private async watchLatch(): Promise<void> {
     while (!this.stopped) {
       await this.walrcv.walrcvLatch.waitAsync(Infinity, { keepAlive: false });
+      if (this.walrcv.stopRequested) {
+        // Not streaming yet: abandon the attempt or command at once (nothing to end cleanly).
+        this.connecting?.abort();
+        if (!this.inCopy) this.conn?.disconnect();
+      }
       this.conn?.interrupt();
       this.sleepWake?.();
     }
@@ -221,6 +234,7 @@ class WalReceiver {
     // PostgreSQL's walreceiver always asks for a segment start.
     const start = from - (from % this.segSize);
     await conn.startStreaming(start, this.tli, this.cfg.slotName);
+    this.inCopy = true;
     this.startLsn = start;
     this.walrcv.startStreaming(start, this.tli, conn.senderHost, conn.senderPort);
     post({ type: 'streaming', start, tli: this.tli });
