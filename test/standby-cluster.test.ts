@@ -156,7 +156,7 @@ test('three standbys (one late, one SIGKILLed and restarted) reach the primary a
 
     a = await Standby.open({ dataDir: path.join(dir, 'a'), primaryConninfo: conninfo, readerThreads: 2, checkpointTimeoutMs: 0 });
     b = new Child(path.join(dir, 'b'), p.port!);
-    await b.line('ready');
+    const firstRedo = parseLsn((await b.line('ready')).split(' ')[2]!);
 
     // Hot-standby readers on A: main thread (readConsistent) and the piscina pool (scan), all the time.
     let stopReaders = false;
@@ -186,14 +186,17 @@ test('three standbys (one late, one SIGKILLed and restarted) reach the primary a
     await workload(p, rand, 1500, balances);
     await p.checkpoint();
     await workload(p, rand, 500, balances);
-    // B has made restartpoints; kill it without warning in the middle of streaming.
+    // B has made restartpoints; kill it without warning while it streams and replays.
     await b.line('restartpoint');
+    const running = workload(p, rand, 1500, balances);
+    await new Promise((r) => setTimeout(r, 30));
     const killedAt = p.flushLsn;
     b.proc.kill('SIGKILL');
     await b.exited;
-    await workload(p, rand, 1500, balances);
+    await running;
     b = new Child(path.join(dir, 'b'), p.port!);
-    await b.line('ready');
+    const restartRedo = parseLsn((await b.line('ready')).split(' ')[2]!);
+    assert.ok(restartRedo > firstRedo, 'after SIGKILL, B resumed from its latest restartpoint, not its base backup');
     await workload(p, rand, 1500, balances);
     await p.checkpoint();
     await workload(p, rand, 1000, balances);

@@ -1,6 +1,6 @@
 // Child process for the standby tests: runs one Standby so the parent can SIGKILL, SIGSTOP and
-// SIGCONT it. argv: dataDir host port user password [checkpointTimeoutMs]. Prints "ready <replayLsn>"
-// once open() resolved (consistent), then answers stdin lines:
+// SIGCONT it. argv: dataDir host port user password [checkpointTimeoutMs]. Prints "ready <replayLsn> <redoLsn>"
+// once open() resolved (consistent), with its redo point, then answers stdin lines:
 //   digest <lsn>   → waits until replay passed lsn, prints "digest <lsn> <hex>"
 //   status         → prints "status <json of receiverStatus()>"
 // Events: "restartpoint <redo>" for each restartpoint, "error <message>" for failures. SIGTERM closes
@@ -19,7 +19,7 @@ const s = await Standby.open({
 });
 s.on('restartpoint', (i: { redoLsn: number }) => process.stdout.write(`restartpoint ${lsnToString(i.redoLsn)}\n`));
 s.on('error', (e: Error) => process.stdout.write(`error ${e.message}\n`));
-process.stdout.write(`ready ${s.replayLsn}\n`);
+process.stdout.write(`ready ${s.replayLsn} ${s.stats().redoLsn}\n`);
 
 let closing = false;
 process.on('SIGTERM', () => {
