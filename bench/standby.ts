@@ -1,7 +1,8 @@
 // `walstream bench standby`: the standby side of streaming replication, in one run.
 //  - catch-up: a walstream replica that has been away while `volumeMiB` of WAL was written streams
 //    it from the primary's segment files: MB/s until flushed (received, written, fdatasynced)
-//    and until replayed;
+//    and until replayed; with walInitZero (new segments zero-filled, as pg_receivewal does) and
+//    without (PostgreSQL's wal_init_zero = off);
 //  - wal-only catch-up from a REAL PostgreSQL 15 walsender: our walreceiver beside pg_receivewal,
 //    same server, same WAL range (both with their fsyncs);
 //  - live: commit-to-visible-on-standby latency (primary commit acknowledged → replay on the
@@ -57,7 +58,7 @@ async function writeWal(p: Primary, bytes: number): Promise<Lsn> {
   return p.flush();
 }
 
-async function catchUp(root: string, volume: number) {
+async function catchUp(root: string, volume: number, walInitZero: boolean) {
   const p = await Primary.open({ dataDir: path.join(root, 'p'), walSegmentSize: SEG, walBuffersBytes: 16 * MiB, checkpointTimeoutMs: 0, maxWalSizeBytes: 64 * 1024 * MiB, port: 0 });
   try {
     const conninfo = { host: '127.0.0.1', port: p.port!, user: 'bench' };
@@ -66,7 +67,7 @@ async function catchUp(root: string, volume: number) {
     const start = s0.flushLsn;
     const end = await writeWal(p, volume);
     const t0 = performance.now();
-    const s = await Standby.open({ dataDir: path.join(root, 's'), primaryConninfo: conninfo, readerThreads: 0 });
+    const s = await Standby.open({ dataDir: path.join(root, 's'), primaryConninfo: conninfo, readerThreads: 0, walInitZero });
     let tFlushed = 0;
     await until(() => {
       if (tFlushed === 0 && s.flushLsn >= end) tFlushed = performance.now();
@@ -173,11 +174,12 @@ export async function runStandbyBench(o: StandbyBenchOptions) {
   const root = o.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'walstream-bench-standby-'));
   try {
     const volume = o.volumeMiB * MiB;
-    const catchup = await catchUp(path.join(root, 'c'), volume);
+    const catchup = await catchUp(path.join(root, 'c'), volume, true);
+    const catchupNoInitZero = await catchUp(path.join(root, 'c0'), volume, false);
     const realPg = await fromRealPg(path.join(root, 'r'), volume);
     const liveRuns = [];
     for (const n of o.standbys) liveRuns.push(await live(path.join(root, 'l'), n, o.liveSeconds, o.commitsPerSec));
-    return { volumeMiB: o.volumeMiB, catchupFromWalstreamPrimary: catchup, walOnlyFromRealPostgres: realPg, live: liveRuns, cpus: os.cpus().length };
+    return { volumeMiB: o.volumeMiB, catchupFromWalstreamPrimary: catchup, catchupWalInitZeroOff: catchupNoInitZero, walOnlyFromRealPostgres: realPg, live: liveRuns, cpus: os.cpus().length };
   } finally {
     if (o.dir === undefined) fs.rmSync(root, { recursive: true, force: true });
   }

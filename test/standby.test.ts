@@ -220,6 +220,7 @@ test('clear errors: system identifier mismatch, a primary data directory, bad op
     await bad({ dataDir: dir, primaryConninfo: ci, walReceiverTimeoutMs: -1 }, /"walReceiverTimeoutMs": must be an integer from 0/);
     await bad({ dataDir: dir, primaryConninfo: ci, walRetrieveRetryIntervalMs: 0 }, /"walRetrieveRetryIntervalMs"/);
     await bad({ dataDir: dir, primaryConninfo: ci, readerThreads: 1.5 }, /"readerThreads"/);
+    await bad({ dataDir: dir, primaryConninfo: ci, walInitZero: 'yes' }, /"walInitZero": must be true or false/);
     await bad({ dataDir: dir, primaryConninfo: ci, walReceiverStatusIntervalMs: 'x' }, /"walReceiverStatusIntervalMs"/);
     await bad({ dataDir: dir, primaryConninfo: ci, primarySlotName: 'Bad-Slot' }, /"primarySlotName"/);
     await bad({ dataDir: dir, primaryConninfo: ci, wal_receiver_timeout: 5 }, /"wal_receiver_timeout": unknown option/);
@@ -279,7 +280,8 @@ test('XLogData crossing segment boundaries: the standby writes segments byte-ide
     const pin = s0.flushLsn;
     const unpin = p.pinWal(() => pin);
     const lsn = await fill(p, 0, 2500); // ~5 MiB while the standby is away: catch-up in big messages
-    const s = await Standby.open({ dataDir: path.join(dir, 's'), primaryConninfo: conninfo, readerThreads: 0 });
+    // walInitZero off (PostgreSQL's wal_init_zero = off): new segments are sparse, same bytes in the end
+    const s = await Standby.open({ dataDir: path.join(dir, 's'), primaryConninfo: conninfo, readerThreads: 0, walInitZero: false });
     try {
       await s.waitForReplay(lsn, 30_000);
       assert.equal(s.store!.digest(), p.store.digest());

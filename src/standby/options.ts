@@ -36,6 +36,8 @@ export interface StandbyOptions {
   walReceiverFlushAfterBytes?: number;
   /** Received but unprocessed bytes above which the socket is paused (back-pressure). */
   walReceiverMaxBufferedBytes?: number;
+  /** wal_init_zero: write new segment files full of zeros (default true); false writes only their last byte (sparse). */
+  walInitZero?: boolean;
   /** connect_timeout (ms) of one connection attempt, up to ReadyForQuery. */
   connectTimeoutMs?: number;
   /** Piscina reader threads for hot-standby reads (standby.pool); 0 = no pool. */
@@ -62,6 +64,7 @@ export interface ResolvedStandbyOptions {
   walRetrieveRetryIntervalMs: number;
   walReceiverFlushAfterBytes: number;
   walReceiverMaxBufferedBytes: number;
+  walInitZero: boolean;
   connectTimeoutMs: number;
   readerThreads: number;
   checkpointTimeoutMs: number;
@@ -81,9 +84,14 @@ function int(name: string, v: unknown, min: number, max: number): number {
   return v;
 }
 
+function bool(name: string, v: unknown): boolean {
+  if (typeof v !== 'boolean') throw Errors.invalidOption(name, `must be true or false, got ${String(v)}`);
+  return v;
+}
+
 const KNOWN_OPTIONS = new Set([
   'dataDir', 'primaryConninfo', 'mode', 'primarySlotName', 'walReceiverStatusIntervalMs', 'walReceiverTimeoutMs',
-  'walRetrieveRetryIntervalMs', 'walReceiverFlushAfterBytes', 'walReceiverMaxBufferedBytes', 'connectTimeoutMs',
+  'walRetrieveRetryIntervalMs', 'walReceiverFlushAfterBytes', 'walReceiverMaxBufferedBytes', 'walInitZero', 'connectTimeoutMs',
   'readerThreads', 'checkpointTimeoutMs', 'maxWalSizeBytes', 'maxBaseBackupBytes', 'maxStoreBytes', 'maxValueBytes',
   'maxMessageBytes',
 ]);
@@ -113,6 +121,7 @@ export function resolveStandbyOptions(o: StandbyOptions): ResolvedStandbyOptions
     walRetrieveRetryIntervalMs: int('walRetrieveRetryIntervalMs', o.walRetrieveRetryIntervalMs ?? 5_000, 1, INT32_MAX),
     walReceiverFlushAfterBytes: int('walReceiverFlushAfterBytes', o.walReceiverFlushAfterBytes ?? 4 * 1024 * 1024, 8192, 1 << 30),
     walReceiverMaxBufferedBytes: int('walReceiverMaxBufferedBytes', o.walReceiverMaxBufferedBytes ?? 32 * 1024 * 1024, 1 << 20, 1 << 30),
+    walInitZero: bool('walInitZero', o.walInitZero ?? true),
     connectTimeoutMs: int('connectTimeoutMs', o.connectTimeoutMs ?? 10_000, 1, INT32_MAX),
     readerThreads: int('readerThreads', o.readerThreads ?? 2, 0, 64),
     checkpointTimeoutMs: int('checkpointTimeoutMs', o.checkpointTimeoutMs ?? 300_000, 0, 86_400_000),

@@ -272,6 +272,7 @@ export class Standby extends EventEmitter {
       timeoutMs: o.walReceiverTimeoutMs,
       retryIntervalMs: o.walRetrieveRetryIntervalMs,
       flushAfterBytes: o.walReceiverFlushAfterBytes,
+      walInitZero: o.walInitZero,
       maxBufferedBytes: o.walReceiverMaxBufferedBytes,
       connectTimeoutMs: o.connectTimeoutMs,
       maxMessageBytes: o.maxMessageBytes,

@@ -14,9 +14,9 @@
 // startup worker reports new replay progress. wal_receiver_timeout: ask for a reply after half of
 // it without traffic, give up (reconnect) after all of it.
 //
-// Segment files: full-size and zero-filled, named as PostgreSQL names them. The next segment is
-// prepared in the background (zero-filled and fsynced under a temp name through the libuv
-// threadpool) as soon as writing into the current one starts, so creating segments does not
+// Segment files: full-size and zero-filled (walInitZero, PostgreSQL's wal_init_zero; off: only
+// the last byte is written, a sparse file), named as PostgreSQL names them. The next segment is
+// prepared in the background (filled and fsynced under a temp name through the libuv threadpool) as soon as writing into the current one starts, so creating segments does not
 // stall the receive path; it is linked into place when the stream reaches it. In 'replica' mode
 // segments get their final name at once (like a standby's pg_wal); in 'wal-only' mode the segment
 // being received is `<name>.partial` and is renamed when complete (like pg_receivewal), so a
@@ -52,6 +52,8 @@ export interface WalReceiverConfig {
   timeoutMs: number;
   retryIntervalMs: number;
   flushAfterBytes: number;
+  /** wal_init_zero: new segments are written with zeros (else only their last byte). */
+  walInitZero: boolean;
   maxBufferedBytes: number;
   connectTimeoutMs: number;
   maxMessageBytes: number;
@@ -361,12 +363,12 @@ class WalReceiver {
         fs.renameSync(tmp, file);
         fsyncDir(this.walDir);
       } else {
-        createZeroFilled(file, this.segSize);
+        createSegmentFile(file, this.segSize, this.cfg.walInitZero);
       }
     }
     this.curFd = fs.openSync(file, 'r+');
     this.curSeg = seg;
-    this.preparer.start(seg + 1, this.segSize, (n) => isFullSize(this.segPath(n, false), this.segSize));
+    this.preparer.start(seg + 1, this.segSize, this.cfg.walInitZero, (n) => isFullSize(this.segPath(n, false), this.segSize));
     return this.curFd;
   }
 
@@ -448,12 +450,16 @@ function isFullSize(file: string, size: number): boolean {
   }
 }
 
-/** A full-size zero-filled file, created under a temp name, fsynced and renamed into place. */
-function createZeroFilled(file: string, size: number): void {
+/**
+ * A full-size segment file, created under a temp name, fsynced and renamed into place: written
+ * with zeros (wal_init_zero on), or only its last byte (off: a sparse file that reads as zeros).
+ */
+function createSegmentFile(file: string, size: number, zero: boolean): void {
   const tmp = `${file}.${process.pid}.tmp`;
   const fd = fs.openSync(tmp, 'w');
   try {
-    for (let off = 0; off < size; off += ZERO_CHUNK.length) fs.writeSync(fd, ZERO_CHUNK, 0, Math.min(ZERO_CHUNK.length, size - off), off);
+    if (zero) for (let off = 0; off < size; off += ZERO_CHUNK.length) fs.writeSync(fd, ZERO_CHUNK, 0, Math.min(ZERO_CHUNK.length, size - off), off);
+    else fs.writeSync(fd, ZERO_CHUNK, 0, 1, size - 1);
     fs.fdatasyncSync(fd);
   } finally {
     fs.closeSync(fd);
@@ -479,7 +485,7 @@ class SegmentPreparer {
   }
 
   /** Begin preparing `seg` unless it is being prepared or exists; a job for an older segment is dropped. */
-  start(seg: number, size: number, exists: (seg: number) => boolean): void {
+  start(seg: number, size: number, zero: boolean, exists: (seg: number) => boolean): void {
     if (this.job !== null && this.job.seg >= seg) return;
     this.discard();
     if (exists(seg)) return;
@@ -488,7 +494,8 @@ class SegmentPreparer {
     job.done = (async () => {
       const fh = await fs.promises.open(tmp, 'w');
       try {
-        for (let off = 0; off < size; off += ZERO_CHUNK.length) await fh.write(ZERO_CHUNK, 0, Math.min(ZERO_CHUNK.length, size - off), off);
+        if (zero) for (let off = 0; off < size; off += ZERO_CHUNK.length) await fh.write(ZERO_CHUNK, 0, Math.min(ZERO_CHUNK.length, size - off), off);
+        else await fh.write(ZERO_CHUNK, 0, 1, size - 1);
         await fh.datasync();
       } finally {
         await fh.close();
