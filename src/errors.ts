@@ -106,3 +106,28 @@ export const Errors = {
 } as const;
 
 export type ErrorCode = ReturnType<(typeof Errors)[keyof typeof Errors]>['code'];
+
+/** A WalstreamError as plain data, for postMessage between threads (structured clone keeps only name/message of an Error). */
+export interface ErrorInfo {
+  code: string;
+  sqlstate: string;
+  message: string;
+  detail?: string;
+  hint?: string;
+}
+
+/** `e` as ErrorInfo; anything that is not a WalstreamError becomes an internal error `${what}: …`. */
+export function errorInfo(e: unknown, what: string): ErrorInfo {
+  const err = e instanceof WalstreamError ? e : Errors.internal(`${what}: ${(e as Error)?.stack ?? String(e)}`);
+  const out: ErrorInfo = { code: err.code, sqlstate: err.sqlstate, message: err.message };
+  if (err.detail !== undefined) out.detail = err.detail;
+  if (err.hint !== undefined) out.hint = err.hint;
+  return out;
+}
+
+export function errorFromInfo(i: ErrorInfo): WalstreamError {
+  const opts: WalstreamErrorOptions = {};
+  if (i.detail !== undefined) opts.detail = i.detail;
+  if (i.hint !== undefined) opts.hint = i.hint;
+  return new WalstreamError(i.code, i.sqlstate, i.message, opts);
+}

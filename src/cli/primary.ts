@@ -5,6 +5,7 @@
 import { Errors } from '../errors.js';
 import { Primary } from '../primary/primary.js';
 import type { HbaRule } from '../replication/protocol/hba.js';
+import { untilSignal } from './until-signal.js';
 
 export interface PrimaryCliOptions {
   data: string;
@@ -44,20 +45,6 @@ export async function runPrimary(o: PrimaryCliOptions): Promise<void> {
   if (!o.quiet) p.on('log', (l: { level: string; message: string }) => console.error(`${l.level.toUpperCase()}: ${l.message}`));
   p.on('error', (e: Error) => console.error(`ERROR: ${e.message}`));
   console.log(JSON.stringify({ listening: { host: o.host, port: p.port }, systemIdentifier: p.systemIdentifier.toString(), timeline: p.timeline, flushLsn: p.stats().flushLsn, dataDir: p.dataDir }));
-  await new Promise<void>((resolve) => {
-    let stopping = false;
-    const stop = (sig: string) => {
-      if (stopping) return;
-      stopping = true;
-      console.error(`received ${sig}: shutting down`);
-      p.close().then(resolve, (e: unknown) => {
-        console.error(`shutdown failed: ${(e as Error).message}`);
-        process.exitCode = 1;
-        resolve();
-      });
-    };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
-  });
+  await untilSignal(() => p.close());
   console.error('shut down');
 }

@@ -4,6 +4,7 @@
 // status line every --status-every-ms on stderr, warnings and restartpoints as they happen.
 
 import { Standby } from '../standby/standby.js';
+import { untilSignal } from './until-signal.js';
 import type { StandbyMode } from '../standby/options.js';
 
 export interface StandbyCliOptions {
@@ -40,21 +41,8 @@ export async function runStandby(o: StandbyCliOptions): Promise<void> {
         console.error(`status=${x.status} flushed=${x.flushed_lsn} replay=${x.replay_lsn ?? '-'} latest_end=${x.latest_end_lsn} replay_lag_bytes=${x.replay_lag_bytes}`);
       }, o.statusEveryMs)
     : null;
-  await new Promise<void>((resolve) => {
-    let stopping = false;
-    const stop = (sig: string) => {
-      if (stopping) return;
-      stopping = true;
-      if (timer) clearInterval(timer);
-      console.error(`received ${sig}: shutting down`);
-      s.close().then(resolve, (e: unknown) => {
-        console.error(`shutdown failed: ${(e as Error).message}`);
-        process.exitCode = 1;
-        resolve();
-      });
-    };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
+  await untilSignal(() => s.close(), () => {
+    if (timer) clearInterval(timer);
   });
   console.error('shut down');
 }

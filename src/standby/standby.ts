@@ -29,7 +29,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
-import { Errors, WalstreamError } from '../errors.js';
+import { errorFromInfo, Errors, WalstreamError } from '../errors.js';
 import { acquirePidFile, PID_FILE, releasePidFile } from '../storage/datadir.js';
 import { pgTimestampToDate } from '../replication/protocol/messages.js';
 import { CONTROL_FILE, type ControlData, DbState, DB_STATE_NAMES, readControl, writeControl } from '../storage/control.js';
@@ -100,15 +100,6 @@ interface ReplayWaiter {
   resolve: (lsn: Lsn) => void;
   reject: (e: Error) => void;
   timer: NodeJS.Timeout | null;
-}
-
-type WorkerError = { code: string; sqlstate: string; message: string; detail?: string; hint?: string };
-
-function toError(e: WorkerError): WalstreamError {
-  const opts: { detail?: string; hint?: string } = {};
-  if (e.detail !== undefined) opts.detail = e.detail;
-  if (e.hint !== undefined) opts.hint = e.hint;
-  return new WalstreamError(e.code, e.sqlstate, e.message, opts);
 }
 
 function snapshotNameFor(redo: Lsn): string {
@@ -227,8 +218,8 @@ export class Standby extends EventEmitter {
             this.onCheckpointReplayed(m);
             break;
           case 'failed':
-            reject(toError(m.error));
-            this.fail(toError(m.error));
+            reject(errorFromInfo(m.error));
+            this.fail(errorFromInfo(m.error));
             break;
           case 'stopped':
             break;
@@ -292,7 +283,7 @@ export class Standby extends EventEmitter {
           this.emit('warning', Errors.remote(m.sqlstate, m.message));
           break;
         case 'failed':
-          this.fail(toError(m.error));
+          this.fail(errorFromInfo(m.error));
           break;
         case 'stopped':
           break;

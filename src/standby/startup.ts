@@ -20,7 +20,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
-import { Errors, WalstreamError } from '../errors.js';
+import { type ErrorInfo, errorInfo, Errors } from '../errors.js';
 import { SharedStore, type StoreHandle } from '../storage/store.js';
 import { XLOG_BLCKSZ } from '../wal/consts.js';
 import { type Lsn, lsnToString } from '../wal/lsn.js';
@@ -42,7 +42,7 @@ export interface StartupConfig {
 export type StartupMessage =
   | { type: 'localEnd'; lsn: Lsn; records: number; reason: string }
   | { type: 'checkpoint'; lsn: Lsn; end: Lsn; redo: Lsn; nextXid: number; shutdown: boolean }
-  | { type: 'failed'; error: { code: string; sqlstate: string; message: string; detail?: string } }
+  | { type: 'failed'; error: ErrorInfo }
   | { type: 'stopped'; replay: Lsn };
 
 /** Publish the replay position at least every this many records during catch-up. */
@@ -253,15 +253,11 @@ class Startup {
 
 if (parentPort !== null && (workerData as { startup?: StartupConfig } | null)?.startup !== undefined) {
   const cfg = (workerData as { startup: StartupConfig }).startup;
-  let s: Startup | null = null;
   try {
-    s = new Startup(cfg);
+    const s = new Startup(cfg);
     s.run();
     post({ type: 'stopped', replay: s.replayLsn });
   } catch (e) {
-    const err = e instanceof WalstreamError ? e : Errors.internal(`startup failed: ${(e as Error)?.stack ?? String(e)}`);
-    const out: { code: string; sqlstate: string; message: string; detail?: string } = { code: err.code, sqlstate: err.sqlstate, message: err.message };
-    if (err.detail !== undefined) out.detail = err.detail;
-    post({ type: 'failed', error: out });
+    post({ type: 'failed', error: errorInfo(e, 'startup failed') });
   }
 }

@@ -25,7 +25,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
-import { Errors, WalstreamError } from '../errors.js';
+import { type ErrorInfo, errorInfo, Errors, WalstreamError } from '../errors.js';
 import { type ControlData, DbState, writeControl } from '../storage/control.js';
 import { assert } from '../util/assert.js';
 import { validSegmentSize } from '../wal/consts.js';
@@ -63,7 +63,7 @@ export type WalReceiverMessage =
   | { type: 'identified'; sysid: string; tli: number; segSize: number }
   | { type: 'streaming'; start: Lsn; tli: number }
   | { type: 'warning'; message: string; sqlstate: string }
-  | { type: 'failed'; error: { code: string; sqlstate: string; message: string; detail?: string; hint?: string } }
+  | { type: 'failed'; error: ErrorInfo }
   | { type: 'stopped' };
 
 /** How long to wait for the primary to finish the COPY after our CopyDone at shutdown. */
@@ -539,11 +539,5 @@ if (parentPort !== null && (workerData as { walreceiver?: WalReceiverConfig } | 
   new WalReceiver(cfg)
     .run()
     .then(() => post({ type: 'stopped' }))
-    .catch((e: unknown) => {
-      const err = e instanceof FatalError ? e.err : e instanceof WalstreamError ? e : Errors.internal(`walreceiver failed: ${(e as Error)?.stack ?? String(e)}`);
-      const out: { code: string; sqlstate: string; message: string; detail?: string; hint?: string } = { code: err.code, sqlstate: err.sqlstate, message: err.message };
-      if (err.detail !== undefined) out.detail = err.detail;
-      if (err.hint !== undefined) out.hint = err.hint;
-      post({ type: 'failed', error: out });
-    });
+    .catch((e: unknown) => post({ type: 'failed', error: errorInfo(e instanceof FatalError ? e.err : e, 'walreceiver failed') }));
 }
