@@ -18,6 +18,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Errors, WalstreamError } from '../errors.js';
 import { CONTROL_FILE, DbState, readControl, writeControl, type ControlData } from '../storage/control.js';
+import { PID_FILE } from '../storage/datadir.js';
 import { type Lsn, lsnToString, parseLsn } from '../wal/lsn.js';
 import { fsyncDir } from '../wal/segfile.js';
 import type { WalRcvConnection } from './transport.js';
@@ -167,12 +168,13 @@ function lsnTliRow(rs: { rows: (string | null)[][] } | undefined, what: string):
 }
 
 /**
- * Run BASE_BACKUP on `conn` and extract it into `dataDir` (which must be empty or missing).
- * On failure everything extracted is removed again.
+ * Run BASE_BACKUP on `conn` and extract it into `dataDir` (which must be empty or missing, but
+ * for the caller's pid file). On failure everything extracted is removed again.
  */
 export async function runBaseBackup(conn: WalRcvConnection, dataDir: string, maxBytes: number): Promise<BaseBackupResult> {
   fs.mkdirSync(dataDir, { recursive: true });
-  if (fs.readdirSync(dataDir).length !== 0) throw Errors.notADataDir(dataDir, 'base backup needs an empty directory');
+  const present = () => fs.readdirSync(dataDir).filter((n) => n !== PID_FILE);
+  if (present().length !== 0) throw Errors.notADataDir(dataDir, 'base backup needs an empty directory');
   const tar = new TarExtractor(dataDir, maxBytes);
   let archives = 0;
   let failure: WalstreamError | null = null;
@@ -221,7 +223,7 @@ export async function runBaseBackup(conn: WalRcvConnection, dataDir: string, max
     return { startLsn: start.lsn, startTli: start.tli, endLsn: end.lsn, endTli: end.tli, files: tar.files, archiveBytes: tar.bytes, control: standbyControl };
   } catch (e) {
     tar.abort();
-    for (const n of fs.readdirSync(dataDir)) fs.rmSync(path.join(dataDir, n), { recursive: true, force: true });
+    for (const n of present()) fs.rmSync(path.join(dataDir, n), { recursive: true, force: true });
     throw e;
   }
 }

@@ -151,23 +151,29 @@ export class Standby extends EventEmitter {
     const dataDir = path.resolve(options.dataDir);
     options.dataDir = dataDir;
     let control = inspectDataDir(dataDir, options.mode);
+    fs.mkdirSync(dataDir, { recursive: true });
+    acquirePidFile(dataDir); // before a base backup too: one owner fills the directory
     let baseBackup: BaseBackupResult | null = null;
-    if (control === null && options.mode === 'replica') {
-      const conn = await new TcpTransport(options.primaryConninfo, {
-        connectTimeoutMs: options.connectTimeoutMs,
-        commandTimeoutMs: options.walReceiverTimeoutMs > 0 ? options.walReceiverTimeoutMs : options.connectTimeoutMs,
-        maxMessageBytes: options.maxMessageBytes,
-        maxBufferedBytes: options.walReceiverMaxBufferedBytes,
-      }).connect();
-      try {
-        baseBackup = await runBaseBackup(conn, dataDir, options.maxBaseBackupBytes);
-      } finally {
-        conn.disconnect();
+    try {
+      if (control === null && options.mode === 'replica') {
+        const conn = await new TcpTransport(options.primaryConninfo, {
+          connectTimeoutMs: options.connectTimeoutMs,
+          commandTimeoutMs: options.walReceiverTimeoutMs > 0 ? options.walReceiverTimeoutMs : options.connectTimeoutMs,
+          maxMessageBytes: options.maxMessageBytes,
+          maxBufferedBytes: options.walReceiverMaxBufferedBytes,
+        }).connect();
+        try {
+          baseBackup = await runBaseBackup(conn, dataDir, options.maxBaseBackupBytes);
+        } finally {
+          conn.disconnect();
+        }
+        control = baseBackup.control;
       }
-      control = baseBackup.control;
+      fs.mkdirSync(path.join(dataDir, 'pg_wal'), { recursive: true });
+    } catch (e) {
+      releasePidFile(dataDir);
+      throw e;
     }
-    fs.mkdirSync(path.join(dataDir, 'pg_wal'), { recursive: true });
-    acquirePidFile(dataDir);
     let s: Standby | null = null;
     try {
       const walrcv = WalRcvData.create();
@@ -556,8 +562,9 @@ function inspectDataDir(dataDir: string, mode: StandbyMode): ControlData | null 
   }
   const control = readControl(dataDir);
   if (control === null) {
-    const walOnlyFresh = mode === 'wal-only' && entries.every((n) => n === 'pg_wal' || n === PID_FILE) && listSegments(path.join(dataDir, 'pg_wal'), 1 << 24).length === 0;
-    if (entries.length === 0 || walOnlyFresh) return null;
+    // Empty, or left so by an interrupted start (a stale pid file; wal-only: an empty pg_wal).
+    const fresh = entries.every((n) => n === PID_FILE || (mode === 'wal-only' && n === 'pg_wal')) && listSegments(path.join(dataDir, 'pg_wal'), 1 << 24).length === 0;
+    if (fresh) return null;
     throw Errors.notADataDir(dataDir, `it is not empty and has no ${CONTROL_FILE}`);
   }
   if (control.state !== DbState.InArchiveRecovery && control.state !== DbState.ShutDownInRecovery) {
