@@ -1,0 +1,307 @@
+// Monitoring: a prom-client registry for a primary (WAL positions, fsyncs, commits, per-standby
+// lag in bytes and seconds, sync state, synchronous-commit wait outcomes), the lag tracker that
+// turns WAL positions into time lag, and a small HTTP endpoint for Prometheus. Runs on the thread
+// that owns the primary: gauges are filled from a `MetricsSource` at scrape time (collect), sync
+// waits are pushed as they end. startMetricsServer listens on 127.0.0.1 by default; stop it with
+// its close(). Nothing else holds a handle.
+//
+// DEV DOCS — time lag. PostgreSQL's write/flush/replay_lag is the time between flushing WAL
+// locally and hearing that the standby wrote/flushed/replayed it, and it turns NULL when the
+// primary goes idle. walstream's LagTracker keeps (LSN, time flushed) samples and reports the
+// age of the oldest WAL the standby has not confirmed at that level: 0 when it has everything,
+// and growing while it stays behind — also when the primary is idle, which is when a stuck
+// standby matters. Samples live in a bounded ring (`maxLagSamples`); when it is full the newest
+// sample's LSN is moved forward instead of adding one (PostgreSQL's LagTracker does the same),
+// so times are rounded towards older, never younger.
+
+import http from 'node:http';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Errors } from '../errors.js';
+import { assert } from '../util/assert.js';
+import type { Lsn } from '../wal/lsn.js';
+import type { SyncWaitResult } from './syncrep-queue.js';
+import { SYNC_WAIT_OUTCOMES } from './syncrep-queue.js';
+
+// ---------------------------------------------------------------------------------------------
+// Lag tracking (sans I/O)
+
+export class LagTracker {
+  private readonly lsns: Float64Array;
+  private readonly times: Float64Array;
+  private head = 0; // next write
+  private count = 0;
+
+  constructor(readonly maxLagSamples = 8192) {
+    assert(Number.isInteger(maxLagSamples) && maxLagSamples >= 2, 'maxLagSamples');
+    this.lsns = new Float64Array(maxLagSamples);
+    this.times = new Float64Array(maxLagSamples);
+  }
+
+  /** WAL up to `lsn` was flushed locally at `timeMs`. Positions must not go backwards. */
+  record(lsn: Lsn, timeMs: number): void {
+    if (this.count > 0) {
+      const last = (this.head - 1 + this.maxLagSamples) % this.maxLagSamples;
+      const lastLsn = this.lsns[last]!;
+      if (lsn <= lastLsn) return;
+      if (this.count === this.maxLagSamples) {
+        this.lsns[last] = lsn; // full: keep the older time, advance the newest sample
+        return;
+      }
+    }
+    this.lsns[this.head] = lsn;
+    this.times[this.head] = timeMs;
+    this.head = (this.head + 1) % this.maxLagSamples;
+    this.count++;
+  }
+
+  /** Forget samples the slowest reader has confirmed (everything ≤ `lsn`). */
+  trim(lsn: Lsn): void {
+    while (this.count > 1) {
+      const tail = (this.head - this.count + this.maxLagSamples) % this.maxLagSamples;
+      if (this.lsns[tail]! > lsn) break;
+      this.count--;
+    }
+  }
+
+  /**
+   * Milliseconds since the oldest WAL not yet covered by `position` was flushed; 0 when `position`
+   * covers everything recorded; null when `position` is unknown (0).
+   */
+  lagMs(position: Lsn, nowMs: number): number | null {
+    if (position === 0) return null;
+    for (let k = 0; k < this.count; k++) {
+      const i = (this.head - this.count + k + this.maxLagSamples) % this.maxLagSamples;
+      if (this.lsns[i]! > position) return Math.max(0, nowMs - this.times[i]!);
+    }
+    return 0;
+  }
+
+  get samples(): number {
+    return this.count;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Registry
+
+/** What one scrape reads from the primary. Absent parts export nothing. */
+export interface MetricsSource {
+  primary?: () => {
+    insertLsn: Lsn;
+    writeLsn: Lsn;
+    flushLsn: Lsn;
+    commits: number;
+    walFsyncs: number;
+    walWrites: number;
+    walBytesWritten: number;
+    checkpoints: number;
+  };
+  /** One entry per walsender (pg_stat_replication-like; lags null when unknown). */
+  standbys?: () => Array<{
+    pid: number;
+    applicationName: string;
+    state: string;
+    syncState: string;
+    syncPriority: number;
+    lagBytes: { sent: number | null; write: number | null; flush: number | null; replay: number | null };
+    lagSeconds: { write: number | null; flush: number | null; replay: number | null };
+  }>;
+  slots?: () => Array<{ name: string; active: boolean; walStatus: string | null; retainedBytes: number | null }>;
+  syncDegraded?: () => boolean;
+}
+
+const SYNC_WAIT_BUCKETS_S = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** A counter that follows a cumulative value read at scrape time. */
+function followCounter(registry: Registry, name: string, help: string, read: () => number | undefined): void {
+  let last = 0;
+  new Counter({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      const v = read();
+      if (v === undefined) return;
+      if (v < last) {
+        this.reset();
+        last = 0;
+      }
+      if (v > last) this.inc(v - last);
+      last = v;
+    },
+  });
+}
+
+export class WalstreamMetrics {
+  readonly registry: Registry;
+  private readonly syncOutcomes: Counter<'outcome' | 'mode'>;
+  private readonly syncWaitSeconds: Histogram<'mode'>;
+
+  constructor(private readonly source: MetricsSource = {}, opts: { registry?: Registry } = {}) {
+    const reg = (this.registry = opts.registry ?? new Registry());
+    const src = this.source;
+    let cachedPrimary: ReturnType<NonNullable<MetricsSource['primary']>> | undefined;
+    const primary = () => (cachedPrimary = src.primary?.());
+    new Gauge({
+      name: 'walstream_wal_lsn_bytes',
+      help: 'WAL positions of the primary as byte offsets (insert, write, flush)',
+      labelNames: ['position'] as const,
+      registers: [reg],
+      collect() {
+        const p = primary();
+        if (!p) return;
+        this.set({ position: 'insert' }, p.insertLsn);
+        this.set({ position: 'write' }, p.writeLsn);
+        this.set({ position: 'flush' }, p.flushLsn);
+      },
+    });
+    // The counters below read the snapshot taken by the gauge above in the same scrape.
+    followCounter(reg, 'walstream_commits_total', 'Transactions committed', () => cachedPrimary?.commits);
+    followCounter(reg, 'walstream_wal_fsyncs_total', 'WAL fdatasync calls', () => cachedPrimary?.walFsyncs);
+    followCounter(reg, 'walstream_wal_writes_total', 'WAL write calls', () => cachedPrimary?.walWrites);
+    followCounter(reg, 'walstream_wal_written_bytes_total', 'WAL bytes written', () => cachedPrimary?.walBytesWritten);
+    followCounter(reg, 'walstream_checkpoints_total', 'Checkpoints completed', () => cachedPrimary?.checkpoints);
+
+    let cachedStandbys: ReturnType<NonNullable<MetricsSource['standbys']>> = [];
+    new Gauge({
+      name: 'walstream_standby_lag_bytes',
+      help: "Bytes between the primary's flush position and a standby's position (sent, write, flush, replay)",
+      labelNames: ['application_name', 'pid', 'position'] as const,
+      registers: [reg],
+      collect() {
+        this.reset();
+        cachedStandbys = src.standbys?.() ?? [];
+        for (const s of cachedStandbys) {
+          for (const k of ['sent', 'write', 'flush', 'replay'] as const) {
+            const v = s.lagBytes[k];
+            if (v !== null) this.set({ application_name: s.applicationName, pid: String(s.pid), position: k }, v);
+          }
+        }
+      },
+    });
+    new Gauge({
+      name: 'walstream_standby_lag_seconds',
+      help: 'Age of the oldest WAL a standby has not confirmed at each level (0 when caught up)',
+      labelNames: ['application_name', 'pid', 'position'] as const,
+      registers: [reg],
+      collect() {
+        this.reset();
+        for (const s of cachedStandbys) {
+          for (const k of ['write', 'flush', 'replay'] as const) {
+            const v = s.lagSeconds[k];
+            if (v !== null) this.set({ application_name: s.applicationName, pid: String(s.pid), position: k }, v);
+          }
+        }
+      },
+    });
+    new Gauge({
+      name: 'walstream_standby_info',
+      help: 'One series per walsender: its state and sync_state as labels, sync_priority as the value',
+      labelNames: ['application_name', 'pid', 'state', 'sync_state'] as const,
+      registers: [reg],
+      collect() {
+        this.reset();
+        for (const s of cachedStandbys) this.set({ application_name: s.applicationName, pid: String(s.pid), state: s.state, sync_state: s.syncState }, s.syncPriority);
+      },
+    });
+    new Gauge({
+      name: 'walstream_replication_slot_retained_bytes',
+      help: 'WAL bytes a replication slot holds back (from restart_lsn to the flush position)',
+      labelNames: ['slot_name', 'wal_status', 'active'] as const,
+      registers: [reg],
+      collect() {
+        this.reset();
+        for (const s of src.slots?.() ?? []) {
+          if (s.retainedBytes !== null) this.set({ slot_name: s.name, wal_status: s.walStatus ?? '', active: String(s.active) }, s.retainedBytes);
+        }
+      },
+    });
+    new Gauge({
+      name: 'walstream_sync_degraded',
+      help: '1 while synchronous commit is degraded to local commits (syncTimeoutPolicy degrade)',
+      registers: [reg],
+      collect() {
+        if (src.syncDegraded) this.set(src.syncDegraded() ? 1 : 0);
+      },
+    });
+    this.syncOutcomes = new Counter({
+      name: 'walstream_sync_wait_outcomes_total',
+      help: 'Commits that waited for synchronous standbys, by outcome (confirmed, notRequired, timeout, degraded, cancelled)',
+      labelNames: ['outcome', 'mode'] as const,
+      registers: [reg],
+    });
+    this.syncWaitSeconds = new Histogram({
+      name: 'walstream_sync_wait_seconds',
+      help: 'Time commits waited for synchronous standbys',
+      labelNames: ['mode'] as const,
+      buckets: SYNC_WAIT_BUCKETS_S,
+      registers: [reg],
+    });
+    for (const o of SYNC_WAIT_OUTCOMES) this.syncOutcomes.inc({ outcome: o, mode: 'remote_flush' }, 0);
+  }
+
+  /** Count one finished synchronous-commit wait. */
+  recordSyncWait(r: SyncWaitResult): void {
+    this.syncOutcomes.inc({ outcome: r.outcome, mode: r.mode });
+    this.syncWaitSeconds.observe({ mode: r.mode }, r.waitedMs / 1000);
+  }
+
+  /** The exposition text (what the endpoint serves). */
+  metrics(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP endpoint
+
+export interface MetricsServer {
+  readonly port: number;
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+/** Serve `GET /metrics` (Prometheus text format) on host:port (127.0.0.1 unless told otherwise; port 0 = ephemeral). */
+export async function startMetricsServer(opts: { port: number; host?: string; metrics: WalstreamMetrics }): Promise<MetricsServer> {
+  const host = opts.host ?? '127.0.0.1';
+  if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) throw Errors.invalidOption('port', 'must be an integer from 0 to 65535');
+  const server = http.createServer((req, res) => {
+    const url = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD' }).end();
+      return;
+    }
+    if (url !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics\n');
+      return;
+    }
+    opts.metrics.metrics().then(
+      (text) => {
+        res.writeHead(200, { 'content-type': opts.metrics.registry.contentType });
+        res.end(req.method === 'HEAD' ? undefined : text);
+      },
+      (e: unknown) => {
+        res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics collection failed: ${(e as Error).message}\n`);
+      },
+    );
+  });
+  server.keepAliveTimeout = 5_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const a = server.address();
+  const port = typeof a === 'object' && a !== null ? a.port : opts.port;
+  return {
+    port,
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}/metrics`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

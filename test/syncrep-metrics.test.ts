@@ -1,0 +1,77 @@
+// Monitoring pieces: the lag tracker (time lag that stays meaningful while the primary is idle),
+// the prom-client registry filled at scrape time, sync-wait outcomes, and the HTTP endpoint on
+// 127.0.0.1.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { LagTracker, startMetricsServer, WalstreamMetrics, type MetricsSource } from '../src/replication/metrics.js';
+
+test('LagTracker: age of the oldest unconfirmed WAL; 0 when caught up; grows while idle; bounded', () => {
+  const lt = new LagTracker(4);
+  assert.equal(lt.lagMs(0, 0), null, 'unknown position');
+  lt.record(100, 1000);
+  lt.record(200, 1010);
+  lt.record(300, 1020);
+  assert.equal(lt.lagMs(300, 1030), 0);
+  assert.equal(lt.lagMs(250, 1030), 10); // WAL 250..300 was flushed at 1020
+  assert.equal(lt.lagMs(50, 1030), 30);
+  // Primary idle, standby stuck: the lag keeps growing (PostgreSQL would show NULL).
+  assert.equal(lt.lagMs(150, 61_010), 60_000);
+  // Full ring: the newest sample moves forward and keeps its (older) time.
+  lt.record(400, 1030);
+  lt.record(500, 1040);
+  lt.record(600, 1050);
+  assert.equal(lt.samples, 4);
+  assert.equal(lt.lagMs(450, 1100), 70, 'rounded towards older, never younger');
+  lt.record(600, 2000); // not ahead: ignored
+  lt.trim(250);
+  assert.equal(lt.samples, 2);
+  assert.equal(lt.lagMs(250, 1100), 80);
+});
+
+test('registry: positions, cumulative counters, per-standby lag, slots, sync waits; HTTP endpoint', async (t) => {
+  let commits = 10;
+  let standbys: ReturnType<NonNullable<MetricsSource['standbys']>> = [
+    {
+      pid: 3, applicationName: 'standby1', state: 'streaming', syncState: 'sync', syncPriority: 1,
+      lagBytes: { sent: 0, write: 128, flush: 256, replay: null }, lagSeconds: { write: 0.001, flush: 0.002, replay: null },
+    },
+  ];
+  const m = new WalstreamMetrics({
+    primary: () => ({ insertLsn: 0x3000100, writeLsn: 0x3000000, flushLsn: 0x2fff000, commits, walFsyncs: 4, walWrites: 5, walBytesWritten: 65536, checkpoints: 1 }),
+    standbys: () => standbys,
+    slots: () => [{ name: 's1', active: true, walStatus: 'reserved', retainedBytes: 4096 }],
+    syncDegraded: () => false,
+  });
+  m.recordSyncWait({ outcome: 'confirmed', confirmed: true, lsn: 1, mode: 'remote_flush', waitedMs: 0.3 });
+  m.recordSyncWait({ outcome: 'timeout', confirmed: false, lsn: 2, mode: 'remote_apply', waitedMs: 1500 });
+  let text = await m.metrics();
+  const has = (line: string) => assert.ok(text.split('\n').includes(line), `missing: ${line}\n${text}`);
+  has(`walstream_wal_lsn_bytes{position="flush"} ${0x2fff000}`);
+  has('walstream_commits_total 10');
+  has('walstream_wal_fsyncs_total 4');
+  has('walstream_standby_lag_bytes{application_name="standby1",pid="3",position="flush"} 256');
+  has('walstream_standby_lag_seconds{application_name="standby1",pid="3",position="write"} 0.001');
+  has('walstream_standby_info{application_name="standby1",pid="3",state="streaming",sync_state="sync"} 1');
+  has('walstream_replication_slot_retained_bytes{slot_name="s1",wal_status="reserved",active="true"} 4096');
+  has('walstream_sync_degraded 0');
+  has('walstream_sync_wait_outcomes_total{outcome="confirmed",mode="remote_flush"} 1');
+  has('walstream_sync_wait_outcomes_total{outcome="timeout",mode="remote_apply"} 1');
+  has('walstream_sync_wait_seconds_bucket{le="0.0005",mode="remote_flush"} 1');
+  assert.ok(!text.includes('position="replay"} '), 'unknown lag is not exported');
+
+  // Counters follow the primary's cumulative figures; a departed standby disappears.
+  commits = 25;
+  standbys = [];
+  const srv = await startMetricsServer({ port: 0, metrics: m });
+  t.after(() => srv.close());
+  assert.match(srv.url, /^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+  const res = await fetch(srv.url);
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('content-type') ?? '', /text\/plain/);
+  text = await res.text();
+  has('walstream_commits_total 25');
+  assert.ok(!text.includes('application_name="standby1"'));
+  assert.equal((await fetch(srv.url.replace('/metrics', '/other'))).status, 404);
+  assert.equal((await fetch(srv.url, { method: 'POST' })).status, 405);
+});
