@@ -39,6 +39,7 @@ export class WalInserter {
   private prev: Lsn;
   /** INSERTED_UPTO last published; the walwriter is kicked when un-written WAL passes kickBytes. */
   private kickBytes: number;
+  private kickedAtWritten = -1;
   private readonly ringBytes: number;
   waitsForRingSpace = 0;
 
@@ -90,7 +91,10 @@ export class WalInserter {
     this.pos = end;
     this.prev = start;
     ctl.store(XC_INSERTED_UPTO, end);
-    if (end - ctl.load(XC_WRITTEN) >= this.kickBytes) {
+    const written = ctl.load(XC_WRITTEN);
+    // Kick the walwriter once per write it has not yet answered (not on every insert).
+    if (end - written >= this.kickBytes && written !== this.kickedAtWritten) {
+      this.kickedAtWritten = written;
       ctl.setLatch(XC_WALWRITER_LATCH);
     }
     return { start, end };
