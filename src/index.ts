@@ -1,0 +1,12 @@
+// walstream's public entry point (`import { Primary, Standby } from 'walstream'`).
+
+export { Primary, Transaction } from './primary/primary.js';
+export type { TransactionOptions, RecoveryInfo, PrimaryStats, ScanOptions } from './primary/primary.js';
+export type { PrimaryOptions, SynchronousCommit } from './primary/options.js';
+export { Standby } from './standby/standby.js';
+export type { WalReceiverStatus, RestartpointInfo } from './standby/standby.js';
+export type { StandbyOptions } from './standby/options.js';
+export type { ReplicationStatusRow } from './replication/server.js';
+export { ReaderPool } from './storage/reader-pool.js';
+export { Errors, WalstreamError } from './errors.js';
+export { type Lsn, lsnToString, parseLsn } from './wal/lsn.js';
