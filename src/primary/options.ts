@@ -4,6 +4,8 @@
 import { Errors } from '../errors.js';
 import { DEFAULT_WAL_SEGMENT_SIZE, XLOG_BLCKSZ, validSegmentSize } from '../wal/consts.js';
 import type { HbaRule } from '../replication/protocol/hba.js';
+import { parseSynchronousStandbyNames } from '../replication/syncrep.js';
+import { SYNC_WAIT_POLICIES, type SyncWaitPolicy } from '../replication/syncrep-queue.js';
 
 export type SynchronousCommit = 'off' | 'local' | 'on' | 'remote_write' | 'remote_apply' | 'remote_receive';
 export const SYNC_LEVELS: readonly SynchronousCommit[] = ['off', 'local', 'remote_receive', 'remote_write', 'on', 'remote_apply'];
@@ -51,6 +53,22 @@ export interface PrimaryOptions {
   maxClientMessageBytes?: number;
   /** Bytes a walsender lets queue in its socket before it waits for 'drain'. */
   walSenderMaxQueuedBytes?: number;
+
+  // ---- synchronous replication and slots (issue 4; src/replication/syncrep*.ts, slots.ts) ----
+  /** synchronous_standby_names (PostgreSQL 15 syntax: `FIRST k (a, b)`, `ANY k (…)`, `a, b`, `*`); '' = none. */
+  synchronousStandbyNames?: string;
+  /** Bound on a commit's wait for synchronous standbys, in ms; null = wait forever (PostgreSQL). */
+  syncTimeoutMs?: number | null;
+  /** What a commit does when syncTimeoutMs passes: keep waiting (block), fail with WS_SYNC_NOT_CONFIRMED, or degrade to local commits. */
+  syncTimeoutPolicy?: SyncWaitPolicy;
+  /** Commits that can wait for standbys at once in shared memory (more wait in a local list). */
+  maxSyncWaiters?: number;
+  /** max_replication_slots. */
+  maxReplicationSlots?: number;
+  /** max_slot_wal_keep_size in bytes; -1 = unlimited (PostgreSQL's default). */
+  maxSlotWalKeepSizeBytes?: number;
+  /** wal_keep_size in bytes: WAL kept for standbys without slots. */
+  walKeepSizeBytes?: number;
 }
 
 export type ResolvedPrimaryOptions = Required<Omit<PrimaryOptions, 'port' | 'hba' | 'users'>> & {
@@ -91,6 +109,25 @@ export function resolvePrimaryOptions(o: PrimaryOptions): ResolvedPrimaryOptions
     maxStoreBytes: int('maxStoreBytes', o.maxStoreBytes ?? 1024 * 1024 * 1024, 1 << 20, Number.MAX_SAFE_INTEGER),
     walWriterSpinIterations: int('walWriterSpinIterations', o.walWriterSpinIterations ?? 2000, 0, 10_000_000),
     ...resolveReplicationOptions(o),
+    ...resolveSyncRepOptions(o),
+  };
+}
+
+function resolveSyncRepOptions(o: PrimaryOptions) {
+  const names = o.synchronousStandbyNames ?? '';
+  if (typeof names !== 'string') throw Errors.invalidOption('synchronousStandbyNames', 'must be a string');
+  parseSynchronousStandbyNames(names); // PostgreSQL's error (42601/22023) for a bad value
+  const syncTimeoutMs = o.syncTimeoutMs === undefined || o.syncTimeoutMs === null ? null : int('syncTimeoutMs', o.syncTimeoutMs, 0, 86_400_000);
+  const policy = o.syncTimeoutPolicy ?? 'block';
+  if (!SYNC_WAIT_POLICIES.includes(policy)) throw Errors.invalidOption('syncTimeoutPolicy', `must be one of ${SYNC_WAIT_POLICIES.join(', ')}`);
+  return {
+    synchronousStandbyNames: names,
+    syncTimeoutMs,
+    syncTimeoutPolicy: policy,
+    maxSyncWaiters: int('maxSyncWaiters', o.maxSyncWaiters ?? 4096, 1, 1 << 20),
+    maxReplicationSlots: int('maxReplicationSlots', o.maxReplicationSlots ?? 10, 0, 10_000),
+    maxSlotWalKeepSizeBytes: int('maxSlotWalKeepSizeBytes', o.maxSlotWalKeepSizeBytes ?? -1, -1, Number.MAX_SAFE_INTEGER),
+    walKeepSizeBytes: int('walKeepSizeBytes', o.walKeepSizeBytes ?? 0, 0, Number.MAX_SAFE_INTEGER),
   };
 }
 

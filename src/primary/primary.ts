@@ -33,6 +33,9 @@ import {
 } from '../wal/xlogctl.js';
 import { FlushWaiter } from './flush-waiter.js';
 import { ReplicationServer, type ReplicationStatusRow } from '../replication/server.js';
+import { ReplicationSlots, type ReplicationSlotRow, type SlotData, type WalRetention } from '../replication/slots.js';
+import { SyncRepQueue, SyncWaiter, syncNotConfirmedError, type SyncWaitResult } from '../replication/syncrep-queue.js';
+import { waitModeOf } from '../replication/syncrep.js';
 import { type PrimaryOptions, type ResolvedPrimaryOptions, resolvePrimaryOptions, type SynchronousCommit } from './options.js';
 
 const TABLE_RE = /^[A-Za-z0-9_.:\-/]{1,63}$/;
@@ -41,6 +44,18 @@ const CKPT_DIR = 'checkpoints';
 
 export interface TransactionOptions {
   synchronousCommit?: SynchronousCommit;
+}
+
+/** What primary.commit() reports: where the commit ended and what the synchronous standbys confirmed. */
+export interface CommitResult {
+  lsn: Lsn;
+  /**
+   * False when the commit is durable locally but its wait for synchronous standbys ended without
+   * their confirmation (syncTimeoutMs with policy fail or degrade, or shutdown). Never a rollback.
+   */
+  confirmed: boolean;
+  /** The synchronous-replication wait, or null when the level did not wait for standbys. */
+  sync: SyncWaitResult | null;
 }
 
 export interface RecoveryInfo {
@@ -140,6 +155,11 @@ export class Primary extends EventEmitter {
   private readonly walPins = new Set<() => Lsn | null>();
   /** The replication listener and its walsenders (when `port` is set). */
   private replServer: ReplicationServer | null = null;
+  /** Physical replication slots (pg_replslot/), shared with the walsenders. */
+  readonly slots: ReplicationSlots;
+  /** synchronous_standby_names and the commits waiting for standbys, shared with the walsenders. */
+  readonly syncRep: SyncRepQueue;
+  private readonly syncWaiter: SyncWaiter;
 
   private constructor(args: {
     options: ResolvedPrimaryOptions; store: SharedStore; ctl: XLogCtl; control: ControlData; recovery: RecoveryInfo;
@@ -155,6 +175,16 @@ export class Primary extends EventEmitter {
     this.recovery = args.recovery;
     this.nextXid = args.nextXid;
     this.startInsertLsn = args.insertPos;
+    // Slots first: a damaged pg_replslot/ refuses to open before any thread starts.
+    this.slots = ReplicationSlots.open({ dataDir: this.dataDir, maxReplicationSlots: args.options.maxReplicationSlots, redoLsn: args.control.redoLsn });
+    this.walPins.add(() => this.slotCheckpoint());
+    this.syncRep = SyncRepQueue.create({ maxSyncWaiters: args.options.maxSyncWaiters });
+    this.syncRep.setConfig(args.options.synchronousStandbyNames);
+    this.syncWaiter = new SyncWaiter(this.syncRep, {
+      syncTimeoutMs: args.options.syncTimeoutMs,
+      policy: args.options.syncTimeoutPolicy,
+      onEvent: (e) => this.emit(e.type, e),
+    });
     // Kick the walwriter once wal_writer_flush_after bytes are waiting (PostgreSQL's walwriter rule).
     this.inserter = new WalInserter(this.ctl, args.insertPos, args.prevRecord, Math.max(64 * 1024, args.options.walWriterFlushAfterBytes));
     this.flushWaiter = new FlushWaiter(this.ctl);
@@ -246,14 +276,30 @@ export class Primary extends EventEmitter {
    * is visible there. With synchronousCommit 'off' it resolves before the WAL flush.
    */
   async transaction(fn: (tx: Transaction) => void, opts: TransactionOptions = {}): Promise<Lsn> {
+    const r = await this.commit(fn, opts);
+    // A wait that ended without confirmation (fail policy, shutdown): committed locally, reported as such.
+    if (r.sync !== null && (r.sync.outcome === 'timeout' || r.sync.outcome === 'cancelled')) throw syncNotConfirmedError(r.sync, lsnToString(r.lsn));
+    return r.lsn;
+  }
+
+  /**
+   * transaction() with the synchronous-replication outcome reported instead of thrown: remote
+   * levels (remote_receive, remote_write, on, remote_apply) wait, after the local flush, until the
+   * synchronous standbys confirm (or syncTimeoutMs ends the wait per syncTimeoutPolicy).
+   */
+  async commit(fn: (tx: Transaction) => void, opts: TransactionOptions = {}): Promise<CommitResult> {
     this.checkOpen();
     const level = opts.synchronousCommit ?? this.options.synchronousCommit;
     const tx = new Transaction(this.options);
     fn(tx);
-    if (tx.ops.length === 0) return this.inserter.insertPos;
+    if (tx.ops.length === 0) return { lsn: this.inserter.insertPos, confirmed: true, sync: null };
     const end = this.commitOps(tx.ops);
     if (level !== 'off') await this.flushWaiter.waitFor(end);
-    return end;
+    const mode = waitModeOf(level);
+    if (mode === null || !this.syncRep.standbysDefined) return { lsn: end, confirmed: true, sync: null };
+    const sync = await this.syncWaiter.wait(end, mode);
+    this.emit('syncWait', sync);
+    return { lsn: end, confirmed: sync.confirmed, sync };
   }
 
   /** Insert a TXN record and apply it to the store. Synchronous: transactions are serialised here. */
@@ -318,6 +364,70 @@ export class Primary extends EventEmitter {
   /** One row per walsender (PostgreSQL's pg_stat_replication, the columns issue 3 needs). */
   replicationStatus(): ReplicationStatusRow[] {
     return this.replServer?.status() ?? [];
+  }
+
+  // ---- synchronous replication (src/replication/syncrep*.ts) ----
+
+  /**
+   * Change synchronous_standby_names at run time (PostgreSQL: ALTER SYSTEM + reload). A bad value
+   * throws PostgreSQL's error (42601 / 22023) and changes nothing. Waiting commits that the new
+   * setting already covers are released at once; clearing it releases them all.
+   */
+  setSynchronousStandbyNames(value: string): void {
+    this.syncRep.setConfig(value);
+    this.options.synchronousStandbyNames = value;
+    if (this.replServer) this.syncRep.releaseWaiters(this.replServer.walsnd.all());
+    this.emit('syncConfigChanged', { synchronousStandbyNames: value });
+  }
+
+  get synchronousStandbyNames(): string {
+    return this.syncRep.configText();
+  }
+
+  /** Counts of synchronous-commit wait outcomes on this primary (plus `slow`: block-policy waits past syncTimeoutMs). */
+  syncWaitCounts(): Record<string, number> {
+    return { ...this.syncWaiter.counts };
+  }
+
+  // ---- replication slots (src/replication/slots.ts) ----
+
+  private walRetention(): WalRetention {
+    const o = this.options;
+    return { segSize: this.control.segSize, maxWalSizeBytes: o.maxWalSizeBytes, maxSlotWalKeepSizeBytes: o.maxSlotWalKeepSizeBytes, walKeepSizeBytes: o.walKeepSizeBytes };
+  }
+
+  /** The checkpoint's slot step (a WAL pin): write dirty slots, invalidate the ones past max_slot_wal_keep_size, keep the rest. */
+  private slotCheckpoint(): Lsn | null {
+    const r = this.slots.checkpoint({ redoLsn: this.control.redoLsn, currentLsn: this.ctl.load(XC_FLUSHED), retention: this.walRetention() });
+    for (const inv of r.invalidated) {
+      this.emit('log', { level: 'warning', message: `invalidating slot "${inv.name}" because its restart_lsn ${lsnToString(inv.restartLsn)} exceeds max_slot_wal_keep_size` });
+      this.emit('slotInvalidated', inv);
+      if (inv.activePid !== 0) void this.replServer?.terminateWalSender(inv.activePid);
+    }
+    return r.keepFromLsn;
+  }
+
+  /** pg_create_physical_replication_slot(name, immediately_reserve): 42710, 42602, 53400 as PostgreSQL. */
+  createReplicationSlot(name: string, opts: { reserveWal?: boolean } = {}): SlotData {
+    this.checkOpen();
+    return this.slots.create(name, { reserveWal: opts.reserveWal ?? false });
+  }
+
+  /** pg_drop_replication_slot(name): 42704 if missing, 55006 if a walsender uses it. */
+  dropReplicationSlot(name: string): void {
+    this.checkOpen();
+    this.slots.dropNow(name, 0);
+  }
+
+  /** pg_copy_physical_replication_slot(src, dst): the copy starts at the source's restart_lsn. */
+  copyReplicationSlot(src: string, dst: string): SlotData {
+    this.checkOpen();
+    return this.slots.copy(src, dst);
+  }
+
+  /** pg_replication_slots (physical columns, wal_status and safe_wal_size as PostgreSQL 15 computes them). */
+  replicationSlots(): ReplicationSlotRow[] {
+    return this.slots.rows({ currentLsn: this.ctl.load(XC_WRITTEN), retention: this.walRetention(), walDir: this.walDir });
   }
 
   /** The latest checkpoint as the control file has it (for BASE_BACKUP). */
@@ -425,6 +535,9 @@ export class Primary extends EventEmitter {
           const t = this.options.walSenderTimeoutMs;
           await this.replServer.shutdownWalSenders(t > 0 ? t : 10_000);
         }
+        // Commits still waiting for standbys: committed locally, not confirmed (PostgreSQL's
+        // "canceling the wait for synchronous replication … due to administrator command").
+        this.syncWaiter.close('shutdown');
         Atomics.store(this.ctl.i32, XC_STOP, 1);
         this.ctl.setLatch(XC_WALWRITER_LATCH);
         await new Promise<void>((resolve) => {

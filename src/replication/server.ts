@@ -22,6 +22,9 @@ import { pgTimestampToDate } from './protocol/messages.js';
 import { makeScramVerifier } from './protocol/scram.js';
 import type { BackupFile, FromPrimary, ToPrimary, WalSenderConnConfig } from './walsender.js';
 import { WalSndCtl, type WalSndSnapshot } from './walsndctl.js';
+import type { ReplicationSlots } from './slots.js';
+import type { SyncRepQueue } from './syncrep-queue.js';
+import { syncStates, type SyncState } from './syncrep.js';
 
 /** What the server needs from the primary it serves. */
 export interface ReplicationHost {
@@ -34,6 +37,10 @@ export interface ReplicationHost {
   checkpoint(): Promise<void>;
   checkpointInfo(): { redoLsn: Lsn; checkpointLsn: Lsn; snapshotName: string; tli: number };
   emit(event: string | symbol, ...args: unknown[]): boolean;
+  /** Replication slots shared with the walsenders (issue 4), if any. */
+  readonly slots?: ReplicationSlots | null;
+  /** Synchronous-commit wait queues the walsenders release (issue 4), if any. */
+  readonly syncRep?: SyncRepQueue | null;
 }
 
 export interface ReplicationServerOptions {
@@ -74,6 +81,9 @@ export interface ReplicationStatusRow {
   write_lag_bytes: number | null;
   flush_lag_bytes: number | null;
   replay_lag_bytes: number | null;
+  /** pg_stat_replication.sync_priority / sync_state (PostgreSQL 15's rules, src/replication/syncrep.ts). */
+  sync_priority: number;
+  sync_state: SyncState;
 }
 
 interface WorkerEntry {
@@ -153,6 +163,8 @@ export class ReplicationServer {
       authenticationTimeoutMs: this.opts.authenticationTimeoutMs,
       maxClientMessageBytes: this.opts.maxClientMessageBytes,
       maxQueuedBytes: this.opts.walSenderMaxQueuedBytes,
+      slots: this.host.slots?.handle ?? null,
+      syncRep: this.host.syncRep?.handle ?? null,
     };
     // From here on the socket belongs to the worker: this thread must not read, write or close it.
     const ready = this.idle.shift();
@@ -179,6 +191,8 @@ export class ReplicationServer {
       const i = this.idle.indexOf(entry);
       if (i >= 0) this.idle.splice(i, 1);
       if (entry.id !== 0) this.walsnd.releaseById(entry.id);
+      // A worker that died without cleaning up: release its slots, drop its temporary ones.
+      if (entry.id !== 0) this.host.slots?.releaseSession(entry.id);
       for (const u of entry.unpins) u();
       entry.unpins.length = 0;
       port1.close();
@@ -254,7 +268,9 @@ export class ReplicationServer {
     const flush = this.host.flushLsn;
     const lsn = (v: number) => (v === 0 ? null : lsnToString(v));
     const lag = (v: number) => (v === 0 ? null : Math.max(0, flush - v));
-    return this.walsnd.all().map((s: WalSndSnapshot) => ({
+    const senders = this.walsnd.all();
+    const sync = syncStates(this.host.syncRep?.config() ?? null, senders);
+    return senders.map((s: WalSndSnapshot, k) => ({
       pid: s.id,
       application_name: s.applicationName,
       client_addr: s.clientAddr,
@@ -271,7 +287,24 @@ export class ReplicationServer {
       write_lag_bytes: lag(s.write),
       flush_lag_bytes: lag(s.flush),
       replay_lag_bytes: lag(s.apply),
+      sync_priority: sync[k]!.syncPriority,
+      sync_state: sync[k]!.syncState,
     }));
+  }
+
+  /**
+   * Terminate the walsender with this id (PostgreSQL signals the process holding a slot it
+   * invalidates). Its exit releases its WalSndCtl slot and replication slots. False if none.
+   */
+  async terminateWalSender(id: number): Promise<boolean> {
+    for (const e of this.workers) {
+      if (e.id === id) {
+        this.log('info', `terminating walsender ${id} to release its replication slot`);
+        await e.worker.terminate();
+        return true;
+      }
+    }
+    return false;
   }
 
   /** Number of walsender workers alive (including connections still authenticating). */

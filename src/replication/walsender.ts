@@ -43,6 +43,8 @@ import { ReplicationColumns, writeXLogDataFrameHeader, XLOGDATA_FRAME_HEADER_BYT
 import { ReplicationServerConn, type ServerConnEvent } from './protocol/server-conn.js';
 import { tarEntryBytes, tarHeader, tarPadding, tarTrailer } from './tar.js';
 import { WalSndCtl, WalSndState, type WalSndCtlHandle, type WalSndStateValue } from './walsndctl.js';
+import { ReplicationSlots, type ReplicationSlotsHandle } from './slots.js';
+import { SyncRepQueue, type SyncRepQueueHandle } from './syncrep-queue.js';
 
 /** Everything a walsender worker gets at start (structured-cloneable). */
 export interface WalSenderConfig {
@@ -64,6 +66,10 @@ export interface WalSenderConfig {
   maxClientMessageBytes: number;
   /** Bytes queued in the socket before sending pauses until 'drain'. */
   maxQueuedBytes: number;
+  /** Replication slots (issue 4): absent = no slot table (slot commands then fail as with max_replication_slots = 0). */
+  slots?: ReplicationSlotsHandle | null;
+  /** Synchronous-commit wait queues: replies release waiting commits (SyncRepReleaseWaiters). */
+  syncRep?: SyncRepQueueHandle | null;
   port: MessagePort;
 }
 
@@ -136,6 +142,11 @@ export class WalSender {
   // open segment file for catch-up reads
   private segFd = -1;
   private segFdNo = -1;
+  // replication slots and synchronous replication (src/replication/slots.ts, syncrep-queue.ts)
+  private readonly slots: ReplicationSlots | null;
+  private readonly syncRep: SyncRepQueue | null;
+  /** Index of the slot START_REPLICATION SLOT acquired, -1 = none. */
+  private replSlot = -1;
   // Message buffers, reused once the socket has handed them to the kernel (fresh 128 KiB buffers
   // would each cost an mmap, page faults and kernel zeroing).
   private readonly framePool: Buffer[] = [];
@@ -146,6 +157,8 @@ export class WalSender {
     this.cfg = cfg;
     this.ctl = new XLogCtl(cfg.xlog);
     this.walsnd = new WalSndCtl(cfg.walsnd);
+    this.slots = cfg.slots ? new ReplicationSlots(cfg.slots) : null;
+    this.syncRep = cfg.syncRep ? new SyncRepQueue(cfg.syncRep) : null;
     this.segSize = this.ctl.segSize;
     this.port = cfg.port;
     this.socket = new net.Socket({ fd: cfg.fd, readable: true, writable: true });
@@ -259,6 +272,9 @@ export class WalSender {
     if (this.timer) clearTimeout(this.timer);
     if (this.authTimer) clearTimeout(this.authTimer);
     this.closeSegment();
+    // ReplicationSlotCleanup: release the slot in use, drop this session's temporary slots.
+    if (this.slots && this.id !== 0) this.slots.releaseSession(this.id);
+    this.replSlot = -1;
     if (this.slot >= 0) this.walsnd.release(this.slot, this.id);
     this.port.close();
   }
@@ -389,12 +405,27 @@ export class WalSender {
           void this.baseBackup(cmd.backup).catch((e) => this.commandFailed(e));
           return;
         case 'READ_REPLICATION_SLOT':
-          // Issue 4 brings slots: until then no slot exists (PostgreSQL answers one all-NULL row).
-          conn.sendResultSet(ReplicationColumns.readReplicationSlot, [[null, null, null]], 'READ_REPLICATION_SLOT');
+          // Unknown slot (or no slot table): one all-NULL row, as PostgreSQL answers.
+          conn.sendResultSet(ReplicationColumns.readReplicationSlot, [this.slots ? this.slots.readRow(cmd.slotName, this.ctl.tli) : [null, null, null]], 'READ_REPLICATION_SLOT');
           break;
-        case 'CREATE_REPLICATION_SLOT':
-        case 'DROP_REPLICATION_SLOT':
-          throw Errors.featureNotSupported('replication slots are not supported by walstream yet');
+        case 'CREATE_REPLICATION_SLOT': {
+          if (cmd.replicationKind !== 'physical') throw Errors.featureNotSupported('logical replication is not supported by walstream');
+          const slots = this.requireSlots();
+          slots.create(cmd.slotName, { reserveWal: cmd.reserveWal, temporary: cmd.temporary, pid: this.id });
+          // consistent_point is 0/0 for a physical slot, even with RESERVE_WAL (PostgreSQL 15).
+          conn.sendResultSet(ReplicationColumns.createReplicationSlot, [[cmd.slotName, '0/0', null, null]], 'CREATE_REPLICATION_SLOT');
+          break;
+        }
+        case 'DROP_REPLICATION_SLOT': {
+          const slots = this.requireSlots();
+          void slots.drop(cmd.slotName, { pid: this.id, wait: cmd.wait }).then(() => {
+            if (this.conn.closed) return;
+            conn.sendCommandComplete('DROP_REPLICATION_SLOT');
+            conn.sendReadyForQuery();
+            this.resumeInput();
+          }, (e) => this.commandFailed(e));
+          return; // answers when the drop is done (WAIT may sleep)
+        }
       }
       conn.sendReadyForQuery();
     } catch (e) {
@@ -402,7 +433,14 @@ export class WalSender {
     }
   }
 
+  /** The slot table, or PostgreSQL's error when there is none (max_replication_slots = 0). */
+  private requireSlots(): ReplicationSlots {
+    if (this.slots === null) throw Errors.objectNotInPrerequisiteState('replication slots can only be used if max_replication_slots > 0');
+    return this.slots;
+  }
+
   private commandFailed(e: unknown): void {
+    if (!this.streaming) this.releaseReplSlot();
     if (!(e instanceof WalstreamError)) {
       this.log('warning', `internal error: ${(e as Error).stack ?? String(e)}`);
       e = Errors.internal((e as Error).message ?? String(e));
@@ -437,14 +475,23 @@ export class WalSender {
 
   private startReplication(slotName: string | null, start: Lsn, timeline: number | null): void {
     const conn = this.conn;
-    if (slotName !== null) throw Errors.undefinedObject(`replication slot "${slotName}" does not exist`);
+    // ReplicationSlotAcquire: 42704 missing, 55006 active elsewhere, 55000 invalidated — all before CopyBothResponse.
+    if (slotName !== null) {
+      if (this.slots === null) throw Errors.undefinedObject(`replication slot "${slotName}" does not exist`);
+      if (this.replSlot >= 0) this.slots.release(this.replSlot, this.id);
+      this.replSlot = this.slots.acquire(slotName, this.id);
+    }
     const tli = timeline ?? this.ctl.tli;
     if (tli !== this.ctl.tli) throw Errors.internal(`requested timeline ${tli} is not in this server's history`);
     if (this.stopRequested) throw Errors.adminShutdown();
     conn.enterCopyBoth();
-    if (conn.state !== 'copyBoth') return; // the client's pipelined input ended the copy already
+    if (conn.state !== 'copyBoth') {
+      this.releaseReplSlot();
+      return; // the client's pipelined input ended the copy already
+    }
     const flush = this.ctl.load(XC_FLUSHED);
     if (start > flush) {
+      this.releaseReplSlot();
       conn.sendError(Errors.internal(`requested starting point ${lsnToString(start)} is ahead of the WAL flush position of this server ${lsnToString(flush)}`));
       conn.sendReadyForQuery();
       return;
@@ -468,7 +515,14 @@ export class WalSender {
     this.sendPending();
   }
 
+  /** End of START_REPLICATION (or its failure): the slot is released (a temporary one stays with the session). */
+  private releaseReplSlot(): void {
+    if (this.replSlot >= 0 && this.slots && !this.closed) this.slots.release(this.replSlot, this.id);
+    this.replSlot = -1;
+  }
+
   private stopStreamingState(): void {
+    this.releaseReplSlot();
     if (!this.streaming) return;
     this.streaming = false;
     this.closeSegment();
@@ -641,7 +695,11 @@ export class WalSender {
   private onCopyData(m: Extract<ServerConnEvent, { type: 'copyData' }>['message']): void {
     if (this.slot < 0) return;
     if (m.kind === 'r') {
-      this.walsnd.reportReply(this.slot, { write: m.write, flush: m.flush, apply: m.apply, replyTime: m.clientTime });
+      const got = this.walsnd.reportReply(this.slot, { write: m.write, flush: m.flush, apply: m.apply, replyTime: m.clientTime });
+      // PhysicalConfirmReceivedLocation: the slot's restart_lsn follows the standby's flush.
+      if (this.replSlot >= 0 && this.slots && m.flush !== 0) this.slots.confirmFlush(this.replSlot, this.id, got.flush);
+      // SyncRepReleaseWaiters: a synchronous standby's reply releases the commits it covers.
+      if (this.syncRep && this.syncRep.standbysDefined) this.syncRep.releaseWaiters(this.walsnd.all(), this.slot);
       if (m.replyRequested && this.streaming && this.conn.state === 'copyBoth') this.conn.sendKeepalive(this.sent, false);
       if (this.stopRequested && this.stopPingSent) {
         const replicated = m.flush !== 0 ? m.flush : m.write;
@@ -653,6 +711,7 @@ export class WalSender {
       }
     } else {
       this.walsnd.reportFeedback(this.slot, { xmin: m.xmin, xminEpoch: m.xminEpoch, catalogXmin: m.catalogXmin, catalogXminEpoch: m.catalogXminEpoch, replyTime: m.clientTime });
+      if (this.replSlot >= 0 && this.slots) this.slots.setXmin(this.replSlot, this.id, m.xmin, m.catalogXmin);
     }
   }
 
