@@ -174,6 +174,10 @@ test('pg_receivewal --synchronous as the synchronous standby: sync_state, commit
   assert.throws(() => p.setSynchronousStandbyNames('FIRST 1 (pg_receivewal'), (e: unknown) => e instanceof WalstreamError && e.sqlstate === '42601' && e.detail === 'syntax error at end of input');
   assert.equal(p.synchronousStandbyNames, 'FIRST 1 (pg_receivewal)');
 
+  const events: Array<[string, string, string]> = [];
+  for (const ev of ['walsenderConnected', 'walsenderCaughtUp', 'syncStateChanged', 'walsenderDisconnected']) {
+    p.on(ev, (e: { applicationName: string; syncState: string }) => events.push([ev, e.applicationName, e.syncState]));
+  }
   // No standby yet: a remote commit waits…
   const lonely = p.commit((tx) => tx.put('t', 'k0', 0), { synchronousCommit: 'on' });
   rw = startPgReceivewal(p.port!, path.join(dir, 'rw'), ['--synchronous']);
@@ -184,6 +188,14 @@ test('pg_receivewal --synchronous as the synchronous standby: sync_state, commit
   const st = p.replicationStatus()[0]!;
   assert.equal(st.application_name, 'pg_receivewal');
   assert.equal(st.sync_priority, 1);
+  // Events: connected first, caught up, and sync_state reaching 'sync' (via 'potential' when the
+  // first flush report arrives while it still catches up).
+  assert.deepEqual(events[0], ['walsenderConnected', 'pg_receivewal', 'async']);
+  assert.ok(events.some((e) => e[0] === 'walsenderCaughtUp'));
+  assert.deepEqual(events.filter((e) => e[0] === 'syncStateChanged').at(-1), ['syncStateChanged', 'pg_receivewal', 'sync']);
+  // Time lag: flush confirmed (0 once caught up), replay never reported by pg_receivewal (null).
+  await waitFor(() => p.replicationStatus()[0]?.flush_lag_ms === 0, 5000, 'flush lag 0 when caught up');
+  assert.equal(p.replicationStatus()[0]!.replay_lag_ms, null);
   for (let i = 0; i < 20; i++) {
     const r = await p.commit((tx) => tx.put('t', `k${i}`, i), { synchronousCommit: i % 2 === 0 ? 'on' : 'remote_write' });
     assert.equal(r.confirmed, true);
@@ -200,9 +212,23 @@ test('pg_receivewal --synchronous as the synchronous standby: sync_state, commit
   // Another name: pg_receivewal becomes async and commits do not need it.
   p.setSynchronousStandbyNames('ANY 1 (other)');
   assert.equal(p.replicationStatus()[0]!.sync_state, 'async');
+  assert.deepEqual(events.at(-1), ['syncStateChanged', 'pg_receivewal', 'async']);
+  // A stuck standby while the primary is idle: its time lag keeps growing (PostgreSQL: NULL).
+  rw.child.kill('SIGSTOP');
+  await p.transaction((tx) => tx.put('t', 'stuck', 1), { synchronousCommit: 'local' });
+  await new Promise((r) => setTimeout(r, 150));
+  const l1 = p.replicationStatus()[0]!.flush_lag_ms!;
+  await new Promise((r) => setTimeout(r, 150));
+  const l2 = p.replicationStatus()[0]!.flush_lag_ms!;
+  assert.ok(l1 >= 100 && l2 >= l1 + 100, `lag grows while idle: ${l1} then ${l2}`);
+  rw.child.kill('SIGCONT');
+  await waitFor(() => p.replicationStatus()[0]?.flush_lag_ms === 0, 5000, 'lag back to 0 after catching up');
   p.setSynchronousStandbyNames('');
   const free = await p.commit((tx) => tx.put('t', 'free', 1), { synchronousCommit: 'remote_apply' });
   assert.deepEqual([free.confirmed, free.sync], [true, null]);
   assert.ok(p.syncWaitCounts().confirmed >= 21);
   assert.equal(p.syncWaitCounts().timeout, 1);
+  await rw.stop();
+  rw = null;
+  await waitFor(() => events.at(-1)?.[0] === 'walsenderDisconnected', 5000, 'disconnect event');
 });

@@ -378,6 +378,7 @@ export class Primary extends EventEmitter {
     this.options.synchronousStandbyNames = value;
     if (this.replServer) this.syncRep.releaseWaiters(this.replServer.walsnd.all());
     this.emit('syncConfigChanged', { synchronousStandbyNames: value });
+    this.replServer?.notifyStateChange();
   }
 
   get synchronousStandbyNames(): string {

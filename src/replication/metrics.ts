@@ -5,81 +5,16 @@
 // waits are pushed as they end. startMetricsServer listens on 127.0.0.1 by default; stop it with
 // its close(). Nothing else holds a handle.
 //
-// DEV DOCS — time lag. PostgreSQL's write/flush/replay_lag is the time between flushing WAL
-// locally and hearing that the standby wrote/flushed/replayed it, and it turns NULL when the
-// primary goes idle. walstream's LagTracker keeps (LSN, time flushed) samples and reports the
-// age of the oldest WAL the standby has not confirmed at that level: 0 when it has everything,
-// and growing while it stays behind — also when the primary is idle, which is when a stuck
-// standby matters. Samples live in a bounded ring (`maxLagSamples`); when it is full the newest
-// sample's LSN is moved forward instead of adding one (PostgreSQL's LagTracker does the same),
-// so times are rounded towards older, never younger.
+// Time lag: see src/replication/lag.ts.
 
 import http from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { Errors } from '../errors.js';
-import { assert } from '../util/assert.js';
 import type { Lsn } from '../wal/lsn.js';
 import type { SyncWaitResult } from './syncrep-queue.js';
 import { SYNC_WAIT_OUTCOMES } from './syncrep-queue.js';
 
-// ---------------------------------------------------------------------------------------------
-// Lag tracking (sans I/O)
-
-export class LagTracker {
-  private readonly lsns: Float64Array;
-  private readonly times: Float64Array;
-  private head = 0; // next write
-  private count = 0;
-
-  constructor(readonly maxLagSamples = 8192) {
-    assert(Number.isInteger(maxLagSamples) && maxLagSamples >= 2, 'maxLagSamples');
-    this.lsns = new Float64Array(maxLagSamples);
-    this.times = new Float64Array(maxLagSamples);
-  }
-
-  /** WAL up to `lsn` was flushed locally at `timeMs`. Positions must not go backwards. */
-  record(lsn: Lsn, timeMs: number): void {
-    if (this.count > 0) {
-      const last = (this.head - 1 + this.maxLagSamples) % this.maxLagSamples;
-      const lastLsn = this.lsns[last]!;
-      if (lsn <= lastLsn) return;
-      if (this.count === this.maxLagSamples) {
-        this.lsns[last] = lsn; // full: keep the older time, advance the newest sample
-        return;
-      }
-    }
-    this.lsns[this.head] = lsn;
-    this.times[this.head] = timeMs;
-    this.head = (this.head + 1) % this.maxLagSamples;
-    this.count++;
-  }
-
-  /** Forget samples the slowest reader has confirmed (everything ≤ `lsn`). */
-  trim(lsn: Lsn): void {
-    while (this.count > 1) {
-      const tail = (this.head - this.count + this.maxLagSamples) % this.maxLagSamples;
-      if (this.lsns[tail]! > lsn) break;
-      this.count--;
-    }
-  }
-
-  /**
-   * Milliseconds since the oldest WAL not yet covered by `position` was flushed; 0 when `position`
-   * covers everything recorded; null when `position` is unknown (0).
-   */
-  lagMs(position: Lsn, nowMs: number): number | null {
-    if (position === 0) return null;
-    for (let k = 0; k < this.count; k++) {
-      const i = (this.head - this.count + k + this.maxLagSamples) % this.maxLagSamples;
-      if (this.lsns[i]! > position) return Math.max(0, nowMs - this.times[i]!);
-    }
-    return 0;
-  }
-
-  get samples(): number {
-    return this.count;
-  }
-}
+export { LagTracker, WalSndLag, sharedClockUs, type WalSndLagHandle } from './lag.js';
 
 // ---------------------------------------------------------------------------------------------
 // Registry

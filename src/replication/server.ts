@@ -25,6 +25,7 @@ import { WalSndCtl, type WalSndSnapshot } from './walsndctl.js';
 import type { ReplicationSlots } from './slots.js';
 import type { SyncRepQueue } from './syncrep-queue.js';
 import { syncStates, type SyncState } from './syncrep.js';
+import { WalSndLag } from './lag.js';
 
 /** What the server needs from the primary it serves. */
 export interface ReplicationHost {
@@ -84,6 +85,26 @@ export interface ReplicationStatusRow {
   /** pg_stat_replication.sync_priority / sync_state (PostgreSQL 15's rules, src/replication/syncrep.ts). */
   sync_priority: number;
   sync_state: SyncState;
+  /**
+   * write_lag / flush_lag / replay_lag in ms: age of the oldest WAL sent but not yet confirmed at
+   * that level (0 = caught up; keeps growing for a stuck standby even when the primary is idle;
+   * null until the standby reports that position). See src/replication/lag.ts.
+   */
+  write_lag_ms: number | null;
+  flush_lag_ms: number | null;
+  replay_lag_ms: number | null;
+}
+
+/** What the state-change events carry (events: walsenderConnected, walsenderCaughtUp, syncStateChanged, walsenderDisconnected). */
+export interface WalSenderEvent {
+  pid: number;
+  applicationName: string;
+  clientAddr: string;
+  state: string;
+  syncPriority: number;
+  syncState: SyncState;
+  /** syncStateChanged: the previous sync_state. */
+  previousSyncState?: SyncState;
 }
 
 interface WorkerEntry {
@@ -96,6 +117,10 @@ interface WorkerEntry {
 
 export class ReplicationServer {
   readonly walsnd: WalSndCtl;
+  /** Per-walsender time lag (published by the workers). */
+  readonly lag: WalSndLag;
+  /** Last state seen per walsender id, for the state-change events. */
+  private known = new Map<number, WalSenderEvent>();
   private readonly server: net.Server;
   private readonly workers = new Set<WorkerEntry>();
   /** Pre-started workers waiting for a connection (not in `workers`). */
@@ -109,6 +134,7 @@ export class ReplicationServer {
 
   private constructor(private readonly host: ReplicationHost, private readonly opts: ReplicationServerOptions) {
     this.walsnd = WalSndCtl.create(opts.maxWalSenders);
+    this.lag = WalSndLag.create(opts.maxWalSenders);
     this.unpinSenders = host.pinWal(() => this.walsnd.minSent());
     const users = opts.users;
     this.users = users === null ? null : Object.fromEntries(Object.entries(users).map(([u, p]) => [u, p.startsWith('SCRAM-SHA-256$') ? p : makeScramVerifier(p)]));
@@ -165,6 +191,7 @@ export class ReplicationServer {
       maxQueuedBytes: this.opts.walSenderMaxQueuedBytes,
       slots: this.host.slots?.handle ?? null,
       syncRep: this.host.syncRep?.handle ?? null,
+      lag: this.lag.handle,
     };
     // From here on the socket belongs to the worker: this thread must not read, write or close it.
     const ready = this.idle.shift();
@@ -195,6 +222,7 @@ export class ReplicationServer {
       if (entry.id !== 0) this.host.slots?.releaseSession(entry.id);
       for (const u of entry.unpins) u();
       entry.unpins.length = 0;
+      if (entry.id !== 0) this.notifyStateChange();
       port1.close();
       resolveExit();
     });
@@ -210,6 +238,10 @@ export class ReplicationServer {
     switch (m.type) {
       case 'slot':
         entry.id = m.id;
+        this.notifyStateChange();
+        return;
+      case 'stateChanged':
+        this.notifyStateChange();
         return;
       case 'log':
         this.log(m.level, m.message);
@@ -270,26 +302,55 @@ export class ReplicationServer {
     const lag = (v: number) => (v === 0 ? null : Math.max(0, flush - v));
     const senders = this.walsnd.all();
     const sync = syncStates(this.host.syncRep?.config() ?? null, senders);
-    return senders.map((s: WalSndSnapshot, k) => ({
-      pid: s.id,
-      application_name: s.applicationName,
-      client_addr: s.clientAddr,
-      client_port: s.clientPort,
-      backend_start: new Date(s.backendStartMs),
-      state: s.stateName,
-      sent_lsn: lsn(s.sent),
-      write_lsn: lsn(s.write),
-      flush_lsn: lsn(s.flush),
-      replay_lsn: lsn(s.apply),
-      reply_time: s.replyTime === 0 ? null : pgTimestampToDate(s.replyTime),
-      backend_xmin: s.xmin === 0 ? null : s.xmin,
-      sent_lag_bytes: lag(s.sent),
-      write_lag_bytes: lag(s.write),
-      flush_lag_bytes: lag(s.flush),
-      replay_lag_bytes: lag(s.apply),
-      sync_priority: sync[k]!.syncPriority,
-      sync_state: sync[k]!.syncState,
-    }));
+    return senders.map((s: WalSndSnapshot, k) => {
+      const lagMs = this.lag.lagMs(s.slot);
+      return {
+        pid: s.id,
+        application_name: s.applicationName,
+        client_addr: s.clientAddr,
+        client_port: s.clientPort,
+        backend_start: new Date(s.backendStartMs),
+        state: s.stateName,
+        sent_lsn: lsn(s.sent),
+        write_lsn: lsn(s.write),
+        flush_lsn: lsn(s.flush),
+        replay_lsn: lsn(s.apply),
+        reply_time: s.replyTime === 0 ? null : pgTimestampToDate(s.replyTime),
+        backend_xmin: s.xmin === 0 ? null : s.xmin,
+        sent_lag_bytes: lag(s.sent),
+        write_lag_bytes: lag(s.write),
+        flush_lag_bytes: lag(s.flush),
+        replay_lag_bytes: lag(s.apply),
+        sync_priority: sync[k]!.syncPriority,
+        sync_state: sync[k]!.syncState,
+        write_lag_ms: s.write === 0 ? null : lagMs.write,
+        flush_lag_ms: s.flush === 0 ? null : lagMs.flush,
+        replay_lag_ms: s.apply === 0 ? null : lagMs.apply,
+      };
+    });
+  }
+
+  /**
+   * Re-derive every walsender's state and sync state and emit what changed (the seeds' NOTIFY
+   * wish): `walsenderConnected`, `walsenderCaughtUp` (catchup → streaming), `syncStateChanged`,
+   * `walsenderDisconnected`, each with a WalSenderEvent. Called on worker messages, worker exit and
+   * synchronous_standby_names changes — never on a timer.
+   */
+  notifyStateChange(): void {
+    const senders = this.walsnd.all();
+    const sync = syncStates(this.host.syncRep?.config() ?? null, senders);
+    const now = new Map<number, WalSenderEvent>();
+    senders.forEach((s, k) => {
+      now.set(s.id, { pid: s.id, applicationName: s.applicationName, clientAddr: s.clientAddr, state: s.stateName, syncPriority: sync[k]!.syncPriority, syncState: sync[k]!.syncState });
+    });
+    for (const [id, cur] of now) {
+      const prev = this.known.get(id);
+      if (!prev) this.host.emit('walsenderConnected', cur);
+      if (cur.state === 'streaming' && prev?.state !== 'streaming' && prev?.state !== 'stopping') this.host.emit('walsenderCaughtUp', cur);
+      if (prev && prev.syncState !== cur.syncState) this.host.emit('syncStateChanged', { ...cur, previousSyncState: prev.syncState });
+    }
+    for (const [id, prev] of this.known) if (!now.has(id)) this.host.emit('walsenderDisconnected', prev);
+    this.known = now;
   }
 
   /**

@@ -45,6 +45,7 @@ import { tarEntryBytes, tarHeader, tarPadding, tarTrailer } from './tar.js';
 import { WalSndCtl, WalSndState, type WalSndCtlHandle, type WalSndStateValue } from './walsndctl.js';
 import { ReplicationSlots, type ReplicationSlotsHandle } from './slots.js';
 import { SyncRepQueue, type SyncRepQueueHandle } from './syncrep-queue.js';
+import { WalSndLag, type WalSndLagHandle } from './lag.js';
 
 /** Everything a walsender worker gets at start (structured-cloneable). */
 export interface WalSenderConfig {
@@ -70,12 +71,16 @@ export interface WalSenderConfig {
   slots?: ReplicationSlotsHandle | null;
   /** Synchronous-commit wait queues: replies release waiting commits (SyncRepReleaseWaiters). */
   syncRep?: SyncRepQueueHandle | null;
+  /** Time-lag words this walsender publishes (src/replication/lag.ts). */
+  lag?: WalSndLagHandle | null;
   port: MessagePort;
 }
 
 /** Messages between a walsender and the primary's thread. */
 export type ToPrimary =
   | { type: 'slot'; id: number; slot: number }
+  /** State, or the standby's first flush report, changed: the primary re-derives sync states and emits events. */
+  | { type: 'stateChanged' }
   | { type: 'backupStart'; fast: boolean }
   | { type: 'log'; level: 'info' | 'warning'; message: string };
 export type FromPrimary =
@@ -147,6 +152,9 @@ export class WalSender {
   private readonly syncRep: SyncRepQueue | null;
   /** Index of the slot START_REPLICATION SLOT acquired, -1 = none. */
   private replSlot = -1;
+  private readonly lag: WalSndLag | null;
+  /** True once the standby reported a flush position in this START_REPLICATION (its priority then counts). */
+  private flushReported = false;
   // Message buffers, reused once the socket has handed them to the kernel (fresh 128 KiB buffers
   // would each cost an mmap, page faults and kernel zeroing).
   private readonly framePool: Buffer[] = [];
@@ -159,6 +167,7 @@ export class WalSender {
     this.walsnd = new WalSndCtl(cfg.walsnd);
     this.slots = cfg.slots ? new ReplicationSlots(cfg.slots) : null;
     this.syncRep = cfg.syncRep ? new SyncRepQueue(cfg.syncRep) : null;
+    this.lag = cfg.lag ? new WalSndLag(cfg.lag) : null;
     this.segSize = this.ctl.segSize;
     this.port = cfg.port;
     this.socket = new net.Socket({ fd: cfg.fd, readable: true, writable: true });
@@ -368,6 +377,17 @@ export class WalSender {
     if (this.state === s || this.slot < 0) return;
     this.state = s;
     this.walsnd.setState(this.slot, s);
+    this.notifyStateChanged();
+  }
+
+  /** Tell the primary that what pg_stat_replication derives from this walsender may have changed. */
+  private notifyStateChanged(): void {
+    if (this.closed) return;
+    try {
+      this.port.postMessage({ type: 'stateChanged' } satisfies ToPrimary);
+    } catch {
+      /* port closed */
+    }
   }
 
   // -------------------------------------------------------------------------------------------
@@ -499,6 +519,9 @@ export class WalSender {
     // Publish the start first (it pins WAL), then make sure the segment is still there.
     this.walsnd.startStreaming(this.slot, start, WalSndState.CATCHUP);
     this.state = WalSndState.CATCHUP;
+    this.lag?.begin(this.slot);
+    this.flushReported = false;
+    this.notifyStateChanged();
     if (start < flush && !fs.existsSync(path.join(this.cfg.walDir, segmentFileName(this.ctl.tli, segNo(start, this.segSize), this.segSize)))) {
       this.stopStreamingState();
       conn.sendError(Errors.walSegmentRemoved(segmentFileName(this.ctl.tli, segNo(start, this.segSize), this.segSize)));
@@ -565,6 +588,7 @@ export class WalSender {
         const end = this.sendOne(flushed);
         this.sent = end;
         this.walsnd.setSent(this.slot, end);
+        this.lag?.sent(this.slot, end);
         flushed = this.ctl.load(XC_FLUSHED);
       }
       if (!this.streaming) return;
@@ -696,6 +720,11 @@ export class WalSender {
     if (this.slot < 0) return;
     if (m.kind === 'r') {
       const got = this.walsnd.reportReply(this.slot, { write: m.write, flush: m.flush, apply: m.apply, replyTime: m.clientTime });
+      this.lag?.replied(this.slot, got.write, got.flush, got.apply);
+      if (!this.flushReported && got.flush !== 0) {
+        this.flushReported = true;
+        this.notifyStateChanged(); // sync_priority counts from the first flush report
+      }
       // PhysicalConfirmReceivedLocation: the slot's restart_lsn follows the standby's flush.
       if (this.replSlot >= 0 && this.slots && m.flush !== 0) this.slots.confirmFlush(this.replSlot, this.id, got.flush);
       // SyncRepReleaseWaiters: a synchronous standby's reply releases the commits it covers.
