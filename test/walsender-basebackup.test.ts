@@ -30,7 +30,17 @@ test('BASE_BACKUP: PostgreSQL 15 reply shape, archive contents, WAL pinned from 
   const dir = tmpDir('walstream-bb-');
   const p = await Primary.open({ dataDir: path.join(dir, 'data'), walSegmentSize: SEG, checkpointTimeoutMs: 0, maxWalSizeBytes: 64 * SEG, port: 0 });
   const clients: RawClient[] = [];
+  // The snapshot fd is opened by the primary's thread and must be closed by it: Node warns
+  // "File descriptor N closed but not opened in unmanaged mode" (on the walsender's stderr, which
+  // the main thread writes out) when another thread closes it.
+  const warnings: string[] = [];
+  const stderrWrite = process.stderr.write;
+  process.stderr.write = function (this: NodeJS.WriteStream, chunk: unknown, ...rest: unknown[]) {
+    warnings.push(String(chunk));
+    return (stderrWrite as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
+  } as typeof process.stderr.write;
   t.after(async () => {
+    process.stderr.write = stderrWrite;
     clients.forEach((c) => c.close());
     await p.close();
     rmrf(dir);
@@ -80,6 +90,18 @@ test('BASE_BACKUP: PostgreSQL 15 reply shape, archive contents, WAL pinned from 
   assert.ok(endLsn >= info.redoLsn && endLsn <= p.flushLsn);
   const tags = got.filter((f) => typeOf(f) === 'C').map((f) => Buffer.from(f.body).toString('latin1'));
   assert.deepEqual(tags, ['SELECT\0', 'SELECT\0', 'SELECT\0', 'BASE_BACKUP\0']);
+  // The snapshot fd is closed once the archive is sent (the connection stays open).
+  const snapPath = path.join(p.dataDir, 'checkpoints', info.snapshotName);
+  const openOnSnapshot = () => fs.readdirSync('/proc/self/fd').some((fd) => {
+    try {
+      return fs.readlinkSync(`/proc/self/fd/${fd}`) === snapPath;
+    } catch {
+      return false;
+    }
+  });
+  await waitFor(() => !openOnSnapshot(), 5000, 'snapshot fd closed after the backup');
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(warnings.filter((w) => w.includes('File descriptor')), []);
 
   // WAL from the redo point stays while the backup connection lives, through later checkpoints.
   const redoSeg = segmentFileName(1, segNo(info.redoLsn, SEG), SEG);

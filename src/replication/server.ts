@@ -112,6 +112,8 @@ interface WorkerEntry {
   port: MessagePort;
   id: number;
   unpins: (() => void)[];
+  /** Closes the fds opened for the running base backup (idempotent; also run at exit). */
+  closeBackupFiles: (() => void) | null;
   exited: Promise<void>;
 }
 
@@ -210,7 +212,7 @@ export class ReplicationServer {
     const workerData = cfg === null ? { kind: 'walsender', idle: true, port: port2 } : { ...cfg, port: port2 };
     const worker = new Worker(new URL('./walsender.js', import.meta.url), { workerData, transferList: [port2], name: 'walsender' });
     let resolveExit!: () => void;
-    const entry: WorkerEntry = { worker, port: port1, id: 0, unpins: [], exited: new Promise<void>((r) => (resolveExit = r)) };
+    const entry: WorkerEntry = { worker, port: port1, id: 0, unpins: [], closeBackupFiles: null, exited: new Promise<void>((r) => (resolveExit = r)) };
     port1.on('message', (m: ToPrimary) => this.onWorkerMessage(entry, m));
     worker.on('error', (e) => this.log('warning', `walsender worker failed: ${e.stack ?? e.message}`));
     worker.on('exit', () => {
@@ -245,6 +247,10 @@ export class ReplicationServer {
         return;
       case 'log':
         this.log(m.level, m.message);
+        return;
+      case 'backupDone':
+        entry.closeBackupFiles?.();
+        entry.closeBackupFiles = null;
         return;
       case 'backupStart':
         void this.startBackup(entry).then(
@@ -292,6 +298,15 @@ export class ReplicationServer {
       throw Errors.connectionFailure('walsender exited');
     }
     entry.unpins.push(this.host.pinWal(() => redo));
+    // The fd stays this thread's: the walsender reads it and says `backupDone`; this thread closes it.
+    entry.closeBackupFiles?.();
+    let open = true;
+    const close = () => {
+      if (open) fs.closeSync(fd);
+      open = false;
+    };
+    entry.closeBackupFiles = close;
+    entry.unpins.push(close);
     this.log('info', `base backup starts at redo ${lsnToString(redo)} (snapshot ${info.snapshotName})`);
     return { type: 'backupStarted', redoLsn: redo, tli: info.tli, files };
   }

@@ -82,6 +82,8 @@ export type ToPrimary =
   /** State, or the standby's first flush report, changed: the primary re-derives sync states and emits events. */
   | { type: 'stateChanged' }
   | { type: 'backupStart'; fast: boolean }
+  /** The backup's files are read: the primary closes the fds it opened (an fd is closed by the thread that opened it). */
+  | { type: 'backupDone' }
   | { type: 'log'; level: 'info' | 'warning'; message: string };
 export type FromPrimary =
   | { type: 'stop' }
@@ -89,7 +91,12 @@ export type FromPrimary =
   | { type: 'backupFailed'; sqlstate: string; code: string; message: string };
 export interface BackupFile {
   name: string;
-  /** File contents, or an fd opened by the primary (this worker reads then closes it). */
+  /**
+   * File contents, or an fd opened by the primary's thread: this worker only reads it (pread) and
+   * sends `backupDone` when finished; the primary closes it (Node tracks fds per thread, and an fd
+   * closed by another thread than its opener is reported, and would be closed a second time if
+   * the opener was a worker that exits).
+   */
   data?: Uint8Array;
   fd?: number;
   size: number;
@@ -229,6 +236,14 @@ export class WalSender {
       return;
     }
     this.socket.write(b);
+  }
+
+  private postToPrimary(m: ToPrimary): void {
+    try {
+      this.port.postMessage(m);
+    } catch {
+      /* port closed */
+    }
   }
 
   private log(level: 'info' | 'warning', message: string): void {
@@ -805,18 +820,13 @@ export class WalSender {
         else {
           assert(f.fd !== undefined, 'backup file without data or fd');
           const fd = f.fd;
-          f.fd = undefined;
-          try {
-            let pos = 0;
-            while (pos < f.size) {
-              const chunk = Buffer.allocUnsafe(Math.min(BACKUP_CHUNK_BYTES, f.size - pos));
-              const r = fs.readSync(fd, chunk, 0, chunk.length, pos);
-              if (r !== chunk.length) throw Errors.internal(`checkpoint snapshot "${f.name}" changed size during the backup`);
-              pos += r;
-              await this.sendBackupBytes(chunk);
-            }
-          } finally {
-            fs.closeSync(fd);
+          let pos = 0;
+          while (pos < f.size) {
+            const chunk = Buffer.allocUnsafe(Math.min(BACKUP_CHUNK_BYTES, f.size - pos));
+            const r = fs.readSync(fd, chunk, 0, chunk.length, pos);
+            if (r !== chunk.length) throw Errors.internal(`checkpoint snapshot "${f.name}" changed size during the backup`);
+            pos += r;
+            await this.sendBackupBytes(chunk);
           }
         }
         await this.sendBackupBytes(tarPadding(f.size));
@@ -830,7 +840,7 @@ export class WalSender {
       conn.sendReadyForQuery();
       this.resumeInput();
     } finally {
-      for (const f of files) if (f.fd !== undefined) fs.closeSync(f.fd);
+      if (files.some((f) => f.fd !== undefined)) this.postToPrimary({ type: 'backupDone' });
       this.backupRunning = false;
       if (this.stopRequested) this.stopIdle();
     }
