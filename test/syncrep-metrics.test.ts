@@ -4,6 +4,10 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PG_BIN, rmrf, tmpDir } from './helpers/tmp.js';
 import { LagTracker, startMetricsServer, WalstreamMetrics, type MetricsSource } from '../src/replication/metrics.js';
 
 test('LagTracker: age of the oldest unconfirmed WAL; 0 when caught up; grows while idle; bounded', () => {
@@ -74,4 +78,51 @@ test('registry: positions, cumulative counters, per-standby lag, slots, sync wai
   assert.ok(!text.includes('application_name="standby1"'));
   assert.equal((await fetch(srv.url.replace('/metrics', '/other'))).status, 404);
   assert.equal((await fetch(srv.url, { method: 'POST' })).status, 405);
+});
+
+test('walstream primary --metrics-port and walstream status (table and --json)', async (t) => {
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+  const bin = path.join(root, 'bin', 'walstream.js');
+  const dir = tmpDir('walstream-status-');
+  const child = spawn(process.execPath, [bin, 'primary', '--data', path.join(dir, 'data'), '--port', '0', '--metrics-port', '0', '--synchronous-standby-names', 'ANY 1 (s1, s2)'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  t.after(async () => {
+    if (child.exitCode === null) {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    }
+    rmrf(dir);
+  });
+  const first = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+      const nl = out.indexOf('\n');
+      if (nl >= 0) resolve(out.slice(0, nl));
+    });
+    child.once('exit', (c) => reject(new Error(`primary exited ${c}`)));
+  });
+  const info = JSON.parse(first) as { listening: { port: number }; metrics: string };
+  assert.match(info.metrics, /^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+  const mk = spawnSync(path.join(PG_BIN, 'psql'), [`host=127.0.0.1 port=${info.listening.port} user=tester replication=true`, '-AtX', '-c', 'CREATE_REPLICATION_SLOT s1 PHYSICAL RESERVE_WAL'], { encoding: 'utf8' });
+  assert.equal(mk.status, 0, mk.stderr);
+  const run = (args: string[]) => new Promise<{ code: number | null; out: string }>((resolve) => {
+    const c = spawn(process.execPath, [bin, 'status', '--url', info.metrics, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    c.stdout.on('data', (d) => (out += d));
+    c.stderr.on('data', (d) => (out += d));
+    c.once('exit', (code) => resolve({ code, out }));
+  });
+  const js = await run(['--json']);
+  assert.equal(js.code, 0, js.out);
+  const st = JSON.parse(js.out) as { synchronousStandbyNames: string; slots: Array<{ slot_name: string; wal_status: string }>; replication: unknown[] };
+  assert.equal(st.synchronousStandbyNames, 'ANY 1 (s1, s2)');
+  assert.deepEqual(st.slots.map((x) => [x.slot_name, x.wal_status]), [['s1', 'reserved']]);
+  assert.deepEqual(st.replication, []);
+  const table = await run([]);
+  assert.equal(table.code, 0, table.out);
+  assert.match(table.out, /synchronous_standby_names = 'ANY 1 \(s1, s2\)'/);
+  assert.match(table.out, /slot_name \| temporary \| active/);
+  assert.match(table.out, / s1 +\| f +\| f /);
+  const res = await fetch(info.metrics);
+  assert.match(await res.text(), /walstream_replication_slot_retained_bytes\{slot_name="s1",wal_status="reserved",active="false"\}/);
 });

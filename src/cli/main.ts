@@ -81,6 +81,11 @@ program
   .option('--max-wal-senders <n>', 'max_wal_senders', (v) => parseInt(v, 10))
   .option('--wal-sender-timeout-ms <ms>', 'wal_sender_timeout in ms', (v) => parseInt(v, 10))
   .option('--wal-segment-size <bytes>', 'segment size when initialising', (v) => parseInt(v, 10))
+  .option('--synchronous-standby-names <list>', "synchronous_standby_names, e.g. 'FIRST 1 (s1, s2)'")
+  .option('--sync-timeout-ms <ms>', 'bound on a commit\'s wait for synchronous standbys', (v) => parseInt(v, 10))
+  .addOption(new Option('--sync-timeout-policy <policy>', 'what a commit does after --sync-timeout-ms').choices(['block', 'degrade', 'fail']))
+  .option('--max-slot-wal-keep-size <bytes>', 'max_slot_wal_keep_size in bytes (-1 = unlimited)', (v) => parseInt(v, 10))
+  .option('--metrics-port <port>', 'serve Prometheus /metrics and /status (for `walstream status`) on 127.0.0.1', (v) => parseInt(v, 10))
   .action(async (o: import('./primary.js').PrimaryCliOptions) => {
     const { runPrimary } = await import('./primary.js');
     await runPrimary(o);
@@ -101,6 +106,16 @@ program
   .action(async (o: import('./standby.js').StandbyCliOptions) => {
     const { runStandby } = await import('./standby.js');
     await runStandby(o);
+  });
+
+program
+  .command('status')
+  .description("print a running primary's pg_stat_replication and replication slots (from its --metrics-port)")
+  .option('--url <url>', 'the primary\'s metrics endpoint', 'http://127.0.0.1:9187')
+  .option('--json', 'print JSON')
+  .action(async (o: import('./status.js').StatusCliOptions) => {
+    const { runStatus } = await import('./status.js');
+    await runStatus(o);
   });
 
 program.parseAsync(process.argv).catch((e: unknown) => {

@@ -18,6 +18,12 @@ export interface PrimaryCliOptions {
   walSenderTimeoutMs?: number;
   walSegmentSize?: number;
   quiet?: boolean;
+  synchronousStandbyNames?: string;
+  syncTimeoutMs?: number;
+  syncTimeoutPolicy?: 'block' | 'degrade' | 'fail';
+  maxSlotWalKeepSize?: number;
+  /** Serve Prometheus /metrics and /status on 127.0.0.1:<port>. */
+  metricsPort?: number;
 }
 
 export async function runPrimary(o: PrimaryCliOptions): Promise<void> {
@@ -41,10 +47,27 @@ export async function runPrimary(o: PrimaryCliOptions): Promise<void> {
     ...(o.maxWalSenders !== undefined ? { maxWalSenders: o.maxWalSenders } : {}),
     ...(o.walSenderTimeoutMs !== undefined ? { walSenderTimeoutMs: o.walSenderTimeoutMs } : {}),
     ...(o.walSegmentSize !== undefined ? { walSegmentSize: o.walSegmentSize } : {}),
+    ...(o.synchronousStandbyNames !== undefined ? { synchronousStandbyNames: o.synchronousStandbyNames } : {}),
+    ...(o.syncTimeoutMs !== undefined ? { syncTimeoutMs: o.syncTimeoutMs } : {}),
+    ...(o.syncTimeoutPolicy !== undefined ? { syncTimeoutPolicy: o.syncTimeoutPolicy } : {}),
+    ...(o.maxSlotWalKeepSize !== undefined ? { maxSlotWalKeepSizeBytes: o.maxSlotWalKeepSize } : {}),
   });
+  let metrics: import('../replication/metrics.js').MetricsServer | null = null;
+  if (o.metricsPort !== undefined) {
+    const { metricsForPrimary, primaryStatus, startMetricsServer } = await import('../replication/metrics.js');
+    try {
+      metrics = await startMetricsServer({ port: o.metricsPort, host: '127.0.0.1', metrics: metricsForPrimary(p), status: () => primaryStatus(p) });
+    } catch (e) {
+      await p.close();
+      throw e;
+    }
+  }
   if (!o.quiet) p.on('log', (l: { level: string; message: string }) => console.error(`${l.level.toUpperCase()}: ${l.message}`));
   p.on('error', (e: Error) => console.error(`ERROR: ${e.message}`));
-  console.log(JSON.stringify({ listening: { host: o.host, port: p.port }, systemIdentifier: p.systemIdentifier.toString(), timeline: p.timeline, flushLsn: p.stats().flushLsn, dataDir: p.dataDir }));
-  await untilSignal(() => p.close());
+  console.log(JSON.stringify({ listening: { host: o.host, port: p.port }, ...(metrics ? { metrics: metrics.url } : {}), systemIdentifier: p.systemIdentifier.toString(), timeline: p.timeline, flushLsn: p.stats().flushLsn, dataDir: p.dataDir }));
+  await untilSignal(async () => {
+    await metrics?.close();
+    await p.close();
+  });
   console.error('shut down');
 }

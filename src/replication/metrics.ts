@@ -12,6 +12,8 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { Errors } from '../errors.js';
 import type { Lsn } from '../wal/lsn.js';
 import type { SyncWaitResult } from './syncrep-queue.js';
+import type { Primary } from '../primary/primary.js';
+import { parseLsn } from '../wal/lsn.js';
 import { SYNC_WAIT_OUTCOMES } from './syncrep-queue.js';
 
 export { LagTracker, WalSndLag, sharedClockUs, type WalSndLagHandle } from './lag.js';
@@ -188,6 +190,63 @@ export class WalstreamMetrics {
 }
 
 // ---------------------------------------------------------------------------------------------
+// A primary's metrics and status
+
+/** The registry for a primary: scrapes read it, and every synchronous-commit wait is counted as it ends. */
+export function metricsForPrimary(p: Primary): WalstreamMetrics {
+  const m = new WalstreamMetrics({
+    primary: () => {
+      const st = p.stats();
+      return {
+        insertLsn: p.insertLsn, writeLsn: parseLsn(st.writeLsn), flushLsn: p.flushLsn, commits: st.commits,
+        walFsyncs: st.walFsyncs, walWrites: st.walWrites, walBytesWritten: st.walBytesWritten, checkpoints: st.checkpoints,
+      };
+    },
+    standbys: () =>
+      p.replicationStatus().map((r) => ({
+        pid: r.pid,
+        applicationName: r.application_name,
+        state: r.state,
+        syncState: r.sync_state,
+        syncPriority: r.sync_priority,
+        lagBytes: { sent: r.sent_lag_bytes, write: r.write_lag_bytes, flush: r.flush_lag_bytes, replay: r.replay_lag_bytes },
+        lagSeconds: {
+          write: r.write_lag_ms === null ? null : r.write_lag_ms / 1000,
+          flush: r.flush_lag_ms === null ? null : r.flush_lag_ms / 1000,
+          replay: r.replay_lag_ms === null ? null : r.replay_lag_ms / 1000,
+        },
+      })),
+    slots: () => {
+      const flush = p.flushLsn;
+      return p.replicationSlots().map((s) => ({
+        name: s.slot_name, active: s.active, walStatus: s.wal_status,
+        retainedBytes: s.restart_lsn === null ? null : Math.max(0, flush - parseLsn(s.restart_lsn)),
+      }));
+    },
+    syncDegraded: () => p.syncRep.degraded,
+  });
+  p.on('syncWait', (r: SyncWaitResult) => m.recordSyncWait(r));
+  return m;
+}
+
+/** A JSON-friendly snapshot of a primary for `walstream status` (served at /status). */
+export function primaryStatus(p: Primary): Record<string, unknown> {
+  const st = p.stats();
+  return {
+    systemIdentifier: st.systemIdentifier,
+    timeline: st.timeline,
+    insertLsn: st.insertLsn,
+    writeLsn: st.writeLsn,
+    flushLsn: st.flushLsn,
+    synchronousStandbyNames: p.synchronousStandbyNames,
+    syncDegraded: p.syncRep.degraded,
+    syncWaits: p.syncWaitCounts(),
+    replication: p.replicationStatus(),
+    slots: p.replicationSlots(),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
 // HTTP endpoint
 
 export interface MetricsServer {
@@ -196,14 +255,28 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-/** Serve `GET /metrics` (Prometheus text format) on host:port (127.0.0.1 unless told otherwise; port 0 = ephemeral). */
-export async function startMetricsServer(opts: { port: number; host?: string; metrics: WalstreamMetrics }): Promise<MetricsServer> {
+/**
+ * Serve `GET /metrics` (Prometheus text format) — and `GET /status` (JSON) when `status` is given —
+ * on host:port (127.0.0.1 unless told otherwise; port 0 = ephemeral).
+ */
+export async function startMetricsServer(opts: { port: number; host?: string; metrics: WalstreamMetrics; status?: () => unknown }): Promise<MetricsServer> {
   const host = opts.host ?? '127.0.0.1';
   if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) throw Errors.invalidOption('port', 'must be an integer from 0 to 65535');
   const server = http.createServer((req, res) => {
     const url = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD' }).end();
+      return;
+    }
+    if (url === '/status' && opts.status) {
+      let body: string;
+      try {
+        body = JSON.stringify(opts.status());
+      } catch (e) {
+        res.writeHead(500, { 'content-type': 'text/plain' }).end(`status failed: ${(e as Error).message}\n`);
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end(req.method === 'HEAD' ? undefined : body);
       return;
     }
     if (url !== '/metrics') {
