@@ -5,7 +5,7 @@ import { Bench } from 'tinybench';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { buildTxnRecord, OP_PUT, type TxnOp } from '../src/wal/record.js';
+import { buildTxnRecord, type TxnOp } from '../src/wal/record.js';
 import { XLogCtl, XC_WRITTEN } from '../src/wal/xlogctl.js';
 import { WalInserter } from '../src/wal/insert.js';
 import { SharedStore } from '../src/storage/store.js';
@@ -13,7 +13,7 @@ import { Primary } from '../src/primary/primary.js';
 import { encodeValue } from '../src/util/codec.js';
 
 const value = encodeValue(new Uint8Array(1024 - 60).fill(0x61));
-const ops: TxnOp[] = [{ kind: OP_PUT, table: 'wal', key: new TextEncoder().encode('r1234'), keyIsString: true, value }];
+const ops: TxnOp[] = [{ kind: 'put', table: 'wal', key: new TextEncoder().encode('r1234'), keyIsString: true, value }];
 const scratch = new Uint8Array(64 * 1024);
 const rec = buildTxnRecord(1000, 0, 0, ops, scratch).slice();
 const ctl = XLogCtl.create(64 << 20, 16 << 20, 1n, 1, 16 << 20);

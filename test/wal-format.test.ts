@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { XLogCtl, XC_FLUSHED, XC_STOP, XC_WALWRITER_LATCH, XC_WRITE_REQUEST } from '../src/wal/xlogctl.js';
 import { WalInserter } from '../src/wal/insert.js';
-import { buildTxnRecord, OP_DELETE, OP_PUT, type TxnOp } from '../src/wal/record.js';
+import { buildTxnRecord, type TxnOp } from '../src/wal/record.js';
 import { FileSegmentSource, XLogReader } from '../src/wal/reader.js';
 import { crc32c } from '../src/wal/crc32c.js';
 import { parseLsn, lsnToString } from '../src/wal/lsn.js';
@@ -47,7 +47,7 @@ async function writeWal(walDir: string, segSize: number, records: number, seed: 
       const vlen = big ? 8192 + Math.floor(r() * bigMax) : Math.floor(r() * 200);
       const value = new Uint8Array(vlen).map((_, k) => (k * 31 + i) & 0xff);
       const key = new TextEncoder().encode(`k${Math.floor(r() * 1000)}`);
-      ops.push(r() < 0.2 ? { kind: OP_DELETE, table: 't', key, keyIsString: true } : { kind: OP_PUT, table: r() < 0.5 ? 't' : 'u', key, keyIsString: true, value });
+      ops.push(r() < 0.2 ? { kind: 'delete', table: 't', key, keyIsString: true } : { kind: 'put', table: r() < 0.5 ? 't' : 'u', key, keyIsString: true, value });
     }
     const rec = buildTxnRecord(1000 + i, ins.prevRecord, 848733672855183, ops);
     end = ins.insert(rec, rec.length).end;

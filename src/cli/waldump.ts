@@ -37,7 +37,7 @@ function describe(rec: WalRecord): string {
       if (type === 'TXN') {
         const t = decodeTxnMainData(main, false);
         const tables = [...new Set(t.ops.map((o) => o.table))].join(',');
-        return `TXN ops ${t.ops.length} (${t.ops.filter((o) => o.kind === 1).length} put, ${t.ops.filter((o) => o.kind === 2).length} delete) tables ${tables}`;
+        return `TXN ops ${t.ops.length} (${t.ops.filter((o) => o.kind === 'put').length} put, ${t.ops.filter((o) => o.kind === 'delete').length} delete) tables ${tables}`;
       }
       if (type.startsWith('CHECKPOINT')) {
         const c = decodeCheckpointMainData(main);

@@ -10,10 +10,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { EventEmitter } from 'node:events';
-import { Worker } from 'node:worker_threads';
+import { type MessagePort, Worker } from 'node:worker_threads';
 import { Errors } from '../errors.js';
 import { acquirePidFile, releasePidFile } from '../storage/datadir.js';
-import { MAX_KEY_BYTES, type ScanOptions, SharedStore, type StoreOp } from '../storage/store.js';
+import { MAX_KEY_BYTES, type ScanOptions, SharedStore } from '../storage/store.js';
 export type { ScanOptions };
 import { readSnapshot, writeSnapshot } from '../storage/snapshot.js';
 import { DbState, type ControlData, makeSystemIdentifier, readControl, writeControl, CONTROL_FILE } from '../storage/control.js';
@@ -22,7 +22,7 @@ import { encodeValue, keyBytes } from '../util/codec.js';
 import { FIRST_NORMAL_XID, nowPgMicros, WS_CHECKPOINT_ONLINE, WS_CHECKPOINT_SHUTDOWN, XLOG_BLCKSZ } from '../wal/consts.js';
 import { WalInserter } from '../wal/insert.js';
 import { type Lsn, lsnToString } from '../wal/lsn.js';
-import { buildCheckpointRecord, buildTxnRecord, OP_DELETE, OP_PUT, type TxnOp } from '../wal/record.js';
+import { buildCheckpointRecord, buildTxnRecord, type TxnOp } from '../wal/record.js';
 import { FileSegmentSource, XLogReader } from '../wal/reader.js';
 import { redoRecord } from '../wal/replay.js';
 import { ensureSegment, fsyncDir, removeOldSegments } from '../wal/segfile.js';
@@ -81,14 +81,14 @@ export class Transaction {
     const k = checkKey(key);
     const v = encodeValue(value);
     if (v.length > this.limits.maxValueBytes) throw Errors.valueTooLarge(v.length, this.limits.maxValueBytes);
-    this.add({ kind: OP_PUT, table, key: k.bytes, keyIsString: k.isString, value: v });
+    this.add({ kind: 'put', table, key: k.bytes, keyIsString: k.isString, value: v });
     return this;
   }
 
   delete(table: string, key: string | Uint8Array): this {
     checkTable(table);
     const k = checkKey(key);
-    this.add({ kind: OP_DELETE, table, key: k.bytes, keyIsString: k.isString });
+    this.add({ kind: 'delete', table, key: k.bytes, keyIsString: k.isString });
     return this;
   }
 
@@ -275,11 +275,35 @@ export class Primary extends EventEmitter {
    * end LSN (PostgreSQL's XactLastCommitEnd): once a standby has replayed up to it, the commit
    * is visible there. With synchronousCommit 'off' it resolves before the WAL flush.
    */
-  async transaction(fn: (tx: Transaction) => void, opts: TransactionOptions = {}): Promise<Lsn> {
+  transaction(fn: (tx: Transaction) => void, opts: TransactionOptions = {}): Promise<Lsn> {
+    let level: SynchronousCommit;
+    let end: Lsn;
+    try {
+      level = opts.synchronousCommit ?? this.options.synchronousCommit;
+      if (waitModeOf(level) !== null && this.syncRep.standbysDefined) return this.transactionWithSyncRep(fn, opts);
+      // Fast path (no synchronous standby to wait for): one promise, no extra async frames.
+      end = this.insertTransaction(fn);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (level === 'off' || end < 0) return Promise.resolve(end < 0 ? this.inserter.insertPos : end);
+    return this.flushWaiter.waitFor(end).then(() => end);
+  }
+
+  private async transactionWithSyncRep(fn: (tx: Transaction) => void, opts: TransactionOptions): Promise<Lsn> {
     const r = await this.commit(fn, opts);
     // A wait that ended without confirmation (fail policy, shutdown): committed locally, reported as such.
     if (r.sync !== null && (r.sync.outcome === 'timeout' || r.sync.outcome === 'cancelled')) throw syncNotConfirmedError(r.sync, lsnToString(r.lsn));
     return r.lsn;
+  }
+
+  /** Collect the transaction's operations and commit them locally; -1 if there were none. */
+  private insertTransaction(fn: (tx: Transaction) => void): Lsn {
+    this.checkOpen();
+    const tx = new Transaction(this.options);
+    fn(tx);
+    if (tx.ops.length === 0) return -1;
+    return this.commitOps(tx.ops);
   }
 
   /**
@@ -288,12 +312,9 @@ export class Primary extends EventEmitter {
    * synchronous standbys confirm (or syncTimeoutMs ends the wait per syncTimeoutPolicy).
    */
   async commit(fn: (tx: Transaction) => void, opts: TransactionOptions = {}): Promise<CommitResult> {
-    this.checkOpen();
     const level = opts.synchronousCommit ?? this.options.synchronousCommit;
-    const tx = new Transaction(this.options);
-    fn(tx);
-    if (tx.ops.length === 0) return { lsn: this.inserter.insertPos, confirmed: true, sync: null };
-    const end = this.commitOps(tx.ops);
+    const end = this.insertTransaction(fn);
+    if (end < 0) return { lsn: this.inserter.insertPos, confirmed: true, sync: null };
     if (level !== 'off') await this.flushWaiter.waitFor(end);
     const mode = waitModeOf(level);
     if (mode === null || !this.syncRep.standbysDefined) return { lsn: end, confirmed: true, sync: null };
@@ -304,13 +325,8 @@ export class Primary extends EventEmitter {
 
   /** Insert a TXN record and apply it to the store. Synchronous: transactions are serialised here. */
   private commitOps(ops: TxnOp[]): Lsn {
-    const storeOps: StoreOp[] = ops.map((o) =>
-      o.kind === OP_PUT
-        ? { kind: 'put', table: o.table, key: o.key, keyIsString: o.keyIsString, value: o.value! }
-        : { kind: 'delete', table: o.table, key: o.key, keyIsString: o.keyIsString },
-    );
     // The store is checked first (it may refuse: store full) so a refused transaction leaves no WAL.
-    this.store.applyTransaction(storeOps);
+    this.store.applyTransaction(ops);
     const xid = this.nextXid;
     this.nextXid = this.nextXid >= 0xffffffff ? FIRST_NORMAL_XID : this.nextXid + 1;
     const rec = buildTxnRecord(xid, this.inserter.prevRecord, nowPgMicros(), ops, this.scratch);
@@ -359,6 +375,16 @@ export class Primary extends EventEmitter {
   /** The replication port the primary listens on (the actual one when opened with port 0), or null. */
   get port(): number | null {
     return this.replServer?.port ?? null;
+  }
+
+  /**
+   * A connector for a standby in this process (Standby.open({ primary })): a MessagePort to hand to
+   * the standby's threads; each connection over it is a walsender fed through SharedArrayBuffer
+   * rings instead of TCP. Needs the replication server (`port`); closed with it.
+   */
+  inProcessListener(): MessagePort {
+    if (this.replServer === null) throw Errors.invalidOption('port', 'an in-process standby needs the primary to serve replication: open it with `port` (0 = any free port)');
+    return this.replServer.inProcessListener();
   }
 
   /** One row per walsender (PostgreSQL's pg_stat_replication, the columns issue 3 needs). */

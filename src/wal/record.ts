@@ -12,18 +12,18 @@ import {
 } from './consts.js';
 import { CRC32C_INIT, crc32cFinal, crc32cUpdate } from './crc32c.js';
 import { type Lsn, readLsnLE, writeLsnLE } from './lsn.js';
+import type { StoreOp } from '../storage/store.js';
 
+/** Op kinds as written in WAL. */
 export const OP_PUT = 1;
 export const OP_DELETE = 2;
 const OPF_KEY_IS_STRING = 1;
 
-export interface TxnOp {
-  kind: typeof OP_PUT | typeof OP_DELETE;
-  table: string;
-  key: Uint8Array;
-  keyIsString: boolean;
-  value?: Uint8Array;
-}
+/**
+ * One operation of a TXN record: the store's own op type, so a transaction goes from the API to
+ * WAL and from WAL (redo) to the store without being mapped.
+ */
+export type TxnOp = StoreOp;
 
 export interface RecordHeader {
   totLen: number;
@@ -112,7 +112,7 @@ export function txnMainDataSize(ops: readonly TxnOp[]): number {
   for (let i = 0; i < ops.length; i++) {
     const op = ops[i]!;
     n += 3 + tableNameBytes(op.table).length + 4 + op.key.length;
-    if (op.kind === OP_PUT) n += 4 + op.value!.length;
+    if (op.kind === 'put') n += 4 + op.value!.length;
   }
   return n;
 }
@@ -141,7 +141,7 @@ export function buildTxnRecord(xid: number, prev: Lsn, commitTimeUs: number, ops
   for (let i = 0; i < ops.length; i++) {
     const op = ops[i]!;
     const tb = tableNameBytes(op.table);
-    out[p++] = op.kind;
+    out[p++] = op.kind === 'put' ? OP_PUT : OP_DELETE;
     out[p++] = op.keyIsString ? OPF_KEY_IS_STRING : 0;
     out[p++] = tb.length;
     out.set(tb, p);
@@ -150,7 +150,7 @@ export function buildTxnRecord(xid: number, prev: Lsn, commitTimeUs: number, ops
     p += 4;
     out.set(op.key, p);
     p += op.key.length;
-    if (op.kind === OP_PUT) {
+    if (op.kind === 'put') {
       const v = op.value!;
       putU32(out, p, v.length);
       p += 4;
@@ -194,7 +194,7 @@ export function decodeTxnMainData(main: Uint8Array, copy: boolean): DecodedTxn {
     if (p + klen > main.length) throw bad('key past end');
     const key = copy ? main.slice(p, p + klen) : main.subarray(p, p + klen);
     p += klen;
-    const op: TxnOp = { kind, table, key, keyIsString: (flags & OPF_KEY_IS_STRING) !== 0 };
+    const op: TxnOp = { kind: kind === OP_PUT ? 'put' : 'delete', table, key, keyIsString: (flags & OPF_KEY_IS_STRING) !== 0 };
     if (kind === OP_PUT) {
       if (p + 4 > main.length) throw bad('value length past end');
       const vlen = dv.getUint32(p, true);

@@ -3,9 +3,9 @@
 // yields the same store. Puts and deletes carry whole values, so redo is idempotent and a fuzzy
 // checkpoint snapshot is repaired by replaying from its redo point.
 
-import type { SharedStore, StoreOp } from '../storage/store.js';
+import type { SharedStore } from '../storage/store.js';
 import { RM_WALSTREAM_ID, RM_XLOG_ID, WS_CHECKPOINT_ONLINE, WS_CHECKPOINT_SHUTDOWN, WS_TXN, XLOG_SWITCH } from './consts.js';
-import { type CheckpointData, decodeCheckpointMainData, decodeTxnMainData, OP_PUT } from './record.js';
+import { type CheckpointData, decodeCheckpointMainData, decodeTxnMainData } from './record.js';
 import type { WalRecord } from './reader.js';
 
 export type RedoOutcome =
@@ -21,13 +21,8 @@ export function redoRecord(store: SharedStore, rec: WalRecord): RedoOutcome {
     const main = rec.bytes.subarray(rec.body.mainDataOffset, rec.body.mainDataOffset + rec.body.mainDataLength);
     if (info === WS_TXN) {
       const txn = decodeTxnMainData(main, false);
-      const ops: StoreOp[] = txn.ops.map((o) =>
-        o.kind === OP_PUT
-          ? { kind: 'put', table: o.table, key: o.key, keyIsString: o.keyIsString, value: o.value! }
-          : { kind: 'delete', table: o.table, key: o.key, keyIsString: o.keyIsString },
-      );
-      store.applyTransaction(ops);
-      return { kind: 'txn', xid: h.xid, ops: ops.length, commitTimeUs: txn.commitTimeUs };
+      store.applyTransaction(txn.ops);
+      return { kind: 'txn', xid: h.xid, ops: txn.ops.length, commitTimeUs: txn.commitTimeUs };
     }
     if (info === WS_CHECKPOINT_ONLINE || info === WS_CHECKPOINT_SHUTDOWN) {
       return { kind: 'checkpoint', shutdown: info === WS_CHECKPOINT_SHUTDOWN, data: decodeCheckpointMainData(main) };
