@@ -8,11 +8,16 @@
 // after the shutdown checkpoint, shutdownWalSenders(): every walsender streams up to the end of
 // WAL, ends with "COPY 0" (or FATAL 57P01 if not streaming) and exits; workers that do not exit
 // within the bound are terminated.
+// In-process standbys connect through inProcessListener(): a MessagePort on which a standby's
+// thread posts {connect, rings, peer}; the connection is served like an accepted socket (same
+// limits, WalSndCtl slot, commands, shutdown) by a walsender whose byte pipe is the two rings
+// (ring-socket.ts). It is trusted (the same process, like a local socket of the same user) and
+// shows client_addr NULL, client_port -1 in replicationStatus(), as PostgreSQL shows a unix socket.
 
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
+import { MessageChannel, MessagePort, type TransferListItem, Worker } from 'node:worker_threads';
 import { Errors, WalstreamError } from '../errors.js';
 import { CONTROL_FILE } from '../storage/control.js';
 import { lsnToString, type Lsn } from '../wal/lsn.js';
@@ -26,6 +31,18 @@ import type { ReplicationSlots } from './slots.js';
 import type { SyncRepQueue } from './syncrep-queue.js';
 import { syncStates, type SyncState } from './syncrep.js';
 import { WalSndLag } from './lag.js';
+import { ByteRing, type RingPairHandle } from './ring.js';
+
+/** What a standby's thread posts on an in-process listener port to connect. */
+export interface InProcessConnectRequest {
+  type: 'connect';
+  rings: RingPairHandle;
+  /** The connection's port (transferred): its 'close' tells either end that the other is gone. */
+  peer: MessagePort;
+}
+
+/** Authentication of in-process connections: trust (the standby runs in this process). */
+const IN_PROCESS_HBA: HbaRule[] = [{ type: 'local', database: 'replication', user: 'all', method: 'trust' }];
 
 /** What the server needs from the primary it serves. */
 export interface ReplicationHost {
@@ -67,7 +84,9 @@ export interface ReplicationServerOptions {
 export interface ReplicationStatusRow {
   pid: number;
   application_name: string;
-  client_addr: string;
+  /** Null for an in-process standby (as PostgreSQL shows a unix-socket client). */
+  client_addr: string | null;
+  /** -1 for an in-process standby. */
   client_port: number;
   backend_start: Date;
   state: string;
@@ -131,6 +150,8 @@ export class ReplicationServer {
   private readonly hba: HbaRule[];
   private readonly users: Record<string, string> | null;
   private listening = true;
+  /** In-process listener ports (inProcessListener), closed when listening stops. */
+  private readonly listeners = new Set<MessagePort>();
   private stopping = false;
   private _port = 0;
 
@@ -174,11 +195,53 @@ export class ReplicationServer {
       socket.destroy();
       return;
     }
-    const cfg: WalSenderConnConfig = {
+    // From here on the socket belongs to the worker: this thread must not read, write or close it.
+    this.hand({ ...this.connConfig(), fd, remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0 }, []);
+  }
+
+  /**
+   * A port for standbys in this process: each {type:'connect'} posted on it (InProcessConnectRequest)
+   * is a new connection served over its rings. The port does not keep this thread alive; it is
+   * closed when the server stops listening (the standby side then sees its 'close').
+   */
+  inProcessListener(): MessagePort {
+    if (!this.listening) throw Errors.closed('replication server');
+    const { port1, port2 } = new MessageChannel();
+    port1.on('message', (m: unknown) => this.onInProcessConnect(m));
+    port1.on('close', () => this.listeners.delete(port1));
+    port1.unref();
+    this.listeners.add(port1);
+    return port2;
+  }
+
+  private onInProcessConnect(m: unknown): void {
+    const req = m as Partial<InProcessConnectRequest> | null;
+    if (req === null || typeof req !== 'object' || req.type !== 'connect' || !(req.peer instanceof MessagePort)) return;
+    const peer = req.peer;
+    let toClient: ByteRing;
+    let toServer: ByteRing;
+    try {
+      toClient = new ByteRing(req.rings!.toClient);
+      toServer = new ByteRing(req.rings!.toServer);
+    } catch {
+      peer.close();
+      return;
+    }
+    if (!this.listening || this.workers.size >= this.opts.maxWalSenders + this.opts.maxStartupConnections) {
+      // Refused like a socket closed at once: the client reads the end of the stream.
+      toClient.closeProducer();
+      toServer.closeConsumer();
+      peer.close();
+      return;
+    }
+    const rings: RingPairHandle = { toClient: toClient.handle, toServer: toServer.handle };
+    this.hand({ ...this.connConfig(), fd: -1, ring: { rings, peer }, remoteAddress: '', remotePort: -1, hba: IN_PROCESS_HBA, users: null }, [peer]);
+  }
+
+  /** Everything of a connection's config but the connection itself. */
+  private connConfig(): Omit<WalSenderConnConfig, 'fd' | 'remoteAddress' | 'remotePort'> {
+    return {
       kind: 'walsender',
-      fd,
-      remoteAddress: socket.remoteAddress ?? '',
-      remotePort: socket.remotePort ?? 0,
       backendStartMs: Date.now(),
       xlog: this.host.ctl.handle,
       walsnd: this.walsnd.handle,
@@ -195,22 +258,25 @@ export class ReplicationServer {
       syncRep: this.host.syncRep?.handle ?? null,
       lag: this.lag.handle,
     };
-    // From here on the socket belongs to the worker: this thread must not read, write or close it.
+  }
+
+  /** Give a connection to a pre-started walsender, or start one for it. */
+  private hand(cfg: WalSenderConnConfig, transfer: TransferListItem[]): void {
     const ready = this.idle.shift();
     if (ready) {
       this.workers.add(ready);
-      ready.port.postMessage({ type: 'connection', cfg });
+      ready.port.postMessage({ type: 'connection', cfg }, transfer);
     } else {
-      this.workers.add(this.spawn(cfg));
+      this.workers.add(this.spawn(cfg, transfer));
     }
     this.refill();
   }
 
   /** Start a walsender worker, with a connection or idle (pre-started). */
-  private spawn(cfg: WalSenderConnConfig | null): WorkerEntry {
+  private spawn(cfg: WalSenderConnConfig | null, transfer: TransferListItem[] = []): WorkerEntry {
     const { port1, port2 } = new MessageChannel();
     const workerData = cfg === null ? { kind: 'walsender', idle: true, port: port2 } : { ...cfg, port: port2 };
-    const worker = new Worker(new URL('./walsender.js', import.meta.url), { workerData, transferList: [port2], name: 'walsender' });
+    const worker = new Worker(new URL('./walsender.js', import.meta.url), { workerData, transferList: [port2, ...transfer], name: 'walsender' });
     let resolveExit!: () => void;
     const entry: WorkerEntry = { worker, port: port1, id: 0, unpins: [], closeBackupFiles: null, exited: new Promise<void>((r) => (resolveExit = r)) };
     port1.on('message', (m: ToPrimary) => this.onWorkerMessage(entry, m));
@@ -322,7 +388,7 @@ export class ReplicationServer {
       return {
         pid: s.id,
         application_name: s.applicationName,
-        client_addr: s.clientAddr,
+        client_addr: s.clientAddr === '' ? null : s.clientAddr,
         client_port: s.clientPort,
         backend_start: new Date(s.backendStartMs),
         state: s.stateName,
@@ -393,6 +459,8 @@ export class ReplicationServer {
     if (!this.listening) return;
     this.listening = false;
     this.server.close();
+    for (const l of this.listeners) l.close();
+    this.listeners.clear();
     for (const e of this.idle.splice(0)) {
       this.reply(e, { type: 'stop' });
       void e.exited; // exits once its port is closed

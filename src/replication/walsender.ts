@@ -3,6 +3,10 @@
 // which hands over the accepted socket's fd; this thread owns that socket, one
 // ReplicationServerConn (startup, authentication, command parsing, COPY sub-protocols), its
 // WalSndCtl slot, and an open segment file while catching up.
+// An in-process standby (Standby.open({ primary })) is served the same way over a RingSocket
+// (ring-socket.ts: two SharedArrayBuffer rings and a MessagePort instead of the fd); the protocol,
+// WalSndCtl, limits and shutdown are the same, only the byte pipe differs, and XLogData is built
+// in place in the outgoing ring (allocFrame), so its WAL bytes are copied once.
 // Stops: when the socket closes (client went away, Terminate, FATAL, replication timeout), or
 // when the primary asks it to stop (port message 'stop', at shutdown): a streaming walsender
 // first sends every flushed byte (the shutdown checkpoint included), asks for a reply, waits for
@@ -41,6 +45,8 @@ import type { ReplicationCommand } from './protocol/commands.js';
 import type { HbaRule } from './protocol/hba.js';
 import { ReplicationColumns, writeXLogDataFrameHeader, XLOGDATA_FRAME_HEADER_BYTES, pgTimestampNow } from './protocol/messages.js';
 import { ReplicationServerConn, type ServerConnEvent } from './protocol/server-conn.js';
+import type { RingPairHandle } from './ring.js';
+import { type ByteSocket, RingSocket } from './ring-socket.js';
 import { tarEntryBytes, tarHeader, tarPadding, tarTrailer } from './tar.js';
 import { WalSndCtl, WalSndState, type WalSndCtlHandle, type WalSndStateValue } from './walsndctl.js';
 import { ReplicationSlots, type ReplicationSlotsHandle } from './slots.js';
@@ -50,7 +56,10 @@ import { WalSndLag, type WalSndLagHandle } from './lag.js';
 /** Everything a walsender worker gets at start (structured-cloneable). */
 export interface WalSenderConfig {
   kind: 'walsender';
+  /** The accepted socket's fd (-1 when `ring` is set). */
   fd: number;
+  /** An in-process connection instead of a socket: its rings and its MessagePort (transferred). */
+  ring?: { rings: RingPairHandle; peer: MessagePort } | null;
   remoteAddress: string;
   remotePort: number;
   backendStartMs: number;
@@ -128,7 +137,7 @@ export class WalSender {
   private readonly cfg: WalSenderConfig;
   private readonly ctl: XLogCtl;
   private readonly walsnd: WalSndCtl;
-  private readonly socket: net.Socket;
+  private readonly socket: ByteSocket;
   private readonly conn: ReplicationServerConn;
   private readonly port: MessagePort;
   private readonly segSize: number;
@@ -169,7 +178,13 @@ export class WalSender {
   private frameInFlight: Buffer | null = null;
 
   constructor(cfg: WalSenderConfig) {
-    this.cfg = cfg;
+    const ring = cfg.ring ?? null;
+    const sock: ByteSocket = ring !== null
+      ? new RingSocket({ side: 'server', rings: ring.rings, peer: ring.peer, zeroCopy: false, maxFrameBytes: FRAME_PAD + XLOGDATA_FRAME_HEADER_BYTES + cfg.maxSendBytes })
+      : new net.Socket({ fd: cfg.fd, readable: true, writable: true });
+    // An in-process standby's ring is the send buffer: sending pauses at its high-water mark.
+    this.cfg = sock instanceof RingSocket ? { ...cfg, maxQueuedBytes: sock.highWaterBytes } : cfg;
+    this.socket = sock;
     this.ctl = new XLogCtl(cfg.xlog);
     this.walsnd = new WalSndCtl(cfg.walsnd);
     this.slots = cfg.slots ? new ReplicationSlots(cfg.slots) : null;
@@ -177,7 +192,6 @@ export class WalSender {
     this.lag = cfg.lag ? new WalSndLag(cfg.lag) : null;
     this.segSize = this.ctl.segSize;
     this.port = cfg.port;
-    this.socket = new net.Socket({ fd: cfg.fd, readable: true, writable: true });
     this.socket.setNoDelay(true);
     const users = cfg.users;
     this.conn = new ReplicationServerConn({
@@ -190,6 +204,7 @@ export class WalSender {
         return v === undefined ? undefined : { password: v, replication: true };
       },
       remoteAddress: cfg.remoteAddress,
+      connType: ring !== null ? 'local' : 'host',
       maxMessageBytes: cfg.maxClientMessageBytes,
       maxPendingInputBytes: cfg.maxClientMessageBytes + 64 * 1024,
       pauseInputAtBytes: cfg.maxClientMessageBytes,
@@ -197,7 +212,14 @@ export class WalSender {
     this.port.on('message', (m: FromPrimary) => this.onPrimaryMessage(m));
     this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
     this.socket.on('end', () => this.conn.end());
-    this.socket.on('error', (e) => this.log('info', `socket error: ${e.message}`));
+    this.socket.on('error', (e: Error) => {
+      this.log('info', `socket error: ${e.message}`);
+      // A damaged in-process ring is bad input (the reply direction still works): FATAL, close.
+      if (e instanceof WalstreamError && !this.socket.destroyed && !this.conn.closed) {
+        this.conn.sendFatal(e);
+        this.endSocket();
+      }
+    });
     this.socket.on('close', () => this.cleanup());
     this.socket.on('drain', () => {
       if (this.waitingDrain) {
@@ -662,18 +684,20 @@ export class WalSender {
     const n = end - start;
     const size = FRAME_PAD + XLOGDATA_FRAME_HEADER_BYTES + this.cfg.maxSendBytes;
     if (this.framePoolMax === 0) this.framePoolMax = Math.ceil(this.cfg.maxQueuedBytes / this.cfg.maxSendBytes) + 2;
-    const raw = this.framePool.pop() ?? Buffer.allocUnsafeSlow(size);
+    // In-process standby: build the message in place in the ring (published by the write, no copy).
+    const inRing = this.socket.allocFrame?.(XLOGDATA_FRAME_HEADER_BYTES + n, FRAME_PAD) ?? null;
+    const raw = inRing ?? this.framePool.pop() ?? Buffer.allocUnsafeSlow(size);
     const frame = raw.subarray(FRAME_PAD, FRAME_PAD + XLOGDATA_FRAME_HEADER_BYTES + n);
     this.readWal(raw, FRAME_PAD + XLOGDATA_FRAME_HEADER_BYTES, start, end);
     writeXLogDataFrameHeader(frame, 0, { dataStart: start, walEnd: flushed, sendTime: pgTimestampNow() }, n);
-    this.frameInFlight = raw;
+    this.frameInFlight = inRing === null ? (raw as Buffer) : null;
     this.conn.sendXLogDataFrame(frame);
     this.frameInFlight = null;
     return end;
   }
 
   /** Copy WAL [from, to) into buf[off…]: from the ring if it still holds it, else from the segment files. */
-  private readWal(buf: Buffer, off: number, from: Lsn, to: Lsn): void {
+  private readWal(buf: Uint8Array, off: number, from: Lsn, to: Lsn): void {
     const ctl = this.ctl;
     if (ctl.load(XC_RING_VALID_FROM) <= from) {
       const ring = ctl.ring;
@@ -692,7 +716,7 @@ export class WalSender {
     this.readSegments(buf, off, from, to);
   }
 
-  private readSegments(buf: Buffer, off: number, from: Lsn, to: Lsn): void {
+  private readSegments(buf: Uint8Array, off: number, from: Lsn, to: Lsn): void {
     let p = from;
     let o = off;
     while (p < to) {

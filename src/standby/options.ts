@@ -4,6 +4,7 @@
 // limit carries its unit. Also parses libpq-style conninfo strings ('host=… port=… user=…').
 
 import os from 'node:os';
+import type { MessagePort } from 'node:worker_threads';
 import { Errors } from '../errors.js';
 import { validateSlotName } from '../replication/protocol/commands.js';
 
@@ -18,10 +19,31 @@ export interface PrimaryConninfo {
   applicationName?: string;
 }
 
+/** What a standby needs of a primary in its own process (walstream's Primary has it). */
+export interface InProcessPrimary {
+  inProcessListener(): MessagePort;
+}
+
+/** A primary in this process: streaming goes through SharedArrayBuffer rings, not TCP (no authentication). */
+export interface InProcessConninfo {
+  inProcess: InProcessPrimary;
+  /** Startup-message user (default: the OS user). */
+  user?: string;
+  /** pg_stat_replication.application_name (synchronous_standby_names matches it). Default 'walreceiver'. */
+  applicationName?: string;
+}
+
 export interface StandbyOptions {
   dataDir: string;
-  /** An object, or a libpq key/value string: `host=127.0.0.1 port=5432 user=rep password=x application_name=s1`. */
-  primaryConninfo: PrimaryConninfo | string;
+  /**
+   * An object, a libpq key/value string (`host=127.0.0.1 port=5432 user=rep password=x
+   * application_name=s1`), or `{ inProcess: primary }` for a primary in this process.
+   */
+  primaryConninfo?: PrimaryConninfo | InProcessConninfo | string;
+  /** Shorthand for primaryConninfo: { inProcess: primary } (a primary opened in this process with `port`). */
+  primary?: InProcessPrimary;
+  /** In-process standby: capacity of the primary → standby ring, in bytes (a power of two, 64 KiB – 1 GiB). */
+  walReceiverRingBytes?: number;
   /** 'replica' (default): stream, replay and serve reads. 'wal-only': keep WAL without replaying it (pg_receivewal). */
   mode?: StandbyMode;
   /** primary_slot_name: stream through this physical replication slot (START_REPLICATION SLOT "s"). */
@@ -56,7 +78,11 @@ export interface StandbyOptions {
 
 export interface ResolvedStandbyOptions {
   dataDir: string;
+  /** For an in-process primary: host IN_PROCESS_HOST, port 0 (only user and applicationName are used). */
   primaryConninfo: Required<PrimaryConninfo>;
+  /** The primary in this process, or null (TCP). */
+  inProcess: InProcessPrimary | null;
+  walReceiverRingBytes: number;
   mode: StandbyMode;
   primarySlotName: string | null;
   walReceiverStatusIntervalMs: number;
@@ -90,7 +116,7 @@ function bool(name: string, v: unknown): boolean {
 }
 
 const KNOWN_OPTIONS = new Set([
-  'dataDir', 'primaryConninfo', 'mode', 'primarySlotName', 'walReceiverStatusIntervalMs', 'walReceiverTimeoutMs',
+  'dataDir', 'primaryConninfo', 'primary', 'walReceiverRingBytes', 'mode', 'primarySlotName', 'walReceiverStatusIntervalMs', 'walReceiverTimeoutMs',
   'walRetrieveRetryIntervalMs', 'walReceiverFlushAfterBytes', 'walReceiverMaxBufferedBytes', 'walInitZero', 'connectTimeoutMs',
   'readerThreads', 'checkpointTimeoutMs', 'maxWalSizeBytes', 'maxBaseBackupBytes', 'maxStoreBytes', 'maxValueBytes',
   'maxMessageBytes',
@@ -111,9 +137,30 @@ export function resolveStandbyOptions(o: StandbyOptions): ResolvedStandbyOptions
       throw Errors.invalidOption('primarySlotName', (e as Error).message);
     }
   }
+  let inProcess: InProcessPrimary | null = null;
+  let conninfo: PrimaryConninfo | InProcessConninfo | string | undefined = o.primaryConninfo;
+  if (o.primary !== undefined) {
+    if (conninfo !== undefined) throw Errors.invalidOption('primary', 'give either primary or primaryConninfo, not both');
+    conninfo = { inProcess: o.primary };
+  }
+  if (conninfo === undefined) throw Errors.invalidOption('primaryConninfo', 'is required (or primary, for a primary in this process)');
+  let resolvedConninfo: Required<PrimaryConninfo>;
+  if (typeof conninfo === 'object' && conninfo !== null && 'inProcess' in conninfo) {
+    inProcess = conninfo.inProcess;
+    if (inProcess === null || typeof inProcess !== 'object' || typeof inProcess.inProcessListener !== 'function') {
+      throw Errors.invalidOption('primaryConninfo', 'inProcess must be a Primary opened in this process');
+    }
+    resolvedConninfo = resolveInProcessConninfo(conninfo);
+  } else {
+    resolvedConninfo = resolveConninfo(conninfo);
+  }
+  const ringBytes = int('walReceiverRingBytes', o.walReceiverRingBytes ?? 8 * 1024 * 1024, 64 * 1024, 1 << 30);
+  if ((ringBytes & (ringBytes - 1)) !== 0) throw Errors.invalidOption('walReceiverRingBytes', `must be a power of two, got ${ringBytes}`);
   return {
     dataDir: o.dataDir,
-    primaryConninfo: resolveConninfo(o.primaryConninfo),
+    primaryConninfo: resolvedConninfo,
+    inProcess,
+    walReceiverRingBytes: ringBytes,
     mode,
     primarySlotName: slot,
     walReceiverStatusIntervalMs: int('walReceiverStatusIntervalMs', o.walReceiverStatusIntervalMs ?? 10_000, 0, INT32_MAX),
@@ -152,6 +199,22 @@ function resolveConninfo(c: PrimaryConninfo | string): Required<PrimaryConninfo>
     throw Errors.invalidOption('primaryConninfo', 'applicationName must be at most 63 printable ASCII characters');
   }
   return { host: obj.host, port, user: obj.user, password, applicationName };
+}
+
+/** sender_host of an in-process connection (pg_stat_wal_receiver). */
+export const IN_PROCESS_HOST = '[in-process]';
+
+function resolveInProcessConninfo(c: InProcessConninfo): Required<PrimaryConninfo> {
+  for (const k of Object.keys(c)) {
+    if (!['inProcess', 'user', 'applicationName'].includes(k)) throw Errors.invalidOption('primaryConninfo', `field "${k}" does not apply to an in-process primary`);
+  }
+  const user = c.user ?? os.userInfo().username;
+  if (typeof user !== 'string' || user.length === 0) throw Errors.invalidOption('primaryConninfo', 'user must be a non-empty string');
+  const applicationName = c.applicationName ?? 'walreceiver';
+  if (typeof applicationName !== 'string' || applicationName.length > 63 || /[^\x20-\x7e]/.test(applicationName)) {
+    throw Errors.invalidOption('primaryConninfo', 'applicationName must be at most 63 printable ASCII characters');
+  }
+  return { host: IN_PROCESS_HOST, port: 0, user, password: null, applicationName };
 }
 
 /** Keywords of libpq's conninfo that we accept (others are refused like libpq: `invalid connection option "x"`). */
@@ -218,6 +281,7 @@ export function parseConninfo(text: string): PrimaryConninfo {
 /** pg_stat_wal_receiver.conninfo: the connection string with the password obfuscated. */
 export function displayConninfo(c: Required<PrimaryConninfo>): string {
   const q = (v: string) => (/^[^\s'\\]+$/.test(v) ? v : `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`);
+  if (c.host === IN_PROCESS_HOST && c.port === 0) return `user=${q(c.user)} dbname=replication in_process=true application_name=${q(c.applicationName)}`;
   const parts = [`user=${q(c.user)}`];
   if (c.password !== null) parts.push('password=********');
   parts.push('dbname=replication', `host=${q(c.host)}`, `port=${c.port}`, `application_name=${q(c.applicationName)}`);

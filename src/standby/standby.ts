@@ -28,7 +28,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { EventEmitter } from 'node:events';
-import { Worker } from 'node:worker_threads';
+import { type MessagePort, Worker } from 'node:worker_threads';
 import { errorFromInfo, Errors, WalstreamError } from '../errors.js';
 import { acquirePidFile, PID_FILE, releasePidFile } from '../storage/datadir.js';
 import { pgTimestampToDate } from '../replication/protocol/messages.js';
@@ -43,7 +43,8 @@ import { segNo } from '../wal/segment.js';
 import { runBaseBackup, type BaseBackupResult } from './basebackup-client.js';
 import { displayConninfo, type ResolvedStandbyOptions, resolveStandbyOptions, type StandbyMode, type StandbyOptions } from './options.js';
 import type { StartupConfig, StartupMessage } from './startup.js';
-import { TcpTransport } from './transport.js';
+import { IN_PROCESS_HOST } from './options.js';
+import { RingTransport, TcpTransport, type WalRcvTransport } from './transport.js';
 import { WalRcvData, type WalRcvStateName, WI_REPLAY_SEQ } from './walrcvdata.js';
 import type { WalReceiverConfig, WalReceiverMessage } from './walreceiver.js';
 
@@ -156,16 +157,25 @@ export class Standby extends EventEmitter {
     let baseBackup: BaseBackupResult | null = null;
     try {
       if (control === null && options.mode === 'replica') {
-        const conn = await new TcpTransport(options.primaryConninfo, {
+        const topts = {
           connectTimeoutMs: options.connectTimeoutMs,
           commandTimeoutMs: options.walReceiverTimeoutMs > 0 ? options.walReceiverTimeoutMs : options.connectTimeoutMs,
           maxMessageBytes: options.maxMessageBytes,
           maxBufferedBytes: options.walReceiverMaxBufferedBytes,
-        }).connect();
+        };
+        const listener = options.inProcess?.inProcessListener() ?? null;
+        const transport: WalRcvTransport = listener !== null
+          ? new RingTransport(listener, options.primaryConninfo, { ...topts, ringBytes: options.walReceiverRingBytes, spinIterations: 0 })
+          : new TcpTransport(options.primaryConninfo, topts);
         try {
-          baseBackup = await runBaseBackup(conn, dataDir, options.maxBaseBackupBytes);
+          const conn = await transport.connect();
+          try {
+            baseBackup = await runBaseBackup(conn, dataDir, options.maxBaseBackupBytes);
+          } finally {
+            conn.disconnect();
+          }
         } finally {
-          conn.disconnect();
+          listener?.close();
         }
         control = baseBackup.control;
       }
@@ -199,8 +209,8 @@ export class Standby extends EventEmitter {
 
   // ---- workers ------------------------------------------------------------------------------
 
-  private spawn(file: string, data: object, name: string): Worker {
-    const w = new Worker(new URL(file, import.meta.url), { workerData: data, name });
+  private spawn(file: string, data: object, name: string, transferList: MessagePort[] = []): Worker {
+    const w = new Worker(new URL(file, import.meta.url), { workerData: data, name, transferList });
     this.exited.set(w, new Promise<void>((resolve) => w.once('exit', () => resolve())));
     w.on('error', (e) => this.fail(e instanceof WalstreamError ? e : Errors.internal(`${name} crashed: ${e.message}`)));
     return w;
@@ -258,6 +268,9 @@ export class Standby extends EventEmitter {
     const cfg: WalReceiverConfig = {
       walrcv: this.walrcv.handle,
       conninfo: o.primaryConninfo,
+      // In-process: a listener port of the primary's, for this worker's (re)connections.
+      inProcess: o.inProcess?.inProcessListener() ?? null,
+      ringBytes: o.walReceiverRingBytes,
       mode: o.mode,
       dataDir: this.dataDir,
       slotName: o.primarySlotName,
@@ -274,7 +287,7 @@ export class Standby extends EventEmitter {
       connectTimeoutMs: o.connectTimeoutMs,
       maxMessageBytes: o.maxMessageBytes,
     };
-    const w = this.spawn('./walreceiver.js', { walreceiver: cfg }, 'walreceiver');
+    const w = this.spawn('./walreceiver.js', { walreceiver: cfg }, 'walreceiver', cfg.inProcess !== null ? [cfg.inProcess] : []);
     this.walreceiver = w;
     w.on('message', (m: WalReceiverMessage) => {
       switch (m.type) {
@@ -428,7 +441,7 @@ export class Standby extends EventEmitter {
     const s = this.walrcv.snapshot();
     const date = (t: number) => (t > 0 ? pgTimestampToDate(t) : null);
     const replica = this.mode === 'replica';
-    const streaming = s.state !== 'stopped' && s.senderPort > 0;
+    const streaming = s.state !== 'stopped' && (s.senderPort > 0 || s.senderHost === IN_PROCESS_HOST);
     return {
       pid: this.walreceiver?.threadId ?? null,
       status: s.state,

@@ -2,27 +2,36 @@
 // plus the few replication commands a standby runs), modelled on PostgreSQL's pluggable
 // walreceiver API (libpqwalreceiver: walrcv_connect, walrcv_identify_system,
 // walrcv_startstreaming, walrcv_receive, walrcv_send, walrcv_endstreaming, walrcv_disconnect).
-// `TcpTransport` implements it over node:net with the sans-I/O ReplicationClientConn
-// (src/replication/protocol/client-conn.ts); a SharedArrayBuffer-ring transport for a standby in
-// the primary's process can implement the same interface later.
+// Two implementations share one connection class (StreamConnection: the sans-I/O
+// ReplicationClientConn of src/replication/protocol/client-conn.ts over a byte socket):
+// `TcpTransport` over node:net, and `RingTransport` for a standby in the primary's process, over a
+// RingSocket (src/replication/ring-socket.ts: two SharedArrayBuffer rings) connected through the
+// primary's in-process listener port (no authentication: trusted as a local socket).
 //
 // Who runs it: the walreceiver worker (streaming) and Standby.open (base backup), one connection
 // each. What it owns: the socket. How it stops: disconnect() (Terminate, then the socket is
 // destroyed); the server closing or a FATAL error ends it too and is reported through receive().
 //
 // Receiving is pull-based: socket chunks are framed and decoded as they arrive and queued as
-// StreamMessages (WAL payloads stay zero-copy views of the socket's chunks); waitReadable()
-// resolves in the event loop's check phase (setImmediate), after libuv has read everything the
-// socket had, so the walreceiver handles a whole burst before it fsyncs. Above
-// `maxBufferedBytes` of unconsumed WAL the socket is paused (back-pressure on the primary).
+// StreamMessages (WAL payloads stay zero-copy views of the socket's chunks, or of the ring's
+// records); waitReadable() resolves in the event loop's check phase (setImmediate), after
+// everything the socket had was read, so the walreceiver handles a whole burst before it fsyncs.
+// Above `maxBufferedBytes` of unconsumed WAL the socket is paused (back-pressure on the primary).
+// Over a ring, a record's bytes go back to the primary only once no queued or returned message
+// points into it (the message receive() returned last stays valid until the next receive() or
+// waitReadable(); the walreceiver writes it to its segment file before asking for the next).
 
 import net from 'node:net';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Errors, WalstreamError } from '../errors.js';
 import { ReplicationClientConn, type ClientConnEvent, type QueryResult } from '../replication/protocol/client-conn.js';
 import { formatStartReplication } from '../replication/protocol/commands.js';
 import type { StandbyStatusUpdate } from '../replication/protocol/messages.js';
+import { createRingPair } from '../replication/ring.js';
+import { type ByteSocket, RingSocket } from '../replication/ring-socket.js';
+import type { InProcessConnectRequest } from '../replication/server.js';
 import { type Lsn, parseLsn } from '../wal/lsn.js';
-import type { PrimaryConninfo } from './options.js';
+import { IN_PROCESS_HOST, type PrimaryConninfo } from './options.js';
 
 export interface IdentifySystemResult {
   /** Decimal text: it may exceed 2^53. */
@@ -33,7 +42,7 @@ export interface IdentifySystemResult {
 }
 
 export type StreamMessage =
-  /** XLogData: `data` is a view valid until the connection is dropped. */
+  /** XLogData: `data` is a view valid until the next receive() or waitReadable() call. */
   | { kind: 'xlogData'; dataStart: Lsn; walEnd: Lsn; sendTime: number; data: Uint8Array }
   | { kind: 'keepalive'; walEnd: Lsn; sendTime: number; replyRequested: boolean }
   /** The primary ended the stream: CopyDone (end of timeline) or `COPY 0` (shutting down). */
@@ -88,21 +97,79 @@ export class TcpTransport implements WalRcvTransport {
   constructor(private readonly info: Required<PrimaryConninfo>, private readonly opts: TcpTransportOptions) {}
 
   connect(signal?: AbortSignal): Promise<WalRcvConnection> {
-    return TcpConnection.open(this.info, this.opts, signal);
+    const info = this.info;
+    const socket = new net.Socket();
+    return StreamConnection.open(socket, info.host, info.port, info, this.opts, signal, (c) => {
+      socket.setNoDelay(true);
+      socket.on('error', (e: NodeJS.ErrnoException) => {
+        c.fail(Errors.connectionFailure(`could not connect to the primary server: connection to server at "${info.host}", port ${info.port} failed: ${e.message}`));
+      });
+      socket.connect({ host: info.host, port: info.port }, () => c.start());
+    });
+  }
+}
+
+export interface RingTransportOptions extends TcpTransportOptions {
+  /** Capacity of the primary → standby ring in bytes (a power of two): WAL in flight. */
+  ringBytes: number;
+  /** HEAD checks before the walreceiver sleeps on an empty ring. */
+  spinIterations: number;
+}
+
+/**
+ * Connections to a primary in this process through its in-process listener port (which may be
+ * transferred to the walreceiver's thread). Each connect() makes a new pair of rings and a
+ * MessageChannel; the primary starts a walsender for them. A closed listener (the primary stopped
+ * listening) fails connect() at once, like a refused TCP connection.
+ */
+export class RingTransport implements WalRcvTransport {
+  private listenerClosed = false;
+
+  constructor(private readonly listener: MessagePort, private readonly info: Required<PrimaryConninfo>, private readonly opts: RingTransportOptions) {
+    listener.on('close', () => (this.listenerClosed = true));
+    listener.unref();
+  }
+
+  connect(signal?: AbortSignal): Promise<WalRcvConnection> {
+    if (this.listenerClosed) return Promise.reject(Errors.connectionFailure('could not connect to the primary server: the in-process primary is not accepting connections'));
+    const rings = createRingPair(this.opts.ringBytes);
+    const { port1, port2 } = new MessageChannel();
+    const req: InProcessConnectRequest = { type: 'connect', rings, peer: port2 };
+    this.listener.postMessage(req, [port2]);
+    // The client end keeps this thread alive while connected (as a socket would).
+    const socket = new RingSocket({ side: 'client', rings, peer: port1, zeroCopy: true, spinIterations: this.opts.spinIterations, keepAlive: true });
+    return StreamConnection.open(socket, IN_PROCESS_HOST, 0, this.info, this.opts, signal, (c) => {
+      socket.on('error', (e: Error) => c.fail(e instanceof WalstreamError ? e : Errors.connectionFailure(`in-process replication connection failed: ${e.message}`)));
+      c.start();
+    });
   }
 }
 
 /** Node's socket read size: a chunk this long means the kernel may hold more. */
 const SOCKET_READ_BYTES = 64 * 1024;
 
-class TcpConnection implements WalRcvConnection {
+/** What a zero-copy socket (RingSocket) adds: its 'data' chunks stay valid until released. */
+interface ZeroCopySocket {
+  readonly recordStart: number;
+  readonly readPosition: number;
+  readonly moreDataLikely: boolean;
+  release(pos: number): void;
+}
+
+class StreamConnection implements WalRcvConnection {
   readonly senderHost: string;
   readonly senderPort: number;
   bytesReceived = 0;
-  moreDataLikely = false;
-  private readonly socket: net.Socket;
+  private lastChunkFull = false;
+  private readonly socket: ByteSocket;
+  /** The socket, when its chunks are views to release (RingSocket). */
+  private readonly zc: ZeroCopySocket | null;
   private readonly conn: ReplicationClientConn;
   private readonly queue: StreamMessage[] = [];
+  /** Zero-copy: per queued message, the record it points into (release stops there). */
+  private readonly tokens: number[] = [];
+  /** Zero-copy: the record of the message receive() returned last (in use until the next call). */
+  private inUse: number | null = null;
   private qHead = 0;
   private queuedBytes = 0;
   private paused = false;
@@ -117,10 +184,11 @@ class TcpConnection implements WalRcvConnection {
   private copySink: ((payload: Uint8Array) => void) | null = null;
   private endWaiter: (() => void) | null = null;
 
-  private constructor(info: Required<PrimaryConninfo>, private readonly opts: TcpTransportOptions) {
-    this.senderHost = info.host;
-    this.senderPort = info.port;
-    this.socket = new net.Socket();
+  private constructor(socket: ByteSocket, senderHost: string, senderPort: number, info: Required<PrimaryConninfo>, private readonly opts: TcpTransportOptions) {
+    this.senderHost = senderHost;
+    this.senderPort = senderPort;
+    this.socket = socket;
+    this.zc = socket instanceof RingSocket ? socket : null;
     this.conn = new ReplicationClientConn({
       send: (b) => {
         if (!this.socket.destroyed) this.socket.write(b);
@@ -133,8 +201,24 @@ class TcpConnection implements WalRcvConnection {
     });
   }
 
-  static open(info: Required<PrimaryConninfo>, opts: TcpTransportOptions, signal?: AbortSignal): Promise<WalRcvConnection> {
-    const c = new TcpConnection(info, opts);
+  get moreDataLikely(): boolean {
+    return this.zc !== null ? this.zc.moreDataLikely : this.lastChunkFull;
+  }
+
+  /** Send the startup message (once the byte pipe is up). */
+  start(): void {
+    this.conn.start();
+  }
+
+  /**
+   * Open a connection over `socket`: `begin` wires the socket's connect and errors and calls
+   * start(); resolves after authentication (ReadyForQuery).
+   */
+  static open(
+    socket: ByteSocket, senderHost: string, senderPort: number, info: Required<PrimaryConninfo>, opts: TcpTransportOptions,
+    signal: AbortSignal | undefined, begin: (c: StreamConnection) => void,
+  ): Promise<WalRcvConnection> {
+    const c = new StreamConnection(socket, senderHost, senderPort, info, opts);
     return new Promise<WalRcvConnection>((resolve, reject) => {
       const timer = setTimeout(() => {
         c.fail(Errors.connectionFailure(`could not connect to the primary server: timeout expired after ${opts.connectTimeoutMs} ms`));
@@ -159,24 +243,31 @@ class TcpConnection implements WalRcvConnection {
         return;
       }
       const s = c.socket;
-      s.setNoDelay(true);
-      s.on('data', (chunk: Buffer) => c.onData(chunk));
-      s.on('error', (e: NodeJS.ErrnoException) => {
-        c.fail(Errors.connectionFailure(`could not connect to the primary server: connection to server at "${info.host}", port ${info.port} failed: ${e.message}`));
-      });
+      s.on('data', (chunk: Uint8Array) => c.onData(chunk));
       s.on('close', () => {
         c.conn.end();
         c.fail(Errors.connectionFailure('server closed the connection unexpectedly'));
       });
-      s.connect({ host: info.host, port: info.port }, () => c.conn.start());
+      begin(c);
     });
   }
 
-  private onData(chunk: Buffer): void {
+  private onData(chunk: Uint8Array): void {
     this.bytesReceived += chunk.length;
-    this.moreDataLikely = chunk.length >= SOCKET_READ_BYTES;
+    this.lastChunkFull = chunk.length >= SOCKET_READ_BYTES;
     this.conn.feed(chunk);
+    this.releaseFree();
     if (this.queue.length > this.qHead) this.wakeSoon();
+  }
+
+  /** Zero-copy: give back every record no queued or in-use message points into. */
+  private releaseFree(): void {
+    const zc = this.zc;
+    if (zc === null) return;
+    let pos = zc.readPosition;
+    if (this.inUse !== null) pos = this.inUse;
+    else if (this.qHead < this.queue.length) pos = this.tokens[this.qHead]!;
+    zc.release(pos);
   }
 
   private wakeSoon(): void {
@@ -198,6 +289,7 @@ class TcpConnection implements WalRcvConnection {
 
   private push(m: StreamMessage): void {
     this.queue.push(m);
+    if (this.zc !== null) this.tokens.push(this.zc.recordStart);
     if (m.kind === 'xlogData') {
       this.queuedBytes += m.data.length;
       if (!this.paused && this.queuedBytes > this.opts.maxBufferedBytes) {
@@ -277,7 +369,7 @@ class TcpConnection implements WalRcvConnection {
   }
 
   /** The connection is over: reject whatever waits, queue the error for receive(). */
-  private fail(e: WalstreamError): void {
+  fail(e: WalstreamError): void {
     if (this.failure !== null) return;
     this.failure = e;
     this.readyWaiter?.reject(e);
@@ -351,13 +443,20 @@ class TcpConnection implements WalRcvConnection {
   }
 
   receive(): StreamMessage | null {
-    if (this.qHead >= this.queue.length) return null;
+    if (this.qHead >= this.queue.length) {
+      this.inUse = null;
+      this.releaseFree();
+      return null;
+    }
     const m = this.queue[this.qHead]!;
+    if (this.zc !== null) this.inUse = this.tokens[this.qHead]!;
     this.queue[this.qHead++] = undefined as unknown as StreamMessage;
     if (this.qHead === this.queue.length) {
       this.queue.length = 0;
+      this.tokens.length = 0;
       this.qHead = 0;
     }
+    this.releaseFree();
     if (m.kind === 'xlogData') {
       this.queuedBytes -= m.data.length;
       if (this.paused && this.queuedBytes <= this.opts.maxBufferedBytes / 2 && this.failure === null) {
@@ -369,6 +468,8 @@ class TcpConnection implements WalRcvConnection {
   }
 
   waitReadable(timeoutMs: number): Promise<boolean> {
+    this.inUse = null;
+    this.releaseFree();
     if (this.qHead < this.queue.length) return Promise.resolve(true);
     this.settleReadable(false);
     return new Promise<boolean>((resolve) => {

@@ -24,7 +24,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { parentPort, workerData } from 'node:worker_threads';
+import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import { type ErrorInfo, errorInfo, Errors, WalstreamError } from '../errors.js';
 import { type ControlData, DbState, writeControl } from '../storage/control.js';
 import { assert } from '../util/assert.js';
@@ -33,12 +33,16 @@ import { type Lsn, lsnToString } from '../wal/lsn.js';
 import { fsyncDir } from '../wal/segfile.js';
 import { segmentFileName } from '../wal/segment.js';
 import type { PrimaryConninfo, StandbyMode } from './options.js';
-import { TcpTransport, type WalRcvConnection, type WalRcvTransport } from './transport.js';
+import { RingTransport, TcpTransport, type WalRcvConnection, type WalRcvTransport } from './transport.js';
 import { preciseNowPgMicros, WalRcvData, type WalRcvDataHandle, WalRcvState, WR_BYTES_RECEIVED, WR_REPLIES_SENT } from './walrcvdata.js';
 
 export interface WalReceiverConfig {
   walrcv: WalRcvDataHandle;
   conninfo: Required<PrimaryConninfo>;
+  /** A primary in this process: its in-process listener port (transferred), used instead of TCP. */
+  inProcess: MessagePort | null;
+  /** In-process: capacity of the primary → standby ring, in bytes. */
+  ringBytes: number;
   mode: StandbyMode;
   dataDir: string;
   slotName: string | null;
@@ -68,6 +72,11 @@ export type WalReceiverMessage =
 
 /** How long to wait for the primary to finish the COPY after our CopyDone at shutdown. */
 export const END_STREAMING_TIMEOUT_MS = 2_000;
+/**
+ * In-process standby: HEAD checks before the walreceiver sleeps on an empty ring (≈ a few µs; a
+ * wake-up costs tens of µs, but spinning longer steals a core from the walsender on 2 cores).
+ */
+const RING_SPIN_ITERATIONS = 1000;
 /** When a burst ended on a full socket read, wait this long for more before fsyncing anyway. */
 const MORE_DATA_WAIT_MS = 1;
 
@@ -131,12 +140,15 @@ class WalReceiver {
   constructor(private readonly cfg: WalReceiverConfig) {
     this.walrcv = new WalRcvData(cfg.walrcv);
     this.walDir = path.join(cfg.dataDir, 'pg_wal');
-    this.transport = new TcpTransport(cfg.conninfo, {
+    const topts = {
       connectTimeoutMs: cfg.connectTimeoutMs,
       commandTimeoutMs: cfg.timeoutMs > 0 ? cfg.timeoutMs : cfg.connectTimeoutMs,
       maxMessageBytes: cfg.maxMessageBytes,
       maxBufferedBytes: cfg.maxBufferedBytes,
-    });
+    };
+    this.transport = cfg.inProcess !== null
+      ? new RingTransport(cfg.inProcess, cfg.conninfo, { ...topts, ringBytes: cfg.ringBytes, spinIterations: RING_SPIN_ITERATIONS })
+      : new TcpTransport(cfg.conninfo, topts);
     this.preparer = new SegmentPreparer(this.walDir);
     this.sysid = cfg.sysid;
     this.tli = cfg.tli;

@@ -3,22 +3,28 @@
 // decoded with the protocol core's BackendDecoder and queued for next().
 
 import net from 'node:net';
+import { MessageChannel } from 'node:worker_threads';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { BackendDecoder, type Frame } from '../../src/replication/protocol/frames.js';
 import { decodeErrorFields, encodeQuery, encodeStartupMessage, type ErrorFields } from '../../src/replication/protocol/messages.js';
+import { createRingPair, type RingPairHandle } from '../../src/replication/ring.js';
+import { type ByteSocket, RingSocket } from '../../src/replication/ring-socket.js';
+import type { InProcessConnectRequest } from '../../src/replication/server.js';
 import { PG_BIN } from './tmp.js';
 
 export class RawClient {
-  readonly socket: net.Socket;
+  readonly socket: ByteSocket;
+  /** In-process clients: the connection's rings (tests damage them on purpose). */
+  rings: RingPairHandle | null = null;
   private readonly decoder = new BackendDecoder();
   private readonly frames: Frame[] = [];
   private waiter: (() => void) | null = null;
   closed = false;
   bytesReceived = 0;
 
-  private constructor(socket: net.Socket) {
+  private constructor(socket: ByteSocket) {
     this.socket = socket;
     socket.on('data', (d: Buffer) => {
       this.bytesReceived += d.length;
@@ -53,6 +59,18 @@ export class RawClient {
       const s = net.connect(port, host, () => resolve(new RawClient(s)));
       s.once('error', reject);
     });
+  }
+
+  /** A raw in-process connection (SharedArrayBuffer rings) through a primary's inProcessListener(). */
+  static inProcess(primary: { inProcessListener(): import('node:worker_threads').MessagePort }, ringBytes = 256 * 1024): RawClient {
+    const listener = primary.inProcessListener();
+    const rings = createRingPair(ringBytes);
+    const { port1, port2 } = new MessageChannel();
+    listener.postMessage({ type: 'connect', rings, peer: port2 } satisfies InProcessConnectRequest, [port2]);
+    const c = new RawClient(new RingSocket({ side: 'client', rings, peer: port1, zeroCopy: false, keepAlive: true }));
+    c.socket.on('close', () => listener.close());
+    c.rings = rings;
+    return c;
   }
 
   send(b: Uint8Array): void {
