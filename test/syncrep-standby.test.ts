@@ -12,6 +12,8 @@ import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Primary } from '../src/primary/primary.js';
 import { Standby } from '../src/standby/standby.js';
+import { XLOG_BLCKSZ } from '../src/wal/consts.js';
+import { FileSegmentSource, XLogReader } from '../src/wal/reader.js';
 import { freePort } from './helpers/pgcluster.js';
 import { waitFor } from './helpers/rawpg.js';
 import { rmrf, tmpDir } from './helpers/tmp.js';
@@ -124,4 +126,41 @@ test('no loss: SIGKILL the primary at random moments (20 rounds); every commit a
   }
   assert.equal(rounds, ROUNDS);
   assert.ok(acked.size >= ROUNDS, `${acked.size} acknowledged commits`);
+});
+
+test('replay (remote_apply) does not stall on a record that ends just past a page header', async (t) => {
+  // A standby replays up to its flushed position; a record continued on a new page and ending
+  // 8 bytes after that page's short header must be returned, not waited on (else a remote_apply
+  // commit ending there waits for the next WAL to arrive).
+  const dir = tmpDir('walstream-syncpage-');
+  const p = await Primary.open({ dataDir: path.join(dir, 'p'), walSegmentSize: SEG, checkpointTimeoutMs: 0 });
+  t.after(async () => {
+    await p.close();
+    rmrf(dir);
+  });
+  const start = p.insertLsn;
+  let seed = 7;
+  for (let i = 0; i < 4000; i++) {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    void p.transaction((tx) => tx.put('t', `k${i}`, 'x'.repeat(seed % 120)), { synchronousCommit: 'off' });
+  }
+  await p.flush();
+  // Every record, read with no limit: find those ending 8 bytes after a short page header.
+  const all: Array<{ start: number; end: number }> = [];
+  const src = new FileSegmentSource(p.walDir, 1, SEG);
+  const r0 = new XLogReader(src, { segSize: SEG, sysid: p.systemIdentifier }, start, null);
+  for (;;) {
+    const r = r0.readRecord();
+    if (r.kind !== 'record') break;
+    all.push({ start: r.record.start, end: r.record.end });
+  }
+  const edge = all.filter((r) => r.end % XLOG_BLCKSZ === 32 && r.end % SEG !== 32 && r.start < r.end - 32);
+  assert.ok(edge.length > 0, 'the workload produced a record ending 8 bytes into a page');
+  for (const rec of edge) {
+    const reader = new XLogReader(src, { segSize: SEG, sysid: p.systemIdentifier }, rec.start, null);
+    reader.limit = rec.end; // flushed exactly up to the end of this record
+    const r = reader.readRecord();
+    assert.equal(r.kind, 'record', `record ${rec.start}..${rec.end} is complete at limit ${rec.end}`);
+  }
+  src.close();
 });

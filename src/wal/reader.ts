@@ -139,7 +139,8 @@ export class XLogReader {
       if (got > 0 && cur % XLOG_BLCKSZ === 0) {
         // Need the next page: it must be a continuation page with the right remaining length.
         pageLsn = cur;
-        if (cur + SIZE_OF_LONG_PHD > this.limit) return { kind: 'wait', lsn: this.next };
+        // The continuation page's own header (short unless it starts a segment) must be final.
+        if (cur + (cur % segSize === 0 ? SIZE_OF_LONG_PHD : SIZE_OF_SHORT_PHD) > this.limit) return { kind: 'wait', lsn: this.next };
         // Ask only for the bytes this record needs: a short (torn) file still yields its records.
         const stillNeeded = (totLen < 0 ? SIZE_OF_XLOG_RECORD : totLen) - got;
         page = this.src.readPage(pageLsn, Math.min(XLOG_BLCKSZ, SIZE_OF_LONG_PHD + stillNeeded));
