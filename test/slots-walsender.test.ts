@@ -156,6 +156,22 @@ test('a slot past max_slot_wal_keep_size is lost: its WAL is released and its cl
   assert.notEqual(code, 0);
   assert.match(rw.output(), /can no longer access replication slot "keep1"/);
   assert.match(rw.output(), /invalidated due to "wal_removed"/);
+
+  // An active slot whose client stalls is invalidated too, and its walsender is terminated.
+  assert.equal((await psql(port, 'CREATE_REPLICATION_SLOT keep2 PHYSICAL RESERVE_WAL')).status, 0);
+  const rw2 = startPgReceivewal(port, path.join(dir, 'rw2'), ['--slot', 'keep2']);
+  t.after(() => rw2.stop());
+  await waitFor(() => p.replicationSlots().some((r) => r.slot_name === 'keep2' && r.active), 10_000, 'keep2 active');
+  const pid = p.replicationSlots().find((r) => r.slot_name === 'keep2')!.active_pid;
+  rw2.child.kill('SIGSTOP');
+  await fill(p, 4 * SEG, 'c');
+  await p.checkpoint();
+  assert.deepEqual(invalidated.at(-1), { name: 'keep2', restartLsn: (invalidated.at(-1) as { restartLsn: number }).restartLsn, activePid: pid });
+  await waitFor(() => p.replicationStatus().length === 0, 10_000, 'its walsender terminated');
+  rw2.child.kill('SIGCONT');
+  assert.notEqual(await rw2.exited, 0);
+  const lost2 = p.replicationSlots().find((r) => r.slot_name === 'keep2')!;
+  assert.deepEqual([lost2.active, lost2.wal_status], [false, 'lost']);
 });
 
 test('pg_receivewal --synchronous as the synchronous standby: sync_state, commits released by its replies, bounded waits', async (t) => {
