@@ -272,9 +272,24 @@ export function pgStrCaseEq(a: string, b: string): boolean {
   return true;
 }
 
+/** Priorities already computed per config object (walsenders call this on every standby reply). */
+const priorityMemo = new WeakMap<SyncRepConfig, Map<string, number>>();
+const PRIORITY_MEMO_MAX_NAMES = 1024;
+
 /** SyncRepGetStandbyPriority: 0 = not a synchronous candidate. */
 export function standbyPriority(config: SyncRepConfig | null, applicationName: string): number {
   if (config === null) return 0;
+  let memo = priorityMemo.get(config);
+  if (memo === undefined) priorityMemo.set(config, (memo = new Map()));
+  let v = memo.get(applicationName);
+  if (v === undefined) {
+    v = computePriority(config, applicationName);
+    if (memo.size < PRIORITY_MEMO_MAX_NAMES) memo.set(applicationName, v);
+  }
+  return v;
+}
+
+function computePriority(config: SyncRepConfig, applicationName: string): number {
   for (let i = 0; i < config.members.length; i++) {
     const m = config.members[i]!;
     if (m === '*' || pgStrCaseEq(m, applicationName)) return config.method === 'priority' ? i + 1 : 1;
