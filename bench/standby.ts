@@ -6,7 +6,11 @@
 //  - wal-only catch-up from a REAL PostgreSQL 15 walsender: our walreceiver beside pg_receivewal,
 //    same server, same WAL range (both with their fsyncs);
 //  - live: commit-to-visible-on-standby latency (primary commit acknowledged → replay on the
-//    standby passed its LSN), p50/p99, at a paced commit rate with 1, 2 and 4 standbys.
+//    standby passed its LSN), p50/p99, at a paced commit rate with 1, 2 and 4 standbys;
+//  - catch-up and live both over TCP and through the SharedArrayBuffer rings of an in-process
+//    standby (Standby.open({ primary })), in the same run, with ring/TCP ratios; and the byte
+//    pipe alone: the walsender catching up from its segment files into the walreceiver's own
+//    connection code (decode, queue, release), which discards the WAL instead of writing it.
 // Owns a temp directory, a primary, standbys and a throwaway PostgreSQL cluster; removes them.
 // Prints JSON.
 
@@ -15,11 +19,15 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Primary } from '../src/primary/primary.js';
+import type { StandbyOptions } from '../src/standby/options.js';
 import { Standby } from '../src/standby/standby.js';
+import { RingTransport, TcpTransport, type WalRcvTransport } from '../src/standby/transport.js';
 import { writeControl, DbState } from '../src/storage/control.js';
 import { lsnToString, parseLsn, type Lsn } from '../src/wal/lsn.js';
 import { segmentFileName, segNo } from '../src/wal/segment.js';
 import { PG_BIN_DIR, startPgCluster, type PgCluster } from '../test/helpers/pgcluster.js';
+
+export type BenchTransport = 'tcp' | 'ring';
 
 export interface StandbyBenchOptions {
   volumeMiB: number;
@@ -27,6 +35,15 @@ export interface StandbyBenchOptions {
   liveSeconds: number;
   commitsPerSec: number;
   standbys: number[];
+  /** Transports measured (catch-up and live). Default both. */
+  transports?: BenchTransport[];
+  /** Run the real-PostgreSQL comparison (initdb, pg_receivewal). Default true. */
+  realPg?: boolean;
+}
+
+/** How a standby of `p` connects: over loopback TCP, or through the in-process rings. */
+function connect(p: Primary, transport: BenchTransport, user: string): Pick<StandbyOptions, 'primaryConninfo' | 'primary'> {
+  return transport === 'ring' ? { primary: p } : { primaryConninfo: { host: '127.0.0.1', port: p.port!, user } };
 }
 
 const SEG = 16 * 1024 * 1024;
@@ -58,16 +75,16 @@ async function writeWal(p: Primary, bytes: number): Promise<Lsn> {
   return p.flush();
 }
 
-async function catchUp(root: string, volume: number, walInitZero: boolean) {
+async function catchUp(root: string, volume: number, walInitZero: boolean, transport: BenchTransport = 'tcp') {
   const p = await Primary.open({ dataDir: path.join(root, 'p'), walSegmentSize: SEG, walBuffersBytes: 16 * MiB, checkpointTimeoutMs: 0, maxWalSizeBytes: 64 * 1024 * MiB, port: 0 });
   try {
-    const conninfo = { host: '127.0.0.1', port: p.port!, user: 'bench' };
-    const s0 = await Standby.open({ dataDir: path.join(root, 's'), primaryConninfo: conninfo, readerThreads: 0 });
+    const conninfo = connect(p, transport, 'bench');
+    const s0 = await Standby.open({ dataDir: path.join(root, 's'), ...conninfo, readerThreads: 0 });
     await s0.close();
     const start = s0.flushLsn;
     const end = await writeWal(p, volume);
     const t0 = performance.now();
-    const s = await Standby.open({ dataDir: path.join(root, 's'), primaryConninfo: conninfo, readerThreads: 0, walInitZero });
+    const s = await Standby.open({ dataDir: path.join(root, 's'), ...conninfo, readerThreads: 0, walInitZero });
     let tFlushed = 0;
     await until(() => {
       if (tFlushed === 0 && s.flushLsn >= end) tFlushed = performance.now();
@@ -79,12 +96,52 @@ async function catchUp(root: string, volume: number, walInitZero: boolean) {
     await s.close();
     const bytes = end - start;
     return {
+      transport,
       bytes,
       flushedMBps: +(bytes / 1e6 / ((tFlushed - t0) / 1000)).toFixed(1),
       replayedMBps: +(bytes / 1e6 / ((tReplayed - t0) / 1000)).toFixed(1),
       fsyncs: st.fsyncs,
       records: st.records_replayed,
     };
+  } finally {
+    await p.close();
+  }
+}
+
+/**
+ * The byte pipe alone: `volume` of WAL already in the primary's segment files, streamed by its
+ * walsender into StreamConnection (what the walreceiver uses), which drops each message.
+ */
+async function pipe(root: string, volume: number, transport: BenchTransport) {
+  const p = await Primary.open({ dataDir: path.join(root, `pp-${transport}`), walSegmentSize: SEG, walBuffersBytes: 16 * MiB, checkpointTimeoutMs: 0, maxWalSizeBytes: 64 * 1024 * MiB, port: 0 });
+  try {
+    const start = p.flushLsn - (p.flushLsn % SEG);
+    const end = await writeWal(p, volume);
+    const info = { host: '127.0.0.1', port: p.port!, user: 'bench', password: null, applicationName: 'pipe' };
+    const topts = { connectTimeoutMs: 10_000, commandTimeoutMs: 10_000, maxMessageBytes: 64 * MiB, maxBufferedBytes: 32 * MiB };
+    const t: WalRcvTransport = transport === 'ring'
+      ? new RingTransport(p.inProcessListener(), { ...info, host: '[in-process]', port: 0 }, { ...topts, ringBytes: 8 * MiB, spinIterations: 1000 })
+      : new TcpTransport(info, topts);
+    const conn = await t.connect();
+    try {
+      const t0 = performance.now();
+      await conn.startStreaming(start, 1, null);
+      let at = start;
+      let messages = 0;
+      while (at < end) {
+        for (let m = conn.receive(); m !== null; m = conn.receive()) {
+          if (m.kind === 'xlogData') {
+            at = m.dataStart + m.data.length;
+            messages++;
+          } else if (m.kind === 'error') throw m.error;
+        }
+        if (at < end) await conn.waitReadable(1000);
+      }
+      const sec = (performance.now() - t0) / 1000;
+      return { transport, bytes: end - start, MBps: +((end - start) / 1e6 / sec).toFixed(1), messages };
+    } finally {
+      conn.disconnect();
+    }
   } finally {
     await p.close();
   }
@@ -135,11 +192,11 @@ async function fromRealPg(root: string, volume: number) {
   }
 }
 
-async function live(root: string, n: number, seconds: number, rate: number) {
-  const p = await Primary.open({ dataDir: path.join(root, `lp${n}`), walSegmentSize: SEG, checkpointTimeoutMs: 0, port: 0 });
+async function live(root: string, n: number, seconds: number, rate: number, transport: BenchTransport = 'tcp') {
+  const p = await Primary.open({ dataDir: path.join(root, `lp${n}-${transport}`), walSegmentSize: SEG, checkpointTimeoutMs: 0, port: 0 });
   const standbys: Standby[] = [];
   try {
-    for (let i = 0; i < n; i++) standbys.push(await Standby.open({ dataDir: path.join(root, `ls${n}-${i}`), primaryConninfo: { host: '127.0.0.1', port: p.port!, user: 'b' }, readerThreads: 0 }));
+    for (let i = 0; i < n; i++) standbys.push(await Standby.open({ dataDir: path.join(root, `ls${n}-${transport}-${i}`), ...connect(p, transport, 'b'), readerThreads: 0 }));
     const lat: number[] = [];
     const end = performance.now() + seconds * 1000;
     const interval = 1000 / rate;
@@ -163,7 +220,7 @@ async function live(root: string, n: number, seconds: number, rate: number) {
     }
     await Promise.all(inflight);
     lat.sort((a, b) => a - b);
-    return { standbys: n, commits: lat.length, commitsPerSec: +(lat.length / seconds).toFixed(0), p50Ms: pct(lat, 50), p99Ms: pct(lat, 99), maxMs: pct(lat, 100) };
+    return { transport, standbys: n, commits: lat.length, commitsPerSec: +(lat.length / seconds).toFixed(0), p50Ms: pct(lat, 50), p99Ms: pct(lat, 99), maxMs: pct(lat, 100) };
   } finally {
     for (const s of standbys) await s.close();
     await p.close();
@@ -174,12 +231,36 @@ export async function runStandbyBench(o: StandbyBenchOptions) {
   const root = o.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'walstream-bench-standby-'));
   try {
     const volume = o.volumeMiB * MiB;
-    const catchup = await catchUp(path.join(root, 'c'), volume, true);
-    const catchupNoInitZero = await catchUp(path.join(root, 'c0'), volume, false);
-    const realPg = await fromRealPg(path.join(root, 'r'), volume);
+    const transports = o.transports ?? ['tcp', 'ring'];
+    const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? null : +(a / b).toFixed(2));
+    const catchups: Partial<Record<BenchTransport, Awaited<ReturnType<typeof catchUp>>>> = {};
+    for (const tr of transports) catchups[tr] = await catchUp(path.join(root, `c-${tr}`), volume, true, tr);
+    const pipes: Partial<Record<BenchTransport, Awaited<ReturnType<typeof pipe>>>> = {};
+    for (const tr of transports) pipes[tr] = await pipe(path.join(root, 'pipe'), volume, tr);
+    const catchupNoInitZero = transports.includes('tcp') ? await catchUp(path.join(root, 'c0'), volume, false) : null;
+    const realPg = o.realPg === false ? null : await fromRealPg(path.join(root, 'r'), volume);
     const liveRuns = [];
-    for (const n of o.standbys) liveRuns.push(await live(path.join(root, 'l'), n, o.liveSeconds, o.commitsPerSec));
-    return { volumeMiB: o.volumeMiB, catchupFromWalstreamPrimary: catchup, catchupWalInitZeroOff: catchupNoInitZero, walOnlyFromRealPostgres: realPg, live: liveRuns, cpus: os.cpus().length };
+    const liveCmp = [];
+    for (const n of o.standbys) {
+      const byTr: Partial<Record<BenchTransport, Awaited<ReturnType<typeof live>>>> = {};
+      for (const tr of transports) {
+        byTr[tr] = await live(path.join(root, 'l'), n, o.liveSeconds, o.commitsPerSec, tr);
+        liveRuns.push(byTr[tr]);
+      }
+      liveCmp.push({ standbys: n, p50RingOverTcp: ratio(byTr.ring?.p50Ms, byTr.tcp?.p50Ms), p99RingOverTcp: ratio(byTr.ring?.p99Ms, byTr.tcp?.p99Ms) });
+    }
+    return {
+      volumeMiB: o.volumeMiB,
+      catchupFromWalstreamPrimary: catchups.tcp ?? null,
+      catchupThroughRing: catchups.ring ?? null,
+      catchupRingOverTcp: { flushed: ratio(catchups.ring?.flushedMBps, catchups.tcp?.flushedMBps), replayed: ratio(catchups.ring?.replayedMBps, catchups.tcp?.replayedMBps) },
+      pipeWithoutDisk: { ...pipes, ringOverTcp: ratio(pipes.ring?.MBps, pipes.tcp?.MBps) },
+      catchupWalInitZeroOff: catchupNoInitZero,
+      walOnlyFromRealPostgres: realPg,
+      live: liveRuns,
+      liveRingOverTcp: liveCmp,
+      cpus: os.cpus().length,
+    };
   } finally {
     if (o.dir === undefined) fs.rmSync(root, { recursive: true, force: true });
   }

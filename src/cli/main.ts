@@ -52,10 +52,14 @@ bench
   .option('--live-seconds <s>', 'seconds per live run', (v) => parseFloat(v), 3)
   .option('--rate <n>', 'paced commits/s in the live runs', (v) => parseInt(v, 10), 2000)
   .option('--standbys <list>', 'standby counts for the live runs', '1,2,4')
+  .option('--transports <list>', 'tcp, ring (in-process standby through SharedArrayBuffer rings), or both', 'tcp,ring')
+  .option('--no-real-pg', 'skip the comparison with a real PostgreSQL walsender and pg_receivewal')
   .option('--dir <dir>', 'directory for the data (default: a temp dir)')
-  .action(async (o: { mib: number; liveSeconds: number; rate: number; standbys: string; dir?: string }) => {
+  .action(async (o: { mib: number; liveSeconds: number; rate: number; standbys: string; transports: string; realPg: boolean; dir?: string }) => {
     const { runStandbyBench } = await import('../../bench/standby.js');
-    console.log(JSON.stringify(await runStandbyBench({ volumeMiB: o.mib, liveSeconds: o.liveSeconds, commitsPerSec: o.rate, standbys: o.standbys.split(',').map((x) => parseInt(x, 10)), dir: o.dir }), null, 2));
+    const transports = o.transports.split(',').map((x) => x.trim());
+    if (transports.some((t) => t !== 'tcp' && t !== 'ring')) throw new Error(`--transports: expected tcp and/or ring, got ${o.transports}`);
+    console.log(JSON.stringify(await runStandbyBench({ volumeMiB: o.mib, liveSeconds: o.liveSeconds, commitsPerSec: o.rate, standbys: o.standbys.split(',').map((x) => parseInt(x, 10)), transports: transports as ('tcp' | 'ring')[], realPg: o.realPg, dir: o.dir }), null, 2));
   });
 
 program
