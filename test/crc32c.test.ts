@@ -13,6 +13,7 @@ import {
   crc32cUpdate,
   crc32cUpdatePortable,
 } from '../src/wal/crc32c.js';
+import { prng } from './helpers/prng.js';
 
 /** Bit at a time, straight from the definition (reflected polynomial 0x82F63B78). */
 function referenceCrc(buf: Uint8Array, start = 0, end = buf.length): number {
@@ -24,17 +25,6 @@ function referenceCrc(buf: Uint8Array, start = 0, end = buf.length): number {
   return (c ^ 0xffffffff) >>> 0;
 }
 
-/** Deterministic PRNG (mulberry32) so a failure can be replayed from the printed seed. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function fill(u: Uint8Array, rnd: () => number): void {
   for (let i = 0; i < u.length; i++) u[i] = (rnd() * 256) | 0;

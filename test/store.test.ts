@@ -6,21 +6,11 @@ import assert from 'node:assert/strict';
 import { Packr, unpack } from 'msgpackr';
 import { SharedStore, type ScanOptions, type StoreOp } from '../src/storage/store.js';
 import { WalstreamError } from '../src/errors.js';
+import { prng as rng } from './helpers/prng.js';
 
 const packr = new Packr({ useRecords: false });
 const enc = new TextEncoder();
 
-/** Small deterministic PRNG (mulberry32) so failures reproduce. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface ModelEntry {
   key: Uint8Array;

@@ -15,20 +15,11 @@ import { parseLsn, lsnToString } from '../src/wal/lsn.js';
 import { segmentFileName } from '../src/wal/segment.js';
 import { tmpDir, rmrf, PG_BIN } from './helpers/tmp.js';
 import { dumpWal } from '../src/cli/waldump.js';
+import { prng as rng } from './helpers/prng.js';
 
 const dirs: string[] = [];
 after(() => { if (!process.env.KEEP) dirs.forEach(rmrf); else console.log("kept", dirs); });
 
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function writeWal(walDir: string, segSize: number, records: number, seed: number, bigMax: number): Promise<{ end: number; count: number }> {
   const start = segSize;
