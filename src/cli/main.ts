@@ -62,6 +62,26 @@ bench
     console.log(JSON.stringify(await runStandbyBench({ volumeMiB: o.mib, liveSeconds: o.liveSeconds, commitsPerSec: o.rate, standbys: o.standbys.split(',').map((x) => parseInt(x, 10)), transports: transports as ('tcp' | 'ring')[], realPg: o.realPg, dir: o.dir }), null, 2));
   });
 
+bench
+  .command('sync')
+  .description('commit latency p50/p99 and commits/s per synchronous_commit level at 1 and 64 committers with 1 and 2 walstream standbys, beside pgbench -N on a real PostgreSQL 15 primary + standby; ratios')
+  .option('--seconds <s>', 'seconds per measured point', (v) => parseFloat(v), 3)
+  .option('--quick', 'one second per point')
+  .option('--levels <list>', 'synchronous_commit levels (default: off,local,remote_receive,remote_write,on,remote_apply)')
+  .option('--committers <list>', 'committer / pgbench client counts', '1,64')
+  .option('--standbys <list>', 'walstream standby counts', '1,2')
+  .option('--no-real-pg', 'skip the PostgreSQL comparison')
+  .option('--dir <dir>', 'directory for the data (default: a temp dir)')
+  .action(async (o: { seconds: number; quick?: boolean; levels?: string; committers: string; standbys: string; realPg: boolean; dir?: string }) => {
+    const { runSyncBench, BENCH_SYNC_LEVELS } = await import('../../bench/sync.js');
+    const levels = o.levels === undefined ? BENCH_SYNC_LEVELS : o.levels.split(',').map((x) => x.trim());
+    const bad = levels.filter((l) => !(BENCH_SYNC_LEVELS as readonly string[]).includes(l));
+    if (bad.length > 0) throw new Error(`--levels: unknown level(s) ${bad.join(', ')}; expected ${BENCH_SYNC_LEVELS.join(', ')}`);
+    const ints = (s: string) => s.split(',').map((x) => parseInt(x, 10));
+    const res = await runSyncBench({ seconds: o.quick ? 1 : o.seconds, levels: levels as typeof BENCH_SYNC_LEVELS, committers: ints(o.committers), standbys: ints(o.standbys), realPg: o.realPg, dir: o.dir });
+    console.log(JSON.stringify(res, null, 2));
+  });
+
 program
   .command('demo')
   .description('run a primary with in-process standbys on an embedded default under load, showing live replication status')

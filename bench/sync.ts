@@ -1,0 +1,293 @@
+// `walstream bench sync`: the cost of synchronous replication, in one run.
+//  - ours: a walstream primary with 1 and 2 walstream standbys (loopback TCP, named in
+//    synchronous_standby_names); commit latency p50/p99 and commits/s for every
+//    synchronous_commit level (off, local, remote_receive, remote_write, on, remote_apply) at 1
+//    and 64 committers;
+//  - PostgreSQL 15: a real primary (fsync on) with one real standby (pg_basebackup -R, its own
+//    postmaster on another port, named in synchronous_standby_names), `pgbench -N -M prepared`
+//    at the same levels (PGOPTIONS=-c synchronous_commit=…) and client counts; latencies from
+//    pgbench's per-transaction log. PostgreSQL has no remote_receive: reported as null.
+//  - ratios: our commits/s over PostgreSQL's TPS per level and client count.
+// Owns a temp directory, the walstream primary/standbys and both PostgreSQL postmasters; stops and
+// removes them all (also on error). Prints JSON.
+
+import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as hdr from 'hdr-histogram-js';
+import { Primary } from '../src/primary/primary.js';
+import type { SynchronousCommit } from '../src/primary/options.js';
+import { Standby } from '../src/standby/standby.js';
+import { freePort, PG_BIN_DIR, startPgCluster, type PgCluster } from '../test/helpers/pgcluster.js';
+
+export const BENCH_SYNC_LEVELS: readonly SynchronousCommit[] = ['off', 'local', 'remote_receive', 'remote_write', 'on', 'remote_apply'];
+
+export interface SyncBenchOptions {
+  /** Seconds per measured point (one level at one committer count). */
+  seconds: number;
+  levels?: readonly SynchronousCommit[];
+  committers?: readonly number[];
+  /** walstream standby counts (1 → 's1'; 2 → 'FIRST 1 (s1, s2)'). */
+  standbys?: readonly number[];
+  /** Run the real PostgreSQL comparison. Default true. */
+  realPg?: boolean;
+  dir?: string | undefined;
+}
+
+export interface SyncPoint {
+  synchronous_commit: SynchronousCommit;
+  committers: number;
+  commitsPerSec: number | null;
+  p50Ms: number | null;
+  p99Ms: number | null;
+}
+
+const SEG = 16 * 1024 * 1024;
+const MiB = 1024 * 1024;
+/** Upper bound on waiting for standbys to stream and become synchronous, in ms. */
+const setupTimeoutMs = 60_000;
+
+async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!cond()) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+function standbyNamesFor(n: number): string {
+  return n === 1 ? 's1' : `FIRST 1 (${Array.from({ length: n }, (_, i) => `s${i + 1}`).join(', ')})`;
+}
+
+async function measureOurs(p: Primary, level: SynchronousCommit, committers: number, seconds: number): Promise<SyncPoint> {
+  const h = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+  const value = 'v'.repeat(100);
+  let commits = 0;
+  let seq = 0;
+  const t0 = performance.now();
+  const stopAt = t0 + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: committers }, async () => {
+      while (performance.now() < stopAt) {
+        const k = `k${seq++ % 100_000}`;
+        const s = performance.now();
+        await p.transaction((tx) => tx.put('bench', k, value), { synchronousCommit: level });
+        h.recordValue(Math.max(1, Math.round((performance.now() - s) * 1000)));
+        commits++;
+        // At 'off' nothing yields to the event loop: let the walsenders' replies be handled.
+        if (level === 'off' && commits % 1024 === 0) await new Promise((r) => setImmediate(r));
+      }
+    }),
+  );
+  const secs = (performance.now() - t0) / 1000;
+  const res = { synchronous_commit: level, committers, commitsPerSec: Math.round(commits / secs), p50Ms: h.getValueAtPercentile(50) / 1000, p99Ms: h.getValueAtPercentile(99) / 1000 };
+  h.destroy();
+  return res;
+}
+
+async function runOurs(root: string, n: number, o: Required<Pick<SyncBenchOptions, 'seconds' | 'levels' | 'committers'>>) {
+  const names = standbyNamesFor(n);
+  const p = await Primary.open({ dataDir: path.join(root, `p${n}`), walSegmentSize: SEG, walBuffersBytes: 16 * MiB, checkpointTimeoutMs: 0, maxWalSizeBytes: 4096 * MiB, port: 0, synchronousStandbyNames: names });
+  const standbys: Standby[] = [];
+  try {
+    for (let i = 1; i <= n; i++) {
+      standbys.push(await Standby.open({ dataDir: path.join(root, `p${n}-s${i}`), primaryConninfo: { host: '127.0.0.1', port: p.port!, user: 'bench', applicationName: `s${i}` }, readerThreads: 0, checkpointTimeoutMs: 0 }));
+    }
+    await until(() => p.replicationStatus().some((r) => r.sync_state === 'sync') && p.replicationStatus().length === n, setupTimeoutMs, 'a synchronous walstream standby');
+    const points: SyncPoint[] = [];
+    for (const level of o.levels) for (const c of o.committers) points.push(await measureOurs(p, level, c, o.seconds));
+    return { standbys: n, synchronous_standby_names: names, points };
+  } finally {
+    for (const s of standbys) await s.close().catch(() => undefined);
+    await p.close();
+  }
+}
+
+// ---- real PostgreSQL 15: primary + one streaming standby ----
+
+interface Account { uid: number; gid: number }
+
+function postgresAccount(): Account | undefined {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return undefined;
+  const line = fs.readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('postgres:'));
+  if (!line) throw new Error('running as root but there is no "postgres" account to run PostgreSQL as');
+  const f = line.split(':');
+  return { uid: Number(f[2]), gid: Number(f[3]) };
+}
+
+/** Prefix of the PostgreSQL standby's temp directory (in os.tmpdir()). */
+export const PG_STANDBY_DIR_PREFIX = 'walstream-benchsync-pg-';
+
+interface PgStandby { port: number; stop(): Promise<void> }
+
+/** pg_basebackup -R from `pg` into a fresh directory under `root`, started on a free port with application_name `name`. */
+async function startPgStandby(pg: PgCluster, name: string, maxConnections: number): Promise<PgStandby> {
+  const account = postgresAccount();
+  const asPg: SpawnOptions = account ? { uid: account.uid, gid: account.gid } : {};
+  // Its own temp directory (owned by the postgres account), not under `root`, which may sit in a directory that account cannot enter.
+  const sroot = fs.mkdtempSync(path.join(os.tmpdir(), PG_STANDBY_DIR_PREFIX));
+  const dataDir = path.join(sroot, 'data');
+  if (account) fs.chownSync(sroot, account.uid, account.gid);
+  let child: ChildProcess | undefined;
+  const cleanup = () => fs.rmSync(sroot, { recursive: true, force: true });
+  try {
+    const bb = spawnSync(path.join(PG_BIN_DIR, 'pg_basebackup'), ['-h', pg.host, '-p', String(pg.port), '-U', 'postgres', '-D', dataDir, '-R', '-X', 'stream', '-c', 'fast', '--no-sync'], {
+      ...asPg, encoding: 'utf8', env: pg.clientEnv(), timeout: 120_000,
+    } as Parameters<typeof spawnSync>[2]);
+    if (bb.status !== 0) throw new Error(`pg_basebackup failed (${bb.status}): ${String(bb.stderr)}`);
+    // Later lines win: our own primary_conninfo with the application_name the primary waits for.
+    fs.appendFileSync(path.join(dataDir, 'postgresql.auto.conf'), `primary_conninfo = 'host=${pg.host} port=${pg.port} user=postgres password=${pg.superuserPassword} application_name=${name}'\n`);
+    const port = await freePort();
+    const args = ['-D', dataDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${sroot}`, '-c', 'hot_standby=on', '-c', 'wal_receiver_status_interval=1s', '-c', 'logging_collector=off', '-c', 'fsync=on', '-c', `max_connections=${maxConnections}`, '-c', 'shared_buffers=128MB'];
+    let log = '';
+    child = spawn(path.join(PG_BIN_DIR, 'postgres'), args, { ...asPg, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
+    child.stdout!.on('data', (d: Buffer) => { log += d.toString(); });
+    child.stderr!.on('data', (d: Buffer) => { log += d.toString(); if (log.length > 1 << 20) log = log.slice(-65536); });
+    const proc = child;
+    const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+    const onExit = () => {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+      cleanup();
+    };
+    process.once('exit', onExit);
+    const stop = async () => {
+      process.removeListener('exit', onExit);
+      if (proc.exitCode === null && proc.signalCode === null) {
+        proc.kill('SIGINT');
+        const timer = setTimeout(() => proc.kill('SIGKILL'), 15_000);
+        await exited;
+        clearTimeout(timer);
+      }
+      cleanup();
+    };
+    try {
+      await until(() => /ready to accept read-only connections/.test(log) || proc.exitCode !== null, setupTimeoutMs, 'the PostgreSQL standby to start');
+      if (proc.exitCode !== null) throw new Error(`PostgreSQL standby exited:\n${log}`);
+      await until(() => pg.psql(`select count(*) from pg_stat_replication where application_name = '${name}' and state = 'streaming'`).trim() === '1', setupTimeoutMs, 'the PostgreSQL standby to stream');
+    } catch (e) {
+      await stop();
+      throw e;
+    }
+    return { port, stop };
+  } catch (e) {
+    if (child && child.exitCode === null) child.kill('SIGKILL');
+    cleanup();
+    throw e;
+  }
+}
+
+function pctOf(sorted: Float64Array, p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))]!;
+}
+
+function runPgbench(pg: PgCluster, level: SynchronousCommit, clients: number, seconds: number, logDir: string): Promise<SyncPoint> {
+  const prefix = path.join(logDir, `pgbench-${level}-${clients}`);
+  const args = ['-h', pg.host, '-p', String(pg.port), '-U', 'postgres', '-n', '-N', '-M', 'prepared', '-c', String(clients), '-j', String(Math.min(2, clients)), '-T', String(Math.max(1, Math.round(seconds))), '-l', `--log-prefix=${prefix}`, 'postgres'];
+  return new Promise((resolve, reject) => {
+    const child = spawn(path.join(PG_BIN_DIR, 'pgbench'), args, { env: pg.clientEnv({ PGOPTIONS: `-c synchronous_commit=${level}` }), stdio: ['ignore', 'pipe', 'pipe'], cwd: logDir });
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), seconds * 1000 + 60_000);
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      if (code !== 0) return reject(new Error(`pgbench at ${level} -c ${clients} failed (${code}): ${err}`));
+      const tps = /tps = ([\d.]+) \(without initial connection time\)/.exec(out);
+      if (!tps) return reject(new Error(`pgbench printed no tps:\n${out}`));
+      // Per-transaction log lines: client_id transaction_no time_us script_no epoch epoch_us.
+      const lat: number[] = [];
+      for (const f of fs.readdirSync(logDir)) {
+        if (!f.startsWith(path.basename(prefix) + '.')) continue;
+        const full = path.join(logDir, f);
+        for (const line of fs.readFileSync(full, 'utf8').split('\n')) {
+          const us = Number(line.split(' ')[2]);
+          if (line.length > 0 && Number.isFinite(us)) lat.push(us / 1000);
+        }
+        fs.rmSync(full);
+      }
+      const sorted = Float64Array.from(lat).sort();
+      resolve({
+        synchronous_commit: level,
+        committers: clients,
+        commitsPerSec: Math.round(Number(tps[1])),
+        p50Ms: sorted.length ? +pctOf(sorted, 50).toFixed(3) : null,
+        p99Ms: sorted.length ? +pctOf(sorted, 99).toFixed(3) : null,
+      });
+    });
+  });
+}
+
+async function runPostgres(root: string, o: Required<Pick<SyncBenchOptions, 'seconds' | 'levels' | 'committers'>>) {
+  let pg: PgCluster | null = null;
+  let sb: PgStandby | null = null;
+  let logDir: string | null = null;
+  const name = 'pgstandby';
+  try {
+    // A hot standby needs max_connections >= the primary's.
+    const maxConnections = Math.max(100, ...o.committers) + 10;
+    pg = await startPgCluster({
+      hbaLines: ['host replication all 127.0.0.1/32 scram-sha-256', 'host all all 127.0.0.1/32 scram-sha-256'],
+      settings: { fsync: 'on', max_connections: maxConnections, shared_buffers: '128MB', max_wal_size: '4GB', checkpoint_timeout: '1h' },
+    });
+    const init = spawnSync(path.join(PG_BIN_DIR, 'pgbench'), ['-h', pg.host, '-p', String(pg.port), '-U', 'postgres', '-i', '-s', '1', '-q', 'postgres'], { env: pg.clientEnv(), encoding: 'utf8', timeout: 120_000 });
+    if (init.status !== 0) throw new Error(`pgbench -i failed: ${init.stderr}`);
+    sb = await startPgStandby(pg, name, maxConnections);
+    pg.psql(`alter system set synchronous_standby_names = '${name}'`);
+    pg.psql('select pg_reload_conf()');
+    await until(() => pg!.psql(`select sync_state from pg_stat_replication where application_name = '${name}'`).trim() === 'sync', setupTimeoutMs, 'the PostgreSQL standby to be synchronous');
+    logDir = fs.mkdtempSync(path.join(root, 'pgbench-log-'));
+    const points: SyncPoint[] = [];
+    for (const level of o.levels) {
+      for (const c of o.committers) {
+        if (level === 'remote_receive') points.push({ synchronous_commit: level, committers: c, commitsPerSec: null, p50Ms: null, p99Ms: null });
+        else points.push(await runPgbench(pg, level, c, o.seconds, logDir));
+      }
+    }
+    return { standbys: 1, synchronous_standby_names: name, settings: 'fsync=on, pgbench -N -M prepared, -j min(2, clients)', points };
+  } finally {
+    if (logDir !== null) fs.rmSync(logDir, { recursive: true, force: true });
+    await sb?.stop();
+    await pg?.stop();
+  }
+}
+
+export async function runSyncBench(o: SyncBenchOptions) {
+  const levels = o.levels ?? BENCH_SYNC_LEVELS;
+  const committers = o.committers ?? [1, 64];
+  const standbyCounts = o.standbys ?? [1, 2];
+  if (!(o.seconds > 0)) throw new Error('seconds must be > 0');
+  const root = o.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'walstream-bench-sync-'));
+  fs.mkdirSync(root, { recursive: true });
+  try {
+    const cfg = { seconds: o.seconds, levels, committers };
+    const ours = [];
+    for (const n of standbyCounts) ours.push(await runOurs(root, n, cfg));
+    const postgres = o.realPg === false ? null : await runPostgres(root, cfg);
+    const ratios = [];
+    for (const level of levels) {
+      for (const c of committers) {
+        const pgTps = postgres?.points.find((x) => x.synchronous_commit === level && x.committers === c)?.commitsPerSec ?? null;
+        // Keyed by our standby count: our commits/s with that many standbys over PostgreSQL's TPS (one standby).
+        const oursOverPostgres: Record<string, number | null> = {};
+        for (const r of ours) {
+          const mine = r.points.find((x) => x.synchronous_commit === level && x.committers === c)?.commitsPerSec ?? null;
+          oursOverPostgres[String(r.standbys)] = mine !== null && pgTps ? +(mine / pgTps).toFixed(2) : null;
+        }
+        ratios.push({ synchronous_commit: level, committers: c, oursOverPostgres });
+      }
+    }
+    return {
+      bench: 'sync',
+      secondsPerPoint: o.seconds,
+      host: { cpus: os.cpus().length, node: process.version },
+      walstream: ours,
+      postgres,
+      ratios,
+    };
+  } finally {
+    if (o.dir === undefined) fs.rmSync(root, { recursive: true, force: true });
+  }
+}
