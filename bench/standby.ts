@@ -6,11 +6,14 @@
 //  - wal-only catch-up from a REAL PostgreSQL 15 walsender: our walreceiver beside pg_receivewal,
 //    same server, same WAL range (both with their fsyncs);
 //  - live: commit-to-visible-on-standby latency (primary commit acknowledged → replay on the
-//    standby passed its LSN), p50/p99, at a paced commit rate with 1, 2 and 4 standbys;
+//    standby passed its LSN), p50/p99, at a paced commit rate with 1, 2 and 4 standbys, after a
+//    warm-up of LIVE_WARMUP_MS (connections settle, JIT, each side preparing its next segment);
 //  - catch-up and live both over TCP and through the SharedArrayBuffer rings of an in-process
 //    standby (Standby.open({ primary })), in the same run, with ring/TCP ratios; and the byte
 //    pipe alone: the walsender catching up from its segment files into the walreceiver's own
-//    connection code (decode, queue, release), which discards the WAL instead of writing it.
+//    connection code (decode, queue, release), which discards the WAL instead of writing it;
+//  - the floor under the live latency, measured beside each live round (bench/chain-floor.ts: the
+//    same thread hops, TCP message and fdatasync with no walstream code), and the ratios to it.
 // Owns a temp directory, a primary, standbys and a throwaway PostgreSQL cluster; removes them.
 // Prints JSON.
 
@@ -26,6 +29,7 @@ import { writeControl, DbState } from '../src/storage/control.js';
 import { lsnToString, parseLsn, type Lsn } from '../src/wal/lsn.js';
 import { segmentFileName, segNo } from '../src/wal/segment.js';
 import { PG_BIN_DIR, startPgCluster, type PgCluster } from '../test/helpers/pgcluster.js';
+import { measureChainFloor } from './chain-floor.js';
 
 export type BenchTransport = 'tcp' | 'ring';
 
@@ -47,6 +51,8 @@ function connect(p: Primary, transport: BenchTransport, user: string): Pick<Stan
 }
 
 const SEG = 16 * 1024 * 1024;
+/** Live runs: commits acknowledged in the first this-many ms are not counted (the whole run is paced). */
+const LIVE_WARMUP_MS = 500;
 const MiB = 1024 * 1024;
 
 function pct(sorted: number[], p: number): number {
@@ -198,7 +204,8 @@ async function live(root: string, n: number, seconds: number, rate: number, tran
   try {
     for (let i = 0; i < n; i++) standbys.push(await Standby.open({ dataDir: path.join(root, `ls${n}-${transport}-${i}`), ...connect(p, transport, 'b'), readerThreads: 0 }));
     const lat: number[] = [];
-    const end = performance.now() + seconds * 1000;
+    const countFrom = performance.now() + LIVE_WARMUP_MS;
+    const end = countFrom + seconds * 1000;
     const interval = 1000 / rate;
     let next = performance.now();
     let i = 0;
@@ -210,13 +217,15 @@ async function live(root: string, n: number, seconds: number, rate: number, tran
           const lsn = await p.transaction((tx) => tx.put('t', `k${k % 1000}`, k), { synchronousCommit: 'local' });
           const acked = performance.now();
           await Promise.all(standbys.map((s) => s.waitForReplay(lsn, 30_000)));
-          lat.push(performance.now() - acked);
+          if (acked >= countFrom) lat.push(performance.now() - acked);
         })(),
       );
       next += interval;
       const wait = next - performance.now();
+      // Yield after every commit (a timer when ahead of the pace): the waits for replay resolve on
+      // this thread too, and must not queue behind a burst of commits.
       if (wait > 1) await new Promise((r) => setTimeout(r, wait));
-      else if (k % 64 === 0) await new Promise((r) => setImmediate(r));
+      else await new Promise((r) => setImmediate(r));
     }
     await Promise.all(inflight);
     lat.sort((a, b) => a - b);
@@ -242,12 +251,20 @@ export async function runStandbyBench(o: StandbyBenchOptions) {
     const liveRuns = [];
     const liveCmp = [];
     for (const n of o.standbys) {
+      const floor = await measureChainFloor({ dir: root, seconds: o.liveSeconds, rate: o.commitsPerSec, warmupMs: LIVE_WARMUP_MS });
       const byTr: Partial<Record<BenchTransport, Awaited<ReturnType<typeof live>>>> = {};
       for (const tr of transports) {
         byTr[tr] = await live(path.join(root, 'l'), n, o.liveSeconds, o.commitsPerSec, tr);
         liveRuns.push(byTr[tr]);
       }
-      liveCmp.push({ standbys: n, p50RingOverTcp: ratio(byTr.ring?.p50Ms, byTr.tcp?.p50Ms), p99RingOverTcp: ratio(byTr.ring?.p99Ms, byTr.tcp?.p99Ms) });
+      liveCmp.push({
+        standbys: n,
+        p50RingOverTcp: ratio(byTr.ring?.p50Ms, byTr.tcp?.p50Ms),
+        p99RingOverTcp: ratio(byTr.ring?.p99Ms, byTr.tcp?.p99Ms),
+        floor,
+        tcpOverFloor: { p50: ratio(byTr.tcp?.p50Ms, floor.p50Ms), p99: ratio(byTr.tcp?.p99Ms, floor.p99Ms) },
+        ringOverFloor: { p50: ratio(byTr.ring?.p50Ms, floor.p50Ms), p99: ratio(byTr.ring?.p99Ms, floor.p99Ms) },
+      });
     }
     return {
       volumeMiB: o.volumeMiB,
