@@ -94,6 +94,8 @@ export interface ReplicationStatusRow {
   write_lsn: string | null;
   flush_lsn: string | null;
   replay_lsn: string | null;
+  /** walstream only (not in pg_stat_replication): what the standby reported received (`R`); null for standbys that report none (PostgreSQL's). */
+  receive_lsn: string | null;
   reply_time: Date | null;
   backend_xmin: number | null;
   /** Bytes between the primary's flush position and each position (null when unknown). */
@@ -396,6 +398,7 @@ export class ReplicationServer {
         write_lsn: lsn(s.write),
         flush_lsn: lsn(s.flush),
         replay_lsn: lsn(s.apply),
+        receive_lsn: lsn(s.receive),
         reply_time: s.replyTime === 0 ? null : pgTimestampToDate(s.replyTime),
         backend_xmin: s.xmin === 0 ? null : s.xmin,
         sent_lag_bytes: lag(s.sent),

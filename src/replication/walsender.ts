@@ -777,6 +777,10 @@ export class WalSender {
           this.endSocket();
         }
       }
+    } else if (m.kind === 'R') {
+      // walstream's received position (remote_receive): releases waiters before the standby's write.
+      this.walsnd.reportReceived(this.slot, m.received);
+      if (this.syncRep && this.syncRep.standbysDefined) this.syncRep.releaseWaiters(this.walsnd.all(), this.slot);
     } else {
       this.walsnd.reportFeedback(this.slot, { xmin: m.xmin, xminEpoch: m.xminEpoch, catalogXmin: m.catalogXmin, catalogXminEpoch: m.catalogXminEpoch, replyTime: m.clientTime });
       if (this.replSlot >= 0 && this.slots) this.slots.setXmin(this.replSlot, this.id, m.xmin, m.catalogXmin);

@@ -9,7 +9,7 @@
 // WALSND_SLOT_BYTES long (a multiple of 8, so every Int64 field is 8-aligned). The buffer starts
 // with an 8-byte header (WS_HDR_NEXT_ID: id counter). Every field of a slot is read and written
 // under the slot's spinlock (its first word), so a reader always sees one consistent snapshot.
-// Invariants checked on every update: apply <= flush <= write <= sent, and each is monotonic
+// Invariants checked on every update: apply <= flush <= write <= sent, receive <= sent, and each is monotonic
 // while the slot is held by one walsender. Standby-reported positions are sanitised before
 // they get here (0 = unknown keeps the old value; claims beyond what was sent are clamped): bad
 // input from a client never reaches an assertion.
@@ -62,7 +62,9 @@ export const WS_APPNAME = 88; // bytes[WS_APPNAME_MAX]
 export const WS_APPNAME_MAX = 64;
 export const WS_ADDR = WS_APPNAME + WS_APPNAME_MAX; // bytes[WS_ADDR_MAX]
 export const WS_ADDR_MAX = 48;
-export const WALSND_SLOT_BYTES = Math.ceil((WS_ADDR + WS_ADDR_MAX) / 8) * 8;
+/** Int64 LSN the standby reported received (walstream's `R`; 0 = none: counts as its write). */
+export const WS_RECEIVE = Math.ceil((WS_ADDR + WS_ADDR_MAX) / 8) * 8;
+export const WALSND_SLOT_BYTES = WS_RECEIVE + 8;
 
 export interface WalSndCtlHandle {
   sab: SharedArrayBuffer;
@@ -81,6 +83,8 @@ export interface WalSndSnapshot {
   write: Lsn;
   flush: Lsn;
   apply: Lsn;
+  /** Reported received (walstream standbys only); 0 = none reported. */
+  receive: Lsn;
   /** Standby's clock at its last status update (PostgreSQL µs since 2000-01-01), or 0. */
   replyTime: number;
   backendStartMs: number;
@@ -178,7 +182,7 @@ export class WalSndCtl {
         const id = Atomics.add(this.i32, WS_HDR_NEXT_ID / 4, 1) + 1;
         this.seti(s, WS_ID, id);
         this.seti(s, WS_STATE, WalSndState.STARTUP);
-        for (const off of [WS_SENT, WS_WRITE, WS_FLUSH, WS_APPLY, WS_REPLY_TIME]) this.setb(s, off, 0);
+        for (const off of [WS_SENT, WS_WRITE, WS_FLUSH, WS_APPLY, WS_RECEIVE, WS_REPLY_TIME]) this.setb(s, off, 0);
         for (const off of [WS_XMIN, WS_XMIN_EPOCH, WS_CATALOG_XMIN, WS_CATALOG_XMIN_EPOCH]) this.seti(s, off, 0);
         this.setb(s, WS_BACKEND_START, info.backendStartMs);
         this.seti(s, WS_CLIENT_PORT, info.clientPort);
@@ -230,6 +234,7 @@ export class WalSndCtl {
       this.setb(slot, WS_WRITE, 0);
       this.setb(slot, WS_FLUSH, 0);
       this.setb(slot, WS_APPLY, 0);
+      this.setb(slot, WS_RECEIVE, 0);
       this.seti(slot, WS_STATE, state);
     });
   }
@@ -270,6 +275,21 @@ export class WalSndCtl {
     });
   }
 
+  /**
+   * Record a standby's received position (walstream's `R`). Sanitised like reportReply: 0 keeps
+   * the previous value, it never goes backwards and is clamped to sent. Independent of write
+   * (reports may cross): synchronous waits take the larger of the two. Returns the value stored.
+   */
+  reportReceived(slot: number, received: Lsn): Lsn {
+    return this.locked(slot, () => {
+      const prev = this.getb(slot, WS_RECEIVE);
+      const v = Math.min(Math.max(prev, received), this.getb(slot, WS_SENT));
+      assertOrdered(prev, v, 'walsender receive went backwards');
+      this.setb(slot, WS_RECEIVE, v);
+      return v;
+    });
+  }
+
   /** Record hot-standby feedback (xmin 0 clears it, as in PostgreSQL). */
   reportFeedback(slot: number, f: { xmin: number; xminEpoch: number; catalogXmin: number; catalogXminEpoch: number; replyTime: number }): void {
     this.locked(slot, () => {
@@ -299,6 +319,7 @@ export class WalSndCtl {
         write: this.getb(slot, WS_WRITE),
         flush: this.getb(slot, WS_FLUSH),
         apply: this.getb(slot, WS_APPLY),
+        receive: this.getb(slot, WS_RECEIVE),
         replyTime: this.getb(slot, WS_REPLY_TIME),
         backendStartMs: this.getb(slot, WS_BACKEND_START),
         xmin: this.getu(slot, WS_XMIN),

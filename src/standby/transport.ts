@@ -72,6 +72,12 @@ export interface WalRcvConnection {
   /** Wake a pending waitReadable (it resolves false). */
   interrupt(): void;
   send(update: StandbyStatusUpdate): void;
+  /** End of the newest XLogData received on this stream (in hand, maybe not yet taken by receive()); 0 before any. */
+  readonly receivedUpTo: Lsn;
+  /** The primary agreed to StandbyReceivedUpdate `R` when we asked at startup (walstream's walsender; never PostgreSQL's). */
+  readonly acceptsReceivedReport: boolean;
+  /** `R` (remote_receive): WAL up to `received` is in hand. Only when acceptsReceivedReport. */
+  sendReceived(received: Lsn, clientTime: number): void;
   /** Our CopyDone; waits (up to timeoutMs) for the server's end of the command. */
   endStreaming(timeoutMs: number): Promise<void>;
   /** BASE_BACKUP: `onCopyData` gets each COPY OUT payload (kind byte first), a view valid during the call. */
@@ -160,6 +166,7 @@ class StreamConnection implements WalRcvConnection {
   readonly senderHost: string;
   readonly senderPort: number;
   bytesReceived = 0;
+  receivedUpTo: Lsn = 0;
   private lastChunkFull = false;
   private readonly socket: ByteSocket;
   /** The socket, when its chunks are views to release (RingSocket). */
@@ -198,6 +205,7 @@ class StreamConnection implements WalRcvConnection {
       password: info.password,
       applicationName: info.applicationName,
       maxMessageBytes: opts.maxMessageBytes,
+      requestReceivedReport: true, // remote_receive: `R` to a walstream primary (PostgreSQL ignores the request)
     });
   }
 
@@ -291,6 +299,8 @@ class StreamConnection implements WalRcvConnection {
     this.queue.push(m);
     if (this.zc !== null) this.tokens.push(this.zc.recordStart);
     if (m.kind === 'xlogData') {
+      const end = m.dataStart + m.data.length;
+      if (end > this.receivedUpTo) this.receivedUpTo = end;
       this.queuedBytes += m.data.length;
       if (!this.paused && this.queuedBytes > this.opts.maxBufferedBytes) {
         this.paused = true;
@@ -333,6 +343,7 @@ class StreamConnection implements WalRcvConnection {
       }
       case 'copyBothStart':
         this.streaming = true;
+        this.receivedUpTo = 0;
         this.copyBothWaiter?.resolve();
         this.copyBothWaiter = null;
         return;
@@ -485,6 +496,15 @@ class StreamConnection implements WalRcvConnection {
   send(update: StandbyStatusUpdate): void {
     if (this.failure !== null || !this.streaming) return;
     this.conn.sendStandbyStatus(update);
+  }
+
+  get acceptsReceivedReport(): boolean {
+    return this.conn.peerAcceptsReceivedReport;
+  }
+
+  sendReceived(received: Lsn, clientTime: number): void {
+    if (this.failure !== null || !this.streaming || !this.conn.peerAcceptsReceivedReport) return;
+    this.conn.sendStandbyReceived({ received, clientTime });
   }
 
   endStreaming(timeoutMs: number): Promise<void> {

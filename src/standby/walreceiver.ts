@@ -9,10 +9,12 @@
 // at the segment start of our end of flushed WAL → for each burst of received messages: write
 // XLogData at its LSN (split at segment boundaries), then fdatasync once when the socket has
 // nothing more buffered (or every walReceiverFlushAfterBytes), publish written/flushed in
-// WalRcvData, set the startup latch, send `r` (write, flush, apply). `r` also goes out every
-// walReceiverStatusIntervalMs, when the primary asks (keepalive replyRequested), and when the
-// startup worker reports new replay progress. wal_receiver_timeout: ask for a reply after half of
-// it without traffic, give up (reconnect) after all of it.
+// WalRcvData, set the startup latch, send `r` (write, flush, apply). Before writing a burst, a
+// walstream primary (which agreed to it at startup) also gets `R`: the end of the WAL in hand
+// (remote_receive). `r` also goes out every walReceiverStatusIntervalMs, when the primary asks
+// (keepalive replyRequested), and when the startup worker reports new replay progress.
+// wal_receiver_timeout: ask for a reply after half of it without traffic, give up (reconnect)
+// after all of it.
 //
 // Segment files: full-size and zero-filled (walInitZero, PostgreSQL's wal_init_zero; off: only
 // the last byte is written, a sparse file), named as PostgreSQL names them. The next segment is
@@ -261,7 +263,13 @@ class WalReceiver {
     this.lastSent = { write: -1, flush: -1, apply: -1, at: 0 };
     this.reportedBytes = 0;
     this.sendReply(conn, true, false);
+    let receivedSent = 0;
     for (;;) {
+      // remote_receive: say what is in hand before writing it (`R`, walstream primaries only).
+      if (conn.acceptsReceivedReport && conn.receivedUpTo > receivedSent) {
+        receivedSent = conn.receivedUpTo;
+        conn.sendReceived(receivedSent, preciseNowPgMicros());
+      }
       let got = false;
       for (let m = conn.receive(); m !== null; m = conn.receive()) {
         got = true;

@@ -32,6 +32,7 @@ import {
   encodeSASLInitialResponse,
   encodeSASLResponse,
   encodeSSLRequest,
+  encodeStandbyReceivedUpdate,
   encodeStandbyStatusUpdate,
   encodeStartupMessage,
   encodeTerminate,
@@ -41,8 +42,10 @@ import {
   type ErrorFields,
   type HotStandbyFeedback,
   type PrimaryKeepalive,
+  type StandbyReceivedUpdate,
   type StandbyStatusUpdate,
   type XLogData,
+  RECEIVED_REPORT_PARAMETER,
 } from './messages.js';
 import { md5ClientResponse, SCRAM_SHA_256, ScramClientExchange, type RandomBytes } from './scram.js';
 
@@ -58,6 +61,11 @@ export interface ClientConnOptions {
   applicationName?: string;
   /** Further startup parameters. */
   extraParams?: Record<string, string>;
+  /**
+   * Ask the server for StandbyReceivedUpdate `R` (startup parameter RECEIVED_REPORT_PARAMETER);
+   * only a walstream walsender agrees (see peerAcceptsReceivedReport). Default false.
+   */
+  requestReceivedReport?: boolean;
   /** Send SSLRequest first and accept only the 'N' answer (as libpq's sslmode=prefer does without TLS). Default false. */
   sslRequest?: boolean;
   /** Limit of a server message's length word, in bytes. Default 1 GiB. */
@@ -161,6 +169,7 @@ export class ReplicationClientConn {
       replication: 'true',
       application_name: this.opts.applicationName ?? 'walstream',
       ...this.opts.extraParams,
+      ...(this.opts.requestReceivedReport ? { [RECEIVED_REPORT_PARAMETER]: 'on' } : {}),
     };
     this._state = 'auth';
     this.opts.send(encodeStartupMessage(params));
@@ -217,6 +226,20 @@ export class ReplicationClientConn {
   sendStandbyStatus(s: StandbyStatusUpdate): void {
     assert(this._state === 'copyBoth' && !this.clientCopyDone, `sendStandbyStatus() in state ${this._state}`);
     this.opts.send(encodeStandbyStatusUpdate(s));
+  }
+  /**
+   * True when we asked for StandbyReceivedUpdate `R` and the server agreed (walstream's walsender
+   * answers RECEIVED_REPORT_PARAMETER = 'on'). PostgreSQL's walsender never does and would end the
+   * connection on an `R`.
+   */
+  get peerAcceptsReceivedReport(): boolean {
+    return this.opts.requestReceivedReport === true && this.parameters.get(RECEIVED_REPORT_PARAMETER) === 'on';
+  }
+  /** StandbyReceivedUpdate `R` (COPY BOTH), only to a server that accepts it (peerAcceptsReceivedReport). */
+  sendStandbyReceived(u: StandbyReceivedUpdate): void {
+    assert(this._state === 'copyBoth' && !this.clientCopyDone, `sendStandbyReceived() in state ${this._state}`);
+    assert(this.peerAcceptsReceivedReport, 'sendStandbyReceived() to a server that did not agree to it (PostgreSQL would end the connection)');
+    this.opts.send(encodeStandbyReceivedUpdate(u));
   }
   /** HotStandbyFeedback `h` (COPY BOTH). */
   sendHotStandbyFeedback(h: HotStandbyFeedback): void {

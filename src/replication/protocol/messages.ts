@@ -808,11 +808,48 @@ export function decodeHotStandbyFeedback(payload: Uint8Array): HotStandbyFeedbac
   return { clientTime, xmin: r.uint32(), xminEpoch: r.uint32(), catalogXmin: r.uint32(), catalogXminEpoch: r.uint32() };
 }
 
+// walstream extension: StandbyReceivedUpdate `R` (standby → primary), for synchronous_commit =
+// remote_receive. PostgreSQL's walsender ends the connection on a CopyData kind it does not know,
+// so both sides agree first: the client asks with the startup parameter RECEIVED_REPORT_PARAMETER
+// = 'on'; walstream's walsender answers with a ParameterStatus of the same name and value and then
+// accepts `R` during COPY BOTH. PostgreSQL takes the dotted name as a custom placeholder setting
+// and reports nothing back, so the client never sends it `R`. Without the request the handshake is
+// PostgreSQL's, byte for byte, and `R` is an unexpected message type, as in PostgreSQL.
+
+/** Startup parameter (client's request) and ParameterStatus (server's agreement), value 'on'. */
+export const RECEIVED_REPORT_PARAMETER = 'walstream.received_report';
+
+export interface StandbyReceivedUpdate {
+  /** Last WAL byte + 1 the standby holds (received, maybe not yet written); 0 = unknown. */
+  received: Lsn;
+  /** Standby's clock (PostgreSQL µs). */
+  clientTime: number;
+}
+/** A whole StandbyReceivedUpdate CopyData message: Byte1('R') Int64 received Int64 clientTime. */
+export function encodeStandbyReceivedUpdate(u: StandbyReceivedUpdate): Buffer {
+  const b = Buffer.allocUnsafe(5 + 17);
+  writeCopyDataHeader(b, 0, 17);
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  b[5] = 0x52;
+  writeLsnBE(dv, 6, u.received);
+  writeInt64BE(b, 14, u.clientTime);
+  return b;
+}
+/** Short: 08P01 "insufficient data left in message"; extra bytes are ignored (as for `r`). */
+export function decodeStandbyReceivedUpdate(payload: Uint8Array): StandbyReceivedUpdate {
+  const r = new MessageReader(payload);
+  if (r.byte() !== 0x52) throw Errors.protocolViolation('not a standby received update');
+  const received = r.lsn();
+  const clientTime = r.int64();
+  return { received, clientTime };
+}
+
 export type CopyBothMessage =
   | ({ kind: 'w' } & XLogData)
   | ({ kind: 'k' } & PrimaryKeepalive)
   | ({ kind: 'r' } & StandbyStatusUpdate)
   | ({ kind: 'h' } & HotStandbyFeedback)
+  | ({ kind: 'R' } & StandbyReceivedUpdate)
   | { kind: 'unknown'; type: number };
 
 /** Decodes any CopyBoth sub-message by its kind byte; an empty payload or another kind gives `unknown`. */
@@ -827,6 +864,8 @@ export function decodeCopyBothMessage(payload: Uint8Array): CopyBothMessage {
       return { kind: 'r', ...decodeStandbyStatusUpdate(payload) };
     case 0x68:
       return { kind: 'h', ...decodeHotStandbyFeedback(payload) };
+    case 0x52:
+      return { kind: 'R', ...decodeStandbyReceivedUpdate(payload) };
     default:
       return { kind: 'unknown', type: k };
   }

@@ -26,6 +26,7 @@ import {
   decodePasswordMessage,
   decodeQuery,
   decodeSASLInitialResponse,
+  decodeStandbyReceivedUpdate,
   decodeStandbyStatusUpdate,
   encodeAuthenticationCleartextPassword,
   encodeAuthenticationMD5Password,
@@ -55,8 +56,10 @@ import {
   type CellValue,
   type ColumnSpec,
   type HotStandbyFeedback,
+  type StandbyReceivedUpdate,
   type StandbyStatusUpdate,
   type XLogDataHeader,
+  RECEIVED_REPORT_PARAMETER,
 } from './messages.js';
 import {
   parseScramVerifier,
@@ -128,7 +131,8 @@ export type ServerConnEvent =
   | { type: 'authenticated'; user: string; applicationName: string; method: Exclude<HbaMethod, 'reject'> }
   /** A parsed command; answer with send* and finish with sendReadyForQuery(). Notices (if any) were sent already. */
   | { type: 'command'; command: ReplicationCommand; text: string }
-  | { type: 'copyData'; message: ({ kind: 'r' } & StandbyStatusUpdate) | ({ kind: 'h' } & HotStandbyFeedback) }
+  /** Standby replies; `R` (walstream's received position) only from a client that asked for it (RECEIVED_REPORT_PARAMETER). */
+  | { type: 'copyData'; message: ({ kind: 'r' } & StandbyStatusUpdate) | ({ kind: 'h' } & HotStandbyFeedback) | ({ kind: 'R' } & StandbyReceivedUpdate) }
   /** The client sent CopyDone (our CopyDone went back already): finish with CommandCompletes and sendReadyForQuery(). */
   | { type: 'copyDone' }
   /** A malformed reply ended streaming with ERROR + ReadyForQuery (sent already); stop streaming. */
@@ -184,6 +188,8 @@ export class ReplicationServerConn {
   private _database = '';
   private _applicationName = '';
   private _params: ReadonlyMap<string, string> = new Map();
+  /** The client asked for StandbyReceivedUpdate `R` (startup parameter) and we agreed. */
+  private receivedReportAgreed = false;
   readonly processId: number;
   readonly secretKey: number;
 
@@ -490,6 +496,11 @@ export class ReplicationServerConn {
       ['standard_conforming_strings', 'on'],
       ['TimeZone', this.opts.timeZone ?? 'UTC'],
     ];
+    // walstream extension, only when the client asked: this walsender accepts `R` replies.
+    if (this._params.get(RECEIVED_REPORT_PARAMETER) === 'on') {
+      this.receivedReportAgreed = true;
+      status.push([RECEIVED_REPORT_PARAMETER, 'on']);
+    }
     this.out(Buffer.concat([...status.map(([k, v]) => encodeParameterStatus(k, v)), encodeBackendKeyData(this.processId, this.secretKey), encodeReadyForQuery('I')]));
     this._state = 'ready';
     this.decoder.phase = 'normal';
@@ -551,6 +562,7 @@ export class ReplicationServerConn {
       try {
         if (kind === T('r')) this.emit({ type: 'copyData', message: { kind: 'r', ...decodeStandbyStatusUpdate(body) } });
         else if (kind === T('h')) this.emit({ type: 'copyData', message: { kind: 'h', ...decodeHotStandbyFeedback(body) } });
+        else if (kind === T('R') && this.receivedReportAgreed) this.emit({ type: 'copyData', message: { kind: 'R', ...decodeStandbyReceivedUpdate(body) } });
         else {
           // PostgreSQL logs "unexpected message type" and exits without telling the client.
           this._state = 'closed';

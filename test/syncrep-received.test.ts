@@ -1,0 +1,173 @@
+// remote_receive with its own position: a client asks with the startup parameter
+// `walstream.received_report`, walstream's walsender agrees with a ParameterStatus, then the client
+// may send StandbyReceivedUpdate `R`; without the request the handshake is PostgreSQL's and `R` is
+// an unexpected message type (sans-I/O core, in memory); WalSndCtl stores the received position (sanitised) and
+// syncedPositions uses it for remote_receive; end to end, our walreceiver reports it to a walstream
+// primary (receive_lsn in replicationStatus, remote_receive commits confirmed) and never to a REAL
+// PostgreSQL 15 primary, which keeps streaming to it and releasing its synchronous commits.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import path from 'node:path';
+import { Primary } from '../src/primary/primary.js';
+import { ReplicationClientConn, type ClientConnEvent } from '../src/replication/protocol/client-conn.js';
+import {
+  decodeCopyBothMessage,
+  encodeCopyData,
+  encodeStandbyReceivedUpdate,
+  RECEIVED_REPORT_PARAMETER,
+} from '../src/replication/protocol/messages.js';
+import { ReplicationServerConn, type ServerConnEvent } from '../src/replication/protocol/server-conn.js';
+import { syncedPositions, parseSynchronousStandbyNames } from '../src/replication/syncrep.js';
+import { WalSndCtl, WalSndState } from '../src/replication/walsndctl.js';
+import { Standby } from '../src/standby/standby.js';
+import { TcpTransport } from '../src/standby/transport.js';
+import { startPgCluster } from './helpers/pgcluster.js';
+import { waitFor } from './helpers/rawpg.js';
+import { rmrf, tmpDir } from './helpers/tmp.js';
+
+/** A server and a client conn wired in memory (trust), the fake walsender entering COPY BOTH on START_REPLICATION. */
+function link(requestReceivedReport = true) {
+  const serverEvents: ServerConnEvent[] = [];
+  const clientEvents: ClientConnEvent[] = [];
+  const toServer: Buffer[] = [];
+  const toClient: Buffer[] = [];
+  const server: ReplicationServerConn = new ReplicationServerConn({
+    send: (b) => toClient.push(Buffer.from(b)),
+    onEvent: (ev) => {
+      serverEvents.push(ev);
+      if (ev.type === 'command' && ev.command.kind === 'START_REPLICATION') server.enterCopyBoth();
+    },
+    hba: [{ type: 'host', database: 'replication', user: 'all', address: '127.0.0.1/32', method: 'trust' }],
+    lookupUser: () => ({ password: null }),
+    remoteAddress: '127.0.0.1',
+  });
+  const client = new ReplicationClientConn({ send: (b) => toServer.push(Buffer.from(b)), onEvent: (ev) => clientEvents.push(ev), user: 'u', applicationName: 's1', requestReceivedReport });
+  const run = () => {
+    while (toServer.length + toClient.length > 0) {
+      if (toServer.length > 0) server.feed(Buffer.concat(toServer.splice(0)));
+      if (toClient.length > 0) client.feed(Buffer.concat(toClient.splice(0)));
+    }
+  };
+  return { server, client, serverEvents, clientEvents, toServer, run };
+}
+
+test('protocol: the walsender advertises R, the client sends it only then, the server decodes it; a short R aborts the stream', () => {
+  const l = link();
+  l.client.start();
+  l.run();
+  assert.equal(l.client.state, 'idle');
+  assert.equal(l.client.parameters.get(RECEIVED_REPORT_PARAMETER), 'on');
+  assert.equal(l.client.peerAcceptsReceivedReport, true);
+  l.client.query('START_REPLICATION 0/1000000 TIMELINE 1');
+  l.run();
+  assert.equal(l.client.state, 'copyBoth');
+  l.client.sendStandbyReceived({ received: 0x1002064, clientTime: 4242 });
+  l.client.sendStandbyStatus({ write: 0x1002000, flush: 0x1001000, apply: 0, clientTime: 4243, replyRequested: false });
+  l.run();
+  assert.deepEqual(l.serverEvents.filter((e) => e.type === 'copyData'), [
+    { type: 'copyData', message: { kind: 'R', received: 0x1002064, clientTime: 4242 } },
+    { type: 'copyData', message: { kind: 'r', write: 0x1002000, flush: 0x1001000, apply: 0, clientTime: 4243, replyRequested: false } },
+  ]);
+  assert.equal(l.server.state, 'copyBoth');
+  // Wire format: Byte1('R') Int64 received Int64 clientTime, in a CopyData.
+  const wire = encodeStandbyReceivedUpdate({ received: 0x1_0000_0010, clientTime: 7 });
+  assert.equal(wire.length, 22);
+  assert.equal(wire[0], 0x64);
+  assert.deepEqual(decodeCopyBothMessage(wire.subarray(5)), { kind: 'R', received: 0x1_0000_0010, clientTime: 7 });
+  // Short: PostgreSQL's pqformat error, streaming ends with ERROR + ReadyForQuery (connection stays).
+  l.toServer.push(encodeCopyData(Buffer.from([0x52, 0, 0, 0, 1])));
+  l.run();
+  const aborted = l.serverEvents.find((e) => e.type === 'streamAborted');
+  assert.ok(aborted?.type === 'streamAborted' && /insufficient data left in message/.test(aborted.error.message));
+  assert.equal(l.server.state, 'ready');
+
+  // Not asked: PostgreSQL's handshake (no such ParameterStatus), the client refuses to send R, and
+  // an R anyway ends the connection as PostgreSQL's walsender does ("unexpected message type").
+  const m = link(false);
+  m.client.start();
+  m.run();
+  assert.equal(m.client.parameters.has(RECEIVED_REPORT_PARAMETER), false);
+  assert.equal(m.client.parameters.size, 13);
+  m.client.query('START_REPLICATION 0/1000000 TIMELINE 1');
+  m.run();
+  assert.equal(m.client.peerAcceptsReceivedReport, false);
+  assert.throws(() => m.client.sendStandbyReceived({ received: 1, clientTime: 1 }), /did not agree/);
+  m.toServer.push(encodeStandbyReceivedUpdate({ received: 1, clientTime: 1 }));
+  m.run();
+  assert.equal(m.server.state, 'closed');
+  const err = m.serverEvents.at(-1);
+  assert.ok(err?.type === 'error' && /unexpected message type "R"/.test(err.error.message) && !err.sentToClient);
+});
+
+test('WalSndCtl: received position sanitised (0 keeps, clamped to sent, monotonic, reset per stream); syncedPositions uses it for remote_receive', () => {
+  const w = WalSndCtl.create(2);
+  const { slot } = w.claim({ applicationName: 's1', clientAddr: '127.0.0.1', clientPort: 1, backendStartMs: 0 });
+  w.startStreaming(slot, 0x1000, WalSndState.STREAMING);
+  w.setSent(slot, 0x5000);
+  assert.equal(w.read(slot)!.receive, 0);
+  assert.equal(w.reportReceived(slot, 0x4000), 0x4000);
+  assert.equal(w.reportReceived(slot, 0), 0x4000, '0 keeps the previous value');
+  assert.equal(w.reportReceived(slot, 0x3000), 0x4000, 'never backwards');
+  assert.equal(w.reportReceived(slot, 0x9000), 0x5000, 'clamped to sent');
+  w.reportReply(slot, { write: 0x2000, flush: 0x1800, apply: 0x1000, replyTime: 1 });
+  const config = parseSynchronousStandbyNames('s1');
+  const p = syncedPositions(config, w.all());
+  assert.deepEqual(p, { receive: 0x5000, write: 0x2000, flush: 0x1800, apply: 0x1000 });
+  w.startStreaming(slot, 0x1000, WalSndState.STREAMING);
+  assert.equal(w.read(slot)!.receive, 0, 'a new stream starts with nothing reported');
+});
+
+test('end to end: our walreceiver reports R to a walstream primary (receive_lsn, remote_receive confirmed) and never to a real PostgreSQL 15 primary', async (t) => {
+  const dir = tmpDir('walstream-recv-');
+  const p = await Primary.open({ dataDir: path.join(dir, 'p'), walSegmentSize: 1 << 20, checkpointTimeoutMs: 0, port: 0, synchronousStandbyNames: 's1' });
+  let s: Standby | null = null;
+  let pg: Awaited<ReturnType<typeof startPgCluster>> | null = null;
+  let ours: Standby | null = null;
+  t.after(async () => {
+    await ours?.close().catch(() => undefined);
+    await pg?.stop();
+    await s?.close().catch(() => undefined);
+    await p.close();
+    rmrf(dir);
+  });
+  // Our walreceiver's transport asks; a walstream primary agrees.
+  const topts = { connectTimeoutMs: 5000, commandTimeoutMs: 5000, maxMessageBytes: 1 << 26, maxBufferedBytes: 1 << 25 };
+  const probe = await new TcpTransport({ host: '127.0.0.1', port: p.port!, user: 'u', password: null, applicationName: 'probe' }, topts).connect();
+  assert.equal(probe.acceptsReceivedReport, true);
+  probe.disconnect();
+
+  s = await Standby.open({ dataDir: path.join(dir, 's1'), primaryConninfo: { host: '127.0.0.1', port: p.port!, user: 'u', applicationName: 's1' }, readerThreads: 0, checkpointTimeoutMs: 0 });
+  await waitFor(() => p.replicationStatus()[0]?.sync_state === 'sync', 10_000, 's1 synchronous');
+
+  for (let i = 0; i < 20; i++) {
+    const r = await p.commit((tx) => tx.put('t', `k${i}`, i), { synchronousCommit: 'remote_receive' });
+    assert.equal(r.sync?.outcome, 'confirmed');
+
+  }
+  const row = () => p.replicationStatus()[0]!;
+  await waitFor(() => row().receive_lsn !== null && row().receive_lsn === row().sent_lsn, 10_000, 'receive_lsn reaches sent_lsn');
+  await s.close();
+  s = null;
+
+  // A real PostgreSQL primary accepts the request silently (a custom placeholder) and never agrees, so no R; it keeps streaming to us and our flush
+  // reports release its synchronous commits on the same walsender (no reconnect).
+  pg = await startPgCluster({ hbaLines: ['host replication all 127.0.0.1/32 scram-sha-256'], settings: { synchronous_standby_names: 'ours', wal_receiver_status_interval: '1s' } });
+  const pgInfo = { host: pg.host, port: pg.port, user: 'postgres', password: pg.superuserPassword, applicationName: 'ours' };
+  const pgProbe = await new TcpTransport(pgInfo, topts).connect();
+  assert.equal(pgProbe.acceptsReceivedReport, false);
+  pgProbe.disconnect();
+  ours = await Standby.open({ dataDir: path.join(dir, 'ours'), mode: 'wal-only', primaryConninfo: pgInfo, walRetrieveRetryIntervalMs: 200 });
+  const rows = () => pg!.psql("select pid || '|' || sync_state from pg_stat_replication where application_name = 'ours'").trim();
+  await waitFor(() => rows().endsWith('|sync'), 15_000, 'PostgreSQL reports us as synchronous');
+  const pid = rows();
+  for (let i = 0; i < 5; i++) {
+    const r: SpawnSyncReturns<string> = spawnSync(pg.bin('psql'), ['-X', '-q', '-h', pg.socketDir, '-p', String(pg.port), '-U', 'postgres', '-d', 'postgres', '-c', `create table if not exists t${i} (a int); insert into t${i} values (${i})`], {
+      env: pg.clientEnv({ PGOPTIONS: '-c synchronous_commit=on' }), encoding: 'utf8', timeout: 15_000,
+    });
+    assert.equal(r.status, 0, `commit at synchronous_commit=on released: ${r.stderr}`);
+  }
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(rows(), pid, 'the same walsender still streams to us');
+});
