@@ -7,7 +7,8 @@
 //    postmaster on another port, named in synchronous_standby_names), `pgbench -N -M prepared`
 //    at the same levels (PGOPTIONS=-c synchronous_commit=…) and client counts; latencies from
 //    pgbench's per-transaction log. PostgreSQL has no remote_receive: reported as null.
-//  - ratios: our commits/s over PostgreSQL's TPS per level and client count.
+//  - ratios: our commits/s over PostgreSQL's TPS per level and client count;
+//  - the raw 8 KiB write + fdatasync rate of the same disk (the floor under every level but off).
 // Owns a temp directory, the walstream primary/standbys and both PostgreSQL postmasters; stops and
 // removes them all (also on error). Prints JSON.
 
@@ -20,6 +21,7 @@ import { Primary } from '../src/primary/primary.js';
 import type { SynchronousCommit } from '../src/primary/options.js';
 import { Standby } from '../src/standby/standby.js';
 import { freePort, PG_BIN_DIR, startPgCluster, type PgCluster } from '../test/helpers/pgcluster.js';
+import { measureRawFsync } from './raw-limits.js';
 
 export const BENCH_SYNC_LEVELS: readonly SynchronousCommit[] = ['off', 'local', 'remote_receive', 'remote_write', 'on', 'remote_apply'];
 
@@ -259,9 +261,12 @@ export async function runSyncBench(o: SyncBenchOptions) {
   const committers = o.committers ?? [1, 64];
   const standbyCounts = o.standbys ?? [1, 2];
   if (!(o.seconds > 0)) throw new Error('seconds must be > 0');
+  const t0 = performance.now();
   const root = o.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'walstream-bench-sync-'));
   fs.mkdirSync(root, { recursive: true });
   try {
+    // The floor under every level but off: one 8 KiB write + fdatasync on this disk.
+    const rawFsync = await measureRawFsync({ dir: root, seconds: Math.min(1, o.seconds) });
     const cfg = { seconds: o.seconds, levels, committers };
     const ours = [];
     for (const n of standbyCounts) ours.push(await runOurs(root, n, cfg));
@@ -283,9 +288,11 @@ export async function runSyncBench(o: SyncBenchOptions) {
       bench: 'sync',
       secondsPerPoint: o.seconds,
       host: { cpus: os.cpus().length, node: process.version },
+      rawFsync,
       walstream: ours,
       postgres,
       ratios,
+      elapsedSeconds: +((performance.now() - t0) / 1000).toFixed(1),
     };
   } finally {
     if (o.dir === undefined) fs.rmSync(root, { recursive: true, force: true });

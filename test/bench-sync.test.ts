@@ -23,6 +23,8 @@ test('bench sync: JSON shape, positive figures, ratios, PostgreSQL remote_receiv
   const standbyDirsBefore = fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith(PG_STANDBY_DIR_PREFIX));
   const res = await runSyncBench({ seconds: 0.3, levels: ['on', 'remote_receive'], committers: [1], standbys: [1], dir: root });
   assert.equal(res.bench, 'sync');
+  assert.ok(res.rawFsync.opsPerSec > 0 && res.rawFsync.p50us > 0, JSON.stringify(res.rawFsync));
+  assert.ok(res.elapsedSeconds > 0);
   assert.equal(res.walstream.length, 1);
   const ours = res.walstream[0]!;
   assert.equal(ours.standbys, 1);
