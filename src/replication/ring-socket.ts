@@ -22,6 +22,9 @@ import type { MessagePort } from 'node:worker_threads';
 import { Errors, WalstreamError } from '../errors.js';
 import { ByteRing, type RingPairHandle } from './ring.js';
 
+/** Unread bytes in the incoming ring from which more data is "likely" (Node's socket read size). */
+export const MORE_DATA_BYTES = 64 * 1024;
+
 /** The part of net.Socket a replication connection uses; net.Socket and RingSocket both have it. */
 export interface ByteSocket {
   readonly destroyed: boolean;
@@ -140,9 +143,13 @@ export class RingSocket extends EventEmitter {
     return this;
   }
 
-  /** True when the peer has published records not read yet. */
+  /**
+   * True while a bulk transfer is in flight: at least MORE_DATA_BYTES published and not read yet
+   * (what a full 64 KiB socket read means over TCP). A record or two of live traffic is not: the
+   * walreceiver must not put off its fdatasync for those (that would delay every live commit).
+   */
   get moreDataLikely(): boolean {
-    return !this._destroyed && this.rx.hasUnread();
+    return !this._destroyed && this.rx.unreadBytes() >= MORE_DATA_BYTES;
   }
 
   /** Zero-copy end: the bytes before `pos` (a record boundary from recordStart or readPosition) are free again. */

@@ -236,6 +236,11 @@ export class ByteRing {
     return Atomics.load(this.i32, RG_HEAD) !== this.readPos;
   }
 
+  /** Bytes published and not read yet (records with their headers). */
+  unreadBytes(): number {
+    return dist(this.readPos, Atomics.load(this.i32, RG_HEAD)) >>> 0;
+  }
+
   /**
    * The next record (advancing the read position past it), or null when none is published.
    * Throws a protocol violation (08P01) when the ring holds something that is not a record.

@@ -460,6 +460,8 @@ class WalReceiver {
 }
 
 const ZERO_CHUNK = Buffer.alloc(1024 * 1024);
+/** Zero-filling a prepared segment: fdatasync after every this many bytes (a multiple of ZERO_CHUNK). */
+const PREPARE_SYNC_BYTES = 2 * 1024 * 1024;
 const TEMP_PREFIX = 'xlogtemp.walreceiver.';
 
 function isFullSize(file: string, size: number): boolean {
@@ -514,8 +516,17 @@ class SegmentPreparer {
     job.done = (async () => {
       const fh = await fs.promises.open(tmp, 'w');
       try {
-        if (zero) for (let off = 0; off < size; off += ZERO_CHUNK.length) await fh.write(ZERO_CHUNK, 0, Math.min(ZERO_CHUNK.length, size - off), off);
-        else await fh.write(ZERO_CHUNK, 0, 1, size - 1);
+        if (zero) {
+          // fdatasync every PREPARE_SYNC_BYTES: one flush of a whole segment would hold up the
+          // WAL fdatasyncs that run meanwhile (ext4 data=ordered writes the new blocks of every
+          // file in the journal transaction first) for tens of ms; small flushes interleave.
+          for (let off = 0; off < size; off += ZERO_CHUNK.length) {
+            await fh.write(ZERO_CHUNK, 0, Math.min(ZERO_CHUNK.length, size - off), off);
+            if ((off + ZERO_CHUNK.length) % PREPARE_SYNC_BYTES === 0) await fh.datasync();
+          }
+        } else {
+          await fh.write(ZERO_CHUNK, 0, 1, size - 1);
+        }
         await fh.datasync();
       } finally {
         await fh.close();
