@@ -225,3 +225,23 @@ test('a damaged record from the primary side fails the connection attempt with 0
   listener.close();
   port2.close();
 });
+
+test('in-process options: clear errors', async () => {
+  const dir = newDir();
+  const noServer = await Primary.open({ dataDir: path.join(dir, 'p0'), walSegmentSize: SEG });
+  try {
+    await assert.rejects(Standby.open({ dataDir: path.join(dir, 's0'), primary: noServer, readerThreads: 0 }), /in-process standby needs the primary to serve replication/);
+  } finally {
+    await noServer.close();
+  }
+  const p = await Primary.open({ dataDir: path.join(dir, 'p1'), walSegmentSize: SEG, port: 0 });
+  try {
+    const base = { dataDir: path.join(dir, 's1'), readerThreads: 0 };
+    await assert.rejects(Standby.open({ ...base, primary: p, primaryConninfo: 'host=127.0.0.1' }), /either primary or primaryConninfo/);
+    await assert.rejects(Standby.open({ ...base, primaryConninfo: { inProcess: p, host: 'x' } as never }), /does not apply to an in-process primary/);
+    await assert.rejects(Standby.open({ ...base, primary: p, walReceiverRingBytes: 3 << 20 }), /power of two/);
+    await assert.rejects(Standby.open({ ...base, primaryConninfo: { inProcess: {} as never } }), /must be a Primary/);
+  } finally {
+    await p.close();
+  }
+});
