@@ -251,7 +251,7 @@ export async function runStandbyBench(o: StandbyBenchOptions) {
     const liveRuns = [];
     const liveCmp = [];
     for (const n of o.standbys) {
-      const floor = await measureChainFloor({ dir: root, seconds: o.liveSeconds, rate: o.commitsPerSec, warmupMs: LIVE_WARMUP_MS });
+      const floor = await measureChainFloor({ dir: root, seconds: o.liveSeconds, rate: o.commitsPerSec, standbys: n, warmupMs: LIVE_WARMUP_MS });
       const byTr: Partial<Record<BenchTransport, Awaited<ReturnType<typeof live>>>> = {};
       for (const tr of transports) {
         byTr[tr] = await live(path.join(root, 'l'), n, o.liveSeconds, o.commitsPerSec, tr);
