@@ -12,7 +12,7 @@ export interface StatusCliOptions {
 interface StatusRow {
   pid: number;
   application_name: string;
-  client_addr: string;
+  client_addr: string | null;
   state: string;
   sent_lsn: string | null;
   write_lsn: string | null;

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { XLOG_BLCKSZ } from '../wal/consts.js';
 import type { Lsn } from '../wal/lsn.js';
-import { ensureSegment, segmentPath } from '../wal/segfile.js';
+import { ensureSegment, SegmentPreparer, segmentPath } from '../wal/segfile.js';
 import {
   XC_BYTES_WRITTEN, XC_FLUSHED, XC_FLUSH_SEQ, XC_FSYNC_COUNT, XC_INSERTED_UPTO, XC_STOP, XC_WAITERS,
   XC_WALWRITER_LATCH, XC_WRITE_COUNT, XC_WRITE_REQUEST, XC_WRITE_SEQ, XC_WRITER_FAILED, XC_WRITTEN,
@@ -37,6 +37,7 @@ let curSeg = -1;
 let curFd = -1;
 const toSync: number[] = []; // fds written since the last fdatasync (completed segments stay here until synced)
 let preallocatedUpTo = -1;
+let preparer: SegmentPreparer | null = null;
 
 function openSeg(seg: number): void {
   if (curFd >= 0 && !toSync.includes(curFd)) fs.closeSync(curFd);
@@ -99,16 +100,26 @@ function flushTo(target: Lsn): void {
   }
 }
 
+/**
+ * Prepare the next segment ahead of need, 1 MiB per call (see SegmentPreparer), so that neither
+ * the switch to it nor its creation stalls a commit's fdatasync for long. openSeg creates it
+ * inline only if preparation has not finished by then.
+ */
 function maybePreallocate(): void {
   const seg = Math.floor(ctl.load(XC_WRITTEN) / segSize);
   if (preallocatedUpTo >= seg + 1) return;
-  ensureSegment(cfg.walDir, ctl.tli, seg + 1, segSize);
-  preallocatedUpTo = seg + 1;
+  if (preparer === null || preparer.seg !== seg + 1) {
+    preparer?.abort();
+    preparer = new SegmentPreparer(cfg.walDir, ctl.tli, seg + 1, segSize);
+  }
+  if (preparer.step()) {
+    preallocatedUpTo = seg + 1;
+    preparer = null;
+  }
 }
 
 function main(): void {
   let lastFlushAt = performance.now();
-  let idleRounds = 0;
   for (;;) {
     const latch = Atomics.load(ctl.i32, XC_WALWRITER_LATCH);
     const stop = Atomics.load(ctl.i32, XC_STOP) !== 0;
@@ -129,14 +140,17 @@ function main(): void {
       }
       if (target > flushed || target > written) flushTo(target);
       lastFlushAt = performance.now();
-      idleRounds = 0;
       // Past the middle of a segment, make sure the next one exists (not at the switch, inline).
       if (ctl.load(XC_WRITTEN) % segSize > segSize / 2) maybePreallocate();
       if (stop && ctl.load(XC_INSERTED_UPTO) <= ctl.load(XC_FLUSHED)) break;
       continue;
     }
-    // Nothing due: preallocate the next segment while idle, then spin briefly, then sleep.
-    if (idleRounds++ === 0) maybePreallocate();
+    // Nothing due: prepare the next segment while idle (one step, then re-check for work), then
+    // spin briefly, then sleep.
+    if (preallocatedUpTo < Math.floor(ctl.load(XC_WRITTEN) / segSize) + 1) {
+      maybePreallocate();
+      continue;
+    }
     let woke = false;
     for (let i = 0; i < cfg.spinIterations; i++) {
       if (Atomics.load(ctl.i32, XC_WALWRITER_LATCH) !== latch) {
@@ -149,6 +163,7 @@ function main(): void {
       Atomics.wait(ctl.i32, XC_WALWRITER_LATCH, latch, timeout);
     }
   }
+  preparer?.abort();
   for (const fd of toSync) fs.closeSync(fd);
   if (curFd >= 0 && !toSync.includes(curFd)) fs.closeSync(curFd);
 }

@@ -108,3 +108,67 @@ export function removeOldSegments(walDir: string, segSize: number, keepFromSeg: 
 export function segmentPath(walDir: string, tli: number, seg: number, segSize: number): string {
   return path.join(walDir, segmentFileName(tli, seg, segSize));
 }
+
+/**
+ * Creates a segment a little at a time, so the thread that also does latency-critical WAL
+ * fdatasyncs (the walwriter) is never stalled by one 16 MiB write + flush: each step writes at
+ * most `stepBytes` of zeros to a temp file (with an fdatasync every `syncEveryBytes`), and the
+ * last step publishes the file with link() (never overwriting a concurrent creator or a recycled
+ * file) like ensureSegment.
+ */
+export class SegmentPreparer {
+  private fd = -1;
+  private tmp = '';
+  private written = 0;
+  private sinceSync = 0;
+  constructor(
+    private readonly walDir: string,
+    private readonly tli: number,
+    readonly seg: number,
+    private readonly segSize: number,
+    private readonly stepBytes = ZERO_CHUNK.length,
+    private readonly syncEveryBytes = 2 * 1024 * 1024,
+  ) {}
+
+  /** True once the segment exists full-size (created here or already there). */
+  step(): boolean {
+    const file = path.join(this.walDir, segmentFileName(this.tli, this.seg, this.segSize));
+    if (this.fd < 0) {
+      try {
+        if (fs.statSync(file).size >= this.segSize) return true;
+      } catch {
+        /* missing: create */
+      }
+      this.tmp = path.join(this.walDir, `xlogtemp.${process.pid}.${this.seg}.${Math.random().toString(36).slice(2)}`);
+      this.fd = fs.openSync(this.tmp, 'w');
+    }
+    const n = Math.min(this.stepBytes, this.segSize - this.written, ZERO_CHUNK.length);
+    fs.writeSync(this.fd, ZERO_CHUNK, 0, n, this.written);
+    this.written += n;
+    this.sinceSync += n;
+    if (this.sinceSync >= this.syncEveryBytes || this.written >= this.segSize) {
+      fs.fdatasyncSync(this.fd);
+      this.sinceSync = 0;
+    }
+    if (this.written < this.segSize) return false;
+    fs.closeSync(this.fd);
+    this.fd = -1;
+    try {
+      fs.linkSync(this.tmp, file);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    fs.unlinkSync(this.tmp);
+    fsyncDir(this.walDir);
+    return true;
+  }
+
+  /** Abandon a half-made temp file (shutdown). */
+  abort(): void {
+    if (this.fd >= 0) {
+      fs.closeSync(this.fd);
+      this.fd = -1;
+      fs.rmSync(this.tmp, { force: true });
+    }
+  }
+}
