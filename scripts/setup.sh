@@ -46,8 +46,15 @@ if [ "$need_install" = 1 ]; then
     if ci_out=$(npm ci --no-audit --no-fund --loglevel=error 2>&1); then
       installed=1
     else
-      printf '%s\n' "$ci_out" | grep -E 'error code|in sync|Missing:|ERR!|network|ENOTFOUND|EAI_AGAIN' | head -8 >&2 || true
-      say "npm ci refused; installing with 'npm install --no-save' (leaves package-lock.json untouched)"
+      # npm 11 here records no entries for msgpackr's optional native packages (omitted on purpose:
+      # .npmrc omit=optional), and npm ci then calls the lock out of sync. Say so in one line; show
+      # npm's own words only for other failures (network, ...).
+      if printf '%s\n' "$ci_out" | grep -q 'Missing: @msgpackr-extract/'; then
+        say "npm ci: the lock has no entries for msgpackr's optional native packages (omitted on purpose)"
+      else
+        printf '%s\n' "$ci_out" | grep -E 'error code|in sync|Missing:|ERR!|network|ENOTFOUND|EAI_AGAIN' | head -8 >&2 || true
+      fi
+      say "installing with 'npm install --no-save' (leaves package-lock.json untouched)"
     fi
   fi
   if [ "$installed" = 0 ]; then
