@@ -7,32 +7,18 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Primary } from '../src/primary/primary.js';
 import { WalstreamError } from '../src/errors.js';
 import { parseLsn } from '../src/wal/lsn.js';
 import { segmentFileName, segNo } from '../src/wal/segment.js';
-import { PG_BIN, rmrf, tmpDir } from './helpers/tmp.js';
+import { rmrf, tmpDir } from './helpers/tmp.js';
+import { psql } from './helpers/psql.js';
 import { startPgReceivewal, waitFor } from './helpers/rawpg.js';
 
 const SEG = 1 << 20;
 
-function psql(port: number, cmd: string): Promise<{ stdout: string; stderr: string; status: number | null }> {
-  const c = spawn(path.join(PG_BIN, 'psql'), [`host=127.0.0.1 port=${port} user=tester replication=true`, '-AtX', '-c', cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  c.stdout.on('data', (d) => (stdout += d));
-  c.stderr.on('data', (d) => (stderr += d));
-  const t = setTimeout(() => c.kill('SIGKILL'), 10_000);
-  return new Promise((resolve) =>
-    c.once('exit', (status) => {
-      clearTimeout(t);
-      resolve({ stdout: stdout.trim(), stderr: stderr.trim(), status });
-    }),
-  );
-}
 
 async function fill(p: Primary, bytes: number, tag: string): Promise<void> {
   const target = p.insertLsn + bytes;

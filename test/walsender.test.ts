@@ -13,7 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { Primary } from '../src/primary/primary.js';
 import { lsnToString, parseLsn } from '../src/wal/lsn.js';
 import { segmentFileName, segNo } from '../src/wal/segment.js';
-import { PG_BIN, rmrf, tmpDir } from './helpers/tmp.js';
+import { rmrf, tmpDir } from './helpers/tmp.js';
+import { psql } from './helpers/psql.js';
 import { startPgReceivewal, waitFor } from './helpers/rawpg.js';
 
 const SEG = 1 << 20;
@@ -32,23 +33,6 @@ async function workload(p: Primary, bytes: number, tag: string): Promise<void> {
 }
 
 /** psql in replication mode, run asynchronously (the primary under test lives in this thread). */
-function psql(port: number, cmd: string, env: Record<string, string> = {}, user = 'tester'): Promise<{ stdout: string; stderr: string; status: number | null }> {
-  const c = spawn(path.join(PG_BIN, 'psql'), [`host=127.0.0.1 port=${port} user=${user} replication=true`, '-AtX', '-c', cmd], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...env },
-  });
-  let stdout = '';
-  let stderr = '';
-  c.stdout.on('data', (d) => (stdout += d));
-  c.stderr.on('data', (d) => (stderr += d));
-  const t = setTimeout(() => c.kill('SIGKILL'), 10_000);
-  return new Promise((resolve) =>
-    c.once('exit', (status) => {
-      clearTimeout(t);
-      resolve({ stdout: stdout.trim(), stderr: stderr.trim(), status });
-    }),
-  );
-}
 
 test('pg_receivewal streams byte-identical segments; close() sends up to the shutdown checkpoint', async (t) => {
   const dir = tmpDir('walstream-ws-');
