@@ -18,11 +18,11 @@ export type { ScanOptions };
 import { readSnapshot, writeSnapshot } from '../storage/snapshot.js';
 import { DbState, type ControlData, makeSystemIdentifier, readControl, writeControl, CONTROL_FILE } from '../storage/control.js';
 import { assert } from '../util/assert.js';
-import { encodeValue, keyBytes } from '../util/codec.js';
-import { FIRST_NORMAL_XID, nowPgMicros, WS_CHECKPOINT_ONLINE, WS_CHECKPOINT_SHUTDOWN, XLOG_BLCKSZ } from '../wal/consts.js';
+import { keyBytes } from '../util/codec.js';
+import { FIRST_NORMAL_XID, MAX_RECORD_BYTES, nowPgMicros, WS_CHECKPOINT_ONLINE, WS_CHECKPOINT_SHUTDOWN, XLOG_BLCKSZ } from '../wal/consts.js';
 import { WalInserter } from '../wal/insert.js';
 import { type Lsn, lsnToString } from '../wal/lsn.js';
-import { buildCheckpointRecord, buildTxnRecord, type TxnOp } from '../wal/record.js';
+import { buildCheckpointRecord, OP_DELETE, OP_PUT, TxnRecordBuilder } from '../wal/record.js';
 import { FileSegmentSource, XLogReader } from '../wal/reader.js';
 import { redoRecord } from '../wal/replay.js';
 import { ensureSegment, fsyncDir, removeOldSegments } from '../wal/segfile.js';
@@ -70,37 +70,66 @@ export interface RecoveryInfo {
   wasCleanShutdown: boolean;
 }
 
-/** Collects the operations of one transaction; values are encoded as they are added. */
+/**
+ * Collects the operations of one transaction; keys and values are encoded as they are added,
+ * straight into the WAL record being built (TxnRecordBuilder).
+ */
 export class Transaction {
-  /** @internal */ readonly ops: TxnOp[] = [];
   /** @internal */ bytes = 0;
-  constructor(private readonly limits: { maxValueBytes: number; maxTransactionBytes: number }) {}
+  /** @internal */ constructor(
+    private readonly limits: { maxValueBytes: number; maxTransactionBytes: number },
+    private b: TxnRecordBuilder | null,
+  ) {}
 
   put(table: string, key: string | Uint8Array, value: unknown): this {
-    checkTable(table);
-    const k = checkKey(key);
-    const v = encodeValue(value);
-    if (v.length > this.limits.maxValueBytes) throw Errors.valueTooLarge(v.length, this.limits.maxValueBytes);
-    this.add({ kind: 'put', table, key: k.bytes, keyIsString: k.isString, value: v });
+    const tb = checkTable(table);
+    const b = this.builder();
+    b.openOp(OP_PUT, table, tb, key);
+    const vlen = b.writeValue(value);
+    if (vlen > this.limits.maxValueBytes) throw Errors.valueTooLarge(vlen, this.limits.maxValueBytes);
+    this.add(b, table.length + b.pKeyLen + vlen);
     return this;
   }
 
   delete(table: string, key: string | Uint8Array): this {
-    checkTable(table);
-    const k = checkKey(key);
-    this.add({ kind: 'delete', table, key: k.bytes, keyIsString: k.isString });
+    const tb = checkTable(table);
+    const b = this.builder();
+    b.openOp(OP_DELETE, table, tb, key);
+    this.add(b, table.length + b.pKeyLen);
     return this;
   }
 
-  private add(op: TxnOp): void {
-    this.bytes += 16 + op.table.length + op.key.length + (op.value?.length ?? 0);
-    if (this.bytes > this.limits.maxTransactionBytes) throw Errors.transactionTooLarge(this.bytes, this.limits.maxTransactionBytes);
-    this.ops.push(op);
+  /** @internal The transaction is over: later calls go to a builder nobody commits (as before). */
+  detach(): void {
+    this.b = null;
+  }
+
+  private builder(): TxnRecordBuilder {
+    if (this.b === null) this.b = new TxnRecordBuilder(1024);
+    return this.b;
+  }
+
+  private add(b: TxnRecordBuilder, n: number): void {
+    const bytes = this.bytes + 16 + n;
+    if (bytes > this.limits.maxTransactionBytes) throw Errors.transactionTooLarge(bytes, this.limits.maxTransactionBytes);
+    this.bytes = bytes;
+    b.closeOp();
   }
 }
 
-function checkTable(t: string): void {
+/** Validated table names and their bytes (TABLE_RE admits ASCII only). */
+const tableNames = new Map<string, Uint8Array>();
+const TABLE_NAMES_LIMIT = 10_000;
+
+function checkTable(t: string): Uint8Array {
+  const known = tableNames.get(t);
+  if (known !== undefined) return known;
   if (typeof t !== 'string' || !TABLE_RE.test(t)) throw Errors.invalidTable(String(t));
+  const b = new Uint8Array(t.length);
+  for (let i = 0; i < t.length; i++) b[i] = t.charCodeAt(i);
+  if (tableNames.size >= TABLE_NAMES_LIMIT) tableNames.clear();
+  tableNames.set(t, b);
+  return b;
 }
 
 function checkKey(key: string | Uint8Array): { bytes: Uint8Array; isString: boolean } {
@@ -148,7 +177,8 @@ export class Primary extends EventEmitter {
   private checkpointTimer: NodeJS.Timeout | null = null;
   private commits = 0;
   private checkpoints = 0;
-  private scratch = new Uint8Array(64 * 1024);
+  /** The WAL record builder transactions write into (null while one is using it). */
+  private txBuilder: TxnRecordBuilder | null = new TxnRecordBuilder();
   private walWriterError: Error | null = null;
   private readonly startInsertLsn: Lsn;
   /** Callbacks that pin WAL (walsenders, slots): recycling never removes WAL at or after the minimum. */
@@ -300,10 +330,21 @@ export class Primary extends EventEmitter {
   /** Collect the transaction's operations and commit them locally; -1 if there were none. */
   private insertTransaction(fn: (tx: Transaction) => void): Lsn {
     this.checkOpen();
-    const tx = new Transaction(this.options);
-    fn(tx);
-    if (tx.ops.length === 0) return -1;
-    return this.commitOps(tx.ops);
+    // A transaction started inside another's fn gets a builder of its own.
+    const shared = this.txBuilder;
+    const b = shared ?? new TxnRecordBuilder(4096);
+    this.txBuilder = null;
+    b.reset();
+    const tx = new Transaction(this.options, b);
+    try {
+      fn(tx);
+      tx.detach();
+      if (b.n === 0) return -1;
+      return this.commitBuilt(b);
+    } finally {
+      tx.detach();
+      if (shared !== null) this.txBuilder = shared;
+    }
   }
 
   /**
@@ -323,14 +364,19 @@ export class Primary extends EventEmitter {
     return { lsn: end, confirmed: sync.confirmed, sync };
   }
 
-  /** Insert a TXN record and apply it to the store. Synchronous: transactions are serialised here. */
-  private commitOps(ops: TxnOp[]): Lsn {
+  /**
+   * Apply a built transaction to the store and insert its TXN record. Synchronous: transactions
+   * are serialised here. The store applies the very key and value bytes the record holds.
+   */
+  private commitBuilt(b: TxnRecordBuilder): Lsn {
+    const totLen = b.recordBytes();
+    if (totLen > MAX_RECORD_BYTES) throw Errors.transactionTooLarge(totLen, MAX_RECORD_BYTES);
     // The store is checked first (it may refuse: store full) so a refused transaction leaves no WAL.
-    this.store.applyTransaction(ops);
+    b.seal();
+    this.store.applyBatch(b);
     const xid = this.nextXid;
     this.nextXid = this.nextXid >= 0xffffffff ? FIRST_NORMAL_XID : this.nextXid + 1;
-    const rec = buildTxnRecord(xid, this.inserter.prevRecord, nowPgMicros(), ops, this.scratch);
-    if (rec.buffer !== this.scratch.buffer && rec.length <= 4 * 1024 * 1024) this.scratch = new Uint8Array(Math.max(rec.length, this.scratch.length * 2));
+    const rec = b.finish(xid, this.inserter.prevRecord, nowPgMicros());
     const { end } = this.inserter.insert(rec, rec.length);
     this.commits++;
     if (end - this.control.redoLsn > this.options.maxWalSizeBytes && this.checkpointRunning === null) {

@@ -44,6 +44,8 @@ export const MAX_ARENA_BYTES = 2 ** 32;
 export function classOf(size: number): number {
   if (size <= 128) return size <= 16 ? 0 : ((size + 15) >>> 4) - 1;
   const p = 31 - Math.clz32(size - 1); // 2^p < size <= 2^(p+1)
+  // idx = ceil((size - 2^p) / 2^(p-2)) - 1, in int32 arithmetic while 2^p fits (hot: every alloc/free)
+  if (p <= 29) return SMALL_CLASSES + (p - 7) * 4 + ((size - 1 - (1 << p)) >>> (p - 2));
   const step = 2 ** (p - 2);
   const idx = Math.ceil((size - 2 ** p) / step) - 1;
   return SMALL_CLASSES + (p - 7) * 4 + idx;
@@ -53,6 +55,7 @@ export function classSize(c: number): number {
   if (c < SMALL_CLASSES) return (c + 1) << 4;
   const p = 7 + ((c - SMALL_CLASSES) >>> 2);
   const idx = (c - SMALL_CLASSES) & 3;
+  if (p <= 28) return (1 << p) + ((idx + 1) << (p - 2));
   return 2 ** p + (idx + 1) * 2 ** (p - 2);
 }
 

@@ -46,6 +46,67 @@ export interface StoreOp {
   value?: Uint8Array;
 }
 
+/** StoreOpBatch kinds (the WAL's op codes). */
+export const BATCH_PUT = 1;
+export const BATCH_DELETE = 2;
+
+/**
+ * The operations of one transaction as ranges of byte buffers, op i = (kind[i], table[i],
+ * key keyBuf[i][keyOff[i], +keyLen[i]), value valBuf[i][valOff[i], +valLen[i]) for puts). The
+ * primary's WAL record builder is one (keys and values inside the record being built), so a
+ * commit applies exactly the bytes it logs. tableBytes[i] = UTF-8 of table[i].
+ */
+export interface StoreOpBatch {
+  readonly n: number;
+  readonly kind: ArrayLike<number>;
+  readonly table: readonly string[];
+  readonly tableBytes: readonly Uint8Array[];
+  readonly keyBuf: readonly Uint8Array[];
+  readonly keyOff: ArrayLike<number>;
+  readonly keyLen: ArrayLike<number>;
+  readonly keyIsString: readonly boolean[];
+  readonly valBuf: readonly Uint8Array[];
+  readonly valOff: ArrayLike<number>;
+  readonly valLen: ArrayLike<number>;
+}
+
+/** A reusable StoreOpBatch (applyTransaction's view of StoreOp objects). */
+class OpsBatch implements StoreOpBatch {
+  n = 0;
+  kind: number[] = [];
+  table: string[] = [];
+  tableBytes: Uint8Array[] = [];
+  keyBuf: Uint8Array[] = [];
+  keyOff: number[] = [];
+  keyLen: number[] = [];
+  keyIsString: boolean[] = [];
+  valBuf: Uint8Array[] = [];
+  valOff: number[] = [];
+  valLen: number[] = [];
+  ensure(n: number): void {
+    for (let i = this.kind.length; i < n; i++) {
+      this.kind.push(0);
+      this.table.push('');
+      this.tableBytes.push(EMPTY);
+      this.keyBuf.push(EMPTY);
+      this.keyOff.push(0);
+      this.keyLen.push(0);
+      this.keyIsString.push(false);
+      this.valBuf.push(EMPTY);
+      this.valOff.push(0);
+      this.valLen.push(0);
+    }
+  }
+  /** Drop references to the caller's keys and values. */
+  release(): void {
+    for (let i = 0; i < this.n; i++) {
+      this.keyBuf[i] = EMPTY;
+      this.valBuf[i] = EMPTY;
+    }
+    this.n = 0;
+  }
+}
+
 /** Structured-cloneable: postMessage it to a worker and SharedStore.attach() it there. */
 export interface StoreHandle {
   readonly buffer: SharedArrayBuffer;
@@ -179,21 +240,27 @@ assert(new Uint8Array(new Uint32Array([1]).buffer)[0] === 1, 'SharedStore needs 
 class SearchKey {
   private buf = new ArrayBuffer(256);
   words = new Uint32Array(this.buf);
-  bytes: Uint8Array = new Uint8Array(this.buf, 0, 0);
+  /** the whole scratch; the key is u8[0, len) */
+  u8 = new Uint8Array(this.buf);
   len = 0;
   prefix = 0;
   set(key: Uint8Array): this {
-    const n = key.length;
+    return this.setFrom(key, 0, key.length);
+  }
+  /** The key src[off, off + n) (no allocation unless the scratch must grow). */
+  setFrom(src: Uint8Array, off: number, n: number): this {
     if (n + 4 > this.buf.byteLength) {
       this.buf = new ArrayBuffer(Math.max(n + 4, this.buf.byteLength * 2));
       this.words = new Uint32Array(this.buf);
+      this.u8 = new Uint8Array(this.buf);
     }
-    const all = new Uint8Array(this.buf);
-    all.set(key);
-    all.fill(0, n, (n + 3) & ~3);
-    this.bytes = all.subarray(0, n);
+    const u8 = this.u8;
+    if (n <= 32) for (let i = 0; i < n; i++) u8[i] = src[off + i]!;
+    else u8.set(src.subarray(off, off + n));
+    const padEnd = n < 4 ? 4 : (n + 3) & ~3;
+    for (let i = n; i < padEnd; i++) u8[i] = 0;
     this.len = n;
-    this.prefix = prefixOf(key);
+    this.prefix = ((u8[0]! << 24) | (u8[1]! << 16) | (u8[2]! << 8) | u8[3]!) >>> 0;
     return this;
   }
 }
@@ -260,6 +327,10 @@ export class SharedStore {
   private readonly unpackRange = { start: 0, end: 0 };
   private slab = new ArrayBuffer(COPY_SLAB_BYTES);
   private slabOff = 0;
+  /** applyTransaction's StoreOp objects as a batch (reused) */
+  private readonly opsBatch = new OpsBatch();
+  /** value blocks of the running transaction, by op index */
+  private valRefs: number[] = new Array<number>(16).fill(0);
 
   private constructor(handle: StoreHandle) {
     this.handle = handle;
@@ -510,29 +581,72 @@ export class SharedStore {
     if (!Array.isArray(ops)) throw Errors.invalidOption('ops', 'must be an array of StoreOp');
     const n = ops.length;
     if (n === 0) return;
-    const names: Uint8Array[] = new Array(n);
+    const b = this.opsBatch;
+    b.ensure(n);
     for (let i = 0; i < n; i++) {
       const op = ops[i]!;
       if (op === null || typeof op !== 'object') throw Errors.invalidOption(`ops[${i}]`, 'must be a StoreOp');
-      names[i] = this.tableNameBytes(op.table);
+      b.table[i] = op.table;
+      b.tableBytes[i] = this.tableNameBytes(op.table);
       if (!(op.key instanceof Uint8Array)) throw Errors.invalidKey(`ops[${i}].key must be a Uint8Array`);
       if (op.key.length > MAX_KEY_BYTES) throw Errors.invalidKey(`ops[${i}].key is ${op.key.length} bytes, more than maxKeyBytes (${MAX_KEY_BYTES})`);
+      b.keyBuf[i] = op.key;
+      b.keyOff[i] = 0;
+      b.keyLen[i] = op.key.length;
+      b.keyIsString[i] = op.keyIsString;
       if (op.kind === 'put') {
         const v = op.value;
         if (!(v instanceof Uint8Array)) throw Errors.invalidOption(`ops[${i}].value`, 'a put needs a Uint8Array value');
         if (v.length > this.maxValueBytes) throw Errors.valueTooLarge(v.length, this.maxValueBytes);
-      } else if (op.kind !== 'delete') {
+        b.kind[i] = BATCH_PUT;
+        b.valBuf[i] = v;
+        b.valOff[i] = 0;
+        b.valLen[i] = v.length;
+      } else if (op.kind === 'delete') {
+        b.kind[i] = BATCH_DELETE;
+        b.valBuf[i] = EMPTY;
+        b.valOff[i] = 0;
+        b.valLen[i] = 0;
+      } else {
         throw Errors.invalidOption(`ops[${i}].kind`, `must be 'put' or 'delete', got ${String(op.kind)}`);
       }
     }
+    b.n = n;
+    try {
+      this.applyChecked(b);
+    } finally {
+      b.release();
+    }
+  }
 
+  /**
+   * Apply one transaction given as a StoreOpBatch (keys and values as ranges of byte buffers): the
+   * primary applies the operations straight from the WAL record it is building, so the store and
+   * the WAL get the same bytes with no per-op objects. Same checks and atomicity as
+   * applyTransaction (which is this with StoreOp objects).
+   */
+  applyBatch(b: StoreOpBatch): void {
+    const n = b.n;
+    if (n === 0) return;
+    for (let i = 0; i < n; i++) {
+      const k = b.kind[i];
+      if (k !== BATCH_PUT && k !== BATCH_DELETE) throw Errors.invalidOption(`ops[${i}].kind`, `must be ${BATCH_PUT} (put) or ${BATCH_DELETE} (delete), got ${String(k)}`);
+      const tl = b.tableBytes[i]!.length;
+      if (tl === 0 || tl > MAX_TABLE_NAME_BYTES) throw Errors.invalidTable(b.table[i]!);
+      if (b.keyLen[i]! > MAX_KEY_BYTES) throw Errors.invalidKey(`ops[${i}].key is ${b.keyLen[i]} bytes, more than maxKeyBytes (${MAX_KEY_BYTES})`);
+      if (k === BATCH_PUT && b.valLen[i]! > this.maxValueBytes) throw Errors.valueTooLarge(b.valLen[i]!, this.maxValueBytes);
+    }
+    this.applyChecked(b);
+  }
+
+  private applyChecked(b: StoreOpBatch): void {
     this.refuseWriteWhileReading('apply a transaction');
     this.latch.acquireWrite();
     try {
       this.m.refresh();
-      const valRefs = this.reserve(ops, names);
+      this.reserve(b);
       try {
-        this.applyReserved(ops, names, valRefs);
+        this.applyReserved(b);
       } finally {
         this.releasePool();
       }
@@ -559,50 +673,58 @@ export class SharedStore {
   // transaction internals
 
   /**
-   * Allocate and fill every value block; make sure keys and split nodes cannot run out of space
-   * (bump space, else reserve into this.pool). On failure free everything and throw storeFull.
+   * Allocate and fill every value block (refs in this.valRefs); make sure keys and split nodes
+   * cannot run out of space (bump space, else reserve into this.pool). On failure free everything
+   * and throw storeFull.
    */
-  private reserve(ops: readonly StoreOp[], names: Uint8Array[]): number[] {
+  private reserve(b: StoreOpBatch): void {
     const m = this.m;
-    const n = ops.length;
-    const valRefs: number[] = new Array(n).fill(0);
+    const n = b.n;
+    if (this.valRefs.length < n) this.valRefs = new Array<number>(Math.max(n, this.valRefs.length * 2)).fill(0);
+    const valRefs = this.valRefs;
     let puts = 0;
     let keyBytes = 0;
     let nodeSlots = 0; // sum over puts of the table's height
     let newTables: Map<string, number> | undefined;
     for (let i = 0; i < n; i++) {
-      const op = ops[i]!;
-      if (op.kind !== 'put') continue;
-      const len = op.value!.length;
+      valRefs[i] = 0;
+      if (b.kind[i] !== BATCH_PUT) continue;
+      const len = b.valLen[i]!;
       if (len > 0) {
         const ref = m.alloc(len);
         if (ref === 0) {
-          for (let j = 0; j < i; j++) if (valRefs[j] !== 0) m.free(valRefs[j]!, ops[j]!.value!.length);
+          for (let j = 0; j < i; j++) if (valRefs[j] !== 0) m.free(valRefs[j]!, b.valLen[j]!);
           throw Errors.storeFull(this.maxStoreBytes);
         }
-        copyToShared(m.u8, ref, op.value!);
+        const off = b.valOff[i]!;
+        copyToShared(m.u8, ref, b.valBuf[i]!.subarray(off, off + len));
         valRefs[i] = ref;
       }
       puts++;
-      keyBytes += blockBytes(K_BYTES + op.key.length);
-      const desc = this.findTableBytes(op.table, names[i]!);
+      keyBytes += blockBytes(K_BYTES + b.keyLen[i]!);
+      const table = b.table[i]!;
+      const desc = this.findTableBytes(table, b.tableBytes[i]!);
       if (desc !== 0) nodeSlots += m.u32[(desc >>> 2) + D_HEIGHT]!;
       else {
         nodeSlots += 1;
         if (newTables === undefined) newTables = new Map();
-        if (!newTables.has(op.table)) newTables.set(op.table, names[i]!.length);
+        if (!newTables.has(table)) newTables.set(table, b.tableBytes[i]!.length);
       }
     }
-    // height can grow by one per MIN_SPLIT_FILL-fold growth of the tree within this transaction
-    const growth = 1 + Math.ceil(Math.log(puts + 1) / Math.log(MIN_SPLIT_FILL));
+    // height can grow by one per MIN_SPLIT_FILL-fold growth of the tree within this transaction:
+    // growth = 1 + ceil(log_MIN_SPLIT_FILL(puts + 1))
+    let growth = 1;
+    for (let x = 1; x < puts + 1; x *= MIN_SPLIT_FILL) growth++;
     let nodes = nodeSlots + puts * growth;
     const dirH = m.u32[(S_DIR >>> 2) + D_HEIGHT]!;
-    for (const len of newTables?.values() ?? []) {
-      nodes += 1 + dirH + growth;
-      keyBytes += blockBytes(K_BYTES + len) + blockBytes(DESC_BYTES);
+    if (newTables !== undefined) {
+      for (const len of newTables.values()) {
+        nodes += 1 + dirH + growth;
+        keyBytes += blockBytes(K_BYTES + len) + blockBytes(DESC_BYTES);
+      }
     }
     const need = nodes * NODE_BYTES + keyBytes;
-    if (need <= m.bumpRemaining()) return valRefs; // allocations below cannot fail
+    if (need <= m.bumpRemaining()) return; // allocations below cannot fail
     // slow path: reserve every block now
     const pool = new Map<number, number[]>();
     const take = (size: number): boolean => {
@@ -616,7 +738,7 @@ export class SharedStore {
     };
     let ok = true;
     for (let i = 0; ok && i < nodes; i++) ok = take(NODE_BYTES);
-    for (let i = 0; ok && i < n; i++) if (ops[i]!.kind === 'put') ok = take(K_BYTES + ops[i]!.key.length);
+    for (let i = 0; ok && i < n; i++) if (b.kind[i] === BATCH_PUT) ok = take(K_BYTES + b.keyLen[i]!);
     for (const len of newTables?.values() ?? []) {
       if (ok) ok = take(K_BYTES + len);
       if (ok) ok = take(DESC_BYTES);
@@ -624,10 +746,9 @@ export class SharedStore {
     this.pool = pool;
     if (!ok) {
       this.releasePool();
-      for (let j = 0; j < n; j++) if (valRefs[j] !== 0) m.free(valRefs[j]!, ops[j]!.value!.length);
+      for (let j = 0; j < n; j++) if (valRefs[j] !== 0) m.free(valRefs[j]!, b.valLen[j]!);
       throw Errors.storeFull(this.maxStoreBytes);
     }
-    return valRefs;
   }
 
   private releasePool(): void {
@@ -652,19 +773,19 @@ export class SharedStore {
     return ref;
   }
 
-  private applyReserved(ops: readonly StoreOp[], names: Uint8Array[], valRefs: number[]): void {
+  private applyReserved(b: StoreOpBatch): void {
     const m = this.m;
+    const valRefs = this.valRefs;
     // tables that lost entries: dropped at the end if empty (only deletes can empty a table)
     let touched: Map<string, Uint8Array> | undefined;
-    for (let i = 0; i < ops.length; i++) {
-      const op = ops[i]!;
-      const nb = names[i]!;
-      let desc = this.findTableBytes(op.table, nb);
-      const k = this.skA.set(op.key);
-      if (op.kind === 'put') {
-        if (desc === 0) desc = this.createTable(op.table, nb);
-        const len = op.value!.length;
-        const lenFlag = (len | (op.keyIsString ? KEY_IS_STRING : 0)) >>> 0;
+    for (let i = 0; i < b.n; i++) {
+      const table = b.table[i]!;
+      const nb = b.tableBytes[i]!;
+      let desc = this.findTableBytes(table, nb);
+      const k = this.skA.setFrom(b.keyBuf[i]!, b.keyOff[i]!, b.keyLen[i]!);
+      if (b.kind[i] === BATCH_PUT) {
+        if (desc === 0) desc = this.createTable(table, nb);
+        const lenFlag = (b.valLen[i]! | (b.keyIsString[i] ? KEY_IS_STRING : 0)) >>> 0;
         if (this.treePut(desc, k, valRefs[i]!, lenFlag)) {
           m.free(this.oldVal, this.oldLen & LEN_MASK);
         } else {
@@ -676,7 +797,7 @@ export class SharedStore {
           m.free(this.oldVal, this.oldLen & LEN_MASK);
           m.f64[S_ENTRIES / 8] = m.f64[S_ENTRIES / 8]! - 1;
           if (touched === undefined) touched = new Map();
-          touched.set(op.table, nb);
+          touched.set(table, nb);
         }
       }
     }
@@ -733,12 +854,17 @@ export class SharedStore {
     u32[w + N_CHILD0] = 0;
   }
 
-  private newKeyBlock(key: Uint8Array): number {
-    const ref = this.allocW(K_BYTES + key.length);
+  private newKeyBlock(k: SearchKey): number {
+    const n = k.len;
+    const ref = this.allocW(K_BYTES + n);
     const m = this.m;
     m.u32[(ref >>> 2) + K_REFS] = 1;
-    m.u32[(ref >>> 2) + K_LEN] = key.length;
-    m.u8.set(key, ref + K_BYTES);
+    m.u32[(ref >>> 2) + K_LEN] = n;
+    const u8 = m.u8;
+    const kb = k.u8;
+    const at = ref + K_BYTES;
+    if (n <= 32) for (let i = 0; i < n; i++) u8[at + i] = kb[i]!;
+    else u8.set(kb.subarray(0, n), at);
     return ref;
   }
 
@@ -775,7 +901,7 @@ export class SharedStore {
       }
     }
     const u8 = this.m.u8;
-    const kb = k.bytes;
+    const kb = k.u8;
     const bb = base << 2;
     for (let i = n < 4 ? n : words << 2; i < n; i++) {
       const d = kb[i]! - u8[bb + i]!;
@@ -849,7 +975,7 @@ export class SharedStore {
       u32[s + S_LEN] = lenFlag;
       return true;
     }
-    const keyRef = this.newKeyBlock(k.bytes);
+    const keyRef = this.newKeyBlock(k);
     this.leafInsert(d, leaf, depth, pos, k.prefix, keyRef, valRef, lenFlag);
     this.m.u32[(d >>> 2) + D_COUNT]!++; // re-read: allocations may have grown the buffer
     return false;

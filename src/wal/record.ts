@@ -12,7 +12,8 @@ import {
 } from './consts.js';
 import { CRC32C_INIT, crc32cFinal, crc32cUpdate } from './crc32c.js';
 import { type Lsn, readLsnLE, writeLsnLE } from './lsn.js';
-import type { StoreOp } from '../storage/store.js';
+import { BATCH_DELETE, BATCH_PUT, MAX_KEY_BYTES, type StoreOp, type StoreOpBatch } from '../storage/store.js';
+import { encodeValue, fastValueBound, writeValue } from '../util/codec.js';
 
 /** Op kinds as written in WAL. */
 export const OP_PUT = 1;
@@ -161,6 +162,207 @@ export function buildTxnRecord(xid: number, prev: Lsn, commitTimeUs: number, ops
   assert(p === totLen, 'TXN record size mismatch');
   finishRecord(out, totLen);
   return out;
+}
+
+/** Offset of the first op in a TxnRecordBuilder: header, long main-data header, commit time, op count. */
+const TXN_OPS_START = SIZE_OF_XLOG_RECORD + 5 + 8 + 4;
+/** A builder grown past this goes back to its initial size on reset(). */
+const BUILDER_KEEP_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Builds one TXN record in place, op by op, in a reused buffer: keys and values are encoded
+ * straight into the record (values as encodeValue's bytes), and the builder is the StoreOpBatch
+ * of those same bytes, so the store applies exactly what the record logs with no per-op
+ * objects. Same format as buildTxnRecord. Used by one thread; reset() before each transaction.
+ * An op is written in three steps (openOp, writeValue for puts, closeOp) and only closeOp
+ * makes it part of the record, so an op refused half-way (bad key, value too large) leaves none.
+ */
+export class TxnRecordBuilder implements StoreOpBatch {
+  buf: Uint8Array;
+  /** end of the closed ops */
+  pos = TXN_OPS_START;
+  n = 0;
+  readonly kind: number[] = [];
+  readonly table: string[] = [];
+  readonly tableBytes: Uint8Array[] = [];
+  readonly keyBuf: Uint8Array[] = [];
+  readonly keyOff: number[] = [];
+  readonly keyLen: number[] = [];
+  readonly keyIsString: boolean[] = [];
+  readonly valBuf: Uint8Array[] = [];
+  readonly valOff: number[] = [];
+  readonly valLen: number[] = [];
+  // the op being written
+  private cur = 0;
+  private pKind = 0;
+  private pTable = '';
+  private pTableBytes: Uint8Array = new Uint8Array(0);
+  private pKeyOff = 0;
+  /** key length of the op being written */
+  pKeyLen = 0;
+  private pKeyIsString = false;
+  private pValOff = 0;
+  private pValLen = 0;
+
+  constructor(private readonly initialBytes = 64 * 1024) {
+    this.buf = new Uint8Array(Math.max(initialBytes, 256));
+  }
+
+  reset(): void {
+    if (this.buf.length > BUILDER_KEEP_BYTES) this.buf = new Uint8Array(Math.max(this.initialBytes, 256));
+    for (let i = 0; i < this.n; i++) {
+      this.keyBuf[i] = this.buf;
+      this.valBuf[i] = this.buf;
+    }
+    this.pos = TXN_OPS_START;
+    this.n = 0;
+  }
+
+  /** Size of the record the closed ops make. */
+  recordBytes(): number {
+    return mainDataRecordSize(this.pos - (SIZE_OF_XLOG_RECORD + 5));
+  }
+
+  private room(end: number): Uint8Array {
+    const b = this.buf;
+    if (end <= b.length) return b;
+    const nb = new Uint8Array(Math.max(end, b.length * 2));
+    nb.set(b.subarray(0, this.cur));
+    this.buf = nb;
+    return nb;
+  }
+
+  /**
+   * Start an op: kind OP_PUT/OP_DELETE, table (validated by the caller; tb = its UTF-8) and key
+   * (a string is stored as UTF-8 with the key-is-string flag). Throws invalidKey (nothing written).
+   */
+  openOp(kind: number, table: string, tb: Uint8Array, key: string | Uint8Array): void {
+    let p = this.pos;
+    this.cur = p;
+    const tl = tb.length;
+    const keyAt = p + 3 + tl + 4;
+    let klen: number;
+    let isString: boolean;
+    if (typeof key === 'string') {
+      isString = true;
+      const n = key.length;
+      const b = this.room(keyAt + n * 3);
+      klen = -1;
+      if (n <= 64) {
+        let i = 0;
+        for (; i < n; i++) {
+          const c = key.charCodeAt(i);
+          if (c >= 0x80) break;
+          b[keyAt + i] = c;
+        }
+        if (i === n) klen = n;
+      }
+      if (klen < 0) klen = enc.encodeInto(key, b.subarray(keyAt, keyAt + n * 3)).written;
+    } else if (key instanceof Uint8Array) {
+      isString = false;
+      klen = key.length;
+      const b = this.room(keyAt + klen);
+      if (klen <= 32) for (let i = 0; i < klen; i++) b[keyAt + i] = key[i]!;
+      else b.set(key, keyAt);
+    } else {
+      throw Errors.invalidKey('must be a string or Uint8Array');
+    }
+    if (klen === 0) throw Errors.invalidKey('must not be empty');
+    if (klen > MAX_KEY_BYTES) throw Errors.invalidKey(`longer than ${MAX_KEY_BYTES} bytes (${klen})`);
+    const b = this.buf;
+    b[p++] = kind;
+    b[p++] = isString ? OPF_KEY_IS_STRING : 0;
+    b[p++] = tl;
+    for (let i = 0; i < tl; i++) b[p + i] = tb[i]!;
+    p += tl;
+    putU32(b, p, klen);
+    this.pKind = kind;
+    this.pTable = table;
+    this.pTableBytes = tb;
+    this.pKeyOff = keyAt;
+    this.pKeyLen = klen;
+    this.pKeyIsString = isString;
+    this.pValOff = 0;
+    this.pValLen = 0;
+    this.cur = keyAt + klen;
+  }
+
+  /** A put's value, encoded as encodeValue(value) would; returns the encoded length. */
+  writeValue(value: unknown): number {
+    const lenAt = this.cur;
+    const at = lenAt + 4;
+    let end = -1;
+    const bound = fastValueBound(value);
+    if (bound >= 0) end = writeValue(value, this.room(at + bound), at);
+    if (end < 0) {
+      const v = encodeValue(value);
+      this.room(at + v.length).set(v, at);
+      end = at + v.length;
+    }
+    const len = end - at;
+    putU32(this.buf, lenAt, len);
+    this.pValOff = at;
+    this.pValLen = len;
+    this.cur = end;
+    return len;
+  }
+
+  /** Make the op being written part of the record. */
+  closeOp(): void {
+    const i = this.n;
+    if (i === this.kind.length) {
+      this.kind.push(0);
+      this.table.push('');
+      this.tableBytes.push(this.pTableBytes);
+      this.keyBuf.push(this.buf);
+      this.keyOff.push(0);
+      this.keyLen.push(0);
+      this.keyIsString.push(false);
+      this.valBuf.push(this.buf);
+      this.valOff.push(0);
+      this.valLen.push(0);
+    }
+    this.kind[i] = this.pKind === OP_PUT ? BATCH_PUT : BATCH_DELETE;
+    this.table[i] = this.pTable;
+    this.tableBytes[i] = this.pTableBytes;
+    this.keyOff[i] = this.pKeyOff;
+    this.keyLen[i] = this.pKeyLen;
+    this.keyIsString[i] = this.pKeyIsString;
+    this.valOff[i] = this.pValOff;
+    this.valLen[i] = this.pValLen;
+    this.n = i + 1;
+    this.pos = this.cur;
+  }
+
+  /** Point every op's key and value at the current buffer (it may have grown): call before applying. */
+  seal(): void {
+    const b = this.buf;
+    for (let i = 0; i < this.n; i++) {
+      this.keyBuf[i] = b;
+      this.valBuf[i] = b;
+    }
+  }
+
+  /**
+   * Finish the record (header with xid, xl_prev and CRC; commit time; op count) and return it: a
+   * view of this builder's buffer, valid until the next reset(). Throws transactionTooLarge past
+   * MAX_RECORD_BYTES.
+   */
+  finish(xid: number, prev: Lsn, commitTimeUs: number): Uint8Array {
+    const mainStart = SIZE_OF_XLOG_RECORD + 5;
+    const mainLen = this.pos - mainStart;
+    const totLen = mainDataRecordSize(mainLen);
+    if (totLen > MAX_RECORD_BYTES) throw Errors.transactionTooLarge(totLen, MAX_RECORD_BYTES);
+    // a short main-data header (2 bytes, not 5) puts the record 3 bytes later in the buffer
+    const start = this.pos - totLen;
+    const rec = this.buf.subarray(start, this.pos);
+    const p = beginMainDataRecord(rec, xid, prev, RM_WALSTREAM_ID, WS_TXN, mainLen);
+    assert(start + p === mainStart, 'TXN builder layout');
+    writeLsnLE(rec, p, commitTimeUs);
+    putU32(rec, p + 8, this.n);
+    finishRecord(rec, totLen);
+    return rec;
+  }
 }
 
 export interface DecodedTxn {

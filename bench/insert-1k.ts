@@ -1,0 +1,35 @@
+// Standalone runner for the 1 KiB synchronous_commit=off insert loop of `bench commit`
+// (insertBandwidth): the same public-API loop, for profiling with `node --cpu-prof`.
+// Usage: node dist/bench/insert-1k.js [seconds]. Prints JSON; removes its temp data directory.
+
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Primary } from '../src/primary/primary.js';
+
+async function main() {
+  const seconds = Number(process.argv[2] ?? 2);
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'walstream-ins1k-'));
+  const p = await Primary.open({ dataDir: path.join(base, 'data'), checkpointTimeoutMs: 0, maxWalSizeBytes: 4 * 2 ** 30, walBuffersBytes: 64 << 20 });
+  try {
+    const value = new Uint8Array(1024 - 40).fill(0x61);
+    const start = p.insertLsn;
+    const t0 = performance.now();
+    const stopAt = t0 + seconds * 1000;
+    let n = 0;
+    while (performance.now() < stopAt) {
+      for (let i = 0; i < 1000; i++) {
+        await p.transaction((tx) => tx.put('wal', `r${(n + i) % 10_000}`, value), { synchronousCommit: 'off' });
+      }
+      n += 1000;
+    }
+    const secs = (performance.now() - t0) / 1000;
+    await p.flush();
+    const bytes = p.insertLsn - start;
+    console.log(JSON.stringify({ records: n, avgRecordBytes: Math.round(bytes / n), walMBps: +(bytes / secs / 1e6).toFixed(1), recordsPerSec: Math.round(n / secs), usPerTxn: +((secs * 1e6) / n).toFixed(2) }));
+  } finally {
+    await p.close();
+    fs.rmSync(base, { recursive: true, force: true });
+  }
+}
+await main();
