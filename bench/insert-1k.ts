@@ -10,9 +10,10 @@ import { Primary } from '../src/primary/primary.js';
 async function main() {
   const seconds = Number(process.argv[2] ?? 2);
   const base = fs.mkdtempSync(path.join(os.tmpdir(), 'walstream-ins1k-'));
-  const p = await Primary.open({ dataDir: path.join(base, 'data'), checkpointTimeoutMs: 0, maxWalSizeBytes: 4 * 2 ** 30, walBuffersBytes: 64 << 20 });
+  const p = await Primary.open({ dataDir: path.join(base, 'data'), checkpointTimeoutMs: 0, maxWalSizeBytes: 4 * 2 ** 30, walBuffersBytes: Number(process.env.RING_MB ?? 64) << 20 });
   try {
     const value = new Uint8Array(1024 - 40).fill(0x61);
+    const s0 = p.stats();
     const start = p.insertLsn;
     const t0 = performance.now();
     const stopAt = t0 + seconds * 1000;
@@ -26,7 +27,11 @@ async function main() {
     const secs = (performance.now() - t0) / 1000;
     await p.flush();
     const bytes = p.insertLsn - start;
-    console.log(JSON.stringify({ records: n, avgRecordBytes: Math.round(bytes / n), walMBps: +(bytes / secs / 1e6).toFixed(1), recordsPerSec: Math.round(n / secs), usPerTxn: +((secs * 1e6) / n).toFixed(2) }));
+    const s1 = p.stats();
+    console.log(JSON.stringify({
+      records: n, avgRecordBytes: Math.round(bytes / n), walMBps: +(bytes / secs / 1e6).toFixed(1), recordsPerSec: Math.round(n / secs),
+      usPerTxn: +((secs * 1e6) / n).toFixed(2), ringWaits: s1.ringWaits - s0.ringWaits, walWrites: s1.walWrites - s0.walWrites, walFsyncs: s1.walFsyncs - s0.walFsyncs,
+    }));
   } finally {
     await p.close();
     fs.rmSync(base, { recursive: true, force: true });

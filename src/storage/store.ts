@@ -290,6 +290,9 @@ interface TableCacheEntry {
   bytes: Uint8Array;
 }
 
+/** Values up to this size are copied into the arena through a bounce buffer when misaligned (larger: copyToShared). */
+const BOUNCE_MAX_BYTES = 256 * 1024;
+
 /** Copies of at most COPY_SLAB_MAX_BYTES share COPY_SLAB_BYTES ArrayBuffers. */
 const COPY_SLAB_BYTES = 64 * 1024;
 const COPY_SLAB_MAX_BYTES = 4 * 1024;
@@ -331,6 +334,9 @@ export class SharedStore {
   private readonly opsBatch = new OpsBatch();
   /** value blocks of the running transaction, by op index */
   private valRefs: number[] = new Array<number>(16).fill(0);
+  /** table descriptor of each put as reserve() found it (0: not there yet) */
+  private opDesc: number[] = new Array<number>(16).fill(0);
+  private bounce = new Uint8Array(4096);
 
   private constructor(handle: StoreHandle) {
     this.handle = handle;
@@ -680,14 +686,19 @@ export class SharedStore {
   private reserve(b: StoreOpBatch): void {
     const m = this.m;
     const n = b.n;
-    if (this.valRefs.length < n) this.valRefs = new Array<number>(Math.max(n, this.valRefs.length * 2)).fill(0);
+    if (this.valRefs.length < n) {
+      this.valRefs = new Array<number>(Math.max(n, this.valRefs.length * 2)).fill(0);
+      this.opDesc = new Array<number>(this.valRefs.length).fill(0);
+    }
     const valRefs = this.valRefs;
+    const opDesc = this.opDesc;
     let puts = 0;
     let keyBytes = 0;
     let nodeSlots = 0; // sum over puts of the table's height
     let newTables: Map<string, number> | undefined;
     for (let i = 0; i < n; i++) {
       valRefs[i] = 0;
+      opDesc[i] = 0;
       if (b.kind[i] !== BATCH_PUT) continue;
       const len = b.valLen[i]!;
       if (len > 0) {
@@ -696,14 +707,14 @@ export class SharedStore {
           for (let j = 0; j < i; j++) if (valRefs[j] !== 0) m.free(valRefs[j]!, b.valLen[j]!);
           throw Errors.storeFull(this.maxStoreBytes);
         }
-        const off = b.valOff[i]!;
-        copyToShared(m.u8, ref, b.valBuf[i]!.subarray(off, off + len));
+        this.copyIn(ref, b.valBuf[i]!, b.valOff[i]!, len);
         valRefs[i] = ref;
       }
       puts++;
       keyBytes += blockBytes(K_BYTES + b.keyLen[i]!);
       const table = b.table[i]!;
       const desc = this.findTableBytes(table, b.tableBytes[i]!);
+      opDesc[i] = desc;
       if (desc !== 0) nodeSlots += m.u32[(desc >>> 2) + D_HEIGHT]!;
       else {
         nodeSlots += 1;
@@ -751,6 +762,25 @@ export class SharedStore {
     }
   }
 
+  /**
+   * Copy src[off, off + len) to arena offset ref (16-aligned). Shared memory is copied a word at a
+   * time only when source and destination agree mod 8 (limits-here.md), so a source that does not
+   * (a value inside a WAL record) goes through an ordinary bounce buffer placed to agree.
+   */
+  private copyIn(ref: number, src: Uint8Array, off: number, len: number): void {
+    const u8 = this.m.u8;
+    if (len < 64 || ((src.byteOffset + off) & 7) === 0 || len > BOUNCE_MAX_BYTES) {
+      if (len <= 16) for (let i = 0; i < len; i++) u8[ref + i] = src[off + i]!;
+      else copyToShared(u8, ref, src.subarray(off, off + len));
+      return;
+    }
+    let bounce = this.bounce;
+    if (bounce.length < len) bounce = this.bounce = new Uint8Array(Math.min(BOUNCE_MAX_BYTES, Math.max(len, bounce.length * 2)));
+    // ref is 16-aligned and the bounce buffer starts 8-aligned: copy to its start, then across.
+    bounce.set(src.subarray(off, off + len));
+    u8.set(len === bounce.length ? bounce : bounce.subarray(0, len), ref);
+  }
+
   private releasePool(): void {
     const pool = this.pool;
     if (pool === null) return;
@@ -778,10 +808,13 @@ export class SharedStore {
     const valRefs = this.valRefs;
     // tables that lost entries: dropped at the end if empty (only deletes can empty a table)
     let touched: Map<string, Uint8Array> | undefined;
+    const opDesc = this.opDesc;
     for (let i = 0; i < b.n; i++) {
       const table = b.table[i]!;
       const nb = b.tableBytes[i]!;
-      let desc = this.findTableBytes(table, nb);
+      // reserve() looked puts' tables up; a table created by an earlier op of this transaction is new
+      let desc = opDesc[i]!;
+      if (desc === 0) desc = this.findTableBytes(table, nb);
       const k = this.skA.setFrom(b.keyBuf[i]!, b.keyOff[i]!, b.keyLen[i]!);
       if (b.kind[i] === BATCH_PUT) {
         if (desc === 0) desc = this.createTable(table, nb);

@@ -512,6 +512,23 @@ export function crc32cFinal(state: number): number {
   return (state ^ 0xffffffff) >>> 0;
 }
 
+/**
+ * crc32c(buf, start, end) for ordinary (not shared) memory, with less work per call (the WAL record
+ * builder calls it once per transaction): a range that fits the WebAssembly stream goes in with one
+ * copy and one call.
+ */
+export function crc32cOrdinary(buf: Uint8Array, start: number, end: number): number {
+  const n = end - start;
+  if (n >= wasmMinBytes && n <= chunkBytes + D1 + 16 && start >= 0 && end <= buf.length && !(buf.buffer instanceof SharedArrayBuffer)) {
+    if (kernel === undefined) kernel = instantiate();
+    if (kernel) {
+      kernel.mem.set(buf.subarray(start, end), DATA_BASE);
+      return (kernel.final(DATA_BASE, n, DATA_BASE, CRC32C_INIT | 0, 1) ^ 0xffffffff) >>> 0;
+    }
+  }
+  return crc32c(buf, start, end);
+}
+
 /** One-shot CRC-32C of `buf[start, end)`. CRC("123456789") = 0xE3069283. */
 export function crc32c(buf: Uint8Array, start = 0, end = buf.length): number {
   return crc32cFinal(crc32cUpdate(CRC32C_INIT, buf, start, end));

@@ -40,6 +40,8 @@ export class WalInserter {
   /** INSERTED_UPTO last published; the walwriter is kicked when un-written WAL passes kickBytes. */
   private kickBytes: number;
   private kickedAtWritten = -1;
+  /** WRITTEN as last read (a lower bound of the current value) */
+  private seenWritten = -Infinity;
   private readonly ringBytes: number;
   waitsForRingSpace = 0;
 
@@ -76,26 +78,42 @@ export class WalInserter {
     let p = this.pos;
     if (p % XLOG_BLCKSZ === 0) p += this.initPage(p, false, 0);
     const start = p;
-    let done = 0;
-    while (done < totLen) {
-      const pageEnd = p - (p % XLOG_BLCKSZ) + XLOG_BLCKSZ;
-      const n = Math.min(pageEnd - p, totLen - done);
-      copyToShared(ring, ctl.ringOffset(p), rec.subarray(done, done + n));
-      done += n;
-      p += n;
-      if (done < totLen) p += this.initPage(p, true, totLen - done);
+    const room = XLOG_BLCKSZ - (p % XLOG_BLCKSZ);
+    let off = ctl.ringOffset(p);
+    if (totLen <= room) {
+      // the common case: the record fits on this page
+      copyToShared(ring, off, totLen === rec.length ? rec : rec.subarray(0, totLen));
+      p += totLen;
+      off += totLen;
+    } else {
+      let done = 0;
+      while (done < totLen) {
+        const pageEnd = p - (p % XLOG_BLCKSZ) + XLOG_BLCKSZ;
+        const n = Math.min(pageEnd - p, totLen - done);
+        copyToShared(ring, ctl.ringOffset(p), rec.subarray(done, done + n));
+        done += n;
+        p += n;
+        if (done < totLen) p += this.initPage(p, true, totLen - done);
+      }
+      off = ctl.ringOffset(p);
     }
-    const end = Math.ceil(p / MAXALIGN) * MAXALIGN;
-    // Alignment padding is part of the WAL stream and must be zero (ring pages are not pre-zeroed).
-    if (end > p) ring.fill(0, ctl.ringOffset(p), ctl.ringOffset(p) + (end - p));
+    // Alignment padding is part of the WAL stream and must be zero (ring pages are not pre-zeroed);
+    // it never crosses a page (pages are MAXALIGNed).
+    const pad = (MAXALIGN - (p % MAXALIGN)) % MAXALIGN;
+    for (let i = 0; i < pad; i++) ring[off + i] = 0;
+    const end = p + pad;
     this.pos = end;
     this.prev = start;
     ctl.store(XC_INSERTED_UPTO, end);
-    const written = ctl.load(XC_WRITTEN);
-    // Kick the walwriter once per write it has not yet answered (not on every insert).
-    if (end - written >= this.kickBytes && written !== this.kickedAtWritten) {
-      this.kickedAtWritten = written;
-      ctl.setLatch(XC_WALWRITER_LATCH);
+    // Kick the walwriter once per write it has not yet answered (not on every insert). WRITTEN only
+    // grows, so it needs reading only once `end` is kickBytes past the value last seen.
+    if (end - this.seenWritten >= this.kickBytes) {
+      const written = ctl.load(XC_WRITTEN);
+      this.seenWritten = written;
+      if (end - written >= this.kickBytes && written !== this.kickedAtWritten) {
+        this.kickedAtWritten = written;
+        ctl.setLatch(XC_WALWRITER_LATCH);
+      }
     }
     return { start, end };
   }

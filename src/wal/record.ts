@@ -10,7 +10,7 @@ import {
   WS_TXN, XLR_BLOCK_ID_DATA_LONG, XLR_BLOCK_ID_DATA_SHORT, XLR_BLOCK_ID_ORIGIN, XLR_BLOCK_ID_TOPLEVEL_XID,
   XLR_MAX_BLOCK_ID,
 } from './consts.js';
-import { CRC32C_INIT, crc32cFinal, crc32cUpdate } from './crc32c.js';
+import { CRC32C_INIT, crc32cFinal, crc32cOrdinary, crc32cUpdate } from './crc32c.js';
 import { type Lsn, readLsnLE, writeLsnLE } from './lsn.js';
 import { BATCH_DELETE, BATCH_PUT, MAX_KEY_BYTES, type StoreOp, type StoreOpBatch } from '../storage/store.js';
 import { encodeValue, fastValueBound, writeValue } from '../util/codec.js';
@@ -355,12 +355,17 @@ export class TxnRecordBuilder implements StoreOpBatch {
     if (totLen > MAX_RECORD_BYTES) throw Errors.transactionTooLarge(totLen, MAX_RECORD_BYTES);
     // a short main-data header (2 bytes, not 5) puts the record 3 bytes later in the buffer
     const start = this.pos - totLen;
-    const rec = this.buf.subarray(start, this.pos);
+    this.cur = this.pos;
+    const b = this.room(this.pos + 20); // room for the CRC's copy of the header (below)
+    const rec = b.subarray(start, this.pos);
     const p = beginMainDataRecord(rec, xid, prev, RM_WALSTREAM_ID, WS_TXN, mainLen);
     assert(start + p === mainStart, 'TXN builder layout');
     writeLsnLE(rec, p, commitTimeUs);
     putU32(rec, p + 8, this.n);
-    finishRecord(rec, totLen);
+    // CRC-32C of body then header[0, 20) (PostgreSQL's order) in one pass: a copy of the header
+    // bytes goes right after the record, so body and header are one contiguous range.
+    b.copyWithin(this.pos, start, start + 20);
+    putU32(rec, 20, crc32cOrdinary(b, start + SIZE_OF_XLOG_RECORD, this.pos + 20));
     return rec;
   }
 }
