@@ -1,11 +1,12 @@
 // tinybench: the pieces of a commit on the primary's thread, side by side with memcpy of the
-// same bytes (the limit): building a 1 KiB TXN record (CRC included), inserting it into the
-// wal_buffers ring, applying it to the store, and a whole synchronous_commit=off transaction.
+// same bytes (the limit): building a 1 KiB TXN record (CRC included; buildTxnRecord from op
+// objects, and TxnRecordBuilder as transactions do), inserting it into the wal_buffers ring,
+// applying it to the store, and a whole synchronous_commit=off transaction.
 import { Bench } from 'tinybench';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { buildTxnRecord, type TxnOp } from '../src/wal/record.js';
+import { buildTxnRecord, OP_PUT, TxnRecordBuilder, type TxnOp } from '../src/wal/record.js';
 import { XLogCtl, XC_WRITTEN } from '../src/wal/xlogctl.js';
 import { WalInserter } from '../src/wal/insert.js';
 import { SharedStore } from '../src/storage/store.js';
@@ -25,6 +26,23 @@ let k = 0;
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'walstream-bench-'));
 const primary = await Primary.open({ dataDir: path.join(dir, 'd'), checkpointTimeoutMs: 0, maxWalSizeBytes: 8 * 2 ** 30, walBuffersBytes: 64 << 20 });
 const raw = new Uint8Array(1024 - 60).fill(0x62);
+// the commit path's own pieces: the record built in place, and the store applying its bytes
+const builder = new TxnRecordBuilder();
+const walTable = new TextEncoder().encode('wal');
+const keys = Array.from({ length: 10_000 }, (_, i) => `r${i}`);
+const buildPut = (i: number) => {
+  builder.reset();
+  builder.openOp(OP_PUT, 'wal', walTable, keys[i % 10_000]!);
+  builder.writeValue(raw);
+  builder.closeOp();
+};
+const store2 = SharedStore.create({ maxStoreBytes: 256 << 20 });
+for (let i = 0; i < 10_000; i++) {
+  buildPut(i);
+  builder.seal();
+  store2.applyBatch(builder);
+}
+let j = 0;
 
 const bench = new Bench({ time: 1000 });
 bench
@@ -40,6 +58,15 @@ bench
   })
   .add('store.applyTransaction 1 put 1 KiB', () => {
     store.applyTransaction([{ kind: 'put', table: 'wal', key: ops[0]!.key, keyIsString: true, value }]);
+  })
+  .add('TxnRecordBuilder 1 put 1 KiB + finish (incl. CRC-32C)', () => {
+    buildPut(j++);
+    builder.finish(1000, 0, 0);
+  })
+  .add('TxnRecordBuilder 1 put + store.applyBatch (10k keys)', () => {
+    buildPut(j++);
+    builder.seal();
+    store2.applyBatch(builder);
   })
   .add('encodeValue 1 KiB Uint8Array', () => {
     encodeValue(raw);
