@@ -198,7 +198,7 @@ async function fromRealPg(root: string, volume: number) {
   }
 }
 
-async function live(root: string, n: number, seconds: number, rate: number, transport: BenchTransport = 'tcp') {
+export async function live(root: string, n: number, seconds: number, rate: number, transport: BenchTransport = 'tcp') {
   const p = await Primary.open({ dataDir: path.join(root, `lp${n}-${transport}`), walSegmentSize: SEG, checkpointTimeoutMs: 0, port: 0 });
   const standbys: Standby[] = [];
   try {

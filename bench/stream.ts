@@ -1,26 +1,43 @@
-// `walstream bench stream`: pg_receivewal catch-up throughput (MB/s) from walstream's walsender
-// beside the same from a real PostgreSQL 15 walsender, in one run over the same WAL volume
-// (already written, in the page cache), with pg_receivewal's default fsyncs and with --no-sync.
-// Also both walsenders feeding a client that discards the stream (bench/stream-discard.ts).
-// Each side first writes `volumeMiB` of WAL; pg_receivewal then streams it from the first
-// segment (a complete placeholder file for the segment before makes it start there) to the end
-// (-E). Owns a temp directory, a walstream primary and a throwaway PostgreSQL cluster; removes
-// them at the end. Prints JSON.
+// `walstream bench stream`: the streaming-replication catch-up matrix and live latency, in one run.
+// Catch-up (WAL already written, in the page cache; the same volume on each side, at least 1 GiB
+// for the acceptance figures), each pairing run `runs` times, interleaved so that the disk's noise
+// falls on all of them alike; medians, bests and ratios of medians:
+//   - walstream walsender → walstream walreceiver (wal-only mode: written and fdatasynced, like
+//     pg_receivewal), over TCP and through the SharedArrayBuffer rings of an in-process standby;
+//   - PostgreSQL's walsender → pg_receivewal (the reference);
+//   - walstream walsender → pg_receivewal, and PostgreSQL's walsender → walstream walreceiver;
+//   - each walsender feeding a client that discards the stream (the sender alone), and raw loopback
+//     TCP between two Node threads (the transport's ceiling).
+// pg_receivewal runs with its default fsyncs and, separately, with --no-sync.
+// Live: commit-to-visible-on-standby latency p50/p99 at a paced commit rate (10k/s by default) with
+// 1, 2 and 4 standbys (bench/standby.ts's live runner), beside the chain floor.
+// Owns a temp directory, a walstream primary and a throwaway PostgreSQL cluster; removes them at the
+// end. Prints JSON.
 
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Primary } from '../src/primary/primary.js';
+import { Standby } from '../src/standby/standby.js';
+import { DbState, writeControl } from '../src/storage/control.js';
 import { lsnToString, parseLsn, type Lsn } from '../src/wal/lsn.js';
 import { segmentFileName, segNo } from '../src/wal/segment.js';
 import { PG_BIN_DIR, startPgCluster, type PgCluster } from '../test/helpers/pgcluster.js';
+import { measureChainFloor } from './chain-floor.js';
+import { measureLoopbackTcp } from './raw-limits.js';
+import { live, type BenchTransport } from './standby.js';
 
 export interface StreamBenchOptions {
   volumeMiB: number;
   dir?: string | undefined;
   /** Runs per configuration (the best is reported beside the median). */
   runs: number;
+  /** Live runs: seconds each (0: no live runs), paced commits/s, standby counts, transports. */
+  liveSeconds?: number;
+  commitsPerSec?: number;
+  standbys?: number[];
+  liveTransports?: BenchTransport[];
 }
 
 const SEG = 16 * 1024 * 1024;
@@ -79,6 +96,47 @@ async function discard(port: number, user: string, startLsn: Lsn, endLsn: Lsn): 
   return { seconds, bytes, mbPerSec: bytes / 1e6 / seconds };
 }
 
+/**
+ * Our walreceiver in wal-only mode (pg_receivewal's job) from `startLsn` (a segment start) until it
+ * has flushed `endLsn`: a directory holding a control file with the server's identity and a
+ * complete placeholder for the segment before, so it resumes exactly there, as pg_receivewal does.
+ */
+async function walOnly(dir: string, sysid: bigint, via: { primary: Primary } | { host: string; port: number; user: string }, startLsn: Lsn, endLsn: Lsn): Promise<Run> {
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(path.join(dir, 'pg_wal'), { recursive: true });
+  writeControl(dir, { sysid, segSize: SEG, state: DbState.InArchiveRecovery, tli: 1, checkpointLsn: 0, redoLsn: 0, nextXid: 0, timeMs: Date.now(), snapshotName: '', minRecoveryPoint: 0 });
+  const seg = segNo(startLsn, SEG);
+  fs.writeFileSync(path.join(dir, 'pg_wal', segmentFileName(1, seg - 1, SEG)), Buffer.alloc(SEG));
+  const t0 = performance.now();
+  const s = await Standby.open({
+    dataDir: dir,
+    mode: 'wal-only',
+    ...('primary' in via ? { primary: via.primary } : { primaryConninfo: { host: via.host, port: via.port, user: via.user, applicationName: 'bench' } }),
+  });
+  try {
+    while (s.flushLsn < endLsn) {
+      if (performance.now() - t0 > 600_000) throw new Error(`wal-only catch-up stuck at ${lsnToString(s.flushLsn)}`);
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    const bytes = endLsn - startLsn;
+    return { seconds, bytes, mbPerSec: bytes / 1e6 / seconds };
+  } finally {
+    await s.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Between runs: write back what the last receiver left dirty and let the file system finish the
+ * removal of its gigabyte (ext4 here is mounted with `discard`), so that no run pays for the one
+ * before it.
+ */
+async function settleDisk(): Promise<void> {
+  await new Promise((resolve) => spawn('sync', [], { stdio: 'ignore' }).once('exit', resolve).once('error', resolve));
+  await new Promise((r) => setTimeout(r, 500));
+}
+
 function summary(runs: Run[]) {
   const r = runs.map((x) => x.mbPerSec).sort((a, b) => a - b);
   return { mbPerSec: +r[Math.floor(r.length / 2)]!.toFixed(1), best: +r[r.length - 1]!.toFixed(1), runs: r.map((x) => +x.toFixed(1)), bytes: runs[0]!.bytes };
@@ -126,39 +184,79 @@ export async function runStreamBench(o: StreamBenchOptions) {
     const pgEnd = parseLsn(pg.psql('SELECT pg_current_wal_flush_lsn()').trim());
     const env = { ...process.env, PGCONNECT_TIMEOUT: '10' };
 
-    const res: Record<string, Run[]> = { ours_fsync: [], pg_fsync: [], ours_nosync: [], pg_nosync: [], ours_discard: [], pg_discard: [] };
+    const pgSysid = BigInt(pg.psql('select system_identifier from pg_control_system()').trim());
+    const wsSysid = primary.systemIdentifier;
+    const ws = { host: '127.0.0.1', port: wsPort, user: 'bench' };
+    const pgc = { host: '127.0.0.1', port: pg.port, user: 'postgres' };
+
+    // The same pairings in the same order in every run, so the disk's noise falls on all alike.
+    const pairings: Array<[string, () => Promise<Run>]> = [
+      ['ours_e2e', () => walOnly(path.join(root, 'wo-ours'), wsSysid, ws, wsStart, wsEnd)],
+      ['pg_e2e', () => receive(pg!.port, 'postgres', env, path.join(root, 'rw-pg'), pgStart, pgEnd, false)],
+      ['ours_e2e_ring', () => walOnly(path.join(root, 'wo-ring'), wsSysid, { primary: primary! }, wsStart, wsEnd)],
+      ['ours_to_pgrw', () => receive(wsPort, 'bench', env, path.join(root, 'rw-ours'), wsStart, wsEnd, false)],
+      ['pg_to_ours', () => walOnly(path.join(root, 'wo-pg'), pgSysid, pgc, pgStart, pgEnd)],
+      ['ours_to_pgrw_nosync', () => receive(wsPort, 'bench', env, path.join(root, 'rw-ours'), wsStart, wsEnd, true)],
+      ['pg_nosync', () => receive(pg!.port, 'postgres', env, path.join(root, 'rw-pg'), pgStart, pgEnd, true)],
+      ['ours_discard', () => discard(wsPort, 'bench', wsStart, wsEnd)],
+      ['pg_discard', () => discard(pg!.port, 'postgres', pgStart, pgEnd)],
+    ];
+    const res: Record<string, Run[]> = Object.fromEntries(pairings.map(([k]) => [k, []]));
     for (let r = 0; r < o.runs; r++) {
-      res.ours_discard!.push(await discard(wsPort, 'bench', wsStart, wsEnd));
-      res.pg_discard!.push(await discard(pg.port, 'postgres', pgStart, pgEnd));
-      for (const noSync of [false, true]) {
-        const tag = noSync ? 'nosync' : 'fsync';
-        res[`ours_${tag}`]!.push(await receive(wsPort, 'bench', env, path.join(root, 'rw-ours'), wsStart, wsEnd, noSync));
-        res[`pg_${tag}`]!.push(await receive(pg.port, 'postgres', env, path.join(root, 'rw-pg'), pgStart, pgEnd, noSync));
+      for (const [k, run] of pairings) {
+        res[k]!.push(await run());
+        await settleDisk();
       }
     }
-    const ours = summary(res.ours_fsync!);
-    const theirs = summary(res.pg_fsync!);
-    const oursNs = summary(res.ours_nosync!);
-    const theirsNs = summary(res.pg_nosync!);
+    const loopback = await measureLoopbackTcp({ bytes: volume });
+    const sum = Object.fromEntries(Object.entries(res).map(([k, v]) => [k, summary(v)])) as Record<string, ReturnType<typeof summary>>;
+    const ratio = (a: string, b: string) => +(sum[a]!.mbPerSec / sum[b]!.mbPerSec).toFixed(2);
+    const catchup = {
+      what: 'catch-up of WAL already written (page cache); MB/s = 1e6 bytes/s; median of runs (best, all runs); every receiver writes and fdatasyncs unless marked nosync',
+      volumeMiB: o.volumeMiB,
+      walstream_walsender_to_walstream_walreceiver: sum.ours_e2e,
+      postgresql_walsender_to_pg_receivewal: sum.pg_e2e,
+      walstream_walsender_to_walstream_walreceiver_in_process_ring: sum.ours_e2e_ring,
+      walstream_walsender_to_pg_receivewal: sum.ours_to_pgrw,
+      postgresql_walsender_to_walstream_walreceiver: sum.pg_to_ours,
+      no_sync: { walstream_walsender_to_pg_receivewal: sum.ours_to_pgrw_nosync, postgresql_walsender_to_pg_receivewal: sum.pg_nosync },
+      discarding_client: { walstream_walsender: sum.ours_discard, postgresql_walsender: sum.pg_discard },
+      raw_loopback_tcp_node: { mbPerSec: +(loopback.bytesPerSec / 1e6).toFixed(1), bytes: loopback.bytes },
+      ratios: {
+        ours_end_to_end_vs_postgresql_end_to_end: ratio('ours_e2e', 'pg_e2e'),
+        ours_end_to_end_ring_vs_postgresql_end_to_end: ratio('ours_e2e_ring', 'pg_e2e'),
+        pg_receivewal_fed_by_ours_vs_by_postgresql: ratio('ours_to_pgrw', 'pg_e2e'),
+        pg_receivewal_no_sync_fed_by_ours_vs_by_postgresql: ratio('ours_to_pgrw_nosync', 'pg_nosync'),
+        our_walreceiver_vs_pg_receivewal_both_fed_by_postgresql: ratio('pg_to_ours', 'pg_e2e'),
+        walsender_to_discarding_client_ours_vs_postgresql: ratio('ours_discard', 'pg_discard'),
+        ours_end_to_end_vs_raw_loopback_tcp: +(sum.ours_e2e!.mbPerSec / (loopback.bytesPerSec / 1e6)).toFixed(2),
+      },
+    };
+    // Free the disk and the CPUs before the live runs.
+    await primary.close();
+    primary = null;
+    await pg.stop();
+    pg = null;
+
+    const liveRuns = [];
+    const liveSeconds = o.liveSeconds ?? 3;
+    if (liveSeconds > 0) {
+      const rate = o.commitsPerSec ?? 10_000;
+      for (const n of o.standbys ?? [1, 2, 4]) {
+        const floor = await measureChainFloor({ dir: root, seconds: liveSeconds, rate, standbys: n, warmupMs: 500 });
+        const byTransport = [];
+        for (const tr of o.liveTransports ?? ['tcp', 'ring']) byTransport.push(await live(path.join(root, 'live'), n, liveSeconds, rate, tr));
+        liveRuns.push({ standbys: n, rate, runs: byTransport, floor: { p50Ms: floor.p50Ms, p99Ms: floor.p99Ms } });
+      }
+    }
     return {
       bench: 'stream',
-      what: 'pg_receivewal catch-up of WAL already written (page cache), MB/s = 1e6 bytes/s, median of runs',
-      volumeMiB: o.volumeMiB,
-      walSegmentSize: SEG,
       cpus: os.cpus().length,
-      pg_receivewal_from_walstream: ours,
-      pg_receivewal_from_postgresql: theirs,
-      ratio_walstream_vs_postgresql: +(ours.mbPerSec / theirs.mbPerSec).toFixed(2),
-      discarding_client: {
-        what: 'a Node client that discards the stream (the walsender alone, without pg_receivewal)',
-        from_walstream: summary(res.ours_discard!),
-        from_postgresql: summary(res.pg_discard!),
-        ratio_walstream_vs_postgresql: +(summary(res.ours_discard!).mbPerSec / summary(res.pg_discard!).mbPerSec).toFixed(2),
-      },
-      no_sync: {
-        pg_receivewal_from_walstream: oursNs,
-        pg_receivewal_from_postgresql: theirsNs,
-        ratio_walstream_vs_postgresql: +(oursNs.mbPerSec / theirsNs.mbPerSec).toFixed(2),
+      walSegmentSize: SEG,
+      catchup,
+      live: {
+        what: 'commit (synchronous_commit=local) acknowledged → replayed on every standby, ms; floor = the same thread hops, TCP message and fdatasync with no walstream code (bench/chain-floor.ts)',
+        runs: liveRuns,
       },
     };
   } finally {

@@ -36,13 +36,23 @@ bench
 
 bench
   .command('stream')
-  .description("pg_receivewal catch-up MB/s from walstream's walsender beside a real PostgreSQL walsender, same volume, same run")
-  .option('--mib <n>', 'WAL volume in MiB per side', (v) => parseInt(v, 10), 256)
-  .option('--runs <n>', 'runs per configuration', (v) => parseInt(v, 10), 3)
+  .description('catch-up MB/s for every pairing of walsender (walstream, PostgreSQL) and receiver (walstream walreceiver, pg_receivewal), raw loopback TCP, and live commit-to-visible latency with 1/2/4 standbys, same volume, same run')
+  .option('--mib <n>', 'WAL volume in MiB per side', (v) => parseInt(v, 10), 1024)
+  .option('--runs <n>', 'runs per pairing (interleaved)', (v) => parseInt(v, 10), 3)
+  .option('--live-seconds <s>', 'seconds per live run (0: none)', (v) => parseFloat(v), 3)
+  .option('--rate <n>', 'paced commits/s in the live runs', (v) => parseInt(v, 10), 10_000)
+  .option('--standbys <list>', 'standby counts for the live runs', '1,2,4')
+  .option('--transports <list>', 'live runs over tcp, ring (in-process standby), or both', 'tcp,ring')
   .option('--dir <dir>', 'directory for the data (default: a temp dir)')
-  .action(async (o: { mib: number; runs: number; dir?: string }) => {
+  .action(async (o: { mib: number; runs: number; liveSeconds: number; rate: number; standbys: string; transports: string; dir?: string }) => {
     const { runStreamBench } = await import('../../bench/stream.js');
-    console.log(JSON.stringify(await runStreamBench({ volumeMiB: o.mib, runs: o.runs, dir: o.dir }), null, 2));
+    const transports = o.transports.split(',').map((x) => x.trim());
+    if (transports.some((t) => t !== 'tcp' && t !== 'ring')) throw new Error(`--transports: expected tcp and/or ring, got ${o.transports}`);
+    const res = await runStreamBench({
+      volumeMiB: o.mib, runs: o.runs, dir: o.dir, liveSeconds: o.liveSeconds, commitsPerSec: o.rate,
+      standbys: o.standbys.split(',').map((x) => parseInt(x, 10)), liveTransports: transports as ('tcp' | 'ring')[],
+    });
+    console.log(JSON.stringify(res, null, 2));
   });
 
 bench

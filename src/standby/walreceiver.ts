@@ -81,6 +81,19 @@ export const END_STREAMING_TIMEOUT_MS = 2_000;
 const RING_SPIN_ITERATIONS = 1000;
 /** When a burst ended on a full socket read, wait this long for more before fsyncing anyway. */
 const MORE_DATA_WAIT_MS = 1;
+/**
+ * A flush batch of at least this many bytes is fdatasynced in the background (libuv threadpool)
+ * while receiving and writing go on (at most one in flight: double buffering). Smaller batches (a
+ * live standby's commits) are fdatasynced at once on this thread: a threadpool round trip costs
+ * two thread wake-ups, which a synchronous replica's commit latency would pay.
+ */
+const BACKGROUND_FLUSH_MIN_BYTES = 256 * 1024;
+/**
+ * Catch-up: while the primary's WAL end is more than this many segments ahead of what we received,
+ * new segment files are created sparse instead of zero-filled (every byte of them is about to be
+ * overwritten with WAL: zero-filling would double the disk writes) and none is prepared ahead.
+ */
+const CATCHUP_SEGMENTS = 2;
 
 class FatalError extends Error {
   constructor(readonly err: WalstreamError) {
@@ -133,6 +146,13 @@ class WalReceiver {
   private written = 0;
   private flushed = 0;
   private unflushedBytes = 0;
+  /** The fdatasync batch in flight in the background (at most one), and its error if it failed. */
+  private flushing: Promise<void> | null = null;
+  private flushError: unknown = null;
+  /** fds with an fdatasync in flight: never closed under it. */
+  private readonly syncing = new Set<number>();
+  /** The primary's end of WAL as its latest XLogData said (walEnd): how far behind we are. */
+  private senderWalEnd = 0;
   private lastSent = { write: -1, flush: -1, apply: -1, at: 0 };
   private lastRecvAt = 0;
   private pingSent = false;
@@ -186,7 +206,7 @@ class WalReceiver {
           this.conn = null;
           this.inCopy = false;
           conn.disconnect();
-          this.flush(false);
+          await this.flushSettled(false);
         }
         if (this.walrcv.stopRequested) break;
         await this.retryWait();
@@ -278,13 +298,16 @@ class WalReceiver {
             if (m.dataStart !== expected) {
               throw Errors.protocolViolation(`unexpected XLogData at ${lsnToString(m.dataStart)}, expected ${lsnToString(expected)}`);
             }
+            if (m.walEnd > this.senderWalEnd) this.senderWalEnd = m.walEnd;
             const lastSeg = Math.floor((m.dataStart + m.data.length - 1) / this.segSize);
-            if (m.data.length > 0 && lastSeg !== this.curSeg) await this.preparer.settle(lastSeg);
+            if (m.data.length > 0 && lastSeg !== this.curSeg && !this.catchingUp) await this.preparer.settle(lastSeg);
             this.writeWal(m.dataStart, m.data);
             expected = m.dataStart + m.data.length;
             this.startLsn = expected;
             this.walrcv.noteMessage(m.walEnd, m.sendTime, preciseNowPgMicros());
-            if (this.unflushedBytes >= this.cfg.flushAfterBytes) this.flush(true);
+            // A full batch: fsync it in the background while the next one is received (this
+            // waits only if the previous batch's fsync is still running).
+            if (this.unflushedBytes >= this.cfg.flushAfterBytes) await this.flushBackground();
             break;
           }
           case 'keepalive':
@@ -292,7 +315,7 @@ class WalReceiver {
             if (m.replyRequested) this.replyNeeded = true;
             break;
           case 'endOfStream':
-            this.flush(true);
+            await this.flushSettled(true);
             this.sendReply(conn, true, false);
             await conn.endStreaming(END_STREAMING_TIMEOUT_MS);
             throw Errors.connectionFailure(`replication terminated by primary server: ${m.reason} at ${lsnToString(expected)}`);
@@ -309,11 +332,15 @@ class WalReceiver {
         this.reportedBytes = b;
       }
       if (this.written > this.walrcv.written) this.walrcv.publishWritten(this.written);
+      if (this.flushError !== null) throw new FatalError(this.fsyncFailed());
       // Batch fsyncs: not while the socket probably holds more (bounded by flushAfterBytes).
       const burstGoesOn = got && conn.moreDataLikely;
-      if (this.written > this.flushed && !burstGoesOn) this.flush(true);
+      if (this.flushing === null && this.unflushedBytes > 0 && !burstGoesOn) {
+        if (this.unflushedBytes >= BACKGROUND_FLUSH_MIN_BYTES) void this.flushBackground();
+        else this.flush(true);
+      }
       if (this.walrcv.stopRequested) {
-        this.flush(true);
+        await this.flushSettled(true);
         this.sendReply(conn, true, false);
         await conn.endStreaming(END_STREAMING_TIMEOUT_MS);
         return;
@@ -334,7 +361,8 @@ class WalReceiver {
         }
       }
       let waitMs = Infinity;
-      if (this.written > this.flushed) waitMs = MORE_DATA_WAIT_MS;
+      // (A background fsync wakes us when it ends.)
+      if (this.unflushedBytes > 0 && this.flushing === null) waitMs = MORE_DATA_WAIT_MS;
       if (timeout > 0) waitMs = Math.min(waitMs, Math.max(1, (this.pingSent ? timeout : timeout / 2) - (now - this.lastRecvAt)));
       if (this.cfg.statusIntervalMs > 0) waitMs = Math.min(waitMs, Math.max(1, this.cfg.statusIntervalMs - (now - this.lastSent.at)));
       await conn.waitReadable(waitMs);
@@ -369,9 +397,14 @@ class WalReceiver {
     return path.join(this.walDir, segmentFileName(this.tli, seg, this.segSize) + (partial ? '.partial' : ''));
   }
 
+  /** Far behind the primary (see CATCHUP_SEGMENTS). */
+  private get catchingUp(): boolean {
+    return this.senderWalEnd - this.written > CATCHUP_SEGMENTS * this.segSize;
+  }
+
   private openSeg(seg: number): number {
     if (seg === this.curSeg) return this.curFd;
-    if (this.curFd >= 0 && !this.dirty.has(this.curFd) && !this.completed.some((c) => c.fd === this.curFd)) fs.closeSync(this.curFd);
+    if (this.curFd >= 0 && !this.dirty.has(this.curFd) && !this.syncing.has(this.curFd) && !this.completed.some((c) => c.fd === this.curFd)) fs.closeSync(this.curFd);
     this.curFd = -1;
     this.curSeg = -1;
     const plain = this.segPath(seg, false);
@@ -383,12 +416,12 @@ class WalReceiver {
         fs.renameSync(tmp, file);
         fsyncDir(this.walDir);
       } else {
-        createSegmentFile(file, this.segSize, this.cfg.walInitZero);
+        createSegmentFile(file, this.segSize, this.cfg.walInitZero && !this.catchingUp);
       }
     }
     this.curFd = fs.openSync(file, 'r+');
     this.curSeg = seg;
-    this.preparer.start(seg + 1, this.segSize, this.cfg.walInitZero, (n) => isFullSize(this.segPath(n, false), this.segSize));
+    if (!this.catchingUp) this.preparer.start(seg + 1, this.segSize, this.cfg.walInitZero, (n) => isFullSize(this.segPath(n, false), this.segSize));
     return this.curFd;
   }
 
@@ -417,24 +450,81 @@ class WalReceiver {
     this.unflushedBytes += data.length;
   }
 
-  /** fdatasync everything written, rename completed `.partial` files, publish, wake startup, reply. */
+  /** fdatasync everything written, on this thread (no background fsync may be in flight). */
   private flush(reply: boolean): void {
+    assert(this.flushing === null, 'walreceiver: synchronous flush while a background fsync runs');
     if (this.written <= this.flushed && this.completed.length === 0) return;
     for (const fd of this.dirty) fs.fdatasyncSync(fd);
     this.dirty.clear();
+    this.unflushedBytes = 0;
+    this.flushDone(this.written, this.completed.splice(0), reply);
+  }
+
+  /** Wait for a background fsync, then flush the rest synchronously. */
+  private async flushSettled(reply: boolean): Promise<void> {
+    if (this.flushing !== null) await this.flushing;
+    if (this.flushError !== null) throw new FatalError(this.fsyncFailed());
+    this.flush(reply);
+  }
+
+  /**
+   * Start fdatasyncing everything written so far in the background (libuv threadpool) and return;
+   * if the previous batch is still syncing, wait for it first (at most one batch in flight). When
+   * the batch is durable its end is published as flushed, the startup thread is woken and the
+   * primary gets a reply, as after a synchronous flush. Writes continue meanwhile: into the same
+   * fds (their new bytes simply go in the next batch).
+   */
+  private async flushBackground(): Promise<void> {
+    if (this.flushing !== null) await this.flushing;
+    if (this.flushError !== null) throw new FatalError(this.fsyncFailed());
+    if (this.written <= this.flushed && this.completed.length === 0) return;
+    const target = this.written;
+    const fds = [...this.dirty];
+    this.dirty.clear();
+    const completed = this.completed.splice(0);
+    this.unflushedBytes = 0;
+    for (const fd of fds) this.syncing.add(fd);
+    const synced = Promise.all(fds.map((fd) => new Promise<void>((resolve, reject) => fs.fdatasync(fd, (e) => (e ? reject(e) : resolve())))));
+    this.flushing = synced
+      .then(
+        () => {
+          for (const fd of fds) this.syncing.delete(fd);
+          this.flushDone(target, completed, true);
+          // A synced fd that is no longer written (the stream moved on without completing it).
+          for (const fd of fds) {
+            if (fd !== this.curFd && !this.dirty.has(fd) && !completed.some((c) => c.fd === fd) && !this.completed.some((c) => c.fd === fd)) fs.closeSync(fd);
+          }
+        },
+        (e: unknown) => {
+          // PostgreSQL PANICs on a failed fsync: the written bytes may be lost, nothing is reported flushed.
+          for (const fd of fds) this.syncing.delete(fd);
+          this.flushError = e;
+        },
+      )
+      .finally(() => {
+        this.flushing = null;
+        this.conn?.interrupt();
+      });
+  }
+
+  private fsyncFailed(): WalstreamError {
+    const e = this.flushError;
+    return e instanceof WalstreamError ? e : Errors.internal(`could not fdatasync WAL: ${(e as Error)?.message ?? String(e)}`);
+  }
+
+  /** After an fsync covering [.., target): close and rename completed segments, publish, reply. */
+  private flushDone(target: Lsn, completed: Array<{ seg: number; fd: number }>, reply: boolean): void {
     let renamed = false;
-    for (const c of this.completed) {
+    for (const c of completed) {
       fs.closeSync(c.fd);
       if (this.cfg.mode === 'wal-only' && fs.existsSync(this.segPath(c.seg, true))) {
         fs.renameSync(this.segPath(c.seg, true), this.segPath(c.seg, false));
         renamed = true;
       }
     }
-    this.completed.length = 0;
     if (renamed) fsyncDir(this.walDir);
-    this.unflushedBytes = 0;
-    if (this.written > this.flushed) {
-      this.flushed = this.written;
+    if (target > this.flushed) {
+      this.flushed = target;
       if (this.flushed > this.walrcv.written) this.walrcv.publishWritten(this.flushed);
       this.walrcv.publishFlushed(this.flushed);
     }
@@ -442,6 +532,7 @@ class WalReceiver {
   }
 
   private closeFiles(): void {
+    assert(this.flushing === null, 'walreceiver: files closed under a background fsync');
     const fds = new Set<number>([...this.dirty, ...this.completed.map((c) => c.fd)]);
     if (this.curFd >= 0) fds.add(this.curFd);
     for (const fd of fds) {
