@@ -370,3 +370,64 @@ test('a standby whose WAL the primary has removed keeps retrying and reports why
     await p.close();
   }
 });
+
+test('restartpoints recycle old segments (min_wal_size); the walreceiver overwrites them; a restart stops at the end of valid WAL', async () => {
+  const dir = newDir();
+  const p = await Primary.open({ dataDir: path.join(dir, 'p'), walSegmentSize: SEG, checkpointTimeoutMs: 0, port: 0 });
+  const conninfo = { host: '127.0.0.1', port: p.port!, user: 'u' };
+  const opts = { dataDir: path.join(dir, 's'), primaryConninfo: conninfo, readerThreads: 0, checkpointTimeoutMs: 0, maxWalSizeBytes: SEG, minWalSizeBytes: 64 * SEG };
+  let s = await Standby.open(opts);
+  try {
+    let recycled = 0;
+    let removed = 0;
+    const count = (info: { segmentsRecycled: number; segmentsRemoved: number }) => {
+      recycled += info.segmentsRecycled;
+      removed += info.segmentsRemoved;
+    };
+    s.on('restartpoint', count);
+    let n = 0;
+    for (let round = 0; round < 4; round++) {
+      await fill(p, n, 1500); // ~3 MiB
+      n += 1500;
+      await p.checkpoint();
+      await s.waitForReplay(p.flushLsn, 30_000);
+    }
+    const deadline = Date.now() + 10_000;
+    while (recycled < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(recycled >= 3, `restartpoints recycled segments (${recycled} recycled, ${removed} removed)`);
+    assert.equal(removed, 0, 'under min_wal_size nothing is removed');
+    // Recycled files sit past the end of WAL under future names, full of old WAL (not zeros).
+    const endSeg = Math.floor(s.flushLsn / SEG);
+    const walDir = path.join(dir, 's', 'pg_wal');
+    const future = fs.readdirSync(walDir).filter((f) => /^[0-9A-F]{24}$/.test(f) && parseInt(f.slice(16), 16) > endSeg + 1);
+    assert.ok(future.length >= 3, `future segments exist: ${future.join(' ')}`);
+    const first = fs.readFileSync(path.join(walDir, future[0]!)).subarray(0, 16);
+    assert.notEqual(first.readUInt16LE(0), 0, 'a recycled segment still holds its old pages');
+
+    // The walreceiver writes into the recycled files; replay and bytes match the primary.
+    const before = s.flushLsn;
+    const lsn = await fill(p, n, 3000); // ~6 MiB: into several recycled segments
+    n += 3000;
+    await s.waitForReplay(lsn, 30_000);
+    assert.equal(s.store!.digest(), p.store.digest());
+    let compared = 0;
+    for (let seg = Math.floor(before / SEG) + 1; seg < Math.floor(lsn / SEG); seg++) {
+      const name = segmentFileName(1, seg, SEG);
+      assert.ok(fs.readFileSync(path.join(dir, 'p', 'pg_wal', name)).equals(fs.readFileSync(path.join(walDir, name))), `${name} byte-identical`);
+      compared++;
+    }
+    assert.ok(compared >= 3, `compared ${compared} overwritten segments`);
+
+    // Restart: recovery stops at the end of valid WAL (the old bytes after it are not WAL) and streams on.
+    const replayed = s.replayLsn;
+    await s.close();
+    s = await Standby.open(opts);
+    assert.equal(s.replayLsn >= replayed, true, 'the restart replays up to where it was');
+    const last = await fill(p, n, 1000);
+    await s.waitForReplay(last, 30_000);
+    assert.equal(s.store!.digest(), p.store.digest(), 'after restart the standby matches the primary');
+  } finally {
+    await s.close();
+    await p.close();
+  }
+});

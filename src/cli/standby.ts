@@ -32,7 +32,7 @@ export async function runStandby(o: StandbyCliOptions): Promise<void> {
   });
   s.on('warning', (e: Error) => console.error(`WARNING: ${e.message}`));
   s.on('error', (e: Error) => console.error(`ERROR: ${e.message}`));
-  s.on('restartpoint', (i: { redoLsn: number; segmentsRemoved: number }) => console.error(`LOG: restartpoint at redo ${i.redoLsn}, ${i.segmentsRemoved} segments removed`));
+  s.on('restartpoint', (i: { redoLsn: number; segmentsRemoved: number; segmentsRecycled: number }) => console.error(`LOG: restartpoint at redo ${i.redoLsn}, ${i.segmentsRemoved} segments removed, ${i.segmentsRecycled} recycled`));
   const st = s.receiverStatus();
   console.log(JSON.stringify({ standby: { dataDir: s.dataDir, mode: s.mode, systemIdentifier: s.systemIdentifier?.toString() ?? null, timeline: s.timeline, replayLsn: st.replay_lsn, conninfo: st.conninfo } }));
   const timer = o.statusEveryMs > 0

@@ -68,6 +68,12 @@ export interface StandbyOptions {
   checkpointTimeoutMs?: number;
   /** max_wal_size for restartpoints: a replayed checkpoint record starts one when this much WAL was replayed since the last redo point. */
   maxWalSizeBytes?: number;
+  /**
+   * min_wal_size: at a restartpoint, segments no longer needed are recycled (renamed to future
+   * segment names, their blocks kept allocated) while fewer than max(minWalSizeBytes,
+   * maxWalSizeBytes) of future segments exist; beyond that they are removed. Default 80 MiB.
+   */
+  minWalSizeBytes?: number;
   /** Largest base backup accepted from the primary, in bytes (archive members are streamed to disk, never buffered whole). */
   maxBaseBackupBytes?: number;
   maxStoreBytes?: number;
@@ -95,6 +101,7 @@ export interface ResolvedStandbyOptions {
   readerThreads: number;
   checkpointTimeoutMs: number;
   maxWalSizeBytes: number;
+  minWalSizeBytes: number;
   maxBaseBackupBytes: number;
   maxStoreBytes: number;
   maxValueBytes: number;
@@ -118,7 +125,7 @@ function bool(name: string, v: unknown): boolean {
 const KNOWN_OPTIONS = new Set([
   'dataDir', 'primaryConninfo', 'primary', 'walReceiverRingBytes', 'mode', 'primarySlotName', 'walReceiverStatusIntervalMs', 'walReceiverTimeoutMs',
   'walRetrieveRetryIntervalMs', 'walReceiverFlushAfterBytes', 'walReceiverMaxBufferedBytes', 'walInitZero', 'connectTimeoutMs',
-  'readerThreads', 'checkpointTimeoutMs', 'maxWalSizeBytes', 'maxBaseBackupBytes', 'maxStoreBytes', 'maxValueBytes',
+  'readerThreads', 'checkpointTimeoutMs', 'maxWalSizeBytes', 'minWalSizeBytes', 'maxBaseBackupBytes', 'maxStoreBytes', 'maxValueBytes',
   'maxMessageBytes',
 ]);
 
@@ -173,6 +180,7 @@ export function resolveStandbyOptions(o: StandbyOptions): ResolvedStandbyOptions
     readerThreads: int('readerThreads', o.readerThreads ?? 2, 0, 64),
     checkpointTimeoutMs: int('checkpointTimeoutMs', o.checkpointTimeoutMs ?? 300_000, 0, 86_400_000),
     maxWalSizeBytes: int('maxWalSizeBytes', o.maxWalSizeBytes ?? 1024 * 1024 * 1024, 1 << 20, Number.MAX_SAFE_INTEGER),
+    minWalSizeBytes: int('minWalSizeBytes', o.minWalSizeBytes ?? 80 * 1024 * 1024, 0, Number.MAX_SAFE_INTEGER),
     maxBaseBackupBytes: int('maxBaseBackupBytes', o.maxBaseBackupBytes ?? 64 * 1024 * 1024 * 1024, 1 << 20, Number.MAX_SAFE_INTEGER),
     maxStoreBytes: int('maxStoreBytes', o.maxStoreBytes ?? 1024 * 1024 * 1024, 1 << 20, Number.MAX_SAFE_INTEGER),
     maxValueBytes: int('maxValueBytes', o.maxValueBytes ?? 16 * 1024 * 1024, 1, 256 * 1024 * 1024),

@@ -38,7 +38,7 @@ import { readSnapshot, writeSnapshot } from '../storage/snapshot.js';
 import { type ScanEntry, type ScanOptions, SharedStore, type StoreReadView } from '../storage/store.js';
 import { nowPgMicros } from '../wal/consts.js';
 import { type Lsn, lsnToString } from '../wal/lsn.js';
-import { fsyncDir, listSegments, removeOldSegments } from '../wal/segfile.js';
+import { fsyncDir, listSegments, recycleOldSegments } from '../wal/segfile.js';
 import { segNo } from '../wal/segment.js';
 import { runBaseBackup, type BaseBackupResult } from './basebackup-client.js';
 import { displayConninfo, type ResolvedStandbyOptions, resolveStandbyOptions, type StandbyMode, type StandbyOptions } from './options.js';
@@ -94,6 +94,8 @@ export interface RestartpointInfo {
   minRecoveryPoint: Lsn;
   snapshotName: string;
   segmentsRemoved: number;
+  /** Segments renamed to future names for the walreceiver to overwrite (min_wal_size). */
+  segmentsRecycled: number;
 }
 
 interface ReplayWaiter {
@@ -522,8 +524,11 @@ export class Standby extends EventEmitter {
     this.restartpoints++;
     this.lastRestartpointAt = performance.now();
     if (prev.snapshotName !== snapshotName) fs.rmSync(path.join(ckptDir, prev.snapshotName), { force: true });
-    const segmentsRemoved = removeOldSegments(this.walDir, prev.segSize, segNo(m.redo, prev.segSize));
-    return { checkpointLsn: m.lsn, redoLsn: m.redo, minRecoveryPoint, snapshotName, segmentsRemoved };
+    // Future names start past the walreceiver's current segment (it may be creating the next one).
+    const segSize = prev.segSize;
+    const maxFutureSegments = Math.floor(Math.max(this.options.minWalSizeBytes, this.options.maxWalSizeBytes) / segSize);
+    const r = recycleOldSegments(this.walDir, segSize, prev.tli, segNo(m.redo, segSize), segNo(this.walrcv.written, segSize) + 2, maxFutureSegments);
+    return { checkpointLsn: m.lsn, redoLsn: m.redo, minRecoveryPoint, snapshotName, segmentsRemoved: r.removed, segmentsRecycled: r.recycled };
   }
 
   // ---- shutdown -----------------------------------------------------------------------------
