@@ -5,6 +5,8 @@
 //   - walstream walsender → walstream walreceiver (wal-only mode: written and fdatasynced, like
 //     pg_receivewal), over TCP and through the SharedArrayBuffer rings of an in-process standby;
 //   - PostgreSQL's walsender → pg_receivewal (the reference);
+//   - a warm walstream standby (replica mode) whose restartpoints recycled old segments, catching up
+//     into them (flushed and replayed), as a standby that has been running for a while does;
 //   - walstream walsender → pg_receivewal, and PostgreSQL's walsender → walstream walreceiver;
 //   - each walsender feeding a client that discards the stream (the sender alone), and raw loopback
 //     TCP between two Node threads (the transport's ceiling).
@@ -137,6 +139,85 @@ async function settleDisk(): Promise<void> {
   await new Promise((r) => setTimeout(r, 500));
 }
 
+/**
+ * A warm standby (replica mode, walstream's own): it has streamed and replayed `volume` before, and
+ * its restartpoints recycled the segments it no longer needed (min_wal_size), as on any standby
+ * that has been running for a while. Each run: the standby goes away, the primary writes `volume`
+ * (its WAL pinned for the standby), the standby comes back and catches up into recycled segments.
+ * Flushed is the figure comparable to pg_receivewal; replayed is reported beside it.
+ */
+class WarmStandby {
+  private constructor(
+    private readonly root: string,
+    readonly primary: Primary,
+    private readonly opts: import('../src/standby/options.js').StandbyOptions,
+    private pin: Lsn,
+    private i: number,
+  ) {}
+
+  static async create(root: string, volume: number): Promise<WarmStandby> {
+    const primary = await Primary.open({
+      dataDir: path.join(root, 'warm-p'), walSegmentSize: SEG, checkpointTimeoutMs: 0, maxWalSizeBytes: 64 * MiB, synchronousCommit: 'off', port: 0,
+    });
+    const opts = {
+      dataDir: path.join(root, 'warm-s'), primaryConninfo: { host: '127.0.0.1', port: primary.port!, user: 'bench' }, readerThreads: 0,
+      checkpointTimeoutMs: 0, maxWalSizeBytes: 64 * MiB, minWalSizeBytes: 2 * volume + 256 * MiB,
+    };
+    const w = new WarmStandby(root, primary, opts, 0, 0);
+    primary.pinWal(() => w.pin);
+    const s = await Standby.open(opts);
+    try {
+      w.pin = s.flushLsn;
+      const end = await w.write(volume);
+      await s.waitForReplay(end, 600_000);
+      w.pin = s.flushLsn;
+    } finally {
+      await s.close();
+    }
+    return w;
+  }
+
+  private async write(volume: number): Promise<Lsn> {
+    const value = 'w'.repeat(256 * 1024);
+    const target = this.primary.insertLsn + volume;
+    while (this.primary.insertLsn < target) {
+      const k = `k${this.i++ % 64}`;
+      await this.primary.transaction((tx) => tx.put('bench', k, value));
+    }
+    return this.primary.flush();
+  }
+
+  async run(volume: number): Promise<{ flushed: Run; replayed: Run }> {
+    const start = this.pin;
+    const end = await this.write(volume);
+    await settleDisk();
+    const t0 = performance.now();
+    const s = await Standby.open(this.opts);
+    try {
+      let tFlushed = 0;
+      while (s.replayLsn < end) {
+        if (tFlushed === 0 && s.flushLsn >= end) tFlushed = performance.now();
+        if (performance.now() - t0 > 600_000) throw new Error(`warm catch-up stuck at ${lsnToString(s.flushLsn)}`);
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      const tReplayed = performance.now();
+      if (tFlushed === 0) tFlushed = tReplayed;
+      this.pin = s.flushLsn;
+      const bytes = end - start;
+      const at = (t: number) => ({ seconds: (t - t0) / 1000, bytes, mbPerSec: bytes / 1e6 / ((t - t0) / 1000) });
+      return { flushed: at(tFlushed), replayed: at(tReplayed) };
+    } finally {
+      await s.close();
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.primary.close();
+    fs.rmSync(path.join(this.root, 'warm-p'), { recursive: true, force: true });
+    fs.rmSync(path.join(this.root, 'warm-s'), { recursive: true, force: true });
+  }
+}
+
 function summary(runs: Run[]) {
   const r = runs.map((x) => x.mbPerSec).sort((a, b) => a - b);
   return { mbPerSec: +r[Math.floor(r.length / 2)]!.toFixed(1), best: +r[r.length - 1]!.toFixed(1), runs: r.map((x) => +x.toFixed(1)), bytes: runs[0]!.bytes };
@@ -202,11 +283,22 @@ export async function runStreamBench(o: StreamBenchOptions) {
       ['pg_discard', () => discard(pg!.port, 'postgres', pgStart, pgEnd)],
     ];
     const res: Record<string, Run[]> = Object.fromEntries(pairings.map(([k]) => [k, []]));
-    for (let r = 0; r < o.runs; r++) {
-      for (const [k, run] of pairings) {
-        res[k]!.push(await run());
+    res.ours_warm_flushed = [];
+    res.ours_warm_replayed = [];
+    const warm = await WarmStandby.create(root, volume);
+    try {
+      for (let r = 0; r < o.runs; r++) {
+        for (const [k, run] of pairings) {
+          res[k]!.push(await run());
+          await settleDisk();
+        }
+        const w = await warm.run(volume);
+        res.ours_warm_flushed.push(w.flushed);
+        res.ours_warm_replayed.push(w.replayed);
         await settleDisk();
       }
+    } finally {
+      await warm.close();
     }
     const loopback = await measureLoopbackTcp({ bytes: volume });
     const sum = Object.fromEntries(Object.entries(res).map(([k, v]) => [k, summary(v)])) as Record<string, ReturnType<typeof summary>>;
@@ -217,6 +309,11 @@ export async function runStreamBench(o: StreamBenchOptions) {
       walstream_walsender_to_walstream_walreceiver: sum.ours_e2e,
       postgresql_walsender_to_pg_receivewal: sum.pg_e2e,
       walstream_walsender_to_walstream_walreceiver_in_process_ring: sum.ours_e2e_ring,
+      warm_walstream_standby: {
+        what: 'a replica that ran before: its restartpoints recycled old segments (min_wal_size), so catch-up overwrites allocated files; flushed (comparable to pg_receivewal) and replayed',
+        flushed: sum.ours_warm_flushed,
+        replayed: sum.ours_warm_replayed,
+      },
       walstream_walsender_to_pg_receivewal: sum.ours_to_pgrw,
       postgresql_walsender_to_walstream_walreceiver: sum.pg_to_ours,
       no_sync: { walstream_walsender_to_pg_receivewal: sum.ours_to_pgrw_nosync, postgresql_walsender_to_pg_receivewal: sum.pg_nosync },
@@ -225,6 +322,8 @@ export async function runStreamBench(o: StreamBenchOptions) {
       ratios: {
         ours_end_to_end_vs_postgresql_end_to_end: ratio('ours_e2e', 'pg_e2e'),
         ours_end_to_end_ring_vs_postgresql_end_to_end: ratio('ours_e2e_ring', 'pg_e2e'),
+        ours_end_to_end_warm_standby_flushed_vs_postgresql_end_to_end: ratio('ours_warm_flushed', 'pg_e2e'),
+        ours_end_to_end_warm_standby_replayed_vs_postgresql_end_to_end: ratio('ours_warm_replayed', 'pg_e2e'),
         pg_receivewal_fed_by_ours_vs_by_postgresql: ratio('ours_to_pgrw', 'pg_e2e'),
         pg_receivewal_no_sync_fed_by_ours_vs_by_postgresql: ratio('ours_to_pgrw_nosync', 'pg_nosync'),
         our_walreceiver_vs_pg_receivewal_both_fed_by_postgresql: ratio('pg_to_ours', 'pg_e2e'),
