@@ -53,6 +53,12 @@ export interface PrimaryOptions {
   maxClientMessageBytes?: number;
   /** Bytes a walsender lets queue in its socket before it waits for 'drain'. */
   walSenderMaxQueuedBytes?: number;
+  /**
+   * After a standby's reply released the last commit waiting for synchronous replication, the
+   * walsender watches for the next flush this long (µs) before sleeping: a lone committer's next
+   * commit then goes out without a thread wake-up. 0 = never spin. Default 300.
+   */
+  walSenderSpinMicros?: number;
 
   // ---- synchronous replication and slots (issue 4; src/replication/syncrep*.ts, slots.ts) ----
   /** synchronous_standby_names (PostgreSQL 15 syntax: `FIRST k (a, b)`, `ANY k (…)`, `a, b`, `*`); '' = none. */
@@ -156,5 +162,6 @@ function resolveReplicationOptions(o: PrimaryOptions) {
     authenticationTimeoutMs: int('authenticationTimeoutMs', o.authenticationTimeoutMs ?? 60_000, 1, 600_000),
     maxClientMessageBytes: int('maxClientMessageBytes', o.maxClientMessageBytes ?? 64 * 1024, 1024, 1 << 30),
     walSenderMaxQueuedBytes: int('walSenderMaxQueuedBytes', o.walSenderMaxQueuedBytes ?? 1024 * 1024, maxSendBytes, 1 << 30),
+    walSenderSpinMicros: int('walSenderSpinMicros', o.walSenderSpinMicros ?? 300, 0, 100_000),
   };
 }

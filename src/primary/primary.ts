@@ -252,6 +252,7 @@ export class Primary extends EventEmitter {
             authenticationTimeoutMs: options.authenticationTimeoutMs,
             maxClientMessageBytes: options.maxClientMessageBytes,
             walSenderMaxQueuedBytes: options.walSenderMaxQueuedBytes,
+            walSenderSpinMicros: options.walSenderSpinMicros,
             maxStartupConnections: Math.max(4, options.maxWalSenders),
             walSenderPrestart: Math.min(2, options.maxWalSenders),
           });

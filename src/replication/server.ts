@@ -74,6 +74,7 @@ export interface ReplicationServerOptions {
   authenticationTimeoutMs: number;
   maxClientMessageBytes: number;
   walSenderMaxQueuedBytes: number;
+  walSenderSpinMicros: number;
   /** Connections still authenticating, beyond maxWalSenders, before new ones are dropped unanswered. */
   maxStartupConnections: number;
   /** Idle walsender workers kept started, so a connection does not wait for a thread to boot (~100 ms). */
@@ -256,6 +257,7 @@ export class ReplicationServer {
       authenticationTimeoutMs: this.opts.authenticationTimeoutMs,
       maxClientMessageBytes: this.opts.maxClientMessageBytes,
       maxQueuedBytes: this.opts.walSenderMaxQueuedBytes,
+      walSenderSpinMicros: this.opts.walSenderSpinMicros,
       slots: this.host.slots?.handle ?? null,
       syncRep: this.host.syncRep?.handle ?? null,
       lag: this.lag.handle,

@@ -40,7 +40,7 @@ import { assert } from '../util/assert.js';
 import { XLOG_BLCKSZ } from '../wal/consts.js';
 import { lsnToString, type Lsn } from '../wal/lsn.js';
 import { historyFileName, segmentFileName, segNo } from '../wal/segment.js';
-import { XC_FLUSHED, XC_FLUSH_SEQ, XC_RING_VALID_FROM, XLogCtl, type XLogCtlHandle } from '../wal/xlogctl.js';
+import { XC_FLUSHED, XC_FLUSH_SEQ, XC_INSERTED_UPTO, XC_RING_VALID_FROM, XLogCtl, type XLogCtlHandle } from '../wal/xlogctl.js';
 import type { ReplicationCommand } from './protocol/commands.js';
 import type { HbaRule } from './protocol/hba.js';
 import { ReplicationColumns, writeXLogDataFrameHeader, XLOGDATA_FRAME_HEADER_BYTES, pgTimestampNow } from './protocol/messages.js';
@@ -76,6 +76,8 @@ export interface WalSenderConfig {
   maxClientMessageBytes: number;
   /** Bytes queued in the socket before sending pauses until 'drain'. */
   maxQueuedBytes: number;
+  /** After a reply released the last waiting commit: watch for the next flush this long before sleeping (0: never spin). */
+  walSenderSpinMicros: number;
   /** Replication slots (issue 4): absent = no slot table (slot commands then fail as with max_replication_slots = 0). */
   slots?: ReplicationSlotsHandle | null;
   /** Synchronous-commit wait queues: replies release waiting commits (SyncRepReleaseWaiters). */
@@ -648,6 +650,32 @@ export class WalSender {
     this.armWait();
   }
 
+  /**
+   * This reply released the last waiting commit (a lone committer, or a few): its next commit
+   * usually follows within a flush time. Watch FLUSHED for up to walSenderSpinMicros instead of
+   * sleeping, so that WAL goes out without the ~60 µs of waking this thread (limits-here.md),
+   * once per commit on the synchronous path. Under concurrency (commits still queued) nothing
+   * spins: the FLUSH_SEQ wait wakes us, and the CPU goes to the committers.
+   */
+  private spinForNextFlush(): void {
+    const budgetMs = this.cfg.walSenderSpinMicros / 1000;
+    if (budgetMs <= 0 || !this.streaming || this.syncRep === null || this.syncRep.queued > 0) return;
+    const ctl = this.ctl;
+    const deadline = performance.now() + budgetMs;
+    for (let i = 0; ; i++) {
+      if (ctl.load(XC_FLUSHED) > this.sent) {
+        this.sendPending();
+        return;
+      }
+      // Nothing inserted yet and half the budget gone: the committer is not coming back soon.
+      if ((i & 63) === 63) {
+        const now = performance.now();
+        if (now >= deadline) return;
+        if (ctl.load(XC_INSERTED_UPTO) <= this.sent && now >= deadline - budgetMs / 2) return;
+      }
+    }
+  }
+
   /** Arm one FLUSH_SEQ wait. The sequence is read before FLUSHED so no flush is missed. */
   private armWait(): void {
     if (this.waitArmed || !this.streaming) return;
@@ -767,7 +795,10 @@ export class WalSender {
       // PhysicalConfirmReceivedLocation: the slot's restart_lsn follows the standby's flush.
       if (this.replSlot >= 0 && this.slots && m.flush !== 0) this.slots.confirmFlush(this.replSlot, this.id, got.flush);
       // SyncRepReleaseWaiters: a synchronous standby's reply releases the commits it covers.
-      if (this.syncRep && this.syncRep.standbysDefined) this.syncRep.releaseWaiters(this.walsnd.all(), this.slot);
+      if (this.syncRep && this.syncRep.standbysDefined) {
+        const released = this.syncRep.releaseWaiters(this.walsnd.all(), this.slot);
+        if (released > 0) this.spinForNextFlush();
+      }
       if (m.replyRequested && this.streaming && this.conn.state === 'copyBoth') this.conn.sendKeepalive(this.sent, false);
       if (this.stopRequested && this.stopPingSent) {
         const replicated = m.flush !== 0 ? m.flush : m.write;
