@@ -156,6 +156,8 @@ test('a slot past max_slot_wal_keep_size is lost: its WAL is released and its cl
   await waitFor(() => p.replicationStatus().length === 0, 10_000, 'its walsender terminated');
   rw2.child.kill('SIGCONT');
   assert.notEqual(await rw2.exited, 0);
+  // As PostgreSQL signals the walsender of a slot it invalidates: FATAL 57P01 reaches the client.
+  assert.match(rw2.output(), /terminating connection due to administrator command/);
   const lost2 = p.replicationSlots().find((r) => r.slot_name === 'keep2')!;
   assert.deepEqual([lost2.active, lost2.wal_status], [false, 'lost']);
 });

@@ -43,6 +43,8 @@ export interface InProcessConnectRequest {
 
 /** Authentication of in-process connections: trust (the standby runs in this process). */
 const IN_PROCESS_HBA: HbaRule[] = [{ type: 'local', database: 'replication', user: 'all', method: 'trust' }];
+/** A walsender told to terminate (its slot was invalidated) that has not exited by then is stopped by force. */
+const WALSENDER_TERMINATE_TIMEOUT_MS = 5_000;
 
 /** What the server needs from the primary it serves. */
 export interface ReplicationHost {
@@ -447,7 +449,14 @@ export class ReplicationServer {
     for (const e of this.workers) {
       if (e.id === id) {
         this.log('info', `terminating walsender ${id} to release its replication slot`);
-        await e.worker.terminate();
+        // Like SIGTERM to a walsender: the client gets FATAL 57P01 and the walsender exits; one
+        // that does not within WALSENDER_TERMINATE_TIMEOUT_MS is stopped by force.
+        this.reply(e, { type: 'terminate' });
+        let timer: NodeJS.Timeout | undefined;
+        const timedOut = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), WALSENDER_TERMINATE_TIMEOUT_MS)));
+        const res = await Promise.race([e.exited.then(() => 'done' as const), timedOut]);
+        clearTimeout(timer);
+        if (res === 'timeout') await e.worker.terminate();
         return true;
       }
     }

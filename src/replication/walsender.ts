@@ -98,6 +98,8 @@ export type ToPrimary =
   | { type: 'log'; level: 'info' | 'warning'; message: string };
 export type FromPrimary =
   | { type: 'stop' }
+  /** pg_terminate_backend: FATAL 57P01 to the client and close, now (the primary invalidated this walsender's slot). */
+  | { type: 'terminate' }
   | { type: 'backupStarted'; redoLsn: Lsn; tli: number; files: BackupFile[] }
   | { type: 'backupFailed'; sqlstate: string; code: string; message: string };
 export interface BackupFile {
@@ -118,6 +120,8 @@ export interface BackupFile {
  * WAL bytes sent in one event-loop turn before yielding (setImmediate), so replies, timers and
  * the stop request are served during a long catch-up even when the kernel takes every write at once.
  */
+/** After a final message (an ErrorResponse, CommandComplete), how long the client has to read it before the socket is destroyed. */
+const END_SOCKET_TIMEOUT_MS = 2_000;
 const MAX_SEND_BYTES_PER_TURN = 8 * 1024 * 1024;
 /** Bytes per CopyData of a base backup (PostgreSQL's TAR_SEND_SIZE is 32 kB). */
 const BACKUP_CHUNK_BYTES = 64 * 1024;
@@ -293,12 +297,13 @@ export class WalSender {
   }
 
   /** Close after what was written (FATAL, COPY 0) has gone out. */
-  private endSocket(): void {
+  /** Close after what is queued (a last ErrorResponse) was sent, or after `drainTimeoutMs` at most. */
+  private endSocket(drainTimeoutMs = END_SOCKET_TIMEOUT_MS): void {
     this.conn.close();
     this.stopStreamingState();
     if (!this.socket.destroyed) {
       this.socket.end();
-      setTimeout(() => this.socket.destroy(), 2000).unref();
+      setTimeout(() => this.socket.destroy(), drainTimeoutMs).unref();
     }
   }
 
@@ -390,6 +395,21 @@ export class WalSender {
   }
 
   private onPrimaryMessage(m: FromPrimary): void {
+    if (m.type === 'terminate') {
+      // The session is over at once: replication slot and WalSndCtl slot released (the row leaves
+      // pg_stat_replication). The FATAL goes out behind the WAL already queued; a client that does
+      // not read it within walSenderTimeoutMs is cut off.
+      this.log('info', 'terminating walsender process due to administrator command');
+      this.stopStreamingState();
+      if (this.slot >= 0) {
+        this.walsnd.release(this.slot, this.id);
+        this.slot = -1;
+        this.notifyStateChanged();
+      }
+      if (!this.conn.closed) this.conn.sendFatal(Errors.adminShutdown());
+      this.endSocket(this.cfg.walSenderTimeoutMs > 0 ? this.cfg.walSenderTimeoutMs : END_SOCKET_TIMEOUT_MS);
+      return;
+    }
     if (m.type === 'stop') {
       this.stopRequested = true;
       if (this.streaming) {
