@@ -11,6 +11,10 @@
 //                       static `onread` buffer, the fastest receive Node offers) and a worker thread
 //                       (sending one reused buffer with backpressure).
 //   measureMemcpy       Buffer.copy (or a copy out of a SharedArrayBuffer) of `bytes`, in cache.
+//   measureSegmentWrites  the disk's ceiling for receiving WAL into 16 MiB segment files, per way
+//                       of making them: zero-filled first and then written (pg_receivewal), new and
+//                       sparse (walstream's walreceiver while catching up), already allocated
+//                       (a recycled segment); 128 KiB writes; MB/s of WAL.
 
 import fs from 'node:fs';
 import net from 'node:net';
@@ -85,6 +89,91 @@ export async function measureRawFsync(o: RawFsyncOptions): Promise<RawFsyncResul
   } finally {
     fs.closeSync(fd);
     fs.rmSync(file, { force: true });
+  }
+}
+
+export interface SegmentWritesOptions {
+  dir: string;
+  /** WAL bytes per pattern (whole 16 MiB segments). */
+  bytes: number;
+  /** Runs per pattern, interleaved (the median is reported). Default 3. */
+  runs?: number;
+}
+
+export interface SegmentWritesResult {
+  /** pg_receivewal: each segment zero-filled in 8 KiB writes + fsync, then WAL written, fsync per segment. */
+  zeroFilledMBps: number;
+  /** New sparse segment (its last byte written, fdatasync), WAL written, fdatasync per 4 MiB. */
+  sparseMBps: number;
+  /** Segments that exist fully allocated (recycled), WAL written over them, fdatasync per 4 MiB. */
+  allocatedMBps: number;
+  runs: number;
+}
+
+const SEGMENT_BYTES = 16 << 20;
+const WAL_WRITE_BYTES = 128 << 10;
+const FLUSH_EVERY_BYTES = 4 << 20;
+
+/** MB/s of WAL received into segment files made each way (see SegmentWritesResult). Synchronous. */
+export function measureSegmentWrites(o: SegmentWritesOptions): SegmentWritesResult {
+  const segs = Math.max(1, Math.round(o.bytes / SEGMENT_BYTES));
+  const runs = o.runs ?? 3;
+  const root = fs.mkdtempSync(path.join(o.dir, 'raw-segments-'));
+  const wal = Buffer.alloc(WAL_WRITE_BYTES, 0x5a);
+  const zero8k = Buffer.alloc(8192);
+  const zero1m = Buffer.alloc(1 << 20);
+  const settle = () => {
+    fs.rmSync(path.join(root, 'd'), { recursive: true, force: true });
+    fs.mkdirSync(path.join(root, 'd'));
+    const d = fs.openSync(root, 'r');
+    fs.fsyncSync(d);
+    fs.closeSync(d);
+  };
+  const writeWal = (fd: number, flushEvery: number) => {
+    for (let off = 0; off < SEGMENT_BYTES; off += WAL_WRITE_BYTES) {
+      fs.writeSync(fd, wal, 0, WAL_WRITE_BYTES, off);
+      if ((off + WAL_WRITE_BYTES) % flushEvery === 0) fs.fdatasyncSync(fd);
+    }
+  };
+  const once = (kind: 'zero' | 'sparse' | 'allocated'): number => {
+    settle();
+    const file = (i: number) => path.join(root, 'd', `seg${i}`);
+    if (kind === 'allocated') {
+      for (let i = 0; i < segs; i++) {
+        const fd = fs.openSync(file(i), 'w');
+        for (let off = 0; off < SEGMENT_BYTES; off += zero1m.length) fs.writeSync(fd, zero1m, 0, zero1m.length, off);
+        fs.fdatasyncSync(fd);
+        fs.closeSync(fd);
+      }
+    }
+    const t0 = performance.now();
+    for (let i = 0; i < segs; i++) {
+      let fd: number;
+      if (kind === 'zero') {
+        fd = fs.openSync(file(i), 'w+');
+        for (let off = 0; off < SEGMENT_BYTES; off += zero8k.length) fs.writeSync(fd, zero8k, 0, zero8k.length, off);
+        fs.fsyncSync(fd);
+        writeWal(fd, SEGMENT_BYTES);
+      } else if (kind === 'sparse') {
+        fd = fs.openSync(file(i), 'w+');
+        fs.writeSync(fd, zero8k, 0, 1, SEGMENT_BYTES - 1);
+        fs.fdatasyncSync(fd);
+        writeWal(fd, FLUSH_EVERY_BYTES);
+      } else {
+        fd = fs.openSync(file(i), 'r+');
+        writeWal(fd, FLUSH_EVERY_BYTES);
+      }
+      fs.closeSync(fd);
+    }
+    return (segs * SEGMENT_BYTES) / 1e6 / ((performance.now() - t0) / 1000);
+  };
+  try {
+    const got: Record<'zero' | 'sparse' | 'allocated', number[]> = { zero: [], sparse: [], allocated: [] };
+    for (let r = 0; r < runs; r++) for (const k of ['zero', 'sparse', 'allocated'] as const) got[k].push(once(k));
+    const med = (a: number[]) => +a.sort((x, y) => x - y)[Math.floor(a.length / 2)]!.toFixed(1);
+    return { zeroFilledMBps: med(got.zero), sparseMBps: med(got.sparse), allocatedMBps: med(got.allocated), runs };
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
   }
 }
 

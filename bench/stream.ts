@@ -27,7 +27,7 @@ import { lsnToString, parseLsn, type Lsn } from '../src/wal/lsn.js';
 import { segmentFileName, segNo } from '../src/wal/segment.js';
 import { PG_BIN_DIR, startPgCluster, type PgCluster } from '../test/helpers/pgcluster.js';
 import { measureChainFloor } from './chain-floor.js';
-import { measureLoopbackTcp } from './raw-limits.js';
+import { measureLoopbackTcp, measureSegmentWrites } from './raw-limits.js';
 import { live, type BenchTransport } from './standby.js';
 
 export interface StreamBenchOptions {
@@ -301,6 +301,7 @@ export async function runStreamBench(o: StreamBenchOptions) {
       await warm.close();
     }
     const loopback = await measureLoopbackTcp({ bytes: volume });
+    const disk = measureSegmentWrites({ dir: root, bytes: Math.min(volume, 512 * MiB), runs: 3 });
     const sum = Object.fromEntries(Object.entries(res).map(([k, v]) => [k, summary(v)])) as Record<string, ReturnType<typeof summary>>;
     const ratio = (a: string, b: string) => +(sum[a]!.mbPerSec / sum[b]!.mbPerSec).toFixed(2);
     const catchup = {
@@ -319,6 +320,12 @@ export async function runStreamBench(o: StreamBenchOptions) {
       no_sync: { walstream_walsender_to_pg_receivewal: sum.ours_to_pgrw_nosync, postgresql_walsender_to_pg_receivewal: sum.pg_nosync },
       discarding_client: { walstream_walsender: sum.ours_discard, postgresql_walsender: sum.pg_discard },
       raw_loopback_tcp_node: { mbPerSec: +(loopback.bytesPerSec / 1e6).toFixed(1), bytes: loopback.bytes },
+      raw_disk_segment_writes: {
+        what: 'the disk alone (no network, no protocol): MB/s of 128 KiB WAL writes into 16 MiB segments made as pg_receivewal makes them (zero-filled first), as walstream catches up (new, sparse), or recycled (allocated); median of 3 interleaved runs',
+        ...disk,
+        ceiling_ratio_sparse_vs_zero_filled: +(disk.sparseMBps / disk.zeroFilledMBps).toFixed(2),
+        ceiling_ratio_allocated_vs_zero_filled: +(disk.allocatedMBps / disk.zeroFilledMBps).toFixed(2),
+      },
       ratios: {
         ours_end_to_end_vs_postgresql_end_to_end: ratio('ours_e2e', 'pg_e2e'),
         ours_end_to_end_ring_vs_postgresql_end_to_end: ratio('ours_e2e_ring', 'pg_e2e'),
