@@ -103,7 +103,7 @@ export const RWLATCH_WORDS = 4;
 export const RWLatchSlot = {
   /** reader count in bits 0..29; WRITER bit when a writer holds it */
   STATE: 0,
-  /** number of writers waiting (readers defer to them) */
+  /** bits 0..15: writers waiting (readers defer to them); bits 16..30: readers about to sleep or asleep */
   WRITERS_WAITING: 1,
   /** bumped to wake sleeping readers */
   READER_SEQ: 2,
@@ -112,6 +112,10 @@ export const RWLatchSlot = {
 } as const;
 const RW_WRITER = 1 << 30;
 const RW_READERS_MASK = RW_WRITER - 1;
+/** WRITERS_WAITING: the writer count, and one RW_SLEEPER per reader going to sleep (so releaseWrite
+ *  skips Atomics.notify, ~40 ns, when no reader can be asleep: the single-writer common case). */
+const RW_WW_MASK = 0xffff;
+const RW_SLEEPER = 1 << 16; // one announced sleeper
 
 export class RWLatch {
   private readonly st: number;
@@ -132,7 +136,7 @@ export class RWLatch {
 
   tryAcquireRead(): boolean {
     const a = this.i32;
-    if (Atomics.load(a, this.ww) !== 0) return false;
+    if ((Atomics.load(a, this.ww) & RW_WW_MASK) !== 0) return false;
     const s = Atomics.load(a, this.st);
     if ((s & RW_WRITER) !== 0) return false;
     assert((s & RW_READERS_MASK) < RW_READERS_MASK, 'RWLatch: too many readers');
@@ -143,7 +147,7 @@ export class RWLatch {
     const a = this.i32;
     let spins = 0;
     for (;;) {
-      if (Atomics.load(a, this.ww) === 0) {
+      if ((Atomics.load(a, this.ww) & RW_WW_MASK) === 0) {
         const s = Atomics.load(a, this.st);
         if ((s & RW_WRITER) === 0) {
           if (Atomics.compareExchange(a, this.st, s, s + 1) === s) return;
@@ -151,10 +155,17 @@ export class RWLatch {
         }
       }
       if (spins++ < this.spinLimit) continue;
+      // Announce the sleep first: a releaseWrite that then misses the announcement released before
+      // the re-check below, which sees it (sequentially consistent atomics).
+      Atomics.add(a, this.ww, RW_SLEEPER);
       const seq = Atomics.load(a, this.rseq);
       // re-check after reading seq: a release that happens now bumps seq and wait returns at once
-      if (Atomics.load(a, this.ww) === 0 && (Atomics.load(a, this.st) & RW_WRITER) === 0) continue;
+      if ((Atomics.load(a, this.ww) & RW_WW_MASK) === 0 && (Atomics.load(a, this.st) & RW_WRITER) === 0) {
+        Atomics.sub(a, this.ww, RW_SLEEPER);
+        continue;
+      }
       Atomics.wait(a, this.rseq, seq, SAFETY_WAIT_MS);
+      Atomics.sub(a, this.ww, RW_SLEEPER);
     }
   }
 
@@ -162,7 +173,7 @@ export class RWLatch {
     const a = this.i32;
     const prev = Atomics.sub(a, this.st, 1);
     assert((prev & RW_READERS_MASK) > 0 && (prev & RW_WRITER) === 0, 'RWLatch.releaseRead: not read-held');
-    if (prev === 1 && Atomics.load(a, this.ww) !== 0) {
+    if (prev === 1 && (Atomics.load(a, this.ww) & RW_WW_MASK) !== 0) {
       Atomics.add(a, this.wseq, 1);
       Atomics.notify(a, this.wseq, 1);
     }
@@ -193,11 +204,12 @@ export class RWLatch {
     const a = this.i32;
     const prev = Atomics.exchange(a, this.st, 0);
     assert(prev === RW_WRITER, 'RWLatch.releaseWrite: not write-held');
-    if (Atomics.load(a, this.ww) !== 0) {
+    const w = Atomics.load(a, this.ww);
+    if ((w & RW_WW_MASK) !== 0) {
       // writer preference: hand over to the next writer; readers stay asleep until writers drain
       Atomics.add(a, this.wseq, 1);
       Atomics.notify(a, this.wseq, 1);
-    } else {
+    } else if (w !== 0) {
       Atomics.add(a, this.rseq, 1);
       Atomics.notify(a, this.rseq);
     }
@@ -224,7 +236,7 @@ export class RWLatch {
   /** For diagnostics and tests: current readers and whether a writer holds the latch. */
   peek(): { readers: number; writer: boolean; writersWaiting: number } {
     const s = Atomics.load(this.i32, this.st);
-    return { readers: s & RW_READERS_MASK, writer: (s & RW_WRITER) !== 0, writersWaiting: Atomics.load(this.i32, this.ww) };
+    return { readers: s & RW_READERS_MASK, writer: (s & RW_WRITER) !== 0, writersWaiting: Atomics.load(this.i32, this.ww) & RW_WW_MASK };
   }
 }
 

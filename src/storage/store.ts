@@ -770,7 +770,7 @@ export class SharedStore {
   private copyIn(ref: number, src: Uint8Array, off: number, len: number): void {
     const u8 = this.m.u8;
     if (len < 64 || ((src.byteOffset + off) & 7) === 0 || len > BOUNCE_MAX_BYTES) {
-      if (len <= 16) for (let i = 0; i < len; i++) u8[ref + i] = src[off + i]!;
+      if (len <= 48) for (let i = 0; i < len; i++) u8[ref + i] = src[off + i]!;
       else copyToShared(u8, ref, src.subarray(off, off + len));
       return;
     }
