@@ -78,6 +78,40 @@ test('group commit: under concurrency, fsyncs are far fewer than commits', async
   }
 });
 
+test('a lone committer flushes its own WAL (committerFlush); concurrent ones leave it to the walwriter; off: never', async () => {
+  for (const committerFlush of [true, false]) {
+    const dataDir = newDir();
+    const p = await Primary.open({ dataDir, committerFlush, checkpointTimeoutMs: 0 });
+    try {
+      const s0 = p.stats();
+      for (let i = 0; i < 50; i++) await p.transaction((tx) => tx.put('t', `lone${i}`, i));
+      const s1 = p.stats();
+      const lone = s1.committerFlushes - s0.committerFlushes;
+      if (committerFlush) assert.ok(lone >= 45, `lone commits flushed on their own thread: ${lone} of 50`);
+      else assert.equal(lone, 0);
+      assert.ok(s1.walFsyncs - s0.walFsyncs >= 50, 'one fdatasync per lone commit');
+      // 64 at once: after the first flush releases many, they queue for the walwriter.
+      await Promise.all(Array.from({ length: 64 }, async (_, w) => {
+        for (let i = 0; i < 20; i++) await p.transaction((tx) => tx.put('t', `w${w}-${i}`, i));
+      }));
+      const s2 = p.stats();
+      assert.ok(s2.committerFlushes - s1.committerFlushes <= 3, `concurrent commits flushed by the walwriter (${s2.committerFlushes - s1.committerFlushes} on the committing thread)`);
+      assert.ok((s2.walFsyncs - s1.walFsyncs) * 8 < 64 * 20);
+      // Everything acknowledged is durable: reopen and read it back.
+      await p.close();
+      const q = await Primary.open({ dataDir, committerFlush });
+      try {
+        assert.equal(q.get('t', 'lone49'), 49);
+        assert.equal(q.get('t', 'w63-19'), 19);
+      } finally {
+        await q.close();
+      }
+    } finally {
+      await p.close();
+    }
+  }
+});
+
 test('a directory that is not a walstream data directory is refused and left untouched', async () => {
   const d = newDir();
   fs.mkdirSync(d, { recursive: true });

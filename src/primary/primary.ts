@@ -26,6 +26,7 @@ import { buildCheckpointRecord, OP_DELETE, OP_PUT, TxnRecordBuilder } from '../w
 import { FileSegmentSource, XLogReader } from '../wal/reader.js';
 import { redoRecord } from '../wal/replay.js';
 import { ensureSegment, fsyncDir, removeOldSegments } from '../wal/segfile.js';
+import { WalFileWriter } from '../wal/wal-file-writer.js';
 import { segmentFileName as segFileName, segNo } from '../wal/segment.js';
 import {
   XC_BYTES_WRITTEN, XC_FLUSHED, XC_FSYNC_COUNT, XC_STOP, XC_WALWRITER_LATCH, XC_WRITE_COUNT,
@@ -151,6 +152,8 @@ export interface PrimaryStats {
   walBytesInserted: number;
   walWrites: number;
   walFsyncs: number;
+  /** Flushes a lone commit did on its own thread (committerFlush); the rest of walFsyncs were the walwriter's. */
+  committerFlushes: number;
   walBytesWritten: number;
   ringWaits: number;
   checkpoints: number;
@@ -168,6 +171,8 @@ export class Primary extends EventEmitter {
   readonly recovery: RecoveryInfo;
   private readonly inserter: WalInserter;
   private readonly flushWaiter: FlushWaiter;
+  /** This thread's WAL writer for lone commits (committerFlush), closed after the walwriter stops. */
+  private readonly commitWriter: WalFileWriter | null;
   private walwriter: Worker;
   private control: ControlData;
   private nextXid: number;
@@ -217,7 +222,8 @@ export class Primary extends EventEmitter {
     });
     // Kick the walwriter once wal_writer_flush_after bytes are waiting (PostgreSQL's walwriter rule).
     this.inserter = new WalInserter(this.ctl, args.insertPos, args.prevRecord, Math.max(64 * 1024, args.options.walWriterFlushAfterBytes));
-    this.flushWaiter = new FlushWaiter(this.ctl);
+    this.commitWriter = args.options.committerFlush ? new WalFileWriter(this.ctl, this.walDir, false) : null;
+    this.flushWaiter = new FlushWaiter(this.ctl, this.commitWriter);
     this.walwriter = this.startWalWriter();
   }
 
@@ -529,6 +535,7 @@ export class Primary extends EventEmitter {
       walBytesInserted: this.inserter.insertPos - this.startInsertLsn,
       walWrites: c.load(XC_WRITE_COUNT),
       walFsyncs: c.load(XC_FSYNC_COUNT),
+      committerFlushes: this.flushWaiter.selfFlushes,
       walBytesWritten: c.load(XC_BYTES_WRITTEN),
       ringWaits: this.inserter.waitsForRingSpace,
       checkpoints: this.checkpoints,
@@ -617,6 +624,7 @@ export class Primary extends EventEmitter {
         await new Promise<void>((resolve) => {
           this.walwriter.once('exit', () => resolve());
         });
+        this.commitWriter?.close();
         this.flushWaiter.rejectAll(Errors.closed('primary'));
         releasePidFile(this.dataDir);
         this.emit('close');

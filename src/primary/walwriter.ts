@@ -5,14 +5,13 @@
 // It stops when XC_STOP is set, after writing and flushing everything inserted: at shutdown every
 // inserted record is durable.
 
-import fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { XLOG_BLCKSZ } from '../wal/consts.js';
 import type { Lsn } from '../wal/lsn.js';
-import { ensureSegment, SegmentPreparer, segmentPath } from '../wal/segfile.js';
+import { SegmentPreparer } from '../wal/segfile.js';
+import { WalFileWriter } from '../wal/wal-file-writer.js';
 import {
-  XC_BYTES_WRITTEN, XC_FLUSHED, XC_FLUSH_SEQ, XC_FSYNC_COUNT, XC_INSERTED_UPTO, XC_STOP, XC_WAITERS,
-  XC_WALWRITER_LATCH, XC_WRITE_COUNT, XC_WRITE_REQUEST, XC_WRITE_SEQ, XC_WRITER_FAILED, XC_WRITTEN,
+  XC_FLUSHED, XC_FLUSH_SEQ, XC_INSERTED_UPTO, XC_STOP, XC_WAITERS,
+  XC_WALWRITER_LATCH, XC_WRITE_REQUEST, XC_WRITE_SEQ, XC_WRITER_FAILED, XC_WRITTEN,
   XLogCtl, type XLogCtlHandle,
 } from '../wal/xlogctl.js';
 
@@ -31,72 +30,18 @@ const cfg = workerData as WalWriterConfig;
 const ctl = new XLogCtl(cfg.handle);
 const segSize = ctl.segSize;
 const sleepWord = new Int32Array(new SharedArrayBuffer(4));
-const ZERO_PAGE = Buffer.alloc(XLOG_BLCKSZ);
 
-let curSeg = -1;
-let curFd = -1;
-const toSync: number[] = []; // fds written since the last fdatasync (completed segments stay here until synced)
+const writer = new WalFileWriter(ctl, cfg.walDir, true);
 let preallocatedUpTo = -1;
 let preparer: SegmentPreparer | null = null;
 
-function openSeg(seg: number): void {
-  if (curFd >= 0 && !toSync.includes(curFd)) fs.closeSync(curFd);
-  ensureSegment(cfg.walDir, ctl.tli, seg, segSize);
-  curFd = fs.openSync(segmentPath(cfg.walDir, ctl.tli, seg, segSize), 'r+');
-  curSeg = seg;
-}
-
-/**
- * Write ring bytes [from, to) to the segment files. When `to` is inside a page, the page's tail
- * goes out as zeros in the same writev (so no byte of an older life of the file survives right
- * after the end of WAL).
- */
-function writeRange(from: Lsn, to: Lsn): void {
-  const tail = to % XLOG_BLCKSZ === 0 ? 0 : XLOG_BLCKSZ - (to % XLOG_BLCKSZ);
-  let p = from;
-  while (p < to) {
-    const seg = Math.floor(p / segSize);
-    if (seg !== curSeg) openSeg(seg);
-    const segEnd = (seg + 1) * segSize;
-    // contiguous in the ring up to the ring's end
-    const off = ctl.ringOffset(p);
-    const ringRoom = ctl.ring.length - off;
-    const n = Math.min(to - p, segEnd - p, ringRoom);
-    const view = Buffer.from(ctl.ring.buffer, ctl.ring.byteOffset + off, n);
-    const filePos = p % segSize;
-    let w = 0;
-    if (p + n === to && tail > 0) w = fs.writevSync(curFd, [view, ZERO_PAGE.subarray(0, tail)], filePos);
-    while (w < n) w += fs.writeSync(curFd, view, w, n - w, filePos + w);
-    if (w < n + tail && p + n === to && tail > 0) {
-      for (let z = w - n; z < tail; ) z += fs.writeSync(curFd, ZERO_PAGE, 0, tail - z, filePos + n + z);
-    }
-    if (!toSync.includes(curFd)) toSync.push(curFd);
-    p += n;
-  }
-  ctl.addCounter(XC_WRITE_COUNT, 1);
-  ctl.addCounter(XC_BYTES_WRITTEN, to - from);
-}
-
-function syncAll(): void {
-  for (const fd of toSync) {
-    fs.fdatasyncSync(fd);
-    if (fd !== curFd) fs.closeSync(fd);
-  }
-  toSync.length = 0;
-  ctl.addCounter(XC_FSYNC_COUNT, 1);
-}
-
+/** Under WRITE_LOCK (a committing thread may be flushing its own commit: then we wait for it). */
 function flushTo(target: Lsn): void {
-  const written = ctl.load(XC_WRITTEN);
-  if (target > written) {
-    writeRange(written, target);
-    ctl.store(XC_WRITTEN, target);
-    ctl.bump(XC_WRITE_SEQ);
-  }
-  if (target > ctl.load(XC_FLUSHED)) {
-    syncAll();
-    ctl.store(XC_FLUSHED, target);
-    ctl.bump(XC_FLUSH_SEQ);
+  ctl.lockWrite();
+  try {
+    writer.flushTo(target);
+  } finally {
+    ctl.unlockWrite();
   }
 }
 
@@ -164,8 +109,7 @@ function main(): void {
     }
   }
   preparer?.abort();
-  for (const fd of toSync) fs.closeSync(fd);
-  if (curFd >= 0 && !toSync.includes(curFd)) fs.closeSync(curFd);
+  writer.close();
 }
 
 try {

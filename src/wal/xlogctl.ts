@@ -8,7 +8,11 @@
 //     advances RING_VALID_FROM (oldest LSN whose page is still in the ring).
 //   walwriter (worker) reads INSERTED_UPTO, writes [WRITTEN, target) to segment files, fdatasyncs,
 //     publishes WRITTEN then FLUSHED, bumps FLUSH_SEQ and notifies it.
-//   committers set WRITE_REQUEST (max) and SetLatch(WALWRITER_LATCH); they wait on FLUSH_SEQ.
+//   committers set WRITE_REQUEST (max) and SetLatch(WALWRITER_LATCH); they wait on FLUSH_SEQ. A
+//     committer that finds no other commit waiting may instead write and fdatasync WAL itself
+//     (PostgreSQL's XLogFlush in the backend) if it takes WRITE_LOCK without waiting.
+//   WRITE_LOCK (PostgreSQL's WALWriteLock): held by whoever writes segment files and publishes
+//     WRITTEN/FLUSHED — the walwriter (lockWrite) or a committing thread (tryLockWrite).
 //   walsenders read FLUSHED, wait on FLUSH_SEQ, and copy pages from the ring while
 //     RING_VALID_FROM <= their position (re-checked after the copy), else read segment files.
 // Invariant: RING_VALID_FROM <= FLUSHED <= WRITTEN <= INSERTED_UPTO.
@@ -35,6 +39,8 @@ export const XC_WAITERS = I32_BASE + 2;
 export const XC_STOP = I32_BASE + 3;
 export const XC_WRITE_SEQ = I32_BASE + 4;
 export const XC_WRITER_FAILED = I32_BASE + 5;
+/** 0 = free, 1 = held (see DEV DOCS). */
+export const XC_WRITE_LOCK = I32_BASE + 6;
 const N_I32 = I32_BASE + 8;
 export const XLOGCTL_BYTES = N_I32 * 4;
 
@@ -108,6 +114,22 @@ export class XLogCtl {
   setLatch(index: number): void {
     Atomics.add(this.i32, index, 1);
     Atomics.notify(this.i32, index);
+  }
+
+  /** WRITE_LOCK without waiting: true if taken. */
+  tryLockWrite(): boolean {
+    return Atomics.compareExchange(this.i32, XC_WRITE_LOCK, 0, 1) === 0;
+  }
+
+  /** WRITE_LOCK, sleeping while another thread holds it (blocking threads only: the walwriter). */
+  lockWrite(): void {
+    while (Atomics.compareExchange(this.i32, XC_WRITE_LOCK, 0, 1) !== 0) Atomics.wait(this.i32, XC_WRITE_LOCK, 1, 10);
+  }
+
+  unlockWrite(): void {
+    const was = Atomics.exchange(this.i32, XC_WRITE_LOCK, 0);
+    assert(was === 1, 'WRITE_LOCK released while not held');
+    Atomics.notify(this.i32, XC_WRITE_LOCK);
   }
 
   /** Bump a sequence word and wake all its waiters. */
