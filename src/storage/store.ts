@@ -5,6 +5,8 @@
 // a per-table B+tree and a table directory (itself a B+tree keyed by table name), all inside the
 // buffer so every thread sees tables created later. How it stops: it does not; drop the handle.
 //
+// Writes: applyTransaction(StoreOp[]) and applyBatch(StoreOpBatch: ops as ranges of byte buffers,
+// which is how the primary applies the very bytes of the WAL record it builds) share one apply path.
 // Consistency: applyTransaction holds the write latch (RWLatch in the header) for the whole
 // transaction, readers hold the read latch for a whole get/scan/readConsistent, so a reader never
 // sees half a transaction. The latch is writer-preferring, so readers cannot starve replay.
