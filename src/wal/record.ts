@@ -246,6 +246,8 @@ export class TxnRecordBuilder implements StoreOpBatch {
     if (typeof key === 'string') {
       isString = true;
       const n = key.length;
+      // every UTF-16 unit is at least one UTF-8 byte: refuse an overlong key before making room for it
+      if (n > MAX_KEY_BYTES) throw Errors.invalidKey(`longer than ${MAX_KEY_BYTES} bytes (${Buffer.byteLength(key, 'utf8')})`);
       const b = this.room(keyAt + n * 3);
       klen = -1;
       if (n <= 64) {
