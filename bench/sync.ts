@@ -88,18 +88,19 @@ async function measureOurs(p: Primary, level: SynchronousCommit, committers: num
   return res;
 }
 
-async function runOurs(root: string, n: number, o: Required<Pick<SyncBenchOptions, 'seconds' | 'levels' | 'committers'>>) {
+async function runOurs(root: string, n: number, o: Required<Pick<SyncBenchOptions, 'seconds' | 'levels' | 'committers'>>, committerFlush = false) {
   const names = standbyNamesFor(n);
-  const p = await Primary.open({ dataDir: path.join(root, `p${n}`), walSegmentSize: SEG, walBuffersBytes: 16 * MiB, checkpointTimeoutMs: 0, maxWalSizeBytes: 4096 * MiB, port: 0, synchronousStandbyNames: names });
+  const dataDir = path.join(root, committerFlush ? `p${n}-latency` : `p${n}`);
+  const p = await Primary.open({ dataDir, walSegmentSize: SEG, walBuffersBytes: 16 * MiB, checkpointTimeoutMs: 0, maxWalSizeBytes: 4096 * MiB, port: 0, synchronousStandbyNames: names, committerFlush });
   const standbys: Standby[] = [];
   try {
     for (let i = 1; i <= n; i++) {
-      standbys.push(await Standby.open({ dataDir: path.join(root, `p${n}-s${i}`), primaryConninfo: { host: '127.0.0.1', port: p.port!, user: 'bench', applicationName: `s${i}` }, readerThreads: 0, checkpointTimeoutMs: 0 }));
+      standbys.push(await Standby.open({ dataDir: `${dataDir}-s${i}`, primaryConninfo: { host: '127.0.0.1', port: p.port!, user: 'bench', applicationName: `s${i}` }, readerThreads: 0, checkpointTimeoutMs: 0 }));
     }
     await until(() => p.replicationStatus().some((r) => r.sync_state === 'sync') && p.replicationStatus().length === n, setupTimeoutMs, 'a synchronous walstream standby');
     const points: SyncPoint[] = [];
     for (const level of o.levels) for (const c of o.committers) points.push(await measureOurs(p, level, c, o.seconds));
-    return { standbys: n, synchronous_standby_names: names, points };
+    return { standbys: n, synchronous_standby_names: names, committerFlush, points };
   } finally {
     for (const s of standbys) await s.close().catch(() => undefined);
     await p.close();
@@ -270,6 +271,10 @@ export async function runSyncBench(o: SyncBenchOptions) {
     const cfg = { seconds: o.seconds, levels, committers };
     const ours = [];
     for (const n of standbyCounts) ours.push(await runOurs(root, n, cfg));
+    // Latency mode (committerFlush: a lone commit fdatasyncs its own WAL on its thread) at 1 committer.
+    const latencyMode = committers.includes(1)
+      ? await runOurs(root, standbyCounts[0]!, { ...cfg, levels: levels.filter((l) => l !== 'off'), committers: [1] }, true)
+      : null;
     const postgres = o.realPg === false ? null : await runPostgres(root, cfg);
     const ratios = [];
     for (const level of levels) {
@@ -290,6 +295,7 @@ export async function runSyncBench(o: SyncBenchOptions) {
       host: { cpus: os.cpus().length, node: process.version },
       rawFsync,
       walstream: ours,
+      walstreamLatencyMode: latencyMode,
       postgres,
       ratios,
       elapsedSeconds: +((performance.now() - t0) / 1000).toFixed(1),

@@ -16,7 +16,8 @@ const ROUNDS = parseInt(process.env.WALSTREAM_CRASH_ROUNDS ?? '20', 10);
 
 async function runAndKill(dataDir: string, start: number, killAfterMs: number, committers: number): Promise<Set<number>> {
   const acked = new Set<number>();
-  const cp = spawn(process.execPath, [child, dataDir, String(start), String(committers)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // A lone committer flushes its own WAL (committerFlush); 8 leave it to the walwriter.
+  const cp = spawn(process.execPath, [child, dataDir, String(start), String(committers), 'on', committers === 1 ? '1' : '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let buf = '';
   let err = '';
   cp.stderr.on('data', (d) => (err += d));

@@ -1,13 +1,13 @@
 // Commit waits for the local WAL flush, on the thread that owns transactions. Waiters are queued
 // in LSN order (inserts are in LSN order); one Atomics.waitAsync on XLogCtl's FLUSH_SEQ is armed
 // while any waiter is queued, so commits are woken by the walwriter, never by polling.
-// At low concurrency (the last flush released one commit) commits flush their own WAL on this
-// thread instead (PostgreSQL's backend XLogFlush): at the end of this turn of the event loop
-// (setImmediate: every commit of the turn has inserted), if WRITE_LOCK is free and the segment
-// exists, one write + fdatasync covers everything inserted, saving the two thread wake-ups
-// (≈ 60 µs each here) of asking the walwriter; this thread is blocked for that fdatasync. Once a
-// flush releases several commits, they queue for the walwriter, which fdatasyncs while this thread
-// goes on inserting.
+// At low concurrency commits flush their own WAL on this thread instead (PostgreSQL's backend
+// XLogFlush): at the end of this turn of the event loop (setImmediate: every commit of the turn
+// has inserted), if WRITE_LOCK is free and the segment exists, one write + fdatasync covers
+// everything inserted, saving the two thread wake-ups (≈ 60 µs each here) of asking the
+// walwriter; this thread is blocked for that fdatasync. As soon as one flush releases several
+// commits (concurrent committers, or commits arriving faster than one fdatasync each), flushes go
+// to the walwriter for GROUP_COMMIT_HOLD_MS and more: it fdatasyncs while this thread goes on.
 
 import { Errors } from '../errors.js';
 import type { Lsn } from '../wal/lsn.js';
@@ -16,8 +16,11 @@ import {
   XC_FLUSHED, XC_FLUSH_SEQ, XC_INSERTED_UPTO, XC_WAITERS, XC_WALWRITER_LATCH, XC_WRITE_REQUEST, XC_WRITE_SEQ, XC_WRITER_FAILED, type XLogCtl,
 } from '../wal/xlogctl.js';
 
-/** A flush on the committing thread only while the last flush released at most this many commits. */
-const SELF_FLUSH_MAX_GROUP = 1;
+/**
+ * Once a flush releases more than one commit (commits are concurrent, or arrive faster than this
+ * thread can fdatasync alone), every flush goes to the walwriter for at least this long.
+ */
+const GROUP_COMMIT_HOLD_MS = 100;
 
 interface Waiter {
   lsn: Lsn;
@@ -29,8 +32,8 @@ export class FlushWaiter {
   private q: Waiter[] = [];
   private head = 0;
   private armed = false;
-  /** Commits the last flush released: above SELF_FLUSH_MAX_GROUP, commits are concurrent. */
-  private lastGroup = 0;
+  /** performance.now() until which flushes go to the walwriter (see GROUP_COMMIT_HOLD_MS). */
+  private groupCommitUntil = 0;
   private selfFlushScheduled = false;
   /** Commits flushed on this thread (the rest were flushed by the walwriter). */
   selfFlushes = 0;
@@ -48,7 +51,7 @@ export class FlushWaiter {
     return new Promise<void>((resolve, reject) => {
       this.q.push({ lsn, resolve, reject });
       Atomics.add(ctl.i32, XC_WAITERS, 1);
-      if (this.writer !== null && this.lastGroup <= SELF_FLUSH_MAX_GROUP) {
+      if (this.writer !== null && performance.now() >= this.groupCommitUntil) {
         this.scheduleSelfFlush();
       } else {
         this.requestWalWriter(lsn);
@@ -142,10 +145,8 @@ export class FlushWaiter {
       this.q[this.head++] = undefined as unknown as Waiter;
       n++;
     }
-    if (n > 0) {
-      Atomics.sub(ctl.i32, XC_WAITERS, n);
-      this.lastGroup = n;
-    }
+    if (n > 0) Atomics.sub(ctl.i32, XC_WAITERS, n);
+    if (n > 1) this.groupCommitUntil = performance.now() + GROUP_COMMIT_HOLD_MS;
     if (this.head > 1024 && this.head * 2 > this.q.length) {
       this.q = this.q.slice(this.head);
       this.head = 0;

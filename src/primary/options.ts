@@ -32,10 +32,12 @@ export interface PrimaryOptions {
   /** Spin iterations before the walwriter sleeps on its latch. */
   walWriterSpinIterations?: number;
   /**
-   * A lone commit (no other commit waiting) writes and fdatasyncs its own WAL on the calling
-   * thread when the walwriter is not writing (PostgreSQL's backend XLogFlush), instead of waking
-   * the walwriter and waiting to be woken: two thread wake-ups less per commit at low
-   * concurrency; the calling thread is blocked for that fdatasync. Default true.
+   * Latency mode for a thread that does little but commit: a lone commit (no concurrency seen for
+   * 100 ms) writes and fdatasyncs its own WAL on the calling thread when the walwriter is not
+   * writing (PostgreSQL's backend XLogFlush), instead of waking the walwriter and waiting to be
+   * woken — two thread wake-ups less per commit. The calling thread's event loop is blocked for
+   * that fdatasync, including its outliers (tens of ms when the disk is busy), so a service whose
+   * main thread also serves requests should leave it off. Default false.
    */
   committerFlush?: boolean;
 
@@ -126,7 +128,7 @@ export function resolvePrimaryOptions(o: PrimaryOptions): ResolvedPrimaryOptions
     maxValueBytes: int('maxValueBytes', o.maxValueBytes ?? 16 * 1024 * 1024, 1, 256 * 1024 * 1024),
     maxStoreBytes: int('maxStoreBytes', o.maxStoreBytes ?? 1024 * 1024 * 1024, 1 << 20, Number.MAX_SAFE_INTEGER),
     walWriterSpinIterations: int('walWriterSpinIterations', o.walWriterSpinIterations ?? 2000, 0, 10_000_000),
-    committerFlush: bool('committerFlush', o.committerFlush ?? true),
+    committerFlush: bool('committerFlush', o.committerFlush ?? false),
     ...resolveReplicationOptions(o),
     ...resolveSyncRepOptions(o),
   };

@@ -4,12 +4,12 @@
 // parent after recovery.
 import { Primary } from '../../src/primary/primary.js';
 
-const [dataDir, startArg, committersArg, levelArg] = process.argv.slice(2);
+const [dataDir, startArg, committersArg, levelArg, committerFlushArg] = process.argv.slice(2);
 let next = parseInt(startArg ?? '0', 10);
 const committers = parseInt(committersArg ?? '8', 10);
 const level = (levelArg ?? 'on') as 'on' | 'local';
 
-const p = await Primary.open({ dataDir: dataDir!, walSegmentSize: 1 << 20, checkpointTimeoutMs: 0, maxWalSizeBytes: 4 << 20 });
+const p = await Primary.open({ dataDir: dataDir!, walSegmentSize: 1 << 20, checkpointTimeoutMs: 0, maxWalSizeBytes: 4 << 20, committerFlush: committerFlushArg === '1' });
 process.stdout.write('ready\n');
 const pad = 'x'.repeat(300);
 async function worker(): Promise<void> {
