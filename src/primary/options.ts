@@ -29,6 +29,13 @@ export interface PrimaryOptions {
   maxTransactionBytes?: number;
   maxValueBytes?: number;
   maxStoreBytes?: number;
+  /**
+   * min_wal_size: at a checkpoint, segments no longer needed are recycled (renamed to future
+   * segment names, their blocks kept allocated, as PostgreSQL does) while fewer than
+   * max(minWalSizeBytes, maxWalSizeBytes) of future segments exist; beyond that they are removed.
+   * Default 80 MiB.
+   */
+  minWalSizeBytes?: number;
   /** Spin iterations before the walwriter sleeps on its latch. */
   walWriterSpinIterations?: number;
   /**
@@ -129,6 +136,7 @@ export function resolvePrimaryOptions(o: PrimaryOptions): ResolvedPrimaryOptions
     maxStoreBytes: int('maxStoreBytes', o.maxStoreBytes ?? 1024 * 1024 * 1024, 1 << 20, Number.MAX_SAFE_INTEGER),
     walWriterSpinIterations: int('walWriterSpinIterations', o.walWriterSpinIterations ?? 2000, 0, 10_000_000),
     committerFlush: bool('committerFlush', o.committerFlush ?? false),
+    minWalSizeBytes: int('minWalSizeBytes', o.minWalSizeBytes ?? 80 * 1024 * 1024, 0, Number.MAX_SAFE_INTEGER),
     ...resolveReplicationOptions(o),
     ...resolveSyncRepOptions(o),
   };

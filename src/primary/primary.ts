@@ -25,7 +25,7 @@ import { type Lsn, lsnToString } from '../wal/lsn.js';
 import { buildCheckpointRecord, OP_DELETE, OP_PUT, TxnRecordBuilder } from '../wal/record.js';
 import { FileSegmentSource, XLogReader } from '../wal/reader.js';
 import { redoRecord } from '../wal/replay.js';
-import { ensureSegment, fsyncDir, removeOldSegments } from '../wal/segfile.js';
+import { ensureSegment, fsyncDir, recycleOldSegments } from '../wal/segfile.js';
 import { WalFileWriter } from '../wal/wal-file-writer.js';
 import { segmentFileName as segFileName, segNo } from '../wal/segment.js';
 import {
@@ -596,8 +596,12 @@ export class Primary extends EventEmitter {
       const p = pin();
       if (p !== null && p > 0 && p < keepFrom) keepFrom = p;
     }
-    removeOldSegments(this.walDir, this.control.segSize, segNo(keepFrom, this.control.segSize));
-    this.emit('checkpoint', { lsn: start, redo, shutdown });
+    // RemoveOldXlogFiles: recycle into future names past the walwriter's segment (it may be
+    // creating the next one: link() never replaces, so either file wins), remove the rest.
+    const segSize = this.control.segSize;
+    const maxFutureSegments = Math.floor(Math.max(this.options.minWalSizeBytes, this.options.maxWalSizeBytes) / segSize);
+    const seg = recycleOldSegments(this.walDir, segSize, this.control.tli, segNo(keepFrom, segSize), segNo(this.ctl.load(XC_WRITTEN), segSize) + 1, maxFutureSegments);
+    this.emit('checkpoint', { lsn: start, redo, shutdown, segmentsRecycled: seg.recycled, segmentsRemoved: seg.removed });
   }
 
   /** Shut down: flush, shutdown checkpoint, stop the walwriter, release the data directory. */

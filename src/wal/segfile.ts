@@ -1,5 +1,5 @@
 // Segment files under pg_wal/: creation (preallocated, zero-filled, published atomically like
-// PostgreSQL's XLogFileInit), listing, and removal of segments no longer needed.
+// PostgreSQL's XLogFileInit), listing, and recycling or removal of segments no longer needed.
 // Synchronous on purpose: called from the walwriter and walreceiver worker threads.
 
 import fs from 'node:fs';
@@ -90,19 +90,6 @@ export function listSegments(walDir: string, segSize: number): SegmentEntry[] {
   }
   out.sort((a, b) => a.seg - b.seg || a.tli - b.tli);
   return out;
-}
-
-/** Remove segments with seg < keepFromSeg. Returns how many were removed. */
-export function removeOldSegments(walDir: string, segSize: number, keepFromSeg: number): number {
-  let n = 0;
-  for (const s of listSegments(walDir, segSize)) {
-    if (s.seg < keepFromSeg) {
-      fs.rmSync(path.join(walDir, s.name), { force: true });
-      n++;
-    }
-  }
-  if (n > 0) fsyncDir(walDir);
-  return n;
 }
 
 /**
