@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as hdr from 'hdr-histogram-js';
 import { Primary } from '../src/primary/primary.js';
+import { parseLsn } from '../src/wal/lsn.js';
 import { measureRawFsync } from './raw-limits.js';
 
 export interface CommitBenchOptions {
@@ -81,7 +82,25 @@ export async function runCommitBench(o: CommitBenchOptions) {
     for (const level of ['off', 'on'] as const) {
       for (const c of o.committers) results.push(await measure(p, c, level, o.seconds, 100));
     }
-    const wal = await insertBandwidth(p, o.seconds);
+    // 1 KiB inserts, twice. Cold: a fresh data directory, so every segment is created (zero-filled)
+    // on the way. Steady state, as on a primary that has been running: enough WAL since the last
+    // checkpoint for the run, then a checkpoint, which recycles those segments into future names
+    // (min_wal_size), so WAL goes into allocated files.
+    const cold = await insertBandwidth(p, o.seconds);
+    const steadyBytes = Math.max(cold.walMBps, 600) * 1e6 * o.seconds * 1.25;
+    const filler = new Uint8Array(256 * 1024).fill(0x62);
+    while (p.insertLsn - parseLsn(p.stats().redoLsn) < steadyBytes) {
+      await p.transaction((tx) => tx.put('fill', 'f', filler), { synchronousCommit: 'off' });
+    }
+    await p.flush();
+    let recycled = 0;
+    p.once('checkpoint', (e: { segmentsRecycled: number }) => (recycled = e.segmentsRecycled));
+    await p.checkpoint();
+    const steady = await insertBandwidth(p, o.seconds);
+    const wal = {
+      cold: { what: 'fresh data directory: segments created (zero-filled) as WAL reaches them', ...cold },
+      steadyState: { what: 'after a checkpoint recycled the segments written before (as on a running primary)', recycledSegments: recycled, ...steady },
+    };
     const at64 = results.find((r) => r.synchronous_commit === 'on' && r.committers === 64);
     return {
       bench: 'commit',
