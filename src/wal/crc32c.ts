@@ -61,9 +61,15 @@ function crcBytes(crc: number, buf: Uint8Array, i: number, end: number): number 
   return crc;
 }
 
-/** Slicing-by-16 in plain JS (~1 GB/s here): serves inputs < wasmMinBytes, and all inputs when
- *  WebAssembly SIMD is unavailable. Exported for the benchmark and the tests. */
+/** Little-endian host: 32-bit loads through an Int32Array view give the bytes in CRC order. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+/** From this length the portable path loads 32-bit words (a view costs ~0.1 µs to make). */
+const WORD_LOOP_MIN_BYTES = 1024;
+
+/** Slicing-by-16 in plain JS (2.1–2.5 GB/s on 1 MiB here, quiet): serves inputs < wasmMinBytes,
+ *  and all inputs when WebAssembly SIMD is unavailable. Exported for the benchmark and the tests. */
 export function crc32cUpdatePortable(state: number, buf: Uint8Array, start = 0, end = buf.length): number {
+  if (LITTLE_ENDIAN && end - start >= WORD_LOOP_MIN_BYTES) return crc32cWords(state, buf, start, end);
   let crc = state | 0;
   let i = start;
   const t = T;
@@ -88,6 +94,31 @@ export function crc32cUpdatePortable(state: number, buf: Uint8Array, start = 0, 
       t[256 + buf[i + 14]!]! ^
       t[buf[i + 15]!]!;
     i += 16;
+  }
+  return crcBytes(crc, buf, i, end) >>> 0;
+}
+
+/** Slicing-by-16 over 32-bit words (4 loads per 16 bytes instead of 16), after a byte-wise head up to 4-alignment. */
+function crc32cWords(state: number, buf: Uint8Array, start: number, end: number): number {
+  let crc = state | 0;
+  let i = start;
+  const t = T;
+  while (i < end && ((buf.byteOffset + i) & 3) !== 0) crc = t[(crc ^ buf[i++]!) & 0xff]! ^ (crc >>> 8);
+  const words = ((end - i) >> 4) << 2;
+  if (words > 0) {
+    const w = new Int32Array(buf.buffer, buf.byteOffset + i, words);
+    for (let j = 0; j < words; j += 4) {
+      const a = crc ^ w[j]!;
+      const b = w[j + 1]!;
+      const c = w[j + 2]!;
+      const d = w[j + 3]!;
+      crc =
+        t[3840 + (a & 255)]! ^ t[3584 + ((a >>> 8) & 255)]! ^ t[3328 + ((a >>> 16) & 255)]! ^ t[3072 + (a >>> 24)]! ^
+        t[2816 + (b & 255)]! ^ t[2560 + ((b >>> 8) & 255)]! ^ t[2304 + ((b >>> 16) & 255)]! ^ t[2048 + (b >>> 24)]! ^
+        t[1792 + (c & 255)]! ^ t[1536 + ((c >>> 8) & 255)]! ^ t[1280 + ((c >>> 16) & 255)]! ^ t[1024 + (c >>> 24)]! ^
+        t[768 + (d & 255)]! ^ t[512 + ((d >>> 8) & 255)]! ^ t[256 + ((d >>> 16) & 255)]! ^ t[d >>> 24]!;
+    }
+    i += words * 4;
   }
   return crcBytes(crc, buf, i, end) >>> 0;
 }
