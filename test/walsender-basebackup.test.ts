@@ -124,7 +124,7 @@ test('BASE_BACKUP: PostgreSQL 15 reply shape, archive contents, WAL pinned from 
     const m = decodeCopyBothMessage(f.body);
     if (m.kind !== 'w') continue;
     assert.equal(m.dataStart, pos, 'contiguous XLogData');
-    assert.ok(m.data.length <= 128 * 1024);
+    assert.ok(m.data.length <= 1024 * 1024, 'at most maxSendBytes (1 MiB by default)');
     const n = Math.min(m.data.length, start + SEG - pos);
     recv.set(m.data.subarray(0, n), pos - start);
     pos += m.data.length;

@@ -61,7 +61,12 @@ export interface PrimaryOptions {
   maxWalSenders?: number;
   /** wal_sender_timeout (ms, 0 = none): keepalive at half of it, disconnect after all of it. */
   walSenderTimeoutMs?: number;
-  /** Largest XLogData payload in bytes (PostgreSQL's MAX_SEND_SIZE, 128 KiB). */
+  /**
+   * Largest XLogData payload in bytes. Default 1 MiB (PostgreSQL's MAX_SEND_SIZE is 128 KiB):
+   * catching up, a receiver then handles 8× fewer messages (pg_receivewal does one write() per
+   * message: +13 % MB/s measured here); live messages are small either way. Every client reads
+   * messages of any size (libpq grows its buffer); ours up to its maxMessageBytes.
+   */
   maxSendBytes?: number;
   /** authentication_timeout (ms): a connection must have authenticated by then. */
   authenticationTimeoutMs?: number;
@@ -173,7 +178,10 @@ function resolveReplicationOptions(o: PrimaryOptions) {
     }
     users = { ...o.users };
   }
-  const maxSendBytes = int('maxSendBytes', o.maxSendBytes ?? 128 * 1024, XLOG_BLCKSZ, 16 * 1024 * 1024);
+  // Default: 1 MiB, or less if walSenderMaxQueuedBytes was set smaller (it must hold one message).
+  const queuedSet = typeof o.walSenderMaxQueuedBytes === 'number' ? o.walSenderMaxQueuedBytes : Infinity;
+  const defaultSend = Math.max(XLOG_BLCKSZ, Math.min(1024 * 1024, Math.floor(queuedSet / XLOG_BLCKSZ) * XLOG_BLCKSZ));
+  const maxSendBytes = int('maxSendBytes', o.maxSendBytes ?? defaultSend, XLOG_BLCKSZ, 16 * 1024 * 1024);
   return {
     port,
     host,
@@ -184,7 +192,7 @@ function resolveReplicationOptions(o: PrimaryOptions) {
     maxSendBytes,
     authenticationTimeoutMs: int('authenticationTimeoutMs', o.authenticationTimeoutMs ?? 60_000, 1, 600_000),
     maxClientMessageBytes: int('maxClientMessageBytes', o.maxClientMessageBytes ?? 64 * 1024, 1024, 1 << 30),
-    walSenderMaxQueuedBytes: int('walSenderMaxQueuedBytes', o.walSenderMaxQueuedBytes ?? 1024 * 1024, maxSendBytes, 1 << 30),
+    walSenderMaxQueuedBytes: int('walSenderMaxQueuedBytes', o.walSenderMaxQueuedBytes ?? 4 * maxSendBytes, maxSendBytes, 1 << 30),
     walSenderSpinMicros: int('walSenderSpinMicros', o.walSenderSpinMicros ?? 300, 0, 100_000),
   };
 }

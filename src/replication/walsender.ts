@@ -14,7 +14,7 @@
 // FATAL 57P01. Then it releases its slot and closes its port; the thread ends with no handles left.
 //
 // DEV DOCS — how WAL is read and sent (PostgreSQL's XLogSendPhysical):
-//   * The target is XLogCtl FLUSHED. One XLogData carries at most `maxSendBytes` (128 KiB); when
+//   * The target is XLogCtl FLUSHED. One XLogData carries at most `maxSendBytes` (1 MiB); when
 //     more is pending its end is rounded down to a page boundary, else it ends at FLUSHED.
 //   * The bytes come from the wal_buffers ring when RING_VALID_FROM <= the start: they are copied
 //     out into the message buffer, then RING_VALID_FROM is checked again — the inserter advances it
@@ -177,7 +177,7 @@ export class WalSender {
   private readonly lag: WalSndLag | null;
   /** True once the standby reported a flush position in this START_REPLICATION (its priority then counts). */
   private flushReported = false;
-  // Message buffers, reused once the socket has handed them to the kernel (fresh 128 KiB buffers
+  // Message buffers, reused once the socket has handed them to the kernel (fresh 1 MiB buffers
   // would each cost an mmap, page faults and kernel zeroing).
   private readonly framePool: Buffer[] = [];
   private framePoolMax = 0;
