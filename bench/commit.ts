@@ -50,7 +50,7 @@ async function measure(p: Primary, committers: number, level: 'off' | 'on', seco
   return res;
 }
 
-async function insertBandwidth(p: Primary, seconds: number) {
+export async function insertBandwidth(p: Primary, seconds: number) {
   const value = new Uint8Array(1024 - 40).fill(0x61);
   const waits0 = p.stats().ringWaits;
   const start = p.insertLsn;

@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Primary } from '../src/primary/primary.js';
 import { ensureSegment } from '../src/wal/segfile.js';
+import { insertBandwidth } from './commit.js';
 
 async function main() {
   const seconds = Number(process.argv[2] ?? 2);
@@ -19,25 +20,11 @@ async function main() {
     const preMB = Number(process.env.PRESEG_MB ?? 0);
     const segSize = p.stats().walSegmentSize;
     for (let s = Math.floor(p.insertLsn / segSize) + 1, k = 0; k * segSize < preMB * 2 ** 20; s++, k++) ensureSegment(p.walDir, p.timeline, s, segSize);
-    const value = new Uint8Array(1024 - 40).fill(0x61);
     const s0 = p.stats();
-    const start = p.insertLsn;
-    const t0 = performance.now();
-    const stopAt = t0 + seconds * 1000;
-    let n = 0;
-    while (performance.now() < stopAt) {
-      for (let i = 0; i < 1000; i++) {
-        await p.transaction((tx) => tx.put('wal', `r${(n + i) % 10_000}`, value), { synchronousCommit: 'off' });
-      }
-      n += 1000;
-    }
-    const secs = (performance.now() - t0) / 1000;
-    await p.flush();
-    const bytes = p.insertLsn - start;
+    const r = await insertBandwidth(p, seconds);
     const s1 = p.stats();
     console.log(JSON.stringify({
-      records: n, avgRecordBytes: Math.round(bytes / n), walMBps: +(bytes / secs / 1e6).toFixed(1), recordsPerSec: Math.round(n / secs),
-      usPerTxn: +((secs * 1e6) / n).toFixed(2), ringWaits: s1.ringWaits - s0.ringWaits, walWrites: s1.walWrites - s0.walWrites, walFsyncs: s1.walFsyncs - s0.walFsyncs,
+      ...r, usPerTxn: +(1e6 / r.recordsPerSec).toFixed(2), walWrites: s1.walWrites - s0.walWrites, walFsyncs: s1.walFsyncs - s0.walFsyncs,
     }));
   } finally {
     await p.close();
