@@ -489,10 +489,15 @@ class WalReceiver {
       .then(
         () => {
           for (const fd of fds) this.syncing.delete(fd);
-          this.flushDone(target, completed, true);
-          // A synced fd that is no longer written (the stream moved on without completing it).
-          for (const fd of fds) {
-            if (fd !== this.curFd && !this.dirty.has(fd) && !completed.some((c) => c.fd === fd) && !this.completed.some((c) => c.fd === fd)) fs.closeSync(fd);
+          try {
+            this.flushDone(target, completed, true);
+            // A synced fd that is no longer written (the stream moved on without completing it).
+            for (const fd of fds) {
+              if (fd !== this.curFd && !this.dirty.has(fd) && !completed.some((c) => c.fd === fd) && !this.completed.some((c) => c.fd === fd)) fs.closeSync(fd);
+            }
+          } catch (e) {
+            // A rename or close after the fsync failed: the stream loop reports it (never an unhandled rejection).
+            this.flushError = e;
           }
         },
         (e: unknown) => {
