@@ -1,0 +1,59 @@
+// `walstream bench stream` in a tiny configuration (32 MiB per side, one run, one short live
+// round with one standby over TCP, real PostgreSQL walsender and pg_receivewal): every pairing of
+// the catch-up matrix ran and moved the whole volume, the ratios are those of the medians, the
+// disk and TCP ceilings are there, the live round has latencies and its floor, and the run leaves
+// no receiver directory and no postmaster behind.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { runStreamBench } from '../bench/stream.js';
+import { rmrf, tmpDir } from './helpers/tmp.js';
+
+test('bench stream: every pairing moves the volume, ratios of medians, ceilings, live round, cleanup', async (t) => {
+  const dir = tmpDir('walstream-benchstream-test-');
+  t.after(() => rmrf(dir));
+  const root = path.join(dir, 'run');
+  fs.mkdirSync(root);
+  const res = await runStreamBench({ volumeMiB: 32, runs: 1, dir: root, liveSeconds: 0.3, commitsPerSec: 500, standbys: [1], liveTransports: ['tcp'] });
+  assert.equal(res.bench, 'stream');
+  const c = res.catchup;
+  const pairings = [
+    c.walstream_walsender_to_walstream_walreceiver,
+    c.postgresql_walsender_to_pg_receivewal,
+    c.walstream_walsender_to_walstream_walreceiver_in_process_ring,
+    c.warm_walstream_standby.flushed,
+    c.warm_walstream_standby.replayed,
+    c.walstream_walsender_to_pg_receivewal,
+    c.postgresql_walsender_to_walstream_walreceiver,
+    c.no_sync.walstream_walsender_to_pg_receivewal,
+    c.no_sync.postgresql_walsender_to_pg_receivewal,
+    c.discarding_client.walstream_walsender,
+    c.discarding_client.postgresql_walsender,
+  ];
+  for (const p of pairings) {
+    assert.equal(p!.runs.length, 1);
+    assert.ok(p!.mbPerSec > 0, JSON.stringify(p));
+    assert.ok(p!.bytes >= 32 * 1024 * 1024 - 16 * 1024 * 1024, `the whole volume moved: ${p!.bytes}`);
+  }
+  const r = c.ratios;
+  assert.equal(r.ours_end_to_end_vs_postgresql_end_to_end, +(c.walstream_walsender_to_walstream_walreceiver!.mbPerSec / c.postgresql_walsender_to_pg_receivewal!.mbPerSec).toFixed(2));
+  assert.equal(r.pg_receivewal_fed_by_ours_vs_by_postgresql, +(c.walstream_walsender_to_pg_receivewal!.mbPerSec / c.postgresql_walsender_to_pg_receivewal!.mbPerSec).toFixed(2));
+  assert.ok(c.raw_loopback_tcp_node.mbPerSec > 0);
+  const disk = c.raw_disk_segment_writes;
+  assert.ok(disk.zeroFilledMBps > 0 && disk.sparseMBps > 0 && disk.allocatedMBps > 0, JSON.stringify(disk));
+  assert.equal(res.live.runs.length, 1);
+  const live = res.live.runs[0]!;
+  assert.equal(live.standbys, 1);
+  assert.ok(live.floor.p50Ms > 0 && live.floor.p99Ms >= live.floor.p50Ms);
+  assert.equal(live.runs.length, 1);
+  assert.ok(live.runs[0]!.commits > 0 && live.runs[0]!.p50Ms > 0 && live.runs[0]!.p99Ms >= live.runs[0]!.p50Ms, JSON.stringify(live.runs[0]));
+  assert.ok(JSON.parse(JSON.stringify(res)), 'serialisable');
+  // Cleanup: every receiver's directory is gone (the walstream primary's data directory and the
+  // live rounds' stay in a directory the caller chose), no postmaster of its cluster is left.
+  assert.deepEqual(fs.readdirSync(root).filter((n) => n !== 'ws' && n !== 'live').sort(), []);
+  const ps = spawnSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.includes('postgres') && l.includes(root));
+  assert.deepEqual(ps, []);
+});
