@@ -25,7 +25,7 @@ import { type Lsn, lsnToString } from '../wal/lsn.js';
 import { buildCheckpointRecord, OP_DELETE, OP_PUT, TxnRecordBuilder } from '../wal/record.js';
 import { FileSegmentSource, XLogReader } from '../wal/reader.js';
 import { redoRecord } from '../wal/replay.js';
-import { ensureSegment, fsyncDir, recycleOldSegments } from '../wal/segfile.js';
+import { ensureSegment, fsyncDir, recycleOldSegments, removeTempSegments } from '../wal/segfile.js';
 import { WalFileWriter } from '../wal/wal-file-writer.js';
 import { segmentFileName as segFileName, segNo } from '../wal/segment.js';
 import {
@@ -752,6 +752,9 @@ async function recover(dataDir: string, control: ControlData, store: SharedStore
   if (lastXid >= 0) nextXid = lastXid + 1 > 0xffffffff ? FIRST_NORMAL_XID : Math.max(nextXid, lastXid + 1);
   const endLsn = reader.nextLsn;
   zeroTail(walDir, control, endLsn);
+  // RemoveTempXlogFiles: segments half-made by a walwriter that crashed (the pid file says no
+  // other process uses this directory).
+  removeTempSegments(walDir);
   return {
     info: {
       redoLsn: control.redoLsn,

@@ -139,6 +139,18 @@ export function recycleOldSegments(
   return { recycled, removed };
 }
 
+/** Remove `xlogtemp.*` files (segments being created when a process died). Returns how many. */
+export function removeTempSegments(walDir: string): number {
+  let n = 0;
+  for (const name of fs.readdirSync(walDir)) {
+    if (!name.startsWith('xlogtemp.')) continue;
+    fs.rmSync(path.join(walDir, name), { force: true });
+    n++;
+  }
+  if (n > 0) fsyncDir(walDir);
+  return n;
+}
+
 export function segmentPath(walDir: string, tli: number, seg: number, segSize: number): string {
   return path.join(walDir, segmentFileName(tli, seg, segSize));
 }
