@@ -573,7 +573,8 @@ function isFullSize(file: string, size: number): boolean {
  * with zeros (wal_init_zero on), or only its last byte (off: a sparse file that reads as zeros).
  */
 function createSegmentFile(file: string, size: number, zero: boolean): void {
-  const tmp = `${file}.${process.pid}.tmp`;
+  // Named like the preparer's temp files, so a walreceiver killed here leaves nothing its successor keeps.
+  const tmp = path.join(path.dirname(file), `${TEMP_PREFIX}${path.basename(file)}.${process.pid}`);
   const fd = fs.openSync(tmp, 'w');
   try {
     if (zero) for (let off = 0; off < size; off += ZERO_CHUNK.length) fs.writeSync(fd, ZERO_CHUNK, 0, Math.min(ZERO_CHUNK.length, size - off), off);
