@@ -141,6 +141,10 @@ test('three standbys (one late, one SIGKILLed and restarted) reach the primary a
   let a: Standby | null = null;
   let c: Standby | null = null;
   let b: Child | null = null;
+  // Hot-standby readers run until stopReaders; a failing assertion must stop them before the
+  // standbys close under them (else their rejections would hide the assertion).
+  let stopReaders = false;
+  const readers: Promise<void>[] = [];
   try {
     const balances = new Array<number>(ACCOUNTS).fill(START_BALANCE);
     await p.transaction((tx) => {
@@ -159,7 +163,6 @@ test('three standbys (one late, one SIGKILLed and restarted) reach the primary a
     const firstRedo = parseLsn((await b.line('ready')).split(' ')[2]!);
 
     // Hot-standby readers on A: main thread (readConsistent) and the piscina pool (scan), all the time.
-    let stopReaders = false;
     let reads = 0;
     const readerErrors: string[] = [];
     const standbyA = a;
@@ -179,6 +182,7 @@ test('three standbys (one late, one SIGKILLed and restarted) reach the primary a
         reads++;
       }
     });
+    readers.push(mainReader, ...poolReaders);
 
     const rand = rng(0xc0ffee);
     await workload(p, rand, 1500, balances);
@@ -230,6 +234,8 @@ test('three standbys (one late, one SIGKILLed and restarted) reach the primary a
     assert.ok(rows.length >= 3, `the primary sees three walsenders (${rows.length})`);
     unpin();
   } finally {
+    stopReaders = true;
+    await Promise.allSettled(readers);
     if (b) await b.stop();
     if (a) await a.close();
     if (c) await c.close();
