@@ -13,7 +13,7 @@ import { Errors } from '../errors.js';
 import type { Lsn } from '../wal/lsn.js';
 import type { WalFileWriter } from '../wal/wal-file-writer.js';
 import {
-  XC_FLUSHED, XC_FLUSH_SEQ, XC_INSERTED_UPTO, XC_WAITERS, XC_WALWRITER_LATCH, XC_WRITE_REQUEST, XC_WRITE_SEQ, XC_WRITER_FAILED, type XLogCtl,
+  XC_FLUSHED, XC_FLUSH_SEQ, XC_INSERTED_UPTO, XC_WAITERS, XC_WALWRITER_LATCH, XC_WRITE_REQUEST, XC_WRITER_FAILED, type XLogCtl,
 } from '../wal/xlogctl.js';
 
 /**
@@ -100,10 +100,7 @@ export class FlushWaiter {
         writer.flushTo(target);
       }
     } catch (e) {
-      // As when the walwriter fails: no commit can be known durable any more.
-      Atomics.store(ctl.i32, XC_WRITER_FAILED, 1);
-      ctl.bump(XC_FLUSH_SEQ);
-      ctl.bump(XC_WRITE_SEQ);
+      ctl.markWriterFailed(); // as when the walwriter fails
       throw Errors.internal(`could not write or fdatasync WAL: ${(e as Error).message}`);
     } finally {
       ctl.unlockWrite();

@@ -10,8 +10,8 @@ import type { Lsn } from '../wal/lsn.js';
 import { SegmentPreparer } from '../wal/segfile.js';
 import { WalFileWriter } from '../wal/wal-file-writer.js';
 import {
-  XC_FLUSHED, XC_FLUSH_SEQ, XC_INSERTED_UPTO, XC_STOP, XC_WAITERS,
-  XC_WALWRITER_LATCH, XC_WRITE_REQUEST, XC_WRITE_SEQ, XC_WRITER_FAILED, XC_WRITTEN,
+  XC_FLUSHED, XC_INSERTED_UPTO, XC_STOP, XC_WAITERS,
+  XC_WALWRITER_LATCH, XC_WRITE_REQUEST, XC_WRITTEN,
   XLogCtl, type XLogCtlHandle,
 } from '../wal/xlogctl.js';
 
@@ -116,8 +116,6 @@ try {
   main();
   parentPort?.postMessage({ type: 'stopped' });
 } catch (e) {
-  Atomics.store(ctl.i32, XC_WRITER_FAILED, 1);
-  ctl.bump(XC_FLUSH_SEQ);
-  ctl.bump(XC_WRITE_SEQ);
+  ctl.markWriterFailed();
   parentPort?.postMessage({ type: 'failed', message: (e as Error).message, stack: (e as Error).stack });
 }

@@ -336,7 +336,12 @@ class WalReceiver {
       // Batch fsyncs: not while the socket probably holds more (bounded by flushAfterBytes).
       const burstGoesOn = got && conn.moreDataLikely;
       if (this.flushing === null && this.unflushedBytes > 0 && !burstGoesOn) {
-        if (this.unflushedBytes >= BACKGROUND_FLUSH_MIN_BYTES) void this.flushBackground();
+        if (this.unflushedBytes >= BACKGROUND_FLUSH_MIN_BYTES) {
+          this.flushBackground().catch((e: unknown) => {
+            this.flushError ??= e; // reported by the next turn of this loop
+            this.conn?.interrupt();
+          });
+        }
         else this.flush(true);
       }
       if (this.walrcv.stopRequested) {

@@ -132,6 +132,16 @@ export class XLogCtl {
     Atomics.notify(this.i32, XC_WRITE_LOCK);
   }
 
+  /**
+   * WAL could not be written or fdatasynced (PostgreSQL PANICs): no commit can be known durable
+   * any more. Every thread waiting on FLUSH_SEQ or WRITE_SEQ is woken to see WRITER_FAILED.
+   */
+  markWriterFailed(): void {
+    Atomics.store(this.i32, XC_WRITER_FAILED, 1);
+    this.bump(XC_FLUSH_SEQ);
+    this.bump(XC_WRITE_SEQ);
+  }
+
   /** Bump a sequence word and wake all its waiters. */
   bump(index: number): void {
     Atomics.add(this.i32, index, 1);
