@@ -146,7 +146,7 @@ async function settleDisk(): Promise<void> {
  * (its WAL pinned for the standby), the standby comes back and catches up into recycled segments.
  * Flushed is the figure comparable to pg_receivewal; replayed is reported beside it.
  */
-export class WarmStandby {
+class WarmStandby {
   private constructor(
     private readonly root: string,
     readonly primary: Primary,
