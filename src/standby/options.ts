@@ -60,6 +60,13 @@ export interface StandbyOptions {
   walReceiverMaxBufferedBytes?: number;
   /** wal_init_zero: write new segment files full of zeros (default true); false writes only their last byte (sparse). */
   walInitZero?: boolean;
+  /**
+   * While catching up (more than two segments behind the primary), write WAL with O_DIRECT from
+   * page-aligned buffers instead of through the page cache (default true; where the file system
+   * refuses O_DIRECT, WAL is written buffered and a warning is emitted). Live streaming is always
+   * buffered.
+   */
+  walReceiverDirectIo?: boolean;
   /** connect_timeout (ms) of one connection attempt, up to ReadyForQuery. */
   connectTimeoutMs?: number;
   /** Piscina reader threads for hot-standby reads (standby.pool); 0 = no pool. */
@@ -97,6 +104,7 @@ export interface ResolvedStandbyOptions {
   walReceiverFlushAfterBytes: number;
   walReceiverMaxBufferedBytes: number;
   walInitZero: boolean;
+  walReceiverDirectIo: boolean;
   connectTimeoutMs: number;
   readerThreads: number;
   checkpointTimeoutMs: number;
@@ -124,7 +132,7 @@ function bool(name: string, v: unknown): boolean {
 
 const KNOWN_OPTIONS = new Set([
   'dataDir', 'primaryConninfo', 'primary', 'walReceiverRingBytes', 'mode', 'primarySlotName', 'walReceiverStatusIntervalMs', 'walReceiverTimeoutMs',
-  'walRetrieveRetryIntervalMs', 'walReceiverFlushAfterBytes', 'walReceiverMaxBufferedBytes', 'walInitZero', 'connectTimeoutMs',
+  'walRetrieveRetryIntervalMs', 'walReceiverFlushAfterBytes', 'walReceiverMaxBufferedBytes', 'walInitZero', 'walReceiverDirectIo', 'connectTimeoutMs',
   'readerThreads', 'checkpointTimeoutMs', 'maxWalSizeBytes', 'minWalSizeBytes', 'maxBaseBackupBytes', 'maxStoreBytes', 'maxValueBytes',
   'maxMessageBytes',
 ]);
@@ -176,6 +184,7 @@ export function resolveStandbyOptions(o: StandbyOptions): ResolvedStandbyOptions
     walReceiverFlushAfterBytes: int('walReceiverFlushAfterBytes', o.walReceiverFlushAfterBytes ?? 4 * 1024 * 1024, 8192, 1 << 30),
     walReceiverMaxBufferedBytes: int('walReceiverMaxBufferedBytes', o.walReceiverMaxBufferedBytes ?? 32 * 1024 * 1024, 1 << 20, 1 << 30),
     walInitZero: bool('walInitZero', o.walInitZero ?? true),
+    walReceiverDirectIo: bool('walReceiverDirectIo', o.walReceiverDirectIo ?? true),
     connectTimeoutMs: int('connectTimeoutMs', o.connectTimeoutMs ?? 10_000, 1, INT32_MAX),
     readerThreads: int('readerThreads', o.readerThreads ?? 2, 0, 64),
     checkpointTimeoutMs: int('checkpointTimeoutMs', o.checkpointTimeoutMs ?? 300_000, 0, 86_400_000),

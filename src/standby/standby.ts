@@ -86,6 +86,8 @@ export interface WalReceiverStatus {
   records_replayed: number;
   replies_sent: number;
   connects: number;
+  /** Of the WAL written, bytes written with O_DIRECT while catching up (walReceiverDirectIo). */
+  bytes_written_direct: number;
 }
 
 export interface RestartpointInfo {
@@ -285,6 +287,7 @@ export class Standby extends EventEmitter {
       retryIntervalMs: o.walRetrieveRetryIntervalMs,
       flushAfterBytes: o.walReceiverFlushAfterBytes,
       walInitZero: o.walInitZero,
+      directIo: o.walReceiverDirectIo,
       maxBufferedBytes: o.walReceiverMaxBufferedBytes,
       connectTimeoutMs: o.connectTimeoutMs,
       maxMessageBytes: o.maxMessageBytes,
@@ -472,6 +475,7 @@ export class Standby extends EventEmitter {
       records_replayed: s.recordsReplayed,
       replies_sent: s.repliesSent,
       connects: s.connects,
+      bytes_written_direct: s.bytesWrittenDirect,
     };
   }
 

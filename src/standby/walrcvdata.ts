@@ -40,7 +40,9 @@ export const WR_REPLIES_SENT = 13;
 export const WR_CONNECTS = 14;
 /** Our clock (PostgreSQL µs) when REPLAY was last published. */
 export const WR_REPLAY_TIME = 15;
-const N_BIG = 16;
+/** WAL bytes written with direct I/O (catch-up), of all bytes written. */
+export const WR_BYTES_WRITTEN_DIRECT = 16;
+const N_BIG = 17;
 
 // Int32 slots (index into Int32Array), after the BigInt64 area
 const I32_BASE = N_BIG * 2;
@@ -99,6 +101,7 @@ export interface WalRcvSnapshot {
   recordsReplayed: number;
   repliesSent: number;
   connects: number;
+  bytesWrittenDirect: number;
 }
 
 const enc = new TextEncoder();
@@ -293,6 +296,7 @@ export class WalRcvData {
         recordsReplayed: this.load(WR_RECORDS_REPLAYED),
         repliesSent: this.load(WR_REPLIES_SENT),
         connects: this.load(WR_CONNECTS),
+        bytesWrittenDirect: this.load(WR_BYTES_WRITTEN_DIRECT),
       };
       assert(s.replay <= s.flushed && s.flushed <= s.written, `WalRcvData invariant: replay ${s.replay} <= flushed ${s.flushed} <= written ${s.written}`);
       return s;

@@ -16,6 +16,14 @@
 // wal_receiver_timeout: ask for a reply after half of it without traffic, give up (reconnect)
 // after all of it.
 //
+// Catching up (more than CATCHUP_SEGMENTS behind the primary's walEnd), WAL is written with
+// O_DIRECT (walReceiverDirectIo, src/wal/direct-io.ts): staged in page-aligned buffers and
+// written in DIRECT_WRITE_BYTES chunks on the libuv threadpool, DIRECT_WRITES_IN_FLIGHT at a time,
+// new segments are sparse and created without fsync (the flush that first covers WAL in a segment
+// fsyncs it and the directory before publishing anything flushed), and up to MAX_UNFLUSHED_BATCHES
+// are received while an fsync runs. Live streaming writes buffered, as before. Whatever the path,
+// `written` is only what the kernel has taken, and `flushed` only what an fdatasync covered.
+//
 // Segment files: full-size and zero-filled (walInitZero, PostgreSQL's wal_init_zero; off: only
 // the last byte is written, a sparse file), named as PostgreSQL names them. The next segment is
 // prepared in the background (filled and fsynced under a temp name through the libuv threadpool) as soon as writing into the current one starts, so creating segments does not
@@ -31,12 +39,13 @@ import { type ErrorInfo, errorInfo, Errors, WalstreamError } from '../errors.js'
 import { type ControlData, DbState, writeControl } from '../storage/control.js';
 import { assert } from '../util/assert.js';
 import { validSegmentSize } from '../wal/consts.js';
+import { DirectWriteStage, openDirect } from '../wal/direct-io.js';
 import { type Lsn, lsnToString } from '../wal/lsn.js';
-import { fsyncDir } from '../wal/segfile.js';
+import { fsyncDir, fsyncDirAsync } from '../wal/segfile.js';
 import { segmentFileName } from '../wal/segment.js';
 import type { PrimaryConninfo, StandbyMode } from './options.js';
 import { RingTransport, TcpTransport, type WalRcvConnection, type WalRcvTransport } from './transport.js';
-import { preciseNowPgMicros, WalRcvData, type WalRcvDataHandle, WalRcvState, WR_BYTES_RECEIVED, WR_REPLIES_SENT } from './walrcvdata.js';
+import { preciseNowPgMicros, WalRcvData, type WalRcvDataHandle, WalRcvState, WR_BYTES_RECEIVED, WR_BYTES_WRITTEN_DIRECT, WR_REPLIES_SENT } from './walrcvdata.js';
 
 export interface WalReceiverConfig {
   walrcv: WalRcvDataHandle;
@@ -60,6 +69,8 @@ export interface WalReceiverConfig {
   flushAfterBytes: number;
   /** wal_init_zero: new segments are written with zeros (else only their last byte). */
   walInitZero: boolean;
+  /** While catching up, write WAL with O_DIRECT (falls back to buffered writes where refused). */
+  directIo: boolean;
   maxBufferedBytes: number;
   connectTimeoutMs: number;
   maxMessageBytes: number;
@@ -94,6 +105,15 @@ const BACKGROUND_FLUSH_MIN_BYTES = 256 * 1024;
  * overwritten with WAL: zero-filling would double the disk writes) and none is prepared ahead.
  */
 const CATCHUP_SEGMENTS = 2;
+/** Unflushed WAL, in walReceiverFlushAfterBytes batches, past which receiving waits for the fsync in flight. */
+const MAX_UNFLUSHED_BATCHES = 4;
+/**
+ * Direct I/O while catching up: WAL is staged and written in chunks of this many bytes (measured
+ * here: 1 MiB chunks 0.78, 4 MiB 0.89 GB/s end to end with one write in flight).
+ */
+const DIRECT_WRITE_BYTES = 4 * 1024 * 1024;
+/** Direct writes of full chunks in flight at once on the libuv threadpool (a device queue depth). */
+const DIRECT_WRITES_IN_FLIGHT = 2;
 
 class FatalError extends Error {
   constructor(readonly err: WalstreamError) {
@@ -142,6 +162,20 @@ class WalReceiver {
   /** wal-only: segments fully written whose `.partial` must be renamed after the next fsync. */
   private readonly completed: Array<{ seg: number; fd: number }> = [];
   private readonly preparer: SegmentPreparer;
+  /** Catch-up writes with O_DIRECT (null: off, or refused by the file system). */
+  private stage: DirectWriteStage | null;
+  /** Per open segment fd, its O_DIRECT twin (opened when direct writing into it starts). */
+  private readonly directFds = new Map<number, number>();
+  /** The buffered fd of the segment being staged (the stage itself writes through its twin). */
+  private stageFd = -1;
+  private curFile = '';
+  /**
+   * A segment file was created or renamed into pg_wal without fsyncing the directory (catch-up):
+   * the next flush fsyncs it before it publishes anything flushed.
+   */
+  private dirSyncPending = false;
+  /** The first O_DIRECT fd was checked to take direct reads (alignment accepted). */
+  private directProbed = false;
   // stream positions (this session)
   private written = 0;
   private flushed = 0;
@@ -158,6 +192,9 @@ class WalReceiver {
   private pingSent = false;
   private replyNeeded = false;
   private reportedBytes = 0;
+  /** WAL bytes that went through the direct-I/O stage, and how many of them WalRcvData counts. */
+  private directBytes = 0;
+  private reportedDirectBytes = 0;
 
   constructor(private readonly cfg: WalReceiverConfig) {
     this.walrcv = new WalRcvData(cfg.walrcv);
@@ -172,6 +209,7 @@ class WalReceiver {
       ? new RingTransport(cfg.inProcess, cfg.conninfo, { ...topts, ringBytes: cfg.ringBytes, spinIterations: RING_SPIN_ITERATIONS })
       : new TcpTransport(cfg.conninfo, topts);
     this.preparer = new SegmentPreparer(this.walDir);
+    this.stage = cfg.directIo ? new DirectWriteStage(DIRECT_WRITE_BYTES, DIRECT_WRITES_IN_FLIGHT) : null;
     this.sysid = cfg.sysid;
     this.tli = cfg.tli;
     this.segSize = cfg.segSize;
@@ -213,6 +251,7 @@ class WalReceiver {
       }
     } finally {
       this.stopped = true;
+      await this.stage?.quiesce();
       this.closeFiles();
       this.walrcv.setState(WalRcvState.Stopped);
     }
@@ -300,14 +339,20 @@ class WalReceiver {
             }
             if (m.walEnd > this.senderWalEnd) this.senderWalEnd = m.walEnd;
             const lastSeg = Math.floor((m.dataStart + m.data.length - 1) / this.segSize);
-            if (m.data.length > 0 && lastSeg !== this.curSeg && !this.catchingUp) await this.preparer.settle(lastSeg);
-            this.writeWal(m.dataStart, m.data);
+            if (m.data.length > 0 && lastSeg !== this.curSeg) await this.preparer.settle(lastSeg);
+            await this.writeWal(m.dataStart, m.data);
             expected = m.dataStart + m.data.length;
             this.startLsn = expected;
             this.walrcv.noteMessage(m.walEnd, m.sendTime, preciseNowPgMicros());
             // A full batch: fsync it in the background while the next one is received (this
             // waits only if the previous batch's fsync is still running).
-            if (this.unflushedBytes >= this.cfg.flushAfterBytes) await this.flushBackground();
+            // (While the previous batch's fsync runs, up to MAX_UNFLUSHED_BATCHES batches are
+            // received before waiting for it: catch-up is not paced by fsync latency.)
+            const fa = this.cfg.flushAfterBytes;
+            if (this.unflushedBytes >= fa && (this.flushing === null || this.unflushedBytes >= MAX_UNFLUSHED_BATCHES * fa)) {
+              await this.stageSettle();
+              await this.flushBackground();
+            }
             break;
           }
           case 'keepalive':
@@ -330,12 +375,17 @@ class WalReceiver {
         const b = conn.bytesReceived;
         this.walrcv.addCounter(WR_BYTES_RECEIVED, b - this.reportedBytes);
         this.reportedBytes = b;
+        if (this.directBytes > this.reportedDirectBytes) {
+          this.walrcv.addCounter(WR_BYTES_WRITTEN_DIRECT, this.directBytes - this.reportedDirectBytes);
+          this.reportedDirectBytes = this.directBytes;
+        }
       }
       if (this.written > this.walrcv.written) this.walrcv.publishWritten(this.written);
       if (this.flushError !== null) throw new FatalError(this.fsyncFailed());
       // Batch fsyncs: not while the socket probably holds more (bounded by flushAfterBytes).
       const burstGoesOn = got && conn.moreDataLikely;
       if (this.flushing === null && this.unflushedBytes > 0 && !burstGoesOn) {
+        await this.stageSettle();
         if (this.unflushedBytes >= BACKGROUND_FLUSH_MIN_BYTES) {
           this.flushBackground().catch((e: unknown) => {
             this.flushError ??= e; // reported by the next turn of this loop
@@ -409,7 +459,7 @@ class WalReceiver {
 
   private openSeg(seg: number): number {
     if (seg === this.curSeg) return this.curFd;
-    if (this.curFd >= 0 && !this.dirty.has(this.curFd) && !this.syncing.has(this.curFd) && !this.completed.some((c) => c.fd === this.curFd)) fs.closeSync(this.curFd);
+    if (this.curFd >= 0 && !this.dirty.has(this.curFd) && !this.syncing.has(this.curFd) && !this.completed.some((c) => c.fd === this.curFd)) this.closeSegFd(this.curFd);
     this.curFd = -1;
     this.curSeg = -1;
     const plain = this.segPath(seg, false);
@@ -418,46 +468,150 @@ class WalReceiver {
     if (!isFullSize(file, this.segSize)) {
       const tmp = this.preparer.take(seg);
       if (tmp !== null) {
+        // (prepared and fsynced; the directory is fsynced by the next flush, before anything in
+        // this segment is reported flushed)
         fs.renameSync(tmp, file);
-        fsyncDir(this.walDir);
+        this.dirSyncPending = true;
+      } else if (this.catchingUp) {
+        // Sparse, and no fsync here: the flush that first covers WAL in it fsyncs the file (its
+        // fd) and then the directory, before anything in it is reported flushed.
+        createSegmentFile(file, this.segSize, false, false);
+        this.dirSyncPending = true;
       } else {
-        createSegmentFile(file, this.segSize, this.cfg.walInitZero && !this.catchingUp);
+        createSegmentFile(file, this.segSize, this.cfg.walInitZero, true);
       }
     }
     this.curFd = fs.openSync(file, 'r+');
     this.curSeg = seg;
-    if (!this.catchingUp) this.preparer.start(seg + 1, this.segSize, this.cfg.walInitZero, (n) => isFullSize(this.segPath(n, false), this.segSize));
+    this.curFile = file;
+    // Catching up, the next segment is prepared sparse (every byte of it is about to be written).
+    const catchingUp = this.catchingUp;
+    this.preparer.start(seg + 1, this.segSize, this.cfg.walInitZero && !catchingUp, (n) => isFullSize(this.segPath(n, false), this.segSize));
     return this.curFd;
   }
 
-  private writeWal(start: Lsn, data: Uint8Array): void {
+  private async writeWal(start: Lsn, data: Uint8Array): Promise<void> {
     const segSize = this.segSize;
     let p = start;
     let off = 0;
     while (off < data.length) {
       const seg = Math.floor(p / segSize);
       const segOff = p % segSize;
+      const st = this.stage;
+      if (st !== null && st.active && st.tag !== seg) await this.stageFinish();
       const fd = this.openSeg(seg);
       const n = Math.min(data.length - off, segSize - segOff);
+      // Direct only while catching up (live, the startup thread re-reads the last page after each
+      // flush from the page cache, which a direct write would invalidate).
+      const direct = st !== null && (st.active || this.catchingUp) ? await this.stageFor(fd, seg, segOff) : null;
       let w = 0;
-      while (w < n) w += fs.writeSync(fd, data, off + w, n - w, segOff + w);
+      if (direct !== null) {
+        while (w < n) {
+          w += direct.put(data, off + w, n - w);
+          if (direct.full) await this.stageSubmit();
+        }
+        this.directBytes += n;
+      } else {
+        while (w < n) w += fs.writeSync(fd, data, off + w, n - w, segOff + w);
+        if (p + n > this.written) this.written = p + n;
+      }
       this.dirty.add(fd);
       p += n;
       off += n;
       if (segOff + n === segSize) {
         // Segment complete: the next write opens the next one; this fd is closed after its fsync.
+        if (this.stage?.active) await this.stageFinish();
         this.completed.push({ seg, fd });
         this.curFd = -1;
         this.curSeg = -1;
       }
     }
-    if (p > this.written) this.written = p;
     this.unflushedBytes += data.length;
+  }
+
+  /**
+   * The direct-I/O stage for WAL of segment `seg` at `segOff`, or null for a buffered write.
+   * Starts staging (opening the segment's O_DIRECT twin) or ends it as needed.
+   */
+  private async stageFor(fd: number, seg: number, segOff: number): Promise<DirectWriteStage | null> {
+    const st = this.stage;
+    if (st === null) return null;
+    const direct = this.catchingUp;
+    if (st.active && (!direct || st.tag !== seg || st.end !== segOff)) await this.stageFinish();
+    if (!direct) return null;
+    if (st.active) return st;
+    let dfd = this.directFds.get(fd);
+    if (dfd === undefined) {
+      const d = openDirect(this.curFile);
+      if (d !== null && !this.directProbed && !st.probe(d)) fs.closeSync(d);
+      else if (d !== null) {
+        this.directProbed = true;
+        this.directFds.set(fd, d);
+        dfd = d;
+      }
+      if (dfd === undefined) {
+        this.stage = null;
+        post({ type: 'warning', message: 'direct I/O is not supported for pg_wal here: WAL is written buffered', sqlstate: '01000' });
+        return null;
+      }
+    }
+    st.begin(dfd, segOff, seg);
+    this.stageFd = fd;
+    return st;
+  }
+
+  /** What the stage completed counts as written. */
+  private noteStageDone(): void {
+    const st = this.stage;
+    if (st === null || !st.active) return;
+    const end = st.tag * this.segSize + st.completedEnd;
+    if (end > this.written) this.written = end;
+  }
+
+  /** A full stage buffer: its write goes to the threadpool (after the previous one completes). */
+  private async stageSubmit(): Promise<void> {
+    await this.stage!.submit();
+    this.noteStageDone();
+  }
+
+  /** Wait for the stage's write in flight (if staging). */
+  private async stageSettle(): Promise<void> {
+    const st = this.stage;
+    if (st === null || !st.active) return;
+    await st.settle();
+    this.noteStageDone();
+  }
+
+  /** Write out what is staged on this thread (nothing in flight: stageSettle() first); it counts as written. */
+  private stageWriteOut(): void {
+    const st = this.stage;
+    if (st === null || !st.active) return;
+    st.writeOut();
+    this.noteStageDone();
+  }
+
+  private async stageFinish(): Promise<void> {
+    await this.stageSettle();
+    this.stageWriteOut();
+    this.stage?.reset();
+    this.stageFd = -1;
+  }
+
+  /** Close a segment fd and its O_DIRECT twin. */
+  private closeSegFd(fd: number): void {
+    const d = this.directFds.get(fd);
+    if (d !== undefined) {
+      assert(this.stageFd !== fd, 'walreceiver: segment fd closed while staged');
+      this.directFds.delete(fd);
+      fs.closeSync(d);
+    }
+    fs.closeSync(fd);
   }
 
   /** fdatasync everything written, on this thread (no background fsync may be in flight). */
   private flush(reply: boolean): void {
     assert(this.flushing === null, 'walreceiver: synchronous flush while a background fsync runs');
+    this.stageWriteOut();
     if (this.written <= this.flushed && this.completed.length === 0) return;
     for (const fd of this.dirty) fs.fdatasyncSync(fd);
     this.dirty.clear();
@@ -469,6 +623,7 @@ class WalReceiver {
   private async flushSettled(reply: boolean): Promise<void> {
     if (this.flushing !== null) await this.flushing;
     if (this.flushError !== null) throw new FatalError(this.fsyncFailed());
+    await this.stageSettle();
     this.flush(reply);
   }
 
@@ -482,6 +637,7 @@ class WalReceiver {
   private async flushBackground(): Promise<void> {
     if (this.flushing !== null) await this.flushing;
     if (this.flushError !== null) throw new FatalError(this.fsyncFailed());
+    this.stageWriteOut();
     if (this.written <= this.flushed && this.completed.length === 0) return;
     const target = this.written;
     const fds = [...this.dirty];
@@ -489,16 +645,21 @@ class WalReceiver {
     const completed = this.completed.splice(0);
     this.unflushedBytes = 0;
     for (const fd of fds) this.syncing.add(fd);
+    const dirSync = this.dirSyncPending;
+    this.dirSyncPending = false;
     const synced = Promise.all(fds.map((fd) => new Promise<void>((resolve, reject) => fs.fdatasync(fd, (e) => (e ? reject(e) : resolve())))));
     this.flushing = synced
       .then(
-        () => {
+        async () => {
           for (const fd of fds) this.syncing.delete(fd);
           try {
-            this.flushDone(target, completed, true);
+            // Renames and the directory fsync also run on the threadpool.
+            const renamed = await this.finishSegments(completed);
+            if (renamed || dirSync) await fsyncDirAsync(this.walDir);
+            this.publishFlushed(target, true);
             // A synced fd that is no longer written (the stream moved on without completing it).
             for (const fd of fds) {
-              if (fd !== this.curFd && !this.dirty.has(fd) && !completed.some((c) => c.fd === fd) && !this.completed.some((c) => c.fd === fd)) fs.closeSync(fd);
+              if (fd !== this.curFd && fd !== this.stageFd && !this.dirty.has(fd) && !completed.some((c) => c.fd === fd) && !this.completed.some((c) => c.fd === fd)) this.closeSegFd(fd);
             }
           } catch (e) {
             // A rename or close after the fsync failed: the stream loop reports it (never an unhandled rejection).
@@ -508,6 +669,7 @@ class WalReceiver {
         (e: unknown) => {
           // PostgreSQL PANICs on a failed fsync: the written bytes may be lost, nothing is reported flushed.
           for (const fd of fds) this.syncing.delete(fd);
+          this.dirSyncPending ||= dirSync;
           this.flushError = e;
         },
       )
@@ -522,17 +684,39 @@ class WalReceiver {
     return e instanceof WalstreamError ? e : Errors.internal(`could not fdatasync WAL: ${(e as Error)?.message ?? String(e)}`);
   }
 
-  /** After an fsync covering [.., target): close and rename completed segments, publish, reply. */
+  /** After an fsync covering [.., target): close and rename completed segments, fsync the directory if needed, publish, reply. */
   private flushDone(target: Lsn, completed: Array<{ seg: number; fd: number }>, reply: boolean): void {
+    const dirSync = this.dirSyncPending;
+    this.dirSyncPending = false;
     let renamed = false;
     for (const c of completed) {
-      fs.closeSync(c.fd);
+      this.closeSegFd(c.fd);
       if (this.cfg.mode === 'wal-only' && fs.existsSync(this.segPath(c.seg, true))) {
         fs.renameSync(this.segPath(c.seg, true), this.segPath(c.seg, false));
         renamed = true;
       }
     }
-    if (renamed) fsyncDir(this.walDir);
+    if (renamed || dirSync) fsyncDir(this.walDir);
+    this.publishFlushed(target, reply);
+  }
+
+  /** Close the completed segments' fds; wal-only: rename each `.partial` to its final name (threadpool). True if any was renamed. */
+  private async finishSegments(completed: Array<{ seg: number; fd: number }>): Promise<boolean> {
+    let renamed = false;
+    for (const c of completed) {
+      this.closeSegFd(c.fd);
+      if (this.cfg.mode !== 'wal-only') continue;
+      try {
+        await fs.promises.rename(this.segPath(c.seg, true), this.segPath(c.seg, false));
+        renamed = true;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e; // (already complete under its final name)
+      }
+    }
+    return renamed;
+  }
+
+  private publishFlushed(target: Lsn, reply: boolean): void {
     if (target > this.flushed) {
       this.flushed = target;
       if (this.flushed > this.walrcv.written) this.walrcv.publishWritten(this.flushed);
@@ -543,11 +727,13 @@ class WalReceiver {
 
   private closeFiles(): void {
     assert(this.flushing === null, 'walreceiver: files closed under a background fsync');
+    this.stage?.reset();
+    this.stageFd = -1;
     const fds = new Set<number>([...this.dirty, ...this.completed.map((c) => c.fd)]);
     if (this.curFd >= 0) fds.add(this.curFd);
     for (const fd of fds) {
       try {
-        fs.closeSync(fd);
+        this.closeSegFd(fd);
       } catch {
         /* already closed */
       }
@@ -576,20 +762,21 @@ function isFullSize(file: string, size: number): boolean {
 /**
  * A full-size segment file, created under a temp name, fsynced and renamed into place: written
  * with zeros (wal_init_zero on), or only its last byte (off: a sparse file that reads as zeros).
+ * Not `durable`: neither the file nor the directory is fsynced (the caller's next flush does both).
  */
-function createSegmentFile(file: string, size: number, zero: boolean): void {
+function createSegmentFile(file: string, size: number, zero: boolean, durable: boolean): void {
   // Named like the preparer's temp files, so a walreceiver killed here leaves nothing its successor keeps.
   const tmp = path.join(path.dirname(file), `${TEMP_PREFIX}${path.basename(file)}.${process.pid}`);
   const fd = fs.openSync(tmp, 'w');
   try {
     if (zero) for (let off = 0; off < size; off += ZERO_CHUNK.length) fs.writeSync(fd, ZERO_CHUNK, 0, Math.min(ZERO_CHUNK.length, size - off), off);
     else fs.writeSync(fd, ZERO_CHUNK, 0, 1, size - 1);
-    fs.fdatasyncSync(fd);
+    if (durable) fs.fdatasyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }
   fs.renameSync(tmp, file);
-  fsyncDir(path.dirname(file));
+  if (durable) fsyncDir(path.dirname(file));
 }
 
 /**

@@ -17,6 +17,16 @@ export function fsyncDir(dir: string): void {
   }
 }
 
+/** fsyncDir on the libuv threadpool. */
+export async function fsyncDirAsync(dir: string): Promise<void> {
+  const fh = await fs.promises.open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
 /**
  * Make sure segment `seg` exists full-size. A new one is zero-filled in a temp file, fsynced and
  * linked into place (link never overwrites, so a concurrent creator or a recycled file wins).
