@@ -380,27 +380,32 @@ test('restartpoints recycle old segments (min_wal_size); the walreceiver overwri
   try {
     let recycled = 0;
     let removed = 0;
-    const count = (info: { segmentsRecycled: number; segmentsRemoved: number }) => {
+    let lastRestartpoint = 0;
+    const count = (info: { segmentsRecycled: number; segmentsRemoved: number; checkpointLsn: number }) => {
       recycled += info.segmentsRecycled;
       removed += info.segmentsRemoved;
+      lastRestartpoint = Math.max(lastRestartpoint, info.checkpointLsn);
     };
     s.on('restartpoint', count);
     let n = 0;
     for (let round = 0; round < 4; round++) {
-      await fill(p, n, 1500); // ~3 MiB
-      n += 1500;
+      await fill(p, n, 2200); // ~4 MiB: each restartpoint recycles 3 or more segments
+      n += 2200;
+      const ckptFrom = p.insertLsn; // the checkpoint record comes at or after this
       await p.checkpoint();
       await s.waitForReplay(p.flushLsn, 30_000);
+      // every replayed checkpoint makes a restartpoint here (checkpointTimeoutMs 0, maxWalSizeBytes one segment)
+      const deadline = Date.now() + 10_000;
+      while (lastRestartpoint < ckptFrom && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(lastRestartpoint >= ckptFrom, `round ${round}: the restartpoint of its checkpoint`);
     }
-    const deadline = Date.now() + 10_000;
-    while (recycled < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     assert.ok(recycled >= 3, `restartpoints recycled segments (${recycled} recycled, ${removed} removed)`);
     assert.equal(removed, 0, 'under min_wal_size nothing is removed');
     // Recycled files sit past the end of WAL under future names, full of old WAL (not zeros).
     const endSeg = Math.floor(s.flushLsn / SEG);
     const walDir = path.join(dir, 's', 'pg_wal');
     const future = fs.readdirSync(walDir).filter((f) => /^[0-9A-F]{24}$/.test(f) && parseInt(f.slice(16), 16) > endSeg + 1);
-    assert.ok(future.length >= 3, `future segments exist: ${future.join(' ')}`);
+    assert.ok(future.length >= 3, `future segments exist: ${future.join(' ')} (end of WAL in ${endSeg}; pg_wal: ${fs.readdirSync(walDir).join(' ')})`);
     const first = fs.readFileSync(path.join(walDir, future[0]!)).subarray(0, 16);
     assert.notEqual(first.readUInt16LE(0), 0, 'a recycled segment still holds its old pages');
 
