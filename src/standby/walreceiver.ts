@@ -375,10 +375,7 @@ class WalReceiver {
         const b = conn.bytesReceived;
         this.walrcv.addCounter(WR_BYTES_RECEIVED, b - this.reportedBytes);
         this.reportedBytes = b;
-        if (this.directBytes > this.reportedDirectBytes) {
-          this.walrcv.addCounter(WR_BYTES_WRITTEN_DIRECT, this.directBytes - this.reportedDirectBytes);
-          this.reportedDirectBytes = this.directBytes;
-        }
+        this.reportDirectBytes();
       }
       if (this.written > this.walrcv.written) this.walrcv.publishWritten(this.written);
       if (this.flushError !== null) throw new FatalError(this.fsyncFailed());
@@ -507,10 +504,14 @@ class WalReceiver {
       let w = 0;
       if (direct !== null) {
         while (w < n) {
-          w += direct.put(data, off + w, n - w);
-          if (direct.full) await this.stageSubmit();
+          const k = direct.put(data, off + w, n - w);
+          w += k;
+          this.directBytes += k;
+          if (direct.full) {
+            await this.stageSubmit();
+            this.reportDirectBytes(); // (during a long burst too)
+          }
         }
-        this.directBytes += n;
       } else {
         while (w < n) w += fs.writeSync(fd, data, off + w, n - w, segOff + w);
         if (p + n > this.written) this.written = p + n;
@@ -558,6 +559,13 @@ class WalReceiver {
     st.begin(dfd, segOff, seg);
     this.stageFd = fd;
     return st;
+  }
+
+  private reportDirectBytes(): void {
+    if (this.directBytes > this.reportedDirectBytes) {
+      this.walrcv.addCounter(WR_BYTES_WRITTEN_DIRECT, this.directBytes - this.reportedDirectBytes);
+      this.reportedDirectBytes = this.directBytes;
+    }
   }
 
   /** What the stage completed counts as written. */
