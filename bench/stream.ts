@@ -28,7 +28,7 @@ import { segmentFileName, segNo } from '../src/wal/segment.js';
 import { PG_BIN_DIR, startPgCluster, type PgCluster } from '../test/helpers/pgcluster.js';
 import { measureChainFloor } from './chain-floor.js';
 import { measureLoopbackTcp, measureSegmentWrites } from './raw-limits.js';
-import { live, type BenchTransport } from './standby.js';
+import { live, LIVE_WARMUP_MS, type BenchTransport } from './standby.js';
 
 export interface StreamBenchOptions {
   volumeMiB: number;
@@ -349,7 +349,7 @@ export async function runStreamBench(o: StreamBenchOptions) {
     if (liveSeconds > 0) {
       const rate = o.commitsPerSec ?? 10_000;
       for (const n of o.standbys ?? [1, 2, 4]) {
-        const floor = await measureChainFloor({ dir: root, seconds: liveSeconds, rate, standbys: n, warmupMs: 500 });
+        const floor = await measureChainFloor({ dir: root, seconds: liveSeconds, rate, standbys: n, warmupMs: LIVE_WARMUP_MS });
         const byTransport = [];
         for (const tr of o.liveTransports ?? ['tcp', 'ring']) byTransport.push(await live(path.join(root, 'live'), n, liveSeconds, rate, tr));
         liveRuns.push({ standbys: n, rate, runs: byTransport, floor: { p50Ms: floor.p50Ms, p99Ms: floor.p99Ms } });
