@@ -245,3 +245,40 @@ test('in-process options: clear errors', async () => {
     await p.close();
   }
 });
+
+test('waitForReplay: many waiters under one timer; each times out on its own deadline, the rest resolve in LSN order', async () => {
+  const dir = newDir();
+  const p = await Primary.open({ dataDir: path.join(dir, 'p'), walSegmentSize: SEG, checkpointTimeoutMs: 0, port: 0 });
+  const s = await Standby.open({ dataDir: path.join(dir, 's'), primary: p, readerThreads: 0 });
+  try {
+    const base = p.insertLsn + 1_000_000; // far ahead: nothing reaches it for now
+    const t0 = performance.now();
+    const outcomes: string[] = [];
+    const track = (name: string, w: Promise<number>) =>
+      w.then(
+        () => outcomes.push(`${name} ok`),
+        (e: unknown) => outcomes.push(`${name} ${e instanceof WalstreamError ? e.code : String(e)} ${Math.round(performance.now() - t0)}`),
+      );
+    const all = [
+      track('a', s.waitForReplay(base, 300)),
+      track('b', s.waitForReplay(base, 60)),
+      track('c', s.waitForReplay(base, 150)),
+    ];
+    // Many short waits on commits that do arrive: resolved by replay, never by the timer.
+    const lsns: number[] = [];
+    for (let i = 0; i < 200; i++) lsns.push(await p.transaction((tx) => tx.put('t', `k${i}`, i), { synchronousCommit: 'off' }));
+    const got = await Promise.all(lsns.map((l) => s.waitForReplay(l, 10_000)));
+    got.forEach((r, i) => assert.ok(r >= lsns[i]!));
+    await Promise.all(all);
+    const timed = outcomes.map((o) => o.split(' ')).map(([n, code, ms]) => ({ n, code, ms: Number(ms) }));
+    assert.deepEqual(timed.map((x) => `${x.n} ${x.code}`), ['b WS_WAIT_TIMEOUT', 'c WS_WAIT_TIMEOUT', 'a WS_WAIT_TIMEOUT'], 'each on its own deadline, shortest first');
+    assert.ok(timed[0]!.ms >= 55 && timed[1]!.ms >= 145 && timed[2]!.ms >= 295, `not before its deadline: ${outcomes.join(', ')}`);
+    // A wait that replay satisfies after a timer was armed still resolves.
+    const late = s.waitForReplay(p.insertLsn + 1, 5_000);
+    await p.transaction((tx) => tx.put('t', 'late', 1));
+    assert.ok((await late) > 0);
+  } finally {
+    await s.close();
+    await p.close();
+  }
+});

@@ -104,7 +104,9 @@ interface ReplayWaiter {
   lsn: Lsn;
   resolve: (lsn: Lsn) => void;
   reject: (e: Error) => void;
-  timer: NodeJS.Timeout | null;
+  /** performance.now() past which it is rejected (Infinity: never). */
+  deadline: number;
+  timeoutMs: number;
 }
 
 function snapshotNameFor(redo: Lsn): string {
@@ -129,6 +131,12 @@ export class Standby extends EventEmitter {
   private failure: WalstreamError | null = null;
   private closing: Promise<void> | null = null;
   private waiters: ReplayWaiter[] = [];
+  /**
+   * One timer for every waiter's timeout, armed for the earliest deadline (a timer per call costs
+   * allocation and timer-list work on every read-your-writes wait).
+   */
+  private waitTimer: NodeJS.Timeout | null = null;
+  private waitTimerAt = Infinity;
   private armed = false;
   private restartpointRunning: Promise<void> | null = null;
   private lastRestartpointAt = performance.now();
@@ -319,11 +327,7 @@ export class Standby extends EventEmitter {
   private fail(e: WalstreamError): void {
     if (this.failure !== null) return;
     this.failure = e;
-    for (const w of this.waiters) {
-      if (w.timer) clearTimeout(w.timer);
-      w.reject(e);
-    }
-    this.waiters = [];
+    this.rejectAllWaiters(e);
     this.emit('error', e);
   }
 
@@ -367,16 +371,48 @@ export class Standby extends EventEmitter {
     if (this.failure !== null) return Promise.reject(this.failure);
     if (this.closing !== null) return Promise.reject(Errors.closed('standby'));
     return new Promise<Lsn>((resolve, reject) => {
-      const w: ReplayWaiter = { lsn, resolve, reject, timer: null };
-      if (Number.isFinite(timeoutMs)) {
-        w.timer = setTimeout(() => {
-          this.waiters = this.waiters.filter((x) => x !== w);
-          reject(Errors.waitTimeout(lsnToString(lsn), timeoutMs, lsnToString(this.walrcv.replay)));
-        }, timeoutMs);
-      }
-      this.waiters.push(w);
+      const deadline = Number.isFinite(timeoutMs) ? performance.now() + timeoutMs : Infinity;
+      this.waiters.push({ lsn, resolve, reject, deadline, timeoutMs });
+      if (deadline < this.waitTimerAt) this.armWaitTimer(deadline);
       this.arm();
     });
+  }
+
+  private armWaitTimer(at: number): void {
+    if (this.waitTimer !== null) clearTimeout(this.waitTimer);
+    this.waitTimer = null;
+    this.waitTimerAt = at;
+    if (at === Infinity) return;
+    this.waitTimer = setTimeout(() => this.expireWaiters(), Math.max(0, at - performance.now()));
+    this.waitTimer.unref?.();
+  }
+
+  /** The wait timer fired: reject every waiter past its deadline; re-arm for the earliest left. */
+  private expireWaiters(): void {
+    this.waitTimer = null;
+    this.waitTimerAt = Infinity;
+    const now = performance.now();
+    const expired: ReplayWaiter[] = [];
+    let next = Infinity;
+    let n = 0;
+    for (const w of this.waiters) {
+      if (w.deadline <= now) expired.push(w);
+      else {
+        this.waiters[n++] = w;
+        if (w.deadline < next) next = w.deadline;
+      }
+    }
+    this.waiters.length = n;
+    this.armWaitTimer(next);
+    const replay = lsnToString(this.walrcv.replay);
+    for (const w of expired) w.reject(Errors.waitTimeout(lsnToString(w.lsn), w.timeoutMs, replay));
+  }
+
+  private rejectAllWaiters(e: Error): void {
+    const ws = this.waiters;
+    this.waiters = [];
+    this.armWaitTimer(Infinity);
+    for (const w of ws) w.reject(e);
   }
 
   /** One Atomics.waitAsync on REPLAY_SEQ while anyone waits; the startup worker bumps and notifies it. */
@@ -407,16 +443,16 @@ export class Standby extends EventEmitter {
   /** Resolve waiters whose LSN is replayed; true if any was. */
   private drain(): boolean {
     const replay = this.walrcv.replay;
-    let any = false;
-    const keep: ReplayWaiter[] = [];
-    for (const w of this.waiters) {
-      if (w.lsn <= replay) {
-        if (w.timer) clearTimeout(w.timer);
-        w.resolve(replay);
-        any = true;
-      } else keep.push(w);
+    const ws = this.waiters;
+    let n = 0;
+    for (let i = 0; i < ws.length; i++) {
+      const w = ws[i]!;
+      if (w.lsn <= replay) w.resolve(replay);
+      else ws[n++] = w;
     }
-    this.waiters = keep;
+    const any = n < ws.length;
+    ws.length = n;
+    if (n === 0 && this.waitTimer !== null) this.armWaitTimer(Infinity);
     return any;
   }
 
@@ -552,11 +588,7 @@ export class Standby extends EventEmitter {
       };
       await Promise.all([stopWorker(this.walreceiver), stopWorker(this.startup)]);
       if (this.pool) await this.pool.close();
-      for (const w of this.waiters) {
-        if (w.timer) clearTimeout(w.timer);
-        w.reject(Errors.closed('standby'));
-      }
-      this.waiters = [];
+      this.rejectAllWaiters(Errors.closed('standby'));
       const c = this.mode === 'replica' ? this.control : readControl(this.dataDir);
       if (c !== null && c.snapshotName !== '') {
         this.control = { ...c, state: DbState.ShutDownInRecovery, timeMs: Date.now() };
