@@ -80,6 +80,42 @@ test('remote_apply is readable on the synchronous standby at once; the potential
   assert.deepEqual(changes.filter(([n]) => n === 's2').map(([, st]) => st).slice(-2), ['sync', 'potential']);
 });
 
+test('walSenderAsyncDelayMs: while commits wait for the synchronous standby, the potential one gets WAL in batches (0: at every flush)', async (t) => {
+  for (const delayMs of [2, 0]) {
+    const dir = tmpDir('walstream-asyncdelay-');
+    const p = await Primary.open({ dataDir: path.join(dir, 'p'), walSegmentSize: SEG, checkpointTimeoutMs: 0, port: 0, synchronousStandbyNames: 'FIRST 1 (s1, s2)', walSenderAsyncDelayMs: delayMs });
+    const standbys: Standby[] = [];
+    try {
+      standbys.push(await openStandby(path.join(dir, 's1'), p.port!, 's1'));
+      standbys.push(await openStandby(path.join(dir, 's2'), p.port!, 's2'));
+      const [s1, s2] = standbys as [Standby, Standby];
+      const states = () => Object.fromEntries(p.replicationStatus().map((r) => [r.application_name, r.sync_state]));
+      await waitFor(() => states().s1 === 'sync' && states().s2 === 'potential', 10_000, 's1 sync, s2 potential');
+      await s2.waitForReplay(p.flushLsn);
+      const m1 = s1.receiverStatus().messages;
+      const m2 = s2.receiverStatus().messages;
+      const N = 300;
+      for (let i = 0; i < N; i++) {
+        const r = await p.commit((tx) => tx.put('t', `d${i}`, i), { synchronousCommit: 'on' });
+        assert.equal(r.sync?.outcome, 'confirmed');
+      }
+      // The potential standby is not left behind once commits stop waiting.
+      await s2.waitForReplay(p.flushLsn, 5_000);
+      assert.equal(s2.get('t', `d${N - 1}`), N - 1);
+      const d1 = s1.receiverStatus().messages - m1;
+      const d2 = s2.receiverStatus().messages - m2;
+      t.diagnostic(`walSenderAsyncDelayMs ${delayMs}: XLogData+keepalive messages, sync ${d1}, potential ${d2}`);
+      assert.ok(d1 >= 0.8 * N, `the synchronous standby gets WAL at every commit (${d1})`);
+      if (delayMs > 0) assert.ok(d2 < 0.6 * d1, `the potential standby gets it in batches (${d2} vs ${d1})`);
+      else assert.ok(d2 >= 0.8 * d1, `with 0, at every flush too (${d2} vs ${d1})`);
+    } finally {
+      for (const s of standbys) await s.close();
+      await p.close();
+      rmrf(dir);
+    }
+  }
+});
+
 test('no loss: SIGKILL the primary at random moments (20 rounds); every commit acknowledged at on is on the synchronous standby', async (t) => {
   const dir = tmpDir('walstream-syncloss-');
   const port = await freePort();

@@ -80,6 +80,15 @@ export interface PrimaryOptions {
    * commit then goes out without a thread wake-up. 0 = never spin. Default 300.
    */
   walSenderSpinMicros?: number;
+  /**
+   * While commits wait for synchronous standbys, a walsender whose standby is not one of them
+   * (potential or async) sends new WAL at most this often (ms), in batches, instead of at every
+   * flush: on a small machine its work then stays out of the synchronous commit's way (measured
+   * here, 2 standbys FIRST 1, 1 committer at `on`: p50 0.56 → 0.47 ms; in latency mode 0.51 →
+   * 0.40). Such a standby is at most this much further behind. 0 = send at every flush (as
+   * PostgreSQL). Default 2.
+   */
+  walSenderAsyncDelayMs?: number;
 
   // ---- synchronous replication and slots (issue 4; src/replication/syncrep*.ts, slots.ts) ----
   /** synchronous_standby_names (PostgreSQL 15 syntax: `FIRST k (a, b)`, `ANY k (…)`, `a, b`, `*`); '' = none. */
@@ -194,5 +203,6 @@ function resolveReplicationOptions(o: PrimaryOptions) {
     maxClientMessageBytes: int('maxClientMessageBytes', o.maxClientMessageBytes ?? 64 * 1024, 1024, 1 << 30),
     walSenderMaxQueuedBytes: int('walSenderMaxQueuedBytes', o.walSenderMaxQueuedBytes ?? 4 * maxSendBytes, maxSendBytes, 1 << 30),
     walSenderSpinMicros: int('walSenderSpinMicros', o.walSenderSpinMicros ?? 300, 0, 100_000),
+    walSenderAsyncDelayMs: int('walSenderAsyncDelayMs', o.walSenderAsyncDelayMs ?? 2, 0, 1000),
   };
 }

@@ -259,6 +259,7 @@ export class Primary extends EventEmitter {
             maxClientMessageBytes: options.maxClientMessageBytes,
             walSenderMaxQueuedBytes: options.walSenderMaxQueuedBytes,
             walSenderSpinMicros: options.walSenderSpinMicros,
+            walSenderAsyncDelayMs: options.walSenderAsyncDelayMs,
             maxStartupConnections: Math.max(4, options.maxWalSenders),
             walSenderPrestart: Math.min(2, options.maxWalSenders),
           });

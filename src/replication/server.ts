@@ -77,6 +77,7 @@ export interface ReplicationServerOptions {
   maxClientMessageBytes: number;
   walSenderMaxQueuedBytes: number;
   walSenderSpinMicros: number;
+  walSenderAsyncDelayMs: number;
   /** Connections still authenticating, beyond maxWalSenders, before new ones are dropped unanswered. */
   maxStartupConnections: number;
   /** Idle walsender workers kept started, so a connection does not wait for a thread to boot (~100 ms). */
@@ -260,6 +261,7 @@ export class ReplicationServer {
       maxClientMessageBytes: this.opts.maxClientMessageBytes,
       maxQueuedBytes: this.opts.walSenderMaxQueuedBytes,
       walSenderSpinMicros: this.opts.walSenderSpinMicros,
+      walSenderAsyncDelayMs: this.opts.walSenderAsyncDelayMs,
       slots: this.host.slots?.handle ?? null,
       syncRep: this.host.syncRep?.handle ?? null,
       lag: this.lag.handle,

@@ -38,7 +38,7 @@ import { SpinLock } from '../storage/latch.js';
 import { Errors } from '../errors.js';
 import type { Lsn } from '../wal/lsn.js';
 import {
-  parseSynchronousStandbyNames, positionFor, SYNC_WAIT_MODES, syncedPositions,
+  isChosenSyncStandby, parseSynchronousStandbyNames, positionFor, SYNC_WAIT_MODES, syncedPositions,
   type SyncedPositions, type SyncRepConfig, type SyncSenderState, type SyncWaitMode,
 } from './syncrep.js';
 
@@ -266,6 +266,11 @@ export class SyncRepQueue {
     if (!this.standbysDefined) return 0;
     const p = syncedPositions(this.config(), senders, mySlot);
     return p === null ? 0 : this.releaseUpTo(p);
+  }
+
+  /** Whether walsender `slot` is one of the synchronous standbys over `senders` (a WalSndCtl snapshot). */
+  isSyncStandby(senders: readonly SyncSenderState[], slot: number): boolean {
+    return isChosenSyncStandby(this.config(), senders, slot);
   }
 
   /** Advance the released positions (never backwards) and release the waiters they cover. */

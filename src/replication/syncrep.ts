@@ -371,6 +371,11 @@ export interface SyncedPositions {
  * candidates (then no commit can be released). With `mySlot`, also null unless that walsender is
  * one of the chosen (PostgreSQL's am_sync: only a synchronous standby's reply releases waiters).
  */
+/** Whether walsender `slot` is one of the synchronous standbys chosen now (PostgreSQL's am_sync). */
+export function isChosenSyncStandby(config: SyncRepConfig | null, senders: readonly SyncSenderState[], slot: number): boolean {
+  return config !== null && candidateStandbys(config, senders).some((c) => c.slot === slot);
+}
+
 export function syncedPositions(config: SyncRepConfig | null, senders: readonly SyncSenderState[], mySlot?: number): SyncedPositions | null {
   if (config === null) return null;
   const chosen = candidateStandbys(config, senders);

@@ -78,6 +78,8 @@ export interface WalSenderConfig {
   maxQueuedBytes: number;
   /** After a reply released the last waiting commit: watch for the next flush this long before sleeping (0: never spin). */
   walSenderSpinMicros: number;
+  /** Not a synchronous standby while commits wait for those: send at most this often (ms; 0: at every flush). */
+  walSenderAsyncDelayMs: number;
   /** Replication slots (issue 4): absent = no slot table (slot commands then fail as with max_replication_slots = 0). */
   slots?: ReplicationSlotsHandle | null;
   /** Synchronous-commit wait queues: replies release waiting commits (SyncRepReleaseWaiters). */
@@ -123,6 +125,10 @@ export interface BackupFile {
 /** After a final message (an ErrorResponse, CommandComplete), how long the client has to read it before the socket is destroyed. */
 const END_SOCKET_TIMEOUT_MS = 2_000;
 const MAX_SEND_BYTES_PER_TURN = 8 * 1024 * 1024;
+/** walSenderAsyncDelayMs: how long a cached "our standby is (not) synchronous" is trusted. */
+const AM_SYNC_RECHECK_MS = 10;
+/** walSenderAsyncDelayMs applies while commits waited for synchronous standbys within this many ms. */
+const SYNC_WAIT_RECENT_MS = 100;
 /** Bytes per CopyData of a base backup (PostgreSQL's TAR_SEND_SIZE is 32 kB). */
 const BACKUP_CHUNK_BYTES = 64 * 1024;
 /** Padding before the frame so the WAL payload lands 8-aligned (2 + 30 = 32). */
@@ -610,6 +616,8 @@ export class WalSender {
     this.closeSegment();
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    if (this.deferTimer) clearTimeout(this.deferTimer);
+    this.deferTimer = null;
     if (this.slot >= 0 && !this.closed) this.setState(WalSndState.STARTUP);
   }
 
@@ -631,6 +639,7 @@ export class WalSender {
     if (!this.streaming || this.waitingDrain || this.yielded || this.conn.state !== 'copyBoth') return;
     const sock = this.socket;
     let flushed = this.ctl.load(XC_FLUSHED);
+    if (this.sent < flushed && this.deferForSyncStandbys()) return;
     if (this.sent < flushed) {
       const turnEnd = this.sent + MAX_SEND_BYTES_PER_TURN;
       // Each message goes to the kernel as soon as it is built (no cork): the receiver starts on
@@ -668,6 +677,46 @@ export class WalSender {
       return; // the reply that covers `sent` ends the stream (onCopyData)
     }
     this.armWait();
+  }
+
+  /** walSenderAsyncDelayMs: the send that was put off, and whether our standby is a synchronous one (cached). */
+  private deferTimer: NodeJS.Timeout | null = null;
+  private deferDue = false;
+  private amSync = true;
+  private amSyncCheckedAt = -Infinity;
+  private syncWaitSeenAt = -Infinity;
+
+  /**
+   * A walsender whose standby is not synchronous, while commits wait for the synchronous ones,
+   * sends at most every walSenderAsyncDelayMs (batching), leaving the CPU to the synchronous
+   * path; true if this send is put off (a timer resumes it). Whether our standby is synchronous is
+   * re-read from WalSndCtl at most every AM_SYNC_RECHECK_MS (a potential standby that takes over
+   * is deferred at most that long).
+   */
+  private deferForSyncStandbys(): boolean {
+    const ms = this.cfg.walSenderAsyncDelayMs;
+    if (ms <= 0 || this.deferDue) return false;
+    const q = this.syncRep;
+    if (q === null || !q.standbysDefined || this.state !== WalSndState.STREAMING) return false;
+    const now = performance.now();
+    // Commits wait for synchronous standbys now, or did lately (a lone committer is between its
+    // local flush and its queue entry when this thread wakes for that flush).
+    if (q.queued > 0) this.syncWaitSeenAt = now;
+    else if (now - this.syncWaitSeenAt > SYNC_WAIT_RECENT_MS) return false;
+    if (now - this.amSyncCheckedAt > AM_SYNC_RECHECK_MS) {
+      this.amSync = q.isSyncStandby(this.walsnd.all(), this.slot);
+      this.amSyncCheckedAt = now;
+    }
+    if (this.amSync) return false;
+    if (this.deferTimer === null) {
+      this.deferTimer = setTimeout(() => {
+        this.deferTimer = null;
+        this.deferDue = true;
+        this.sendPending();
+        this.deferDue = false;
+      }, ms);
+    }
+    return true;
   }
 
   /**
