@@ -7,6 +7,9 @@
 //    postmaster on another port, named in synchronous_standby_names), `pgbench -N -M prepared`
 //    at the same levels (PGOPTIONS=-c synchronous_commit=…) and client counts; latencies from
 //    pgbench's per-transaction log. PostgreSQL has no remote_receive: reported as null.
+//  - ours in latency mode (committerFlush: a lone commit fdatasyncs its own WAL) at 1 committer,
+//    for each standby count (walstreamLatencyMode, an array);
+//  - each walstream configuration is warmed up (commits not measured) before its points;
 //  - ratios: our commits/s over PostgreSQL's TPS per level and client count;
 //  - the raw 8 KiB write + fdatasync rate of the same disk (the floor under every level but off).
 // Owns a temp directory, the walstream primary/standbys and both PostgreSQL postmasters; stops and
@@ -278,10 +281,12 @@ export async function runSyncBench(o: SyncBenchOptions) {
     const cfg = { seconds: o.seconds, levels, committers };
     const ours = [];
     for (const n of standbyCounts) ours.push(await runOurs(root, n, cfg));
-    // Latency mode (committerFlush: a lone commit fdatasyncs its own WAL on its thread) at 1 committer.
-    const latencyMode = committers.includes(1)
-      ? await runOurs(root, standbyCounts[0]!, { ...cfg, levels: levels.filter((l) => l !== 'off'), committers: [1] }, true)
-      : null;
+    // Latency mode (committerFlush: a lone commit fdatasyncs its own WAL on its thread) at 1
+    // committer, for each standby count.
+    const latencyMode = [];
+    if (committers.includes(1)) {
+      for (const n of standbyCounts) latencyMode.push(await runOurs(root, n, { ...cfg, levels: levels.filter((l) => l !== 'off'), committers: [1] }, true));
+    }
     const postgres = o.realPg === false ? null : await runPostgres(root, cfg);
     const ratios = [];
     for (const level of levels) {

@@ -35,10 +35,12 @@ test('bench sync: JSON shape, positive figures, ratios, PostgreSQL remote_receiv
     assert.ok(p.p50Ms! > 0 && p.p99Ms! >= p.p50Ms!, `ours ${p.synchronous_commit}: p50 ${p.p50Ms} p99 ${p.p99Ms}`);
   }
   // Latency mode (committerFlush) at 1 committer, same levels.
-  assert.ok(res.walstreamLatencyMode);
-  assert.equal(res.walstreamLatencyMode.committerFlush, true);
-  assert.deepEqual(res.walstreamLatencyMode.points.map((p) => [p.synchronous_commit, p.committers]), [['on', 1], ['remote_receive', 1]]);
-  for (const p of res.walstreamLatencyMode.points) assert.ok(p.commitsPerSec! > 0 && p.p50Ms! > 0, JSON.stringify(p));
+  assert.equal(res.walstreamLatencyMode.length, 1, 'one latency-mode configuration per standby count');
+  const lm = res.walstreamLatencyMode[0]!;
+  assert.equal(lm.committerFlush, true);
+  assert.equal(lm.standbys, 1);
+  assert.deepEqual(lm.points.map((p) => [p.synchronous_commit, p.committers]), [['on', 1], ['remote_receive', 1]]);
+  for (const p of lm.points) assert.ok(p.commitsPerSec! > 0 && p.p50Ms! > 0, JSON.stringify(p));
   assert.ok(res.postgres);
   const [pgOn, pgRecv] = res.postgres.points;
   assert.equal(pgOn!.synchronous_commit, 'on');
