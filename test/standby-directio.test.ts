@@ -250,13 +250,22 @@ test('SIGKILL of the standby process in the middle of a direct catch-up, 6 times
     let sawDirect = false;
     let killedBehind = 0;
     for (let round = 0; round < 6; round++) {
-      i = await fill(p, i, (round === 0 ? 24 : 16) * SEG);
+      i = await fill(p, i, 24 * SEG);
       c = startChild(sdir, p.port!);
       await c.line('ready');
-      await new Promise((r) => setTimeout(r, 30 + Math.floor(Math.random() * 170)));
-      c.proc.stdin!.write('status\n');
-      const st = JSON.parse((await c.line('status')).slice('status '.length)) as { bytes_written_direct: number; flushed_lsn: string };
+      // Kill once the catch-up is under way (WAL written direct) or over, a random moment later.
+      let st: { bytes_written_direct: number; flushed_lsn: string };
+      const deadline = Date.now() + 20_000;
+      for (;;) {
+        c.proc.stdin!.write('status\n');
+        st = JSON.parse((await c.line('status')).slice('status '.length)) as typeof st;
+        if (st.bytes_written_direct > 0 || parseLsn(st.flushed_lsn) >= p.flushLsn || Date.now() > deadline) break;
+        await new Promise((r) => setTimeout(r, 5));
+      }
       if (st.bytes_written_direct > 0) sawDirect = true;
+      await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 6)));
+      c.proc.stdin!.write('status\n');
+      st = JSON.parse((await c.line('status')).slice('status '.length)) as typeof st;
       if (parseLsn(st.flushed_lsn) < p.flushLsn) killedBehind++;
       const gone = new Promise((r) => c.proc.once('exit', r));
       c.proc.kill('SIGKILL');
