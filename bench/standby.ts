@@ -23,6 +23,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Primary } from '../src/primary/primary.js';
 import type { StandbyOptions } from '../src/standby/options.js';
+import { hopBreakdown, StageTrace } from '../src/util/stage-trace.js';
 import { Standby } from '../src/standby/standby.js';
 import { RingTransport, TcpTransport, type WalRcvTransport } from '../src/standby/transport.js';
 import { writeControl, DbState } from '../src/storage/control.js';
@@ -205,11 +206,16 @@ async function fromRealPg(root: string, volume: number) {
 }
 
 export async function live(root: string, n: number, seconds: number, rate: number, transport: BenchTransport = 'tcp') {
-  const p = await Primary.open({ dataDir: path.join(root, `lp${n}-${transport}`), walSegmentSize: SEG, checkpointTimeoutMs: 0, port: 0 });
+  // With one standby, every hop is traced (src/util/stage-trace.ts) and reported beside the total.
+  const traceCapacity = Math.ceil(rate * (seconds + LIVE_WARMUP_MS / 1000) * 1.5) + 10_000;
+  const trace = n === 1 ? StageTrace.create(traceCapacity) : null;
+  const p = await Primary.open({ dataDir: path.join(root, `lp${n}-${transport}`), walSegmentSize: SEG, checkpointTimeoutMs: 0, port: 0, stageTrace: trace?.handle ?? null });
   const standbys: Standby[] = [];
   try {
-    for (let i = 0; i < n; i++) standbys.push(await Standby.open({ dataDir: path.join(root, `ls${n}-${transport}-${i}`), ...connect(p, transport, 'b'), readerThreads: 0 }));
+    for (let i = 0; i < n; i++) standbys.push(await Standby.open({ dataDir: path.join(root, `ls${n}-${transport}-${i}`), ...connect(p, transport, 'b'), readerThreads: 0, stageTrace: trace?.handle ?? null }));
     const lat: number[] = [];
+    const traced: Array<[number, number, number]> = [];
+    const t0 = performance.timeOrigin;
     const countFrom = performance.now() + LIVE_WARMUP_MS;
     const end = countFrom + seconds * 1000;
     const interval = 1000 / rate;
@@ -226,7 +232,11 @@ export async function live(root: string, n: number, seconds: number, rate: numbe
         const acked = performance.now();
         if (standbys.length === 1) await standbys[0]!.waitForReplay(lsn, 30_000);
         else await Promise.all(standbys.map((s) => s.waitForReplay(lsn, 30_000)));
-        if (acked >= countFrom) lat.push(performance.now() - acked);
+        const visible = performance.now();
+        if (acked >= countFrom) {
+          lat.push(visible - acked);
+          if (trace !== null) traced.push([lsn, t0 + acked, t0 + visible]);
+        }
       } catch (e) {
         failure ??= e;
       } finally {
@@ -246,7 +256,8 @@ export async function live(root: string, n: number, seconds: number, rate: numbe
     if (pending > 0) await new Promise<void>((r) => (allDone = r));
     if (failure !== null) throw failure;
     lat.sort((a, b) => a - b);
-    return { transport, standbys: n, commits: lat.length, commitsPerSec: +(lat.length / seconds).toFixed(0), p50Ms: pct(lat, 50), p99Ms: pct(lat, 99), maxMs: pct(lat, 100) };
+    const hops = trace !== null ? hopBreakdown(trace, traced) : null;
+    return { transport, standbys: n, commits: lat.length, commitsPerSec: +(lat.length / seconds).toFixed(0), p50Ms: pct(lat, 50), p99Ms: pct(lat, 99), maxMs: pct(lat, 100), ...(hops !== null ? { hops } : {}) };
   } finally {
     for (const s of standbys) await s.close();
     await p.close();

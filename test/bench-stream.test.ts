@@ -50,6 +50,12 @@ test('bench stream: every pairing moves the volume, ratios of medians, ceilings,
   assert.ok(live.floor.p50Ms > 0 && live.floor.p99Ms >= live.floor.p50Ms);
   assert.equal(live.runs.length, 1);
   assert.ok(live.runs[0]!.commits > 0 && live.runs[0]!.p50Ms > 0 && live.runs[0]!.p99Ms >= live.runs[0]!.p50Ms, JSON.stringify(live.runs[0]));
+  // With one standby every hop is traced: six hops, in chain order, each with sane figures.
+  const hops = live.runs[0]!.hops!;
+  assert.deepEqual(hops.map((h) => h.hop), ['flushed → acknowledged', 'flushed → sent', 'sent → received', 'received → standbyFlushed', 'standbyFlushed → replayed', 'replayed → visible']);
+  for (const h of hops) assert.ok(h.p50Ms >= 0 && h.p99Ms >= h.p50Ms && h.slowestPercentMeanMs >= 0, JSON.stringify(h));
+  // The standby's write + fdatasync is a real fdatasync.
+  assert.ok(hops[3]!.p50Ms > 0.005, JSON.stringify(hops[3]));
   assert.ok(JSON.parse(JSON.stringify(res)), 'serialisable');
   // Cleanup: every receiver's directory is gone (the walstream primary's data directory and the
   // live rounds' stay in a directory the caller chose), no postmaster of its cluster is left.

@@ -1,6 +1,7 @@
 // Primary options: validated once at construction with precise errors (piscina style). Names
 // follow PostgreSQL's settings where one exists; every limit carries its unit.
 
+import { type StageTraceHandle, stageTraceOption } from '../util/stage-trace.js';
 import { Errors } from '../errors.js';
 import { DEFAULT_WAL_SEGMENT_SIZE, XLOG_BLCKSZ, validSegmentSize } from '../wal/consts.js';
 import type { HbaRule } from '../replication/protocol/hba.js';
@@ -89,6 +90,11 @@ export interface PrimaryOptions {
    * PostgreSQL). Default 2.
    */
   walSenderAsyncDelayMs?: number;
+  /**
+   * Record when each flush and each XLogData sent happened (src/util/stage-trace.ts), for per-hop
+   * latency figures; off (null) by default. The standbys of the same process take the same handle.
+   */
+  stageTrace?: StageTraceHandle | null;
 
   // ---- synchronous replication and slots (issue 4; src/replication/syncrep*.ts, slots.ts) ----
   /** synchronous_standby_names (PostgreSQL 15 syntax: `FIRST k (a, b)`, `ANY k (…)`, `a, b`, `*`); '' = none. */
@@ -107,7 +113,8 @@ export interface PrimaryOptions {
   walKeepSizeBytes?: number;
 }
 
-export type ResolvedPrimaryOptions = Required<Omit<PrimaryOptions, 'port' | 'hba' | 'users'>> & {
+export type ResolvedPrimaryOptions = Required<Omit<PrimaryOptions, 'port' | 'hba' | 'users' | 'stageTrace'>> & {
+  stageTrace: StageTraceHandle | null;
   port: number | null;
   hba: HbaRule[] | null;
   users: Record<string, string> | null;
@@ -195,6 +202,7 @@ function resolveReplicationOptions(o: PrimaryOptions) {
     port,
     host,
     hba: o.hba ?? null,
+    stageTrace: stageTraceOption(o.stageTrace),
     users,
     maxWalSenders: int('maxWalSenders', o.maxWalSenders ?? 10, 0, 1000),
     walSenderTimeoutMs: int('walSenderTimeoutMs', o.walSenderTimeoutMs ?? 60_000, 0, 86_400_000),

@@ -26,6 +26,7 @@ import { buildCheckpointRecord, OP_DELETE, OP_PUT, TxnRecordBuilder } from '../w
 import { FileSegmentSource, XLogReader } from '../wal/reader.js';
 import { redoRecord } from '../wal/replay.js';
 import { ensureSegment, fsyncDir, recycleOldSegments, removeTempSegments } from '../wal/segfile.js';
+import { StageTrace } from '../util/stage-trace.js';
 import { WalFileWriter } from '../wal/wal-file-writer.js';
 import { segmentFileName as segFileName, segNo } from '../wal/segment.js';
 import {
@@ -222,7 +223,7 @@ export class Primary extends EventEmitter {
     });
     // Kick the walwriter once wal_writer_flush_after bytes are waiting (PostgreSQL's walwriter rule).
     this.inserter = new WalInserter(this.ctl, args.insertPos, args.prevRecord, Math.max(64 * 1024, args.options.walWriterFlushAfterBytes));
-    this.commitWriter = args.options.committerFlush ? new WalFileWriter(this.ctl, this.walDir, false) : null;
+    this.commitWriter = args.options.committerFlush ? new WalFileWriter(this.ctl, this.walDir, false, args.options.stageTrace ? new StageTrace(args.options.stageTrace) : null) : null;
     this.flushWaiter = new FlushWaiter(this.ctl, this.commitWriter);
     this.walwriter = this.startWalWriter();
   }
@@ -260,6 +261,7 @@ export class Primary extends EventEmitter {
             walSenderMaxQueuedBytes: options.walSenderMaxQueuedBytes,
             walSenderSpinMicros: options.walSenderSpinMicros,
             walSenderAsyncDelayMs: options.walSenderAsyncDelayMs,
+            stageTrace: options.stageTrace,
             maxStartupConnections: Math.max(4, options.maxWalSenders),
             walSenderPrestart: Math.min(2, options.maxWalSenders),
           });
@@ -285,6 +287,7 @@ export class Primary extends EventEmitter {
         commitDelayUs: this.options.commitDelayUs,
         commitSiblings: this.options.commitSiblings,
         spinIterations: this.options.walWriterSpinIterations,
+        stageTrace: this.options.stageTrace,
       },
       name: 'walwriter',
     });

@@ -6,6 +6,7 @@
 // inserted record is durable.
 
 import { parentPort, workerData } from 'node:worker_threads';
+import { StageTrace, type StageTraceHandle } from '../util/stage-trace.js';
 import type { Lsn } from '../wal/lsn.js';
 import { SegmentPreparer } from '../wal/segfile.js';
 import { WalFileWriter } from '../wal/wal-file-writer.js';
@@ -24,6 +25,7 @@ export interface WalWriterConfig {
   commitSiblings: number;
   /** Spin iterations on the latch before sleeping (waking a sleeping thread costs ~60 µs). */
   spinIterations: number;
+  stageTrace: StageTraceHandle | null;
 }
 
 const cfg = workerData as WalWriterConfig;
@@ -31,7 +33,7 @@ const ctl = new XLogCtl(cfg.handle);
 const segSize = ctl.segSize;
 const sleepWord = new Int32Array(new SharedArrayBuffer(4));
 
-const writer = new WalFileWriter(ctl, cfg.walDir, true);
+const writer = new WalFileWriter(ctl, cfg.walDir, true, cfg.stageTrace ? new StageTrace(cfg.stageTrace) : null);
 let preallocatedUpTo = -1;
 let preparer: SegmentPreparer | null = null;
 

@@ -18,6 +18,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { MessageChannel, MessagePort, type TransferListItem, Worker } from 'node:worker_threads';
+import type { StageTraceHandle } from '../util/stage-trace.js';
 import { Errors, WalstreamError } from '../errors.js';
 import { CONTROL_FILE } from '../storage/control.js';
 import { lsnToString, type Lsn } from '../wal/lsn.js';
@@ -78,6 +79,7 @@ export interface ReplicationServerOptions {
   walSenderMaxQueuedBytes: number;
   walSenderSpinMicros: number;
   walSenderAsyncDelayMs: number;
+  stageTrace?: StageTraceHandle | null;
   /** Connections still authenticating, beyond maxWalSenders, before new ones are dropped unanswered. */
   maxStartupConnections: number;
   /** Idle walsender workers kept started, so a connection does not wait for a thread to boot (~100 ms). */
@@ -262,6 +264,7 @@ export class ReplicationServer {
       maxQueuedBytes: this.opts.walSenderMaxQueuedBytes,
       walSenderSpinMicros: this.opts.walSenderSpinMicros,
       walSenderAsyncDelayMs: this.opts.walSenderAsyncDelayMs,
+      stageTrace: this.opts.stageTrace ?? null,
       slots: this.host.slots?.handle ?? null,
       syncRep: this.host.syncRep?.handle ?? null,
       lag: this.lag.handle,

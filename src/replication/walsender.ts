@@ -37,6 +37,7 @@ import path from 'node:path';
 import { isMainThread, type MessagePort, workerData } from 'node:worker_threads';
 import { Errors, WalstreamError } from '../errors.js';
 import { assert } from '../util/assert.js';
+import { StageTrace, type StageTraceHandle } from '../util/stage-trace.js';
 import { XLOG_BLCKSZ } from '../wal/consts.js';
 import { lsnToString, type Lsn } from '../wal/lsn.js';
 import { historyFileName, segmentFileName, segNo } from '../wal/segment.js';
@@ -80,6 +81,8 @@ export interface WalSenderConfig {
   walSenderSpinMicros: number;
   /** Not a synchronous standby while commits wait for those: send at most this often (ms; 0: at every flush). */
   walSenderAsyncDelayMs: number;
+  /** Per-hop latency tracing (src/util/stage-trace.ts): `sent` after each XLogData; null: off. */
+  stageTrace: StageTraceHandle | null;
   /** Replication slots (issue 4): absent = no slot table (slot commands then fail as with max_replication_slots = 0). */
   slots?: ReplicationSlotsHandle | null;
   /** Synchronous-commit wait queues: replies release waiting commits (SyncRepReleaseWaiters). */
@@ -178,6 +181,7 @@ export class WalSender {
   // replication slots and synchronous replication (src/replication/slots.ts, syncrep-queue.ts)
   private readonly slots: ReplicationSlots | null;
   private readonly syncRep: SyncRepQueue | null;
+  private readonly trace: StageTrace | null;
   /** Index of the slot START_REPLICATION SLOT acquired, -1 = none. */
   private replSlot = -1;
   private readonly lag: WalSndLag | null;
@@ -201,6 +205,7 @@ export class WalSender {
     this.walsnd = new WalSndCtl(cfg.walsnd);
     this.slots = cfg.slots ? new ReplicationSlots(cfg.slots) : null;
     this.syncRep = cfg.syncRep ? new SyncRepQueue(cfg.syncRep) : null;
+    this.trace = cfg.stageTrace ? new StageTrace(cfg.stageTrace) : null;
     this.lag = cfg.lag ? new WalSndLag(cfg.lag) : null;
     this.segSize = this.ctl.segSize;
     this.port = cfg.port;
@@ -788,6 +793,7 @@ export class WalSender {
     this.readWal(raw, FRAME_PAD + XLOGDATA_FRAME_HEADER_BYTES, start, end);
     writeXLogDataFrameHeader(frame, 0, { dataStart: start, walEnd: flushed, sendTime: pgTimestampNow() }, n);
     this.frameInFlight = inRing === null ? (raw as Buffer) : null;
+    this.trace?.record('sent', end); // (before the standby can have it)
     this.conn.sendXLogDataFrame(frame);
     this.frameInFlight = null;
     return end;

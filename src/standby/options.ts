@@ -5,6 +5,7 @@
 
 import os from 'node:os';
 import type { MessagePort } from 'node:worker_threads';
+import { type StageTraceHandle, stageTraceOption } from '../util/stage-trace.js';
 import { Errors } from '../errors.js';
 import { validateSlotName } from '../replication/protocol/commands.js';
 
@@ -67,6 +68,11 @@ export interface StandbyOptions {
    * buffered.
    */
   walReceiverDirectIo?: boolean;
+  /**
+   * Record when WAL was received, flushed and replayed here (src/util/stage-trace.ts), for per-hop
+   * latency figures with a primary in the same process that has the same handle; off by default.
+   */
+  stageTrace?: StageTraceHandle | null;
   /** connect_timeout (ms) of one connection attempt, up to ReadyForQuery. */
   connectTimeoutMs?: number;
   /** Piscina reader threads for hot-standby reads (standby.pool); 0 = no pool. */
@@ -105,6 +111,7 @@ export interface ResolvedStandbyOptions {
   walReceiverMaxBufferedBytes: number;
   walInitZero: boolean;
   walReceiverDirectIo: boolean;
+  stageTrace: StageTraceHandle | null;
   connectTimeoutMs: number;
   readerThreads: number;
   checkpointTimeoutMs: number;
@@ -132,7 +139,7 @@ function bool(name: string, v: unknown): boolean {
 
 const KNOWN_OPTIONS = new Set([
   'dataDir', 'primaryConninfo', 'primary', 'walReceiverRingBytes', 'mode', 'primarySlotName', 'walReceiverStatusIntervalMs', 'walReceiverTimeoutMs',
-  'walRetrieveRetryIntervalMs', 'walReceiverFlushAfterBytes', 'walReceiverMaxBufferedBytes', 'walInitZero', 'walReceiverDirectIo', 'connectTimeoutMs',
+  'walRetrieveRetryIntervalMs', 'walReceiverFlushAfterBytes', 'walReceiverMaxBufferedBytes', 'walInitZero', 'walReceiverDirectIo', 'stageTrace', 'connectTimeoutMs',
   'readerThreads', 'checkpointTimeoutMs', 'maxWalSizeBytes', 'minWalSizeBytes', 'maxBaseBackupBytes', 'maxStoreBytes', 'maxValueBytes',
   'maxMessageBytes',
 ]);
@@ -185,6 +192,7 @@ export function resolveStandbyOptions(o: StandbyOptions): ResolvedStandbyOptions
     walReceiverMaxBufferedBytes: int('walReceiverMaxBufferedBytes', o.walReceiverMaxBufferedBytes ?? 32 * 1024 * 1024, 1 << 20, 1 << 30),
     walInitZero: bool('walInitZero', o.walInitZero ?? true),
     walReceiverDirectIo: bool('walReceiverDirectIo', o.walReceiverDirectIo ?? true),
+    stageTrace: stageTraceOption(o.stageTrace),
     connectTimeoutMs: int('connectTimeoutMs', o.connectTimeoutMs ?? 10_000, 1, INT32_MAX),
     readerThreads: int('readerThreads', o.readerThreads ?? 2, 0, 64),
     checkpointTimeoutMs: int('checkpointTimeoutMs', o.checkpointTimeoutMs ?? 300_000, 0, 86_400_000),

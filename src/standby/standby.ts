@@ -231,7 +231,7 @@ export class Standby extends EventEmitter {
   private async startReplica(): Promise<void> {
     const c = this.control!;
     const cfg: StartupConfig = {
-      store: this.store!.handle, walrcv: this.walrcv.handle, walDir: this.walDir, segSize: c.segSize, sysid: c.sysid, tli: c.tli, redoLsn: c.redoLsn,
+      store: this.store!.handle, walrcv: this.walrcv.handle, walDir: this.walDir, segSize: c.segSize, sysid: c.sysid, tli: c.tli, redoLsn: c.redoLsn, stageTrace: this.options.stageTrace,
     };
     const localEnd = new Promise<Lsn>((resolve, reject) => {
       const startup = this.spawn('./startup.js', { startup: cfg }, 'startup');
@@ -296,6 +296,7 @@ export class Standby extends EventEmitter {
       flushAfterBytes: o.walReceiverFlushAfterBytes,
       walInitZero: o.walInitZero,
       directIo: o.walReceiverDirectIo,
+      stageTrace: o.stageTrace,
       maxBufferedBytes: o.walReceiverMaxBufferedBytes,
       connectTimeoutMs: o.connectTimeoutMs,
       maxMessageBytes: o.maxMessageBytes,

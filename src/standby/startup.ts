@@ -22,6 +22,7 @@ import path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { type ErrorInfo, errorInfo, Errors } from '../errors.js';
 import { SharedStore, type StoreHandle } from '../storage/store.js';
+import { StageTrace, type StageTraceHandle } from '../util/stage-trace.js';
 import { XLOG_BLCKSZ } from '../wal/consts.js';
 import { type Lsn, lsnToString } from '../wal/lsn.js';
 import { type PageSource, type ReadResult, XLogReader } from '../wal/reader.js';
@@ -37,6 +38,7 @@ export interface StartupConfig {
   sysid: bigint;
   tli: number;
   redoLsn: Lsn;
+  stageTrace: StageTraceHandle | null;
 }
 
 export type StartupMessage =
@@ -155,8 +157,10 @@ class Startup {
   private replayed = 0;
   private unpublished = 0;
   private lastCommitTime = 0;
+  private readonly trace: StageTrace | null;
 
   constructor(private readonly cfg: StartupConfig) {
+    this.trace = cfg.stageTrace ? new StageTrace(cfg.stageTrace) : null;
     this.walrcv = new WalRcvData(cfg.walrcv);
     this.store = SharedStore.attach(cfg.store);
     this.src = new ReceivedWalSource(cfg.walDir, cfg.tli, cfg.segSize);
@@ -187,6 +191,7 @@ class Startup {
   private publish(): void {
     // The aligned end of the last record; never past what is flushed (alignment padding).
     const lsn = Math.min(this.reader.nextLsn, this.walrcv.flushed);
+    this.trace?.record('replayed', lsn); // (before a reader can see it)
     this.walrcv.publishReplay(lsn, this.lastCommitTime, this.unpublished, preciseNowPgMicros());
     this.unpublished = 0;
   }

@@ -38,6 +38,7 @@ import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import { type ErrorInfo, errorInfo, Errors, WalstreamError } from '../errors.js';
 import { type ControlData, DbState, writeControl } from '../storage/control.js';
 import { assert } from '../util/assert.js';
+import { StageTrace, type StageTraceHandle } from '../util/stage-trace.js';
 import { validSegmentSize } from '../wal/consts.js';
 import { DirectWriteStage, openDirect } from '../wal/direct-io.js';
 import { type Lsn, lsnToString } from '../wal/lsn.js';
@@ -71,6 +72,8 @@ export interface WalReceiverConfig {
   walInitZero: boolean;
   /** While catching up, write WAL with O_DIRECT (falls back to buffered writes where refused). */
   directIo: boolean;
+  /** Per-hop latency tracing: `received` per XLogData, `standbyFlushed` per flush; null: off. */
+  stageTrace: StageTraceHandle | null;
   maxBufferedBytes: number;
   connectTimeoutMs: number;
   maxMessageBytes: number;
@@ -162,6 +165,7 @@ class WalReceiver {
   /** wal-only: segments fully written whose `.partial` must be renamed after the next fsync. */
   private readonly completed: Array<{ seg: number; fd: number }> = [];
   private readonly preparer: SegmentPreparer;
+  private readonly trace: StageTrace | null;
   /** Catch-up writes with O_DIRECT (null: off, or refused by the file system). */
   private stage: DirectWriteStage | null;
   /** Per open segment fd, its O_DIRECT twin (opened when direct writing into it starts). */
@@ -210,6 +214,7 @@ class WalReceiver {
       : new TcpTransport(cfg.conninfo, topts);
     this.preparer = new SegmentPreparer(this.walDir);
     this.stage = cfg.directIo ? new DirectWriteStage(DIRECT_WRITE_BYTES, DIRECT_WRITES_IN_FLIGHT) : null;
+    this.trace = cfg.stageTrace ? new StageTrace(cfg.stageTrace) : null;
     this.sysid = cfg.sysid;
     this.tli = cfg.tli;
     this.segSize = cfg.segSize;
@@ -334,6 +339,7 @@ class WalReceiver {
         got = true;
         switch (m.kind) {
           case 'xlogData': {
+            this.trace?.record('received', m.dataStart + m.data.length);
             if (m.dataStart !== expected) {
               throw Errors.protocolViolation(`unexpected XLogData at ${lsnToString(m.dataStart)}, expected ${lsnToString(expected)}`);
             }
@@ -728,6 +734,7 @@ class WalReceiver {
     if (target > this.flushed) {
       this.flushed = target;
       if (this.flushed > this.walrcv.written) this.walrcv.publishWritten(this.flushed);
+      this.trace?.record('standbyFlushed', this.flushed); // (before the startup worker can see it)
       this.walrcv.publishFlushed(this.flushed);
     }
     if (reply && this.conn !== null) this.sendReply(this.conn, false, false);

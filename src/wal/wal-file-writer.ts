@@ -7,6 +7,7 @@
 
 import fs from 'node:fs';
 import { assert } from '../util/assert.js';
+import type { StageTrace } from '../util/stage-trace.js';
 import { XLOG_BLCKSZ } from './consts.js';
 import type { Lsn } from './lsn.js';
 import { ensureSegment, segmentPath } from './segfile.js';
@@ -27,7 +28,7 @@ export class WalFileWriter {
    * walwriter); false: canWrite() refuses a range that needs a segment that does not exist yet
    * (a committing thread never pays for a 16 MiB zero-fill).
    */
-  constructor(private readonly ctl: XLogCtl, private readonly walDir: string, private readonly createSegments: boolean) {}
+  constructor(private readonly ctl: XLogCtl, private readonly walDir: string, private readonly createSegments: boolean, private readonly trace: StageTrace | null = null) {}
 
   /** Whether [WRITTEN, target) can be written without creating a segment (always true when creating). */
   canWrite(target: Lsn): boolean {
@@ -57,6 +58,7 @@ export class WalFileWriter {
     }
     if (target > ctl.load(XC_FLUSHED)) {
       this.syncAll();
+      this.trace?.record('flushed', target); // (before anyone can see it)
       ctl.store(XC_FLUSHED, target);
       ctl.bump(XC_FLUSH_SEQ);
     }
