@@ -84,11 +84,12 @@ test('wal-only standby writes segments byte-identical to pg_receivewal (with a r
     generateWal(1);
     generateWal(2);
     await waitFor(() => completeSegments(walDir).length >= 2, 30_000, 'our first complete segments');
-    // stop ours in the middle, let the server move on, then resume
+    // stop ours in the middle, let the server move on by several segments, then resume: the
+    // catch-up (more than two segments behind) is written with O_DIRECT
     await s.close();
-    generateWal(3);
+    for (let r = 3; r < 7; r++) generateWal(r);
     s = await open();
-    generateWal(4);
+    generateWal(7);
     await waitFor(() => completeSegments(pgDir).length >= 4, 30_000, 'pg_receivewal segments');
     const target = completeSegments(pgDir);
     await waitFor(() => target.every((n) => fs.existsSync(path.join(walDir, n))), 30_000, `our segments ${target.join(',')}`);
@@ -103,6 +104,7 @@ test('wal-only standby writes segments byte-identical to pg_receivewal (with a r
     }
     const after = s.receiverStatus();
     assert.equal(after.status, 'streaming');
+    assert.ok(after.bytes_written_direct > 0, 'the catch-up after the restart was written direct');
     assert.ok(after.fsyncs > 0 && after.bytes_received > 0);
     assert.equal(after.flush_lag_bytes <= 16 * 1024 * 1024, true);
   } finally {
