@@ -11,81 +11,23 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Primary } from '../src/primary/primary.js';
 import { Standby } from '../src/standby/standby.js';
 import { type Lsn, parseLsn } from '../src/wal/lsn.js';
+import { killStandbyChildren, StandbyChild } from './helpers/standby-proc.js';
 import { rmrf, tmpDir } from './helpers/tmp.js';
 
 const SEG = 1 << 20;
 const ACCOUNTS = 40;
 const START_BALANCE = 1000;
 const TOTAL = ACCOUNTS * START_BALANCE;
-const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), 'helpers', 'standby-child.js');
 
 const dirs: string[] = [];
-const children: ChildProcess[] = [];
 after(() => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  killStandbyChildren();
   dirs.forEach(rmrf);
 });
-
-/** A standby child process and its stdout lines. */
-class Child {
-  readonly proc: ChildProcess;
-  private lines: string[] = [];
-  private waiters: Array<() => void> = [];
-  readonly exited: Promise<number | null>;
-  output = '';
-  constructor(dataDir: string, port: number) {
-    this.proc = spawn(process.execPath, [CHILD, dataDir, '127.0.0.1', String(port), 'rep', 'pw', '0'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    children.push(this.proc);
-    let buf = '';
-    this.proc.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      this.output += d.toString();
-      let i: number;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        this.lines.push(buf.slice(0, i));
-        buf = buf.slice(i + 1);
-        for (const w of this.waiters.splice(0)) w();
-      }
-    });
-    this.proc.stderr!.on('data', (d: Buffer) => (this.output += d.toString()));
-    this.exited = new Promise((r) => this.proc.once('exit', (code) => r(code)));
-  }
-  async line(prefix: string, timeoutMs = 60_000): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const i = this.lines.findIndex((l) => l.startsWith(prefix));
-      if (i >= 0) return this.lines.splice(i, 1)[0]!;
-      if (Date.now() > deadline) throw new Error(`child: no "${prefix}" line within ${timeoutMs} ms; output:\n${this.output}`);
-      await new Promise<void>((r) => {
-        const t = setTimeout(r, 200);
-        this.waiters.push(() => {
-          clearTimeout(t);
-          r();
-        });
-      });
-    }
-  }
-  has(prefix: string): boolean {
-    return this.lines.some((l) => l.startsWith(prefix));
-  }
-  send(cmd: string): void {
-    this.proc.stdin!.write(cmd + '\n');
-  }
-  async digest(lsn: Lsn): Promise<string> {
-    this.send(`digest ${lsn}`);
-    return (await this.line(`digest ${lsn} `)).split(' ')[2]!;
-  }
-  async stop(): Promise<void> {
-    if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill('SIGTERM');
-    await this.exited;
-  }
-}
 
 /** Deterministic pseudo-random numbers (the workload is reproducible from its seed). */
 function rng(seed: number): () => number {
@@ -140,7 +82,7 @@ test('three standbys (one late, one SIGKILLed and restarted) reach the primary a
   const conninfo = { host: '127.0.0.1', port: p.port!, user: 'rep', password: 'pw' };
   let a: Standby | null = null;
   let c: Standby | null = null;
-  let b: Child | null = null;
+  let b: StandbyChild | null = null;
   // Hot-standby readers run until stopReaders; a failing assertion must stop them before the
   // standbys close under them (else their rejections would hide the assertion).
   let stopReaders = false;
@@ -159,7 +101,7 @@ test('three standbys (one late, one SIGKILLed and restarted) reach the primary a
     c = null;
 
     a = await Standby.open({ dataDir: path.join(dir, 'a'), primaryConninfo: conninfo, readerThreads: 2, checkpointTimeoutMs: 0 });
-    b = new Child(path.join(dir, 'b'), p.port!);
+    b = new StandbyChild(path.join(dir, 'b'), p.port!);
     const firstRedo = parseLsn((await b.line('ready')).split(' ')[2]!);
 
     // Hot-standby readers on A: main thread (readConsistent) and the piscina pool (scan), all the time.
@@ -198,7 +140,7 @@ test('three standbys (one late, one SIGKILLed and restarted) reach the primary a
     b.proc.kill('SIGKILL');
     await b.exited;
     await running;
-    b = new Child(path.join(dir, 'b'), p.port!);
+    b = new StandbyChild(path.join(dir, 'b'), p.port!);
     const restartRedo = parseLsn((await b.line('ready')).split(' ')[2]!);
     assert.ok(restartRedo > firstRedo, 'after SIGKILL, B resumed from its latest restartpoint, not its base backup');
     await workload(p, rand, 1500, balances);
@@ -247,9 +189,9 @@ test('a standby stopped with SIGSTOP does not slow the primary; it catches up af
   const dir = tmpDir('walstream-sbs-');
   dirs.push(dir);
   const p = await Primary.open({ dataDir: path.join(dir, 'p'), walSegmentSize: SEG, checkpointTimeoutMs: 0, port: 0, users: { rep: 'pw' } });
-  let b: Child | null = null;
+  let b: StandbyChild | null = null;
   try {
-    b = new Child(path.join(dir, 'b'), p.port!);
+    b = new StandbyChild(path.join(dir, 'b'), p.port!);
     await b.line('ready');
     const pad = 'x'.repeat(1000);
     // Committers at synchronous_commit 'on' (local flush) for a fixed time: commits/s and the

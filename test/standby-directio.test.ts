@@ -8,25 +8,21 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import readline from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { Primary } from '../src/primary/primary.js';
 import { Standby } from '../src/standby/standby.js';
 import { parseLsn } from '../src/wal/lsn.js';
 import { segmentFileName } from '../src/wal/segment.js';
 import { DIRECT_IO_ALIGN_BYTES, DirectWriteStage, openDirect } from '../src/wal/direct-io.js';
 import { prng } from './helpers/prng.js';
+import { killStandbyChildren, StandbyChild } from './helpers/standby-proc.js';
 import { rmrf, tmpDir } from './helpers/tmp.js';
 
 const SEG = 1 << 20;
-const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), 'helpers', 'standby-child.js');
 const dirs: string[] = [];
-const children: ChildProcess[] = [];
 after(() => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  killStandbyChildren();
   dirs.forEach(rmrf);
 });
 function newDir(): string {
@@ -206,35 +202,6 @@ test('wal-only catch-up with direct I/O: complete segments byte-identical, renam
   }
 });
 
-/** A standby child process (test/helpers/standby-child.ts) and the lines it prints. */
-function startChild(dataDir: string, port: number): { proc: ChildProcess; line: (prefix: string) => Promise<string> } {
-  const proc = spawn(process.execPath, [CHILD, dataDir, '127.0.0.1', String(port), 'rep', 'pw', '0'], { stdio: ['pipe', 'pipe', 'inherit'] });
-  children.push(proc);
-  const lines: string[] = [];
-  let wake: (() => void) | null = null;
-  readline.createInterface({ input: proc.stdout! }).on('line', (l) => {
-    lines.push(l);
-    wake?.();
-  });
-  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
-  return {
-    proc,
-    async line(prefix: string): Promise<string> {
-      const deadline = Date.now() + 60_000;
-      for (;;) {
-        const i = lines.findIndex((l) => l.startsWith(prefix) || l.startsWith('error'));
-        if (i >= 0) {
-          const l = lines.splice(i, 1)[0]!;
-          if (l.startsWith('error') && !prefix.startsWith('error')) throw new Error(`standby child: ${l}`);
-          return l;
-        }
-        if (proc.exitCode !== null || proc.signalCode !== null || Date.now() > deadline) throw new Error(`standby child gave no "${prefix}" line (${lines.join(' | ')})`);
-        await Promise.race([new Promise<void>((r) => (wake = r)), exited, new Promise((r) => setTimeout(r, 200))]);
-      }
-    },
-  };
-}
-
 test('SIGKILL of the standby process in the middle of a direct catch-up, 6 times: it ends equal to the primary', async () => {
   const dir = newDir();
   const p = await Primary.open({ dataDir: path.join(dir, 'p'), walSegmentSize: SEG, port: 0, checkpointTimeoutMs: 0, maxWalSizeBytes: 256 * SEG, users: { rep: 'pw' } });
@@ -243,45 +210,38 @@ test('SIGKILL of the standby process in the middle of a direct catch-up, 6 times
   try {
     let i = await fill(p, 0, SEG / 2);
     const sdir = path.join(dir, 's');
-    let c = startChild(sdir, p.port!);
+    let c = new StandbyChild(sdir, p.port!);
     await c.line('ready');
     pinned = p.flushLsn; // the base backup's WAL and everything after stays
-    c.proc.kill('SIGKILL');
+    await c.kill('SIGKILL');
     let sawDirect = false;
     let killedBehind = 0;
     for (let round = 0; round < 6; round++) {
       i = await fill(p, i, 24 * SEG);
-      c = startChild(sdir, p.port!);
+      c = new StandbyChild(sdir, p.port!);
       await c.line('ready');
       // Kill once the catch-up is under way (WAL written direct) or over, a random moment later.
-      let st: { bytes_written_direct: number; flushed_lsn: string };
+      type Status = { bytes_written_direct: number; flushed_lsn: string };
+      let st: Status;
       const deadline = Date.now() + 20_000;
       for (;;) {
-        c.proc.stdin!.write('status\n');
-        st = JSON.parse((await c.line('status')).slice('status '.length)) as typeof st;
+        st = await c.status<Status>();
         if (st.bytes_written_direct > 0 || parseLsn(st.flushed_lsn) >= p.flushLsn || Date.now() > deadline) break;
         await new Promise((r) => setTimeout(r, 5));
       }
       if (st.bytes_written_direct > 0) sawDirect = true;
       await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 6)));
-      c.proc.stdin!.write('status\n');
-      st = JSON.parse((await c.line('status')).slice('status '.length)) as typeof st;
+      st = await c.status<Status>();
       if (parseLsn(st.flushed_lsn) < p.flushLsn) killedBehind++;
-      const gone = new Promise((r) => c.proc.once('exit', r));
-      c.proc.kill('SIGKILL');
-      await gone;
+      await c.kill('SIGKILL');
     }
     assert.ok(sawDirect, 'catch-up went direct in some round before the kill');
     assert.ok(killedBehind >= 2, `${killedBehind} of 6 kills came in the middle of a catch-up`);
-    c = startChild(sdir, p.port!);
+    c = new StandbyChild(sdir, p.port!);
     await c.line('ready');
     const end = p.flushLsn;
-    c.proc.stdin!.write(`digest ${end}\n`);
-    const got = (await c.line('digest')).split(' ')[2];
-    assert.equal(got, p.store.digest(), 'the standby equals the primary');
-    const gone = new Promise((r) => c.proc.once('exit', r));
-    c.proc.kill('SIGTERM');
-    await gone;
+    assert.equal(await c.digest(end), p.store.digest(), 'the standby equals the primary');
+    await c.stop();
     let compared = 0;
     for (let seg = Math.floor(pinned / SEG) + 1; seg < Math.floor(end / SEG); seg++) {
       const n = segmentFileName(1, seg, SEG);
