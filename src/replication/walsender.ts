@@ -27,7 +27,9 @@
 //   * Wake-ups: when caught up, one Atomics.waitAsync on FLUSH_SEQ is armed (sequence read before
 //     FLUSHED, so a flush in between is never missed); the socket keeps the event loop alive.
 //     Backpressure: sending pauses while the socket holds more than `maxQueuedBytes` and resumes on
-//     'drain'. There is no polling and no sleep anywhere.
+//     'drain'. There is no polling and no sleep anywhere. One deliberate delay: while commits wait
+//     for synchronous standbys, a walsender whose standby is not one of them sends at most every
+//     walSenderAsyncDelayMs (a timer), so its work stays out of the synchronous commit's way.
 //   * Timeouts: a keepalive with replyRequested at walSenderTimeoutMs/2 of client silence, and the
 //     connection is dropped (no message, as PostgreSQL) after walSenderTimeoutMs.
 
