@@ -171,3 +171,55 @@ test('end to end: our walreceiver reports R to a walstream primary (receive_lsn,
   await new Promise((r) => setTimeout(r, 300));
   assert.equal(rows(), pid, 'the same walsender still streams to us');
 });
+
+test('R and prompt apply reports only while synchronous standbys are named: none by default, asked for when names are set at run time, dropped again when cleared', async (t) => {
+  const dir = tmpDir('walstream-recv-mode-');
+  const p = await Primary.open({ dataDir: path.join(dir, 'p'), walSegmentSize: 1 << 20, checkpointTimeoutMs: 0, port: 0 });
+  let s: Standby | null = null;
+  t.after(async () => {
+    await s?.close().catch(() => undefined);
+    await p.close();
+    rmrf(dir);
+  });
+  // No periodic replies during the test: every reply follows a flush, a request, or an apply wake.
+  s = await Standby.open({ dataDir: path.join(dir, 's1'), primaryConninfo: { host: '127.0.0.1', port: p.port!, user: 'u', applicationName: 's1' }, readerThreads: 0, checkpointTimeoutMs: 0, walReceiverStatusIntervalMs: 600_000 });
+  const standby = s;
+  const row = () => p.replicationStatus()[0]!;
+  await waitFor(() => row()?.state === 'streaming' && row().replay_lsn !== null, 10_000, 's1 streaming');
+  /** n commits one after the other, each replayed before the next; how many replies and fsyncs the walreceiver made meanwhile. */
+  const run = async (n: number, level: 'local' | 'remote_receive' | 'remote_apply') => {
+    const before = standby.receiverStatus();
+    for (let i = 0; i < n; i++) {
+      const r = await p.commit((tx) => tx.put('t', `k${i}`, i), { synchronousCommit: level });
+      if (level !== 'local') assert.equal(r.sync?.outcome, 'confirmed', `commit ${i} at ${level}`);
+      await standby.waitForReplay(r.lsn, 10_000);
+    }
+    const after = standby.receiverStatus();
+    return { replies: after.replies_sent - before.replies_sent, fsyncs: after.fsyncs - before.fsyncs };
+  };
+
+  // Asynchronous standby: no `R` at all, and apply rides on the reply after each flush (plus at
+  // most one startup wake per APPLY_REPORT_MAX_DELAY_MS), not one more reply per replay.
+  const a = await run(60, 'local');
+  assert.ok(a.fsyncs >= 30, `one fsync per commit or so (${a.fsyncs})`);
+  assert.ok(a.replies <= a.fsyncs + 15, `replies ${a.replies} for ${a.fsyncs} fsyncs: apply reports are not prompt`);
+  assert.equal(row().receive_lsn, null, 'no R from an asynchronous standby');
+  // The last apply position still reaches the primary soon, though the status interval is 10 minutes.
+  await waitFor(() => row().replay_lsn === row().flush_lsn && row().flush_lsn === row().sent_lsn, 5_000, 'replay_lsn reported without a status interval');
+
+  // Names set at run time: the walsender asks for R and prompt apply reports before the WAL that follows.
+  p.setSynchronousStandbyNames('s1');
+  await waitFor(() => row().sync_state === 'sync', 10_000, 's1 synchronous');
+  const b = await run(40, 'remote_apply');
+  assert.ok(b.replies >= b.fsyncs + 20, `replies ${b.replies} for ${b.fsyncs} fsyncs: one more per replay (prompt apply reports)`);
+  await run(10, 'remote_receive');
+  await waitFor(() => row().receive_lsn !== null && row().receive_lsn === row().sent_lsn, 10_000, 'R reports reach sent_lsn');
+
+  // Cleared again: R and prompt reports stop.
+  p.setSynchronousStandbyNames('');
+  await waitFor(() => row().sync_state === 'async', 10_000, 's1 asynchronous');
+  const receivedThen = row().receive_lsn;
+  const c = await run(60, 'local');
+  assert.ok(c.replies <= c.fsyncs + 15, `replies ${c.replies} for ${c.fsyncs} fsyncs once names are cleared`);
+  assert.equal(row().receive_lsn, receivedThen, 'no R once names are cleared');
+});

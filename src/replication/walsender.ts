@@ -645,6 +645,7 @@ export class WalSender {
   private trySend(): void {
     if (!this.streaming || this.waitingDrain || this.yielded || this.conn.state !== 'copyBoth') return;
     const sock = this.socket;
+    this.adviseReceivedReport();
     let flushed = this.ctl.load(XC_FLUSHED);
     if (this.sent < flushed && this.deferForSyncStandbys()) return;
     if (this.sent < flushed) {
@@ -684,6 +685,23 @@ export class WalSender {
       return; // the reply that covers `sent` ends the stream (onCopyData)
     }
     this.armWait();
+  }
+
+  /** What the client was last told by `walstream.received_report` (the startup exchange said on). */
+  private receivedReportOn = true;
+
+  /**
+   * `R` and prompt apply reports serve only commits that wait for synchronous standbys: a
+   * walstream walreceiver is asked for them while synchronous_standby_names names any standby, and
+   * told to stop when it names none (each is one more message per flush, in each direction). Sent
+   * before the WAL that follows, so the standby knows before it receives what a commit waits for.
+   */
+  private adviseReceivedReport(): void {
+    if (!this.conn.receivedReportAgreed) return;
+    const want = this.syncRep !== null && this.syncRep.standbysDefined;
+    if (want === this.receivedReportOn) return;
+    this.receivedReportOn = want;
+    this.conn.sendReceivedReportMode(want);
   }
 
   /** walSenderAsyncDelayMs: the send that was put off, and whether our standby is a synchronous one (cached). */

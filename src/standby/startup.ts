@@ -9,9 +9,12 @@
 // flushed position (a record that goes past it yields `wait`), the page cache re-reads only
 // bytes that were beyond the flushed position when they were cached, and when caught up the
 // thread sleeps on its latch (Atomics.wait; the walreceiver sets it after each fsync), never on a
-// timer. It publishes the replay position (end of the last applied record) and the last commit's
-// timestamp after every batch, bumping REPLAY_SEQ so main-thread waiters wake; and it tells the
-// main thread about every checkpoint record it replays (restartpoint candidates).
+// timer except to hand a put-off apply report to the walreceiver (APPLY_REPORT_MAX_DELAY_MS). It
+// publishes the replay position (end of the last applied record) and the last commit's timestamp
+// after every batch, bumping REPLAY_SEQ so main-thread waiters wake; it wakes the walreceiver to
+// report apply at once while the primary asks for prompt reports (synchronous standbys), else at
+// most every APPLY_REPORT_MAX_DELAY_MS; and it tells the main thread about every checkpoint record
+// it replays (restartpoint candidates).
 //
 // Redo is redoRecord (src/wal/replay.ts), the same function as the primary's crash recovery;
 // each transaction is applied whole under the store's write latch, so hot-standby readers never
@@ -49,6 +52,13 @@ export type StartupMessage =
 
 /** Publish the replay position at least every this many records during catch-up. */
 export const REPLAY_PUBLISH_EVERY_RECORDS = 1024;
+/**
+ * Unless the primary asked for prompt apply reports (synchronous standbys: WalRcvData
+ * promptApplyReport), wake the walreceiver to report a new replay position at most this often; its
+ * reply after each flush carries the apply position too (as PostgreSQL's walreceiver, which is
+ * only forced to reply for commits that wait for remote_apply).
+ */
+export const APPLY_REPORT_MAX_DELAY_MS = 20;
 
 /**
  * Pages of received WAL, read from the segment files in 1 MiB chunks. `limit` is the end of
@@ -158,6 +168,9 @@ class Startup {
   private unpublished = 0;
   private lastCommitTime = 0;
   private readonly trace: StageTrace | null;
+  /** A replay position published and not yet reported by a walreceiver wake; when the last wake was. */
+  private applyReportDue = false;
+  private applyWokenAt = -Infinity;
 
   constructor(private readonly cfg: StartupConfig) {
     this.trace = cfg.stageTrace ? new StageTrace(cfg.stageTrace) : null;
@@ -240,15 +253,30 @@ class Startup {
         throw Errors.walCorrupt(lsnToString(r.lsn), `${r.message} (received WAL up to ${lsnToString(flushed)})`);
       }
       // Caught up with what is flushed.
-      const progressed = this.unpublished > 0;
-      if (progressed) {
+      if (this.unpublished > 0) {
         this.publish();
-        this.walrcv.walrcvLatch.set(); // the walreceiver reports the new apply position
+        this.applyReportDue = true;
       }
+      const reportInMs = this.applyReportDue ? this.wakeWalrcvForApply() : Infinity;
       if (this.walrcv.flushed !== flushed) continue;
-      latch.wait();
+      latch.wait(reportInMs);
     }
     if (this.unpublished > 0) this.publish();
+  }
+
+  /**
+   * The walreceiver reports the new apply position (its latch): at once when the primary asked for
+   * prompt reports, else at most every APPLY_REPORT_MAX_DELAY_MS. Returns how long until a report
+   * put off is due (Infinity: none is).
+   */
+  private wakeWalrcvForApply(): number {
+    const now = performance.now();
+    const left = this.walrcv.promptApplyReport ? 0 : this.applyWokenAt + APPLY_REPORT_MAX_DELAY_MS - now;
+    if (left > 0) return left;
+    this.walrcv.walrcvLatch.set();
+    this.applyWokenAt = now;
+    this.applyReportDue = false;
+    return Infinity;
   }
 
   get replayLsn(): Lsn {

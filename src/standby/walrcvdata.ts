@@ -57,6 +57,8 @@ export const WI_FLUSH_SEQ = I32_BASE + 7;
 export const WI_STOP = I32_BASE + 8;
 export const WI_SENDER_PORT = I32_BASE + 9;
 export const WI_SENDER_HOST_LEN = I32_BASE + 10;
+/** 1 while the primary wants apply reported as soon as it moves (synchronous replication): the walreceiver sets it, startup reads it. */
+export const WI_PROMPT_APPLY_REPORT = I32_BASE + 11;
 const N_I32 = I32_BASE + 12;
 const HOST_OFF = N_I32 * 4;
 /** Longest sender host name kept (PostgreSQL's NI_MAXHOST is 1025; host names here are short). */
@@ -161,6 +163,19 @@ export class WalRcvData {
 
   get replay(): Lsn {
     return this.load(WR_REPLAY);
+  }
+
+  /**
+   * Whether startup should wake the walreceiver at each replay publish to report apply at once
+   * (a walstream primary with synchronous standbys asks for it), or only every
+   * APPLY_REPORT_MAX_DELAY_MS (its replies after each flush carry apply anyway).
+   */
+  get promptApplyReport(): boolean {
+    return Atomics.load(this.i32, WI_PROMPT_APPLY_REPORT) !== 0;
+  }
+
+  set promptApplyReport(on: boolean) {
+    Atomics.store(this.i32, WI_PROMPT_APPLY_REPORT, on ? 1 : 0);
   }
 
   get stopRequested(): boolean {

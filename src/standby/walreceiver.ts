@@ -192,6 +192,8 @@ class WalReceiver {
   /** The primary's end of WAL as its latest XLogData said (walEnd): how far behind we are. */
   private senderWalEnd = 0;
   private lastSent = { write: -1, flush: -1, apply: -1, at: 0 };
+  /** The startup worker set our latch since the last reply: report apply if it moved. */
+  private applyWakeSeen = false;
   private lastRecvAt = 0;
   private pingSent = false;
   private replyNeeded = false;
@@ -266,6 +268,7 @@ class WalReceiver {
   private async watchLatch(): Promise<void> {
     while (!this.stopped) {
       await this.walrcv.walrcvLatch.waitAsync(Infinity, { keepAlive: false });
+      this.applyWakeSeen = true; // (or a stop request)
       if (this.walrcv.stopRequested) {
         // Not streaming yet: abandon the attempt or command at once (nothing to end cleanly).
         this.connecting?.abort();
@@ -329,7 +332,9 @@ class WalReceiver {
     this.sendReply(conn, true, false);
     let receivedSent = 0;
     for (;;) {
-      // remote_receive: say what is in hand before writing it (`R`, walstream primaries only).
+      // remote_receive: say what is in hand before writing it (`R`), while a walstream primary
+      // with synchronous standbys asks for it (ParameterStatus walstream.received_report, which
+      // may change while streaming).
       if (conn.acceptsReceivedReport && conn.receivedUpTo > receivedSent) {
         receivedSent = conn.receivedUpTo;
         conn.sendReceived(receivedSent, preciseNowPgMicros());
@@ -427,14 +432,21 @@ class WalReceiver {
     }
   }
 
-  /** `r`: write, flush, apply. Skipped when nothing moved and the status interval has not passed. */
+  /**
+   * `r`: write, flush, apply. Skipped when write and flush did not move and the status interval has
+   * not passed, unless apply moved and is to be reported now: the primary asked for prompt apply
+   * reports, or the startup worker woke us for it (at most every APPLY_REPORT_MAX_DELAY_MS).
+   * Otherwise a new apply position waits for the next reply (as in PostgreSQL).
+   */
   private sendReply(conn: WalRcvConnection, force: boolean, requestReply: boolean): void {
     const write = this.written;
     const flush = this.flushed;
     const apply = this.cfg.mode === 'replica' ? this.walrcv.replay : 0;
     const now = performance.now();
     const intervalPassed = this.cfg.statusIntervalMs > 0 && now - this.lastSent.at >= this.cfg.statusIntervalMs;
-    if (!force && !intervalPassed && write === this.lastSent.write && flush === this.lastSent.flush && apply === this.lastSent.apply) return;
+    const applyDue = apply !== this.lastSent.apply && (this.applyWakeSeen || this.walrcv.promptApplyReport);
+    if (!force && !intervalPassed && !applyDue && write === this.lastSent.write && flush === this.lastSent.flush) return;
+    this.applyWakeSeen = false;
     conn.send({ write, flush, apply, clientTime: preciseNowPgMicros(), replyRequested: requestReply });
     this.lastSent = { write, flush, apply, at: now };
     this.walrcv.addCounter(WR_REPLIES_SENT, 1);
@@ -735,6 +747,10 @@ class WalReceiver {
       this.flushed = target;
       if (this.flushed > this.walrcv.written) this.walrcv.publishWritten(this.flushed);
       this.trace?.record('standbyFlushed', this.flushed); // (before the startup worker can see it)
+      // The same request covers prompt apply reports: set before startup can replay this WAL
+      // (the ParameterStatus came before the WAL that follows it).
+      const prompt = this.conn !== null && this.conn.acceptsReceivedReport;
+      if (prompt !== this.walrcv.promptApplyReport) this.walrcv.promptApplyReport = prompt;
       this.walrcv.publishFlushed(this.flushed);
     }
     if (reply && this.conn !== null) this.sendReply(this.conn, false, false);

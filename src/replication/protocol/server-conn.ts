@@ -189,7 +189,7 @@ export class ReplicationServerConn {
   private _applicationName = '';
   private _params: ReadonlyMap<string, string> = new Map();
   /** The client asked for StandbyReceivedUpdate `R` (startup parameter) and we agreed. */
-  private receivedReportAgreed = false;
+  private _receivedReportAgreed = false;
   readonly processId: number;
   readonly secretKey: number;
 
@@ -498,7 +498,7 @@ export class ReplicationServerConn {
     ];
     // walstream extension, only when the client asked: this walsender accepts `R` replies.
     if (this._params.get(RECEIVED_REPORT_PARAMETER) === 'on') {
-      this.receivedReportAgreed = true;
+      this._receivedReportAgreed = true;
       status.push([RECEIVED_REPORT_PARAMETER, 'on']);
     }
     this.out(Buffer.concat([...status.map(([k, v]) => encodeParameterStatus(k, v)), encodeBackendKeyData(this.processId, this.secretKey), encodeReadyForQuery('I')]));
@@ -562,7 +562,7 @@ export class ReplicationServerConn {
       try {
         if (kind === T('r')) this.emit({ type: 'copyData', message: { kind: 'r', ...decodeStandbyStatusUpdate(body) } });
         else if (kind === T('h')) this.emit({ type: 'copyData', message: { kind: 'h', ...decodeHotStandbyFeedback(body) } });
-        else if (kind === T('R') && this.receivedReportAgreed) this.emit({ type: 'copyData', message: { kind: 'R', ...decodeStandbyReceivedUpdate(body) } });
+        else if (kind === T('R') && this._receivedReportAgreed) this.emit({ type: 'copyData', message: { kind: 'R', ...decodeStandbyReceivedUpdate(body) } });
         else {
           // PostgreSQL logs "unexpected message type" and exits without telling the client.
           this._state = 'closed';
@@ -681,6 +681,23 @@ export class ReplicationServerConn {
   sendKeepalive(walEnd: Lsn, replyRequested: boolean, sendTime: number = pgTimestampNow()): void {
     this.requireStreaming();
     this.out(encodePrimaryKeepalive({ walEnd, sendTime, replyRequested }));
+  }
+
+  /** The client asked for StandbyReceivedUpdate `R` at startup and we agreed (walstream clients). */
+  get receivedReportAgreed(): boolean {
+    return this._receivedReportAgreed;
+  }
+
+  /**
+   * ParameterStatus `walstream.received_report` while streaming (a backend may send ParameterStatus
+   * at any time, between CopyData messages too): `on` asks the walreceiver for `R` before each
+   * write and for an apply report as soon as it replays; `off` for neither (its apply position then
+   * rides on its next reply). Only to a client that asked for it at startup.
+   */
+  sendReceivedReportMode(on: boolean): void {
+    this.requireStreaming();
+    assert(this._receivedReportAgreed, 'sendReceivedReportMode() to a client that did not ask for R');
+    this.out(encodeParameterStatus(RECEIVED_REPORT_PARAMETER, on ? 'on' : 'off'));
   }
   /**
    * Server-side CopyDone (end of a historic timeline). If the client already sent its CopyDone the
