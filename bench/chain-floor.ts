@@ -22,6 +22,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { tailShape, type TailShape } from './tail-shape.js';
 
 export interface ChainFloorResult {
   standbys: number;
@@ -31,6 +32,8 @@ export interface ChainFloorResult {
   /** 8 KiB pwrite + fdatasync as timed inside the chain (all files). */
   fsyncP50Ms: number;
   fsyncP99Ms: number;
+  /** How the slowest 1 % is spread in time (bench/tail-shape.ts). */
+  tail: TailShape;
 }
 
 const MAX_STANDBYS = 16;
@@ -81,6 +84,7 @@ export async function measureChainFloor(o: { dir: string; seconds: number; rate:
     await Promise.all([start('writer', 0), ...Array.from({ length: n }, (_, i) => start('receiver', i))]);
     await Promise.all(Array.from({ length: n }, (_, i) => [start('replay', i), start('sender', i)]).flat());
     const lat: number[] = [];
+    const at: number[] = [];
     const interval = 1000 / o.rate;
     const countFrom = performance.timeOrigin + performance.now() + (o.warmupMs ?? 0);
     const end = performance.now() + (o.warmupMs ?? 0) + o.seconds * 1000;
@@ -95,7 +99,10 @@ export async function measureChainFloor(o: { dir: string; seconds: number; rate:
       const now = performance.timeOrigin + performance.now();
       for (; seen < vis; seen++) {
         const t = ts[(seen + 1) % TS_SLOTS]!; // event k (1-based) was flushed at ts[k]
-        if (t >= countFrom) lat.push(now - t);
+        if (t >= countFrom) {
+          lat.push(now - t);
+          at.push(t);
+        }
       }
     };
     const arm = () => {
@@ -125,10 +132,11 @@ export async function measureChainFloor(o: { dir: string; seconds: number; rate:
       arm();
       await new Promise((r) => setTimeout(r, 5));
     }
+    const tail = tailShape(at, lat);
     lat.sort((a, b) => a - b);
     const k = Math.min(Atomics.load(i32, FSYNC_COUNT), FSYNC_SLOTS);
     const fsy = Array.from(i32.subarray(FSYNC_US, FSYNC_US + k), (us) => us / 1000).sort((a, b) => a - b);
-    return { standbys: n, events: lat.length, p50Ms: q(lat, 0.5), p99Ms: q(lat, 0.99), fsyncP50Ms: q(fsy, 0.5), fsyncP99Ms: q(fsy, 0.99) };
+    return { standbys: n, events: lat.length, p50Ms: q(lat, 0.5), p99Ms: q(lat, 0.99), fsyncP50Ms: q(fsy, 0.5), fsyncP99Ms: q(fsy, 0.99), tail };
   } finally {
     Atomics.store(i32, STOP, 1);
     for (let k = 0; k < PORTS + 3 * MAX_STANDBYS; k++) Atomics.notify(i32, k);

@@ -31,6 +31,7 @@ import { lsnToString, parseLsn, type Lsn } from '../src/wal/lsn.js';
 import { segmentFileName, segNo } from '../src/wal/segment.js';
 import { PG_BIN_DIR, startPgCluster, type PgCluster } from '../test/helpers/pgcluster.js';
 import { measureChainFloor } from './chain-floor.js';
+import { tailShape } from './tail-shape.js';
 
 export type BenchTransport = 'tcp' | 'ring';
 
@@ -214,6 +215,7 @@ export async function live(root: string, n: number, seconds: number, rate: numbe
   try {
     for (let i = 0; i < n; i++) standbys.push(await Standby.open({ dataDir: path.join(root, `ls${n}-${transport}-${i}`), ...connect(p, transport, 'b'), readerThreads: 0, stageTrace: trace?.handle ?? null }));
     const lat: number[] = [];
+    const ackedAt: number[] = [];
     const traced: Array<[number, number, number]> = [];
     const t0 = performance.timeOrigin;
     const countFrom = performance.now() + LIVE_WARMUP_MS;
@@ -235,6 +237,7 @@ export async function live(root: string, n: number, seconds: number, rate: numbe
         const visible = performance.now();
         if (acked >= countFrom) {
           lat.push(visible - acked);
+          ackedAt.push(acked);
           if (trace !== null) traced.push([lsn, t0 + acked, t0 + visible]);
         }
       } catch (e) {
@@ -255,9 +258,10 @@ export async function live(root: string, n: number, seconds: number, rate: numbe
     }
     if (pending > 0) await new Promise<void>((r) => (allDone = r));
     if (failure !== null) throw failure;
+    const tail = tailShape(ackedAt, lat);
     lat.sort((a, b) => a - b);
     const hops = trace !== null ? hopBreakdown(trace, traced) : null;
-    return { transport, standbys: n, commits: lat.length, commitsPerSec: +(lat.length / seconds).toFixed(0), p50Ms: pct(lat, 50), p99Ms: pct(lat, 99), maxMs: pct(lat, 100), ...(hops !== null ? { hops } : {}) };
+    return { transport, standbys: n, commits: lat.length, commitsPerSec: +(lat.length / seconds).toFixed(0), p50Ms: pct(lat, 50), p99Ms: pct(lat, 99), maxMs: pct(lat, 100), tail, ...(hops !== null ? { hops } : {}) };
   } finally {
     for (const s of standbys) await s.close();
     await p.close();

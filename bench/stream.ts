@@ -352,7 +352,7 @@ export async function runStreamBench(o: StreamBenchOptions) {
         const floor = await measureChainFloor({ dir: root, seconds: liveSeconds, rate, standbys: n, warmupMs: LIVE_WARMUP_MS });
         const byTransport = [];
         for (const tr of o.liveTransports ?? ['tcp', 'ring']) byTransport.push(await live(path.join(root, 'live'), n, liveSeconds, rate, tr));
-        liveRuns.push({ standbys: n, rate, runs: byTransport, floor: { p50Ms: floor.p50Ms, p99Ms: floor.p99Ms } });
+        liveRuns.push({ standbys: n, rate, runs: byTransport, floor: { p50Ms: floor.p50Ms, p99Ms: floor.p99Ms, tail: floor.tail } });
       }
     }
     return {
@@ -361,7 +361,7 @@ export async function runStreamBench(o: StreamBenchOptions) {
       walSegmentSize: SEG,
       catchup,
       live: {
-        what: 'commit (synchronous_commit=local) acknowledged → replayed on every standby, ms; floor = the same thread hops, TCP message and fdatasync with no walstream code (bench/chain-floor.ts)',
+        what: 'commit (synchronous_commit=local) acknowledged → replayed on every standby, ms; floor = the same thread hops, TCP message and fdatasync with no walstream code (bench/chain-floor.ts); tail = the slowest 1 % grouped by 5 ms windows of acknowledgement time (few windows: a few stalls held whole batches)',
         runs: liveRuns,
       },
     };

@@ -56,6 +56,11 @@ test('bench stream: every pairing moves the volume, ratios of medians, ceilings,
   for (const h of hops) assert.ok(h.p50Ms >= 0 && h.p99Ms >= h.p50Ms && h.slowestPercentMeanMs >= 0, JSON.stringify(h));
   // The standby's write + fdatasync is a real fdatasync.
   assert.ok(hops[3]!.p50Ms > 0.005, JSON.stringify(hops[3]));
+  // The shape of the tail, ours and the floor's: the slowest 1 % grouped by 5 ms windows.
+  for (const tail of [live.runs[0]!.tail, live.floor.tail]) {
+    assert.equal(tail.windowMs, 5);
+    assert.ok(tail.slowCommits >= 1 && tail.windows >= 1 && tail.windows <= tail.slowCommits && tail.mostInOneWindow >= 1, JSON.stringify(tail));
+  }
   assert.ok(JSON.parse(JSON.stringify(res)), 'serialisable');
   // Cleanup: every receiver's directory is gone (the walstream primary's data directory and the
   // live rounds' stay in a directory the caller chose), no postmaster of its cluster is left.
