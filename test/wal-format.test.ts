@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import { XLogCtl, XC_FLUSHED, XC_STOP, XC_WALWRITER_LATCH, XC_WRITE_REQUEST } from '../src/wal/xlogctl.js';
+import { XLogCtl, XC_FLUSHED, XC_STOP, XC_WRITE_REQUEST } from '../src/wal/xlogctl.js';
 import { WalInserter } from '../src/wal/insert.js';
 import { buildTxnRecord, type TxnOp } from '../src/wal/record.js';
 import { FileSegmentSource, XLogReader } from '../src/wal/reader.js';
@@ -44,10 +44,10 @@ async function writeWal(walDir: string, segSize: number, records: number, seed: 
     end = ins.insert(rec, rec.length).end;
   }
   ctl.advance(XC_WRITE_REQUEST, end);
-  ctl.setLatch(XC_WALWRITER_LATCH);
+  ctl.wakeWalWriter();
   while (ctl.load(XC_FLUSHED) < end) await new Promise((res) => setTimeout(res, 5));
   Atomics.store(ctl.i32, XC_STOP, 1);
-  ctl.setLatch(XC_WALWRITER_LATCH);
+  ctl.wakeWalWriter();
   await new Promise((res) => w.once('exit', res));
   return { end, count: records };
 }

@@ -13,7 +13,7 @@ import { Errors } from '../errors.js';
 import type { Lsn } from '../wal/lsn.js';
 import type { WalFileWriter } from '../wal/wal-file-writer.js';
 import {
-  XC_FLUSHED, XC_FLUSH_SEQ, XC_INSERTED_UPTO, XC_WAITERS, XC_WALWRITER_LATCH, XC_WRITE_REQUEST, XC_WRITER_FAILED, type XLogCtl,
+  XC_FLUSHED, XC_FLUSH_SEQ, XC_INSERTED_UPTO, XC_WAITERS, XC_WRITE_REQUEST, XC_WRITER_FAILED, type XLogCtl,
 } from '../wal/xlogctl.js';
 
 /**
@@ -61,7 +61,7 @@ export class FlushWaiter {
 
   private requestWalWriter(lsn: Lsn): void {
     this.ctl.advance(XC_WRITE_REQUEST, lsn);
-    this.ctl.setLatch(XC_WALWRITER_LATCH);
+    this.ctl.wakeWalWriter();
     this.arm();
   }
 

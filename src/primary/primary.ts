@@ -30,7 +30,7 @@ import { StageTrace } from '../util/stage-trace.js';
 import { WalFileWriter } from '../wal/wal-file-writer.js';
 import { segmentFileName as segFileName, segNo } from '../wal/segment.js';
 import {
-  XC_BYTES_WRITTEN, XC_FLUSHED, XC_FSYNC_COUNT, XC_STOP, XC_WALWRITER_LATCH, XC_WRITE_COUNT,
+  XC_BYTES_WRITTEN, XC_FLUSHED, XC_FSYNC_COUNT, XC_STOP, XC_WRITE_COUNT,
   XC_WRITTEN, XLogCtl,
 } from '../wal/xlogctl.js';
 import { FlushWaiter } from './flush-waiter.js';
@@ -628,7 +628,7 @@ export class Primary extends EventEmitter {
         // "canceling the wait for synchronous replication … due to administrator command").
         this.syncWaiter.close('shutdown');
         Atomics.store(this.ctl.i32, XC_STOP, 1);
-        this.ctl.setLatch(XC_WALWRITER_LATCH);
+        this.ctl.wakeWalWriter();
         await new Promise<void>((resolve) => {
           this.walwriter.once('exit', () => resolve());
         });

@@ -107,7 +107,7 @@ function main(): void {
     }
     if (!woke) {
       const timeout = inserted > flushed ? Math.max(0, cfg.walWriterDelayMs - (now - lastFlushAt)) : cfg.walWriterDelayMs;
-      Atomics.wait(ctl.i32, XC_WALWRITER_LATCH, latch, timeout);
+      ctl.sleepWalWriter(latch, timeout);
     }
   }
   preparer?.abort();

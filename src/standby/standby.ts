@@ -45,7 +45,7 @@ import { displayConninfo, type ResolvedStandbyOptions, resolveStandbyOptions, ty
 import type { StartupConfig, StartupMessage } from './startup.js';
 import { IN_PROCESS_HOST } from './options.js';
 import { RingTransport, TcpTransport, type WalRcvTransport } from './transport.js';
-import { WalRcvData, type WalRcvStateName, WI_REPLAY_SEQ } from './walrcvdata.js';
+import { WalRcvData, type WalRcvStateName, WI_REPLAY_SEQ, WI_REPLAY_WAITING } from './walrcvdata.js';
 import type { WalReceiverConfig, WalReceiverMessage } from './walreceiver.js';
 
 const CKPT_DIR = 'checkpoints';
@@ -418,8 +418,13 @@ export class Standby extends EventEmitter {
 
   /** One Atomics.waitAsync on REPLAY_SEQ while anyone waits; the startup worker bumps and notifies it. */
   private arm(): void {
-    if (this.armed || this.waiters.length === 0) return;
+    if (this.armed) return;
     const i32 = this.walrcv.i32;
+    if (this.waiters.length === 0) {
+      Atomics.store(i32, WI_REPLAY_WAITING, 0); // startup stops notifying REPLAY_SEQ
+      return;
+    }
+    Atomics.store(i32, WI_REPLAY_WAITING, 1); // (before REPLAY_SEQ is read: see publishReplay)
     const seq = Atomics.load(i32, WI_REPLAY_SEQ);
     if (this.drain()) {
       this.arm();

@@ -59,7 +59,9 @@ export const WI_SENDER_PORT = I32_BASE + 9;
 export const WI_SENDER_HOST_LEN = I32_BASE + 10;
 /** 1 while the primary wants apply reported as soon as it moves (synchronous replication): the walreceiver sets it, startup reads it. */
 export const WI_PROMPT_APPLY_REPORT = I32_BASE + 11;
-const N_I32 = I32_BASE + 12;
+/** 1 while the main thread has (or is about to arm) an Atomics.waitAsync on REPLAY_SEQ: publishReplay notifies only then. */
+export const WI_REPLAY_WAITING = I32_BASE + 12;
+const N_I32 = I32_BASE + 14;
 const HOST_OFF = N_I32 * 4;
 /** Longest sender host name kept (PostgreSQL's NI_MAXHOST is 1025; host names here are short). */
 export const SENDER_HOST_MAX_BYTES = 256;
@@ -246,8 +248,9 @@ export class WalRcvData {
       this.mutex.unlock();
     }
     this.addCounter(WR_FSYNCS, 1);
+    // FLUSH_SEQ counts publishes; nobody sleeps on it (startup has its latch), so no notify: every
+    // Atomics.notify takes a mutex that all threads of the process share inside V8.
     Atomics.add(this.i32, WI_FLUSH_SEQ, 1);
-    Atomics.notify(this.i32, WI_FLUSH_SEQ);
     this.startupLatch.set();
   }
 
@@ -281,7 +284,9 @@ export class WalRcvData {
       this.mutex.unlock();
     }
     Atomics.add(this.i32, WI_REPLAY_SEQ, 1);
-    Atomics.notify(this.i32, WI_REPLAY_SEQ);
+    // Only if a waiter may sleep (sequentially consistent with the main thread's store of
+    // REPLAY_WAITING before it reads REPLAY_SEQ and arms its wait).
+    if (Atomics.load(this.i32, WI_REPLAY_WAITING) !== 0) Atomics.notify(this.i32, WI_REPLAY_SEQ);
   }
 
   /** A consistent copy of every field (taken under the mutex). */

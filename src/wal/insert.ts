@@ -10,7 +10,7 @@ import {
 } from './consts.js';
 import { type Lsn, writeLsnLE } from './lsn.js';
 import {
-  XC_INSERTED_UPTO, XC_RING_VALID_FROM, XC_WALWRITER_LATCH, XC_WRITE_REQUEST, XC_WRITE_SEQ, XC_WRITTEN,
+  XC_INSERTED_UPTO, XC_RING_VALID_FROM, XC_WRITE_REQUEST, XC_WRITE_SEQ, XC_WRITTEN,
   XC_WRITER_FAILED, type XLogCtl,
 } from './xlogctl.js';
 import { Errors } from '../errors.js';
@@ -112,7 +112,7 @@ export class WalInserter {
       this.seenWritten = written;
       if (end - written >= this.kickBytes && written !== this.kickedAtWritten) {
         this.kickedAtWritten = written;
-        ctl.setLatch(XC_WALWRITER_LATCH);
+        ctl.wakeWalWriter();
       }
     }
     return { start, end };
@@ -146,8 +146,8 @@ export class WalInserter {
       if (Atomics.load(ctl.i32, XC_WRITER_FAILED) !== 0) throw Errors.internal('walwriter failed; WAL cannot be written');
       const seq = Atomics.load(ctl.i32, XC_WRITE_SEQ);
       if (ctl.load(XC_WRITTEN) >= lsn) return;
-      ctl.setLatch(XC_WALWRITER_LATCH);
-      Atomics.wait(ctl.i32, XC_WRITE_SEQ, seq, 100);
+      ctl.wakeWalWriter();
+      ctl.waitWriteSeq(seq, 100);
     }
   }
 }

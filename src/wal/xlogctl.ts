@@ -8,7 +8,8 @@
 //     advances RING_VALID_FROM (oldest LSN whose page is still in the ring).
 //   walwriter (worker) reads INSERTED_UPTO, writes [WRITTEN, target) to segment files, fdatasyncs,
 //     publishes WRITTEN then FLUSHED, bumps FLUSH_SEQ and notifies it.
-//   committers set WRITE_REQUEST (max) and SetLatch(WALWRITER_LATCH); they wait on FLUSH_SEQ. A
+//   committers set WRITE_REQUEST (max) and SetLatch(WALWRITER_LATCH) (wakeWalWriter: it notifies
+//     only while the walwriter sleeps, WALWRITER_SLEEPING); they wait on FLUSH_SEQ. A
 //     committer that finds no other commit waiting may instead write and fdatasync WAL itself
 //     (PostgreSQL's XLogFlush in the backend) if it takes WRITE_LOCK without waiting.
 //   WRITE_LOCK (PostgreSQL's WALWriteLock): held by whoever writes segment files and publishes
@@ -41,7 +42,11 @@ export const XC_WRITE_SEQ = I32_BASE + 4;
 export const XC_WRITER_FAILED = I32_BASE + 5;
 /** 0 = free, 1 = held (see DEV DOCS). */
 export const XC_WRITE_LOCK = I32_BASE + 6;
-const N_I32 = I32_BASE + 8;
+/** 1 while the walwriter sleeps (or is about to) on WALWRITER_LATCH: wakeWalWriter() notifies only then. */
+export const XC_WALWRITER_SLEEPING = I32_BASE + 7;
+/** Threads waiting on WRITE_SEQ (an inserter waiting for ring space): bump() notifies only then. */
+export const XC_WRITE_SEQ_WAITERS = I32_BASE + 8;
+const N_I32 = I32_BASE + 10;
 export const XLOGCTL_BYTES = N_I32 * 4;
 
 export interface XLogCtlHandle {
@@ -111,9 +116,30 @@ export class XLogCtl {
     return (Math.floor(lsn / XLOG_BLCKSZ) % this.ringPages) * XLOG_BLCKSZ + (lsn % XLOG_BLCKSZ);
   }
 
-  setLatch(index: number): void {
-    Atomics.add(this.i32, index, 1);
-    Atomics.notify(this.i32, index);
+  /**
+   * SetLatch(WALWRITER_LATCH). Atomics.notify only while the walwriter sleeps on it: every
+   * Atomics.notify/wait in the process takes one mutex inside V8, and a committer sets this latch
+   * at every commit, mostly while the walwriter is busy. (Sequentially consistent: either this
+   * load sees SLEEPING, or the walwriter's wait, which follows its store of SLEEPING, sees the new
+   * latch value and does not sleep.)
+   */
+  wakeWalWriter(): void {
+    Atomics.add(this.i32, XC_WALWRITER_LATCH, 1);
+    if (Atomics.load(this.i32, XC_WALWRITER_SLEEPING) !== 0) Atomics.notify(this.i32, XC_WALWRITER_LATCH);
+  }
+
+  /** Walwriter: sleep on WALWRITER_LATCH while it still holds `seen`, up to timeoutMs. */
+  sleepWalWriter(seen: number, timeoutMs: number): void {
+    Atomics.store(this.i32, XC_WALWRITER_SLEEPING, 1);
+    Atomics.wait(this.i32, XC_WALWRITER_LATCH, seen, timeoutMs);
+    Atomics.store(this.i32, XC_WALWRITER_SLEEPING, 0);
+  }
+
+  /** Inserter: wait up to timeoutMs for WRITE_SEQ to move from `seen` (ring space). */
+  waitWriteSeq(seen: number, timeoutMs: number): void {
+    Atomics.add(this.i32, XC_WRITE_SEQ_WAITERS, 1);
+    Atomics.wait(this.i32, XC_WRITE_SEQ, seen, timeoutMs);
+    Atomics.sub(this.i32, XC_WRITE_SEQ_WAITERS, 1);
   }
 
   /** WRITE_LOCK without waiting: true if taken. */
@@ -142,9 +168,10 @@ export class XLogCtl {
     this.bump(XC_WRITE_SEQ);
   }
 
-  /** Bump a sequence word and wake all its waiters. */
+  /** Bump a sequence word and wake all its waiters (WRITE_SEQ: only if someone waits on it). */
   bump(index: number): void {
     Atomics.add(this.i32, index, 1);
+    if (index === XC_WRITE_SEQ && Atomics.load(this.i32, XC_WRITE_SEQ_WAITERS) === 0) return;
     Atomics.notify(this.i32, index);
   }
 }
