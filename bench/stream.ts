@@ -27,6 +27,7 @@ import { lsnToString, parseLsn, type Lsn } from '../src/wal/lsn.js';
 import { segmentFileName, segNo } from '../src/wal/segment.js';
 import { PG_BIN_DIR, startPgCluster, type PgCluster } from '../test/helpers/pgcluster.js';
 import { measureChainFloor } from './chain-floor.js';
+import { Errors } from '../src/errors.js';
 import { measureLoopbackTcp, measureSegmentWrites } from './raw-limits.js';
 import { live, LIVE_WARMUP_MS, type BenchTransport } from './standby.js';
 
@@ -35,8 +36,9 @@ export interface StreamBenchOptions {
   dir?: string | undefined;
   /** Runs per configuration (the best is reported beside the median). */
   runs: number;
-  /** Live runs: seconds each (0: no live runs), paced commits/s, standby counts, transports. */
+  /** Live runs: seconds each (0: no live runs), rounds (interleaved, medians reported), paced commits/s, standby counts, transports. */
   liveSeconds?: number;
+  liveRounds?: number;
   commitsPerSec?: number;
   standbys?: number[];
   liveTransports?: BenchTransport[];
@@ -49,6 +51,17 @@ interface Run {
   seconds: number;
   bytes: number;
   mbPerSec: number;
+}
+
+function median(v: number[]): number {
+  const s = [...v].sort((a, b) => a - b);
+  return s[Math.floor((s.length - 1) / 2)]!;
+}
+
+/** The round whose p99 is the median one (its tail shape is reported). */
+function medianRound<T extends { p99Ms: number }>(rs: T[]): T {
+  const s = [...rs].sort((a, b) => a.p99Ms - b.p99Ms);
+  return s[Math.floor((s.length - 1) / 2)]!;
 }
 
 /** pg_receivewal from `startLsn` (a segment start) to `endLsn`; returns the elapsed time. */
@@ -348,11 +361,33 @@ export async function runStreamBench(o: StreamBenchOptions) {
     const liveSeconds = o.liveSeconds ?? 3;
     if (liveSeconds > 0) {
       const rate = o.commitsPerSec ?? 10_000;
+      const rounds = o.liveRounds ?? 3;
+      if (!Number.isInteger(rounds) || rounds < 1) throw Errors.invalidOption('liveRounds', `must be an integer >= 1 (got ${rounds})`);
+      const transports = o.liveTransports ?? ['tcp', 'ring'];
       for (const n of o.standbys ?? [1, 2, 4]) {
-        const floor = await measureChainFloor({ dir: root, seconds: liveSeconds, rate, standbys: n, warmupMs: LIVE_WARMUP_MS });
-        const byTransport = [];
-        for (const tr of o.liveTransports ?? ['tcp', 'ring']) byTransport.push(await live(path.join(root, 'live'), n, liveSeconds, rate, tr));
-        liveRuns.push({ standbys: n, rate, runs: byTransport, floor: { p50Ms: floor.p50Ms, p99Ms: floor.p99Ms, tail: floor.tail } });
+        // Rounds interleave the floor and our transports, so a noisy moment of the machine falls on
+        // all of them; each figure is the median over rounds, every round is listed.
+        const floors: Awaited<ReturnType<typeof measureChainFloor>>[] = [];
+        const ours = new Map<BenchTransport, Awaited<ReturnType<typeof live>>[]>(transports.map((t) => [t, []]));
+        for (let r = 0; r < rounds; r++) {
+          floors.push(await measureChainFloor({ dir: root, seconds: liveSeconds, rate, standbys: n, warmupMs: LIVE_WARMUP_MS }));
+          for (const tr of transports) ours.get(tr)!.push(await live(path.join(root, 'live'), n, liveSeconds, rate, tr));
+        }
+        const byTransport = transports.map((tr) => {
+          const rs = ours.get(tr)!;
+          const mid = medianRound(rs);
+          return {
+            transport: tr, standbys: n, commits: rs.reduce((a, x) => a + x.commits, 0),
+            p50Ms: median(rs.map((x) => x.p50Ms)), p99Ms: median(rs.map((x) => x.p99Ms)), maxMs: Math.max(...rs.map((x) => x.maxMs)),
+            tail: mid.tail, ...(rs[0]!.hops ? { hops: rs[0]!.hops } : {}),
+            rounds: rs.map((x) => ({ p50Ms: x.p50Ms, p99Ms: x.p99Ms, maxMs: x.maxMs, tail: x.tail })),
+          };
+        });
+        const fmid = medianRound(floors);
+        liveRuns.push({
+          standbys: n, rate, runs: byTransport,
+          floor: { p50Ms: median(floors.map((x) => x.p50Ms)), p99Ms: median(floors.map((x) => x.p99Ms)), tail: fmid.tail, rounds: floors.map((x) => ({ p50Ms: x.p50Ms, p99Ms: x.p99Ms, tail: x.tail })) },
+        });
       }
     }
     return {
@@ -361,7 +396,7 @@ export async function runStreamBench(o: StreamBenchOptions) {
       walSegmentSize: SEG,
       catchup,
       live: {
-        what: 'commit (synchronous_commit=local) acknowledged → replayed on every standby, ms; floor = the same thread hops, TCP message and fdatasync with no walstream code (bench/chain-floor.ts); tail = the slowest 1 % grouped by 5 ms windows of acknowledgement time (few windows: a few stalls held whole batches)',
+        what: 'commit (synchronous_commit=local) acknowledged → replayed on every standby, ms, median over interleaved rounds (each listed); floor = the same thread hops, TCP message and fdatasync with no walstream code (bench/chain-floor.ts); tail = the slowest 1 % grouped by 5 ms windows of acknowledgement time (few windows: a few stalls held whole batches)',
         runs: liveRuns,
       },
     };

@@ -17,7 +17,7 @@ test('bench stream: every pairing moves the volume, ratios of medians, ceilings,
   t.after(() => rmrf(dir));
   const root = path.join(dir, 'run');
   fs.mkdirSync(root);
-  const res = await runStreamBench({ volumeMiB: 32, runs: 1, dir: root, liveSeconds: 0.3, commitsPerSec: 500, standbys: [1], liveTransports: ['tcp'] });
+  const res = await runStreamBench({ volumeMiB: 32, runs: 1, dir: root, liveSeconds: 0.3, liveRounds: 2, commitsPerSec: 500, standbys: [1], liveTransports: ['tcp'] });
   assert.equal(res.bench, 'stream');
   const c = res.catchup;
   const pairings = [
@@ -56,6 +56,11 @@ test('bench stream: every pairing moves the volume, ratios of medians, ceilings,
   for (const h of hops) assert.ok(h.p50Ms >= 0 && h.p99Ms >= h.p50Ms && h.slowestPercentMeanMs >= 0, JSON.stringify(h));
   // The standby's write + fdatasync is a real fdatasync.
   assert.ok(hops[3]!.p50Ms > 0.005, JSON.stringify(hops[3]));
+  // Two interleaved rounds, each listed; the figures are medians of them (the lower of two).
+  assert.equal(live.runs[0]!.rounds.length, 2);
+  assert.equal(live.floor.rounds.length, 2);
+  assert.equal(live.runs[0]!.p99Ms, Math.min(...live.runs[0]!.rounds.map((r) => r.p99Ms)));
+  assert.equal(live.floor.p50Ms, Math.min(...live.floor.rounds.map((r) => r.p50Ms)));
   // The shape of the tail, ours and the floor's: the slowest 1 % grouped by 5 ms windows.
   for (const tail of [live.runs[0]!.tail, live.floor.tail]) {
     assert.equal(tail.windowMs, 5);

@@ -40,16 +40,17 @@ bench
   .option('--mib <n>', 'WAL volume in MiB per side', (v) => parseInt(v, 10), 1024)
   .option('--runs <n>', 'runs per pairing (interleaved)', (v) => parseInt(v, 10), 3)
   .option('--live-seconds <s>', 'seconds per live run (0: none)', (v) => parseFloat(v), 3)
+  .option('--live-rounds <n>', 'interleaved rounds of live runs (ours and the floor); medians are reported', (v) => parseInt(v, 10), 3)
   .option('--rate <n>', 'paced commits/s in the live runs', (v) => parseInt(v, 10), 10_000)
   .option('--standbys <list>', 'standby counts for the live runs', '1,2,4')
   .option('--transports <list>', 'live runs over tcp, ring (in-process standby), or both', 'tcp,ring')
   .option('--dir <dir>', 'directory for the data (default: a temp dir)')
-  .action(async (o: { mib: number; runs: number; liveSeconds: number; rate: number; standbys: string; transports: string; dir?: string }) => {
+  .action(async (o: { mib: number; runs: number; liveSeconds: number; liveRounds: number; rate: number; standbys: string; transports: string; dir?: string }) => {
     const { runStreamBench } = await import('../../bench/stream.js');
     const transports = o.transports.split(',').map((x) => x.trim());
     if (transports.some((t) => t !== 'tcp' && t !== 'ring')) throw new Error(`--transports: expected tcp and/or ring, got ${o.transports}`);
     const res = await runStreamBench({
-      volumeMiB: o.mib, runs: o.runs, dir: o.dir, liveSeconds: o.liveSeconds, commitsPerSec: o.rate,
+      volumeMiB: o.mib, runs: o.runs, dir: o.dir, liveSeconds: o.liveSeconds, liveRounds: o.liveRounds, commitsPerSec: o.rate,
       standbys: o.standbys.split(',').map((x) => parseInt(x, 10)), liveTransports: transports as ('tcp' | 'ring')[],
     });
     console.log(JSON.stringify(res, null, 2));
