@@ -12,7 +12,7 @@ import { XLOG_BLCKSZ } from './consts.js';
 import type { Lsn } from './lsn.js';
 import { ensureSegment, segmentPath } from './segfile.js';
 import {
-  XC_BYTES_WRITTEN, XC_FLUSHED, XC_FLUSH_SEQ, XC_FSYNC_COUNT, XC_WRITE_COUNT, XC_WRITE_LOCK, XC_WRITE_SEQ, XC_WRITTEN, type XLogCtl,
+  XC_BYTES_WRITTEN, XC_FLUSHED, XC_FLUSH_SEQ, XC_FSYNC_COUNT, XC_WRITE_COUNT, XC_WRITE_LOCK, XC_WRITTEN, type XLogCtl,
 } from './xlogctl.js';
 
 const ZERO_PAGE = Buffer.alloc(XLOG_BLCKSZ);
@@ -54,7 +54,7 @@ export class WalFileWriter {
     if (target > written) {
       this.writeRange(written, target);
       ctl.store(XC_WRITTEN, target);
-      ctl.bump(XC_WRITE_SEQ);
+      ctl.bumpWriteSeq();
     }
     if (target > ctl.load(XC_FLUSHED)) {
       this.syncAll();

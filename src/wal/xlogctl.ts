@@ -44,7 +44,7 @@ export const XC_WRITER_FAILED = I32_BASE + 5;
 export const XC_WRITE_LOCK = I32_BASE + 6;
 /** 1 while the walwriter sleeps (or is about to) on WALWRITER_LATCH: wakeWalWriter() notifies only then. */
 export const XC_WALWRITER_SLEEPING = I32_BASE + 7;
-/** Threads waiting on WRITE_SEQ (an inserter waiting for ring space): bump() notifies only then. */
+/** Threads waiting on WRITE_SEQ (an inserter waiting for ring space): bumpWriteSeq() notifies only then. */
 export const XC_WRITE_SEQ_WAITERS = I32_BASE + 8;
 const N_I32 = I32_BASE + 10;
 export const XLOGCTL_BYTES = N_I32 * 4;
@@ -165,13 +165,18 @@ export class XLogCtl {
   markWriterFailed(): void {
     Atomics.store(this.i32, XC_WRITER_FAILED, 1);
     this.bump(XC_FLUSH_SEQ);
-    this.bump(XC_WRITE_SEQ);
+    this.bumpWriteSeq();
   }
 
-  /** Bump a sequence word and wake all its waiters (WRITE_SEQ: only if someone waits on it). */
+  /** Bump a sequence word and wake all its waiters. */
   bump(index: number): void {
     Atomics.add(this.i32, index, 1);
-    if (index === XC_WRITE_SEQ && Atomics.load(this.i32, XC_WRITE_SEQ_WAITERS) === 0) return;
     Atomics.notify(this.i32, index);
+  }
+
+  /** Bump WRITE_SEQ; notify only while an inserter waits on it (waitWriteSeq). */
+  bumpWriteSeq(): void {
+    Atomics.add(this.i32, XC_WRITE_SEQ, 1);
+    if (Atomics.load(this.i32, XC_WRITE_SEQ_WAITERS) !== 0) Atomics.notify(this.i32, XC_WRITE_SEQ);
   }
 }
