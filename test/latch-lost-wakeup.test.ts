@@ -3,6 +3,7 @@
 // until some timer fires, so the tests make that timer long and bound every wait well below it:
 // - the walwriter with wal_writer_delay = 10 s, no spinning, and committers that pause between
 //   commits so that it is asleep at each one (WALWRITER_SLEEPING);
+// - an inserter waiting for wal_buffers space (WRITE_SEQ_WAITERS), whose wait times out after 100 ms;
 // - read-your-writes on an in-process standby, a wait per commit with pauses between them, so
 //   the startup worker publishes while the main thread arms and disarms (REPLAY_WAITING).
 
@@ -54,4 +55,27 @@ test('read-your-writes: every waitForReplay resolves while the main thread arms 
     if (i % 4 !== 0) await pause(i % 3);
   }
   assert.ok(worst < 2000, `slowest replay wait ${worst.toFixed(1)} ms`);
+});
+
+test('wal_buffers full: the inserter waiting for ring space is woken by the write (WRITE_SEQ_WAITERS), not by its 100 ms timeout', { timeout: 120_000 }, async (t) => {
+  const dir = tmpDir('walstream-wake-');
+  // 4 pages of wal_buffers and 20 KB values: most inserts wait for the walwriter to write.
+  const p = await Primary.open({ dataDir: path.join(dir, 'p'), walSegmentSize: 1 << 20, checkpointTimeoutMs: 0, walBuffersBytes: 4 * 8192, walWriterDelayMs: 10_000, walWriterSpinIterations: 0 });
+  t.after(async () => {
+    await p.close();
+    rmrf(dir);
+  });
+  const value = 'x'.repeat(20_000);
+  const waits0 = p.stats().ringWaits;
+  const ms: number[] = [];
+  for (let i = 0; i < 200; i++) {
+    const t0 = performance.now();
+    await p.transaction((tx) => tx.put('t', `k${i % 20}`, value), { synchronousCommit: 'off' });
+    ms.push(performance.now() - t0);
+  }
+  const waits = p.stats().ringWaits - waits0;
+  assert.ok(waits >= 50, `${waits} inserts waited for ring space`);
+  ms.sort((a, b) => a - b);
+  const median = ms[ms.length >> 1]!;
+  assert.ok(median < 50, `median transaction ${median.toFixed(2)} ms: a lost wake-up waits 100 ms`);
 });
