@@ -33,6 +33,7 @@ import type { SyncRepQueue } from './syncrep-queue.js';
 import { syncStates, type SyncState } from './syncrep.js';
 import { WalSndLag } from './lag.js';
 import { ByteRing, type RingPairHandle } from './ring.js';
+import { closeHandleOnParkedFd } from '../util/fd-park.js';
 
 /** What a standby's thread posts on an in-process listener port to connect. */
 export interface InProcessConnectRequest {
@@ -141,7 +142,15 @@ interface WorkerEntry {
   unpins: (() => void)[];
   /** Closes the fds opened for the running base backup (idempotent; also run at exit). */
   closeBackupFiles: (() => void) | null;
+  /** This thread's handle of the socket whose fd the worker serves (null for rings and idle workers). */
+  accepted: AcceptedHandle | null;
   exited: Promise<void>;
+}
+
+/** The accepting thread's half of a handed-off socket: inert, released once the worker closed the fd. */
+interface AcceptedHandle {
+  socket: net.Socket;
+  fd: number;
 }
 
 export class ReplicationServer {
@@ -162,6 +171,11 @@ export class ReplicationServer {
   private readonly listeners = new Set<MessagePort>();
   private stopping = false;
   private _port = 0;
+  /**
+   * Accepted handles whose worker has exited (so the fd was closed there) but whose number was in
+   * use elsewhere when we tried to release them (src/util/fd-park.ts); retried at every worker exit.
+   */
+  private readonly retiring: AcceptedHandle[] = [];
 
   private constructor(private readonly host: ReplicationHost, private readonly opts: ReplicationServerOptions) {
     this.walsnd = WalSndCtl.create(opts.maxWalSenders);
@@ -203,8 +217,33 @@ export class ReplicationServer {
       socket.destroy();
       return;
     }
-    // From here on the socket belongs to the worker: this thread must not read, write or close it.
-    this.hand({ ...this.connConfig(), fd, remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0 }, []);
+    // From here on the fd belongs to the worker: this thread must not read, write or close it. Its
+    // own handle stays with the worker's entry until the worker exits (releaseAccepted()).
+    const entry = this.hand({ ...this.connConfig(), fd, remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0 }, []);
+    entry.accepted = { socket, fd };
+  }
+
+  /**
+   * Handles of handed-off sockets this thread still holds: one per live TCP walsender, plus those
+   * waiting to be released (normally none). Bounded by the open descriptors, not by the number of
+   * connections ever accepted.
+   */
+  get acceptedHandlesHeld(): number {
+    let n = this.retiring.length;
+    for (const e of this.workers) if (e.accepted !== null) n++;
+    return n;
+  }
+
+  /**
+   * Release the handles of sockets whose workers have exited. The worker closed the descriptor,
+   * so the number may already be another file's: a handle is closed only while its number is a
+   * placeholder opened here (closeHandleOnParkedFd); the others wait for the next worker exit.
+   */
+  private releaseAccepted(): void {
+    for (let i = this.retiring.length - 1; i >= 0; i--) {
+      const a = this.retiring[i]!;
+      if (closeHandleOnParkedFd(a.fd, () => a.socket.destroy())) this.retiring.splice(i, 1);
+    }
   }
 
   /**
@@ -272,15 +311,17 @@ export class ReplicationServer {
   }
 
   /** Give a connection to a pre-started walsender, or start one for it. */
-  private hand(cfg: WalSenderConnConfig, transfer: TransferListItem[]): void {
-    const ready = this.idle.shift();
-    if (ready) {
-      this.workers.add(ready);
-      ready.port.postMessage({ type: 'connection', cfg }, transfer);
+  private hand(cfg: WalSenderConnConfig, transfer: TransferListItem[]): WorkerEntry {
+    let entry = this.idle.shift();
+    if (entry) {
+      this.workers.add(entry);
+      entry.port.postMessage({ type: 'connection', cfg }, transfer);
     } else {
-      this.workers.add(this.spawn(cfg, transfer));
+      entry = this.spawn(cfg, transfer);
+      this.workers.add(entry);
     }
     this.refill();
+    return entry;
   }
 
   /** Start a walsender worker, with a connection or idle (pre-started). */
@@ -289,7 +330,7 @@ export class ReplicationServer {
     const workerData = cfg === null ? { kind: 'walsender', idle: true, port: port2 } : { ...cfg, port: port2 };
     const worker = new Worker(new URL('./walsender.js', import.meta.url), { workerData, transferList: [port2, ...transfer], name: 'walsender' });
     let resolveExit!: () => void;
-    const entry: WorkerEntry = { worker, port: port1, id: 0, unpins: [], closeBackupFiles: null, exited: new Promise<void>((r) => (resolveExit = r)) };
+    const entry: WorkerEntry = { worker, port: port1, id: 0, unpins: [], closeBackupFiles: null, accepted: null, exited: new Promise<void>((r) => (resolveExit = r)) };
     port1.on('message', (m: ToPrimary) => this.onWorkerMessage(entry, m));
     worker.on('error', (e) => this.log('warning', `walsender worker failed: ${e.stack ?? e.message}`));
     worker.on('exit', () => {
@@ -302,6 +343,10 @@ export class ReplicationServer {
       for (const u of entry.unpins) u();
       entry.unpins.length = 0;
       if (entry.id !== 0) this.notifyStateChange();
+      // The worker's thread is gone, and with it its socket and the descriptor.
+      if (entry.accepted !== null) this.retiring.push(entry.accepted);
+      entry.accepted = null;
+      this.releaseAccepted();
       port1.close();
       resolveExit();
     });
