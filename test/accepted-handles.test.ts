@@ -21,6 +21,11 @@ import { RawClient } from './helpers/rawpg.js';
 const SEG = 1 << 20;
 /** Connections in the flood (each costs a walsender thread start, ~0.1 s here). */
 const FLOOD_CONNECTIONS = 90;
+/**
+ * Handles whose fd number a file that stays open took before the release (seen: 0–5; once the load
+ * stops, the segments open on the primary and standby stay open until the next segment switch).
+ */
+const PENDING_SLACK = 8;
 
 function socketHandles(): number {
   const handles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles();
@@ -93,12 +98,15 @@ test('a reconnect flood leaves no handle per connection on the primary thread; t
   await load;
   const end = await p.flush();
 
-  // Every flood connection's walsender exits; its handle on this thread is then released.
+  // Every flood connection's walsender exits and its handle on this thread is released, unless
+  // its fd number has meanwhile gone to a file that stays open (a segment, a store file): such a
+  // handle waits for that number (retried every 250 ms). So what is held is bounded by the numbers
+  // in use, not by the connections ever accepted (90 without the release).
   const deadline = Date.now() + 20_000;
-  while (socketHandles() > baseline + 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  while ((socketHandles() > baseline || p.acceptedHandlesHeld > 1) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   const held = socketHandles();
-  assert.ok(held <= baseline + 1, `socket handles on the primary thread: ${held} after ${FLOOD_CONNECTIONS} connections (baseline ${baseline})`);
-  assert.ok(p.acceptedHandlesHeld <= 2, `accepted handles held: ${p.acceptedHandlesHeld}`);
+  assert.ok(held <= baseline + PENDING_SLACK, `socket handles on the primary thread: ${held} after ${FLOOD_CONNECTIONS} connections (baseline ${baseline})`);
+  assert.ok(p.acceptedHandlesHeld <= 1 + PENDING_SLACK, `accepted handles held: ${p.acceptedHandlesHeld} (1 streaming)`);
 
   await s.waitForReplay(end, 30_000);
   assert.equal(s.store!.digest(), p.store.digest(), 'the standby matches the primary');

@@ -45,6 +45,8 @@ export interface InProcessConnectRequest {
 
 /** Authentication of in-process connections: trust (the standby runs in this process). */
 const IN_PROCESS_HBA: HbaRule[] = [{ type: 'local', database: 'replication', user: 'all', method: 'trust' }];
+/** While accepted handles wait for their fd number to be free again (releaseAccepted), retry this often. */
+const ACCEPTED_RELEASE_RETRY_MS = 250;
 /** A walsender told to terminate (its slot was invalidated) that has not exited by then is stopped by force. */
 const WALSENDER_TERMINATE_TIMEOUT_MS = 5_000;
 
@@ -176,6 +178,8 @@ export class ReplicationServer {
    * use elsewhere when we tried to release them (src/util/fd-park.ts); retried at every worker exit.
    */
   private readonly retiring: AcceptedHandle[] = [];
+  /** Retries releaseAccepted() while `retiring` is not empty (unref'd: never keeps the process alive). */
+  private retireTimer: NodeJS.Timeout | null = null;
 
   private constructor(private readonly host: ReplicationHost, private readonly opts: ReplicationServerOptions) {
     this.walsnd = WalSndCtl.create(opts.maxWalSenders);
@@ -243,6 +247,14 @@ export class ReplicationServer {
     for (let i = this.retiring.length - 1; i >= 0; i--) {
       const a = this.retiring[i]!;
       if (closeHandleOnParkedFd(a.fd, () => a.socket.destroy())) this.retiring.splice(i, 1);
+    }
+    // A number is usually busy only for a moment (a thread booting reads its modules, a segment
+    // is being opened): retry soon rather than only at the next walsender exit.
+    if (this.retiring.length > 0 && this.retireTimer === null) {
+      this.retireTimer = setInterval(() => this.releaseAccepted(), ACCEPTED_RELEASE_RETRY_MS).unref();
+    } else if (this.retiring.length === 0 && this.retireTimer !== null) {
+      clearInterval(this.retireTimer);
+      this.retireTimer = null;
     }
   }
 
