@@ -206,7 +206,11 @@ async function fromRealPg(root: string, volume: number) {
   }
 }
 
-export async function live(root: string, n: number, seconds: number, rate: number, transport: BenchTransport = 'tcp') {
+/**
+ * One live run. `onCommitTimes` gets every counted commit's [acknowledged, visible] times in ms on
+ * the shared clock (performance.timeOrigin + now), in commit order (bench/gc-tail.ts).
+ */
+export async function live(root: string, n: number, seconds: number, rate: number, transport: BenchTransport = 'tcp', onCommitTimes?: (rows: Array<[number, number]>) => void) {
   // With one standby, every hop is traced (src/util/stage-trace.ts) and reported beside the total.
   const traceCapacity = Math.ceil(rate * (seconds + LIVE_WARMUP_MS / 1000) * 1.5) + 10_000;
   const trace = n === 1 ? StageTrace.create(traceCapacity) : null;
@@ -258,6 +262,7 @@ export async function live(root: string, n: number, seconds: number, rate: numbe
     }
     if (pending > 0) await new Promise<void>((r) => (allDone = r));
     if (failure !== null) throw failure;
+    onCommitTimes?.(ackedAt.map((a, k) => [t0 + a, t0 + a + lat[k]!]));
     const tail = tailShape(ackedAt, lat);
     lat.sort((a, b) => a - b);
     const hops = trace !== null ? hopBreakdown(trace, traced) : null;

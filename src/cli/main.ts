@@ -74,6 +74,18 @@ bench
   });
 
 bench
+  .command('gc-tail')
+  .description('one live run (commit acknowledged → replayed on every standby) whose threads record their garbage collections: how many of the slowest 1 % of commits overlap a collection, per thread role, beside the share of all commits')
+  .option('--standbys <n>', 'standbys', (v) => parseInt(v, 10), 1)
+  .option('--seconds <s>', 'seconds measured (after the warm-up)', (v) => parseFloat(v), 3)
+  .option('--rate <n>', 'paced commits/s', (v) => parseInt(v, 10), 10000)
+  .addOption(new Option('--transport <t>', 'tcp or ring (in-process standby)').choices(['tcp', 'ring']).default('tcp'))
+  .action(async (o: { standbys: number; seconds: number; rate: number; transport: 'tcp' | 'ring' }) => {
+    const { runGcTailBench } = await import('../../bench/gc-tail.js');
+    console.log(JSON.stringify(await runGcTailBench(o), null, 2));
+  });
+
+bench
   .command('sync')
   .description('commit latency p50/p99 and commits/s per synchronous_commit level at 1 and 64 committers with 1 and 2 walstream standbys, beside pgbench -N on a real PostgreSQL 15 primary + standby; ratios')
   .option('--seconds <s>', 'seconds per measured point', (v) => parseFloat(v), 3)
