@@ -180,6 +180,8 @@ export class ReplicationServer {
   private readonly retiring: AcceptedHandle[] = [];
   /** Retries releaseAccepted() while `retiring` is not empty (unref'd: never keeps the process alive). */
   private retireTimer: NodeJS.Timeout | null = null;
+  /** Set once every walsender has exited at shutdown: no more timed retries. */
+  private retireRetriesOver = false;
 
   private constructor(private readonly host: ReplicationHost, private readonly opts: ReplicationServerOptions) {
     this.walsnd = WalSndCtl.create(opts.maxWalSenders);
@@ -250,7 +252,7 @@ export class ReplicationServer {
     }
     // A number is usually busy only for a moment (a thread booting reads its modules, a segment
     // is being opened): retry soon rather than only at the next walsender exit.
-    if (this.retiring.length > 0 && this.retireTimer === null) {
+    if (this.retiring.length > 0 && this.retireTimer === null && !this.retireRetriesOver) {
       this.retireTimer = setInterval(() => this.releaseAccepted(), ACCEPTED_RELEASE_RETRY_MS).unref();
     } else if (this.retiring.length === 0 && this.retireTimer !== null) {
       clearInterval(this.retireTimer);
@@ -563,5 +565,11 @@ export class ReplicationServer {
       }
     }
     this.unpinSenders();
+    // Every walsender has exited: one last release; handles whose number is still another file's
+    // stay (inert, bounded by the descriptors in use) and are no longer retried.
+    this.retireRetriesOver = true;
+    this.releaseAccepted();
+    if (this.retireTimer !== null) clearInterval(this.retireTimer);
+    this.retireTimer = null;
   }
 }
