@@ -70,6 +70,8 @@ export class ReceivedWalSource implements PageSource {
   limit = Infinity;
   private readonly chunkBytes: number;
   private readonly chunk: Buffer;
+  /** Views of the chunk's pages (the chunk is reloaded in place, so they stay valid). */
+  private readonly pageViews: Array<Uint8Array | undefined> = [];
   private chunkLsn = -1;
   private chunkValid = 0;
   /** Bytes of the chunk below this LSN are final. */
@@ -99,8 +101,13 @@ export class ReceivedWalSource implements PageSource {
       }
     }
     if (needEnd > this.chunkLsn + this.chunkValid) return null;
-    const o = pageLsn - chunkLsn;
-    return this.chunk.subarray(o, o + XLOG_BLCKSZ);
+    return this.pageView(pageLsn - chunkLsn);
+  }
+
+  /** The chunk's page at byte offset `o` (views are cached: the reader asks for one page per record). */
+  private pageView(o: number): Uint8Array {
+    const k = o / XLOG_BLCKSZ;
+    return (this.pageViews[k] ??= this.chunk.subarray(o, o + XLOG_BLCKSZ));
   }
 
   /** Forget cached bytes at or after `lsn` (they may change: not yet final). */

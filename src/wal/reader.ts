@@ -13,6 +13,11 @@ import {
 import { type Lsn, lsnToString, readLsnLE } from './lsn.js';
 import { decodeBody, readRecordHeader, recordCrc, validRmid, type DecodedBody, type RecordHeader } from './record.js';
 import { segmentFileName } from './segment.js';
+import { assert } from '../util/assert.js';
+import { u16le, u32le } from '../util/bytes.js';
+
+/** Record pieces up to this many bytes are copied byte by byte (no subarray view to allocate). */
+const SMALL_COPY_BYTES = 256;
 
 export interface PageSource {
   /**
@@ -55,6 +60,8 @@ export class XLogReader {
   private prev: Lsn;
   private lastTli = 0;
   private recBuf: Uint8Array = new Uint8Array(64 * 1024);
+  /** decodeBody's reason for a malformed body (reused). */
+  private readonly bodyError = { why: '' };
   limit = Infinity;
   readonly maxRecordBytes: number;
 
@@ -72,29 +79,37 @@ export class XLogReader {
     return this.prev;
   }
 
+  /** Where a page is, for messages (built only on failure). */
+  private where(page: Uint8Array, pageLsn: Lsn): string {
+    const segSize = this.opts.segSize;
+    return `in log segment ${segmentFileName(u32le(page, 4) || 1, Math.floor(pageLsn / segSize), segSize)}, offset ${pageLsn % segSize}`;
+  }
+
   /** Validate a page header; returns its size or an error message. */
   private checkPage(page: Uint8Array, pageLsn: Lsn): number | string {
-    const dv = new DataView(page.buffer, page.byteOffset, SIZE_OF_SHORT_PHD);
-    const magic = dv.getUint16(0, true);
+    assert(page.length >= SIZE_OF_SHORT_PHD, 'checkPage: short page');
+    const magic = u16le(page, 0);
     const segSize = this.opts.segSize;
-    const where = () => `in log segment ${segmentFileName(dv.getUint32(4, true) || 1, Math.floor(pageLsn / segSize), segSize)}, offset ${pageLsn % segSize}`;
-    if (magic !== XLOG_PAGE_MAGIC) return `invalid magic number ${magic.toString(16).toUpperCase().padStart(4, '0')} ${where()}`;
-    const info = dv.getUint16(2, true);
-    if ((info & ~XLP_ALL_FLAGS) !== 0) return `invalid info bits ${info.toString(16).padStart(4, '0')} ${where()}`;
+    if (magic !== XLOG_PAGE_MAGIC) return `invalid magic number ${magic.toString(16).toUpperCase().padStart(4, '0')} ${this.where(page, pageLsn)}`;
+    const info = u16le(page, 2);
+    if ((info & ~XLP_ALL_FLAGS) !== 0) return `invalid info bits ${info.toString(16).padStart(4, '0')} ${this.where(page, pageLsn)}`;
     const pageaddr = readLsnLE(page, 8);
-    if (pageaddr !== pageLsn) return `unexpected pageaddr ${lsnToString(pageaddr)} ${where()}`;
-    const tli = dv.getUint32(4, true);
-    if (tli < this.lastTli) return `out-of-sequence timeline ID ${tli} (after ${this.lastTli}) ${where()}`;
+    if (pageaddr !== pageLsn) return `unexpected pageaddr ${lsnToString(pageaddr)} ${this.where(page, pageLsn)}`;
+    const tli = u32le(page, 4);
+    if (tli < this.lastTli) return `out-of-sequence timeline ID ${tli} (after ${this.lastTli}) ${this.where(page, pageLsn)}`;
     this.lastTli = tli;
     const long = pageLsn % segSize === 0;
     if (long) {
-      if ((info & XLP_LONG_HEADER) === 0) return `missing long page header ${where()}`;
-      const ldv = new DataView(page.buffer, page.byteOffset, SIZE_OF_LONG_PHD);
-      if (this.opts.sysid !== null && ldv.getBigUint64(24, true) !== this.opts.sysid) {
-        return `WAL file is from different database system: WAL file database system identifier is ${ldv.getBigUint64(24, true)}, pg_control database system identifier is ${this.opts.sysid}`;
+      if ((info & XLP_LONG_HEADER) === 0) return `missing long page header ${this.where(page, pageLsn)}`;
+      assert(page.length >= SIZE_OF_LONG_PHD, 'checkPage: short first page of a segment');
+      if (this.opts.sysid !== null) {
+        const sysid = new DataView(page.buffer, page.byteOffset, SIZE_OF_LONG_PHD).getBigUint64(24, true);
+        if (sysid !== this.opts.sysid) {
+          return `WAL file is from different database system: WAL file database system identifier is ${sysid}, pg_control database system identifier is ${this.opts.sysid}`;
+        }
       }
-      if (ldv.getUint32(32, true) !== segSize) return 'WAL file is from different database system: incorrect segment size in page header';
-      if (ldv.getUint32(36, true) !== XLOG_BLCKSZ) return 'WAL file is from different database system: incorrect XLOG_BLCKSZ in page header';
+      if (u32le(page, 32) !== segSize) return 'WAL file is from different database system: incorrect segment size in page header';
+      if (u32le(page, 36) !== XLOG_BLCKSZ) return 'WAL file is from different database system: incorrect XLOG_BLCKSZ in page header';
       return SIZE_OF_LONG_PHD;
     }
     return SIZE_OF_SHORT_PHD;
@@ -109,10 +124,14 @@ export class XLogReader {
     this.recBuf = nb;
   }
 
+  private static end(lsn: Lsn, message: string, zeroes = false): ReadResult {
+    return { kind: 'end', lsn, message, zeroes };
+  }
+
   readRecord(): ReadResult {
+    const end = XLogReader.end;
     const segSize = this.opts.segSize;
     let p = this.next;
-    const end = (lsn: Lsn, message: string, zeroes = false): ReadResult => ({ kind: 'end', lsn, message, zeroes });
 
     // Position at a record start: skip the page header if at a page boundary.
     let pageLsn = p - (p % XLOG_BLCKSZ);
@@ -124,7 +143,7 @@ export class XLogReader {
     const ph = this.checkPage(page, pageLsn);
     if (typeof ph === 'string') return end(p, ph, this.isZeroPage(page));
     if (atPageStart) {
-      const info = new DataView(page.buffer, page.byteOffset, 4).getUint16(2, true);
+      const info = u16le(page, 2);
       if ((info & XLP_FIRST_IS_CONTRECORD) !== 0) return end(p, `contrecord is requested by ${lsnToString(p)}`);
       p += ph;
     }
@@ -147,10 +166,9 @@ export class XLogReader {
         if (page === null) return this.limit !== Infinity ? { kind: 'wait', lsn: this.next } : end(start, `could not read WAL page ${lsnToString(pageLsn)} continuing record at ${lsnToString(start)}`);
         const cph = this.checkPage(page, pageLsn);
         if (typeof cph === 'string') return end(start, cph, this.isZeroPage(page));
-        const cdv = new DataView(page.buffer, page.byteOffset, SIZE_OF_SHORT_PHD);
-        if ((cdv.getUint16(2, true) & XLP_FIRST_IS_CONTRECORD) === 0) return end(start, `there is no contrecord flag at ${lsnToString(pageLsn)}`);
+        if ((u16le(page, 2) & XLP_FIRST_IS_CONTRECORD) === 0) return end(start, `there is no contrecord flag at ${lsnToString(pageLsn)}`);
         const remaining = (totLen < 0 ? SIZE_OF_XLOG_RECORD : totLen) - got;
-        const remLen = cdv.getUint32(16, true);
+        const remLen = u32le(page, 16);
         if (totLen >= 0 ? remLen !== remaining : remLen < remaining) {
           return end(start, `invalid contrecord length ${remLen} (expected ${remaining}) at ${lsnToString(pageLsn)}`);
         }
@@ -167,7 +185,12 @@ export class XLogReader {
         const tl = (page[offInPage]! | (page[offInPage + 1]! << 8) | (page[offInPage + 2]! << 16) | (page[offInPage + 3]! << 24)) >>> 0;
         if (tl < SIZE_OF_XLOG_RECORD) return end(start, `invalid record length at ${lsnToString(start)}: wanted 24, got ${tl}`, tl === 0);
       }
-      this.recBuf.set(page.subarray(offInPage, offInPage + n), got);
+      if (n <= SMALL_COPY_BYTES) {
+        const rb = this.recBuf;
+        for (let i = 0; i < n; i++) rb[got + i] = page[offInPage + i]!;
+      } else {
+        this.recBuf.set(page.subarray(offInPage, offInPage + n), got);
+      }
       got += n;
       cur += n;
       if (totLen < 0 && got >= SIZE_OF_XLOG_RECORD) {
@@ -187,9 +210,8 @@ export class XLogReader {
     const bytes = this.recBuf.subarray(0, totLen);
     const crc = recordCrc(bytes, totLen);
     if (crc !== header!.crc) return end(start, `incorrect resource manager data checksum in record at ${lsnToString(start)}`);
-    const err = { why: '' };
-    const body = decodeBody(bytes, totLen, err);
-    if (body === null) return end(start, `${err.why} at ${lsnToString(start)}`);
+    const body = decodeBody(bytes, totLen, this.bodyError);
+    if (body === null) return end(start, `${this.bodyError.why} at ${lsnToString(start)}`);
     const recEnd = Math.ceil(cur / MAXALIGN) * MAXALIGN;
     this.prev = start;
     this.next = recEnd;
@@ -211,7 +233,8 @@ export class XLogReader {
 /** Reads pages from segment files of one timeline, caching 1 MiB chunks. */
 export class FileSegmentSource implements PageSource {
   private static readonly CHUNK = 1024 * 1024;
-  private chunk = Buffer.alloc(FileSegmentSource.CHUNK);
+  private readonly chunk = Buffer.alloc(FileSegmentSource.CHUNK);
+  private readonly pageViews: Array<Uint8Array | undefined> = [];
   private chunkLsn = -1;
   private chunkValid = 0;
   private fd = -1;
@@ -227,8 +250,9 @@ export class FileSegmentSource implements PageSource {
       if (!this.load(chunkLsn, C)) return null;
       if (this.chunkValid < need) return null;
     }
-    const o = pageLsn - chunkLsn;
-    return this.chunk.subarray(o, o + XLOG_BLCKSZ);
+    const k = (pageLsn - chunkLsn) / XLOG_BLCKSZ;
+    // Views of the chunk's pages are cached (the chunk is reloaded in place: they stay valid).
+    return (this.pageViews[k] ??= this.chunk.subarray(k * XLOG_BLCKSZ, (k + 1) * XLOG_BLCKSZ));
   }
 
   private load(chunkLsn: Lsn, C: number): boolean {

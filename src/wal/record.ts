@@ -14,6 +14,7 @@ import { CRC32C_INIT, crc32cFinal, crc32cOrdinary, crc32cUpdate } from './crc32c
 import { type Lsn, readLsnLE, writeLsnLE } from './lsn.js';
 import { BATCH_DELETE, BATCH_PUT, MAX_KEY_BYTES, type StoreOp, type StoreOpBatch } from '../storage/store.js';
 import { encodeValue, fastValueBound, writeValue } from '../util/codec.js';
+import { i64leNumber, u16le, u32le } from '../util/bytes.js';
 
 /** Op kinds as written in WAL. */
 export const OP_PUT = 1;
@@ -38,14 +39,14 @@ export interface RecordHeader {
 const enc = new TextEncoder();
 
 export function readRecordHeader(buf: Uint8Array, off = 0): RecordHeader {
-  const dv = new DataView(buf.buffer, buf.byteOffset + off, SIZE_OF_XLOG_RECORD);
+  assert(off >= 0 && off + SIZE_OF_XLOG_RECORD <= buf.length, 'readRecordHeader: header outside the buffer');
   return {
-    totLen: dv.getUint32(0, true),
-    xid: dv.getUint32(4, true),
+    totLen: u32le(buf, off),
+    xid: u32le(buf, off + 4),
     prev: readLsnLE(buf, off + 8),
     info: buf[off + 16]!,
     rmid: buf[off + 17]!,
-    crc: dv.getUint32(20, true),
+    crc: u32le(buf, off + 20),
   };
 }
 
@@ -379,42 +380,64 @@ export interface DecodedTxn {
 
 const dec = new TextDecoder();
 
+const badTxn = (why: string) => Errors.walCorrupt('?', `malformed TXN record: ${why}`);
+
+/** Table names as decoded last: a record's ops name few tables, replay decodes them per op. */
+let lastTableBytes: Uint8Array = new Uint8Array(0);
+let lastTable = '';
+
+function decodeTable(b: Uint8Array, start: number, end: number): string {
+  const n = end - start;
+  if (n === lastTableBytes.length) {
+    let same = true;
+    for (let i = 0; i < n; i++) {
+      if (b[start + i] !== lastTableBytes[i]) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return lastTable;
+  }
+  lastTable = dec.decode(b.subarray(start, end));
+  lastTableBytes = b.slice(start, end);
+  return lastTable;
+}
+
 /** Decode TXN main data. `copy` = copy keys/values out (needed when `main` is in a reused buffer). */
 export function decodeTxnMainData(main: Uint8Array, copy: boolean): DecodedTxn {
-  const dv = new DataView(main.buffer, main.byteOffset, main.byteLength);
-  const bad = (why: string) => Errors.walCorrupt('?', `malformed TXN record: ${why}`);
-  if (main.length < 12) throw bad('too short');
-  const commitTimeUs = Number(dv.getBigInt64(0, true));
-  const nops = dv.getUint32(8, true);
+  const len = main.length;
+  if (len < 12) throw badTxn('too short');
+  const commitTimeUs = i64leNumber(main, 0);
+  const nops = u32le(main, 8);
   let p = 12;
   const ops: TxnOp[] = [];
   for (let i = 0; i < nops; i++) {
-    if (p + 3 > main.length) throw bad('op header past end');
+    if (p + 3 > len) throw badTxn('op header past end');
     const kind = main[p]!;
     const flags = main[p + 1]!;
     const tlen = main[p + 2]!;
     p += 3;
-    if (kind !== OP_PUT && kind !== OP_DELETE) throw bad(`unknown op kind ${kind}`);
-    if (p + tlen + 4 > main.length) throw bad('table past end');
-    const table = dec.decode(main.subarray(p, p + tlen));
+    if (kind !== OP_PUT && kind !== OP_DELETE) throw badTxn(`unknown op kind ${kind}`);
+    if (p + tlen + 4 > len) throw badTxn('table past end');
+    const table = decodeTable(main, p, p + tlen);
     p += tlen;
-    const klen = dv.getUint32(p, true);
+    const klen = u32le(main, p);
     p += 4;
-    if (p + klen > main.length) throw bad('key past end');
+    if (p + klen > len) throw badTxn('key past end');
     const key = copy ? main.slice(p, p + klen) : main.subarray(p, p + klen);
     p += klen;
     const op: TxnOp = { kind: kind === OP_PUT ? 'put' : 'delete', table, key, keyIsString: (flags & OPF_KEY_IS_STRING) !== 0 };
     if (kind === OP_PUT) {
-      if (p + 4 > main.length) throw bad('value length past end');
-      const vlen = dv.getUint32(p, true);
+      if (p + 4 > len) throw badTxn('value length past end');
+      const vlen = u32le(main, p);
       p += 4;
-      if (p + vlen > main.length) throw bad('value past end');
+      if (p + vlen > len) throw badTxn('value past end');
       op.value = copy ? main.slice(p, p + vlen) : main.subarray(p, p + vlen);
       p += vlen;
     }
     ops.push(op);
   }
-  if (p !== main.length) throw bad('trailing bytes');
+  if (p !== len) throw badTxn('trailing bytes');
   return { commitTimeUs, ops };
 }
 
@@ -436,12 +459,17 @@ export interface DecodedBody {
   mainDataLength: number;
 }
 
+/** decodeBody's failure: the reason goes to `errOut`. */
+function failBody(errOut: { why: string } | undefined, why: string): null {
+  if (errOut) errOut.why = why;
+  return null;
+}
+
 /**
  * Validate and decode the fragment headers of a whole record (PostgreSQL's DecodeXLogRecord).
  * Returns null with `why` on a malformed body (the reader reports it like pg_waldump does).
  */
 export function decodeBody(rec: Uint8Array, totLen: number, errOut?: { why: string }): DecodedBody | null {
-  const dv = new DataView(rec.buffer, rec.byteOffset, totLen);
   let p = SIZE_OF_XLOG_RECORD;
   const blocks: BlockRef[] = [];
   let origin: number | null = null;
@@ -450,81 +478,77 @@ export function decodeBody(rec: Uint8Array, totLen: number, errOut?: { why: stri
   let declared = 0;
   let lastId = -1;
   let prevRel: [number, number, number] | null = null;
-  const fail = (why: string) => {
-    if (errOut) errOut.why = why;
-    return null;
-  };
   while (p < totLen - declared) {
     const id = rec[p]!;
     if (id === XLR_BLOCK_ID_DATA_SHORT) {
-      if (p + 2 > totLen) return fail('record with invalid length');
+      if (p + 2 > totLen) return failBody(errOut, 'record with invalid length');
       mainLen = rec[p + 1]!;
       p += 2;
       declared += mainLen;
       break;
     } else if (id === XLR_BLOCK_ID_DATA_LONG) {
-      if (p + 5 > totLen) return fail('record with invalid length');
-      mainLen = dv.getUint32(p + 1, true);
+      if (p + 5 > totLen) return failBody(errOut, 'record with invalid length');
+      mainLen = u32le(rec, p + 1);
       p += 5;
       declared += mainLen;
       break;
     } else if (id === XLR_BLOCK_ID_ORIGIN) {
-      if (p + 3 > totLen) return fail('record with invalid length');
-      origin = dv.getUint16(p + 1, true);
+      if (p + 3 > totLen) return failBody(errOut, 'record with invalid length');
+      origin = u16le(rec, p + 1);
       p += 3;
     } else if (id === XLR_BLOCK_ID_TOPLEVEL_XID) {
-      if (p + 5 > totLen) return fail('record with invalid length');
-      toplevelXid = dv.getUint32(p + 1, true);
+      if (p + 5 > totLen) return failBody(errOut, 'record with invalid length');
+      toplevelXid = u32le(rec, p + 1);
       p += 5;
     } else if (id <= XLR_MAX_BLOCK_ID) {
-      if (id <= lastId) return fail(`out-of-order block_id ${id}`);
+      if (id <= lastId) return failBody(errOut, `out-of-order block_id ${id}`);
       lastId = id;
-      if (p + 4 > totLen) return fail('record with invalid length');
+      if (p + 4 > totLen) return failBody(errOut, 'record with invalid length');
       const forkFlags = rec[p + 1]!;
-      const dataLength = dv.getUint16(p + 2, true);
+      const dataLength = u16le(rec, p + 2);
       p += 4;
       const hasData = (forkFlags & 0x20) !== 0;
-      if (hasData && dataLength === 0) return fail('BKPBLOCK_HAS_DATA set, but no data included');
-      if (!hasData && dataLength !== 0) return fail(`BKPBLOCK_HAS_DATA not set, but data length is ${dataLength}`);
+      if (hasData && dataLength === 0) return failBody(errOut, 'BKPBLOCK_HAS_DATA set, but no data included');
+      if (!hasData && dataLength !== 0) return failBody(errOut, `BKPBLOCK_HAS_DATA not set, but data length is ${dataLength}`);
       let imageLength = 0;
       const hasImage = (forkFlags & 0x10) !== 0;
       if (hasImage) {
-        if (p + 5 > totLen) return fail('record with invalid length');
-        imageLength = dv.getUint16(p, true);
-        const holeOffset = dv.getUint16(p + 2, true);
+        if (p + 5 > totLen) return failBody(errOut, 'record with invalid length');
+        imageLength = u16le(rec, p);
+        const holeOffset = u16le(rec, p + 2);
         const bimg = rec[p + 4]!;
         p += 5;
         const hasHole = (bimg & 0x01) !== 0;
         const compressed = (bimg & 0x1c) !== 0;
         let holeLength = 0;
         if (hasHole && compressed) {
-          if (p + 2 > totLen) return fail('record with invalid length');
-          holeLength = dv.getUint16(p, true);
+          if (p + 2 > totLen) return failBody(errOut, 'record with invalid length');
+          holeLength = u16le(rec, p);
           p += 2;
         } else holeLength = 8192 - imageLength;
-        if (hasHole && (holeOffset === 0 || holeLength === 0 || imageLength === 8192)) return fail('BKPIMAGE_HAS_HOLE set, but hole offset/length invalid');
-        if (!hasHole && !compressed && imageLength !== 8192) return fail('neither BKPIMAGE_HAS_HOLE nor compression set, but block image length is not 8192');
+        if (hasHole && (holeOffset === 0 || holeLength === 0 || imageLength === 8192)) return failBody(errOut, 'BKPIMAGE_HAS_HOLE set, but hole offset/length invalid');
+        if (!hasHole && !compressed && imageLength !== 8192) return failBody(errOut, 'neither BKPIMAGE_HAS_HOLE nor compression set, but block image length is not 8192');
       }
       let rel: [number, number, number] | null;
       if ((forkFlags & 0x80) === 0) {
-        if (p + 12 > totLen) return fail('record with invalid length');
-        rel = [dv.getUint32(p, true), dv.getUint32(p + 4, true), dv.getUint32(p + 8, true)];
+        if (p + 12 > totLen) return failBody(errOut, 'record with invalid length');
+        rel = [u32le(rec, p), u32le(rec, p + 4), u32le(rec, p + 8)];
         p += 12;
       } else {
-        if (prevRel === null) return fail('BKPBLOCK_SAME_REL set but no previous rel');
+        if (prevRel === null) return failBody(errOut, 'BKPBLOCK_SAME_REL set but no previous rel');
         rel = prevRel;
       }
       prevRel = rel;
-      if (p + 4 > totLen) return fail('record with invalid length');
-      const block = dv.getUint32(p, true);
+      if (p + 4 > totLen) return failBody(errOut, 'record with invalid length');
+      const block = u32le(rec, p);
       p += 4;
       declared += imageLength + dataLength;
       blocks.push({ id, forkFlags, dataLength, hasImage, imageLength, rel, block });
     } else {
-      return fail(`invalid block_id ${id}`);
+      return failBody(errOut, `invalid block_id ${id}`);
     }
   }
-  if (p + declared !== totLen) return fail('record with invalid length');
+  if (p + declared !== totLen) return failBody(errOut, 'record with invalid length');
   return { blocks, origin, toplevelXid, mainDataOffset: totLen - mainLen, mainDataLength: mainLen };
 }
 
