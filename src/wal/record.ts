@@ -452,12 +452,15 @@ export interface BlockRef {
 }
 
 export interface DecodedBody {
-  blocks: BlockRef[];
+  /** Block references in block-id order (one shared empty array when there are none). */
+  blocks: readonly BlockRef[];
   origin: number | null;
   toplevelXid: number | null;
   mainDataOffset: number;
   mainDataLength: number;
 }
+
+const NO_BLOCKS: readonly BlockRef[] = Object.freeze([]);
 
 /** decodeBody's failure: the reason goes to `errOut`. */
 function failBody(errOut: { why: string } | undefined, why: string): null {
@@ -471,7 +474,7 @@ function failBody(errOut: { why: string } | undefined, why: string): null {
  */
 export function decodeBody(rec: Uint8Array, totLen: number, errOut?: { why: string }): DecodedBody | null {
   let p = SIZE_OF_XLOG_RECORD;
-  const blocks: BlockRef[] = [];
+  let blocks: BlockRef[] | null = null;
   let origin: number | null = null;
   let toplevelXid: number | null = null;
   let mainLen = 0;
@@ -543,13 +546,13 @@ export function decodeBody(rec: Uint8Array, totLen: number, errOut?: { why: stri
       const block = u32le(rec, p);
       p += 4;
       declared += imageLength + dataLength;
-      blocks.push({ id, forkFlags, dataLength, hasImage, imageLength, rel, block });
+      (blocks ??= []).push({ id, forkFlags, dataLength, hasImage, imageLength, rel, block });
     } else {
       return failBody(errOut, `invalid block_id ${id}`);
     }
   }
   if (p + declared !== totLen) return failBody(errOut, 'record with invalid length');
-  return { blocks, origin, toplevelXid, mainDataOffset: totLen - mainLen, mainDataLength: mainLen };
+  return { blocks: blocks ?? NO_BLOCKS, origin, toplevelXid, mainDataOffset: totLen - mainLen, mainDataLength: mainLen };
 }
 
 export interface CheckpointData {
