@@ -22,6 +22,8 @@ import {
   decodeSASLInitialResponse,
   decodeStandbyStatusUpdate,
   decodeXLogData,
+  readInt64BE,
+  writeInt64BE,
   encodeAuthenticationSASL,
   encodeBackendKeyData,
   encodeCommandComplete,
@@ -256,4 +258,18 @@ test('RowDescription/DataRow round trip with bytes and NULLs', () => {
   const cells = decodeDataRow(d.subarray(5));
   assert.deepEqual([...cells[0]!], [0, 1, 2]);
   assert.equal(cells[1], null);
+});
+
+test('int64 fields: big-endian two\'s complement over the safe range, written without a DataView', () => {
+  const values = [0, 1, -1, 255, 256, 2 ** 31, -(2 ** 31), 2 ** 32 - 1, 2 ** 32, 2 ** 32 + 5, -(2 ** 32) - 7, 0x1_0000_0000_0000, Number.MAX_SAFE_INTEGER, Number.MIN_SAFE_INTEGER];
+  for (const v of values) {
+    const b = Buffer.alloc(11, 0xee);
+    writeInt64BE(b, 2, v);
+    assert.equal(b.readBigInt64BE(2), BigInt(v), `value ${v}`);
+    assert.equal(b[1], 0xee, 'the byte before is untouched');
+    assert.equal(b[10], 0xee, 'the byte after is untouched');
+    assert.equal(readInt64BE(new DataView(b.buffer, b.byteOffset, b.length), 2), v);
+  }
+  assert.throws(() => writeInt64BE(Buffer.alloc(8), 1, 1), /outside the buffer/);
+  assert.throws(() => writeInt64BE(Buffer.alloc(8), 0, 2 ** 53), /safe integer/);
 });

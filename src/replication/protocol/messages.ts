@@ -104,10 +104,18 @@ export class MessageWriter {
 
 export function writeInt64BE(buf: Uint8Array, off: number, v: number): void {
   assert(Number.isSafeInteger(v), 'int64 field out of the safe integer range');
-  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  assert(off >= 0 && off + 8 <= buf.length, 'int64 field outside the buffer');
+  // Big-endian, two's complement: byte writes (no DataView per field on the send paths).
   const hi = Math.floor(v / TWO32);
-  dv.setInt32(off, hi);
-  dv.setUint32(off + 4, v - hi * TWO32);
+  const lo = v - hi * TWO32;
+  buf[off] = hi >>> 24;
+  buf[off + 1] = hi >>> 16;
+  buf[off + 2] = hi >>> 8;
+  buf[off + 3] = hi;
+  buf[off + 4] = lo >>> 24;
+  buf[off + 5] = lo >>> 16;
+  buf[off + 6] = lo >>> 8;
+  buf[off + 7] = lo;
 }
 
 export function readInt64BE(dv: DataView, off: number): number {
