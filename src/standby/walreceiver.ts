@@ -351,7 +351,9 @@ class WalReceiver {
             if (m.walEnd > this.senderWalEnd) this.senderWalEnd = m.walEnd;
             const lastSeg = Math.floor((m.dataStart + m.data.length - 1) / this.segSize);
             if (m.data.length > 0 && lastSeg !== this.curSeg) await this.preparer.settle(lastSeg);
-            await this.writeWal(m.dataStart, m.data);
+            // Live WAL (no direct-I/O stage, inside the open segment): written here, without the
+            // promise and turn of the general path.
+            if (!this.writeWalBuffered(m.dataStart, m.data)) await this.writeWal(m.dataStart, m.data);
             expected = m.dataStart + m.data.length;
             this.startLsn = expected;
             this.walrcv.noteMessage(m.walEnd, m.sendTime, preciseNowPgMicros());
@@ -393,7 +395,7 @@ class WalReceiver {
       // Batch fsyncs: not while the socket probably holds more (bounded by flushAfterBytes).
       const burstGoesOn = got && conn.moreDataLikely;
       if (this.flushing === null && this.unflushedBytes > 0 && !burstGoesOn) {
-        await this.stageSettle();
+        if (this.stage?.active === true) await this.stageSettle(); // (no turn when not staging)
         if (this.unflushedBytes >= BACKGROUND_FLUSH_MIN_BYTES) {
           this.flushBackground().catch((e: unknown) => {
             this.flushError ??= e; // reported by the next turn of this loop
@@ -503,6 +505,27 @@ class WalReceiver {
     const catchingUp = this.catchingUp;
     this.preparer.start(seg + 1, this.segSize, this.cfg.walInitZero && !catchingUp, (n) => isFullSize(this.segPath(n, false), this.segSize));
     return this.curFd;
+  }
+
+  /**
+   * writeWal's common live case, synchronously: a buffered write into the segment already open,
+   * not completing it, with no direct-I/O stage active or wanted. Returns false (nothing done)
+   * otherwise.
+   */
+  private writeWalBuffered(start: Lsn, data: Uint8Array): boolean {
+    const n = data.length;
+    const seg = Math.floor(start / this.segSize);
+    const segOff = start % this.segSize;
+    if (n === 0 || seg !== this.curSeg || this.curFd < 0 || segOff + n >= this.segSize) return false;
+    const st = this.stage;
+    if (st !== null && (st.active || this.catchingUp)) return false;
+    const fd = this.curFd;
+    let w = 0;
+    while (w < n) w += fs.writeSync(fd, data, w, n - w, segOff + w);
+    if (start + n > this.written) this.written = start + n;
+    this.dirty.add(fd);
+    this.unflushedBytes += n;
+    return true;
   }
 
   private async writeWal(start: Lsn, data: Uint8Array): Promise<void> {
