@@ -150,7 +150,7 @@ export class WalSndLag {
   /** Walsender: WAL up to `end` has been sent at `nowUs`. */
   sent(slot: number, end: Lsn, nowUs = sharedClockUs()): void {
     this.tracker.record(end, nowUs);
-    for (const l of [WL_WRITE, WL_FLUSH, WL_APPLY]) {
+    for (let l = WL_WRITE; l <= WL_APPLY; l++) {
       const i = this.at(slot, l);
       if (Atomics.load(this.big, i) === WL_CAUGHT_UP) Atomics.store(this.big, i, BigInt(nowUs));
     }
@@ -158,19 +158,25 @@ export class WalSndLag {
 
   /** Walsender: the standby reported these positions (0 = unknown). */
   replied(slot: number, write: Lsn, flush: Lsn, apply: Lsn): void {
-    const levels: Array<[number, Lsn]> = [[WL_WRITE, write], [WL_FLUSH, flush], [WL_APPLY, apply]];
+    // (Unrolled: one reply per flush cycle on the walsender's thread, nothing allocated but the values.)
     let low = Number.MAX_SAFE_INTEGER;
-    for (const [l, pos] of levels) {
-      let v: bigint;
-      if (pos === 0) v = WL_UNKNOWN;
-      else {
-        const t = this.tracker.firstUnconfirmedTime(pos);
-        v = t === null ? WL_CAUGHT_UP : BigInt(t);
-        low = Math.min(low, pos);
-      }
-      Atomics.store(this.big, this.at(slot, l), v);
-    }
+    low = this.publishLevel(slot, WL_WRITE, write, low);
+    low = this.publishLevel(slot, WL_FLUSH, flush, low);
+    low = this.publishLevel(slot, WL_APPLY, apply, low);
     if (low !== Number.MAX_SAFE_INTEGER) this.tracker.trim(low);
+  }
+
+  /** One level of replied(): publish its lag origin; returns the lowest confirmed position so far. */
+  private publishLevel(slot: number, level: number, pos: Lsn, low: number): number {
+    let v: bigint;
+    if (pos === 0) v = WL_UNKNOWN;
+    else {
+      const t = this.tracker.firstUnconfirmedTime(pos);
+      v = t === null ? WL_CAUGHT_UP : BigInt(t);
+      low = Math.min(low, pos);
+    }
+    Atomics.store(this.big, this.at(slot, level), v);
+    return low;
   }
 
   /** Any thread: lag in ms per level (null = unknown). */
