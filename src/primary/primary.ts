@@ -429,7 +429,6 @@ export class Primary extends EventEmitter {
     return this.control.tli;
   }
 
-  /** The replication port the primary listens on (the actual one when opened with port 0), or null. */
   /**
    * Handles of handed-off replication sockets the primary's thread still holds: one per TCP
    * walsender, plus any not yet released after their walsender exited (src/util/fd-park.ts).
@@ -438,6 +437,7 @@ export class Primary extends EventEmitter {
     return this.replServer?.acceptedHandlesHeld ?? 0;
   }
 
+  /** The replication port the primary listens on (the actual one when opened with port 0), or null. */
   get port(): number | null {
     return this.replServer?.port ?? null;
   }

@@ -175,7 +175,8 @@ export class ReplicationServer {
   private _port = 0;
   /**
    * Accepted handles whose worker has exited (so the fd was closed there) but whose number was in
-   * use elsewhere when we tried to release them (src/util/fd-park.ts); retried at every worker exit.
+   * use elsewhere when we tried to release them (src/util/fd-park.ts); retried at every worker exit
+   * and every ACCEPTED_RELEASE_RETRY_MS until shutdown.
    */
   private readonly retiring: AcceptedHandle[] = [];
   /** Retries releaseAccepted() while `retiring` is not empty (unref'd: never keeps the process alive). */
@@ -243,7 +244,8 @@ export class ReplicationServer {
   /**
    * Release the handles of sockets whose workers have exited. The worker closed the descriptor,
    * so the number may already be another file's: a handle is closed only while its number is a
-   * placeholder opened here (closeHandleOnParkedFd); the others wait for the next worker exit.
+   * placeholder opened here (closeHandleOnParkedFd); the others wait for the next attempt (the
+   * next worker exit, or the retry timer this arms).
    */
   private releaseAccepted(): void {
     for (let i = this.retiring.length - 1; i >= 0; i--) {
