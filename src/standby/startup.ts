@@ -28,7 +28,7 @@ import { SharedStore, type StoreHandle } from '../storage/store.js';
 import { StageTrace, type StageTraceHandle } from '../util/stage-trace.js';
 import { XLOG_BLCKSZ } from '../wal/consts.js';
 import { type Lsn, lsnToString } from '../wal/lsn.js';
-import { type PageSource, type ReadResult, XLogReader } from '../wal/reader.js';
+import { ChunkPages, type PageSource, type ReadResult, XLogReader } from '../wal/reader.js';
 import { redoRecord } from '../wal/replay.js';
 import { segmentFileName } from '../wal/segment.js';
 import { preciseNowPgMicros, WalRcvData, type WalRcvDataHandle } from './walrcvdata.js';
@@ -70,8 +70,7 @@ export class ReceivedWalSource implements PageSource {
   limit = Infinity;
   private readonly chunkBytes: number;
   private readonly chunk: Buffer;
-  /** Views of the chunk's pages (the chunk is reloaded in place, so they stay valid). */
-  private readonly pageViews: Array<Uint8Array | undefined> = [];
+  private readonly pages: ChunkPages;
   private chunkLsn = -1;
   private chunkValid = 0;
   /** Bytes of the chunk below this LSN are final. */
@@ -84,6 +83,7 @@ export class ReceivedWalSource implements PageSource {
   constructor(private readonly walDir: string, private readonly tli: number, private readonly segSize: number) {
     this.chunkBytes = Math.min(ReceivedWalSource.CHUNK_BYTES, segSize);
     this.chunk = Buffer.alloc(this.chunkBytes);
+    this.pages = new ChunkPages(this.chunk);
   }
 
   readPage(pageLsn: Lsn, needBytes: number): Uint8Array | null {
@@ -101,13 +101,7 @@ export class ReceivedWalSource implements PageSource {
       }
     }
     if (needEnd > this.chunkLsn + this.chunkValid) return null;
-    return this.pageView(pageLsn - chunkLsn);
-  }
-
-  /** The chunk's page at byte offset `o` (views are cached: the reader asks for one page per record). */
-  private pageView(o: number): Uint8Array {
-    const k = o / XLOG_BLCKSZ;
-    return (this.pageViews[k] ??= this.chunk.subarray(o, o + XLOG_BLCKSZ));
+    return this.pages.page(pageLsn - chunkLsn);
   }
 
   /** Forget cached bytes at or after `lsn` (they may change: not yet final). */

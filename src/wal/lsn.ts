@@ -2,6 +2,7 @@
 // 8 PiB of WAL); on the wire and in WAL files it is a uint64. Text form is PostgreSQL's `%X/%X`.
 
 import { Errors } from '../errors.js';
+import { u32le } from '../util/bytes.js';
 
 export type Lsn = number;
 
@@ -39,9 +40,7 @@ export function lsnFromBigInt(v: bigint): Lsn {
 }
 
 export function readLsnLE(buf: Uint8Array, off: number): Lsn {
-  const lo = (buf[off]! | (buf[off + 1]! << 8) | (buf[off + 2]! << 16) | (buf[off + 3]! << 24)) >>> 0;
-  const hi = (buf[off + 4]! | (buf[off + 5]! << 8) | (buf[off + 6]! << 16) | (buf[off + 7]! << 24)) >>> 0;
-  return hi * TWO32 + lo;
+  return u32le(buf, off + 4) * TWO32 + u32le(buf, off);
 }
 
 export function writeLsnLE(buf: Uint8Array, off: number, lsn: Lsn): void {

@@ -182,7 +182,7 @@ export class XLogReader {
       if (cur + n > this.limit) return { kind: 'wait', lsn: this.next };
       if (got === 0) {
         // First bytes: check xl_tot_len early (zero means the normal end of WAL).
-        const tl = (page[offInPage]! | (page[offInPage + 1]! << 8) | (page[offInPage + 2]! << 16) | (page[offInPage + 3]! << 24)) >>> 0;
+        const tl = u32le(page, offInPage);
         if (tl < SIZE_OF_XLOG_RECORD) return end(start, `invalid record length at ${lsnToString(start)}: wanted 24, got ${tl}`, tl === 0);
       }
       if (n <= SMALL_COPY_BYTES) {
@@ -230,11 +230,26 @@ export class XLogReader {
   }
 }
 
+/**
+ * Views of a chunk buffer's 8 KiB pages, each made once: a page source returns one page per
+ * record read, and the chunk is reloaded in place, so a view stays valid for the chunk's life.
+ */
+export class ChunkPages {
+  private readonly views: Array<Uint8Array | undefined> = [];
+
+  constructor(private readonly chunk: Uint8Array) {}
+
+  /** The page at byte `offset` of the chunk (a multiple of XLOG_BLCKSZ). */
+  page(offset: number): Uint8Array {
+    return (this.views[offset / XLOG_BLCKSZ] ??= this.chunk.subarray(offset, offset + XLOG_BLCKSZ));
+  }
+}
+
 /** Reads pages from segment files of one timeline, caching 1 MiB chunks. */
 export class FileSegmentSource implements PageSource {
   private static readonly CHUNK = 1024 * 1024;
   private readonly chunk = Buffer.alloc(FileSegmentSource.CHUNK);
-  private readonly pageViews: Array<Uint8Array | undefined> = [];
+  private readonly pages = new ChunkPages(this.chunk);
   private chunkLsn = -1;
   private chunkValid = 0;
   private fd = -1;
@@ -250,9 +265,7 @@ export class FileSegmentSource implements PageSource {
       if (!this.load(chunkLsn, C)) return null;
       if (this.chunkValid < need) return null;
     }
-    const k = (pageLsn - chunkLsn) / XLOG_BLCKSZ;
-    // Views of the chunk's pages are cached (the chunk is reloaded in place: they stay valid).
-    return (this.pageViews[k] ??= this.chunk.subarray(k * XLOG_BLCKSZ, (k + 1) * XLOG_BLCKSZ));
+    return this.pages.page(pageLsn - chunkLsn);
   }
 
   private load(chunkLsn: Lsn, C: number): boolean {
