@@ -508,22 +508,33 @@ class WalReceiver {
   }
 
   /**
-   * writeWal's common live case, synchronously: a buffered write into the segment already open,
-   * not completing it, with no direct-I/O stage active or wanted. Returns false (nothing done)
-   * otherwise.
+   * Whether WAL goes through the direct-I/O stage: while one is active, or while catching up
+   * (live, the startup thread re-reads the last page after each flush from the page cache, which
+   * a direct write would invalidate).
+   */
+  private get stageWanted(): boolean {
+    const st = this.stage;
+    return st !== null && (st.active || this.catchingUp);
+  }
+
+  /** Buffered write of data[off, off + n) at `lsn` through `fd` (the segment holding it). */
+  private writeBuffered(fd: number, data: Uint8Array, off: number, n: number, lsn: Lsn): void {
+    const segOff = lsn % this.segSize;
+    let w = 0;
+    while (w < n) w += fs.writeSync(fd, data, off + w, n - w, segOff + w);
+    if (lsn + n > this.written) this.written = lsn + n;
+    this.dirty.add(fd);
+  }
+
+  /**
+   * writeWal's common live case, synchronously (no promise, no turn): a buffered write into the
+   * segment already open that does not complete it, with no direct-I/O stage. Returns false
+   * (nothing done) otherwise.
    */
   private writeWalBuffered(start: Lsn, data: Uint8Array): boolean {
     const n = data.length;
-    const seg = Math.floor(start / this.segSize);
-    const segOff = start % this.segSize;
-    if (n === 0 || seg !== this.curSeg || this.curFd < 0 || segOff + n >= this.segSize) return false;
-    const st = this.stage;
-    if (st !== null && (st.active || this.catchingUp)) return false;
-    const fd = this.curFd;
-    let w = 0;
-    while (w < n) w += fs.writeSync(fd, data, w, n - w, segOff + w);
-    if (start + n > this.written) this.written = start + n;
-    this.dirty.add(fd);
+    if (n === 0 || this.curFd < 0 || Math.floor(start / this.segSize) !== this.curSeg || (start % this.segSize) + n >= this.segSize || this.stageWanted) return false;
+    this.writeBuffered(this.curFd, data, 0, n, start);
     this.unflushedBytes += n;
     return true;
   }
@@ -539,11 +550,9 @@ class WalReceiver {
       if (st !== null && st.active && st.tag !== seg) await this.stageFinish();
       const fd = this.openSeg(seg);
       const n = Math.min(data.length - off, segSize - segOff);
-      // Direct only while catching up (live, the startup thread re-reads the last page after each
-      // flush from the page cache, which a direct write would invalidate).
-      const direct = st !== null && (st.active || this.catchingUp) ? await this.stageFor(fd, seg, segOff) : null;
-      let w = 0;
+      const direct = this.stageWanted ? await this.stageFor(fd, seg, segOff) : null;
       if (direct !== null) {
+        let w = 0;
         while (w < n) {
           const k = direct.put(data, off + w, n - w);
           w += k;
@@ -553,11 +562,10 @@ class WalReceiver {
             this.reportDirectBytes(); // (during a long burst too)
           }
         }
+        this.dirty.add(fd);
       } else {
-        while (w < n) w += fs.writeSync(fd, data, off + w, n - w, segOff + w);
-        if (p + n > this.written) this.written = p + n;
+        this.writeBuffered(fd, data, off, n, p);
       }
-      this.dirty.add(fd);
       p += n;
       off += n;
       if (segOff + n === segSize) {
