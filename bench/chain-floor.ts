@@ -22,6 +22,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { quantileMs } from './stats.js';
 import { tailShape, type TailShape } from './tail-shape.js';
 
 export interface ChainFloorResult {
@@ -56,7 +57,6 @@ interface Shared {
   ts: SharedArrayBuffer;
 }
 
-const q = (a: number[], p: number) => +(a[Math.min(a.length - 1, Math.floor(a.length * p))] ?? NaN).toFixed(3);
 
 export async function measureChainFloor(o: { dir: string; seconds: number; rate: number; standbys?: number; warmupMs?: number }): Promise<ChainFloorResult> {
   const n = Math.max(1, Math.min(MAX_STANDBYS, o.standbys ?? 1));
@@ -136,7 +136,7 @@ export async function measureChainFloor(o: { dir: string; seconds: number; rate:
     lat.sort((a, b) => a - b);
     const k = Math.min(Atomics.load(i32, FSYNC_COUNT), FSYNC_SLOTS);
     const fsy = Array.from(i32.subarray(FSYNC_US, FSYNC_US + k), (us) => us / 1000).sort((a, b) => a - b);
-    return { standbys: n, events: lat.length, p50Ms: q(lat, 0.5), p99Ms: q(lat, 0.99), fsyncP50Ms: q(fsy, 0.5), fsyncP99Ms: q(fsy, 0.99), tail };
+    return { standbys: n, events: lat.length, p50Ms: quantileMs(lat, 0.5), p99Ms: quantileMs(lat, 0.99), fsyncP50Ms: quantileMs(fsy, 0.5), fsyncP99Ms: quantileMs(fsy, 0.99), tail };
   } finally {
     Atomics.store(i32, STOP, 1);
     for (let k = 0; k < PORTS + 3 * MAX_STANDBYS; k++) Atomics.notify(i32, k);

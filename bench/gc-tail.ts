@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { live, type BenchTransport } from './standby.js';
+import { quantile, quantileMs } from './stats.js';
 
 export interface GcTailOptions {
   standbys: number;
@@ -54,8 +55,7 @@ export function analyseGcTail(
 ): GcTailResult {
   if (commits.length === 0) throw new Error('gc-tail: no commits were counted');
   const lat = commits.map(([a, v]) => v - a).sort((x, y) => x - y);
-  const q = (p: number) => +lat[Math.min(lat.length - 1, Math.floor(lat.length * p))]!.toFixed(3);
-  const p99 = lat[Math.min(lat.length - 1, Math.floor(lat.length * 0.99))]!;
+  const p99 = quantile(lat, 0.99);
   let from = Infinity;
   let to = -Infinity;
   for (const [a, v] of commits) {
@@ -100,7 +100,7 @@ export function analyseGcTail(
     r.pauseMaxMs = +r.pauseMaxMs.toFixed(3);
   }
   return {
-    standbys: o.standbys, transport: o.transport, rate: o.rate, commits: commits.length, p50Ms: q(0.5), p99Ms: q(0.99),
+    standbys: o.standbys, transport: o.transport, rate: o.rate, commits: commits.length, p50Ms: quantileMs(lat, 0.5), p99Ms: quantileMs(lat, 0.99),
     slowCommits: slow, slowCommitsOverlappingGc: slowHit, slowShareOverlappingGc: +(slowHit / slow).toFixed(3),
     allShareOverlappingGc: +(allHit / commits.length).toFixed(3), roles,
   };

@@ -32,6 +32,7 @@ import { segmentFileName, segNo } from '../src/wal/segment.js';
 import { PG_BIN_DIR, startPgCluster, type PgCluster } from '../test/helpers/pgcluster.js';
 import { measureChainFloor } from './chain-floor.js';
 import { tailShape } from './tail-shape.js';
+import { quantileMs } from './stats.js';
 
 export type BenchTransport = 'tcp' | 'ring';
 
@@ -62,10 +63,6 @@ const SEG = 16 * 1024 * 1024;
  */
 export const LIVE_WARMUP_MS = 3000;
 const MiB = 1024 * 1024;
-
-function pct(sorted: number[], p: number): number {
-  return +(sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? NaN).toFixed(3);
-}
 
 async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
   const deadline = performance.now() + timeoutMs;
@@ -266,7 +263,7 @@ export async function live(root: string, n: number, seconds: number, rate: numbe
     const tail = tailShape(ackedAt, lat);
     lat.sort((a, b) => a - b);
     const hops = trace !== null ? hopBreakdown(trace, traced) : null;
-    return { transport, standbys: n, commits: lat.length, commitsPerSec: +(lat.length / seconds).toFixed(0), p50Ms: pct(lat, 50), p99Ms: pct(lat, 99), maxMs: pct(lat, 100), tail, ...(hops !== null ? { hops } : {}) };
+    return { transport, standbys: n, commits: lat.length, commitsPerSec: +(lat.length / seconds).toFixed(0), p50Ms: quantileMs(lat, 0.5), p99Ms: quantileMs(lat, 0.99), maxMs: quantileMs(lat, 1), tail, ...(hops !== null ? { hops } : {}) };
   } finally {
     for (const s of standbys) await s.close();
     await p.close();

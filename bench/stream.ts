@@ -30,6 +30,7 @@ import { measureChainFloor } from './chain-floor.js';
 import { Errors } from '../src/errors.js';
 import { measureLoopbackTcp, measureSegmentWrites } from './raw-limits.js';
 import { live, LIVE_WARMUP_MS, type BenchTransport } from './standby.js';
+import { median } from './stats.js';
 
 export interface StreamBenchOptions {
   volumeMiB: number;
@@ -51,11 +52,6 @@ interface Run {
   seconds: number;
   bytes: number;
   mbPerSec: number;
-}
-
-function median(v: number[]): number {
-  const s = [...v].sort((a, b) => a - b);
-  return s[Math.floor((s.length - 1) / 2)]!;
 }
 
 /** The round whose p99 is the median one (its tail shape is reported). */

@@ -4,6 +4,8 @@
 // thread that got no CPU for milliseconds); as many windows as slow commits means slow hand-offs
 // spread over the run. Pure function of the samples; no I/O.
 
+import { quantile } from './stats.js';
+
 /** Width of the windows that group slow commits, ms. */
 export const TAIL_WINDOW_MS = 5;
 
@@ -23,7 +25,7 @@ export function tailShape(at: ArrayLike<number>, lat: ArrayLike<number>): TailSh
   const n = lat.length;
   if (n === 0) return { windowMs: TAIL_WINDOW_MS, slowCommits: 0, windows: 0, mostInOneWindow: 0 };
   const sorted = Float64Array.from(lat).sort();
-  const p99 = sorted[Math.min(n - 1, Math.floor(n * 0.99))]!;
+  const p99 = quantile(sorted, 0.99);
   const perWindow = new Map<number, number>();
   let slow = 0;
   for (let i = 0; i < n; i++) {
