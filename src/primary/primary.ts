@@ -158,6 +158,8 @@ export interface PrimaryStats {
   committerFlushes: number;
   walBytesWritten: number;
   ringWaits: number;
+  /** Of those, waits whose safety timeout expired although the walwriter had written (lost wake-ups; 0 unless a bug). */
+  ringWaitMissedWakeups: number;
   checkpoints: number;
   lastCheckpointLsn: string;
   redoLsn: string;
@@ -551,6 +553,7 @@ export class Primary extends EventEmitter {
       committerFlushes: this.flushWaiter.selfFlushes,
       walBytesWritten: c.load(XC_BYTES_WRITTEN),
       ringWaits: this.inserter.waitsForRingSpace,
+      ringWaitMissedWakeups: this.inserter.ringSpaceMissedWakeups,
       checkpoints: this.checkpoints,
       lastCheckpointLsn: lsnToString(this.control.checkpointLsn),
       redoLsn: lsnToString(this.control.redoLsn),
