@@ -1,16 +1,18 @@
 // `walstream controldata DIR` (src/cli/controldata.ts), run as the real command: on a primary
-// that was closed cleanly, on primaries killed with SIGKILL in the middle of a commit load, and on
-// directories that are not walstream data directories or have a damaged control file. Its end of
-// valid WAL is where a reopened Primary's crash recovery ends (the same records, the same end),
-// and, after a clean shutdown, where PostgreSQL 15's pg_waldump stops reading; `--json` carries
-// the same values. Bad input gives one line on stderr naming the problem and exit status 1.
-
+// that was closed cleanly, on primaries killed with SIGKILL in the middle of a commit load, beside
+// a live primary, on a closed in-process standby, and on directories that are not walstream data
+// directories or have a damaged control file. Its end of valid WAL is where a reopened Primary's
+// crash recovery ends (the same records, the same end), where PostgreSQL 15's pg_waldump stops
+// reading after a clean shutdown, and the flushed WAL of an idle primary and of its standby;
+// `--json` carries the same values. Bad input gives one line on stderr naming the problem and
+// exit status 1.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Primary } from '../src/primary/primary.js';
+import { Standby } from '../src/standby/standby.js';
 import { CONTROL_FILE, readControl } from '../src/storage/control.js';
 import { lsnToString, parseLsn } from '../src/wal/lsn.js';
 import { segmentFileName, segNo } from '../src/wal/segment.js';
@@ -134,6 +136,34 @@ test('primaries killed with SIGKILL mid-load: in production, and a reopened prim
     }
     // The command only read: the reopened primary's own state is what it prints now.
     assert.equal(report(dataDir)['Database cluster state'], 'shut down');
+  }
+});
+
+test('beside a live primary (read-only) and on a closed standby: end of valid WAL = the flushed WAL', async () => {
+  const root = tmpDir('walstream-cd-');
+  dirs.push(root);
+  const p = await Primary.open({ dataDir: path.join(root, 'p'), walSegmentSize: SEG, port: 0, checkpointTimeoutMs: 0 });
+  let s: Standby | null = null;
+  try {
+    for (let i = 0; i < 300; i++) await p.transaction((tx) => tx.put('t', `k${i}`, { i }), { synchronousCommit: 'off' });
+    s = await Standby.open({ dataDir: path.join(root, 's'), primaryConninfo: { inProcess: p, applicationName: 's' }, readerThreads: 0 });
+    for (let i = 0; i < 300; i++) await p.transaction((tx) => tx.put('t', `k${i}`, { i, again: true }), { synchronousCommit: 'off' });
+    const end = await p.flush();
+    await s.waitForReplay(end, 30_000);
+    const live = report(p.dataDir);
+    assert.equal(live['Database cluster state'], 'in production');
+    assert.equal(live['End of valid WAL location'], lsnToString(end), 'an idle primary\'s WAL ends at its flush position');
+    await s.close();
+    s = null;
+    const sb = report(path.join(root, 's'));
+    assert.equal(sb['Database cluster state'], 'shut down in recovery');
+    assert.equal(sb['End of valid WAL location'], lsnToString(end), 'the standby received everything the primary flushed');
+    assert.equal(sb['Database system identifier'], live['Database system identifier']);
+    assert.ok(parseLsn(sb['Minimum recovery ending location']!) <= end);
+    assert.equal(p.get('t', 'k0') !== undefined, true, 'the primary kept running');
+  } finally {
+    await s?.close();
+    await p.close();
   }
 });
 
