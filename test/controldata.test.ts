@@ -6,6 +6,7 @@
 // reading after a clean shutdown, and the flushed WAL of an idle primary and of its standby;
 // `--json` carries the same values. Bad input gives one line on stderr naming the problem and
 // exit status 1.
+
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';

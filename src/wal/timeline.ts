@@ -295,9 +295,9 @@ export function tliOfPointInHistory(ptr: Lsn, history: readonly TimeLineHistoryE
 export const tliOfPoint = tliOfPointInHistory;
 
 /**
- * tliSwitchPoint: where the history branched off `tli` and the timeline it branched to.
- * `switchpoint` is InvalidLsn (and nextTli that of the entry before, 0 for the tip) when `tli` is
- * the current timeline. Throws "requested timeline %u is not in this server's history".
+ * tliSwitchPoint: where the history branched off `tli` and the timeline it branched to. For the
+ * current (tip) timeline, switchpoint is InvalidLsn and nextTli 0. Throws "requested timeline %u
+ * is not in this server's history" for a timeline that is not in `history`.
  */
 export function tliSwitchPoint(tli: number, history: readonly TimeLineHistoryEntry[]): { switchpoint: Lsn; nextTli: number } {
   let nextTli = 0;
