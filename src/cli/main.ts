@@ -156,6 +156,16 @@ program
   });
 
 program
+  .command('controldata')
+  .description("print a data directory's control file and the end of valid WAL in pg_wal (like pg_controldata); read-only")
+  .argument('<dir>', 'data directory')
+  .option('--json', 'print one JSON object')
+  .action(async (dir: string, o: import('./controldata.js').ControlDataCliOptions) => {
+    const { runControlData } = await import('./controldata.js');
+    process.exitCode = runControlData(dir, o);
+  });
+
+program
   .command('status')
   .description("print a running primary's pg_stat_replication and replication slots (from its --metrics-port)")
   .option('--url <url>', 'the primary\'s metrics endpoint', 'http://127.0.0.1:9187')
