@@ -29,7 +29,7 @@ import { formatStartReplication } from '../replication/protocol/commands.js';
 import type { StandbyStatusUpdate } from '../replication/protocol/messages.js';
 import { createRingPair } from '../replication/ring.js';
 import { type ByteSocket, RingSocket } from '../replication/ring-socket.js';
-import type { InProcessConnectRequest } from '../replication/server.js';
+import type { InProcessConnectRequest } from '../replication/in-process-connect.js';
 import { type Lsn, parseLsn } from '../wal/lsn.js';
 import { IN_PROCESS_HOST, type PrimaryConninfo } from './options.js';
 
