@@ -1,7 +1,7 @@
 // Value codec: msgpackr without shared record structures, so that bytes are self-describing and
 // every thread and process (primary, standby, pg_waldump users) decodes them the same way.
 
-import { Packr } from 'msgpackr';
+import { Packr } from './msgpackr.js';
 
 const packr = new Packr({ useRecords: false, moreTypes: true });
 const enc = new TextEncoder();
