@@ -4,7 +4,7 @@
 // Run: npx tsc -p . && node dist/bench/store.bench.js [--time-ms 400]
 
 import { Bench } from 'tinybench';
-import { Packr } from 'msgpackr';
+import { Packr } from '../src/util/msgpackr.js';
 import { SharedStore, type StoreOp } from '../src/storage/store.js';
 
 const packr = new Packr({ useRecords: false });
