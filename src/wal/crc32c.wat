@@ -1,8 +1,8 @@
 ;; CRC-32C kernel of src/wal/crc32c.ts (reflected polynomial 0x82F63B78), WebAssembly with SIMD and
 ;; bulk memory. crc32c.ts embeds the binary of this file (CRC32C_WASM_BASE64), made with WABT's wat2wasm:
 ;;   npx --yes wabt@1.0.39 wat2wasm src/wal/crc32c.wat --output=- | base64 -w 100
-;; (the same bytes as any wat2wasm that writes no name section). Change this file and that string
-;; together; test/crc32c.test.ts checks the kernel against a bitwise reference.
+;; (no debug names: comments and labels leave no trace in the binary). Change this file and that
+;; string together; test/crc32c.test.ts checks the kernel against a bitwise reference.
 ;;
 ;; Memory layout, shared with crc32c.ts: [0, 16384) slicing-by-16 tables T (crc32c.ts writes them);
 ;; [DATA_BASE - 5312, DATA_BASE) the quotient history read behind the stream; the stream at
