@@ -4,9 +4,18 @@
 // to 10 minutes. Output is the readable `spec` reporter; a TAP copy goes to a temp file that is
 // parsed for the final line `N passed, N failed` (failed includes cancelled, e.g. timed-out, tests)
 // and then removed. Exit code: the runner's (1 if it was killed, or if a test source has no
-// compiled file). Extra arguments select files whose path contains any of them:
-// `npm test -- crc32c wal-format`.
-// Compiled files whose test/*.ts source is gone (stale dist/) are skipped, with a note.
+// compiled file). Compiled files whose test/*.ts source is gone (stale dist/) are skipped, with a
+// note.
+//
+// Arguments:
+//   <name> ...           only the files whose path contains any of the names (`npm test -- crc32c`);
+//   --tier=T             only one tier (repeatable): `unit` (the engine in this process and its
+//                        threads, no PostgreSQL binaries), `integration` (real PostgreSQL 15 tools or
+//                        servers as peers), `bench` (smoke runs of the bench scenario runners,
+//                        test/bench-*); a file's tier follows from its source (see tierOf);
+//   --slow-disk[=SPEC]   every fdatasync/fsync of walstream sleeps SPEC microseconds more (N or
+//                        MIN-MAX, default 300-3000: slower than the slowest disk day seen on our
+//                        machines), through WALSTREAM_FSYNC_DELAY_US (src/util/fsync.ts).
 
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -34,8 +43,32 @@ function walk(dir, suffix, rel = '') {
   return out;
 }
 
-const filters = process.argv.slice(2);
-const selected = (p) => filters.length === 0 || filters.some((f) => p.includes(f));
+const TIERS = ['unit', 'integration', 'bench'];
+const SLOW_DISK_DEFAULT_US = '300-3000';
+const filters = [];
+const tiers = [];
+for (const arg of process.argv.slice(2)) {
+  const m = /^--([a-z-]+)(?:=(.*))?$/.exec(arg);
+  if (!m) filters.push(arg);
+  else if (m[1] === 'tier' && TIERS.includes(m[2])) tiers.push(m[2]);
+  else if (m[1] === 'slow-disk' && (m[2] === undefined || /^\d+(-\d+)?$/.test(m[2]))) process.env.WALSTREAM_FSYNC_DELAY_US = m[2] ?? process.env.WALSTREAM_FSYNC_DELAY_US ?? SLOW_DISK_DEFAULT_US;
+  else {
+    console.error(`run-tests: unknown option ${arg} (accepted: --tier=${TIERS.join('|')}, --slow-disk[=N|MIN-MAX microseconds], or file name parts)`);
+    process.exit(2);
+  }
+}
+
+/**
+ * A test file's tier, from its source: bench smoke tests are test/bench-*; a file that runs
+ * PostgreSQL 15's binaries (initdb/postgres through helpers/pgcluster, pg_receivewal, pg_waldump,
+ * psql, pg_basebackup, ...) is an integration test; every other file is a unit test.
+ */
+function tierOf(rel) {
+  if (path.basename(rel).startsWith('bench-')) return 'bench';
+  const src = fs.readFileSync(path.join(root, 'test', rel.replace(/\.js$/, '.ts')), 'utf8');
+  return /pgcluster|startPgReceivewal|pg_waldump|pg_receivewal|pg_basebackup|pg_verifybackup|psql|postgresql\/15/.test(src) ? 'integration' : 'unit';
+}
+const selected = (p) => (filters.length === 0 || filters.some((f) => p.includes(f))) && (tiers.length === 0 || tiers.includes(tierOf(p)));
 const sources = new Set(walk(path.join(root, 'test'), '.test.ts').map((p) => p.replace(/\.ts$/, '.js')));
 const compiled = walk(path.join(root, 'dist', 'test'), '.test.js');
 
@@ -54,7 +87,7 @@ const files = compiled
   .sort()
   .map((p) => path.join('dist', 'test', p));
 if (files.length === 0) {
-  console.error(`run-tests: no test files${filters.length ? ` match ${filters.join(' ')}` : ''}`);
+  console.error(`run-tests: no test files${filters.length || tiers.length ? ` match ${[...filters, ...tiers.map((t) => `--tier=${t}`)].join(' ')}` : ''}`);
   console.log('0 passed, 0 failed');
   process.exit(1);
 }
@@ -71,6 +104,7 @@ const args = [
   `--test-reporter-destination=${tapFile}`,
   ...files,
 ];
+if (process.env.WALSTREAM_FSYNC_DELAY_US) console.log(`run-tests: slow disk: every fdatasync/fsync sleeps ${process.env.WALSTREAM_FSYNC_DELAY_US} µs more`);
 const child = spawn(process.execPath, args, { cwd: root, stdio: 'inherit' });
 const forward = (sig) => child.kill(sig);
 process.on('SIGINT', forward);

@@ -76,6 +76,7 @@ test('wal_buffers full: the inserter waiting for ring space is woken by the writ
   const waits = p.stats().ringWaits - waits0;
   assert.ok(waits >= 50, `${waits} inserts waited for ring space`);
   ms.sort((a, b) => a - b);
-  const median = ms[ms.length >> 1]!;
-  assert.ok(median < 50, `median transaction ${median.toFixed(2)} ms: a lost wake-up waits 100 ms`);
+  t.diagnostic(`median transaction ${ms[ms.length >> 1]!.toFixed(2)} ms (a lost wake-up waits 100 ms)`);
+  // Every wait ended by the walwriter's write, none by its guard expiring after the write.
+  assert.equal(p.stats().ringWaitMissedWakeups, 0, 'ring-space waits woken by their timeout after the write (lost wake-ups)');
 });

@@ -39,6 +39,7 @@ import { ReplicationSlots, type ReplicationSlotRow, type SlotData, type WalReten
 import { SyncRepQueue, SyncWaiter, syncNotConfirmedError, type SyncWaitResult } from '../replication/syncrep-queue.js';
 import { waitModeOf } from '../replication/syncrep.js';
 import { type PrimaryOptions, type ResolvedPrimaryOptions, resolvePrimaryOptions, type SynchronousCommit } from './options.js';
+import { fdatasyncSync } from '../util/fsync.js';
 
 const TABLE_RE = /^[A-Za-z0-9_.:\-/]{1,63}$/;
 const VERSION_FILE = 'WALSTREAM_VERSION';
@@ -157,6 +158,8 @@ export interface PrimaryStats {
   committerFlushes: number;
   walBytesWritten: number;
   ringWaits: number;
+  /** Of those, waits whose safety timeout expired although the walwriter had written (lost wake-ups; 0 unless a bug). */
+  ringWaitMissedWakeups: number;
   checkpoints: number;
   lastCheckpointLsn: string;
   redoLsn: string;
@@ -550,6 +553,7 @@ export class Primary extends EventEmitter {
       committerFlushes: this.flushWaiter.selfFlushes,
       walBytesWritten: c.load(XC_BYTES_WRITTEN),
       ringWaits: this.inserter.waitsForRingSpace,
+      ringWaitMissedWakeups: this.inserter.ringSpaceMissedWakeups,
       checkpoints: this.checkpoints,
       lastCheckpointLsn: lsnToString(this.control.checkpointLsn),
       redoLsn: lsnToString(this.control.redoLsn),
@@ -693,7 +697,7 @@ async function initDataDir(dataDir: string, options: ResolvedPrimaryOptions): Pr
   const fd = fs.openSync(path.join(dataDir, 'pg_wal', segFileName(tli, 1, segSize)), 'r+');
   try {
     fs.writeSync(fd, ctl.ring, ctl.ringOffset(start), XLOG_BLCKSZ, 0);
-    fs.fdatasyncSync(fd);
+    fdatasyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }
@@ -793,7 +797,7 @@ function zeroTail(walDir: string, control: ControlData, endLsn: Lsn): void {
   try {
     const zero = Buffer.alloc(1024 * 1024);
     for (let p = off; p < control.segSize; p += zero.length) fs.writeSync(fd, zero, 0, Math.min(zero.length, control.segSize - p), p);
-    fs.fdatasyncSync(fd);
+    fdatasyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }

@@ -49,6 +49,7 @@ import { type Lsn, lsnToString } from '../wal/lsn.js';
 import { fsyncDir, listSegments } from '../wal/segfile.js';
 import { segNo, segStart } from '../wal/segment.js';
 import { validateSlotName } from './protocol/commands.js';
+import { fsyncSync } from '../util/fsync.js';
 
 export const SLOT_DIR = 'pg_replslot';
 
@@ -292,7 +293,7 @@ function writeStateFile(dir: string, data: Buffer): void {
   try {
     let off = 0;
     while (off < data.length) off += fs.writeSync(fd, data, off, data.length - off);
-    fs.fsyncSync(fd);
+    fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }

@@ -22,6 +22,7 @@ import { PID_FILE } from '../storage/datadir.js';
 import { type Lsn, lsnToString, parseLsn } from '../wal/lsn.js';
 import { fsyncDir } from '../wal/segfile.js';
 import type { WalRcvConnection } from './transport.js';
+import { fsyncSync } from '../util/fsync.js';
 
 export const BASE_BACKUP_COMMAND = "BASE_BACKUP ( LABEL 'walstream', CHECKPOINT 'fast', WAIT 0, MANIFEST 'no', TARGET 'client' )";
 export const TAR_BLOCK_BYTES = 512;
@@ -128,7 +129,7 @@ export class TarExtractor {
   }
 
   private finishMember(): void {
-    fs.fsyncSync(this.fd);
+    fsyncSync(this.fd);
     fs.closeSync(this.fd);
     this.fd = -1;
     this.files.push(this.memberName);

@@ -88,6 +88,8 @@ export interface WalReceiverStatus {
   connects: number;
   /** Of the WAL written, bytes written with O_DIRECT while catching up (walReceiverDirectIo). */
   bytes_written_direct: number;
+  /** Apply reports put off by up to APPLY_REPORT_MAX_DELAY_MS because the primary asked for no prompt ones. */
+  apply_reports_put_off: number;
 }
 
 export interface RestartpointInfo {
@@ -518,6 +520,7 @@ export class Standby extends EventEmitter {
       replies_sent: s.repliesSent,
       connects: s.connects,
       bytes_written_direct: s.bytesWrittenDirect,
+      apply_reports_put_off: s.applyReportsPutOff,
     };
   }
 

@@ -31,7 +31,7 @@ import { type Lsn, lsnToString } from '../wal/lsn.js';
 import { ChunkPages, type PageSource, type ReadResult, XLogReader } from '../wal/reader.js';
 import { redoRecord } from '../wal/replay.js';
 import { segmentFileName } from '../wal/segment.js';
-import { preciseNowPgMicros, WalRcvData, type WalRcvDataHandle } from './walrcvdata.js';
+import { preciseNowPgMicros, WR_APPLY_REPORTS_PUT_OFF, WalRcvData, type WalRcvDataHandle } from './walrcvdata.js';
 
 export interface StartupConfig {
   store: StoreHandle;
@@ -273,7 +273,10 @@ class Startup {
   private wakeWalrcvForApply(): number {
     const now = performance.now();
     const left = this.walrcv.promptApplyReport ? 0 : this.applyWokenAt + APPLY_REPORT_MAX_DELAY_MS - now;
-    if (left > 0) return left;
+    if (left > 0) {
+      this.walrcv.addCounter(WR_APPLY_REPORTS_PUT_OFF, 1);
+      return left;
+    }
     this.walrcv.walrcvLatch.set();
     this.applyWokenAt = now;
     this.applyReportDue = false;

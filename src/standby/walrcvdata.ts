@@ -42,7 +42,9 @@ export const WR_CONNECTS = 14;
 export const WR_REPLAY_TIME = 15;
 /** WAL bytes written with direct I/O (catch-up), of all bytes written. */
 export const WR_BYTES_WRITTEN_DIRECT = 16;
-const N_BIG = 17;
+/** Apply reports the startup worker put off (no prompt reports asked for): at most one per APPLY_REPORT_MAX_DELAY_MS. */
+export const WR_APPLY_REPORTS_PUT_OFF = 17;
+const N_BIG = 18;
 
 // Int32 slots (index into Int32Array), after the BigInt64 area
 const I32_BASE = N_BIG * 2;
@@ -106,6 +108,7 @@ export interface WalRcvSnapshot {
   repliesSent: number;
   connects: number;
   bytesWrittenDirect: number;
+  applyReportsPutOff: number;
 }
 
 const enc = new TextEncoder();
@@ -317,6 +320,7 @@ export class WalRcvData {
         repliesSent: this.load(WR_REPLIES_SENT),
         connects: this.load(WR_CONNECTS),
         bytesWrittenDirect: this.load(WR_BYTES_WRITTEN_DIRECT),
+        applyReportsPutOff: this.load(WR_APPLY_REPORTS_PUT_OFF),
       };
       assert(s.replay <= s.flushed && s.flushed <= s.written, `WalRcvData invariant: replay ${s.replay} <= flushed ${s.flushed} <= written ${s.written}`);
       return s;

@@ -47,6 +47,7 @@ import { segmentFileName } from '../wal/segment.js';
 import type { PrimaryConninfo, StandbyMode } from './options.js';
 import { RingTransport, TcpTransport, type WalRcvConnection, type WalRcvTransport } from './transport.js';
 import { preciseNowPgMicros, WalRcvData, type WalRcvDataHandle, WalRcvState, WR_BYTES_RECEIVED, WR_BYTES_WRITTEN_DIRECT, WR_REPLIES_SENT } from './walrcvdata.js';
+import { fdatasync, fdatasyncSync } from '../util/fsync.js';
 
 export interface WalReceiverConfig {
   walrcv: WalRcvDataHandle;
@@ -670,7 +671,7 @@ class WalReceiver {
     assert(this.flushing === null, 'walreceiver: synchronous flush while a background fsync runs');
     this.stageWriteOut();
     if (this.written <= this.flushed && this.completed.length === 0) return;
-    for (const fd of this.dirty) fs.fdatasyncSync(fd);
+    for (const fd of this.dirty) fdatasyncSync(fd);
     this.dirty.clear();
     this.unflushedBytes = 0;
     this.flushDone(this.written, this.completed.splice(0), reply);
@@ -704,7 +705,7 @@ class WalReceiver {
     for (const fd of fds) this.syncing.add(fd);
     const dirSync = this.dirSyncPending;
     this.dirSyncPending = false;
-    const synced = Promise.all(fds.map((fd) => new Promise<void>((resolve, reject) => fs.fdatasync(fd, (e) => (e ? reject(e) : resolve())))));
+    const synced = Promise.all(fds.map((fd) => fdatasync(fd)));
     this.flushing = synced
       .then(
         async () => {
@@ -833,7 +834,7 @@ function createSegmentFile(file: string, size: number, zero: boolean, durable: b
   try {
     if (zero) for (let off = 0; off < size; off += ZERO_CHUNK.length) fs.writeSync(fd, ZERO_CHUNK, 0, Math.min(ZERO_CHUNK.length, size - off), off);
     else fs.writeSync(fd, ZERO_CHUNK, 0, 1, size - 1);
-    if (durable) fs.fdatasyncSync(fd);
+    if (durable) fdatasyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }

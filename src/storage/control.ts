@@ -9,6 +9,7 @@ import { crc32c } from '../wal/crc32c.js';
 import { XLOG_BLCKSZ } from '../wal/consts.js';
 import { type Lsn, readLsnLE, writeLsnLE } from '../wal/lsn.js';
 import { fsyncDir } from '../wal/segfile.js';
+import { fsyncSync } from '../util/fsync.js';
 
 export const CONTROL_FILE = 'walstream.control';
 const MAGIC = 0x57534354; // 'WSCT'
@@ -109,7 +110,7 @@ export function writeControl(dataDir: string, c: ControlData): void {
   const fd = fs.openSync(tmp, 'w');
   try {
     fs.writeSync(fd, encodeControl(c));
-    fs.fsyncSync(fd);
+    fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }

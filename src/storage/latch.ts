@@ -37,6 +37,18 @@ export const SAFETY_WAIT_MS = 100;
 /** Default busy-wait iterations before sleeping. */
 export const DEFAULT_SPIN_LIMIT = 100;
 
+let missedWakeups = 0;
+
+/**
+ * RWLatch waits in this thread whose SAFETY_WAIT_MS expired although the latch had been released
+ * for them without a wake-up: the sequence word they slept on had not moved, yet the latch was
+ * free for them. A release bumps that word whenever it sees a sleeper, and a sleeper announces
+ * itself before it re-checks, so this count is 0 unless a wake-up is lost (the tests assert it).
+ */
+export function rwLatchMissedWakeups(): number {
+  return missedWakeups;
+}
+
 function checkSlot(i32: Int32Array, index: number, words: number, what: string): void {
   assert(i32.buffer instanceof SharedArrayBuffer, `${what}: words must live in a SharedArrayBuffer`);
   assert(Number.isInteger(index) && index >= 0 && index + words <= i32.length, `${what}: words [${index}, ${index + words}) out of range`);
@@ -164,8 +176,9 @@ export class RWLatch {
         Atomics.sub(a, this.ww, RW_SLEEPER);
         continue;
       }
-      Atomics.wait(a, this.rseq, seq, SAFETY_WAIT_MS);
+      const r = Atomics.wait(a, this.rseq, seq, SAFETY_WAIT_MS);
       Atomics.sub(a, this.ww, RW_SLEEPER);
+      if (r === 'timed-out' && Atomics.load(a, this.rseq) === seq && (Atomics.load(a, this.ww) & RW_WW_MASK) === 0 && (Atomics.load(a, this.st) & RW_WRITER) === 0) missedWakeups++;
     }
   }
 
@@ -196,7 +209,8 @@ export class RWLatch {
       if (spins++ < this.spinLimit) continue;
       const seq = Atomics.load(a, this.wseq);
       if (Atomics.load(a, this.st) === 0) continue;
-      Atomics.wait(a, this.wseq, seq, SAFETY_WAIT_MS);
+      const r = Atomics.wait(a, this.wseq, seq, SAFETY_WAIT_MS);
+      if (r === 'timed-out' && Atomics.load(a, this.wseq) === seq && Atomics.load(a, this.st) === 0) missedWakeups++;
     }
   }
 

@@ -21,6 +21,7 @@ import { Errors, WalstreamError } from '../errors.js';
 import { assert } from '../util/assert.js';
 import { CRC32C_INIT, crc32cFinal, crc32cUpdate } from '../wal/crc32c.js';
 import { MAX_KEY_BYTES, MAX_TABLE_NAME_BYTES, type SharedStore, type StoreCursor, type StoreOp } from './store.js';
+import { fsyncDirAsync, syncHandle } from '../util/fsync.js';
 
 export const SNAPSHOT_MAGIC = Buffer.from('WSSNAP\r\n', 'latin1');
 export const SNAPSHOT_VERSION = 1;
@@ -65,15 +66,6 @@ class ChunkBuilder {
     this.reserve(b.length);
     this.buf.set(b, this.n);
     this.n += b.length;
-  }
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await fs.promises.open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
   }
 }
 
@@ -137,7 +129,7 @@ export async function writeSnapshot(store: SharedStore, file: string, meta: Uint
     trailer.writeUInt32LE(crc32cFinal(crc), 0);
     await fh.write(trailer, 0, 4);
     bytes += 4;
-    await fh.sync();
+    await syncHandle(fh);
     await fh.close();
   } catch (e) {
     await fh.close().catch(() => {});
@@ -145,7 +137,7 @@ export async function writeSnapshot(store: SharedStore, file: string, meta: Uint
     throw e;
   }
   await fs.promises.rename(tmp, file);
-  await fsyncDir(path.dirname(path.resolve(file)));
+  await fsyncDirAsync(path.dirname(path.resolve(file)));
   return { bytes, entries };
 }
 

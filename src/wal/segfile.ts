@@ -4,28 +4,12 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
+import { fdatasyncSync, fsyncDir, fsyncDirAsync } from '../util/fsync.js';
 import { parseSegmentFileName, segmentFileName } from './segment.js';
 
 const ZERO_CHUNK = Buffer.alloc(1024 * 1024);
 
-export function fsyncDir(dir: string): void {
-  const fd = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-/** fsyncDir on the libuv threadpool. */
-export async function fsyncDirAsync(dir: string): Promise<void> {
-  const fh = await fs.promises.open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
+export { fsyncDir, fsyncDirAsync };
 
 /**
  * Make sure segment `seg` exists full-size. A new one is zero-filled in a temp file, fsynced and
@@ -47,7 +31,7 @@ export function ensureSegment(walDir: string, tli: number, seg: number, segSize:
     for (let off = 0; off < segSize; off += ZERO_CHUNK.length) {
       fs.writeSync(fd, ZERO_CHUNK, 0, Math.min(ZERO_CHUNK.length, segSize - off), off);
     }
-    fs.fdatasyncSync(fd);
+    fdatasyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }
@@ -67,7 +51,7 @@ export function ensureSegment(walDir: string, tli: number, seg: number, segSize:
       for (let off = st.size; off < segSize; off += ZERO_CHUNK.length) {
         fs.writeSync(fd2, ZERO_CHUNK, 0, Math.min(ZERO_CHUNK.length, segSize - off), off);
       }
-      fs.fdatasyncSync(fd2);
+      fdatasyncSync(fd2);
     } finally {
       fs.closeSync(fd2);
     }
@@ -203,7 +187,7 @@ export class SegmentPreparer {
     this.written += n;
     this.sinceSync += n;
     if (this.sinceSync >= this.syncEveryBytes || this.written >= this.segSize) {
-      fs.fdatasyncSync(this.fd);
+      fdatasyncSync(this.fd);
       this.sinceSync = 0;
     }
     if (this.written < this.segSize) return false;

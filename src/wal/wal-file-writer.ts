@@ -14,6 +14,7 @@ import { ensureSegment, segmentPath } from './segfile.js';
 import {
   XC_BYTES_WRITTEN, XC_FLUSHED, XC_FLUSH_SEQ, XC_FSYNC_COUNT, XC_WRITE_COUNT, XC_WRITE_LOCK, XC_WRITTEN, type XLogCtl,
 } from './xlogctl.js';
+import { fdatasyncSync } from '../util/fsync.js';
 
 const ZERO_PAGE = Buffer.alloc(XLOG_BLCKSZ);
 
@@ -116,7 +117,7 @@ export class WalFileWriter {
 
   private syncAll(): void {
     for (const fd of this.toSync) {
-      fs.fdatasyncSync(fd);
+      fdatasyncSync(fd);
       if (fd !== this.curFd) fs.closeSync(fd);
     }
     this.toSync.length = 0;

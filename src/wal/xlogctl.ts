@@ -135,11 +135,12 @@ export class XLogCtl {
     Atomics.store(this.i32, XC_WALWRITER_SLEEPING, 0);
   }
 
-  /** Inserter: wait up to timeoutMs for WRITE_SEQ to move from `seen` (ring space). */
-  waitWriteSeq(seen: number, timeoutMs: number): void {
+  /** Inserter: wait up to timeoutMs for WRITE_SEQ to move from `seen` (ring space); true if the wait timed out. */
+  waitWriteSeq(seen: number, timeoutMs: number): boolean {
     Atomics.add(this.i32, XC_WRITE_SEQ_WAITERS, 1);
-    Atomics.wait(this.i32, XC_WRITE_SEQ, seen, timeoutMs);
+    const r = Atomics.wait(this.i32, XC_WRITE_SEQ, seen, timeoutMs);
     Atomics.sub(this.i32, XC_WRITE_SEQ_WAITERS, 1);
+    return r === 'timed-out';
   }
 
   /** WRITE_LOCK without waiting: true if taken. */
