@@ -22,7 +22,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { quantileMs } from './stats.js';
+import { quantileMs } from '../src/util/quantile.js';
 import { tailShape, type TailShape } from './tail-shape.js';
 
 export interface ChainFloorResult {

@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { live, type BenchTransport } from './standby.js';
-import { quantile, quantileMs } from './stats.js';
+import { quantile, quantileMs } from '../src/util/quantile.js';
 
 export interface GcTailOptions {
   standbys: number;

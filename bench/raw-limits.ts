@@ -23,6 +23,7 @@ import path from 'node:path';
 import { once } from 'node:events';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { median, quantile } from '../src/util/quantile.js';
 
 export interface RawFsyncOptions {
   /** Existing directory on the disk to measure (a temp file is created and removed there). */
@@ -39,11 +40,6 @@ export interface RawFsyncResult {
   opsPerSec: number;
   p50us: number;
   p99us: number;
-}
-
-function percentile(sorted: Float64Array, q: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }
 
 /** 8 KiB write + fdatasync per op on a preallocated file; ops/s and latency percentiles (µs). */
@@ -83,8 +79,8 @@ export async function measureRawFsync(o: RawFsyncOptions): Promise<RawFsyncResul
     const sorted = lat.subarray(0, ops).sort();
     return {
       opsPerSec: Math.round(ops / elapsedS),
-      p50us: Math.round(percentile(sorted, 0.5)),
-      p99us: Math.round(percentile(sorted, 0.99)),
+      p50us: Math.round(quantile(sorted, 0.5)),
+      p99us: Math.round(quantile(sorted, 0.99)),
     };
   } finally {
     fs.closeSync(fd);
@@ -170,7 +166,7 @@ export function measureSegmentWrites(o: SegmentWritesOptions): SegmentWritesResu
   try {
     const got: Record<'zero' | 'sparse' | 'allocated', number[]> = { zero: [], sparse: [], allocated: [] };
     for (let r = 0; r < runs; r++) for (const k of ['zero', 'sparse', 'allocated'] as const) got[k].push(once(k));
-    const med = (a: number[]) => +a.sort((x, y) => x - y)[Math.floor(a.length / 2)]!.toFixed(1);
+    const med = (a: number[]) => +median(a).toFixed(1);
     return { zeroFilledMBps: med(got.zero), sparseMBps: med(got.sparse), allocatedMBps: med(got.allocated), runs };
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
@@ -272,7 +268,7 @@ export interface MemcpyResult {
 }
 
 /** Buffer.copy of `bytes` between two buffers (kept in cache); best batch of the run, bytes/s. */
-export function measureMemcpy(o: MemcpyOptions = {}): MemcpyResult {
+function measureMemcpy(o: MemcpyOptions = {}): MemcpyResult {
   const bytes = o.bytes ?? 1 << 20;
   const seconds = o.seconds ?? 0.3;
   const src = o.shared ? Buffer.from(new SharedArrayBuffer(bytes)) : Buffer.alloc(bytes);

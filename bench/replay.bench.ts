@@ -3,8 +3,7 @@
 // SharedStore), 100k small commit records like the live benches' (one put of a small value each),
 // beside the CRC-32C of the same bytes alone (work no reader can skip). Also counts this thread's
 // garbage collections per 100k records replayed (each one pauses replay on a standby). The WAL
-// comes from a real primary. PostgreSQL 15 replays 2.16 M small INSERT records/s on this machine
-// (../shared/reference/limits-here.md). `npm run bench:replay`.
+// comes from a real primary. `npm run bench:replay`.
 import { Bench } from 'tinybench';
 import fs from 'node:fs';
 import os from 'node:os';

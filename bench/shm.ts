@@ -3,6 +3,7 @@
 // hand-off, and copies into the wal_buffers SharedArrayBuffer aligned vs misaligned vs an
 // ordinary-buffer memcpy (the limit).
 import { Worker } from 'node:worker_threads';
+import { quantile } from '../src/util/quantile.js';
 
 const N = 2000;
 
@@ -35,7 +36,7 @@ function pingPong(mode: 'wait' | 'spin' | 'waitAsync'): Promise<{ p50us: number;
     }
     await w.terminate();
     lat.sort((a, b) => a - b);
-    return { p50us: +lat[Math.floor(N / 2)]!.toFixed(2), p99us: +lat[Math.floor(N * 0.99)]!.toFixed(2) };
+    return { p50us: +quantile(lat, 0.5).toFixed(2), p99us: +quantile(lat, 0.99).toFixed(2) };
   })();
 }
 

@@ -32,7 +32,7 @@ import { segmentFileName, segNo } from '../src/wal/segment.js';
 import { PG_BIN_DIR, startPgCluster, type PgCluster } from '../test/helpers/pgcluster.js';
 import { measureChainFloor } from './chain-floor.js';
 import { tailShape } from './tail-shape.js';
-import { quantileMs } from './stats.js';
+import { quantileMs } from '../src/util/quantile.js';
 
 export type BenchTransport = 'tcp' | 'ring';
 

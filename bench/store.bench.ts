@@ -4,7 +4,7 @@
 // Run: npx tsc -p . && node dist/bench/store.bench.js [--time-ms 400]
 
 import { Bench } from 'tinybench';
-import { Packr } from 'msgpackr';
+import { Packr } from '../src/util/msgpackr.js';
 import { SharedStore, type StoreOp } from '../src/storage/store.js';
 
 const packr = new Packr({ useRecords: false });
@@ -23,7 +23,7 @@ function valueOf(bytes: number, i: number): Uint8Array {
   return packr.pack({ ...base, pad: 'x'.repeat(pad) });
 }
 
-export async function runStoreBench(timeMs = 400): Promise<unknown> {
+async function runStoreBench(timeMs = 400): Promise<unknown> {
   const store = SharedStore.create({ maxStoreBytes: 1 << 30 });
   const keys = Array.from({ length: KEYS }, (_, i) => enc.encode(`user:${String(i).padStart(8, '0')}`));
   const strKeys = keys.map((k) => new TextDecoder().decode(k));

@@ -30,7 +30,7 @@ import { measureChainFloor } from './chain-floor.js';
 import { Errors } from '../src/errors.js';
 import { measureLoopbackTcp, measureSegmentWrites } from './raw-limits.js';
 import { live, LIVE_WARMUP_MS, type BenchTransport } from './standby.js';
-import { median } from './stats.js';
+import { median } from '../src/util/quantile.js';
 
 export interface StreamBenchOptions {
   volumeMiB: number;

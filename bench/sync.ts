@@ -24,6 +24,7 @@ import { Primary } from '../src/primary/primary.js';
 import type { SynchronousCommit } from '../src/primary/options.js';
 import { Standby } from '../src/standby/standby.js';
 import { freePort, PG_BIN_DIR, startPgCluster, type PgCluster } from '../test/helpers/pgcluster.js';
+import { quantileMs } from '../src/util/quantile.js';
 import { measureRawFsync } from './raw-limits.js';
 
 export const BENCH_SYNC_LEVELS: readonly SynchronousCommit[] = ['off', 'local', 'remote_receive', 'remote_write', 'on', 'remote_apply'];
@@ -190,10 +191,6 @@ async function startPgStandby(pg: PgCluster, name: string, maxConnections: numbe
   }
 }
 
-function pctOf(sorted: Float64Array, p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))]!;
-}
-
 function runPgbench(pg: PgCluster, level: SynchronousCommit, clients: number, seconds: number, logDir: string): Promise<SyncPoint> {
   const prefix = path.join(logDir, `pgbench-${level}-${clients}`);
   const args = ['-h', pg.host, '-p', String(pg.port), '-U', 'postgres', '-n', '-N', '-M', 'prepared', '-c', String(clients), '-j', String(Math.min(2, clients)), '-T', String(Math.max(1, Math.round(seconds))), '-l', `--log-prefix=${prefix}`, 'postgres'];
@@ -226,8 +223,8 @@ function runPgbench(pg: PgCluster, level: SynchronousCommit, clients: number, se
         synchronous_commit: level,
         committers: clients,
         commitsPerSec: Math.round(Number(tps[1])),
-        p50Ms: sorted.length ? +pctOf(sorted, 50).toFixed(3) : null,
-        p99Ms: sorted.length ? +pctOf(sorted, 99).toFixed(3) : null,
+        p50Ms: sorted.length ? quantileMs(sorted, 0.5) : null,
+        p99Ms: sorted.length ? quantileMs(sorted, 0.99) : null,
       });
     });
   });

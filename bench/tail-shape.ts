@@ -4,10 +4,10 @@
 // thread that got no CPU for milliseconds); as many windows as slow commits means slow hand-offs
 // spread over the run. Pure function of the samples; no I/O.
 
-import { quantile } from './stats.js';
+import { quantile } from '../src/util/quantile.js';
 
 /** Width of the windows that group slow commits, ms. */
-export const TAIL_WINDOW_MS = 5;
+const TAIL_WINDOW_MS = 5;
 
 export interface TailShape {
   windowMs: number;

@@ -40,25 +40,14 @@ else
   need_install=1
 fi
 if [ "$need_install" = 1 ]; then
-  installed=0
   if [ -f package-lock.json ]; then
     say "installing dependencies (npm ci)"
-    if ci_out=$(npm ci --no-audit --no-fund --loglevel=error 2>&1); then
-      installed=1
-    else
-      # npm 11 here records no entries for msgpackr's optional native packages (omitted on purpose:
-      # .npmrc omit=optional), and npm ci then calls the lock out of sync. Say so in one line; show
-      # npm's own words only for other failures (network, ...).
-      if printf '%s\n' "$ci_out" | grep -q 'Missing: @msgpackr-extract/'; then
-        say "npm ci: the lock has no entries for msgpackr's optional native packages (omitted on purpose)"
-      else
-        printf '%s\n' "$ci_out" | grep -E 'error code|in sync|Missing:|ERR!|network|ENOTFOUND|EAI_AGAIN' | head -8 >&2 || true
-      fi
-      say "installing with 'npm install --no-save' (leaves package-lock.json untouched)"
+    if ! ci_out=$(npm ci --no-audit --no-fund --loglevel=error 2>&1); then
+      printf '%s\n' "$ci_out" | grep -E 'error code|in sync|Missing:|ERR!|network|ENOTFOUND|EAI_AGAIN' | head -8 >&2 || true
+      die "npm ci failed (is the npm registry reachable? is package-lock.json in step with package.json?)"
     fi
-  fi
-  if [ "$installed" = 0 ]; then
-    npm install --no-save --no-audit --no-fund --loglevel=error >/dev/null ||
+  else
+    npm install --no-audit --no-fund --loglevel=error >/dev/null ||
       die "npm install failed (is the npm registry reachable?)"
   fi
   echo "$(lock_hash)" >"$stamp"

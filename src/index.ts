@@ -1,5 +1,7 @@
 // walstream's public entry point (`import { Primary, Standby } from 'walstream'`).
 
+import './util/no-native.js'; // first: before anything loads msgpackr
+
 export { Primary, Transaction } from './primary/primary.js';
 export type { TransactionOptions, RecoveryInfo, PrimaryStats, ScanOptions } from './primary/primary.js';
 export type { PrimaryOptions, SynchronousCommit } from './primary/options.js';

@@ -26,6 +26,29 @@ function referenceCrc(buf: Uint8Array, start = 0, end = buf.length): number {
 }
 
 
+/** x^(8e) mod P (reflected) summed over the exponents: 0 iff P divides M(x^8), M = sum of x^e. */
+function residue(exponents: readonly number[]): number {
+  const t = new Int32Array(256);
+  for (let i = 0; i < 256; i++) {
+    let c = i;
+    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
+    t[i] = c;
+  }
+  let sum = 0;
+  for (const e of exponents) {
+    let v = 0x80000000; // x^0, reflected
+    for (let k = 0; k < e; k++) v = t[v & 0xff]! ^ (v >>> 8); // multiply by x^8 mod P
+    sum ^= v;
+  }
+  return sum;
+}
+
+test('the kernel divides by multiples of the polynomial (src/wal/crc32c.wat: M1, M2)', () => {
+  assert.equal(residue([5275, 4508, 2751, 0]), 0, 'M1 = x^5275 + x^4508 + x^2751 + 1');
+  assert.equal(residue([290, 136, 113, 107, 32, 0]), 0, 'M2 = x^290 + x^136 + x^113 + x^107 + x^32 + 1');
+  assert.notEqual(residue([290, 136, 113, 107, 33, 0]), 0, 'a non-multiple is caught');
+});
+
 function fill(u: Uint8Array, rnd: () => number): void {
   for (let i = 0; i < u.length; i++) u[i] = (rnd() * 256) | 0;
 }

@@ -1,5 +1,6 @@
 // Wire messages (src/replication/protocol/messages.ts) against bytes captured from PostgreSQL 15
-// and its tools (shared/reference/replication-protocol.md): encoders must reproduce them exactly
+// and its tools (PostgreSQL's "Streaming Replication Protocol" and "Message Formats" chapters;
+// src/backend/replication/walsender.c, walreceiver.c): encoders must reproduce them exactly
 // and decoders must read them back. Also PostgreSQL timestamps and the zero-copy XLogData header.
 // In-process only.
 

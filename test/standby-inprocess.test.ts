@@ -17,7 +17,7 @@ import { WalstreamError } from '../src/errors.js';
 import { Primary } from '../src/primary/primary.js';
 import { encodeQuery } from '../src/replication/protocol/messages.js';
 import { ByteRing, RECORD_HEADER_BYTES, RECORD_MAGIC, RG_HEAD, RING_CTRL_BYTES } from '../src/replication/ring.js';
-import type { InProcessConnectRequest } from '../src/replication/server.js';
+import type { InProcessConnectRequest } from '../src/replication/in-process-connect.js';
 import { Standby } from '../src/standby/standby.js';
 import { RingTransport } from '../src/standby/transport.js';
 import { lsnToString } from '../src/wal/lsn.js';

@@ -8,7 +8,9 @@ import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PG_BIN, rmrf, tmpDir } from './helpers/tmp.js';
-import { LagTracker, startMetricsServer, WalstreamMetrics, type MetricsSource } from '../src/replication/metrics.js';
+import { startMetricsServer } from '../src/cli/http-endpoint.js';
+import { LagTracker } from '../src/replication/lag.js';
+import { WalstreamMetrics, type MetricsSource } from '../src/replication/metrics.js';
 
 test('LagTracker: age of the oldest unconfirmed WAL; 0 when caught up; grows while idle; bounded', () => {
   const lt = new LagTracker(4);

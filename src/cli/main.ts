@@ -1,7 +1,9 @@
 // walstream command line: one entry point, sub-commands built with commander.
 
+import '../util/no-native.js'; // first: before anything loads msgpackr
 import { Command, Option } from 'commander';
 import { WalstreamError } from '../errors.js';
+import { loadBench } from './bench-loader.js';
 import { dumpWal } from './waldump.js';
 
 const program = new Command();
@@ -20,7 +22,7 @@ program
     if (o.json) console.log(JSON.stringify(stats, null, 2));
   });
 
-const bench = program.command('bench').description('benchmarks that print JSON');
+const bench = program.command('bench').description('benchmarks that print JSON (need the development packages, e.g. hdr-histogram-js)');
 bench
   .command('commit')
   .description('commits/s and latency at 1/8/64/256 committers, synchronous_commit off and on, beside raw fdatasync')
@@ -29,7 +31,7 @@ bench
   .addOption(new Option('--committers <list>', 'comma-separated committer counts').default('1,8,64,256'))
   .option('--record-bench', 'also measure 1 KiB inserts at synchronous_commit=off (WAL MB/s)', true)
   .action(async (o: { dir?: string; seconds: number; committers: string }) => {
-    const { runCommitBench } = await import('../../bench/commit.js');
+    const { runCommitBench } = await loadBench();
     const res = await runCommitBench({ dir: o.dir, seconds: o.seconds, committers: o.committers.split(',').map((s) => parseInt(s, 10)) });
     console.log(JSON.stringify(res, null, 2));
   });
@@ -46,7 +48,7 @@ bench
   .option('--transports <list>', 'live runs over tcp, ring (in-process standby), or both', 'tcp,ring')
   .option('--dir <dir>', 'directory for the data (default: a temp dir)')
   .action(async (o: { mib: number; runs: number; liveSeconds: number; liveRounds: number; rate: number; standbys: string; transports: string; dir?: string }) => {
-    const { runStreamBench } = await import('../../bench/stream.js');
+    const { runStreamBench } = await loadBench();
     const transports = o.transports.split(',').map((x) => x.trim());
     if (transports.some((t) => t !== 'tcp' && t !== 'ring')) throw new Error(`--transports: expected tcp and/or ring, got ${o.transports}`);
     const res = await runStreamBench({
@@ -67,7 +69,7 @@ bench
   .option('--no-real-pg', 'skip the comparison with a real PostgreSQL walsender and pg_receivewal')
   .option('--dir <dir>', 'directory for the data (default: a temp dir)')
   .action(async (o: { mib: number; liveSeconds: number; rate: number; standbys: string; transports: string; realPg: boolean; dir?: string }) => {
-    const { runStandbyBench } = await import('../../bench/standby.js');
+    const { runStandbyBench } = await loadBench();
     const transports = o.transports.split(',').map((x) => x.trim());
     if (transports.some((t) => t !== 'tcp' && t !== 'ring')) throw new Error(`--transports: expected tcp and/or ring, got ${o.transports}`);
     console.log(JSON.stringify(await runStandbyBench({ volumeMiB: o.mib, liveSeconds: o.liveSeconds, commitsPerSec: o.rate, standbys: o.standbys.split(',').map((x) => parseInt(x, 10)), transports: transports as ('tcp' | 'ring')[], realPg: o.realPg, dir: o.dir }), null, 2));
@@ -81,7 +83,7 @@ bench
   .option('--rate <n>', 'paced commits/s', (v) => parseInt(v, 10), 10000)
   .addOption(new Option('--transport <t>', 'tcp or ring (in-process standby)').choices(['tcp', 'ring']).default('tcp'))
   .action(async (o: { standbys: number; seconds: number; rate: number; transport: 'tcp' | 'ring' }) => {
-    const { runGcTailBench } = await import('../../bench/gc-tail.js');
+    const { runGcTailBench } = await loadBench();
     console.log(JSON.stringify(await runGcTailBench(o), null, 2));
   });
 
@@ -96,7 +98,7 @@ bench
   .option('--no-real-pg', 'skip the PostgreSQL comparison')
   .option('--dir <dir>', 'directory for the data (default: a temp dir)')
   .action(async (o: { seconds: number; quick?: boolean; levels?: string; committers: string; standbys: string; realPg: boolean; dir?: string }) => {
-    const { runSyncBench, BENCH_SYNC_LEVELS } = await import('../../bench/sync.js');
+    const { runSyncBench, BENCH_SYNC_LEVELS } = await loadBench();
     const levels = o.levels === undefined ? BENCH_SYNC_LEVELS : o.levels.split(',').map((x) => x.trim());
     const bad = levels.filter((l) => !(BENCH_SYNC_LEVELS as readonly string[]).includes(l));
     if (bad.length > 0) throw new Error(`--levels: unknown level(s) ${bad.join(', ')}; expected ${BENCH_SYNC_LEVELS.join(', ')}`);

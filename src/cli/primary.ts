@@ -52,9 +52,9 @@ export async function runPrimary(o: PrimaryCliOptions): Promise<void> {
     ...(o.syncTimeoutPolicy !== undefined ? { syncTimeoutPolicy: o.syncTimeoutPolicy } : {}),
     ...(o.maxSlotWalKeepSize !== undefined ? { maxSlotWalKeepSizeBytes: o.maxSlotWalKeepSize } : {}),
   });
-  let metrics: import('../replication/metrics.js').MetricsServer | null = null;
+  let metrics: import('./http-endpoint.js').MetricsServer | null = null;
   if (o.metricsPort !== undefined) {
-    const { metricsForPrimary, primaryStatus, startMetricsServer } = await import('../replication/metrics.js');
+    const [{ metricsForPrimary }, { primaryStatus, startMetricsServer }] = await Promise.all([import('../replication/metrics.js'), import('./http-endpoint.js')]);
     try {
       metrics = await startMetricsServer({ port: o.metricsPort, host: '127.0.0.1', metrics: metricsForPrimary(p), status: () => primaryStatus(p) });
     } catch (e) {

@@ -38,7 +38,7 @@ interface SlotRow {
 }
 
 /** Fixed-width table, psql style. */
-export function formatTable(headers: string[], rows: Array<Array<string | number | boolean | null>>): string {
+function formatTable(headers: string[], rows: Array<Array<string | number | boolean | null>>): string {
   const cells = rows.map((r) => r.map((c) => (c === null ? '' : String(c))));
   const w = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i]!.length)));
   const line = (r: string[]) => ' ' + r.map((c, i) => c.padEnd(w[i]!)).join(' | ');
@@ -47,7 +47,7 @@ export function formatTable(headers: string[], rows: Array<Array<string | number
 
 const ms = (v: number | null) => (v === null ? null : v.toFixed(3));
 
-export function formatStatus(s: Record<string, unknown>): string {
+function formatStatus(s: Record<string, unknown>): string {
   const repl = (s.replication as StatusRow[]) ?? [];
   const slots = (s.slots as SlotRow[]) ?? [];
   const out: string[] = [];

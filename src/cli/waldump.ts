@@ -12,17 +12,17 @@ import { FileSegmentSource, findFirstRecord, type WalRecord, XLogReader } from '
 import { listSegments, type SegmentEntry } from '../wal/segfile.js';
 import { parseSegmentFileName } from '../wal/segment.js';
 
-export const BUILTIN_RMGRS = [
+const BUILTIN_RMGRS = [
   'XLOG', 'Transaction', 'Storage', 'CLOG', 'Database', 'Tablespace', 'MultiXact', 'RelMap', 'Standby', 'Heap2', 'Heap',
   'Btree', 'Hash', 'Gin', 'Gist', 'Sequence', 'SPGist', 'BRIN', 'CommitTs', 'ReplicationOrigin', 'Generic', 'LogicalMessage',
 ];
 
-export function rmgrName(rmid: number): string {
+function rmgrName(rmid: number): string {
   if (rmid < BUILTIN_RMGRS.length) return BUILTIN_RMGRS[rmid]!;
   return `custom${String(rmid).padStart(3, '0')}`;
 }
 
-export function recordTypeName(rec: WalRecord): string {
+function recordTypeName(rec: WalRecord): string {
   const info = rec.header.info & 0xf0;
   if (rec.header.rmid === RM_WALSTREAM_ID) return WALSTREAM_RECORD_NAMES[info] ?? `UNKNOWN (${rec.header.info.toString(16)})`;
   if (rec.header.rmid === 0 && info === XLOG_SWITCH) return 'SWITCH';
@@ -59,7 +59,7 @@ export interface DumpTarget {
 }
 
 /** Work out directory, segment size (from the first long page header), timeline and start. */
-export function resolveTarget(target: string): DumpTarget {
+function resolveTarget(target: string): DumpTarget {
   let st: fs.Stats;
   try {
     st = fs.statSync(target);

@@ -1,22 +1,16 @@
 // Monitoring: a prom-client registry for a primary (WAL positions, fsyncs, commits, per-standby
-// lag in bytes and seconds, sync state, synchronous-commit wait outcomes), the lag tracker that
-// turns WAL positions into time lag, and a small HTTP endpoint for Prometheus. Runs on the thread
-// that owns the primary: gauges are filled from a `MetricsSource` at scrape time (collect), sync
-// waits are pushed as they end. startMetricsServer listens on 127.0.0.1 by default; stop it with
-// its close(). Nothing else holds a handle.
+// lag in bytes and seconds, sync state, synchronous-commit wait outcomes). Runs on the thread that
+// owns the primary: gauges are filled from a `MetricsSource` at scrape time (collect), sync waits
+// are pushed as they end. The registry holds no handle; serving it over HTTP is the command line's
+// business (src/cli/http-endpoint.ts).
 //
 // Time lag: see src/replication/lag.ts.
 
-import http from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { Errors } from '../errors.js';
 import type { Lsn } from '../wal/lsn.js';
 import type { SyncWaitResult } from './syncrep-queue.js';
-import type { Primary } from '../primary/primary.js';
 import { parseLsn } from '../wal/lsn.js';
 import { SYNC_WAIT_OUTCOMES } from './syncrep-queue.js';
-
-export { LagTracker, WalSndLag, sharedClockUs, type WalSndLagHandle } from './lag.js';
 
 // ---------------------------------------------------------------------------------------------
 // Registry
@@ -190,10 +184,37 @@ export class WalstreamMetrics {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A primary's metrics and status
+// A primary's metrics
+
+/** What metricsForPrimary reads from a primary (Primary satisfies it). */
+export interface PrimaryMetricsSubject {
+  readonly insertLsn: Lsn;
+  readonly flushLsn: Lsn;
+  stats(): { writeLsn: string; commits: number; walFsyncs: number; walWrites: number; walBytesWritten: number; checkpoints: number };
+  /** pg_stat_replication-like rows (lags null when unknown). */
+  replicationStatus(): ReadonlyArray<{
+    pid: number;
+    application_name: string;
+    state: string;
+    sync_state: string;
+    sync_priority: number;
+    sent_lag_bytes: number | null;
+    write_lag_bytes: number | null;
+    flush_lag_bytes: number | null;
+    replay_lag_bytes: number | null;
+    write_lag_ms: number | null;
+    flush_lag_ms: number | null;
+    replay_lag_ms: number | null;
+  }>;
+  /** pg_replication_slots-like rows. */
+  replicationSlots(): ReadonlyArray<{ slot_name: string; active: boolean; wal_status: string | null; restart_lsn: string | null }>;
+  readonly syncRep: { readonly degraded: boolean };
+  /** Emits 'syncWait' as each synchronous-commit wait ends. */
+  on(event: 'syncWait', listener: (r: SyncWaitResult) => void): unknown;
+}
 
 /** The registry for a primary: scrapes read it, and every synchronous-commit wait is counted as it ends. */
-export function metricsForPrimary(p: Primary): WalstreamMetrics {
+export function metricsForPrimary(p: PrimaryMetricsSubject): WalstreamMetrics {
   const m = new WalstreamMetrics({
     primary: () => {
       const st = p.stats();
@@ -227,89 +248,4 @@ export function metricsForPrimary(p: Primary): WalstreamMetrics {
   });
   p.on('syncWait', (r: SyncWaitResult) => m.recordSyncWait(r));
   return m;
-}
-
-/** A JSON-friendly snapshot of a primary for `walstream status` (served at /status). */
-export function primaryStatus(p: Primary): Record<string, unknown> {
-  const st = p.stats();
-  return {
-    systemIdentifier: st.systemIdentifier,
-    timeline: st.timeline,
-    insertLsn: st.insertLsn,
-    writeLsn: st.writeLsn,
-    flushLsn: st.flushLsn,
-    synchronousStandbyNames: p.synchronousStandbyNames,
-    syncDegraded: p.syncRep.degraded,
-    syncWaits: p.syncWaitCounts(),
-    replication: p.replicationStatus(),
-    slots: p.replicationSlots(),
-  };
-}
-
-// ---------------------------------------------------------------------------------------------
-// HTTP endpoint
-
-export interface MetricsServer {
-  readonly port: number;
-  readonly url: string;
-  close(): Promise<void>;
-}
-
-/**
- * Serve `GET /metrics` (Prometheus text format) — and `GET /status` (JSON) when `status` is given —
- * on host:port (127.0.0.1 unless told otherwise; port 0 = ephemeral).
- */
-export async function startMetricsServer(opts: { port: number; host?: string; metrics: WalstreamMetrics; status?: () => unknown }): Promise<MetricsServer> {
-  const host = opts.host ?? '127.0.0.1';
-  if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) throw Errors.invalidOption('port', 'must be an integer from 0 to 65535');
-  const server = http.createServer((req, res) => {
-    const url = (req.url ?? '/').split('?')[0];
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { allow: 'GET, HEAD' }).end();
-      return;
-    }
-    if (url === '/status' && opts.status) {
-      let body: string;
-      try {
-        body = JSON.stringify(opts.status());
-      } catch (e) {
-        res.writeHead(500, { 'content-type': 'text/plain' }).end(`status failed: ${(e as Error).message}\n`);
-        return;
-      }
-      res.writeHead(200, { 'content-type': 'application/json' }).end(req.method === 'HEAD' ? undefined : body);
-      return;
-    }
-    if (url !== '/metrics') {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics\n');
-      return;
-    }
-    opts.metrics.metrics().then(
-      (text) => {
-        res.writeHead(200, { 'content-type': opts.metrics.registry.contentType });
-        res.end(req.method === 'HEAD' ? undefined : text);
-      },
-      (e: unknown) => {
-        res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics collection failed: ${(e as Error).message}\n`);
-      },
-    );
-  });
-  server.keepAliveTimeout = 5_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const a = server.address();
-  const port = typeof a === 'object' && a !== null ? a.port : opts.port;
-  return {
-    port,
-    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}/metrics`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
 }

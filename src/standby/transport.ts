@@ -29,7 +29,7 @@ import { formatStartReplication } from '../replication/protocol/commands.js';
 import type { StandbyStatusUpdate } from '../replication/protocol/messages.js';
 import { createRingPair } from '../replication/ring.js';
 import { type ByteSocket, RingSocket } from '../replication/ring-socket.js';
-import type { InProcessConnectRequest } from '../replication/server.js';
+import type { InProcessConnectRequest } from '../replication/in-process-connect.js';
 import { type Lsn, parseLsn } from '../wal/lsn.js';
 import { IN_PROCESS_HOST, type PrimaryConninfo } from './options.js';
 
@@ -56,8 +56,19 @@ export interface WalRcvConnection {
   readonly senderPort: number;
   /** Bytes of protocol received so far. */
   readonly bytesReceived: number;
+  /** The server's ParameterStatus value for `name` (libpq's PQparameterStatus), if it sent one. */
+  parameterStatus(name: string): string | undefined;
+  /** The server's version as libpq's PQserverVersion() gives it (15.4 → 150004; 0 if unknown). */
+  readonly serverVersion: number;
+  /** The server process's id from BackendKeyData (walrcv_get_backend_pid); 0 if none was sent. */
+  readonly backendPid: number;
   identifySystem(): Promise<IdentifySystemResult>;
   show(name: string): Promise<string>;
+  /**
+   * Run one replication command outside streaming (walrcv_exec) and return its result sets; an
+   * ErrorResponse rejects with that error and leaves the connection usable.
+   */
+  exec(command: string): Promise<QueryResult>;
   /** START_REPLICATION; resolves once the server entered COPY BOTH (CopyBothResponse). */
   startStreaming(start: Lsn, tli: number, slotName: string | null): Promise<void>;
   /** Next message already received, or null if none is buffered. Never blocks. */
@@ -97,6 +108,8 @@ export interface TcpTransportOptions {
   commandTimeoutMs: number;
   maxMessageBytes: number;
   maxBufferedBytes: number;
+  /** Ask for TLS first and go on in clear text when the server declines (libpq's sslmode=prefer without TLS support). Default false. */
+  sslRequest?: boolean;
 }
 
 export class TcpTransport implements WalRcvTransport {
@@ -206,6 +219,7 @@ class StreamConnection implements WalRcvConnection {
       applicationName: info.applicationName,
       maxMessageBytes: opts.maxMessageBytes,
       requestReceivedReport: true, // remote_receive: `R` to a walstream primary (PostgreSQL ignores the request)
+      sslRequest: opts.sslRequest === true,
     });
   }
 
@@ -412,6 +426,22 @@ class StreamConnection implements WalRcvConnection {
       };
       this.conn.query(text);
     });
+  }
+
+  parameterStatus(name: string): string | undefined {
+    return this.conn.parameters.get(name);
+  }
+
+  get serverVersion(): number {
+    return this.conn.serverVersionNum;
+  }
+
+  get backendPid(): number {
+    return this.conn.processId;
+  }
+
+  exec(command: string): Promise<QueryResult> {
+    return this.query(command);
   }
 
   async identifySystem(): Promise<IdentifySystemResult> {

@@ -1,11 +1,10 @@
 // Value codec: msgpackr without shared record structures, so that bytes are self-describing and
 // every thread and process (primary, standby, pg_waldump users) decodes them the same way.
 
-import { Packr } from 'msgpackr';
+import { Packr } from './msgpackr.js';
 
 const packr = new Packr({ useRecords: false, moreTypes: true });
 const enc = new TextEncoder();
-const dec = new TextDecoder();
 
 export function encodeValue(v: unknown): Uint8Array {
   return packr.pack(v);
@@ -128,8 +127,4 @@ export function utf8(s: string): Uint8Array {
 export function keyBytes(key: string | Uint8Array): { bytes: Uint8Array; isString: boolean } {
   if (typeof key === 'string') return { bytes: utf8(key), isString: true };
   return { bytes: key, isString: false };
-}
-
-export function keyFromBytes(bytes: Uint8Array, isString: boolean): string | Uint8Array {
-  return isString ? dec.decode(bytes) : bytes;
 }

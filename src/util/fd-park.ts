@@ -18,7 +18,7 @@
 import fs from 'node:fs';
 
 /** Placeholders opened at most per attempt (a stale number is normally the lowest free one). */
-export const FD_PARK_MAX_OPENS = 64;
+const FD_PARK_MAX_OPENS = 64;
 const PLACEHOLDER_PATH = '/dev/null';
 
 /**

@@ -16,8 +16,9 @@
 
 import { Errors } from '../errors.js';
 import { assert } from './assert.js';
+import { quantileMs } from './quantile.js';
 
-export const TRACE_STAGES = ['flushed', 'sent', 'received', 'standbyFlushed', 'replayed'] as const;
+const TRACE_STAGES = ['flushed', 'sent', 'received', 'standbyFlushed', 'replayed'] as const;
 export type TraceStage = (typeof TRACE_STAGES)[number];
 const STAGE_INDEX: Record<TraceStage, number> = { flushed: 0, sent: 1, received: 2, standbyFlushed: 3, replayed: 4 };
 /** Entries per stage at most (2 float64 each). */
@@ -121,7 +122,7 @@ export class StageTimeline {
 }
 
 /** The hops of one commit on its way to a standby's readers, between traced positions. */
-export const LIVE_HOPS = [
+const LIVE_HOPS = [
   ['flushed', 'acknowledged', 'the committer learns its flush'],
   ['flushed', 'sent', 'walsender: wake-up and XLogData'],
   ['sent', 'received', 'TCP or ring, walreceiver wake-up'],
@@ -160,10 +161,9 @@ export function hopBreakdown(trace: StageTrace, commits: ReadonlyArray<readonly 
   if (rows.length === 0) return [];
   rows.sort((a, b) => a.total - b.total);
   const slow = rows.slice(Math.floor(rows.length * 0.99));
-  const pct = (v: number[], q: number) => +v[Math.min(v.length - 1, Math.floor(v.length * q))]!.toFixed(3);
   return LIVE_HOPS.map(([from, to, what]) => {
     const v = rows.map((r) => r.t[to]! - r.t[from]!).sort((a, b) => a - b);
     const s = slow.map((r) => r.t[to]! - r.t[from]!);
-    return { hop: `${from} → ${to}`, what, p50Ms: pct(v, 0.5), p99Ms: pct(v, 0.99), slowestPercentMeanMs: +(s.reduce((a, b) => a + b, 0) / s.length).toFixed(3) };
+    return { hop: `${from} → ${to}`, what, p50Ms: quantileMs(v, 0.5), p99Ms: quantileMs(v, 0.99), slowestPercentMeanMs: +(s.reduce((a, b) => a + b, 0) / s.length).toFixed(3) };
   });
 }

@@ -1,4 +1,6 @@
-// PostgreSQL 15 WAL layout constants (see ../shared/reference/wal-format.md). Byte order inside
+// PostgreSQL 15 WAL layout constants, from PostgreSQL's src/include/access/xlog_internal.h (page
+// headers, segment sizes), xlogrecord.h (record header, block ids), rmgr.h (the custom resource
+// manager range) and catalog/pg_control.h (XLOG record info bits). Byte order inside
 // WAL is little-endian; every position is an LSN (byte offset in the infinite WAL stream).
 
 export const XLOG_PAGE_MAGIC = 0xd110; // PostgreSQL 15

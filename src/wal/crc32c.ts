@@ -10,12 +10,12 @@
 //   *sparse multiples* of the CRC polynomial P:
 //     M1 = x^5275 + x^4508 + x^2751 + 1                    (4 terms, degree 5275)
 //     M2 = x^290 + x^136 + x^113 + x^107 + x^32 + 1        (6 terms, degree 290)
-//   Both are divisible by P (checked when the kernel is built). Squaring is linear over GF(2), so M(x)^8 = M(x^8)
+//   Both are divisible by P (test/crc32c.test.ts checks it). Squaring is linear over GF(2), so M(x)^8 = M(x^8)
 //   is also a multiple of P: every exponent can be read in bytes instead of bits. Dividing the message
 //   by M(x^8) is then a byte-aligned recurrence, quotient[p] = msg[p] ^ quotient[p - (D - e)] for the
 //   lower terms e, evaluated 16 bytes at a time with v128 loads/XORs and no table lookups. The
 //   remainder (< D bytes) is congruent to the message mod P, so its CRC is the message's CRC. M1 takes
-//   inputs >= bulkMinBytes to a ~5.3 KB remainder, M2 takes what is left to <= 306 bytes, and a
+//   inputs >= 16 KiB to a ~5.3 KB remainder, M2 takes what is left to <= 306 bytes, and a
 //   slicing-by-16 table loop (also in WebAssembly, where loads need no bounds checks) finishes.
 //   Every recurrence offset is >= 154 bytes, so a load never straddles a store still in flight.
 // - The copy goes to the same address mod 8 as a SharedArrayBuffer source (V8 copies shared memory
@@ -26,8 +26,8 @@
 // - The wasm path touches the caller's buffer only through .buffer/.byteOffset/.length and one
 //   TypedArray.prototype.set, so Buffer, Uint8Array and SharedArrayBuffer views at any offset all
 //   take the same machine code (no per-kind deopts).
-// The WebAssembly module is assembled on first use from the WAT text below by a ~150-line assembler
-// for the flat-WAT subset it uses; there is no binary blob and no toolchain.
+// The WebAssembly module is src/wal/crc32c.wat, embedded below as its binary (CRC32C_WASM_BASE64,
+// 1490 bytes); that file says how the bytes were made.
 
 import { assert } from '../util/assert.js';
 
@@ -124,340 +124,45 @@ function crc32cWords(state: number, buf: Uint8Array, start: number, end: number)
 }
 
 // ---------------------------------------------------------------------------------------------
-// Sparse multiples of P, exponents in bytes (see header). Lower terms e give the recurrence
-// offsets D - e; every offset must be >= 64 so a 4 x 16-byte step never feeds itself. (Found by a
-// meet-in-the-middle search over x^k mod P; P has the factor x + 1, so only even weights exist.
-// M1 is the lowest-degree weight-4 multiple (exhaustive search to degree 9000), M2 a low-degree
-// weight-6 one whose offsets are all >= 154.)
+// The WebAssembly kernel (src/wal/crc32c.wat). It reduces the stream modulo sparse multiples of P,
+// exponents in bytes (see the header): M1 = x^5275 + x^4508 + x^2751 + 1, the lowest-degree
+// weight-4 multiple, and M2 = x^290 + x^136 + x^113 + x^107 + x^32 + 1, a low-degree weight-6 one
+// whose recurrence offsets are all >= 154 bytes. (Found by a meet-in-the-middle search over
+// x^k mod P; P has the factor x + 1, so only even weights exist.)
+//
+// Memory layout (bytes), as the kernel expects it: [0, 16384) tables T; [DATA_BASE - histBytes,
+// DATA_BASE) the quotient history the recurrence reads behind the data; the stream at DATA_BASE
+// (64-aligned), with room for chunkBytes + D1 + 16 bytes.
 
-const M1 = [5275, 4508, 2751, 0] as const;
-const M2 = [290, 136, 113, 107, 32, 0] as const;
-const D1 = M1[0];
-const D2 = M2[0];
-
-/** x^(8e) mod P in the reflected representation, summed over the terms: 0 iff P divides M(x^8). */
-function residue(terms: readonly number[]): number {
-  let sum = 0;
-  for (const e of terms) {
-    let v = 0x80000000; // x^0, reflected
-    for (let k = 0; k < e; k++) v = T[v & 0xff]! ^ (v >>> 8); // multiply by x^8 mod P
-    sum ^= v;
-  }
-  return sum;
-}
-
-// ---------------------------------------------------------------------------------------------
-// WebAssembly memory layout (bytes): [0, 16384) tables T; [DATA_BASE - histBytes, DATA_BASE) the
-// quotient history the recurrence reads behind the data; the stream at DATA_BASE (64-aligned), with
-// room for chunkBytes + D1 + 16 bytes.
-
+/** Degree of M1 in bytes: the kernel keeps this many quotient bytes between chunks. */
+const D1 = 5275;
 const chunkBytes = 65536;
-/** Inputs from this size on are reduced by M1 before M2 (below it M1's scatter costs more than it saves). */
-const bulkMinBytes = 16384;
-assert(bulkMinBytes >= D1 + 16 && bulkMinBytes <= chunkBytes);
 const histBytes = (D1 + 63) & ~63;
 const DATA_BASE = 16384 + histBytes;
 assert(DATA_BASE % 64 === 0);
-const memPages = Math.ceil((DATA_BASE + 8 + chunkBytes + D1 + 16 + 64) / 65536);
 
-/** fold(b, end): the recurrence over blocks [b + D, end + D), 16 bytes a step; 4 steps unrolled. */
-function foldFunc(name: string, terms: readonly number[]): string {
-  const D = terms[0]!;
-  const step = (k: number) => `
-      local.get $b
-      local.get $b v128.load offset=${D + 16 * k}
-      ${terms.slice(1).map((e) => `local.get $b v128.load offset=${e + 16 * k} v128.xor`).join('\n      ')}
-      v128.store offset=${D + 16 * k}`;
-  const loop = (steps: number) => `
-    block $done loop $next
-      local.get $b i32.const ${16 * steps} i32.add local.get $end i32.gt_u br_if $done
-      ${Array.from({ length: steps }, (_, k) => step(k)).join('')}
-      local.get $b i32.const ${16 * steps} i32.add local.set $b
-      br $next
-    end end`;
-  return `
-  (func $${name} (param $b i32) (param $end i32)
-    ${loop(4)}
-    ${loop(1)})`;
-}
-
-/** Scatter the last quotient bytes into the remainder: [q, q + o) ^= [q - o, q) for each offset o. */
-function scatter(terms: readonly number[]): string {
-  const D = terms[0]!;
-  return terms
-    .slice(1)
-    .map((e) => `local.get $q local.get $q i32.const ${D - e} i32.sub i32.const ${D - e} call $xorin`)
-    .join('\n    ');
-}
-
-/** Four table lookups for the bytes of local $a, tables k0 .. k0-3, XORed together. */
-function lookups(k0: number): string {
-  return `
-      local.get $a i32.const 255 i32.and i32.const 2 i32.shl i32.load offset=${1024 * k0}
-      local.get $a i32.const 6 i32.shr_u i32.const 1020 i32.and i32.load offset=${1024 * (k0 - 1)} i32.xor
-      local.get $a i32.const 14 i32.shr_u i32.const 1020 i32.and i32.load offset=${1024 * (k0 - 2)} i32.xor
-      local.get $a i32.const 22 i32.shr_u i32.const 1020 i32.and i32.load offset=${1024 * (k0 - 3)} i32.xor`;
-}
-
-const WAT = `
-(module
-  (memory (export "mem") ${memPages})
-
-  ;; Slicing-by-16 over [p, end), then byte at a time.
-  (func $tab (param $crc i32) (param $p i32) (param $end i32) (result i32) (local $a i32)
-    block $done loop $next
-      local.get $p i32.const 16 i32.add local.get $end i32.gt_u br_if $done
-      local.get $crc local.get $p i32.load i32.xor local.set $a ${lookups(15)}
-      local.get $p i32.load offset=4 local.set $a ${lookups(11)} i32.xor
-      local.get $p i32.load offset=8 local.set $a ${lookups(7)} i32.xor
-      local.get $p i32.load offset=12 local.set $a ${lookups(3)} i32.xor
-      local.set $crc
-      local.get $p i32.const 16 i32.add local.set $p
-      br $next
-    end end
-    block $done loop $next
-      local.get $p local.get $end i32.ge_u br_if $done
-      local.get $crc local.get $p i32.load8_u i32.xor i32.const 255 i32.and i32.const 2 i32.shl i32.load
-      local.get $crc i32.const 8 i32.shr_u i32.xor local.set $crc
-      local.get $p i32.const 1 i32.add local.set $p
-      br $next
-    end end
-    local.get $crc)
-
-  ;; [dst, dst + n) ^= [src, src + n); the ranges do not overlap.
-  (func $xorin (param $dst i32) (param $src i32) (param $n i32)
-    block $done loop $next
-      local.get $n i32.const 16 i32.lt_u br_if $done
-      local.get $dst local.get $dst v128.load local.get $src v128.load v128.xor v128.store
-      local.get $dst i32.const 16 i32.add local.set $dst
-      local.get $src i32.const 16 i32.add local.set $src
-      local.get $n i32.const 16 i32.sub local.set $n
-      br $next
-    end end
-    block $done loop $next
-      local.get $n i32.eqz br_if $done
-      local.get $dst local.get $dst i32.load8_u local.get $src i32.load8_u i32.xor i32.store8
-      local.get $dst i32.const 1 i32.add local.set $dst
-      local.get $src i32.const 1 i32.add local.set $src
-      local.get $n i32.const 1 i32.sub local.set $n
-      br $next
-    end end)
-  ${foldFunc('fold1', M1)}
-  ${foldFunc('fold2', M2)}
-
-  ;; The stream starts at $d (64-aligned) with $x - $d <= 7 zero bytes of padding before the first
-  ;; message byte at $x; leading zeros do not change a zero-init CRC. XOR the running state into the
-  ;; first 4 message bytes (which makes the CRC a zero-init one).
-  (func $start (param $d i32) (param $x i32) (param $state i32)
-    local.get $d i32.const 0 local.get $x local.get $d i32.sub memory.fill
-    local.get $x local.get $x i32.load local.get $state i32.xor i32.store)
-  ;; On the first piece of a call, zero the quotient history the M1 recurrence reads behind $d.
-  (func $clearHistory (param $d i32) (param $first i32)
-    block $skip
-      local.get $first i32.eqz br_if $skip
-      local.get $d i32.const ${D1} i32.sub i32.const 0 i32.const ${D1} memory.fill
-    end)
-
-  ;; A non-final piece of n bytes (a multiple of 16, and at least D1 + 16 bytes follow it): all of
-  ;; it is quotient. Keeps its last D1 quotient bytes as the history of the next piece.
-  (func $chunk (export "chunk") (param $d i32) (param $n i32) (param $x i32) (param $state i32) (param $first i32)
-    local.get $d local.get $x local.get $state call $start
-    local.get $d local.get $first call $clearHistory
-    local.get $d i32.const ${D1} i32.sub local.get $d local.get $n i32.add i32.const ${D1} i32.sub call $fold1
-    local.get $d i32.const ${D1} i32.sub local.get $d local.get $n i32.add i32.const ${D1} i32.sub i32.const ${D1} memory.copy)
-
-  ;; The final piece [d, d + n), n >= 4: returns the un-finalised CRC of the whole input.
-  (func $final (export "final") (param $d i32) (param $n i32) (param $x i32) (param $state i32) (param $first i32) (result i32)
-    (local $p i32) (local $q i32) (local $L i32)
-    local.get $d local.get $x local.get $state call $start
-    local.get $d local.get $n i32.add local.set $L
-    local.get $d local.set $p
-    block $s1
-      ;; M1 first when the input is large enough to repay its 8.5 KB of scatter (or continues chunks)
-      local.get $n i32.const ${bulkMinBytes} i32.lt_u local.get $first i32.and br_if $s1
-      local.get $d local.get $first call $clearHistory
-      local.get $d local.get $n i32.const ${D1} i32.sub i32.const -16 i32.and i32.add local.set $q
-      local.get $d i32.const ${D1} i32.sub local.get $q i32.const ${D1} i32.sub call $fold1
-    ${scatter(M1)}
-      local.get $q local.set $p
-    end
-    block $s2
-      local.get $L local.get $p i32.sub i32.const ${D2 + 16} i32.lt_u br_if $s2
-      local.get $p i32.const ${D2} i32.sub i32.const 0 i32.const ${D2} memory.fill
-      local.get $p local.get $L local.get $p i32.sub i32.const ${D2} i32.sub i32.const -16 i32.and i32.add local.set $q
-      local.get $p i32.const ${D2} i32.sub local.get $q i32.const ${D2} i32.sub call $fold2
-    ${scatter(M2)}
-      local.get $q local.set $p
-    end
-    i32.const 0 local.get $p local.get $L call $tab)
-)`;
-
-// ---------------------------------------------------------------------------------------------
-// A flat-WAT assembler for the subset above: one module, one memory, functions with i32 params,
-// locals and results, block/loop/br/br_if with labels, call, i32/v128 arithmetic and memory ops.
-
-const SIMPLE_OPS: Record<string, number[]> = {
-  'i32.eqz': [0x45], 'i32.lt_u': [0x49], 'i32.gt_u': [0x4b], 'i32.ge_u': [0x4f],
-  'i32.add': [0x6a], 'i32.sub': [0x6b], 'i32.and': [0x71], 'i32.xor': [0x73], 'i32.shl': [0x74], 'i32.shr_u': [0x76],
-  'v128.xor': [0xfd, 0x51],
-  'memory.copy': [0xfc, 0x0a, 0x00, 0x00], 'memory.fill': [0xfc, 0x0b, 0x00],
-};
-/** opcode bytes and natural alignment (log2) */
-const MEMORY_OPS: Record<string, [number[], number]> = {
-  'i32.load': [[0x28], 2], 'i32.load8_u': [[0x2d], 0], 'i32.store': [[0x36], 2], 'i32.store8': [[0x3a], 0],
-  'v128.load': [[0xfd, 0x00], 4], 'v128.store': [[0xfd, 0x0b], 4],
-};
-const VALTYPE: Record<string, number> = { i32: 0x7f };
-
-function uleb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n = Math.floor(n / 128);
-    if (n) b |= 0x80;
-    out.push(b);
-  } while (n);
-  return out;
-}
-function sleb(n: number): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const b = n & 0x7f;
-    n >>= 7;
-    if ((n === 0 && !(b & 0x40)) || (n === -1 && b & 0x40)) return [...out, b];
-    out.push(b | 0x80);
-  }
-}
-
-type Sexp = string | Sexp[];
-
-function parseWat(src: string): Sexp {
-  const toks = src.replace(/;;[^\n]*/g, ' ').match(/\(|\)|"[^"]*"|[^\s()]+/g) ?? [];
-  let i = 0;
-  const read = (): Sexp => {
-    const t = toks[i++];
-    assert(t !== undefined && t !== ')', 'wat: unexpected end or )');
-    if (t !== '(') return t;
-    const list: Sexp[] = [];
-    while (toks[i] !== ')') list.push(read());
-    i++;
-    return list;
-  };
-  const m = read();
-  assert(i === toks.length, 'wat: trailing tokens');
-  return m;
-}
-
-export function assembleWat(src: string): Uint8Array {
-  const mod = parseWat(src);
-  assert(Array.isArray(mod) && mod[0] === 'module', 'wat: expected (module ...)');
-  const fields = mod.slice(1) as Sexp[][];
-  const funcs = fields.filter((f) => f[0] === 'func');
-  const funcIndex = new Map(funcs.map((f, i) => [f[1] as string, i]));
-  const types: string[] = [];
-  const exportsOut: number[][] = [];
-  const str = (s: string) => [...uleb(s.length), ...new TextEncoder().encode(s)];
-  let pages = -1;
-  for (const f of fields) {
-    if (f[0] === 'memory') {
-      for (const x of f.slice(1)) {
-        if (Array.isArray(x)) exportsOut.push([...str(JSON.parse(x[1] as string) as string), 0x02, 0]);
-        else pages = Number(x);
-      }
-    } else assert(f[0] === 'func', `wat: unsupported field ${String(f[0])}`);
-  }
-  const bodies: number[][] = [];
-  const typeOf: number[] = [];
-  funcs.forEach((f, fi) => {
-    const locals = new Map<string, number>();
-    const params: number[] = [];
-    const results: number[] = [];
-    const extra: number[] = [];
-    let j = 2;
-    for (; j < f.length && Array.isArray(f[j]); j++) {
-      const x = f[j] as string[];
-      if (x[0] === 'export') exportsOut.push([...str(JSON.parse(x[1]!) as string), 0x00, fi]);
-      else if (x[0] === 'param') (locals.set(x[1]!, locals.size), params.push(VALTYPE[x[2]!]!));
-      else if (x[0] === 'result') results.push(VALTYPE[x[1]!]!);
-      else if (x[0] === 'local') (locals.set(x[1]!, locals.size), extra.push(VALTYPE[x[2]!]!));
-      else assert(false, `wat: unexpected (${x[0]})`);
-    }
-    const sig = JSON.stringify([params, results]);
-    if (!types.includes(sig)) types.push(sig);
-    typeOf.push(types.indexOf(sig));
-    const body = f.slice(j) as string[];
-    const code: number[] = [];
-    const labels: (string | null)[] = [];
-    const operand = (k: number, what: string) => {
-      const v = body[k];
-      assert(typeof v === 'string', `wat: ${what} needs an operand`);
-      return v;
-    };
-    for (let k = 0; k < body.length; k++) {
-      const op = body[k]!;
-      assert(typeof op === 'string', 'wat: folded expressions are not supported');
-      if (op === 'block' || op === 'loop') {
-        code.push(op === 'block' ? 0x02 : 0x03, 0x40);
-        labels.push(body[k + 1]?.startsWith('$') ? body[++k]! : null);
-      } else if (op === 'end') {
-        assert(labels.length > 0, 'wat: unmatched end');
-        labels.pop();
-        code.push(0x0b);
-      } else if (op === 'br' || op === 'br_if') {
-        const at = labels.lastIndexOf(operand(++k, op));
-        assert(at >= 0, `wat: unknown label ${body[k]}`);
-        code.push(op === 'br' ? 0x0c : 0x0d, ...uleb(labels.length - 1 - at));
-      } else if (op === 'local.get' || op === 'local.set' || op === 'local.tee') {
-        const n = locals.get(operand(++k, op));
-        assert(n !== undefined, `wat: unknown local ${body[k]}`);
-        code.push(op === 'local.get' ? 0x20 : op === 'local.set' ? 0x21 : 0x22, ...uleb(n));
-      } else if (op === 'call') {
-        const n = funcIndex.get(operand(++k, op));
-        assert(n !== undefined, `wat: unknown function ${body[k]}`);
-        code.push(0x10, ...uleb(n));
-      } else if (op === 'i32.const') {
-        code.push(0x41, ...sleb(Number(operand(++k, op)) | 0));
-      } else if (MEMORY_OPS[op]) {
-        const [bytes, natural] = MEMORY_OPS[op]!;
-        let offset = 0;
-        let align = natural;
-        while (/^(offset|align)=\d+$/.test(body[k + 1] ?? '')) {
-          const [key, v] = body[++k]!.split('=');
-          if (key === 'offset') offset = Number(v);
-          else align = Math.log2(Number(v));
-        }
-        code.push(...bytes, ...uleb(align), ...uleb(offset));
-      } else {
-        assert(SIMPLE_OPS[op] !== undefined, `wat: unknown instruction ${op}`);
-        code.push(...SIMPLE_OPS[op]!);
-      }
-    }
-    assert(labels.length === 0, 'wat: unclosed block');
-    const groups: [number, number][] = [];
-    for (const t of extra) {
-      const g = groups[groups.length - 1];
-      if (g && g[1] === t) g[0]++;
-      else groups.push([1, t]);
-    }
-    const fb = [...uleb(groups.length), ...groups.flatMap(([n, t]) => [...uleb(n), t]), ...code, 0x0b];
-    bodies.push([...uleb(fb.length), ...fb]);
-  });
-  const section = (id: number, items: number[][]) => {
-    const payload = [...uleb(items.length), ...items.flat()];
-    return [id, ...uleb(payload.length), ...payload];
-  };
-  return new Uint8Array([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, types.map((t) => {
-      const [p, r] = JSON.parse(t) as [number[], number[]];
-      return [0x60, ...uleb(p.length), ...p, ...uleb(r.length), ...r];
-    })),
-    ...section(3, typeOf.map((t) => uleb(t))),
-    ...(pages >= 0 ? section(5, [[0x00, ...uleb(pages)]]) : []),
-    ...section(7, exportsOut),
-    ...section(10, bodies),
-  ]);
-}
+/** The binary of src/wal/crc32c.wat (WABT wat2wasm 1.0.39; the command is in that file). */
+const CRC32C_WASM_BASE64 =
+  'AGFzbQEAAAABJAVgA39/fwF/YAN/f38AYAJ/fwBgBX9/f39/AGAFf39/f38BfwMJCAABAgIBAgMEBQMBAAIHFwMDbWVtAgAFY2h1' +
+  'bmsABgVmaW5hbAAHCvgKCM4CAQF/AkADQCABQRBqIAJLDQEgACABKAIAcyEDIANB/wFxQQJ0KAKAeCADQQZ2QfwHcSgCgHBzIANB' +
+  'DnZB/AdxKAKAaHMgA0EWdkH8B3EoAoBgcyABKAIEIQMgA0H/AXFBAnQoAoBYIANBBnZB/AdxKAKAUHMgA0EOdkH8B3EoAoBIcyAD' +
+  'QRZ2QfwHcSgCgEBzcyABKAIIIQMgA0H/AXFBAnQoAoA4IANBBnZB/AdxKAKAMHMgA0EOdkH8B3EoAoAocyADQRZ2QfwHcSgCgCBz' +
+  'cyABKAIMIQMgA0H/AXFBAnQoAoAYIANBBnZB/AdxKAKAEHMgA0EOdkH8B3EoAoAIcyADQRZ2QfwHcSgCAHNzIQAgAUEQaiEBDAAL' +
+  'CwJAA0AgASACTw0BIAAgAS0AAHNB/wFxQQJ0KAIAIABBCHZzIQAgAUEBaiEBDAALCyAAC2wAAkADQCACQRBJDQEgACAA/QAEACAB' +
+  '/QAEAP1R/QsEACAAQRBqIQAgAUEQaiEBIAJBEGshAgwACwsCQANAIAJFDQEgACAALQAAIAEtAABzOgAAIABBAWohACABQQFqIQEg' +
+  'AkEBayECDAALCwv+AQACQANAIABBwABqIAFLDQEgACAA/QAEmykgAP0ABJwj/VEgAP0ABL8V/VEgAP0ABAD9Uf0LBJspIAAgAP0A' +
+  'BKspIAD9AASsI/1RIAD9AATPFf1RIAD9AAQQ/VH9CwSrKSAAIAD9AAS7KSAA/QAEvCP9USAA/QAE3xX9USAA/QAEIP1R/QsEuykg' +
+  'ACAA/QAEyykgAP0ABMwj/VEgAP0ABO8V/VEgAP0ABDD9Uf0LBMspIABBwABqIQAMAAsLAkADQCAAQRBqIAFLDQEgACAA/QAEmykg' +
+  'AP0ABJwj/VEgAP0ABL8V/VEgAP0ABAD9Uf0LBJspIABBEGohAAwACwsLzgIAAkADQCAAQcAAaiABSw0BIAAgAP0ABKICIAD9AASI' +
+  'Af1RIAD9AARx/VEgAP0ABGv9USAA/QAEIP1RIAD9AAQA/VH9CwSiAiAAIAD9AASyAiAA/QAEmAH9USAA/QAEgQH9USAA/QAEe/1R' +
+  'IAD9AAQw/VEgAP0ABBD9Uf0LBLICIAAgAP0ABMICIAD9AASoAf1RIAD9AASRAf1RIAD9AASLAf1RIAD9AARA/VEgAP0ABCD9Uf0L' +
+  'BMICIAAgAP0ABNICIAD9AAS4Af1RIAD9AAShAf1RIAD9AASbAf1RIAD9AARQ/VEgAP0ABDD9Uf0LBNICIABBwABqIQAMAAsLAkAD' +
+  'QCAAQRBqIAFLDQEgACAA/QAEogIgAP0ABIgB/VEgAP0ABHH9USAA/QAEa/1RIAD9AAQg/VEgAP0ABAD9Uf0LBKICIABBEGohAAwA' +
+  'CwsLGwAgAEEAIAEgAGv8CwAgASABKAIAIAJzNgIACxgAAkAgAUUNACAAQZspa0EAQZsp/AsACws3ACAAIAIgAxAEIAAgBBAFIABB' +
+  'mylrIAAgAWpBmylrEAIgAEGbKWsgACABakGbKWtBmyn8CgAAC/sBAQN/IAAgAiADEAQgACABaiEHIAAhBQJAIAFBgIABSSAEcQ0A' +
+  'IAAgBBAFIAAgAUGbKWtBcHFqIQYgAEGbKWsgBkGbKWsQAiAGIAZB/wVrQf8FEAEgBiAGQdwTa0HcExABIAYgBkGbKWtBmykQASAG' +
+  'IQULAkAgByAFa0GyAkkNACAFQaICa0EAQaIC/AsAIAUgByAFa0GiAmtBcHFqIQYgBUGiAmsgBkGiAmsQAyAGIAZBmgFrQZoBEAEg' +
+  'BiAGQbEBa0GxARABIAYgBkG3AWtBtwEQASAGIAZBggJrQYICEAEgBiAGQaICa0GiAhABIAYhBQtBACAFIAcQAAs=';
 
 // ---------------------------------------------------------------------------------------------
 // Instance
@@ -472,14 +177,12 @@ interface Kernel {
   final: (d: number, n: number, x: number, state: number, first: number) => number;
 }
 
-/** Built on the first input >= wasmMinBytes (~8 ms, mostly assembling), so threads that only CRC
- *  small records never pay for it. null: no usable WebAssembly here, the JS path serves all. */
+/** Built on the first input >= wasmMinBytes, so threads that only CRC small records never pay for
+ *  it. null: no usable WebAssembly here, the JS path serves all. */
 function instantiate(): Kernel | null {
-  assert(residue(M1) === 0 && residue(M2) === 0, 'crc32c: M1 and M2 must be multiples of the CRC-32C polynomial');
-  assert(M1[0] - M1[1] >= 64 && M2[0] - M2[1] >= 64, 'crc32c: recurrence offsets must be >= 64 bytes');
   const wasm = (globalThis as { WebAssembly?: WasmGlobal }).WebAssembly;
   if (!wasm) return null;
-  const bytes = assembleWat(WAT);
+  const bytes = Buffer.from(CRC32C_WASM_BASE64, 'base64');
   let module: object;
   try {
     module = new wasm.Module(bytes);

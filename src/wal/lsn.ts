@@ -6,7 +6,6 @@ import { u32le } from '../util/bytes.js';
 
 export type Lsn = number;
 
-export const InvalidLsn: Lsn = 0;
 const TWO32 = 0x1_0000_0000;
 
 export function lsnToString(lsn: Lsn): string {
@@ -28,15 +27,6 @@ export function parseLsn(text: string): Lsn {
   const m = LSN_RE.exec(text.trim());
   if (!m) throw Errors.syntaxError(`invalid LSN "${text}"`);
   return parseInt(m[1]!, 16) * TWO32 + parseInt(m[2]!, 16);
-}
-
-export function isLsnText(text: string): boolean {
-  return LSN_RE.test(text);
-}
-
-export function lsnFromBigInt(v: bigint): Lsn {
-  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw Errors.protocolViolation(`LSN ${v} beyond 2^53 is not supported`);
-  return Number(v);
 }
 
 export function readLsnLE(buf: Uint8Array, off: number): Lsn {

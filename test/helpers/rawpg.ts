@@ -11,7 +11,7 @@ import { BackendDecoder, type Frame } from '../../src/replication/protocol/frame
 import { decodeErrorFields, encodeQuery, encodeStartupMessage, type ErrorFields } from '../../src/replication/protocol/messages.js';
 import { createRingPair, type RingPairHandle } from '../../src/replication/ring.js';
 import { type ByteSocket, RingSocket } from '../../src/replication/ring-socket.js';
-import type { InProcessConnectRequest } from '../../src/replication/server.js';
+import type { InProcessConnectRequest } from '../../src/replication/in-process-connect.js';
 import { PG_BIN } from './tmp.js';
 
 export class RawClient {

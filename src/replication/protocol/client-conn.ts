@@ -1,7 +1,7 @@
 // ReplicationClientConn: the client side of one physical replication connection, sans I/O —
 // what walstream's walreceiver (and the tests) use to talk to a real PostgreSQL 15 primary or to
 // walstream's own walsender. The owner feeds received bytes, writes what `send` hands it, and
-// reacts to events; tcp-client.ts wraps it around a node:net socket.
+// reacts to events; src/standby/transport.ts wraps it around a node:net socket or an in-process ring.
 //
 // Owns: the StartupMessage (user, database=replication, replication=true, application_name),
 // authentication (SCRAM-SHA-256 with server-signature check, MD5, cleartext, trust), the

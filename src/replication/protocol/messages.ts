@@ -412,9 +412,6 @@ export function decodeQuery(body: Uint8Array): string {
 export function encodeTerminate(): Buffer {
   return new MessageWriter('X', 8).finish();
 }
-export function encodeSync(): Buffer {
-  return new MessageWriter('S', 8).finish();
-}
 export function encodeEmptyQueryResponse(): Buffer {
   return new MessageWriter('I', 8).finish();
 }

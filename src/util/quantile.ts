@@ -1,5 +1,5 @@
-// Order statistics shared by the benches: nearest-rank quantiles (index floor(q·n), clamped to the
-// last sample), as every bench here reports them. Pure functions.
+// Order statistics: nearest-rank quantiles (index floor(q·n), clamped to the last sample), as the
+// stage trace's hop breakdown and every benchmark report them. Pure functions.
 
 /** The q-quantile (0 ≤ q ≤ 1) of samples sorted ascending; NaN when there are none. */
 export function quantile(sorted: ArrayLike<number>, q: number): number {
