@@ -6,6 +6,9 @@ import { u32le } from '../util/bytes.js';
 
 export type Lsn = number;
 
+/** PostgreSQL's InvalidXLogRecPtr: no position (a timeline history's open end, an unset LSN). */
+export const InvalidLsn: Lsn = 0;
+
 const TWO32 = 0x1_0000_0000;
 
 export function lsnToString(lsn: Lsn): string {
