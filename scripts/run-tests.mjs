@@ -58,6 +58,9 @@ for (const arg of process.argv.slice(2)) {
   }
 }
 
+/** Code (not prose) that runs PostgreSQL's binaries: its helpers, its bin directory, a quoted binary name. */
+const USES_POSTGRESQL = /helpers\/(pgcluster|pgnode|psql)\.js|startPgReceivewal\(|\bPG_BIN\b|\/usr\/lib\/postgresql|['"`\/](pg_receivewal|pg_waldump|pg_basebackup|pg_verifybackup|pg_ctl|pg_controldata|initdb|psql|postgres)['"` ]/;
+
 /**
  * A test file's tier, from its source: bench smoke tests are test/bench-*; a file that runs
  * PostgreSQL 15's binaries (initdb/postgres through helpers/pgcluster, pg_receivewal, pg_waldump,
@@ -66,7 +69,7 @@ for (const arg of process.argv.slice(2)) {
 function tierOf(rel) {
   if (path.basename(rel).startsWith('bench-')) return 'bench';
   const src = fs.readFileSync(path.join(root, 'test', rel.replace(/\.js$/, '.ts')), 'utf8');
-  return /pgcluster|startPgReceivewal|pg_waldump|pg_receivewal|pg_basebackup|pg_verifybackup|psql|postgresql\/15/.test(src) ? 'integration' : 'unit';
+  return USES_POSTGRESQL.test(src) ? 'integration' : 'unit';
 }
 const selected = (p) => (filters.length === 0 || filters.some((f) => p.includes(f))) && (tiers.length === 0 || tiers.includes(tierOf(p)));
 const sources = new Set(walk(path.join(root, 'test'), '.test.ts').map((p) => p.replace(/\.ts$/, '.js')));
