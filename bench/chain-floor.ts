@@ -24,6 +24,7 @@ import path from 'node:path';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { quantileMs } from '../src/util/quantile.js';
 import { tailShape, type TailShape } from './tail-shape.js';
+import { cdfOf, type CdfPoint } from './report/model.js';
 
 export interface ChainFloorResult {
   standbys: number;
@@ -35,6 +36,8 @@ export interface ChainFloorResult {
   fsyncP99Ms: number;
   /** How the slowest 1 % is spread in time (bench/tail-shape.ts). */
   tail: TailShape;
+  /** Latency CDF (percentile → ms). */
+  cdf: CdfPoint[];
 }
 
 const MAX_STANDBYS = 16;
@@ -136,7 +139,7 @@ export async function measureChainFloor(o: { dir: string; seconds: number; rate:
     lat.sort((a, b) => a - b);
     const k = Math.min(Atomics.load(i32, FSYNC_COUNT), FSYNC_SLOTS);
     const fsy = Array.from(i32.subarray(FSYNC_US, FSYNC_US + k), (us) => us / 1000).sort((a, b) => a - b);
-    return { standbys: n, events: lat.length, p50Ms: quantileMs(lat, 0.5), p99Ms: quantileMs(lat, 0.99), fsyncP50Ms: quantileMs(fsy, 0.5), fsyncP99Ms: quantileMs(fsy, 0.99), tail };
+    return { standbys: n, events: lat.length, p50Ms: quantileMs(lat, 0.5), p99Ms: quantileMs(lat, 0.99), fsyncP50Ms: quantileMs(fsy, 0.5), fsyncP99Ms: quantileMs(fsy, 0.99), tail, cdf: cdfOf(lat) };
   } finally {
     Atomics.store(i32, STOP, 1);
     for (let k = 0; k < PORTS + 3 * MAX_STANDBYS; k++) Atomics.notify(i32, k);

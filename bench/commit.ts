@@ -1,20 +1,26 @@
 // `walstream bench commit`: commits/s and commit latency (p50/p99) at several committer counts,
 // synchronous_commit off and on, printed beside the raw 8 KiB write+fdatasync rate of the same
 // disk measured in the same run; plus WAL insert bandwidth for 1 KiB records at
-// synchronous_commit=off. Prints JSON.
+// synchronous_commit=off. Returns a JSON-ready object (latency in ms, MB/s = 10^6 bytes/s); works in
+// a directory of its own inside `dir` (or the temp directory), removed at the end unless `keep`.
 
-import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as hdr from 'hdr-histogram-js';
 import { Primary } from '../src/primary/primary.js';
 import { parseLsn } from '../src/wal/lsn.js';
 import { measureRawFsync } from './raw-limits.js';
+import { cdfOf, CDF_PERCENTILES } from './report/model.js';
+import { noProgress, type BenchProgress } from './report/progress.js';
+import { benchWorkDir } from './report/workdir.js';
 
 export interface CommitBenchOptions {
   dir?: string | undefined;
   seconds: number;
   committers: number[];
+  /** Keep the run's directory instead of removing it. */
+  keep?: boolean;
+  progress?: BenchProgress;
 }
 
 async function measure(p: Primary, committers: number, level: 'off' | 'on', seconds: number, valueBytes: number) {
@@ -42,9 +48,10 @@ async function measure(p: Primary, committers: number, level: 'off' | 'on', seco
     synchronous_commit: level,
     committers,
     commitsPerSec: Math.round(commits / seconds),
-    p50us: h.getValueAtPercentile(50),
-    p99us: h.getValueAtPercentile(99),
+    p50Ms: h.getValueAtPercentile(50) / 1000,
+    p99Ms: h.getValueAtPercentile(99) / 1000,
     commitsPerFsync: fsyncs > 0 ? +(commits / fsyncs).toFixed(1) : null,
+    cdf: commits > 0 ? CDF_PERCENTILES.map((q) => ({ p: q, ms: h.getValueAtPercentile(q === 0 ? 0.0001 : q) / 1000 })) : cdfOf([]),
   };
   h.destroy();
   return res;
@@ -68,26 +75,35 @@ export async function insertBandwidth(p: Primary, seconds: number) {
   const bytes = p.insertLsn - start;
   // ringWaits: times the inserter found wal_buffers full and waited for the walwriter (the disk
   // bounded the rate, not the insert path).
-  return { records: n, avgRecordBytes: Math.round(bytes / n), walMBps: +(bytes / secs / 1e6).toFixed(1), recordsPerSec: Math.round(n / secs), ringWaits: p.stats().ringWaits - waits0 };
+  return { records: n, avgRecordBytes: Math.round(bytes / n), walMbPerSec: +(bytes / secs / 1e6).toFixed(1), recordsPerSec: Math.round(n / secs), ringWaits: p.stats().ringWaits - waits0 };
 }
 
 export async function runCommitBench(o: CommitBenchOptions) {
-  const base = o.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'walstream-bench-'));
-  fs.mkdirSync(base, { recursive: true });
-  const raw = await measureRawFsync({ dir: base, seconds: Math.min(2, o.seconds) });
-  const results = [];
-  const dataDir = path.join(base, 'data');
-  const p = await Primary.open({ dataDir, checkpointTimeoutMs: 0, maxWalSizeBytes: 4 * 2 ** 30, walBuffersBytes: 64 << 20 });
+  const work = benchWorkDir('commit', o);
+  const base = work.root;
+  const progress = o.progress ?? noProgress;
+  progress.plan(1 + 2 * o.committers.length + 3);
+  let p: Primary | null = null;
   try {
+    progress.step('raw 8 KiB write + fdatasync');
+    const raw = await measureRawFsync({ dir: base, seconds: Math.min(2, o.seconds) });
+    const results = [];
+    const dataDir = path.join(base, 'data');
+    p = await Primary.open({ dataDir, checkpointTimeoutMs: 0, maxWalSizeBytes: 4 * 2 ** 30, walBuffersBytes: 64 << 20 });
     for (const level of ['off', 'on'] as const) {
-      for (const c of o.committers) results.push(await measure(p, c, level, o.seconds, 100));
+      for (const c of o.committers) {
+        progress.step(`synchronous_commit=${level}, ${c} committer${c === 1 ? '' : 's'}`);
+        results.push(await measure(p, c, level, o.seconds, 100));
+      }
     }
     // 1 KiB inserts, twice. Cold: a fresh data directory, so every segment is created (zero-filled)
     // on the way. Steady state, as on a primary that has been running: enough WAL since the last
     // checkpoint for the run, then a checkpoint, which recycles those segments into future names
     // (min_wal_size), so WAL goes into allocated files.
+    progress.step('1 KiB inserts, cold');
     const cold = await insertBandwidth(p, o.seconds);
-    const steadyBytes = Math.max(cold.walMBps, 600) * 1e6 * o.seconds * 1.25;
+    progress.step('filling WAL for the steady state');
+    const steadyBytes = Math.max(cold.walMbPerSec, 600) * 1e6 * o.seconds * 1.25;
     const filler = new Uint8Array(256 * 1024).fill(0x62);
     while (p.insertLsn - parseLsn(p.stats().redoLsn) < steadyBytes) {
       await p.transaction((tx) => tx.put('fill', 'f', filler), { synchronousCommit: 'off' });
@@ -96,6 +112,7 @@ export async function runCommitBench(o: CommitBenchOptions) {
     let recycled = 0;
     p.once('checkpoint', (e: { segmentsRecycled: number }) => (recycled = e.segmentsRecycled));
     await p.checkpoint();
+    progress.step('1 KiB inserts, steady state');
     const steady = await insertBandwidth(p, o.seconds);
     const wal = {
       cold: { what: 'fresh data directory: segments created (zero-filled) as WAL reaches them', ...cold },
@@ -103,8 +120,10 @@ export async function runCommitBench(o: CommitBenchOptions) {
     };
     const at64 = results.find((r) => r.synchronous_commit === 'on' && r.committers === 64);
     return {
-      bench: 'commit',
+      bench: 'commit' as const,
+      units: { latency: 'ms', throughput: 'MB/s (10^6 bytes/s)', rate: 'commits/s' },
       host: { cpus: os.cpus().length, node: process.version },
+      secondsPerPoint: o.seconds,
       rawFsync: raw,
       results,
       walInsert1KiB: wal,
@@ -114,7 +133,7 @@ export async function runCommitBench(o: CommitBenchOptions) {
       primary: p.stats(),
     };
   } finally {
-    await p.close();
-    if (o.dir === undefined) fs.rmSync(base, { recursive: true, force: true });
+    await p?.close();
+    work.cleanup();
   }
 }

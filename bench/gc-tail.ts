@@ -5,21 +5,29 @@
 // (every thread then records its own collections); the parent reads the commit times and the
 // collections and reports, per role, the collections inside the measured window and how many of
 // the slowest 1 % of commits overlap one, beside the share of all commits that overlap one (what
-// chance alone gives). Owns a temp directory and the child; removes both. Prints JSON.
+// chance alone gives). Owns a directory of its own (inside `dir` or the temp directory) and the
+// child; removes both (the directory unless `keep`). Returns a JSON-ready object (latency in ms).
 
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { live, type BenchTransport } from './standby.js';
+import { live, LIVE_WARMUP_MS, type BenchTransport } from './standby.js';
 import { quantile, quantileMs } from '../src/util/quantile.js';
+import { cdfOf, timelineOf, type CdfPoint, type TimelinePoint } from './report/model.js';
+import { noProgress, type BenchProgress } from './report/progress.js';
+import { benchWorkDir } from './report/workdir.js';
+
 
 export interface GcTailOptions {
   standbys: number;
   seconds: number;
   rate: number;
   transport: BenchTransport;
+  dir?: string | undefined;
+  /** Keep the run's directory instead of removing it. */
+  keep?: boolean;
+  progress?: BenchProgress;
 }
 
 export interface GcTailRole {
@@ -32,6 +40,8 @@ export interface GcTailRole {
 }
 
 export interface GcTailResult {
+  bench: 'gc-tail';
+  units: { latency: 'ms' };
   standbys: number;
   transport: BenchTransport;
   rate: number;
@@ -45,6 +55,9 @@ export interface GcTailResult {
   /** The same share over all commits: what the slow commits would show if collections did not matter. */
   allShareOverlappingGc: number;
   roles: Record<string, GcTailRole>;
+  /** Commit acknowledged → visible on every standby: CDF (percentile → ms) and over time (250 ms buckets). */
+  cdf: CdfPoint[];
+  timeline: TimelinePoint[];
 }
 
 const CHILD_FLAG = '--gc-tail-child';
@@ -99,20 +112,28 @@ export function analyseGcTail(
     r.pauseTotalMs = +r.pauseTotalMs.toFixed(2);
     r.pauseMaxMs = +r.pauseMaxMs.toFixed(3);
   }
+  const ack = commits.map(([a]) => a);
+  const latInOrder = commits.map(([a, v]) => v - a);
   return {
+    bench: 'gc-tail', units: { latency: 'ms' },
     standbys: o.standbys, transport: o.transport, rate: o.rate, commits: commits.length, p50Ms: quantileMs(lat, 0.5), p99Ms: quantileMs(lat, 0.99),
     slowCommits: slow, slowCommitsOverlappingGc: slowHit, slowShareOverlappingGc: +(slowHit / slow).toFixed(3),
     allShareOverlappingGc: +(allHit / commits.length).toFixed(3), roles,
+    cdf: cdfOf(lat), timeline: timelineOf(ack, latInOrder),
   };
 }
 
 /** Run one live run in a child process whose threads record their collections; analyse. */
 export async function runGcTailBench(o: GcTailOptions): Promise<GcTailResult> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'walstream-gc-tail-'));
+  const work = benchWorkDir('gc-tail', o);
+  const dir = work.root;
+  const progress = o.progress ?? noProgress;
+  progress.plan(2);
   try {
     const here = fileURLToPath(import.meta.url);
     const observer = path.join(path.dirname(here), 'gc-observer.cjs');
-    const args = ['--require', observer, here, CHILD_FLAG, JSON.stringify({ ...o, dir })];
+    const args = ['--require', observer, here, CHILD_FLAG, JSON.stringify({ standbys: o.standbys, seconds: o.seconds, rate: o.rate, transport: o.transport, dir })];
+    progress.step(`live run: ${o.standbys} standby${o.standbys === 1 ? '' : 's'} over ${o.transport}, ${o.rate} commits/s, ${LIVE_WARMUP_MS / 1000} s warm-up + ${o.seconds} s`);
     await new Promise<void>((resolve, reject) => {
       const child = spawn(process.execPath, args, { env: { ...process.env, WALSTREAM_GC_OBSERVER_DIR: path.join(dir, 'gc') }, stdio: ['ignore', 'ignore', 'pipe'] });
       let err = '';
@@ -120,6 +141,7 @@ export async function runGcTailBench(o: GcTailOptions): Promise<GcTailResult> {
       child.once('error', reject);
       child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`gc-tail child exited with ${code}: ${err.slice(-2000)}`))));
     });
+    progress.step('matching slow commits to collections');
     const commits = JSON.parse(fs.readFileSync(path.join(dir, 'commits.json'), 'utf8')) as Array<[number, number]>;
     const threads = fs.readdirSync(path.join(dir, 'gc')).map((f) => ({
       role: f.replace(/^\d+-/, '').replace(/\.json$/, ''),
@@ -127,7 +149,7 @@ export async function runGcTailBench(o: GcTailOptions): Promise<GcTailResult> {
     }));
     return analyseGcTail(o, commits, threads);
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    work.cleanup();
   }
 }
 

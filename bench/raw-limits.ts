@@ -38,11 +38,11 @@ export interface RawFsyncOptions {
 
 export interface RawFsyncResult {
   opsPerSec: number;
-  p50us: number;
-  p99us: number;
+  p50Ms: number;
+  p99Ms: number;
 }
 
-/** 8 KiB write + fdatasync per op on a preallocated file; ops/s and latency percentiles (µs). */
+/** 8 KiB write + fdatasync per op on a preallocated file; ops/s and latency percentiles (ms). */
 export async function measureRawFsync(o: RawFsyncOptions): Promise<RawFsyncResult> {
   const blockBytes = o.blockBytes ?? 8192;
   const fileBytes = Math.max(blockBytes, Math.floor((o.fileBytes ?? 16 << 20) / blockBytes) * blockBytes);
@@ -79,8 +79,8 @@ export async function measureRawFsync(o: RawFsyncOptions): Promise<RawFsyncResul
     const sorted = lat.subarray(0, ops).sort();
     return {
       opsPerSec: Math.round(ops / elapsedS),
-      p50us: Math.round(quantile(sorted, 0.5)),
-      p99us: Math.round(quantile(sorted, 0.99)),
+      p50Ms: +(quantile(sorted, 0.5) / 1000).toFixed(3),
+      p99Ms: +(quantile(sorted, 0.99) / 1000).toFixed(3),
     };
   } finally {
     fs.closeSync(fd);
@@ -98,11 +98,11 @@ export interface SegmentWritesOptions {
 
 export interface SegmentWritesResult {
   /** pg_receivewal: each segment zero-filled in 8 KiB writes + fsync, then WAL written, fsync per segment. */
-  zeroFilledMBps: number;
+  zeroFilledMbPerSec: number;
   /** New sparse segment (its last byte written, fdatasync), WAL written, fdatasync per 4 MiB. */
-  sparseMBps: number;
+  sparseMbPerSec: number;
   /** Segments that exist fully allocated (recycled), WAL written over them, fdatasync per 4 MiB. */
-  allocatedMBps: number;
+  allocatedMbPerSec: number;
   runs: number;
 }
 
@@ -167,7 +167,7 @@ export function measureSegmentWrites(o: SegmentWritesOptions): SegmentWritesResu
     const got: Record<'zero' | 'sparse' | 'allocated', number[]> = { zero: [], sparse: [], allocated: [] };
     for (let r = 0; r < runs; r++) for (const k of ['zero', 'sparse', 'allocated'] as const) got[k].push(once(k));
     const med = (a: number[]) => +median(a).toFixed(1);
-    return { zeroFilledMBps: med(got.zero), sparseMBps: med(got.sparse), allocatedMBps: med(got.allocated), runs };
+    return { zeroFilledMbPerSec: med(got.zero), sparseMbPerSec: med(got.sparse), allocatedMbPerSec: med(got.allocated), runs };
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }
@@ -303,16 +303,17 @@ async function main(): Promise<void> {
   const loopbackTcp = await measureLoopbackTcp({ bytes: tcpBytes });
   const memcpy = measureMemcpy();
   const memcpyFromShared = measureMemcpy({ shared: true });
-  const gb = (x: number) => +(x / 1e9).toFixed(2);
+  const mb = (x: number) => +(x / 1e6).toFixed(1);
   console.log(
     JSON.stringify(
       {
         bench: 'raw-limits',
         host: { cpus: os.cpus().length, node: process.version },
         fsync8KiB: { dir, ...fsync },
-        loopbackTcpGBps: gb(loopbackTcp.bytesPerSec),
-        memcpy1MiBGBps: gb(memcpy.bytesPerSec),
-        memcpyFromShared1MiBGBps: gb(memcpyFromShared.bytesPerSec),
+        units: { latency: 'ms', throughput: 'MB/s (10^6 bytes/s)' },
+        loopbackTcpMbPerSec: mb(loopbackTcp.bytesPerSec),
+        memcpy1MiBMbPerSec: mb(memcpy.bytesPerSec),
+        memcpyFromShared1MiBMbPerSec: mb(memcpyFromShared.bytesPerSec),
       },
       null,
       2,

@@ -14,8 +14,9 @@
 //    connection code (decode, queue, release), which discards the WAL instead of writing it;
 //  - the floor under the live latency, measured beside each live round (bench/chain-floor.ts: the
 //    same thread hops, TCP message and fdatasync with no walstream code), and the ratios to it.
-// Owns a temp directory, a primary, standbys and a throwaway PostgreSQL cluster; removes them.
-// Prints JSON.
+// Owns a directory of its own (inside `dir` or the temp directory), a primary, standbys and a
+// throwaway PostgreSQL cluster; removes them (the directory unless `keep`). Returns a JSON-ready
+// object (latency in ms, MB/s = 10^6 bytes/s).
 
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -33,6 +34,9 @@ import { PG_BIN_DIR, startPgCluster, type PgCluster } from '../test/helpers/pgcl
 import { measureChainFloor } from './chain-floor.js';
 import { tailShape } from './tail-shape.js';
 import { quantileMs } from '../src/util/quantile.js';
+import { cdfOf, timelineOf } from './report/model.js';
+import { noProgress, type BenchProgress } from './report/progress.js';
+import { benchWorkDir } from './report/workdir.js';
 
 export type BenchTransport = 'tcp' | 'ring';
 
@@ -46,6 +50,9 @@ export interface StandbyBenchOptions {
   transports?: BenchTransport[];
   /** Run the real-PostgreSQL comparison (initdb, pg_receivewal). Default true. */
   realPg?: boolean;
+  /** Keep the run's directory instead of removing it. */
+  keep?: boolean;
+  progress?: BenchProgress;
 }
 
 /** How a standby of `p` connects: over loopback TCP, or through the in-process rings. */
@@ -109,8 +116,8 @@ async function catchUp(root: string, volume: number, walInitZero: boolean, trans
     return {
       transport,
       bytes,
-      flushedMBps: +(bytes / 1e6 / ((tFlushed - t0) / 1000)).toFixed(1),
-      replayedMBps: +(bytes / 1e6 / ((tReplayed - t0) / 1000)).toFixed(1),
+      flushedMbPerSec: +(bytes / 1e6 / ((tFlushed - t0) / 1000)).toFixed(1),
+      replayedMbPerSec: +(bytes / 1e6 / ((tReplayed - t0) / 1000)).toFixed(1),
       fsyncs: st.fsyncs,
       records: st.records_replayed,
     };
@@ -149,7 +156,7 @@ async function pipe(root: string, volume: number, transport: BenchTransport) {
         if (at < end) await conn.waitReadable(1000);
       }
       const sec = (performance.now() - t0) / 1000;
-      return { transport, bytes: end - start, MBps: +((end - start) / 1e6 / sec).toFixed(1), messages };
+      return { transport, bytes: end - start, mbPerSec: +((end - start) / 1e6 / sec).toFixed(1), messages };
     } finally {
       conn.disconnect();
     }
@@ -195,8 +202,8 @@ async function fromRealPg(root: string, volume: number) {
     fs.rmSync(sDir, { recursive: true, force: true });
     return {
       bytes,
-      pgReceivewalMBps: +(bytes / 1e6 / rwSec).toFixed(1),
-      walstreamWalreceiverMBps: +(bytes / 1e6 / oursSec).toFixed(1),
+      pgReceivewalMbPerSec: +(bytes / 1e6 / rwSec).toFixed(1),
+      walstreamWalreceiverMbPerSec: +(bytes / 1e6 / oursSec).toFixed(1),
     };
   } finally {
     await pg?.stop();
@@ -261,9 +268,13 @@ export async function live(root: string, n: number, seconds: number, rate: numbe
     if (failure !== null) throw failure;
     onCommitTimes?.(ackedAt.map((a, k) => [t0 + a, t0 + a + lat[k]!]));
     const tail = tailShape(ackedAt, lat);
+    const timeline = timelineOf(ackedAt, lat);
     lat.sort((a, b) => a - b);
     const hops = trace !== null ? hopBreakdown(trace, traced) : null;
-    return { transport, standbys: n, commits: lat.length, commitsPerSec: +(lat.length / seconds).toFixed(0), p50Ms: quantileMs(lat, 0.5), p99Ms: quantileMs(lat, 0.99), maxMs: quantileMs(lat, 1), tail, ...(hops !== null ? { hops } : {}) };
+    return {
+      transport, standbys: n, commits: lat.length, commitsPerSec: +(lat.length / seconds).toFixed(0), p50Ms: quantileMs(lat, 0.5), p99Ms: quantileMs(lat, 0.99), maxMs: quantileMs(lat, 1), tail,
+      cdf: cdfOf(lat), timeline, ...(hops !== null ? { hops } : {}),
+    };
   } finally {
     for (const s of standbys) await s.close();
     await p.close();
@@ -271,23 +282,36 @@ export async function live(root: string, n: number, seconds: number, rate: numbe
 }
 
 export async function runStandbyBench(o: StandbyBenchOptions) {
-  const root = o.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'walstream-bench-standby-'));
+  const work = benchWorkDir('standby', o);
+  const root = work.root;
+  const progress = o.progress ?? noProgress;
   try {
     const volume = o.volumeMiB * MiB;
     const transports = o.transports ?? ['tcp', 'ring'];
+    progress.plan(2 * transports.length + (transports.includes('tcp') ? 1 : 0) + (o.realPg === false ? 0 : 1) + o.standbys.length * (1 + transports.length));
     const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? null : +(a / b).toFixed(2));
     const catchups: Partial<Record<BenchTransport, Awaited<ReturnType<typeof catchUp>>>> = {};
-    for (const tr of transports) catchups[tr] = await catchUp(path.join(root, `c-${tr}`), volume, true, tr);
+    for (const tr of transports) {
+      progress.step(`catch-up of ${o.volumeMiB} MiB over ${tr}`);
+      catchups[tr] = await catchUp(path.join(root, `c-${tr}`), volume, true, tr);
+    }
     const pipes: Partial<Record<BenchTransport, Awaited<ReturnType<typeof pipe>>>> = {};
-    for (const tr of transports) pipes[tr] = await pipe(path.join(root, 'pipe'), volume, tr);
+    for (const tr of transports) {
+      progress.step(`byte pipe without disk over ${tr}`);
+      pipes[tr] = await pipe(path.join(root, 'pipe'), volume, tr);
+    }
+    if (transports.includes('tcp')) progress.step('catch-up with wal_init_zero off');
     const catchupNoInitZero = transports.includes('tcp') ? await catchUp(path.join(root, 'c0'), volume, false) : null;
+    if (o.realPg !== false) progress.step('PostgreSQL walsender → pg_receivewal and → our walreceiver');
     const realPg = o.realPg === false ? null : await fromRealPg(path.join(root, 'r'), volume);
     const liveRuns = [];
     const liveCmp = [];
     for (const n of o.standbys) {
+      progress.step(`live floor, ${n} standby${n === 1 ? '' : 's'}`);
       const floor = await measureChainFloor({ dir: root, seconds: o.liveSeconds, rate: o.commitsPerSec, standbys: n, warmupMs: LIVE_WARMUP_MS });
       const byTr: Partial<Record<BenchTransport, Awaited<ReturnType<typeof live>>>> = {};
       for (const tr of transports) {
+        progress.step(`live, ${n} standby${n === 1 ? '' : 's'} over ${tr}`);
         byTr[tr] = await live(path.join(root, 'l'), n, o.liveSeconds, o.commitsPerSec, tr);
         liveRuns.push(byTr[tr]);
       }
@@ -301,11 +325,13 @@ export async function runStandbyBench(o: StandbyBenchOptions) {
       });
     }
     return {
+      bench: 'standby' as const,
+      units: { latency: 'ms', throughput: 'MB/s (10^6 bytes/s)', rate: 'commits/s' },
       volumeMiB: o.volumeMiB,
       catchupFromWalstreamPrimary: catchups.tcp ?? null,
       catchupThroughRing: catchups.ring ?? null,
-      catchupRingOverTcp: { flushed: ratio(catchups.ring?.flushedMBps, catchups.tcp?.flushedMBps), replayed: ratio(catchups.ring?.replayedMBps, catchups.tcp?.replayedMBps) },
-      pipeWithoutDisk: { ...pipes, ringOverTcp: ratio(pipes.ring?.MBps, pipes.tcp?.MBps) },
+      catchupRingOverTcp: { flushed: ratio(catchups.ring?.flushedMbPerSec, catchups.tcp?.flushedMbPerSec), replayed: ratio(catchups.ring?.replayedMbPerSec, catchups.tcp?.replayedMbPerSec) },
+      pipeWithoutDisk: { tcp: pipes.tcp ?? null, ring: pipes.ring ?? null, ringOverTcp: ratio(pipes.ring?.mbPerSec, pipes.tcp?.mbPerSec) },
       catchupWalInitZeroOff: catchupNoInitZero,
       walOnlyFromRealPostgres: realPg,
       live: liveRuns,
@@ -313,6 +339,6 @@ export async function runStandbyBench(o: StandbyBenchOptions) {
       cpus: os.cpus().length,
     };
   } finally {
-    if (o.dir === undefined) fs.rmSync(root, { recursive: true, force: true });
+    work.cleanup();
   }
 }

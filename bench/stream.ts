@@ -13,8 +13,9 @@
 // pg_receivewal runs with its default fsyncs and, separately, with --no-sync.
 // Live: commit-to-visible-on-standby latency p50/p99 at a paced commit rate (10k/s by default) with
 // 1, 2 and 4 standbys (bench/standby.ts's live runner), beside the chain floor.
-// Owns a temp directory, a walstream primary and a throwaway PostgreSQL cluster; removes them at the
-// end. Prints JSON.
+// Owns a directory of its own (inside `dir` or the temp directory), a walstream primary and a
+// throwaway PostgreSQL cluster; removes them at the end (the directory unless `keep`). Returns a
+// JSON-ready object (latency in ms, MB/s = 10^6 bytes/s).
 
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -31,6 +32,8 @@ import { Errors } from '../src/errors.js';
 import { measureLoopbackTcp, measureSegmentWrites } from './raw-limits.js';
 import { live, LIVE_WARMUP_MS, type BenchTransport } from './standby.js';
 import { median } from '../src/util/quantile.js';
+import { noProgress, type BenchProgress } from './report/progress.js';
+import { benchWorkDir } from './report/workdir.js';
 
 export interface StreamBenchOptions {
   volumeMiB: number;
@@ -43,6 +46,9 @@ export interface StreamBenchOptions {
   commitsPerSec?: number;
   standbys?: number[];
   liveTransports?: BenchTransport[];
+  /** Keep the run's directory instead of removing it. */
+  keep?: boolean;
+  progress?: BenchProgress;
 }
 
 const SEG = 16 * 1024 * 1024;
@@ -232,12 +238,31 @@ function summary(runs: Run[]) {
   return { mbPerSec: +r[Math.floor(r.length / 2)]!.toFixed(1), best: +r[r.length - 1]!.toFixed(1), runs: r.map((x) => +x.toFixed(1)), bytes: runs[0]!.bytes };
 }
 
+/** Labels of the catch-up pairings, in run order (progress lines). */
+const PAIRING_LABELS: Record<string, string> = {
+  ours_e2e: 'walstream walsender → walstream walreceiver (TCP)',
+  pg_e2e: 'PostgreSQL walsender → pg_receivewal',
+  ours_e2e_ring: 'walstream walsender → walstream walreceiver (ring)',
+  ours_to_pgrw: 'walstream walsender → pg_receivewal',
+  pg_to_ours: 'PostgreSQL walsender → walstream walreceiver',
+  ours_to_pgrw_nosync: 'walstream walsender → pg_receivewal --no-sync',
+  pg_nosync: 'PostgreSQL walsender → pg_receivewal --no-sync',
+  ours_discard: 'walstream walsender → discarding client',
+  pg_discard: 'PostgreSQL walsender → discarding client',
+};
+
 export async function runStreamBench(o: StreamBenchOptions) {
-  const root = o.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'walstream-bench-stream-'));
+  const work = benchWorkDir('stream', o);
+  const root = work.root;
+  const progress = o.progress ?? noProgress;
   const volume = o.volumeMiB * MiB;
+  const liveTransportsPlanned = o.liveTransports ?? ['tcp', 'ring'];
+  const liveRoundsPlanned = (o.liveSeconds ?? 3) > 0 ? (o.liveRounds ?? 3) * (o.standbys ?? [1, 2, 4]).length * (1 + liveTransportsPlanned.length) : 0;
+  progress.plan(3 + o.runs * (Object.keys(PAIRING_LABELS).length + 1) + 2 + liveRoundsPlanned);
   let primary: Primary | null = null;
   let pg: PgCluster | null = null;
   try {
+    progress.step(`walstream primary: writing ${o.volumeMiB} MiB of WAL`);
     // ---- walstream: write the volume, then stream it ----
     primary = await Primary.open({
       dataDir: path.join(root, 'ws'),
@@ -261,6 +286,7 @@ export async function runStreamBench(o: StreamBenchOptions) {
     const wsPort = primary.port!;
 
     // ---- PostgreSQL: same volume of WAL (non-transactional logical messages of 256 KiB) ----
+    progress.step(`PostgreSQL: initdb and writing ${o.volumeMiB} MiB of WAL`);
     pg = await startPgCluster({
       hbaLines: ['host replication all 127.0.0.1/32 trust'],
       settings: { max_wal_size: `${Math.max(1024, 4 * o.volumeMiB)}MB`, wal_keep_size: `${2 * o.volumeMiB + 64}MB`, checkpoint_timeout: '1h' },
@@ -294,13 +320,16 @@ export async function runStreamBench(o: StreamBenchOptions) {
     const res: Record<string, Run[]> = Object.fromEntries(pairings.map(([k]) => [k, []]));
     res.ours_warm_flushed = [];
     res.ours_warm_replayed = [];
+    progress.step('warming a walstream standby (recycled segments)');
     const warm = await WarmStandby.create(root, volume);
     try {
       for (let r = 0; r < o.runs; r++) {
         for (const [k, run] of pairings) {
+          progress.step(`run ${r + 1}/${o.runs}: ${PAIRING_LABELS[k] ?? k}`);
           res[k]!.push(await run());
           await settleDisk();
         }
+        progress.step(`run ${r + 1}/${o.runs}: warm walstream standby catching up`);
         const w = await warm.run(volume);
         res.ours_warm_flushed.push(w.flushed);
         res.ours_warm_replayed.push(w.replayed);
@@ -309,7 +338,9 @@ export async function runStreamBench(o: StreamBenchOptions) {
     } finally {
       await warm.close();
     }
+    progress.step('raw loopback TCP between two threads');
     const loopback = await measureLoopbackTcp({ bytes: volume });
+    progress.step('raw disk: segment writes (zero-filled, sparse, allocated)');
     const disk = measureSegmentWrites({ dir: root, bytes: Math.min(volume, 512 * MiB), runs: 3 });
     const sum = Object.fromEntries(Object.entries(res).map(([k, v]) => [k, summary(v)])) as Record<string, ReturnType<typeof summary>>;
     const ratio = (a: string, b: string) => +(sum[a]!.mbPerSec / sum[b]!.mbPerSec).toFixed(2);
@@ -332,8 +363,8 @@ export async function runStreamBench(o: StreamBenchOptions) {
       raw_disk_segment_writes: {
         what: 'the disk alone (no network, no protocol): MB/s of 128 KiB WAL writes into 16 MiB segments made as pg_receivewal makes them (zero-filled first), as walstream catches up (new, sparse), or recycled (allocated); median of 3 interleaved runs',
         ...disk,
-        ceiling_ratio_sparse_vs_zero_filled: +(disk.sparseMBps / disk.zeroFilledMBps).toFixed(2),
-        ceiling_ratio_allocated_vs_zero_filled: +(disk.allocatedMBps / disk.zeroFilledMBps).toFixed(2),
+        ceiling_ratio_sparse_vs_zero_filled: +(disk.sparseMbPerSec / disk.zeroFilledMbPerSec).toFixed(2),
+        ceiling_ratio_allocated_vs_zero_filled: +(disk.allocatedMbPerSec / disk.zeroFilledMbPerSec).toFixed(2),
       },
       ratios: {
         ours_end_to_end_vs_postgresql_end_to_end: ratio('ours_e2e', 'pg_e2e'),
@@ -366,8 +397,12 @@ export async function runStreamBench(o: StreamBenchOptions) {
         const floors: Awaited<ReturnType<typeof measureChainFloor>>[] = [];
         const ours = new Map<BenchTransport, Awaited<ReturnType<typeof live>>[]>(transports.map((t) => [t, []]));
         for (let r = 0; r < rounds; r++) {
+          progress.step(`live round ${r + 1}/${rounds}, ${n} standby${n === 1 ? '' : 's'}: floor`);
           floors.push(await measureChainFloor({ dir: root, seconds: liveSeconds, rate, standbys: n, warmupMs: LIVE_WARMUP_MS }));
-          for (const tr of transports) ours.get(tr)!.push(await live(path.join(root, 'live'), n, liveSeconds, rate, tr));
+          for (const tr of transports) {
+            progress.step(`live round ${r + 1}/${rounds}, ${n} standby${n === 1 ? '' : 's'}: walstream over ${tr}`);
+            ours.get(tr)!.push(await live(path.join(root, 'live'), n, liveSeconds, rate, tr));
+          }
         }
         const byTransport = transports.map((tr) => {
           const rs = ours.get(tr)!;
@@ -375,30 +410,31 @@ export async function runStreamBench(o: StreamBenchOptions) {
           return {
             transport: tr, standbys: n, commits: rs.reduce((a, x) => a + x.commits, 0),
             p50Ms: median(rs.map((x) => x.p50Ms)), p99Ms: median(rs.map((x) => x.p99Ms)), maxMs: Math.max(...rs.map((x) => x.maxMs)),
-            tail: mid.tail, ...(rs[0]!.hops ? { hops: rs[0]!.hops } : {}),
+            tail: mid.tail, cdf: mid.cdf, timeline: mid.timeline, ...(rs[0]!.hops ? { hops: rs[0]!.hops } : {}),
             rounds: rs.map((x) => ({ p50Ms: x.p50Ms, p99Ms: x.p99Ms, maxMs: x.maxMs, tail: x.tail })),
           };
         });
         const fmid = medianRound(floors);
         liveRuns.push({
           standbys: n, rate, runs: byTransport,
-          floor: { p50Ms: median(floors.map((x) => x.p50Ms)), p99Ms: median(floors.map((x) => x.p99Ms)), tail: fmid.tail, rounds: floors.map((x) => ({ p50Ms: x.p50Ms, p99Ms: x.p99Ms, tail: x.tail })) },
+          floor: { p50Ms: median(floors.map((x) => x.p50Ms)), p99Ms: median(floors.map((x) => x.p99Ms)), tail: fmid.tail, cdf: fmid.cdf, rounds: floors.map((x) => ({ p50Ms: x.p50Ms, p99Ms: x.p99Ms, tail: x.tail })) },
         });
       }
     }
     return {
-      bench: 'stream',
+      bench: 'stream' as const,
+      units: { latency: 'ms', throughput: 'MB/s (10^6 bytes/s)', rate: 'commits/s' },
       cpus: os.cpus().length,
       walSegmentSize: SEG,
       catchup,
       live: {
-        what: 'commit (synchronous_commit=local) acknowledged → replayed on every standby, ms, median over interleaved rounds (each listed); floor = the same thread hops, TCP message and fdatasync with no walstream code (bench/chain-floor.ts); tail = the slowest 1 % grouped by 5 ms windows of acknowledgement time (few windows: a few stalls held whole batches)',
+        what: 'commit (synchronous_commit=local) acknowledged → replayed on every standby, ms, median over interleaved rounds (each listed); floor = the same thread hops, TCP message and fdatasync with no walstream code (bench/chain-floor.ts); tail = the slowest 1 % grouped by 5 ms windows of acknowledgement time (few windows: a few stalls held whole batches); cdf and timeline (latency over time, 250 ms buckets) are those of the median round',
         runs: liveRuns,
       },
     };
   } finally {
     await primary?.close();
     await pg?.stop();
-    if (!o.dir) fs.rmSync(root, { recursive: true, force: true });
+    work.cleanup();
   }
 }

@@ -13,7 +13,8 @@
 //  - ratios: our commits/s over PostgreSQL's TPS per level and client count;
 //  - the raw 8 KiB write + fdatasync rate of the same disk (the floor under every level but off).
 // Owns a temp directory, the walstream primary/standbys and both PostgreSQL postmasters; stops and
-// removes them all (also on error). Prints JSON.
+// removes them all (also on error). Returns a JSON-ready object (latency in ms); its own directory
+// (inside `dir` or the temp directory) is removed at the end unless `keep`.
 
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import fs from 'node:fs';
@@ -26,6 +27,9 @@ import { Standby } from '../src/standby/standby.js';
 import { freePort, PG_BIN_DIR, startPgCluster, type PgCluster } from '../test/helpers/pgcluster.js';
 import { quantileMs } from '../src/util/quantile.js';
 import { measureRawFsync } from './raw-limits.js';
+import { cdfOf, CDF_PERCENTILES, type CdfPoint } from './report/model.js';
+import { noProgress, type BenchProgress } from './report/progress.js';
+import { benchWorkDir } from './report/workdir.js';
 
 export const BENCH_SYNC_LEVELS: readonly SynchronousCommit[] = ['off', 'local', 'remote_receive', 'remote_write', 'on', 'remote_apply'];
 
@@ -39,6 +43,9 @@ export interface SyncBenchOptions {
   /** Run the real PostgreSQL comparison. Default true. */
   realPg?: boolean;
   dir?: string | undefined;
+  /** Keep the run's directory instead of removing it. */
+  keep?: boolean;
+  progress?: BenchProgress;
 }
 
 export interface SyncPoint {
@@ -47,6 +54,8 @@ export interface SyncPoint {
   commitsPerSec: number | null;
   p50Ms: number | null;
   p99Ms: number | null;
+  /** Latency CDF (percentile → ms); empty where not measured. */
+  cdf: CdfPoint[];
 }
 
 const SEG = 16 * 1024 * 1024;
@@ -90,12 +99,15 @@ async function measureOurs(p: Primary, level: SynchronousCommit, committers: num
     }),
   );
   const secs = (performance.now() - t0) / 1000;
-  const res = { synchronous_commit: level, committers, commitsPerSec: Math.round(commits / secs), p50Ms: h.getValueAtPercentile(50) / 1000, p99Ms: h.getValueAtPercentile(99) / 1000 };
+  const res = {
+    synchronous_commit: level, committers, commitsPerSec: Math.round(commits / secs), p50Ms: h.getValueAtPercentile(50) / 1000, p99Ms: h.getValueAtPercentile(99) / 1000,
+    cdf: commits > 0 ? CDF_PERCENTILES.map((q) => ({ p: q, ms: h.getValueAtPercentile(q === 0 ? 0.0001 : q) / 1000 })) : [],
+  };
   h.destroy();
   return res;
 }
 
-async function runOurs(root: string, n: number, o: Required<Pick<SyncBenchOptions, 'seconds' | 'levels' | 'committers'>>, committerFlush = false) {
+async function runOurs(root: string, n: number, o: Required<Pick<SyncBenchOptions, 'seconds' | 'levels' | 'committers' | 'progress'>>, committerFlush = false) {
   const names = standbyNamesFor(n);
   const dataDir = path.join(root, committerFlush ? `p${n}-latency` : `p${n}`);
   const p = await Primary.open({ dataDir, walSegmentSize: SEG, walBuffersBytes: 16 * MiB, checkpointTimeoutMs: 0, maxWalSizeBytes: 4096 * MiB, port: 0, synchronousStandbyNames: names, committerFlush });
@@ -110,7 +122,12 @@ async function runOurs(root: string, n: number, o: Required<Pick<SyncBenchOption
     // `on`, 1 committer measured p50 1.0–1.2 ms where the same point after 3 s of commits
     // measured 0.55–0.65 ms.
     await measureOurs(p, 'on', 8, Math.min(WARMUP_SECONDS, o.seconds));
-    for (const level of o.levels) for (const c of o.committers) points.push(await measureOurs(p, level, c, o.seconds));
+    for (const level of o.levels) {
+      for (const c of o.committers) {
+        o.progress.step(`walstream${committerFlush ? ' (latency mode)' : ''}, ${n} standby${n === 1 ? '' : 's'}: ${level}, ${c} committer${c === 1 ? '' : 's'}`);
+        points.push(await measureOurs(p, level, c, o.seconds));
+      }
+    }
     return { standbys: n, synchronous_standby_names: names, committerFlush, points };
   } finally {
     for (const s of standbys) await s.close().catch(() => undefined);
@@ -225,17 +242,19 @@ function runPgbench(pg: PgCluster, level: SynchronousCommit, clients: number, se
         commitsPerSec: Math.round(Number(tps[1])),
         p50Ms: sorted.length ? quantileMs(sorted, 0.5) : null,
         p99Ms: sorted.length ? quantileMs(sorted, 0.99) : null,
+        cdf: cdfOf(sorted),
       });
     });
   });
 }
 
-async function runPostgres(root: string, o: Required<Pick<SyncBenchOptions, 'seconds' | 'levels' | 'committers'>>) {
+async function runPostgres(root: string, o: Required<Pick<SyncBenchOptions, 'seconds' | 'levels' | 'committers' | 'progress'>>) {
   let pg: PgCluster | null = null;
   let sb: PgStandby | null = null;
   let logDir: string | null = null;
   const name = 'pgstandby';
   try {
+    o.progress.step('PostgreSQL: initdb, pgbench -i, pg_basebackup, standby');
     // A hot standby needs max_connections >= the primary's.
     const maxConnections = Math.max(100, ...o.committers) + 10;
     pg = await startPgCluster({
@@ -252,8 +271,12 @@ async function runPostgres(root: string, o: Required<Pick<SyncBenchOptions, 'sec
     const points: SyncPoint[] = [];
     for (const level of o.levels) {
       for (const c of o.committers) {
-        if (level === 'remote_receive') points.push({ synchronous_commit: level, committers: c, commitsPerSec: null, p50Ms: null, p99Ms: null });
-        else points.push(await runPgbench(pg, level, c, o.seconds, logDir));
+        if (level === 'remote_receive') {
+          points.push({ synchronous_commit: level, committers: c, commitsPerSec: null, p50Ms: null, p99Ms: null, cdf: [] });
+          continue;
+        }
+        o.progress.step(`PostgreSQL pgbench: ${level}, ${c} client${c === 1 ? '' : 's'}`);
+        points.push(await runPgbench(pg, level, c, o.seconds, logDir));
       }
     }
     return { standbys: 1, synchronous_standby_names: name, settings: 'fsync=on, pgbench -N -M prepared, -j min(2, clients)', points };
@@ -270,21 +293,29 @@ export async function runSyncBench(o: SyncBenchOptions) {
   const standbyCounts = o.standbys ?? [1, 2];
   if (!(o.seconds > 0)) throw new Error('seconds must be > 0');
   const t0 = performance.now();
-  const root = o.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'walstream-bench-sync-'));
-  fs.mkdirSync(root, { recursive: true });
+  const work = benchWorkDir('sync', o);
+  const root = work.root;
+  const progress = o.progress ?? noProgress;
+  const realPg = o.realPg !== false;
+  const lmLevels = levels.filter((l) => l !== 'off');
+  progress.plan(
+    1 + standbyCounts.length * levels.length * committers.length + (committers.includes(1) ? standbyCounts.length * lmLevels.length : 0)
+      + (realPg ? 1 + levels.filter((l) => l !== 'remote_receive').length * committers.length : 0),
+  );
   try {
     // The floor under every level but off: one 8 KiB write + fdatasync on this disk.
+    progress.step('raw 8 KiB write + fdatasync');
     const rawFsync = await measureRawFsync({ dir: root, seconds: Math.min(1, o.seconds) });
-    const cfg = { seconds: o.seconds, levels, committers };
+    const cfg = { seconds: o.seconds, levels, committers, progress };
     const ours = [];
     for (const n of standbyCounts) ours.push(await runOurs(root, n, cfg));
     // Latency mode (committerFlush: a lone commit fdatasyncs its own WAL on its thread) at 1
     // committer, for each standby count.
     const latencyMode = [];
     if (committers.includes(1)) {
-      for (const n of standbyCounts) latencyMode.push(await runOurs(root, n, { ...cfg, levels: levels.filter((l) => l !== 'off'), committers: [1] }, true));
+      for (const n of standbyCounts) latencyMode.push(await runOurs(root, n, { ...cfg, levels: lmLevels, committers: [1] }, true));
     }
-    const postgres = o.realPg === false ? null : await runPostgres(root, cfg);
+    const postgres = realPg ? await runPostgres(root, cfg) : null;
     const ratios = [];
     for (const level of levels) {
       for (const c of committers) {
@@ -299,7 +330,8 @@ export async function runSyncBench(o: SyncBenchOptions) {
       }
     }
     return {
-      bench: 'sync',
+      bench: 'sync' as const,
+      units: { latency: 'ms', rate: 'commits/s' },
       secondsPerPoint: o.seconds,
       host: { cpus: os.cpus().length, node: process.version },
       rawFsync,
@@ -310,6 +342,6 @@ export async function runSyncBench(o: SyncBenchOptions) {
       elapsedSeconds: +((performance.now() - t0) / 1000).toFixed(1),
     };
   } finally {
-    if (o.dir === undefined) fs.rmSync(root, { recursive: true, force: true });
+    work.cleanup();
   }
 }

@@ -2,6 +2,7 @@
 // or SIGTERM, then shut down cleanly (walsenders finish with "COPY 0", shutdown checkpoint).
 // Owns the Primary it opens; prints one "listening" line on stdout and walsender logs on stderr.
 
+import net from 'node:net';
 import { Errors } from '../errors.js';
 import { Primary } from '../primary/primary.js';
 import type { HbaRule } from '../replication/protocol/hba.js';
@@ -26,7 +27,26 @@ export interface PrimaryCliOptions {
   metricsPort?: number;
 }
 
+/**
+ * Fail with one line naming `option` when host:port cannot be listened on (in use, not permitted,
+ * no such address), before anything touches the data directory. A probe: the port is released
+ * again at once, so another process could still take it before the primary binds.
+ */
+async function assertCanListen(option: string, host: string, port: number): Promise<void> {
+  if (port === 0) return;
+  await new Promise<void>((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', (e: NodeJS.ErrnoException) => {
+      const why = e.code === 'EADDRINUSE' ? 'is already in use' : e.code === 'EACCES' ? 'needs privileges this process lacks' : e.code === 'EADDRNOTAVAIL' ? 'is not an address of this machine' : `cannot be listened on (${e.code ?? e.message})`;
+      reject(Errors.invalidOption(option, `${host}:${port} ${why}`));
+    });
+    srv.listen({ host, port, exclusive: true }, () => srv.close(() => resolve()));
+  });
+}
+
 export async function runPrimary(o: PrimaryCliOptions): Promise<void> {
+  await assertCanListen('--port', o.host, o.port);
+  if (o.metricsPort !== undefined) await assertCanListen('--metrics-port', '127.0.0.1', o.metricsPort);
   let users: Record<string, string> | undefined;
   let hba: HbaRule[];
   if (o.auth === 'scram-sha-256') {

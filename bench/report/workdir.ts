@@ -1,0 +1,56 @@
+// The directory a bench run works in: a new directory made for this run (mkdtemp) inside `--dir`
+// (created if missing) or the system temp directory. Removed at the end of the run, whatever
+// happened, unless `keep`; a `--dir` the run had to create is removed with it. SIGINT/SIGTERM while
+// a run is going remove it too (then the process exits with 130/143).
+
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export interface WorkDir {
+  /** The run's own directory. */
+  root: string;
+  /** Remove it (and a --dir the run created), unless kept. Idempotent. */
+  cleanup(): void;
+}
+
+const live = new Set<WorkDir>();
+let signalsHooked = false;
+
+function hookSignals(): void {
+  if (signalsHooked) return;
+  signalsHooked = true;
+  for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    process.once(sig, () => {
+      for (const w of live) w.cleanup();
+      process.exit(code);
+    });
+  }
+}
+
+export function benchWorkDir(name: string, o: { dir?: string | undefined; keep?: boolean | undefined }): WorkDir {
+  let createdParent: string | null = null;
+  if (o.dir !== undefined && !fs.existsSync(o.dir)) {
+    fs.mkdirSync(o.dir, { recursive: true });
+    createdParent = path.resolve(o.dir);
+  }
+  const root = fs.mkdtempSync(path.join(o.dir ?? os.tmpdir(), `walstream-bench-${name}-`));
+  let done = false;
+  const w: WorkDir = {
+    root,
+    cleanup() {
+      if (done) return;
+      done = true;
+      live.delete(w);
+      if (o.keep) {
+        process.stderr.write(`walstream bench ${name}: data kept in ${root}\n`);
+        return;
+      }
+      fs.rmSync(root, { recursive: true, force: true });
+      if (createdParent !== null) fs.rmSync(createdParent, { recursive: true, force: true });
+    },
+  };
+  live.add(w);
+  hookSignals();
+  return w;
+}

@@ -1,0 +1,91 @@
+// Option-argument parsers for the walstream command (commander custom parsers): each turns the
+// text into a value or throws commander's InvalidArgumentError saying what the option accepts, so
+// that a bad value ends the command with one line naming the option, e.g.
+//   walstream: option '--port <port>' argument 'abc' is invalid. Expected an integer from 0 to 65535.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { InvalidArgumentError } from 'commander';
+
+const INT = /^[+-]?\d+$/;
+const NUM = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
+
+function range(min: number, max: number | undefined): string {
+  return max === undefined ? `>= ${min}` : `from ${min} to ${max}`;
+}
+
+/** An integer in [min, max]. */
+export function intArg(min: number, max?: number): (v: string) => number {
+  return (v) => {
+    const n = Number(v.trim());
+    if (!INT.test(v.trim()) || !Number.isSafeInteger(n) || n < min || (max !== undefined && n > max)) {
+      throw new InvalidArgumentError(`Expected an integer ${range(min, max)}.`);
+    }
+    return n;
+  };
+}
+
+/** A number > min (exclusive) or >= min (inclusive), e.g. seconds. */
+export function numberArg(min: number, opts: { exclusive?: boolean; max?: number } = {}): (v: string) => number {
+  return (v) => {
+    const n = Number(v.trim());
+    const low = opts.exclusive ? n > min : n >= min;
+    if (!NUM.test(v.trim()) || !Number.isFinite(n) || !low || (opts.max !== undefined && n > opts.max)) {
+      throw new InvalidArgumentError(`Expected a number ${opts.exclusive ? '>' : '>='} ${min}${opts.max !== undefined ? ` and <= ${opts.max}` : ''}.`);
+    }
+    return n;
+  };
+}
+
+/** A TCP port: 0 (ephemeral) to 65535. */
+export const portArg = intArg(0, 65535);
+
+/** A comma-separated list of integers in [min, max], at least one, no duplicates. */
+export function intListArg(min: number, max?: number): (v: string) => number[] {
+  return (v) => {
+    const parts = v.split(',').map((x) => x.trim());
+    const ok = parts.length > 0 && parts.every((x) => INT.test(x) && Number(x) >= min && (max === undefined || Number(x) <= max));
+    if (!ok || new Set(parts.map(Number)).size !== parts.length) {
+      throw new InvalidArgumentError(`Expected a comma-separated list of distinct integers ${range(min, max)}, e.g. ${min},${min + 1}.`);
+    }
+    return parts.map(Number);
+  };
+}
+
+/** A comma-separated list of some of `choices`, at least one, no duplicates. */
+export function choiceListArg<T extends string>(choices: readonly T[]): (v: string) => T[] {
+  return (v) => {
+    const parts = v.split(',').map((x) => x.trim());
+    const bad = parts.filter((x) => !(choices as readonly string[]).includes(x));
+    if (parts.length === 0 || bad.length > 0 || new Set(parts).size !== parts.length) {
+      throw new InvalidArgumentError(`Expected a comma-separated list of ${choices.join(', ')}${bad.length > 0 ? ` (not: ${bad.join(', ')})` : ''}.`);
+    }
+    return parts as T[];
+  };
+}
+
+/** A file to write: its directory must exist. Returns the absolute path. */
+export function outputFileArg(v: string): string {
+  const abs = path.resolve(v);
+  let st: fs.Stats | undefined;
+  try {
+    st = fs.statSync(path.dirname(abs));
+  } catch {
+    st = undefined;
+  }
+  if (!st?.isDirectory()) throw new InvalidArgumentError(`Expected a file path in an existing directory (${path.dirname(abs)} does not exist).`);
+  if (fs.existsSync(abs) && fs.statSync(abs).isDirectory()) throw new InvalidArgumentError('Expected a file path, not a directory.');
+  return abs;
+}
+
+/** An http(s) URL. */
+export function urlArg(v: string): string {
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    throw new InvalidArgumentError('Expected a URL such as http://127.0.0.1:9187.');
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new InvalidArgumentError('Expected an http:// or https:// URL.');
+  return v;
+}
