@@ -52,7 +52,7 @@ const PAGE_SCRIPT = `
           indexAxis: stacked ? 'y' : 'x',
           scales: stacked
             ? { x: { stacked: true, title: { display: true, text: c.yLabel } }, y: { stacked: true, title: { display: true, text: c.xLabel } } }
-            : { x: { title: { display: true, text: c.xLabel } }, y: { beginAtZero: true, title: { display: true, text: c.yLabel } } } } };
+            : { x: { title: { display: true, text: c.xLabel } }, y: c.logY ? { type: 'logarithmic', title: { display: true, text: c.yLabel + ' (log scale)' } } : { beginAtZero: true, title: { display: true, text: c.yLabel } } } } };
       } else {
         cfg = { type: 'scatter', data: { datasets: datasets }, options: { scales: {
           x: { type: c.kind === 'cdf' ? 'logarithmic' : 'linear', title: { display: true, text: c.xLabel } },

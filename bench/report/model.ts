@@ -35,6 +35,8 @@ export interface ChartSpec {
   /** Category labels (bar, stacked). */
   labels?: string[];
   series: ChartSeries[];
+  /** Logarithmic value axis (bar: when values span orders of magnitude). */
+  logY?: boolean;
 }
 
 export interface Report {

@@ -18,6 +18,8 @@ export function renderText(r: Report, color = false): string {
     const table = new Table({
       head: t.columns,
       style: color ? { head: ['cyan'], border: ['grey'] } : { head: [], border: [] },
+      // no rule between body rows
+      chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' },
       colAligns: t.columns.map((_, i) => (i === 0 ? 'left' : 'right')),
     });
     for (const row of t.rows) table.push(row.map(cell));
