@@ -7,7 +7,10 @@
 #   4. PostgreSQL 15 binaries in /usr/lib/postgresql/15/bin (the test peer) and a `postgres` OS
 #      account to run them as; installed with apt-get when missing and we are root (or have sudo -n).
 #      The tests initdb their own clusters on their own ports: a cluster the package may start on
-#      5432 is left alone and does not matter.
+#      5432 is left alone and does not matter;
+#   5. Chromium (/usr/bin/chromium, Debian's `chromium`) for the bench report tests, which open the
+#      HTML reports in headless Chromium (test/bench-report-*): installed with apt-get when missing,
+#      only when those tests are part of the checkout.
 # A second run with nothing changed only rebuilds (incrementally) and checks. Exits non-zero with a
 # message saying what is missing when a step cannot be done.
 set -euo pipefail
@@ -83,6 +86,19 @@ if [ ! -x "$PG_BIN_DIR/initdb" ] || [ ! -x "$PG_BIN_DIR/postgres" ] || [ ! -x "$
     say "apt-get install returned an error (often only the packaged cluster failing to start); checking the binaries"
   [ -x "$PG_BIN_DIR/initdb" ] && [ -x "$PG_BIN_DIR/postgres" ] || die "postgresql-15 did not install $PG_BIN_DIR/initdb and postgres"
 fi
+# 5. Chromium for the bench report tests (HTML reports checked in headless Chromium).
+CHROMIUM=/usr/bin/chromium
+if compgen -G 'test/bench-report-*.test.ts' >/dev/null && [ ! -x "$CHROMIUM" ]; then
+  command -v apt-get >/dev/null 2>&1 ||
+    die "Chromium is missing ($CHROMIUM, for the bench report tests) and there is no apt-get here: install Chromium so that $CHROMIUM exists"
+  as_root true 2>/dev/null ||
+    die "Chromium is missing ($CHROMIUM, for the bench report tests) and this user can neither apt-get nor sudo: run as root 'apt-get install -y chromium'"
+  say "installing chromium with apt-get (for the bench report tests)"
+  as_root apt-get update -qq >/dev/null || die "apt-get update failed"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null || die "apt-get install chromium failed"
+  [ -x "$CHROMIUM" ] || die "the chromium package did not install $CHROMIUM"
+fi
+
 # As root the tests run PostgreSQL as `postgres` (it refuses to run as root); the package creates the
 # account, but make sure of it when the binaries came from elsewhere.
 if ! id postgres >/dev/null 2>&1; then
