@@ -48,11 +48,13 @@ const PAGE_SCRIPT = `
       var cfg;
       if (c.kind === 'bar' || c.kind === 'stacked') {
         var stacked = c.kind === 'stacked';
+        var across = stacked || c.horizontal;
+        var value = c.logY ? { type: 'logarithmic', title: { display: true, text: c.yLabel + ' (log scale)' } } : { beginAtZero: true, title: { display: true, text: c.yLabel } };
+        var category = { title: { display: true, text: c.xLabel } };
+        if (stacked) { value.stacked = true; category.stacked = true; }
         cfg = { type: 'bar', data: { labels: c.labels, datasets: datasets }, options: {
-          indexAxis: stacked ? 'y' : 'x',
-          scales: stacked
-            ? { x: { stacked: true, title: { display: true, text: c.yLabel } }, y: { stacked: true, title: { display: true, text: c.xLabel } } }
-            : { x: { title: { display: true, text: c.xLabel } }, y: c.logY ? { type: 'logarithmic', title: { display: true, text: c.yLabel + ' (log scale)' } } : { beginAtZero: true, title: { display: true, text: c.yLabel } } } } };
+          indexAxis: across ? 'y' : 'x',
+          scales: across ? { x: value, y: category } : { x: category, y: value } } };
       } else {
         cfg = { type: 'scatter', data: { datasets: datasets }, options: { scales: {
           x: { type: c.kind === 'cdf' ? 'logarithmic' : 'linear', title: { display: true, text: c.xLabel } },
@@ -80,11 +82,11 @@ export function renderHtml(r: Report, result: unknown): string {
   <h2>${esc(t.title)}</h2>
   <table>
     <thead><tr>${t.columns.map((c) => `<th>${esc(c)}</th>`).join('')}</tr></thead>
-    <tbody>${t.rows.map((row) => `<tr>${row.map((c, i) => (i === 0 ? `<th scope="row">${cellHtml(c)}</th>` : `<td>${cellHtml(c)}</td>`)).join('')}</tr>`).join('\n')}</tbody>
+    <tbody>${t.rows.map((row) => `<tr>${row.map((c, i) => (i === 0 ? `<th scope="row">${cellHtml(c)}</th>` : `<td${typeof c === 'string' ? ' class="text"' : ''}>${cellHtml(c)}</td>`)).join('')}</tr>`).join('\n')}</tbody>
   </table>${t.note ? `\n  <p class="note">${esc(t.note)}</p>` : ''}
 </section>`).join('\n');
   const charts = r.charts.map((c) => `
-<figure class="chart" data-chart-id="${esc(c.id)}">
+<figure class="chart${c.horizontal ? ' wide' : ''}" data-chart-id="${esc(c.id)}">
   <figcaption>${esc(c.title)}</figcaption>
   <div class="canvas-box"><canvas id="chart-${esc(c.id)}" role="img" aria-label="${esc(c.title)}"></canvas></div>
 </figure>`).join('\n');
@@ -99,12 +101,13 @@ export function renderHtml(r: Report, result: unknown): string {
   h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 1.6em; }
   .units { color: #555; }
   table { border-collapse: collapse; font-variant-numeric: tabular-nums; }
-  th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; } td { text-align: right; }
+  th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; } td { text-align: right; } td.text { text-align: left; }
   thead th { background: #f0f3f7; } tbody th { text-align: left; font-weight: normal; }
   .note { color: #555; font-size: 0.9em; }
   .charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(500px, 1fr)); gap: 1.5em; }
   figure.chart { margin: 0; } figcaption { font-weight: 600; margin-bottom: 0.4em; }
   .canvas-box { position: relative; height: 340px; }
+  figure.wide { grid-column: 1 / -1; } figure.wide .canvas-box { height: 420px; }
   pre { background: #f6f6f6; padding: 1em; overflow: auto; max-height: 30em; }
 </style>
 </head>

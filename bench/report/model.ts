@@ -37,6 +37,8 @@ export interface ChartSpec {
   series: ChartSeries[];
   /** Logarithmic value axis (bar: when values span orders of magnitude). */
   logY?: boolean;
+  /** Bars drawn horizontally (bar: long category labels). */
+  horizontal?: boolean;
 }
 
 export interface Report {

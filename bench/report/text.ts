@@ -20,7 +20,8 @@ export function renderText(r: Report, color = false): string {
       style: color ? { head: ['cyan'], border: ['grey'] } : { head: [], border: [] },
       // no rule between body rows
       chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' },
-      colAligns: t.columns.map((_, i) => (i === 0 ? 'left' : 'right')),
+      // text columns to the left, figures to the right
+      colAligns: t.columns.map((_, i) => (i === 0 || t.rows.some((row) => typeof row[i] === 'string') ? 'left' : 'right')),
     });
     for (const row of t.rows) table.push(row.map(cell));
     out.push(table.toString());
