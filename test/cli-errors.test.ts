@@ -52,6 +52,8 @@ test('bad option values: one line naming the option and what it accepts', async 
     [['waldump', tmp, '--limit', 'x'], /'-n, --limit <n>'/, /integer >= 1/],
     [['standby', '--data', data, '--primary', 'host=x', '--mode', 'hot'], /'--mode <mode>'/, /replica, wal-only/],
     [['status', '--url', 'nope'], /'--url <url>'/, /URL/],
+    [['standby', '--data', data, '--primary', 'bogus'], /'--primary <conninfo>'/, /key=value/, /missing "=" after "bogus"/],
+    [['standby', '--data', data, '--primary', 'host=x port=abc'], /'--primary <conninfo>'/, /invalid port number/],
     [['bench', 'commit', '--bogus'], /unknown option '--bogus'/],
   ];
   for (const [args, ...res] of cases) {

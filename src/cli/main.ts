@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { WalstreamError } from '../errors.js';
 import { registerBenchCommands } from './bench.js';
-import { intArg, numberArg, portArg, urlArg } from './options.js';
+import { conninfoArg, intArg, numberArg, portArg, urlArg } from './options.js';
 import { dumpWal } from './waldump.js';
 
 /** Exit code of a usage error (bad option, unknown command); errors while running exit with 1. */
@@ -100,7 +100,7 @@ program
   .option('--sync-timeout-ms <ms>', 'bound on a commit\'s wait for synchronous standbys, in ms (integer >= 0)', intArg(0))
   .addOption(new Option('--sync-timeout-policy <policy>', 'what a commit does after --sync-timeout-ms').choices(['block', 'degrade', 'fail']))
   .option('--max-slot-wal-keep-size <bytes>', 'max_slot_wal_keep_size in bytes (integer >= -1; -1 = unlimited)', intArg(-1))
-  .option('--metrics-port <port>', 'serve Prometheus /metrics and /status (for `walstream status`) on 127.0.0.1 (1 to 65535)', intArg(1, 65535))
+  .option('--metrics-port <port>', 'serve Prometheus /metrics and /status (for `walstream status`) on 127.0.0.1 (0 to 65535; 0 = ephemeral)', portArg)
   .action(async (o: import('./primary.js').PrimaryCliOptions) => {
     const { runPrimary } = await import('./primary.js');
     await runPrimary(o);
@@ -110,7 +110,7 @@ program
   .command('standby')
   .description('run a standby (hot standby, or wal-only like pg_receivewal) until SIGINT/SIGTERM')
   .requiredOption('--data <dir>', 'data directory (base backup from the primary if empty or missing)')
-  .requiredOption('--primary <conninfo>', "primary_conninfo, e.g. 'host=127.0.0.1 port=5433 user=rep password=secret'")
+  .requiredOption('--primary <conninfo>', "primary_conninfo, e.g. 'host=127.0.0.1 port=5433 user=rep password=secret'", conninfoArg)
   .addOption(new Option('--mode <mode>', 'replica: replay and serve reads; wal-only: keep WAL only').choices(['replica', 'wal-only']).default('replica'))
   .option('--slot <name>', 'primary_slot_name')
   .option('--reader-threads <n>', 'hot-standby reader threads (integer >= 0)', intArg(0))

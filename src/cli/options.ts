@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { InvalidArgumentError } from 'commander';
+import { parseConninfo } from '../standby/options.js';
 
 const INT = /^[+-]?\d+$/;
 const NUM = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
@@ -87,5 +88,16 @@ export function urlArg(v: string): string {
     throw new InvalidArgumentError('Expected a URL such as http://127.0.0.1:9187.');
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new InvalidArgumentError('Expected an http:// or https:// URL.');
+  return v;
+}
+
+/** A libpq key=value connection string, as the standby's primary_conninfo accepts it. */
+export function conninfoArg(v: string): string {
+  try {
+    parseConninfo(v);
+  } catch (e) {
+    const why = (e as Error).message.replace(/^invalid value for option "primaryConninfo": /, '');
+    throw new InvalidArgumentError(`Expected key=value pairs such as 'host=127.0.0.1 port=5433 user=rep' (${why}).`);
+  }
   return v;
 }
