@@ -1,13 +1,15 @@
 // `walstream bench commit` as users run it: a short run's --json validates against the schema, its
 // text report's headings match the snapshot, its --html report draws every chart in headless
 // Chromium; the default text run prints the table on stdout and plain progress lines on stderr
-// (not a TTY), and --keep keeps the run's directory. Figures are never asserted, only structure.
+// (not a TTY), --keep keeps the run's directory, SIGINT removes it. Figures are never asserted,
+// only structure.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { benchReportSmoke, headingLines, walstream } from './helpers/bench-report.js';
+import { benchReportSmoke, headingLines, ROOT, walstream } from './helpers/bench-report.js';
 import { rmrf, tmpDir } from './helpers/tmp.js';
 
 test('bench commit: --json valid, text headings, HTML charts in Chromium, --dir cleaned', async (t) => {
@@ -39,4 +41,21 @@ test('bench commit: the table on stdout, plain progress on stderr, --keep keeps 
   const kept = /data kept in (\S+)/.exec(r.stderr)?.[1];
   assert.ok(kept && fs.existsSync(path.join(kept, 'data')), `--keep: ${r.stderr}`);
   assert.equal(path.dirname(kept), tmp, 'inside --dir');
+});
+
+test('bench commit: SIGINT while it runs removes the run\'s directory (exit 130)', async (t) => {
+  const tmp = tmpDir('walstream-report-commit-sigint-');
+  t.after(() => rmrf(tmp));
+  const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'walstream.js'), 'bench', 'commit', '--seconds', '5', '--committers', '1', '--dir', tmp], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  const code = await new Promise<number | null>((resolve) => {
+    child.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+      // once the primary is committing, its data directory exists inside the run's directory
+      if (/step 2\/\d+/.test(err) && !child.killed) child.kill('SIGINT');
+    });
+    child.once('exit', (c) => resolve(c));
+  });
+  assert.equal(code, 130, err);
+  assert.deepEqual(fs.readdirSync(tmp), [], 'nothing left inside --dir');
 });
