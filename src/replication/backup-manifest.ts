@@ -324,10 +324,13 @@ export class BackupManifest {
   }
 
   /**
-   * AddWALInfoToBackupManifest's walk: the ranges of a backup that started at `startLsn` on
-   * `startTli` and ended at `endLsn` on `endTli`, from `endTli`'s history (newest first, as
-   * readTimeLineHistory returns it). Errors with PostgreSQL's texts when the history does not
-   * lead from the end timeline back to the start timeline.
+   * AddWALInfoToBackupManifest's walk (PostgreSQL 15.6 and later): the ranges of a backup that
+   * started at `startLsn` on `startTli` and ended at `endLsn` on `endTli`, from `endTli`'s history
+   * (newest first, as readTimeLineHistory returns it): timelines that ended before the backup
+   * started are skipped; the start timeline's range begins at `startLsn`, a newer timeline's where
+   * it began; each range ends where the next newer one began (the newest at `endLsn`). Errors with
+   * PostgreSQL's texts when the history does not lead from the end timeline back to the start
+   * timeline.
    */
   addWalRangesFromHistory(history: readonly TimeLineHistoryEntry[], startLsn: Lsn, startTli: number, endLsn: Lsn, endTli: number): void {
     let first = true;
@@ -336,11 +339,12 @@ export class BackupManifest {
     for (const entry of history) {
       if (entry.end !== InvalidLsn && entry.end < startLsn) continue;
       if (first && entry.tli !== endTli) throw misuse(`expected end timeline ${endTli} but found timeline ${entry.tli}`);
+      // The start timeline's WAL is needed from the backup's start, a newer one's from where it began.
       let begin: Lsn;
-      if (entry.begin !== InvalidLsn) begin = entry.begin;
+      if (entry.tli === startTli) begin = startLsn;
       else {
-        begin = startLsn;
-        if (entry.tli !== startTli) throw misuse(`expected start timeline ${startTli} but found timeline ${entry.tli}`);
+        begin = entry.begin;
+        if (begin === InvalidLsn) throw misuse(`expected start timeline ${startTli} but found timeline ${entry.tli}`);
       }
       this.addWalRange(entry.tli, begin, end);
       if (entry.tli === startTli) {
