@@ -9,9 +9,11 @@
 // (b) For a directory we make ourselves (files of our own, those names again, and pg_wal from a
 //     real `pg_basebackup -X fetch`), a manifest from our builder is accepted by pg_verifybackup 15
 //     (with its WAL parsing and with --no-parse-wal), for every checksum type and with force-encode;
-//     a damaged file, an extra or a missing file, a damaged manifest and a WAL range that is not
-//     there make it fail and name the problem, and our reader rejects the damaged manifest with
-//     the same words.
+//     a damaged file, a grown, an extra or a missing file, a damaged manifest and damaged WAL in
+//     the range make it fail and name the problem (the WAL only without --no-parse-wal), and our
+//     reader rejects the damaged manifests with the same words.
+// (a) also: a backup of a standby promoted to timeline 2 has the WAL range that
+//     addWalRangesFromHistory computes from that timeline's history file.
 // Every server is stopped and every directory removed in after().
 
 import { after, before, test } from 'node:test';
@@ -378,21 +380,29 @@ test('(b) a damaged manifest: pg_verifybackup and our reader both say "manifest 
   writeOwnManifest(b, 'SHA256', false);
 });
 
-test('(b) a WAL range beyond the WAL that is there fails WAL parsing, and passes with --no-parse-wal', () => {
+test('(b) damaged WAL in the range fails WAL parsing, and passes with --no-parse-wal', () => {
   const b = ownBackup();
-  // The end of the last segment -X fetch copied (16 MiB segments, initdb's default).
-  const last = fs.readdirSync(path.join(b.dir, 'pg_wal')).filter((n) => /^[0-9A-F]{24}$/.test(n)).sort().pop()!;
-  const segno = parseInt(last.slice(8, 16), 16) * 256 + parseInt(last.slice(16, 24), 16);
-  const segEnd = (segno + 1) * 16 * 1024 * 1024;
-  writeOwnManifest(b, 'CRC32C', false, segEnd + 0x100);
+  writeOwnManifest(b, 'CRC32C', false);
+  // The segment holding Start-LSN (16 MiB segments, initdb's default), one byte of the first record's data changed.
+  const segBytes = 16 * 1024 * 1024;
+  const segno = Math.floor(b.startLsn / segBytes);
+  const name = b.tli.toString(16).toUpperCase().padStart(8, '0') + Math.floor(segno / 256).toString(16).toUpperCase().padStart(8, '0') + (segno % 256).toString(16).toUpperCase().padStart(8, '0');
+  const seg = path.join(b.dir, 'pg_wal', name);
+  const good = fs.readFileSync(seg);
+  const bad = Buffer.from(good);
+  bad[(b.startLsn % segBytes) + 30] ^= 0x01;
+  fs.writeFileSync(seg, bad);
   const r = verify(b.dir);
   assert.equal(r.status, 1);
+  assert.ok(r.stderr.includes(`pg_waldump: error: could not find a valid record after ${lsnToString(b.startLsn)}\n`), r.stderr);
   assert.match(r.stderr, /error: WAL parsing failed for timeline 1/);
   const n = verify(b.dir, ['-n']);
   assert.equal(n.stdout, VERIFIED);
   assert.equal(n.status, 0);
-  assert.ok(fs.readFileSync(path.join(b.dir, 'backup_manifest'), 'latin1').includes(`"End-LSN": "${lsnToString(segEnd + 0x100)}"`));
-  writeOwnManifest(b, 'CRC32C', false);
+  fs.writeFileSync(seg, good);
+  const again = verify(b.dir);
+  assert.equal(again.stdout, VERIFIED);
+  assert.equal(again.status, 0);
 });
 
 // ---- the builder alone ----------------------------------------------------------------------------

@@ -459,7 +459,8 @@ export function parseBackupManifest(bytes: Uint8Array): ParsedBackupManifest {
   const top = doc as Record<string, unknown>;
   const keys = Object.keys(top);
   if (keys[0] !== 'PostgreSQL-Backup-Manifest-Version') throw parseFailure('expected version indicator');
-  if (top['PostgreSQL-Backup-Manifest-Version'] !== 1) throw parseFailure('unexpected manifest version');
+  const version = top['PostgreSQL-Backup-Manifest-Version'];
+  if (version !== 1 && version !== '1') throw parseFailure('unexpected manifest version');
   for (const k of keys) {
     if (!['PostgreSQL-Backup-Manifest-Version', 'Files', 'WAL-Ranges', 'Manifest-Checksum'].includes(k)) throw parseFailure('unrecognized top-level field');
   }
@@ -475,7 +476,10 @@ export function parseBackupManifest(bytes: Uint8Array): ParsedBackupManifest {
     if (!Array.isArray(rangesValue)) throw parseFailure('unexpected scalar');
     for (const r of rangesValue) walRanges.push(parseWalRangeEntry(r));
   }
-  if (keys[keys.length - 1] !== 'Manifest-Checksum') throw parseFailure('manifest ended unexpectedly');
+  // The checksum ends the object: a field after it, or an object without it, is PostgreSQL's parse error.
+  const at = keys.indexOf('Manifest-Checksum');
+  if (at < 0) throw parseFailure('unexpected object end');
+  if (at !== keys.length - 1) throw parseFailure('unexpected object field');
   const manifestChecksum = verifyManifestChecksum(bytes, top['Manifest-Checksum']);
   return { files, walRanges, manifestChecksum };
 }
