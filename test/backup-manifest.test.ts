@@ -356,7 +356,7 @@ test('(b) pg_verifybackup names a damaged, a grown, an extra and a missing file'
   assert.equal(r.status, 0);
 });
 
-test('(b) a damaged manifest: pg_verifybackup and our reader both say "manifest checksum mismatch"', () => {
+test('(b) damaged manifests: pg_verifybackup and our reader refuse them with the same words', () => {
   const b = ownBackup();
   const bytes = writeOwnManifest(b, 'SHA256', false);
   const text = bytes.toString('latin1');
@@ -377,6 +377,16 @@ test('(b) a damaged manifest: pg_verifybackup and our reader both say "manifest 
   assert.equal(r2.status, 1);
   assert.match(r2.stderr, /error: could not parse backup manifest: last line not newline-terminated/);
   assert.throws(() => parseBackupManifest(cut), { message: 'could not parse backup manifest: last line not newline-terminated' });
+
+  // No "Manifest-Checksum" at all (the WAL ranges end the object).
+  const tail = text.lastIndexOf('],\n"Manifest-Checksum"');
+  assert.ok(tail > 0);
+  const unsummed = Buffer.from(text.slice(0, tail) + ']\n}\n', 'latin1');
+  fs.writeFileSync(path.join(b.dir, 'backup_manifest'), unsummed);
+  const r3 = verify(b.dir, ['-n']);
+  assert.equal(r3.status, 1);
+  assert.match(r3.stderr, /error: could not parse backup manifest: unexpected object end/);
+  assert.throws(() => parseBackupManifest(unsummed), { message: 'could not parse backup manifest: unexpected object end' });
   writeOwnManifest(b, 'SHA256', false);
 });
 
