@@ -36,7 +36,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { WalstreamError } from '../errors.js';
 import { CRC32C_INIT, crc32cFinal, crc32cUpdate } from '../wal/crc32c.js';
 import { InvalidLsn, type Lsn, lsnToString } from '../wal/lsn.js';
-import type { TimeLineHistoryEntry } from '../wal/timeline.js';
+import { MAXPGPATH, type TimeLineHistoryEntry } from '../wal/timeline.js';
 
 /** pg_checksum_type, spelled as pg_checksum_type_name spells it. */
 export type ChecksumType = 'NONE' | 'CRC32C' | 'SHA224' | 'SHA256' | 'SHA384' | 'SHA512';
@@ -47,8 +47,6 @@ export const PG_CHECKSUM_MAX_LENGTH = 64;
 export const PG_SHA256_DIGEST_LENGTH = 32;
 /** Largest manifest this builder keeps in memory, bytes (PostgreSQL spills to a temp file instead). */
 export const MAX_MANIFEST_BYTES = 1024 * 1024 * 1024;
-/** PostgreSQL's MAXPGPATH, bytes: the longest path a manifest entry can carry (with its NUL). */
-export const MAXPGPATH = 1024;
 
 /** Error codes of this module (WalstreamError.code). */
 export const BACKUP_MANIFEST_INVALID = 'WS_BACKUP_MANIFEST_INVALID';
@@ -283,6 +281,7 @@ export class BackupManifest {
     if (this.phase !== 'files') throw misuse('cannot add a file to a backup manifest after its WAL ranges');
     if (checksum.type !== this.checksumType) throw misuse(`file checksum is ${checksum.type}, the manifest's is ${this.checksumType}`);
     const pathBytes = typeof path === 'string' ? Buffer.from(path, 'utf8') : path;
+    // MAXPGPATH bytes (with the NUL) bound every path basebackup.c hands over.
     if (pathBytes.length === 0 || pathBytes.length >= MAXPGPATH) throw misuse(`path of ${pathBytes.length} bytes: a manifest path has 1 to ${MAXPGPATH - 1} bytes`);
     const sizeText = typeof size === 'bigint' ? (size >= 0n ? size.toString() : null) : Number.isSafeInteger(size) && size >= 0 ? String(size) : null;
     if (sizeText === null) throw misuse(`file size ${String(size)} is not a byte count`);
