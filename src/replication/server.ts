@@ -26,7 +26,7 @@ import type { XLogCtl } from '../wal/xlogctl.js';
 import type { HbaRule } from './protocol/hba.js';
 import { pgTimestampToDate } from './protocol/messages.js';
 import { makeScramVerifier } from './protocol/scram.js';
-import type { BackupFile, FromPrimary, ToPrimary, WalSenderConnConfig } from './walsender.js';
+import type { BackupFile, FromPrimary, ToPrimary, WalSenderConnConfig } from './walsender-messages.js';
 import { WalSndCtl, type WalSndSnapshot } from './walsndctl.js';
 import type { ReplicationSlots } from './slots.js';
 import type { SyncRepQueue } from './syncrep-queue.js';
