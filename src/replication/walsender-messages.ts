@@ -17,10 +17,14 @@ import type { WalSndLagHandle } from './lag.js';
 /** Everything a walsender worker gets at start (structured-cloneable). */
 export interface WalSenderConfig {
   kind: 'walsender';
-  /** The accepted socket's fd (-1 when `ring` is set). */
-  fd: number;
-  /** An in-process connection instead of a socket: its rings and its MessagePort (transferred). */
-  ring?: { rings: RingPairHandle; peer: MessagePort } | null;
+  /**
+   * The connection: its two rings and its MessagePort (transferred; its 'close' is the peer's
+   * reset). The other end is the replication I/O thread (a TCP client, tcp-bridge.ts) or an
+   * in-process standby's walreceiver.
+   */
+  ring: { rings: RingPairHandle; peer: MessagePort };
+  /** pg_hba connection type: 'host' for TCP, 'local' for an in-process standby. */
+  connType: 'host' | 'local';
   remoteAddress: string;
   remotePort: number;
   backendStartMs: number;

@@ -17,7 +17,6 @@
 // FATAL 57P01. Then it releases its slot and closes its port; the thread ends with no handles left.
 
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { isMainThread, type MessagePort, workerData } from 'node:worker_threads';
 import { Errors, WalstreamError } from '../errors.js';
@@ -78,12 +77,10 @@ export class WalSender implements WalSendHost {
   private _replSlot = -1;
 
   constructor(cfg: WalSenderConfig) {
-    const ring = cfg.ring ?? null;
-    const sock: ByteSocket = ring !== null
-      ? new RingSocket({ side: 'server', rings: ring.rings, peer: ring.peer, zeroCopy: false, maxFrameBytes: FRAME_PAD + XLOGDATA_FRAME_HEADER_BYTES + cfg.maxSendBytes })
-      : new net.Socket({ fd: cfg.fd, readable: true, writable: true });
-    // An in-process standby's ring is the send buffer: sending pauses at its high-water mark.
-    this.cfg = sock instanceof RingSocket ? { ...cfg, maxQueuedBytes: sock.highWaterBytes } : cfg;
+    const sock = new RingSocket({ side: 'server', rings: cfg.ring.rings, peer: cfg.ring.peer, zeroCopy: false, maxFrameBytes: FRAME_PAD + XLOGDATA_FRAME_HEADER_BYTES + cfg.maxSendBytes });
+    // The outgoing ring is the whole send buffer (over TCP the I/O thread releases a record once
+    // the kernel took it): sending pauses at its high-water mark.
+    this.cfg = { ...cfg, maxQueuedBytes: sock.highWaterBytes };
     this.socket = sock;
     this.ctl = new XLogCtl(cfg.xlog);
     this.walsnd = new WalSndCtl(cfg.walsnd);
@@ -102,7 +99,7 @@ export class WalSender implements WalSendHost {
         return v === undefined ? undefined : { password: v, replication: true };
       },
       remoteAddress: cfg.remoteAddress,
-      connType: ring !== null ? 'local' : 'host',
+      connType: cfg.connType,
       maxMessageBytes: cfg.maxClientMessageBytes,
       maxPendingInputBytes: cfg.maxClientMessageBytes + PENDING_INPUT_SLACK_BYTES,
       pauseInputAtBytes: cfg.maxClientMessageBytes,
