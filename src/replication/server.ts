@@ -10,9 +10,9 @@
 // WAL, ends with "COPY 0" (or FATAL 57P01 if not streaming) and exits; workers that do not exit
 // within the bound are terminated; then the I/O thread sends what they left and exits.
 // In-process standbys connect through inProcessListener(): a MessagePort on which a standby's
-// thread posts {connect, rings, peer}; the connection is served like an accepted socket (same
-// limits, WalSndCtl slot, commands, shutdown) by a walsender whose byte pipe is the two rings
-// (ring-socket.ts). It is trusted (the same process, like a local socket of the same user) and
+// thread posts {connect, rings, peer}; the connection is served like a TCP one (same limits,
+// WalSndCtl slot, commands, shutdown; the walsender's byte pipe is the two rings either way,
+// ring-socket.ts), but the standby's walreceiver is the other end of the rings. It is trusted (the same process, like a local socket of the same user) and
 // shows client_addr NULL, client_port -1 in replicationStatus(), as PostgreSQL shows a unix socket.
 
 import fs from 'node:fs';
@@ -63,9 +63,9 @@ export interface ReplicationHost {
   checkpoint(): Promise<void>;
   checkpointInfo(): { redoLsn: Lsn; checkpointLsn: Lsn; snapshotName: string; tli: number };
   emit(event: string | symbol, ...args: unknown[]): boolean;
-  /** Replication slots shared with the walsenders (issue 4), if any. */
+  /** Replication slots shared with the walsenders, if any. */
   readonly slots?: ReplicationSlots | null;
-  /** Synchronous-commit wait queues the walsenders release (issue 4), if any. */
+  /** Synchronous-commit wait queues the walsenders release, if any. */
   readonly syncRep?: SyncRepQueue | null;
 }
 
@@ -91,7 +91,7 @@ export interface ReplicationServerOptions {
   walSenderPrestart: number;
 }
 
-/** One row of primary.replicationStatus() (PostgreSQL's pg_stat_replication, the part issue 3 needs). */
+/** One row of primary.replicationStatus() (the columns of PostgreSQL's pg_stat_replication walstream has, plus walstream's own). */
 export interface ReplicationStatusRow {
   pid: number;
   application_name: string;
@@ -461,9 +461,9 @@ export class ReplicationServer {
   }
 
   /**
-   * Re-derive every walsender's state and sync state and emit what changed (the seeds' NOTIFY
-   * wish): `walsenderConnected`, `walsenderCaughtUp` (catchup → streaming), `syncStateChanged`,
-   * `walsenderDisconnected`, each with a WalSenderEvent. Called on worker messages, worker exit and
+   * Re-derive every walsender's state and sync state and emit what changed: `walsenderConnected`,
+   * `walsenderCaughtUp` (catchup → streaming), `syncStateChanged`, `walsenderDisconnected`, each
+   * with a WalSenderEvent. Called on worker messages, worker exit and
    * synchronous_standby_names changes — never on a timer.
    */
   notifyStateChange(): void {

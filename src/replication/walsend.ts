@@ -11,9 +11,10 @@
 //   * The target is XLogCtl FLUSHED. One XLogData carries at most `maxSendBytes` (1 MiB); when
 //     more is pending its end is rounded down to a page boundary, else it ends at FLUSHED.
 //   * The bytes come from the wal_buffers ring when it still holds them (validated page by page,
-//     see wal-read.ts), else from the segment files (catch-up). The ring is never handed to the
+//     see wal-read.ts), else from the segment files (catch-up). wal_buffers is never handed to the
 //     socket directly: a queued write could go out after the slot was recycled, and the inserter
-//     must never wait for a walsender.
+//     must never wait for a walsender. They are copied once, into the connection's outgoing ring,
+//     which the I/O thread (TCP) or the standby (in-process) reads in place.
 //   * The message buffer is 2 + 30 + n bytes and the frame starts at offset 2, so the WAL bytes sit
 //     at offset 32: 8-aligned like the ring, which keeps the SharedArrayBuffer copy on V8's fast
 //     path. Over an in-process ring the message is built in place in the outgoing ring.

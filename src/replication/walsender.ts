@@ -1,15 +1,17 @@
 // walsender: one worker thread per replication connection (PostgreSQL forks one process per
 // connection; this is walsender.c's connection and command half). Started by ReplicationServer
-// (src/replication/server.ts) in the primary's thread, which hands over the accepted socket's fd;
-// this thread owns that socket, one ReplicationServerConn (startup, authentication, command
-// parsing, COPY sub-protocols), its WalSndCtl slot and the replication slot it acquired. The
-// other roles are modules it drives: the send loop (walsend.ts, XLogSendPhysical), its WAL reads
-// (wal-read.ts), the synchronous-replication policy (syncrep-sender.ts) and BASE_BACKUP
-// (basebackup.ts); the port messages are in walsender-messages.ts.
-// An in-process standby (Standby.open({ primary })) is served the same way over a RingSocket
-// (ring-socket.ts: two SharedArrayBuffer rings and a MessagePort instead of the fd); the protocol,
-// WalSndCtl, limits and shutdown are the same, only the byte pipe differs, and XLogData is built
-// in place in the outgoing ring (allocFrame), so its WAL bytes are copied once.
+// (src/replication/server.ts) in the primary's thread, which hands over the connection's two
+// SharedArrayBuffer rings and MessagePort; this thread owns its end of them (a RingSocket,
+// ring-socket.ts), one ReplicationServerConn (startup, authentication, command parsing, COPY
+// sub-protocols), its WalSndCtl slot and the replication slot it acquired. The other roles are
+// modules it drives: the send loop (walsend.ts, XLogSendPhysical), its WAL reads (wal-read.ts),
+// the synchronous-replication policy (syncrep-sender.ts) and BASE_BACKUP (basebackup.ts); the
+// port messages are in walsender-messages.ts.
+// The other end of the rings is the replication I/O thread for a TCP client (tcp-bridge.ts: it
+// owns the socket and writes to it straight from the ring) or an in-process standby's
+// walreceiver (Standby.open({ primary })): the protocol, WalSndCtl, limits and shutdown are the
+// same. XLogData is built in place in the outgoing ring (allocFrame), so its WAL bytes are copied
+// once, from wal_buffers or the segment file, on their way to the kernel or the standby.
 // Stops: when the socket closes (client went away, Terminate, FATAL, replication timeout), or
 // when the primary asks it to stop (port message 'stop', at shutdown): a streaming walsender
 // first sends every flushed byte (the shutdown checkpoint included), asks for a reply, waits for
