@@ -432,14 +432,6 @@ export class Primary extends EventEmitter {
     return this.control.tli;
   }
 
-  /**
-   * Handles of handed-off replication sockets the primary's thread still holds: one per TCP
-   * walsender, plus any not yet released after their walsender exited (src/util/fd-park.ts).
-   */
-  get acceptedHandlesHeld(): number {
-    return this.replServer?.acceptedHandlesHeld ?? 0;
-  }
-
   /** The replication port the primary listens on (the actual one when opened with port 0), or null. */
   get port(): number | null {
     return this.replServer?.port ?? null;

@@ -1,21 +1,21 @@
 // ReplicationServer: the primary's replication listener (PostgreSQL's postmaster role for
-// walsenders). Runs in the primary's thread. It owns the listening socket, WalSndCtl, one
-// walsender worker per accepted connection (the accepted fd is handed to the worker: accepted with
-// pauseOnConnect, this thread never reads, writes or closes it afterwards), the WAL pins
+// walsenders). Runs in the primary's thread. It owns the replication I/O thread (tcp-bridge.ts:
+// it listens, accepts and owns every TCP socket, bridging each to the SharedArrayBuffer rings of
+// one connection), WalSndCtl, one walsender worker per connection (served its rings, like an
+// in-process standby; no descriptor is shared between threads), the WAL pins
 // (min sent of streaming walsenders; the redo point of each running base backup) and the
 // base-backup requests walsenders send over their MessagePort (checkpoint + pin + files).
 // Stops in two steps called by Primary.close(): stopListening() (no new connections), then,
 // after the shutdown checkpoint, shutdownWalSenders(): every walsender streams up to the end of
 // WAL, ends with "COPY 0" (or FATAL 57P01 if not streaming) and exits; workers that do not exit
-// within the bound are terminated.
+// within the bound are terminated; then the I/O thread sends what they left and exits.
 // In-process standbys connect through inProcessListener(): a MessagePort on which a standby's
-// thread posts {connect, rings, peer}; the connection is served like an accepted socket (same
-// limits, WalSndCtl slot, commands, shutdown) by a walsender whose byte pipe is the two rings
-// (ring-socket.ts). It is trusted (the same process, like a local socket of the same user) and
+// thread posts {connect, rings, peer}; the connection is served like a TCP one (same limits,
+// WalSndCtl slot, commands, shutdown; the walsender's byte pipe is the two rings either way,
+// ring-socket.ts), but the standby's walreceiver is the other end of the rings. It is trusted (the same process, like a local socket of the same user) and
 // shows client_addr NULL, client_port -1 in replicationStatus(), as PostgreSQL shows a unix socket.
 
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { MessageChannel, MessagePort, type TransferListItem, Worker } from 'node:worker_threads';
 import type { StageTraceHandle } from '../util/stage-trace.js';
@@ -26,14 +26,16 @@ import type { XLogCtl } from '../wal/xlogctl.js';
 import type { HbaRule } from './protocol/hba.js';
 import { pgTimestampToDate } from './protocol/messages.js';
 import { makeScramVerifier } from './protocol/scram.js';
-import type { BackupFile, FromPrimary, ToPrimary, WalSenderConnConfig } from './walsender.js';
+import type { BackupFile, FromPrimary, ToPrimary, WalSenderConnConfig } from './walsender-messages.js';
 import { WalSndCtl, type WalSndSnapshot } from './walsndctl.js';
 import type { ReplicationSlots } from './slots.js';
 import type { SyncRepQueue } from './syncrep-queue.js';
 import { syncStates, type SyncState } from './syncrep.js';
 import { WalSndLag } from './lag.js';
 import { ByteRing, type RingPairHandle } from './ring.js';
-import { closeHandleOnParkedFd } from '../util/fd-park.js';
+import { type FromTcpBridge, type TcpBridgeConfig, type ToTcpBridge, toClientRingBytesFor, BRIDGE_DRAIN_TIMEOUT_MS } from './tcp-bridge.js';
+import { FRAME_PAD } from './walsend.js';
+import { XLOGDATA_FRAME_HEADER_BYTES } from './protocol/messages.js';
 
 /** What a standby's thread posts on an in-process listener port to connect. */
 export interface InProcessConnectRequest {
@@ -45,8 +47,8 @@ export interface InProcessConnectRequest {
 
 /** Authentication of in-process connections: trust (the standby runs in this process). */
 const IN_PROCESS_HBA: HbaRule[] = [{ type: 'local', database: 'replication', user: 'all', method: 'trust' }];
-/** While accepted handles wait for their fd number to be free again (releaseAccepted), retry this often. */
-const ACCEPTED_RELEASE_RETRY_MS = 250;
+/** The I/O thread gets this long beyond its own drain bound to exit at shutdown before it is terminated. */
+const TCP_BRIDGE_EXIT_SLACK_MS = 1_000;
 /** A walsender told to terminate (its slot was invalidated) that has not exited by then is stopped by force. */
 const WALSENDER_TERMINATE_TIMEOUT_MS = 5_000;
 
@@ -61,9 +63,9 @@ export interface ReplicationHost {
   checkpoint(): Promise<void>;
   checkpointInfo(): { redoLsn: Lsn; checkpointLsn: Lsn; snapshotName: string; tli: number };
   emit(event: string | symbol, ...args: unknown[]): boolean;
-  /** Replication slots shared with the walsenders (issue 4), if any. */
+  /** Replication slots shared with the walsenders, if any. */
   readonly slots?: ReplicationSlots | null;
-  /** Synchronous-commit wait queues the walsenders release (issue 4), if any. */
+  /** Synchronous-commit wait queues the walsenders release, if any. */
   readonly syncRep?: SyncRepQueue | null;
 }
 
@@ -89,7 +91,7 @@ export interface ReplicationServerOptions {
   walSenderPrestart: number;
 }
 
-/** One row of primary.replicationStatus() (PostgreSQL's pg_stat_replication, the part issue 3 needs). */
+/** One row of primary.replicationStatus() (the columns of PostgreSQL's pg_stat_replication walstream has, plus walstream's own). */
 export interface ReplicationStatusRow {
   pid: number;
   application_name: string;
@@ -144,15 +146,7 @@ interface WorkerEntry {
   unpins: (() => void)[];
   /** Closes the fds opened for the running base backup (idempotent; also run at exit). */
   closeBackupFiles: (() => void) | null;
-  /** This thread's handle of the socket whose fd the worker serves (null for rings and idle workers). */
-  accepted: AcceptedHandle | null;
   exited: Promise<void>;
-}
-
-/** The accepting thread's half of a handed-off socket: inert, released once the worker closed the fd. */
-interface AcceptedHandle {
-  socket: net.Socket;
-  fd: number;
 }
 
 export class ReplicationServer {
@@ -161,7 +155,10 @@ export class ReplicationServer {
   readonly lag: WalSndLag;
   /** Last state seen per walsender id, for the state-change events. */
   private known = new Map<number, WalSenderEvent>();
-  private readonly server: net.Server;
+  /** The replication I/O thread (listener and TCP sockets) and its control port. */
+  private readonly bridge: Worker;
+  private readonly bridgeControl: MessagePort;
+  private readonly bridgeExited: Promise<void>;
   private readonly workers = new Set<WorkerEntry>();
   /** Pre-started workers waiting for a connection (not in `workers`). */
   private readonly idle: WorkerEntry[] = [];
@@ -173,16 +170,6 @@ export class ReplicationServer {
   private readonly listeners = new Set<MessagePort>();
   private stopping = false;
   private _port = 0;
-  /**
-   * Accepted handles whose worker has exited (so the fd was closed there) but whose number was in
-   * use elsewhere when we tried to release them (src/util/fd-park.ts); retried at every worker exit
-   * and every ACCEPTED_RELEASE_RETRY_MS until shutdown.
-   */
-  private readonly retiring: AcceptedHandle[] = [];
-  /** Retries releaseAccepted() while `retiring` is not empty (unref'd: never keeps the process alive). */
-  private retireTimer: NodeJS.Timeout | null = null;
-  /** Set once every walsender has exited at shutdown: no more timed retries. */
-  private retireRetriesOver = false;
 
   private constructor(private readonly host: ReplicationHost, private readonly opts: ReplicationServerOptions) {
     this.walsnd = WalSndCtl.create(opts.maxWalSenders);
@@ -191,22 +178,37 @@ export class ReplicationServer {
     const users = opts.users;
     this.users = users === null ? null : Object.fromEntries(Object.entries(users).map(([u, p]) => [u, p.startsWith('SCRAM-SHA-256$') ? p : makeScramVerifier(p)]));
     this.hba = opts.hba ?? [{ type: 'host', database: 'replication', user: 'all', address: 'all', method: users === null ? 'trust' : 'scram-sha-256' }];
-    this.server = net.createServer({ pauseOnConnect: true }, (s) => this.onConnection(s));
+    const { port1, port2 } = new MessageChannel();
+    const cfg: TcpBridgeConfig = {
+      kind: 'replication-tcp',
+      host: opts.host,
+      port: opts.port,
+      toClientRingBytes: toClientRingBytesFor(opts.walSenderMaxQueuedBytes, FRAME_PAD + XLOGDATA_FRAME_HEADER_BYTES + opts.maxSendBytes),
+      control: port2,
+    };
+    this.bridgeControl = port1;
+    this.bridge = new Worker(new URL('./tcp-bridge.js', import.meta.url), { workerData: cfg, transferList: [port2], name: 'replication-io' });
+    this.bridge.on('error', (e) => this.log('warning', `replication I/O thread failed: ${e.stack ?? e.message}`));
+    this.bridgeExited = new Promise<void>((r) => this.bridge.once('exit', () => r()));
   }
 
   static async listen(host: ReplicationHost, opts: ReplicationServerOptions): Promise<ReplicationServer> {
     const rs = new ReplicationServer(host, opts);
-    await new Promise<void>((resolve, reject) => {
-      rs.server.once('error', reject);
-      rs.server.listen(opts.port, opts.host, () => {
-        rs.server.off('error', reject);
-        resolve();
-      });
+    const first = await new Promise<FromTcpBridge | null>((resolve) => {
+      rs.bridgeControl.once('message', (m: FromTcpBridge) => resolve(m));
+      void rs.bridgeExited.then(() => resolve(null));
     });
-    rs.server.on('error', (e) => host.emit('error', e));
+    if (first === null || first.type !== 'listening') {
+      rs.unpinSenders();
+      rs.bridgeControl.close();
+      await rs.bridge.terminate();
+      const e = new Error(first?.type === 'listenFailed' ? first.message : 'replication I/O thread ended before listening') as NodeJS.ErrnoException;
+      if (first?.type === 'listenFailed' && first.code !== undefined) e.code = first.code;
+      throw e;
+    }
+    rs._port = first.port;
+    rs.bridgeControl.on('message', (m: FromTcpBridge) => rs.onBridgeMessage(m));
     rs.refill();
-    const a = rs.server.address();
-    rs._port = typeof a === 'object' && a !== null ? a.port : opts.port;
     return rs;
   }
 
@@ -218,48 +220,22 @@ export class ReplicationServer {
     this.host.emit('log', { level, message });
   }
 
-  private onConnection(socket: net.Socket): void {
-    const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
-    if (!this.listening || this.workers.size >= this.opts.maxWalSenders + this.opts.maxStartupConnections || typeof fd !== 'number' || fd < 0) {
-      socket.destroy();
-      return;
+  private onBridgeMessage(m: FromTcpBridge): void {
+    switch (m.type) {
+      case 'accepted':
+        this.onAccepted(m.rings, m.peer, m.remoteAddress, m.remotePort);
+        return;
+      case 'serverError':
+        this.host.emit('error', new Error(m.message));
+        return;
+      default:
+        return;
     }
-    // From here on the fd belongs to the worker: this thread must not read, write or close it. Its
-    // own handle stays with the worker's entry until the worker exits (releaseAccepted()).
-    const entry = this.hand({ ...this.connConfig(), fd, remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0 }, []);
-    entry.accepted = { socket, fd };
   }
 
-  /**
-   * Handles of handed-off sockets this thread still holds: one per live TCP walsender, plus those
-   * waiting to be released (normally none). Bounded by the open descriptors, not by the number of
-   * connections ever accepted.
-   */
-  get acceptedHandlesHeld(): number {
-    let n = this.retiring.length;
-    for (const e of this.workers) if (e.accepted !== null) n++;
-    return n;
-  }
-
-  /**
-   * Release the handles of sockets whose workers have exited. The worker closed the descriptor,
-   * so the number may already be another file's: a handle is closed only while its number is a
-   * placeholder opened here (closeHandleOnParkedFd); the others wait for the next attempt (the
-   * next worker exit, or the retry timer this arms).
-   */
-  private releaseAccepted(): void {
-    for (let i = this.retiring.length - 1; i >= 0; i--) {
-      const a = this.retiring[i]!;
-      if (closeHandleOnParkedFd(a.fd, () => a.socket.destroy())) this.retiring.splice(i, 1);
-    }
-    // A number is usually busy only for a moment (a thread booting reads its modules, a segment
-    // is being opened): retry soon rather than only at the next walsender exit.
-    if (this.retiring.length > 0 && this.retireTimer === null && !this.retireRetriesOver) {
-      this.retireTimer = setInterval(() => this.releaseAccepted(), ACCEPTED_RELEASE_RETRY_MS).unref();
-    } else if (this.retiring.length === 0 && this.retireTimer !== null) {
-      clearInterval(this.retireTimer);
-      this.retireTimer = null;
-    }
+  /** A TCP connection the I/O thread accepted: served by a walsender over its rings, or refused. */
+  private onAccepted(rings: RingPairHandle, peer: MessagePort, remoteAddress: string, remotePort: number): void {
+    this.serveRings(rings, peer, { ...this.connConfig(), connType: 'host', remoteAddress, remotePort });
   }
 
   /**
@@ -280,12 +256,16 @@ export class ReplicationServer {
   private onInProcessConnect(m: unknown): void {
     const req = m as Partial<InProcessConnectRequest> | null;
     if (req === null || typeof req !== 'object' || req.type !== 'connect' || !(req.peer instanceof MessagePort)) return;
-    const peer = req.peer;
+    this.serveRings(req.rings!, req.peer, { ...this.connConfig(), connType: 'local', remoteAddress: '', remotePort: -1, hba: IN_PROCESS_HBA, users: null });
+  }
+
+  /** Hand a connection's rings to a walsender, or refuse it like a socket closed at once. */
+  private serveRings(handles: RingPairHandle, peer: MessagePort, cfg: Omit<WalSenderConnConfig, 'ring'>): void {
     let toClient: ByteRing;
     let toServer: ByteRing;
     try {
-      toClient = new ByteRing(req.rings!.toClient);
-      toServer = new ByteRing(req.rings!.toServer);
+      toClient = new ByteRing(handles.toClient);
+      toServer = new ByteRing(handles.toServer);
     } catch {
       peer.close();
       return;
@@ -298,11 +278,11 @@ export class ReplicationServer {
       return;
     }
     const rings: RingPairHandle = { toClient: toClient.handle, toServer: toServer.handle };
-    this.hand({ ...this.connConfig(), fd: -1, ring: { rings, peer }, remoteAddress: '', remotePort: -1, hba: IN_PROCESS_HBA, users: null }, [peer]);
+    this.hand({ ...cfg, ring: { rings, peer } }, [peer]);
   }
 
   /** Everything of a connection's config but the connection itself. */
-  private connConfig(): Omit<WalSenderConnConfig, 'fd' | 'remoteAddress' | 'remotePort'> {
+  private connConfig(): Omit<WalSenderConnConfig, 'ring' | 'connType' | 'remoteAddress' | 'remotePort'> {
     return {
       kind: 'walsender',
       backendStartMs: Date.now(),
@@ -346,7 +326,7 @@ export class ReplicationServer {
     const workerData = cfg === null ? { kind: 'walsender', idle: true, port: port2 } : { ...cfg, port: port2 };
     const worker = new Worker(new URL('./walsender.js', import.meta.url), { workerData, transferList: [port2, ...transfer], name: 'walsender' });
     let resolveExit!: () => void;
-    const entry: WorkerEntry = { worker, port: port1, id: 0, unpins: [], closeBackupFiles: null, accepted: null, exited: new Promise<void>((r) => (resolveExit = r)) };
+    const entry: WorkerEntry = { worker, port: port1, id: 0, unpins: [], closeBackupFiles: null, exited: new Promise<void>((r) => (resolveExit = r)) };
     port1.on('message', (m: ToPrimary) => this.onWorkerMessage(entry, m));
     worker.on('error', (e) => this.log('warning', `walsender worker failed: ${e.stack ?? e.message}`));
     worker.on('exit', () => {
@@ -359,10 +339,6 @@ export class ReplicationServer {
       for (const u of entry.unpins) u();
       entry.unpins.length = 0;
       if (entry.id !== 0) this.notifyStateChange();
-      // The worker's thread is gone, and with it its socket and the descriptor.
-      if (entry.accepted !== null) this.retiring.push(entry.accepted);
-      entry.accepted = null;
-      this.releaseAccepted();
       port1.close();
       resolveExit();
     });
@@ -485,9 +461,9 @@ export class ReplicationServer {
   }
 
   /**
-   * Re-derive every walsender's state and sync state and emit what changed (the seeds' NOTIFY
-   * wish): `walsenderConnected`, `walsenderCaughtUp` (catchup → streaming), `syncStateChanged`,
-   * `walsenderDisconnected`, each with a WalSenderEvent. Called on worker messages, worker exit and
+   * Re-derive every walsender's state and sync state and emit what changed: `walsenderConnected`,
+   * `walsenderCaughtUp` (catchup → streaming), `syncStateChanged`, `walsenderDisconnected`, each
+   * with a WalSenderEvent. Called on worker messages, worker exit and
    * synchronous_standby_names changes — never on a timer.
    */
   notifyStateChange(): void {
@@ -534,11 +510,11 @@ export class ReplicationServer {
     return this.workers.size;
   }
 
-  /** Stop accepting connections. Handed-off sockets are the workers' and are not touched. */
+  /** Stop accepting connections (open connections go on until their walsenders end them). */
   stopListening(): void {
     if (!this.listening) return;
     this.listening = false;
-    this.server.close();
+    this.postBridge({ type: 'stopListening' });
     for (const l of this.listeners) l.close();
     this.listeners.clear();
     for (const e of this.idle.splice(0)) {
@@ -567,11 +543,21 @@ export class ReplicationServer {
       }
     }
     this.unpinSenders();
-    // Every walsender has exited: one last release; handles whose number is still another file's
-    // stay (inert, bounded by the descriptors in use) and are no longer retried.
-    this.retireRetriesOver = true;
-    this.releaseAccepted();
-    if (this.retireTimer !== null) clearInterval(this.retireTimer);
-    this.retireTimer = null;
+    // Every walsender has exited: the I/O thread sends what they left queued, then exits.
+    this.postBridge({ type: 'stop' });
+    let bridgeTimer: NodeJS.Timeout | undefined;
+    const bridgeTimedOut = new Promise<'timeout'>((r) => (bridgeTimer = setTimeout(() => r('timeout'), BRIDGE_DRAIN_TIMEOUT_MS + TCP_BRIDGE_EXIT_SLACK_MS)));
+    const bres = await Promise.race([this.bridgeExited.then(() => 'done' as const), bridgeTimedOut]);
+    clearTimeout(bridgeTimer);
+    if (bres === 'timeout') await this.bridge.terminate();
+    this.bridgeControl.close();
+  }
+
+  private postBridge(m: ToTcpBridge): void {
+    try {
+      this.bridgeControl.postMessage(m);
+    } catch {
+      /* the I/O thread is gone */
+    }
   }
 }

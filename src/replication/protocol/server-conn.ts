@@ -4,8 +4,8 @@
 // through the send* methods. Deterministic: no timers, no sockets, randomness injectable.
 //
 // Owns: the startup conversation (SSLRequest/GSSENCRequest → 'N', CancelRequest, StartupMessage,
-// NegotiateProtocolVersion), authentication (pg_hba-style rules; trust, password, md5, SCRAM),
-// the session parameters, the simple-query loop (replication grammar, 0A000 for SQL, 08P01 for the
+// NegotiateProtocolVersion), authentication (pg_hba-style rules; trust, password, md5, SCRAM: the
+// exchange itself is ClientAuth, server-auth.ts), the session parameters (session-params.ts), the simple-query loop (replication grammar, 0A000 for SQL, 08P01 for the
 // extended protocol until Sync), and the COPY BOTH/COPY OUT sub-protocols. Byte-for-byte as
 // PostgreSQL 15 answers, except that a startup packet with an impossible length or a message whose
 // length word breaks a limit gets a FATAL ErrorResponse before the close (PostgreSQL only logs it).
@@ -18,22 +18,15 @@ import { randomBytes as nodeRandomBytes } from 'node:crypto';
 import { Errors, WalstreamError } from '../../errors.js';
 import { assert } from '../../util/assert.js';
 import type { Lsn } from '../../wal/lsn.js';
-import { parseReplicationCommand, type ReplicationCommand } from './commands.js';
+import { parseReplicationCommand } from './commands.js';
 import { FrontendDecoder, PROTOCOL_3_0, type Frame, type StartupPacket } from './frames.js';
-import { checkHba, compileHba, type CompiledHbaRule, type HbaConnType, type HbaMethod, type HbaRule } from './hba.js';
+import { compileHba, type CompiledHbaRule, type HbaRule } from './hba.js';
 import {
   decodeHotStandbyFeedback,
-  decodePasswordMessage,
   decodeQuery,
-  decodeSASLInitialResponse,
   decodeStandbyReceivedUpdate,
   decodeStandbyStatusUpdate,
-  encodeAuthenticationCleartextPassword,
-  encodeAuthenticationMD5Password,
   encodeAuthenticationOk,
-  encodeAuthenticationSASL,
-  encodeAuthenticationSASLContinue,
-  encodeAuthenticationSASLFinal,
   encodeBackendKeyData,
   encodeCommandComplete,
   encodeCopyBothResponse,
@@ -55,103 +48,19 @@ import {
   XLOGDATA_FRAME_HEADER_BYTES,
   type CellValue,
   type ColumnSpec,
-  type HotStandbyFeedback,
-  type StandbyReceivedUpdate,
-  type StandbyStatusUpdate,
   type XLogDataHeader,
   RECEIVED_REPORT_PARAMETER,
 } from './messages.js';
-import {
-  parseScramVerifier,
-  passwordType,
-  SCRAM_SHA_256,
-  scramMockSalt,
-  ScramServerExchange,
-  verifyCleartextPassword,
-  verifyMd5Response,
-  type RandomBytes,
-} from './scram.js';
+import type { RandomBytes } from './scram.js';
+import { ClientAuth } from './server-auth.js';
+import type { ServerConnEvent, ServerConnOptions, ServerConnState } from './server-conn-types.js';
+import { sessionParameterStatus, WALSTREAM_SERVER_VERSION } from './session-params.js';
 
-export const WALSTREAM_SERVER_VERSION = '15.0 (walstream 0.1.0)';
+export { WALSTREAM_SERVER_VERSION } from './session-params.js';
 
-/** What the server knows about a role (pg_authid). */
-export interface UserAuthInfo {
-  /** rolpassword: a SCRAM verifier (`SCRAM-SHA-256$…`), an MD5 hash (`md5…`), or null for none. */
-  password: string | null;
-  /** rolcanlogin; default true. */
-  canLogin?: boolean;
-  /** rolreplication; default true. */
-  replication?: boolean;
-  /** rolsuper; default false. */
-  superuser?: boolean;
-}
+export type { UserAuthInfo, UserLookup } from './server-auth.js';
 
-/** undefined = no such role. */
-export type UserLookup = (user: string) => UserAuthInfo | undefined;
-
-export interface ServerConnOptions {
-  /** Receives every outbound byte chunk, in order. */
-  send: (bytes: Uint8Array) => void;
-  /** Receives events synchronously, from inside feed() or from a send* call that resumes input. */
-  onEvent: (ev: ServerConnEvent) => void;
-  hba: readonly HbaRule[] | readonly CompiledHbaRule[];
-  lookupUser: UserLookup;
-  /** Client IP address as the socket reports it. */
-  remoteAddress: string;
-  /** 'host' for TCP (default), 'local' for a unix socket. */
-  connType?: HbaConnType;
-  /** Sent in BackendKeyData (PostgreSQL's backend PID). Default: random. */
-  processId?: number;
-  /** Sent in BackendKeyData. Default: random. */
-  secretKey?: number;
-  /** `server_version` ParameterStatus; clients check the major version (15). */
-  serverVersion?: string;
-  /** `TimeZone` ParameterStatus. Default 'UTC'. */
-  timeZone?: string;
-  /** `in_hot_standby` ParameterStatus (a cascading walsender on a standby). Default false. */
-  inHotStandby?: boolean;
-  /** Method pretended for roles without a password under an `md5` rule (PostgreSQL's password_encryption). */
-  passwordEncryption?: 'scram-sha-256' | 'md5';
-  /** Key for made-up SCRAM salts of unknown roles (stable per user for a given key). Default: one per process. */
-  mockSaltKey?: Uint8Array;
-  /** Randomness for salts, nonces, keys. Default node:crypto. */
-  randomBytes?: RandomBytes;
-  /** Limit of any client message's length word, in bytes. Default 16 MiB. */
-  maxMessageBytes?: number;
-  /** Input held while a command runs, in bytes, before the connection is failed. Default maxMessageBytes + 1 MiB. */
-  maxPendingInputBytes?: number;
-  /** Above this many held input bytes `wantsInput` turns false (the owner should pause reading). Default 1 MiB. */
-  pauseInputAtBytes?: number;
-}
-
-export type ServerConnEvent =
-  | { type: 'startup'; user: string; database: string; applicationName: string; params: ReadonlyMap<string, string> }
-  | { type: 'cancel'; processId: number; secretKey: number }
-  /** Password checked, role admitted; ParameterStatus/BackendKeyData/ReadyForQuery follow unless the handler calls sendFatal(). */
-  | { type: 'authenticated'; user: string; applicationName: string; method: Exclude<HbaMethod, 'reject'> }
-  /** A parsed command; answer with send* and finish with sendReadyForQuery(). Notices (if any) were sent already. */
-  | { type: 'command'; command: ReplicationCommand; text: string }
-  /** Standby replies; `R` (walstream's received position) only from a client that asked for it (RECEIVED_REPORT_PARAMETER). */
-  | { type: 'copyData'; message: ({ kind: 'r' } & StandbyStatusUpdate) | ({ kind: 'h' } & HotStandbyFeedback) | ({ kind: 'R' } & StandbyReceivedUpdate) }
-  /** The client sent CopyDone (our CopyDone went back already): finish with CommandCompletes and sendReadyForQuery(). */
-  | { type: 'copyDone' }
-  /** A malformed reply ended streaming with ERROR + ReadyForQuery (sent already); stop streaming. */
-  | { type: 'streamAborted'; error: WalstreamError }
-  /** Terminate received (graceful) or input ended: close the socket. */
-  | { type: 'terminate'; graceful: boolean }
-  /** Fatal: sent as FATAL ErrorResponse when `sentToClient`, else silently; close the socket. */
-  | { type: 'error'; error: WalstreamError; sentToClient: boolean };
-
-export type ServerConnState =
-  | 'startup'
-  | 'auth'
-  | 'ready'
-  | 'busy'
-  | 'copyBoth'
-  | 'copyOut'
-  | 'closed';
-
-let processMockSaltKey: Buffer | null = null;
+export type { ServerConnEvent, ServerConnOptions, ServerConnState } from './server-conn-types.js';
 
 const T = (c: string) => c.charCodeAt(0);
 const EXTENDED = new Set([T('P'), T('B'), T('E'), T('D'), T('C')]);
@@ -178,12 +87,8 @@ export class ReplicationServerConn {
   // COPY BOTH bookkeeping
   private serverCopyDone = false;
   private clientCopyDone = false;
-  // auth
-  private authMethod: Exclude<HbaMethod, 'reject'> = 'trust';
-  private authStep: 'password' | 'md5' | 'sasl-init' | 'sasl-cont' | null = null;
-  private md5Salt: Buffer | null = null;
-  private scram: ScramServerExchange | null = null;
-  private userInfo: UserAuthInfo | undefined;
+  /** The authentication exchange, from the StartupMessage until it passed. */
+  private auth: ClientAuth | null = null;
   private _user = '';
   private _database = '';
   private _applicationName = '';
@@ -290,15 +195,13 @@ export class ReplicationServerConn {
         return true;
       }
       case 'auth': {
+        const auth = this.auth!;
         this.decoder.checkType = (t) => {
-          if (t !== T('p')) {
-            const what = this.authStep === 'sasl-init' || this.authStep === 'sasl-cont' ? 'SASL' : 'password';
-            throw Errors.protocolViolation(`expected ${what} response, got message type ${t}`);
-          }
+          if (t !== T('p')) throw Errors.protocolViolation(`expected ${auth.expecting} response, got message type ${t}`);
         };
         const f = this.decoder.next();
         if (f === null) return false;
-        this.onAuthMessage(f);
+        if (auth.onPasswordMessage(f)) this.authenticated();
         return true;
       }
       case 'ready': {
@@ -367,135 +270,43 @@ export class ReplicationServerConn {
     }
     this.emit({ type: 'startup', user: p.user, database: p.database, applicationName: this._applicationName, params: p.params });
     if (this._state !== 'auth') return; // the handler refused the connection
-    const method = checkHba(this.hba, {
-      type: this.opts.connType ?? 'host',
-      address: this.opts.remoteAddress,
-      user: p.user,
-      database: p.database,
-      physicalReplication: true,
-    });
-    this.authMethod = method;
-    this.userInfo = this.opts.lookupUser(p.user);
-    switch (method) {
-      case 'trust':
-        this.authenticated();
-        return;
-      case 'password':
-        this.authStep = 'password';
-        this.out(encodeAuthenticationCleartextPassword());
-        return;
-      case 'md5': {
-        const stored = this.userInfo?.password ?? null;
-        const type = stored === null ? (this.opts.passwordEncryption ?? 'scram-sha-256') : passwordType(stored);
-        if (type === 'md5') {
-          this.authStep = 'md5';
-          this.md5Salt = this.random(4);
-          this.out(encodeAuthenticationMD5Password(this.md5Salt));
-          return;
-        }
-        this.startSasl();
-        return;
-      }
-      case 'scram-sha-256':
-        this.startSasl();
-        return;
-    }
-  }
-
-  private startSasl(): void {
-    this.authStep = 'sasl-init';
-    this.out(encodeAuthenticationSASL([SCRAM_SHA_256]));
-  }
-
-  private onAuthMessage(f: Frame): void {
-    if (f.type !== T('p')) {
-      const what = this.authStep === 'sasl-init' || this.authStep === 'sasl-cont' ? 'SASL' : 'password';
-      throw Errors.protocolViolation(`expected ${what} response, got message type ${f.type}`);
-    }
-    const stored = this.userInfo?.password ?? null;
-    switch (this.authStep) {
-      case 'password': {
-        const pw = decodePasswordMessage(f.body);
-        if (stored === null || !verifyCleartextPassword(stored, this._user, pw)) throw Errors.invalidPassword(this._user);
-        this.authenticated();
-        return;
-      }
-      case 'md5': {
-        const resp = decodePasswordMessage(f.body);
-        if (stored === null || !verifyMd5Response(stored, resp, this.md5Salt!)) throw Errors.invalidPassword(this._user);
-        this.authenticated();
-        return;
-      }
-      case 'sasl-init': {
-        const { mechanism, data } = decodeSASLInitialResponse(f.body);
-        const secret = stored === null ? null : parseScramVerifier(stored);
-        this.scram = new ScramServerExchange({
-          mechanism,
-          secret,
-          mockSalt: scramMockSalt(this._user, this.mockSaltKey()),
-          randomBytes: this.random,
-          user: this._user,
-        });
-        this.authStep = 'sasl-cont';
-        this.saslStep(data);
-        return;
-      }
-      case 'sasl-cont':
-        this.saslStep(f.body);
-        return;
-      default:
-        assert(false, `auth message in auth step ${String(this.authStep)}`);
-    }
-  }
-
-  private saslStep(data: Uint8Array | null): void {
-    const r = this.scram!.step(data);
-    switch (r.kind) {
-      case 'continue':
-        this.out(encodeAuthenticationSASLContinue(r.output));
-        return;
-      case 'failure':
-        throw r.error;
-      case 'success':
-        this.out(encodeAuthenticationSASLFinal(r.output));
-        this.authenticated();
-        return;
-    }
-  }
-
-  private mockSaltKey(): Uint8Array {
-    if (this.opts.mockSaltKey) return this.opts.mockSaltKey;
-    processMockSaltKey ??= nodeRandomBytes(32);
-    return processMockSaltKey;
+    this.auth = new ClientAuth(
+      {
+        out: (b) => this.out(b),
+        hba: this.hba,
+        lookupUser: this.opts.lookupUser,
+        connType: this.opts.connType ?? 'host',
+        remoteAddress: this.opts.remoteAddress,
+        passwordEncryption: this.opts.passwordEncryption ?? 'scram-sha-256',
+        mockSaltKey: this.opts.mockSaltKey ?? null,
+        random: this.random,
+      },
+      p.user,
+      p.database,
+    );
+    if (this.auth.start()) this.authenticated();
   }
 
   /** Authentication passed: AuthenticationOk, then the role checks PostgreSQL makes after it. */
   private authenticated(): void {
-    this.authStep = null;
-    this.scram = null;
+    const auth = this.auth!;
+    this.auth = null;
     this.out(encodeAuthenticationOk());
-    const u = this.userInfo;
+    const u = auth.userInfo;
     if (u === undefined) throw Errors.invalidAuthorization(`role "${this._user}" does not exist`);
     if (u.canLogin === false) throw Errors.invalidAuthorization(`role "${this._user}" is not permitted to log in`);
     if (u.replication === false && u.superuser !== true) throw Errors.insufficientPrivilege('must be superuser or replication role to start walsender');
-    this.emit({ type: 'authenticated', user: this._user, applicationName: this._applicationName, method: this.authMethod });
+    this.emit({ type: 'authenticated', user: this._user, applicationName: this._applicationName, method: auth.method });
     if (this._state !== 'auth') return; // refused by the handler (e.g. too many walsenders)
-    const clientEncoding = canonicalEncoding(this._params.get('client_encoding'));
-    const status: [string, string][] = [
-      ['application_name', this._applicationName],
-      ['client_encoding', clientEncoding],
-      ['DateStyle', 'ISO, MDY'],
-      ['default_transaction_read_only', 'off'],
-      ['in_hot_standby', this.opts.inHotStandby ? 'on' : 'off'],
-      ['integer_datetimes', 'on'],
-      ['IntervalStyle', 'postgres'],
-      ['is_superuser', u.superuser ? 'on' : 'off'],
-      ['server_encoding', 'SQL_ASCII'],
-      ['server_version', this.opts.serverVersion ?? WALSTREAM_SERVER_VERSION],
-      ['session_authorization', this._user],
-      ['standard_conforming_strings', 'on'],
-      ['TimeZone', this.opts.timeZone ?? 'UTC'],
-    ];
+    const status = sessionParameterStatus({
+      applicationName: this._applicationName,
+      clientEncoding: this._params.get('client_encoding'),
+      inHotStandby: this.opts.inHotStandby ?? false,
+      superuser: u.superuser ?? false,
+      serverVersion: this.opts.serverVersion ?? WALSTREAM_SERVER_VERSION,
+      user: this._user,
+      timeZone: this.opts.timeZone ?? 'UTC',
+    });
     // walstream extension, only when the client asked: this walsender accepts `R` replies.
     if (this._params.get(RECEIVED_REPORT_PARAMETER) === 'on') {
       this._receivedReportAgreed = true;
@@ -749,13 +560,4 @@ export class ReplicationServerConn {
   private emit(ev: ServerConnEvent): void {
     this.opts.onEvent(ev);
   }
-}
-
-function canonicalEncoding(v: string | undefined): string {
-  if (v === undefined || v === '') return 'SQL_ASCII';
-  const k = v.toLowerCase().replace(/[-_]/g, '');
-  if (k === 'utf8' || k === 'unicode') return 'UTF8';
-  if (k === 'sqlascii') return 'SQL_ASCII';
-  if (k === 'latin1' || k === 'iso88591') return 'LATIN1';
-  return v.toUpperCase();
 }

@@ -1,0 +1,138 @@
+// WalSendReader: where a walsender gets the WAL bytes it sends (PostgreSQL's WALRead, plus the
+// read from wal_buffers that PostgreSQL's xlog.c does for walsenders in later releases).
+// Run by one walsender worker (src/replication/walsend.ts calls read() for each XLogData). It owns
+// one open segment file (catch-up reads); it only reads the wal_buffers ring, which the inserter
+// (src/wal/insert.ts) owns. Stops: close() closes the segment file (at the end of streaming and
+// when the connection ends).
+//
+// DEV DOCS — reading the ring while the inserter recycles it (threads: this walsender reads, the
+// primary's inserting thread writes; see also src/wal/xlogctl.ts):
+//   * Inserter, before it reuses a ring slot for page P + ringBytes: waits until WRITTEN covers
+//     page P, advances RING_VALID_FROM past P (Atomics compare-exchange), then writes the new
+//     page's header (xlp_pageaddr = P + ringBytes) and, after it, the records.
+//   * Reader, for [from, to) with to <= FLUSHED (Atomics.load): if RING_VALID_FROM <= from, copy
+//     the bytes with plain reads, then accept the copy only if
+//       (1) every page header inside the copy names its own address (xlp_pageaddr = the page's
+//           LSN), and
+//       (2) the ring's header of every page touched still names that address after the copy, and
+//       (3) RING_VALID_FROM is still <= from (the seqlock re-check).
+//     Anything else: read [from, to) from the segment files instead (the walwriter wrote every
+//     page before its slot could be reused, so the file has it).
+//   * Why the page addresses: the seqlock re-check alone relies on the plain reads of the copy
+//     happening before the re-check's load. That holds on x86 but the JavaScript memory model
+//     gives plain reads racing with writes no order (arm64 may satisfy them late), so the copy
+//     could hold bytes of the next lap while the re-check still sees the old RING_VALID_FROM:
+//     recycled bytes would be sent, fsynced and acknowledged as WAL. (1) and (2) check the data
+//     itself: a page of another lap names another address (PostgreSQL's reader checks
+//     xlp_pageaddr for the same reason, XLogReaderValidatePageHeader).
+//   * The partial last page is being filled while we copy it, but only past INSERTED_UPTO, and we
+//     copy only up to FLUSHED: those bytes were stored before INSERTED_UPTO was published, which
+//     the walwriter read before publishing FLUSHED, which we read before copying — they are final.
+//     What the inserter writes concurrently on that page lies past `to` and is never copied; the
+//     page's slot cannot be recycled before the whole ring has been written after it, which (1)-(3)
+//     catch.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { Errors } from '../errors.js';
+import { assert } from '../util/assert.js';
+import { XLOG_BLCKSZ } from '../wal/consts.js';
+import { lsnToString, readLsnLE, type Lsn } from '../wal/lsn.js';
+import { segmentFileName, segNo } from '../wal/segment.js';
+import { XC_FLUSHED, XC_RING_VALID_FROM, type XLogCtl } from '../wal/xlogctl.js';
+
+/** Byte offset of xlp_pageaddr in a WAL page header (XLogPageHeaderData, src/include/access/xlog_internal.h). */
+export const XLP_PAGEADDR_OFFSET = 8;
+/** Bytes of xlp_pageaddr (an 8-byte LSN). */
+const XLP_PAGEADDR_BYTES = 8;
+
+/**
+ * Copy WAL [from, to) out of the wal_buffers ring into buf[off…] and validate the copy (see DEV
+ * DOCS). True if buf now holds exactly that WAL; false if the ring no longer (or never) held all
+ * of it, and the caller must read the segment files. Never throws for a recycled ring.
+ */
+export function copyFromWalBuffers(ctl: XLogCtl, buf: Uint8Array, off: number, from: Lsn, to: Lsn): boolean {
+  assert(from <= to, `WAL read of [${lsnToString(from)}, ${lsnToString(to)}) runs backwards`);
+  assert(to <= ctl.load(XC_FLUSHED), `WAL read up to ${lsnToString(to)} is past FLUSHED`);
+  if (ctl.load(XC_RING_VALID_FROM) > from) return false;
+  const ring = ctl.ring;
+  if (to - from > ring.length) return false;
+  let p = from;
+  let o = off;
+  while (p < to) {
+    const ro = ctl.ringOffset(p);
+    const k = Math.min(to - p, ring.length - ro);
+    buf.set(ring.subarray(ro, ro + k), o);
+    p += k;
+    o += k;
+  }
+  // (1) the page headers that were copied, (2) the ring's headers of every page touched.
+  for (let page = from - (from % XLOG_BLCKSZ); page < to; page += XLOG_BLCKSZ) {
+    if (page >= from && page + XLP_PAGEADDR_OFFSET + XLP_PAGEADDR_BYTES <= to) {
+      if (readLsnLE(buf, off + (page - from) + XLP_PAGEADDR_OFFSET) !== page) return false;
+    }
+    if (readLsnLE(ring, ctl.ringOffset(page) + XLP_PAGEADDR_OFFSET) !== page) return false;
+  }
+  // (3) the seqlock re-check: a slot in the range recycled during the copy moved RING_VALID_FROM past `from`.
+  return ctl.load(XC_RING_VALID_FROM) <= from;
+}
+
+export class WalSendReader {
+  private segFd = -1;
+  private segFdNo = -1;
+  /** Reads served from the ring / from segment files (the ring's copy was refused or too old). */
+  ringReads = 0;
+  fileReads = 0;
+
+  constructor(private readonly ctl: XLogCtl, private readonly walDir: string) {}
+
+  /** Copy WAL [from, to) into buf[off…]: from the ring if it still holds it (validated), else from the segment files. */
+  read(buf: Uint8Array, off: number, from: Lsn, to: Lsn): void {
+    if (copyFromWalBuffers(this.ctl, buf, off, from, to)) {
+      this.ringReads++;
+      return;
+    }
+    this.fileReads++;
+    this.readSegments(buf, off, from, to);
+  }
+
+  private readSegments(buf: Uint8Array, off: number, from: Lsn, to: Lsn): void {
+    const segSize = this.ctl.segSize;
+    let p = from;
+    let o = off;
+    while (p < to) {
+      const seg = segNo(p, segSize);
+      const fd = this.openSegment(seg);
+      const k = Math.min(to, (seg + 1) * segSize) - p;
+      let done = 0;
+      while (done < k) {
+        const r = fs.readSync(fd, buf, o + done, k - done, (p % segSize) + done);
+        if (r === 0) throw Errors.walCorrupt(lsnToString(p + done), `segment file ${segmentFileName(this.ctl.tli, seg, segSize)} is too short`);
+        done += r;
+      }
+      p += k;
+      o += k;
+    }
+  }
+
+  private openSegment(seg: number): number {
+    if (this.segFdNo === seg) return this.segFd;
+    this.close();
+    const name = segmentFileName(this.ctl.tli, seg, this.ctl.segSize);
+    try {
+      this.segFd = fs.openSync(path.join(this.walDir, name), 'r');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw Errors.walSegmentRemoved(name);
+      throw e;
+    }
+    this.segFdNo = seg;
+    return this.segFd;
+  }
+
+  /** Close the open segment file, if any (idempotent). */
+  close(): void {
+    if (this.segFd >= 0) fs.closeSync(this.segFd);
+    this.segFd = -1;
+    this.segFdNo = -1;
+  }
+}

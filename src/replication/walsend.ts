@@ -1,0 +1,371 @@
+// WalSendLoop: the physical send loop of one walsender (PostgreSQL's XLogSendPhysical with
+// WalSndLoop, WalSndKeepaliveIfNecessary, WalSndCheckTimeOut and ProcessStandbyReplyMessage).
+// Run by the walsender worker (src/replication/walsender.ts) from START_REPLICATION on. Owns the
+// sent position, the FLUSH_SEQ wait, the keepalive/timeout timer, its XLogData buffers and the
+// WAL reader (src/replication/wal-read.ts, with its open segment file); synchronous replication is
+// a policy object it calls (src/replication/syncrep-sender.ts). Stops: stop() (the client ended
+// the copy, an error, shutdown's last reply, the connection closed): timers cleared, segment
+// file closed, no wait re-armed.
+//
+// DEV DOCS — how WAL is read and sent:
+//   * The target is XLogCtl FLUSHED. One XLogData carries at most `maxSendBytes` (1 MiB); when
+//     more is pending its end is rounded down to a page boundary, else it ends at FLUSHED.
+//   * The bytes come from the wal_buffers ring when it still holds them (validated page by page,
+//     see wal-read.ts), else from the segment files (catch-up). wal_buffers is never handed to the
+//     socket directly: a queued write could go out after the slot was recycled, and the inserter
+//     must never wait for a walsender. They are copied once, into the connection's outgoing ring,
+//     which the I/O thread (TCP) or the standby (in-process) reads in place.
+//   * The message buffer is 2 + 30 + n bytes and the frame starts at offset 2, so the WAL bytes sit
+//     at offset 32: 8-aligned like the ring, which keeps the SharedArrayBuffer copy on V8's fast
+//     path. Over an in-process ring the message is built in place in the outgoing ring.
+//   * Wake-ups: when caught up, one Atomics.waitAsync on FLUSH_SEQ is armed (sequence read before
+//     FLUSHED, so a flush in between is never missed); the socket keeps the event loop alive.
+//     Backpressure: sending pauses while the socket holds more than `maxQueuedBytes` and resumes on
+//     'drain'. There is no polling and no sleep anywhere (the synchronous-replication policy may
+//     put a send off by walSenderAsyncDelayMs, with a timer).
+//   * Timeouts: a keepalive with replyRequested at walSenderTimeoutMs/2 of client silence, and the
+//     connection is dropped (no message, as PostgreSQL) after walSenderTimeoutMs.
+//   * Invariants, asserted: sent only grows; sent <= FLUSHED; a standby's apply <= flush <= write
+//     are checked where WalSndCtl stores them (walsndctl.ts).
+
+import { Errors, WalstreamError } from '../errors.js';
+import { assert } from '../util/assert.js';
+import type { StageTrace } from '../util/stage-trace.js';
+import { XLOG_BLCKSZ } from '../wal/consts.js';
+import { lsnToString, type Lsn } from '../wal/lsn.js';
+import { XC_FLUSHED, XC_FLUSH_SEQ, type XLogCtl } from '../wal/xlogctl.js';
+import { pgTimestampNow, writeXLogDataFrameHeader, XLOGDATA_FRAME_HEADER_BYTES } from './protocol/messages.js';
+import type { ReplicationServerConn, ServerConnEvent } from './protocol/server-conn.js';
+import type { ByteSocket } from './ring-socket.js';
+import type { ReplicationSlots } from './slots.js';
+import type { SyncRepSender } from './syncrep-sender.js';
+import { WalSendReader } from './wal-read.js';
+import { WalSndState, type WalSndCtl, type WalSndStateValue } from './walsndctl.js';
+import type { WalSndLag } from './lag.js';
+
+/**
+ * WAL bytes sent in one event-loop turn before yielding (setImmediate), so replies, timers and
+ * the stop request are served during a long catch-up even when the kernel takes every write at once.
+ */
+const MAX_SEND_BYTES_PER_TURN = 8 * 1024 * 1024;
+/** Padding before the frame so the WAL payload lands 8-aligned (2 + 30 = 32). */
+export const FRAME_PAD = 8 - (XLOGDATA_FRAME_HEADER_BYTES % 8);
+/** XLogData buffers kept beyond those the socket may hold (maxQueuedBytes / maxSendBytes). */
+const FRAME_POOL_SPARE = 2;
+
+export type StandbyMessage = Extract<ServerConnEvent, { type: 'copyData' }>['message'];
+
+/** What the send loop needs from its walsender (connection and session state). */
+export interface WalSendHost {
+  readonly conn: ReplicationServerConn;
+  readonly socket: ByteSocket;
+  /** WalSndCtl slot (-1 once released) and walsender id. */
+  readonly slot: number;
+  readonly id: number;
+  readonly state: WalSndStateValue;
+  readonly stopRequested: boolean;
+  /** The replication slot START_REPLICATION acquired (-1: none). */
+  readonly replSlot: number;
+  setState(s: WalSndStateValue): void;
+  notifyStateChanged(): void;
+  log(level: 'info' | 'warning', message: string): void;
+  /** Close after what is queued went out (COPY 0). */
+  endSocket(): void;
+  /** Drop the connection now (replication timeout). */
+  terminate(): void;
+  /** WAL could not be read: ERROR to the client, close. */
+  streamingFailed(err: WalstreamError): void;
+}
+
+export interface WalSendLoopOptions {
+  ctl: XLogCtl;
+  walsnd: WalSndCtl;
+  walDir: string;
+  slots: ReplicationSlots | null;
+  lag: WalSndLag | null;
+  trace: StageTrace | null;
+  syncRep: SyncRepSender;
+  maxSendBytes: number;
+  maxQueuedBytes: number;
+  walSenderTimeoutMs: number;
+}
+
+export class WalSendLoop {
+  private readonly host: WalSendHost;
+  private readonly o: WalSendLoopOptions;
+  private readonly reader: WalSendReader;
+  private _streaming = false;
+  private sent: Lsn = 0;
+  private waitArmed = false;
+  private waitingDrain = false;
+  private yielded = false;
+  private lastReceiptMs = 0;
+  private waitingForPing = false;
+  private timer: NodeJS.Timeout | null = null;
+  private stopPingSent = false;
+  /** True once the standby reported a flush position in this START_REPLICATION (its priority then counts). */
+  private flushReported = false;
+  // XLogData buffers, reused once the socket has handed them to the kernel (fresh 1 MiB buffers
+  // would each cost an mmap, page faults and kernel zeroing).
+  private readonly framePool: Buffer[] = [];
+  private readonly framePoolMax: number;
+  private frameInFlight: Buffer | null = null;
+
+  constructor(host: WalSendHost, o: WalSendLoopOptions) {
+    this.host = host;
+    this.o = o;
+    this.reader = new WalSendReader(o.ctl, o.walDir);
+    this.framePoolMax = Math.ceil(o.maxQueuedBytes / o.maxSendBytes) + FRAME_POOL_SPARE;
+    o.syncRep.attach(this);
+  }
+
+  get streaming(): boolean {
+    return this._streaming;
+  }
+  get sentLsn(): Lsn {
+    return this.sent;
+  }
+  get walSndState(): WalSndStateValue {
+    return this.host.state;
+  }
+  get walSndSlot(): number {
+    return this.host.slot;
+  }
+
+  /** Start streaming at `start` (START_REPLICATION accepted, CopyBothResponse sent). */
+  start(start: Lsn): void {
+    assert(!this._streaming, 'START_REPLICATION while streaming');
+    assert(start <= this.o.ctl.load(XC_FLUSHED), `streaming start ${lsnToString(start)} is past FLUSHED`);
+    this.o.lag?.begin(this.host.slot);
+    this.flushReported = false;
+    this.sent = start;
+    this._streaming = true;
+    this.stopPingSent = false;
+    this.lastReceiptMs = performance.now();
+    this.waitingForPing = false;
+    this.armTimer();
+    this.sendPending();
+  }
+
+  /** End of streaming (idempotent): no timer, no wait, no open segment file. */
+  stop(): void {
+    if (!this._streaming) return;
+    this._streaming = false;
+    this.reader.close();
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.o.syncRep.cancel();
+  }
+
+  /** The connection ended: like stop(), and the reader's file is closed even if not streaming. */
+  close(): void {
+    this.stop();
+    this.reader.close();
+  }
+
+  /** The client sent something: it is alive (resets the replication timeout). */
+  noteReceipt(): void {
+    if (!this._streaming) return;
+    this.lastReceiptMs = performance.now();
+    this.waitingForPing = false;
+  }
+
+  /** Socket 'drain': resume a send that paused on a full socket. */
+  onDrain(): void {
+    if (!this.waitingDrain) return;
+    this.waitingDrain = false;
+    this.sendPending();
+  }
+
+  /** The stop request (shutdown): send to the end of WAL, then ask for the final reply. */
+  onStopRequested(): void {
+    this.host.setState(WalSndState.STOPPING);
+    this.sendPending();
+  }
+
+  /**
+   * If `b` is the XLogData buffer being sent, the callback that returns it to the pool once the
+   * socket is done with it (call it from the write callback); else null.
+   */
+  takeFrame(b: Uint8Array): (() => void) | null {
+    const raw = this.frameInFlight;
+    if (raw === null || b.buffer !== raw.buffer) return null;
+    this.frameInFlight = null;
+    let back = false;
+    return () => {
+      if (back) return;
+      back = true;
+      if (this.framePool.length < this.framePoolMax) this.framePool.push(raw);
+    };
+  }
+
+  /** Send everything flushed, as far as the socket takes it; then wait for more (no polling). */
+  sendPending(): void {
+    try {
+      this.trySend();
+    } catch (e) {
+      // WAL that cannot be read (segment removed, short file): ERROR to the client, then close.
+      const err = e instanceof WalstreamError ? e : Errors.internal((e as Error).message ?? String(e));
+      this.host.log('warning', `streaming failed at ${lsnToString(this.sent)}: ${err.message}`);
+      this.host.streamingFailed(err);
+    }
+  }
+
+  private trySend(): void {
+    const host = this.host;
+    if (!this._streaming || this.waitingDrain || this.yielded || host.conn.state !== 'copyBoth') return;
+    const sock = host.socket;
+    const syncRep = this.o.syncRep;
+    syncRep.beforeSend();
+    let flushed = this.o.ctl.load(XC_FLUSHED);
+    if (this.sent < flushed && syncRep.deferSend()) return;
+    if (this.sent < flushed) {
+      const turnEnd = this.sent + MAX_SEND_BYTES_PER_TURN;
+      // Each message goes to the kernel as soon as it is built (no cork): the receiver starts on
+      // it while the next one is read. Stop when the socket holds maxQueuedBytes; 'drain' resumes.
+      while (this.sent < flushed && sock.writableLength < this.o.maxQueuedBytes) {
+        if (this.sent >= turnEnd) {
+          this.yielded = true;
+          setImmediate(() => {
+            this.yielded = false;
+            this.sendPending();
+          });
+          return;
+        }
+        const end = this.sendOne(flushed);
+        assert(end > this.sent && end <= flushed, `XLogData end ${lsnToString(end)} outside (${lsnToString(this.sent)}, ${lsnToString(flushed)}]`);
+        this.sent = end;
+        this.o.walsnd.setSent(host.slot, end);
+        this.o.lag?.sent(host.slot, end);
+        flushed = this.o.ctl.load(XC_FLUSHED);
+      }
+      if (!this._streaming) return;
+      if (this.sent < flushed) {
+        // Socket full: resume on 'drain'.
+        this.waitingDrain = true;
+        return;
+      }
+    }
+    // Caught up with the flush position.
+    if (host.state === WalSndState.CATCHUP) host.setState(WalSndState.STREAMING);
+    if (host.stopRequested) {
+      host.setState(WalSndState.STOPPING);
+      if (!this.stopPingSent) {
+        this.stopPingSent = true;
+        host.conn.sendKeepalive(this.sent, true);
+      }
+      return; // the reply that covers `sent` ends the stream (onStandbyMessage)
+    }
+    this.armWait();
+  }
+
+  /** Arm one FLUSH_SEQ wait. The sequence is read before FLUSHED so no flush is missed. */
+  private armWait(): void {
+    if (this.waitArmed || !this._streaming) return;
+    const ctl = this.o.ctl;
+    const seq = Atomics.load(ctl.i32, XC_FLUSH_SEQ);
+    if (ctl.load(XC_FLUSHED) > this.sent) {
+      queueMicrotask(() => this.sendPending());
+      return;
+    }
+    const r = Atomics.waitAsync(ctl.i32, XC_FLUSH_SEQ, seq);
+    if (!r.async) {
+      queueMicrotask(() => this.sendPending());
+      return;
+    }
+    this.waitArmed = true;
+    void r.value.then(() => {
+      this.waitArmed = false;
+      this.sendPending();
+    });
+  }
+
+  /** Build and send one XLogData from `this.sent`; returns its end. */
+  private sendOne(flushed: Lsn): Lsn {
+    const start = this.sent;
+    const max = this.o.maxSendBytes;
+    let end: Lsn;
+    if (flushed - start > max) {
+      end = start + max;
+      end -= end % XLOG_BLCKSZ;
+      assert(end > start, 'XLogData must make progress');
+    } else {
+      end = flushed;
+    }
+    const n = end - start;
+    const size = FRAME_PAD + XLOGDATA_FRAME_HEADER_BYTES + max;
+    // In-process standby: build the message in place in the ring (published by the write, no copy).
+    const inRing = this.host.socket.allocFrame?.(XLOGDATA_FRAME_HEADER_BYTES + n, FRAME_PAD) ?? null;
+    const raw = inRing ?? this.framePool.pop() ?? Buffer.allocUnsafeSlow(size);
+    const frame = raw.subarray(FRAME_PAD, FRAME_PAD + XLOGDATA_FRAME_HEADER_BYTES + n);
+    this.reader.read(raw, FRAME_PAD + XLOGDATA_FRAME_HEADER_BYTES, start, end);
+    writeXLogDataFrameHeader(frame, 0, { dataStart: start, walEnd: flushed, sendTime: pgTimestampNow() }, n);
+    this.frameInFlight = inRing === null ? (raw as Buffer) : null;
+    this.o.trace?.record('sent', end); // (before the standby can have it)
+    this.host.conn.sendXLogDataFrame(frame);
+    this.frameInFlight = null;
+    return end;
+  }
+
+  /** A standby message in COPY BOTH: `r` (status update), `R` (walstream: received), `h` (hot standby feedback). */
+  onStandbyMessage(m: StandbyMessage): void {
+    const host = this.host;
+    const slot = host.slot;
+    if (slot < 0) return;
+    const { walsnd, slots } = this.o;
+    if (m.kind === 'r') {
+      const got = walsnd.reportReply(slot, { write: m.write, flush: m.flush, apply: m.apply, replyTime: m.clientTime });
+      this.o.lag?.replied(slot, got.write, got.flush, got.apply);
+      if (!this.flushReported && got.flush !== 0) {
+        this.flushReported = true;
+        host.notifyStateChanged(); // sync_priority counts from the first flush report
+      }
+      // PhysicalConfirmReceivedLocation: the slot's restart_lsn follows the standby's flush.
+      if (host.replSlot >= 0 && slots && m.flush !== 0) slots.confirmFlush(host.replSlot, host.id, got.flush);
+      // SyncRepReleaseWaiters: a synchronous standby's reply releases the commits it covers.
+      this.o.syncRep.onReply();
+      if (m.replyRequested && this._streaming && host.conn.state === 'copyBoth') host.conn.sendKeepalive(this.sent, false);
+      if (host.stopRequested && this.stopPingSent) {
+        const replicated = m.flush !== 0 ? m.flush : m.write;
+        if (replicated >= this.sent) {
+          // Everything up to the shutdown checkpoint is confirmed: COPY 0, close, no CopyDone.
+          host.conn.sendCommandComplete('COPY 0');
+          host.endSocket();
+        }
+      }
+    } else if (m.kind === 'R') {
+      walsnd.reportReceived(slot, m.received);
+      this.o.syncRep.onReceived();
+    } else {
+      walsnd.reportFeedback(slot, { xmin: m.xmin, xminEpoch: m.xminEpoch, catalogXmin: m.catalogXmin, catalogXminEpoch: m.catalogXminEpoch, replyTime: m.clientTime });
+      if (host.replSlot >= 0 && slots) slots.setXmin(host.replSlot, host.id, m.xmin, m.catalogXmin);
+    }
+  }
+
+  /** Keepalive at half the timeout of client silence; drop the connection at the full timeout. */
+  private armTimer(): void {
+    const timeout = this.o.walSenderTimeoutMs;
+    if (timeout <= 0 || !this._streaming) return;
+    if (this.timer) clearTimeout(this.timer);
+    const now = performance.now();
+    const due = this.lastReceiptMs + (this.waitingForPing ? timeout : timeout / 2);
+    this.timer = setTimeout(() => this.onTimer(), Math.max(1, due - now));
+  }
+
+  private onTimer(): void {
+    this.timer = null;
+    if (!this._streaming) return;
+    const timeout = this.o.walSenderTimeoutMs;
+    const silent = performance.now() - this.lastReceiptMs;
+    if (silent >= timeout) {
+      this.host.log('info', 'terminating walsender process due to replication timeout');
+      this.host.terminate();
+      return;
+    }
+    if (silent >= timeout / 2 && !this.waitingForPing && this.host.conn.state === 'copyBoth') {
+      this.host.conn.sendKeepalive(this.sent, true);
+      this.waitingForPing = true;
+    }
+    this.armTimer();
+  }
+}
