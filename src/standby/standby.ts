@@ -239,7 +239,7 @@ export class Standby extends EventEmitter {
       startup.on('message', (m: StartupMessage) => {
         switch (m.type) {
           case 'localEnd':
-            this.emit('localEnd', { lsn: m.lsn, records: m.records, reason: m.reason });
+            this.emit('localEnd', { lsn: m.lsn, records: m.records, reason: m.reason, reasonCode: m.reasonCode });
             resolve(m.lsn);
             break;
           case 'checkpoint':
