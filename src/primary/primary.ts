@@ -23,7 +23,7 @@ import { FIRST_NORMAL_XID, MAX_RECORD_BYTES, nowPgMicros, WS_CHECKPOINT_ONLINE, 
 import { WalInserter } from '../wal/insert.js';
 import { type Lsn, lsnToString } from '../wal/lsn.js';
 import { buildCheckpointRecord, OP_DELETE, OP_PUT, TxnRecordBuilder } from '../wal/record.js';
-import { FileSegmentSource, XLogReader } from '../wal/reader.js';
+import { type EndOfWalReason, FileSegmentSource, isZeroedEnd, XLogReader } from '../wal/reader.js';
 import { redoRecord } from '../wal/replay.js';
 import { ensureSegment, fsyncDir, recycleOldSegments, removeTempSegments } from '../wal/segfile.js';
 import { StageTrace } from '../util/stage-trace.js';
@@ -66,8 +66,10 @@ export interface RecoveryInfo {
   redoLsn: Lsn;
   endLsn: Lsn;
   recordsReplayed: number;
-  /** Why replay stopped: PostgreSQL's wording ("invalid record length at …: wanted 24, got 0" is the clean end). */
+  /** Why replay stopped, for people: PostgreSQL's wording ("invalid record length at …: wanted 24, got 0" is the clean end). */
   endReason: string;
+  /** Why replay stopped, to switch on ('zero-length' / 'zero-page': the clean end; null: no end was read). */
+  endReasonCode: EndOfWalReason | null;
   /** True when the end was not clean zeroes: a torn or corrupted tail was found and ignored. */
   tornTail: boolean;
   wasCleanShutdown: boolean;
@@ -736,16 +738,15 @@ async function recover(dataDir: string, control: ControlData, store: SharedStore
   let nextXid = control.nextXid;
   let lastXid = -1;
   let endReason = '';
-  let zeroes = false;
+  let endCode: EndOfWalReason | null = null;
   try {
     for (;;) {
       const r = reader.readRecord();
       if (r.kind !== 'record') {
         if (r.kind === 'end') {
+          if (r.reason === 'sysid-mismatch') throw Errors.walSystemIdMismatch(walDir, r.walSysid!, control.sysid);
           endReason = r.message;
-          zeroes = r.zeroes;
-          const m = /database system identifier is (\d+)/.exec(r.message);
-          if (m) throw Errors.walSystemIdMismatch(walDir, BigInt(m[1]!), control.sysid);
+          endCode = r.reason;
         }
         break;
       }
@@ -774,7 +775,8 @@ async function recover(dataDir: string, control: ControlData, store: SharedStore
       endLsn,
       recordsReplayed: replayed,
       endReason,
-      tornTail: !zeroes && !/wanted 24, got 0/.test(endReason),
+      endReasonCode: endCode,
+      tornTail: endCode !== null && !isZeroedEnd(endCode),
       wasCleanShutdown: control.state === DbState.ShutDown,
     },
     insertPos: endLsn,
