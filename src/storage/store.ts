@@ -39,38 +39,9 @@ import { Errors } from '../errors.js';
 import { assert } from '../util/assert.js';
 import { Arena, H, HEADER_BYTES, MAX_ARENA_BYTES, blockBytes, classOf, classSize } from './alloc.js';
 import { RWLatch, RWLATCH_WORDS } from './latch.js';
+import { BATCH_DELETE, BATCH_PUT, MAX_KEY_BYTES, MAX_TABLE_NAME_BYTES, type StoreOp, type StoreOpBatch } from '../wal/txn-ops.js';
 
-export interface StoreOp {
-  kind: 'put' | 'delete';
-  table: string;
-  key: Uint8Array;
-  keyIsString: boolean;
-  value?: Uint8Array;
-}
-
-/** StoreOpBatch kinds (the WAL's op codes). */
-export const BATCH_PUT = 1;
-export const BATCH_DELETE = 2;
-
-/**
- * The operations of one transaction as ranges of byte buffers, op i = (kind[i], table[i],
- * key keyBuf[i][keyOff[i], +keyLen[i]), value valBuf[i][valOff[i], +valLen[i]) for puts). The
- * primary's WAL record builder is one (keys and values inside the record being built), so a
- * commit applies exactly the bytes it logs. tableBytes[i] = UTF-8 of table[i].
- */
-export interface StoreOpBatch {
-  readonly n: number;
-  readonly kind: ArrayLike<number>;
-  readonly table: readonly string[];
-  readonly tableBytes: readonly Uint8Array[];
-  readonly keyBuf: readonly Uint8Array[];
-  readonly keyOff: ArrayLike<number>;
-  readonly keyLen: ArrayLike<number>;
-  readonly keyIsString: readonly boolean[];
-  readonly valBuf: readonly Uint8Array[];
-  readonly valOff: ArrayLike<number>;
-  readonly valLen: ArrayLike<number>;
-}
+export { BATCH_DELETE, BATCH_PUT, MAX_KEY_BYTES, MAX_TABLE_NAME_BYTES, type StoreOp, type StoreOpBatch };
 
 /** A reusable StoreOpBatch (applyTransaction's view of StoreOp objects). */
 class OpsBatch implements StoreOpBatch {
@@ -169,9 +140,6 @@ export const MAX_MAX_VALUE_BYTES = 1024 * 1024 * 1024;
 /** Smallest buffer, in bytes. */
 export const MIN_STORE_BYTES = 64 * 1024;
 /** Longest key, in bytes. */
-export const MAX_KEY_BYTES = 4096;
-/** Table names: 1..MAX_TABLE_NAME_BYTES bytes of UTF-8. */
-export const MAX_TABLE_NAME_BYTES = 63;
 
 const MAGIC = 0x54535357; // 'WSST'
 const LAYOUT_VERSION = 1;
