@@ -1,5 +1,5 @@
-// PostgreSQL 15 WAL layout constants (see ../shared/reference/wal-format.md). Byte order inside
-// WAL is little-endian; every position is an LSN (byte offset in the infinite WAL stream).
+// PostgreSQL 15 WAL layout constants (src/include/access/xlog_internal.h, xlogrecord.h,
+// rmgrlist.h). Byte order inside WAL is little-endian; every position is an LSN (byte offset in the infinite WAL stream).
 
 export const XLOG_PAGE_MAGIC = 0xd110; // PostgreSQL 15
 export const XLOG_BLCKSZ = 8192;
