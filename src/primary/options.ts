@@ -96,7 +96,7 @@ export interface PrimaryOptions {
    */
   stageTrace?: StageTraceHandle | null;
 
-  // ---- synchronous replication and slots (issue 4; src/replication/syncrep*.ts, slots.ts) ----
+  // ---- synchronous replication and slots (src/replication/syncrep*.ts, slots.ts) ----
   /** synchronous_standby_names (PostgreSQL 15 syntax: `FIRST k (a, b)`, `ANY k (…)`, `a, b`, `*`); '' = none. */
   synchronousStandbyNames?: string;
   /** Bound on a commit's wait for synchronous standbys, in ms; null = wait forever (PostgreSQL). */

@@ -455,7 +455,7 @@ export class Primary extends EventEmitter {
     return this.replServer.inProcessListener();
   }
 
-  /** One row per walsender (PostgreSQL's pg_stat_replication, the columns issue 3 needs). */
+  /** One row per walsender (PostgreSQL's pg_stat_replication columns). */
   replicationStatus(): ReplicationStatusRow[] {
     return this.replServer?.status() ?? [];
   }
