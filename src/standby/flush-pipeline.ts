@@ -413,7 +413,12 @@ export class FlushPipeline {
   /** Take everything written so far as one batch (null: nothing to make durable). */
   private takeBatch(): Batch | null {
     this.stageWriteOut();
-    if (this.written <= this.flushedLsn && this.completed.length === 0) return null;
+    if (this.written <= this.flushedLsn && this.completed.length === 0) {
+      // Only bytes below `flushed` were rewritten (a resumed stream restarts at a segment start):
+      // they are already durable, identical WAL.
+      this.unflushed = 0;
+      return null;
+    }
     const b: Batch = { target: this.written, fds: [...this.dirty], completed: this.completed.splice(0), dirPendingFrom: this.dirPendingFrom };
     this.dirty.clear();
     this.unflushed = 0;
@@ -438,7 +443,8 @@ export class FlushPipeline {
   private batchDurable(b: Batch, reply: boolean): void {
     assert(b.target <= this.dirPendingFrom, 'flush pipeline: WAL in a segment whose directory entry is not durable published as flushed');
     assert(b.target <= this.written, 'flush pipeline: flushed past written');
-    if (b.target > this.flushedLsn) this.flushedLsn = b.target;
+    assert(b.target >= this.flushedLsn, 'flush pipeline: flushed moved backwards (batches complete in order)');
+    this.flushedLsn = b.target;
     this.events.flushed(this.flushedLsn, reply);
   }
 

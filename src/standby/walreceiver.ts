@@ -1,6 +1,6 @@
 // walreceiver: a worker thread that streams WAL from the primary into the standby's pg_wal.
 // Started by Standby.open (after the startup worker has found the end of valid local WAL); owns
-// the replication connection and the segment file descriptors it writes. It stops when WalRcvData
+// the replication connection and, through its FlushPipeline, the segment files it writes. It stops when WalRcvData
 // STOP is set (CopyDone, Terminate, close), or on a fatal error (system identifier or timeline
 // mismatch, authentication), which it reports to the main thread.
 //
@@ -88,6 +88,7 @@ const RING_SPIN_ITERATIONS = 1000;
 const MORE_DATA_WAIT_MS = 1;
 /** Unflushed WAL, in walReceiverFlushAfterBytes batches, past which receiving waits for the fsync in flight. */
 const MAX_UNFLUSHED_BATCHES = 4;
+
 class FatalError extends Error {
   constructor(readonly err: WalstreamError) {
     super(err.message);
