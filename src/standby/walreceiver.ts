@@ -1,8 +1,8 @@
 // walreceiver: a worker thread that streams WAL from the primary into the standby's pg_wal.
 // Started by Standby.open (after the startup worker has found the end of valid local WAL); owns
-// the replication connection and, through its FlushPipeline, the segment files it writes. It stops when WalRcvData
-// STOP is set (CopyDone, Terminate, close), or on a fatal error (system identifier or timeline
-// mismatch, authentication), which it reports to the main thread.
+// the replication connection and, through its FlushPipeline, the segment files it writes. It
+// stops when WalRcvData STOP is set (CopyDone, Terminate, close), or on a fatal error (system
+// identifier or timeline mismatch, authentication), which it reports to the main thread.
 //
 // Loop (PostgreSQL's WalReceiverMain): connect (retry every walRetrieveRetryIntervalMs while the
 // primary is away) → IDENTIFY_SYSTEM (system identifier and timeline checks) → START_REPLICATION
