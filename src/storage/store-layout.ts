@@ -18,55 +18,68 @@ import { assert } from '../util/assert.js';
 import { H } from './alloc.js';
 import { RWLATCH_WORDS } from './latch.js';
 
-/** Buffer magic ('WSST') and layout version, checked by SharedStore.attach. */
-export const MAGIC = 0x54535357; // 'WSST'
-export const LAYOUT_VERSION = 1;
+/**
+ * Every offset and size of the layout, as one const enum: tsc writes each member as a literal
+ * where it is used, so the hot paths (node search, splits, scans) read no module bindings. Byte
+ * offsets for S_* (store header, after the arena's own words), word offsets for D_* (tree
+ * descriptor), N_* (node header), S_PREFIX..S_LEN (slot words) and K_* (key block).
+ */
+export const enum SL {
+  /** Buffer magic ('WSST') and layout version, checked by SharedStore.attach. */
+  MAGIC = 0x54535357,
+  LAYOUT_VERSION = 1,
 
-// store header area (byte offsets, after the arena's own fields)
-export const S_ENTRIES = H.STORE_AREA; // f64
-export const S_COMMITS = H.STORE_AREA + 8; // f64
-export const S_LATCH = H.STORE_AREA + 16; // RWLATCH_WORDS words
-export const S_TABLES = S_LATCH + 4 * RWLATCH_WORDS; // u32
-export const S_DIR_VERSION = S_TABLES + 4; // u32
-export const S_DIR = S_DIR_VERSION + 4; // tree descriptor (DESC_BYTES)
-assert(S_DIR % 8 === 0 && S_DIR + 32 <= H.FREE_HEADS, 'store header overflow');
+  // store header area (byte offsets; the arena's H.STORE_AREA is 48, asserted below)
+  S_ENTRIES = 48, // f64
+  S_COMMITS = 56, // f64
+  S_LATCH = 64, // RWLATCH_WORDS (4) words
+  S_TABLES = 80, // u32
+  S_DIR_VERSION = 84, // u32
+  S_DIR = 88, // tree descriptor (DESC_BYTES)
 
-// tree descriptor words
-export const D_ROOT = 0;
-export const D_HEIGHT = 1; // levels; 1 = the root is a leaf
-export const D_COUNT = 2;
-export const D_FIRST = 3;
-export const D_LAST = 4;
-export const DESC_BYTES = 32;
+  // tree descriptor words
+  D_ROOT = 0,
+  D_HEIGHT = 1, // levels; 1 = the root is a leaf
+  D_COUNT = 2,
+  D_FIRST = 3,
+  D_LAST = 4,
+  DESC_BYTES = 32,
 
-// nodes
-export const NODE_BYTES = 1024;
-export const N_META = 0;
-export const N_NEXT = 1;
-export const N_PREV = 2;
-export const N_CHILD0 = 3;
-export const N_SLOTS = 4;
-export const SLOT_WORDS = 4;
-export const CAP = (NODE_BYTES / 4 - N_SLOTS) / SLOT_WORDS; // 63
-export const LEAF = 0x80000000;
-export const COUNT_MASK = 0xffff;
-// slot words
-export const S_PREFIX = 0;
-export const S_KEY = 1;
-export const S_VAL = 2; // value block (leaf) or right child (internal)
-export const S_LEN = 3;
-export const KEY_IS_STRING = 0x80000000;
-export const LEN_MASK = 0x7fffffff;
-// key blocks
-export const K_REFS = 0;
-export const K_LEN = 1;
-export const K_BYTES = 8;
-/** A leaf left with fewer entries than this after a delete tries to merge with a sibling... */
-export const MERGE_BELOW = 16;
-/** ...if the two together hold at most this many (room is left for inserts before a split). */
-export const MERGE_UP_TO = 48;
-/** Minimum fill after a split; bounds how fast a tree can grow in height. */
-export const MIN_SPLIT_FILL = 31;
+  // nodes
+  NODE_BYTES = 1024,
+  N_META = 0,
+  N_NEXT = 1,
+  N_PREV = 2,
+  N_CHILD0 = 3,
+  N_SLOTS = 4,
+  SLOT_WORDS = 4,
+  CAP = 63, // (NODE_BYTES / 4 - N_SLOTS) / SLOT_WORDS
+  LEAF = 0x80000000,
+  COUNT_MASK = 0xffff,
+  // slot words
+  S_PREFIX = 0,
+  S_KEY = 1,
+  S_VAL = 2, // value block (leaf) or right child (internal)
+  S_LEN = 3,
+  KEY_IS_STRING = 0x80000000,
+  LEN_MASK = 0x7fffffff,
+  // key blocks
+  K_REFS = 0,
+  K_LEN = 1,
+  K_BYTES = 8,
+  /** A leaf left with fewer entries than this after a delete tries to merge with a sibling... */
+  MERGE_BELOW = 16,
+  /** ...if the two together hold at most this many (room is left for inserts before a split). */
+  MERGE_UP_TO = 48,
+  /** Minimum fill after a split; bounds how fast a tree can grow in height. */
+  MIN_SPLIT_FILL = 31,
+}
+
+// The literals above agree with what they are derived from.
+assert(SL.S_ENTRIES === H.STORE_AREA && SL.S_COMMITS === H.STORE_AREA + 8 && SL.S_LATCH === H.STORE_AREA + 16, 'store header: STORE_AREA moved');
+assert(SL.S_TABLES === SL.S_LATCH + 4 * RWLATCH_WORDS && SL.S_DIR_VERSION === SL.S_TABLES + 4 && SL.S_DIR === SL.S_DIR_VERSION + 4, 'store header: field sizes');
+assert(SL.S_DIR % 8 === 0 && SL.S_DIR + SL.DESC_BYTES <= H.FREE_HEADS, 'store header overflow');
+assert(SL.CAP === (SL.NODE_BYTES / 4 - SL.N_SLOTS) / SL.SLOT_WORDS, 'node capacity');
 
 export const textEncoder = new TextEncoder();
 export const textDecoder = new TextDecoder('utf-8', { fatal: false });

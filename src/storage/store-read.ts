@@ -12,10 +12,7 @@ import { Errors } from '../errors.js';
 import { assert } from '../util/assert.js';
 import { MAX_KEY_BYTES } from '../wal/txn-ops.js';
 import type { CheckedScan, ScanEntry, StoreCursor, StoreHandle } from './store-api.js';
-import {
-  COUNT_MASK, D_COUNT, D_FIRST, D_LAST, EMPTY, K_BYTES, K_LEN, KEY_IS_STRING, LEN_MASK, N_META, N_NEXT, N_PREV, N_SLOTS,
-  S_DIR, S_ENTRIES, S_KEY, S_LEN, S_TABLES, S_VAL, SLOT_WORDS, textEncoder, utf8,
-} from './store-layout.js';
+import { EMPTY, SL, textEncoder, utf8 } from './store-layout.js';
 import { StoreWriter } from './store-write.js';
 
 /** Copies of at most COPY_SLAB_MAX_BYTES share COPY_SLAB_BYTES ArrayBuffers. */
@@ -50,8 +47,8 @@ export abstract class StoreReader extends StoreWriter {
     const s = this.locate(table, key);
     if (s < 0) return undefined;
     const u32 = this.m.u32;
-    const ref = u32[s + S_VAL]!;
-    const len = u32[s + S_LEN]! & LEN_MASK;
+    const ref = u32[s + SL.S_VAL]!;
+    const len = u32[s + SL.S_LEN]! & SL.LEN_MASK;
     return this.copyOut(ref, len);
   }
 
@@ -60,7 +57,7 @@ export abstract class StoreReader extends StoreWriter {
     const s = this.locate(table, key);
     if (s < 0) return undefined;
     const u32 = this.m.u32;
-    return this.decodeValue(u32[s + S_VAL]!, u32[s + S_LEN]! & LEN_MASK);
+    return this.decodeValue(u32[s + SL.S_VAL]!, u32[s + SL.S_LEN]! & SL.LEN_MASK);
   }
 
   protected locate(table: string, key: string | Uint8Array): number {
@@ -104,17 +101,17 @@ export abstract class StoreReader extends StoreWriter {
 
   /** @internal */
   countU(table?: string): number {
-    if (table === undefined) return this.m.f64[S_ENTRIES / 8]!;
+    if (table === undefined) return this.m.f64[SL.S_ENTRIES / 8]!;
     const desc = this.findTable(table);
-    return desc === 0 ? 0 : this.m.u32[(desc >>> 2) + D_COUNT]!;
+    return desc === 0 ? 0 : this.m.u32[(desc >>> 2) + SL.D_COUNT]!;
   }
 
   protected slotKey(s: number): string | Uint8Array {
     const u32 = this.m.u32;
-    const kr = u32[s + S_KEY]!;
-    const klen = u32[(kr >>> 2) + K_LEN]!;
-    const start = kr + K_BYTES;
-    if ((u32[s + S_LEN]! & KEY_IS_STRING) !== 0) return utf8(this.m.u8, start, start + klen);
+    const kr = u32[s + SL.S_KEY]!;
+    const klen = u32[(kr >>> 2) + SL.K_LEN]!;
+    const start = kr + SL.K_BYTES;
+    if ((u32[s + SL.S_LEN]! & SL.KEY_IS_STRING) !== 0) return utf8(this.m.u8, start, start + klen);
     return this.copyOut(start, klen);
   }
 
@@ -135,22 +132,22 @@ export abstract class StoreReader extends StoreWriter {
         leaf = this.descend(desc, lo, false).leaf;
         pos = this.bound(leaf, lo, o.loExclusive);
       } else {
-        leaf = u32[dw + D_FIRST]!;
+        leaf = u32[dw + SL.D_FIRST]!;
         pos = 0;
       }
       while (leaf !== 0) {
         const w = leaf >>> 2;
-        const count = u32[w + N_META]! & COUNT_MASK;
+        const count = u32[w + SL.N_META]! & SL.COUNT_MASK;
         for (; pos < count; pos++) {
-          const s = w + N_SLOTS + pos * SLOT_WORDS;
+          const s = w + SL.N_SLOTS + pos * SL.SLOT_WORDS;
           if (hi !== undefined) {
             const c = this.cmpSlot(hi, s); // sign of hi - key
             if (c < 0 || (c === 0 && o.hiExclusive)) return out;
           }
-          out.push({ key: this.slotKey(s), value: this.decodeValue(u32[s + S_VAL]!, u32[s + S_LEN]! & LEN_MASK) });
+          out.push({ key: this.slotKey(s), value: this.decodeValue(u32[s + SL.S_VAL]!, u32[s + SL.S_LEN]! & SL.LEN_MASK) });
           if (out.length >= limit) return out;
         }
-        leaf = u32[w + N_NEXT]!;
+        leaf = u32[w + SL.N_NEXT]!;
         pos = 0;
       }
     } else {
@@ -158,22 +155,22 @@ export abstract class StoreReader extends StoreWriter {
         leaf = this.descend(desc, hi, false).leaf;
         pos = this.bound(leaf, hi, !o.hiExclusive) - 1;
       } else {
-        leaf = u32[dw + D_LAST]!;
-        pos = (u32[(leaf >>> 2) + N_META]! & COUNT_MASK) - 1;
+        leaf = u32[dw + SL.D_LAST]!;
+        pos = (u32[(leaf >>> 2) + SL.N_META]! & SL.COUNT_MASK) - 1;
       }
       while (leaf !== 0) {
         const w = leaf >>> 2;
         for (; pos >= 0; pos--) {
-          const s = w + N_SLOTS + pos * SLOT_WORDS;
+          const s = w + SL.N_SLOTS + pos * SL.SLOT_WORDS;
           if (lo !== undefined) {
             const c = this.cmpSlot(lo, s); // sign of lo - key
             if (c > 0 || (c === 0 && o.loExclusive)) return out;
           }
-          out.push({ key: this.slotKey(s), value: this.decodeValue(u32[s + S_VAL]!, u32[s + S_LEN]! & LEN_MASK) });
+          out.push({ key: this.slotKey(s), value: this.decodeValue(u32[s + SL.S_VAL]!, u32[s + SL.S_LEN]! & SL.LEN_MASK) });
           if (out.length >= limit) return out;
         }
-        leaf = u32[w + N_PREV]!;
-        if (leaf !== 0) pos = (u32[(leaf >>> 2) + N_META]! & COUNT_MASK) - 1;
+        leaf = u32[w + SL.N_PREV]!;
+        if (leaf !== 0) pos = (u32[(leaf >>> 2) + SL.N_META]! & SL.COUNT_MASK) - 1;
       }
     }
     return out;
@@ -182,28 +179,28 @@ export abstract class StoreReader extends StoreWriter {
   /** Calls fn(name, nameBytes view) for each table in name order until it returns false. */
   protected forEachTable(fn: (name: string, desc: number, nameView: Uint8Array) => boolean, startAfterOrAt?: { name: Uint8Array; inclusive: boolean }): void {
     const u32 = this.m.u32;
-    const dw = S_DIR >>> 2;
+    const dw = SL.S_DIR >>> 2;
     let leaf: number;
     let pos: number;
     if (startAfterOrAt !== undefined) {
       const k = this.skB.set(startAfterOrAt.name);
-      leaf = this.descend(S_DIR, k, false).leaf;
+      leaf = this.descend(SL.S_DIR, k, false).leaf;
       pos = this.bound(leaf, k, !startAfterOrAt.inclusive);
     } else {
-      leaf = u32[dw + D_FIRST]!;
+      leaf = u32[dw + SL.D_FIRST]!;
       pos = 0;
     }
     while (leaf !== 0) {
       const w = leaf >>> 2;
-      const count = u32[w + N_META]! & COUNT_MASK;
+      const count = u32[w + SL.N_META]! & SL.COUNT_MASK;
       for (; pos < count; pos++) {
-        const s = w + N_SLOTS + pos * SLOT_WORDS;
-        const kr = u32[s + S_KEY]!;
-        const klen = u32[(kr >>> 2) + K_LEN]!;
-        const nv = this.m.u8.subarray(kr + K_BYTES, kr + K_BYTES + klen);
-        if (!fn(utf8(this.m.u8, kr + K_BYTES, kr + K_BYTES + klen), u32[s + S_VAL]!, nv)) return;
+        const s = w + SL.N_SLOTS + pos * SL.SLOT_WORDS;
+        const kr = u32[s + SL.S_KEY]!;
+        const klen = u32[(kr >>> 2) + SL.K_LEN]!;
+        const nv = this.m.u8.subarray(kr + SL.K_BYTES, kr + SL.K_BYTES + klen);
+        if (!fn(utf8(this.m.u8, kr + SL.K_BYTES, kr + SL.K_BYTES + klen), u32[s + SL.S_VAL]!, nv)) return;
       }
-      leaf = u32[w + N_NEXT]!;
+      leaf = u32[w + SL.N_NEXT]!;
       pos = 0;
     }
   }
@@ -235,28 +232,28 @@ export abstract class StoreReader extends StoreWriter {
           leaf = this.descend(desc, k, false).leaf;
           pos = this.bound(leaf, k, true);
         } else {
-          leaf = u32[(desc >>> 2) + D_FIRST]!;
+          leaf = u32[(desc >>> 2) + SL.D_FIRST]!;
           pos = 0;
         }
         while (leaf !== 0) {
           const w = leaf >>> 2;
-          const count = u32[w + N_META]! & COUNT_MASK;
+          const count = u32[w + SL.N_META]! & SL.COUNT_MASK;
           for (; pos < count; pos++) {
             if (entries >= maxEntries || bytes >= maxBytes) {
               stopped = true;
               return false;
             }
-            const s = w + N_SLOTS + pos * SLOT_WORDS;
-            const kr = u32[s + S_KEY]!;
-            const klen = u32[(kr >>> 2) + K_LEN]!;
-            const vr = u32[s + S_VAL]!;
-            const lf = u32[s + S_LEN]!;
-            const vlen = lf & LEN_MASK;
-            visit(name, nameView, u8.subarray(kr + K_BYTES, kr + K_BYTES + klen), (lf & KEY_IS_STRING) !== 0, vlen === 0 ? EMPTY : u8.subarray(vr, vr + vlen));
+            const s = w + SL.N_SLOTS + pos * SL.SLOT_WORDS;
+            const kr = u32[s + SL.S_KEY]!;
+            const klen = u32[(kr >>> 2) + SL.K_LEN]!;
+            const vr = u32[s + SL.S_VAL]!;
+            const lf = u32[s + SL.S_LEN]!;
+            const vlen = lf & SL.LEN_MASK;
+            visit(name, nameView, u8.subarray(kr + SL.K_BYTES, kr + SL.K_BYTES + klen), (lf & SL.KEY_IS_STRING) !== 0, vlen === 0 ? EMPTY : u8.subarray(vr, vr + vlen));
             entries++;
             bytes += klen + vlen;
           }
-          leaf = u32[w + N_NEXT]!;
+          leaf = u32[w + SL.N_NEXT]!;
           pos = 0;
         }
         return true;
@@ -272,7 +269,7 @@ export abstract class StoreReader extends StoreWriter {
     try {
       let total = 0;
       let tables = 0;
-      this.checkTree(S_DIR);
+      this.checkTree(SL.S_DIR);
       this.forEachTable((_name, desc) => {
         const n = this.checkTree(desc);
         assert(n > 0, 'empty table survived a transaction');
@@ -280,8 +277,8 @@ export abstract class StoreReader extends StoreWriter {
         tables++;
         return true;
       });
-      assert(total === this.m.f64[S_ENTRIES / 8], `entries counter ${this.m.f64[S_ENTRIES / 8]} != ${total}`);
-      assert(tables === this.m.u32[S_TABLES >>> 2], 'tables counter mismatch');
+      assert(total === this.m.f64[SL.S_ENTRIES / 8], `entries counter ${this.m.f64[SL.S_ENTRIES / 8]} != ${total}`);
+      assert(tables === this.m.u32[SL.S_TABLES >>> 2], 'tables counter mismatch');
     } finally {
       this.readUnlock();
     }

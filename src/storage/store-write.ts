@@ -26,10 +26,7 @@ import { Arena, blockBytes, classOf, H, HEADER_BYTES } from './alloc.js';
 import { BTree } from './btree.js';
 import { RWLatch } from './latch.js';
 import type { StoreHandle } from './store-api.js';
-import {
-  D_COUNT, D_FIRST, D_HEIGHT, D_LAST, D_ROOT, DESC_BYTES, EMPTY, K_BYTES, KEY_IS_STRING, LEN_MASK, MIN_SPLIT_FILL, NODE_BYTES,
-  S_COMMITS, S_DIR, S_DIR_VERSION, S_ENTRIES, S_LATCH, S_TABLES, S_VAL, SearchKey, textEncoder,
-} from './store-layout.js';
+import { EMPTY, SearchKey, SL, textEncoder } from './store-layout.js';
 
 /** Values up to this size are copied into the arena through a bounce buffer when misaligned (larger: copyToShared). */
 const BOUNCE_MAX_BYTES = 256 * 1024;
@@ -105,7 +102,7 @@ export abstract class StoreWriter extends BTree {
     super(new Arena(handle.buffer));
     this.handle = handle;
     const i32 = new Int32Array(handle.buffer, 0, HEADER_BYTES / 4);
-    this.latch = new RWLatch(i32, S_LATCH / 4);
+    this.latch = new RWLatch(i32, SL.S_LATCH / 4);
     this.maxValueBytes = this.m.f64[H.MAX_VALUE_BYTES / 8]!;
     this.maxStoreBytes = this.m.maxStoreBytes;
   }
@@ -113,20 +110,20 @@ export abstract class StoreWriter extends BTree {
   /** Writer, under the write latch (or before sharing): empty directory, no entries. */
   protected initEmpty(): void {
     const m = this.m;
-    m.f64[S_ENTRIES / 8] = 0;
-    m.f64[S_COMMITS / 8] = 0;
-    m.u32[S_TABLES / 4] = 0;
-    m.u32[S_DIR_VERSION / 4] = (m.u32[S_DIR_VERSION / 4]! + 1) >>> 0;
-    const root = m.alloc(NODE_BYTES);
+    m.f64[SL.S_ENTRIES / 8] = 0;
+    m.f64[SL.S_COMMITS / 8] = 0;
+    m.u32[SL.S_TABLES / 4] = 0;
+    m.u32[SL.S_DIR_VERSION / 4] = (m.u32[SL.S_DIR_VERSION / 4]! + 1) >>> 0;
+    const root = m.alloc(SL.NODE_BYTES);
     assert(root !== 0, 'store too small for its directory');
     this.initNode(root, true);
-    const dw = S_DIR >>> 2;
+    const dw = SL.S_DIR >>> 2;
     const u32 = this.m.u32;
-    u32[dw + D_ROOT] = root;
-    u32[dw + D_HEIGHT] = 1;
-    u32[dw + D_COUNT] = 0;
-    u32[dw + D_FIRST] = root;
-    u32[dw + D_LAST] = root;
+    u32[dw + SL.D_ROOT] = root;
+    u32[dw + SL.D_HEIGHT] = 1;
+    u32[dw + SL.D_COUNT] = 0;
+    u32[dw + SL.D_FIRST] = root;
+    u32[dw + SL.D_LAST] = root;
     this.tableCache.clear();
   }
 
@@ -203,7 +200,7 @@ export abstract class StoreWriter extends BTree {
       } finally {
         this.releasePool();
       }
-      this.m.f64[S_COMMITS / 8] = this.m.f64[S_COMMITS / 8]! + 1;
+      this.m.f64[SL.S_COMMITS / 8] = this.m.f64[SL.S_COMMITS / 8]! + 1;
     } finally {
       this.latch.releaseWrite();
     }
@@ -255,30 +252,30 @@ export abstract class StoreWriter extends BTree {
         valRefs[i] = ref;
       }
       puts++;
-      keyBytes += blockBytes(K_BYTES + b.keyLen[i]!);
+      keyBytes += blockBytes(SL.K_BYTES + b.keyLen[i]!);
       const table = b.table[i]!;
       const desc = this.findTableBytes(table, b.tableBytes[i]!);
       opDesc[i] = desc;
-      if (desc !== 0) nodeSlots += m.u32[(desc >>> 2) + D_HEIGHT]!;
+      if (desc !== 0) nodeSlots += m.u32[(desc >>> 2) + SL.D_HEIGHT]!;
       else {
         nodeSlots += 1;
         if (newTables === undefined) newTables = new Map();
         if (!newTables.has(table)) newTables.set(table, b.tableBytes[i]!.length);
       }
     }
-    // height can grow by one per MIN_SPLIT_FILL-fold growth of the tree within this transaction:
+    // height can grow by one per SL.MIN_SPLIT_FILL-fold growth of the tree within this transaction:
     // growth = 1 + ceil(log_MIN_SPLIT_FILL(puts + 1))
     let growth = 1;
-    for (let x = 1; x < puts + 1; x *= MIN_SPLIT_FILL) growth++;
+    for (let x = 1; x < puts + 1; x *= SL.MIN_SPLIT_FILL) growth++;
     let nodes = nodeSlots + puts * growth;
-    const dirH = m.u32[(S_DIR >>> 2) + D_HEIGHT]!;
+    const dirH = m.u32[(SL.S_DIR >>> 2) + SL.D_HEIGHT]!;
     if (newTables !== undefined) {
       for (const len of newTables.values()) {
         nodes += 1 + dirH + growth;
-        keyBytes += blockBytes(K_BYTES + len) + blockBytes(DESC_BYTES);
+        keyBytes += blockBytes(SL.K_BYTES + len) + blockBytes(SL.DESC_BYTES);
       }
     }
-    const need = nodes * NODE_BYTES + keyBytes;
+    const need = nodes * SL.NODE_BYTES + keyBytes;
     if (need <= m.bumpRemaining()) return; // allocations below cannot fail
     // slow path: reserve every block now
     const pool = new Map<number, number[]>();
@@ -292,11 +289,11 @@ export abstract class StoreWriter extends BTree {
       return true;
     };
     let ok = true;
-    for (let i = 0; ok && i < nodes; i++) ok = take(NODE_BYTES);
-    for (let i = 0; ok && i < n; i++) if (b.kind[i] === BATCH_PUT) ok = take(K_BYTES + b.keyLen[i]!);
+    for (let i = 0; ok && i < nodes; i++) ok = take(SL.NODE_BYTES);
+    for (let i = 0; ok && i < n; i++) if (b.kind[i] === BATCH_PUT) ok = take(SL.K_BYTES + b.keyLen[i]!);
     for (const len of newTables?.values() ?? []) {
-      if (ok) ok = take(K_BYTES + len);
-      if (ok) ok = take(DESC_BYTES);
+      if (ok) ok = take(SL.K_BYTES + len);
+      if (ok) ok = take(SL.DESC_BYTES);
     }
     this.pool = pool;
     if (!ok) {
@@ -340,17 +337,17 @@ export abstract class StoreWriter extends BTree {
       const k = this.skA.setFrom(b.keyBuf[i]!, b.keyOff[i]!, b.keyLen[i]!);
       if (b.kind[i] === BATCH_PUT) {
         if (desc === 0) desc = this.createTable(table, nb);
-        const lenFlag = (b.valLen[i]! | (b.keyIsString[i] ? KEY_IS_STRING : 0)) >>> 0;
+        const lenFlag = (b.valLen[i]! | (b.keyIsString[i] ? SL.KEY_IS_STRING : 0)) >>> 0;
         if (this.treePut(desc, k, valRefs[i]!, lenFlag)) {
-          m.free(this.oldVal, this.oldLen & LEN_MASK);
+          m.free(this.oldVal, this.oldLen & SL.LEN_MASK);
         } else {
-          m.f64[S_ENTRIES / 8] = m.f64[S_ENTRIES / 8]! + 1;
+          m.f64[SL.S_ENTRIES / 8] = m.f64[SL.S_ENTRIES / 8]! + 1;
         }
       } else {
         if (desc === 0) continue;
         if (this.treeDelete(desc, k)) {
-          m.free(this.oldVal, this.oldLen & LEN_MASK);
-          m.f64[S_ENTRIES / 8] = m.f64[S_ENTRIES / 8]! - 1;
+          m.free(this.oldVal, this.oldLen & SL.LEN_MASK);
+          m.f64[SL.S_ENTRIES / 8] = m.f64[SL.S_ENTRIES / 8]! - 1;
           if (touched === undefined) touched = new Map();
           touched.set(table, nb);
         }
@@ -359,27 +356,27 @@ export abstract class StoreWriter extends BTree {
     if (touched === undefined) return;
     for (const [name, nb] of touched) {
       const desc = this.findTableBytes(name, nb);
-      if (desc !== 0 && m.u32[(desc >>> 2) + D_COUNT] === 0) this.dropTable(name, nb, desc);
+      if (desc !== 0 && m.u32[(desc >>> 2) + SL.D_COUNT] === 0) this.dropTable(name, nb, desc);
     }
   }
 
   protected createTable(name: string, nb: Uint8Array): number {
-    const desc = this.allocW(DESC_BYTES);
-    const root = this.allocW(NODE_BYTES);
+    const desc = this.allocW(SL.DESC_BYTES);
+    const root = this.allocW(SL.NODE_BYTES);
     this.initNode(root, true);
     let u32 = this.m.u32;
     const dw = desc >>> 2;
-    u32.fill(0, dw, dw + DESC_BYTES / 4);
-    u32[dw + D_ROOT] = root;
-    u32[dw + D_HEIGHT] = 1;
-    u32[dw + D_FIRST] = root;
-    u32[dw + D_LAST] = root;
-    const existed = this.treePut(S_DIR, this.skB.set(nb), desc, DESC_BYTES);
+    u32.fill(0, dw, dw + SL.DESC_BYTES / 4);
+    u32[dw + SL.D_ROOT] = root;
+    u32[dw + SL.D_HEIGHT] = 1;
+    u32[dw + SL.D_FIRST] = root;
+    u32[dw + SL.D_LAST] = root;
+    const existed = this.treePut(SL.S_DIR, this.skB.set(nb), desc, SL.DESC_BYTES);
     assert(!existed, 'createTable: table exists');
     u32 = this.m.u32; // treePut may have grown the buffer
-    u32[S_TABLES >>> 2]!++;
-    u32[S_DIR_VERSION >>> 2] = (u32[S_DIR_VERSION >>> 2]! + 1) >>> 0;
-    this.tableCache.set(name, { ver: u32[S_DIR_VERSION >>> 2]!, desc, bytes: nb });
+    u32[SL.S_TABLES >>> 2]!++;
+    u32[SL.S_DIR_VERSION >>> 2] = (u32[SL.S_DIR_VERSION >>> 2]! + 1) >>> 0;
+    this.tableCache.set(name, { ver: u32[SL.S_DIR_VERSION >>> 2]!, desc, bytes: nb });
     return desc;
   }
 
@@ -387,13 +384,13 @@ export abstract class StoreWriter extends BTree {
     const m = this.m;
     const u32 = m.u32;
     const dw = desc >>> 2;
-    assert(u32[dw + D_COUNT] === 0 && u32[dw + D_HEIGHT] === 1, 'dropTable: table not empty');
-    const found = this.treeDelete(S_DIR, this.skB.set(nb));
+    assert(u32[dw + SL.D_COUNT] === 0 && u32[dw + SL.D_HEIGHT] === 1, 'dropTable: table not empty');
+    const found = this.treeDelete(SL.S_DIR, this.skB.set(nb));
     assert(found && this.oldVal === desc, 'dropTable: directory entry missing');
-    m.free(u32[dw + D_ROOT]!, NODE_BYTES);
-    m.free(desc, DESC_BYTES);
-    u32[S_TABLES >>> 2]!--;
-    u32[S_DIR_VERSION >>> 2] = (u32[S_DIR_VERSION >>> 2]! + 1) >>> 0;
+    m.free(u32[dw + SL.D_ROOT]!, SL.NODE_BYTES);
+    m.free(desc, SL.DESC_BYTES);
+    u32[SL.S_TABLES >>> 2]!--;
+    u32[SL.S_DIR_VERSION >>> 2] = (u32[SL.S_DIR_VERSION >>> 2]! + 1) >>> 0;
     this.tableCache.delete(name);
   }
 
@@ -439,7 +436,7 @@ export abstract class StoreWriter extends BTree {
   /** Descriptor of table `name` or 0. Validates the name. */
   protected findTable(name: string): number {
     const c = this.tableCache.get(name);
-    const ver = this.m.u32[S_DIR_VERSION >>> 2]!;
+    const ver = this.m.u32[SL.S_DIR_VERSION >>> 2]!;
     if (c !== undefined && c.ver === ver) return c.desc;
     const nb = c !== undefined ? c.bytes : this.tableNameBytes(name);
     return this.lookupTable(name, nb, ver);
@@ -447,14 +444,14 @@ export abstract class StoreWriter extends BTree {
 
   protected findTableBytes(name: string, nb: Uint8Array): number {
     const c = this.tableCache.get(name);
-    const ver = this.m.u32[S_DIR_VERSION >>> 2]!;
+    const ver = this.m.u32[SL.S_DIR_VERSION >>> 2]!;
     if (c !== undefined && c.ver === ver) return c.desc;
     return this.lookupTable(name, nb, ver);
   }
 
   protected lookupTable(name: string, nb: Uint8Array, ver: number): number {
-    const s = this.findSlot(S_DIR, this.skB.set(nb));
-    const desc = s < 0 ? 0 : this.m.u32[s + S_VAL]!;
+    const s = this.findSlot(SL.S_DIR, this.skB.set(nb));
+    const desc = s < 0 ? 0 : this.m.u32[s + SL.S_VAL]!;
     if (this.tableCache.size >= TABLE_CACHE_LIMIT) this.tableCache.clear();
     this.tableCache.set(name, { ver, desc, bytes: nb });
     return desc;

@@ -26,7 +26,7 @@ import {
   checkScanOptions, DEFAULT_INITIAL_BYTES, DEFAULT_MAX_STORE_BYTES, DEFAULT_MAX_VALUE_BYTES, type EntryVisitor, MAX_MAX_VALUE_BYTES, MIN_STORE_BYTES,
   type ScanEntry, type ScanOptions, type StoreCursor, type StoreHandle, type StoreOptions, type StoreReadView, type StoreStats,
 } from './store-api.js';
-import { EMPTY, isInt, LAYOUT_VERSION, MAGIC, S_COMMITS, S_ENTRIES, S_TABLES } from './store-layout.js';
+import { EMPTY, isInt, SL } from './store-layout.js';
 import { StoreReader } from './store-read.js';
 
 export { BATCH_DELETE, BATCH_PUT, MAX_KEY_BYTES, MAX_TABLE_NAME_BYTES, type StoreOp, type StoreOpBatch };
@@ -68,13 +68,13 @@ export class SharedStore extends StoreReader {
     const u32 = new Uint32Array(sab, 0, HEADER_BYTES / 4);
     const f64 = new Float64Array(sab, 0, HEADER_BYTES / 8);
     const id = Math.floor(Math.random() * 2 ** 48) + 1;
-    u32[H.MAGIC / 4] = MAGIC;
-    u32[H.LAYOUT_VERSION / 4] = LAYOUT_VERSION;
+    u32[H.MAGIC / 4] = SL.MAGIC;
+    u32[H.LAYOUT_VERSION / 4] = SL.LAYOUT_VERSION;
     f64[H.ID / 8] = id;
     f64[H.MAX_VALUE_BYTES / 8] = maxValueBytes;
     const arena = new Arena(sab);
     arena.initAllocator(maxStore);
-    const store = new SharedStore({ buffer: sab, id, layoutVersion: LAYOUT_VERSION });
+    const store = new SharedStore({ buffer: sab, id, layoutVersion: SL.LAYOUT_VERSION });
     store.initEmpty();
     return store;
   }
@@ -87,12 +87,12 @@ export class SharedStore extends StoreReader {
     if (b.byteLength < HEADER_BYTES) throw Errors.invalidOption('handle', 'buffer too small for a store');
     const u32 = new Uint32Array(b, 0, HEADER_BYTES / 4);
     const f64 = new Float64Array(b, 0, HEADER_BYTES / 8);
-    if (u32[H.MAGIC / 4] !== MAGIC) throw Errors.invalidOption('handle', 'buffer does not hold a store');
-    if (u32[H.LAYOUT_VERSION / 4] !== LAYOUT_VERSION || handle.layoutVersion !== LAYOUT_VERSION) {
-      throw Errors.invalidOption('handle', `store layout version ${u32[H.LAYOUT_VERSION / 4]}, this code reads ${LAYOUT_VERSION}`);
+    if (u32[H.MAGIC / 4] !== SL.MAGIC) throw Errors.invalidOption('handle', 'buffer does not hold a store');
+    if (u32[H.LAYOUT_VERSION / 4] !== SL.LAYOUT_VERSION || handle.layoutVersion !== SL.LAYOUT_VERSION) {
+      throw Errors.invalidOption('handle', `store layout version ${u32[H.LAYOUT_VERSION / 4]}, this code reads ${SL.LAYOUT_VERSION}`);
     }
     if (f64[H.ID / 8] !== handle.id) throw Errors.invalidOption('handle', 'store id does not match the buffer');
-    return new SharedStore({ buffer: b, id: handle.id, layoutVersion: LAYOUT_VERSION });
+    return new SharedStore({ buffer: b, id: handle.id, layoutVersion: SL.LAYOUT_VERSION });
   }
 
   // ------------------------------------------------------------------------------------------
@@ -162,7 +162,7 @@ export class SharedStore extends StoreReader {
     this.readLock();
     try {
       const m = this.m;
-      return { bytesUsed: m.bytesUsed, bytesReserved: this.handle.buffer.byteLength, entries: m.f64[S_ENTRIES / 8]!, tables: m.u32[S_TABLES / 4]! };
+      return { bytesUsed: m.bytesUsed, bytesReserved: this.handle.buffer.byteLength, entries: m.f64[SL.S_ENTRIES / 8]!, tables: m.u32[SL.S_TABLES / 4]! };
     } finally {
       this.readUnlock();
     }
@@ -172,7 +172,7 @@ export class SharedStore extends StoreReader {
   commits(): number {
     this.readLock();
     try {
-      return this.m.f64[S_COMMITS / 8]!;
+      return this.m.f64[SL.S_COMMITS / 8]!;
     } finally {
       this.readUnlock();
     }
