@@ -195,9 +195,14 @@ export class FlushPipeline {
     return this.senderWalEnd - this.written > CATCHUP_SEGMENTS * this.segSize;
   }
 
-  /** The segment of `lsn` is about to be written: wait for its prefill, if one runs. */
+  /** The segment open for writing (-1: none). */
+  get currentSegment(): number {
+    return this.curSeg;
+  }
+
+  /** Segment `seg` (not the open one) is about to be written: wait for its prefill, if one runs. */
   async prepareFor(seg: number): Promise<void> {
-    if (seg !== this.curSeg) await this.prefill.settle(seg);
+    await this.prefill.settle(seg);
   }
 
   // ---- writers ------------------------------------------------------------------------------

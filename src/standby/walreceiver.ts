@@ -297,7 +297,9 @@ class WalReceiver {
               throw Errors.protocolViolation(`unexpected XLogData at ${lsnToString(m.dataStart)}, expected ${lsnToString(expected)}`);
             }
             this.files.noteSenderWalEnd(m.walEnd);
-            if (m.data.length > 0) await this.files.prepareFor(Math.floor((m.dataStart + m.data.length - 1) / this.segSize));
+            const lastSeg = Math.floor((m.dataStart + m.data.length - 1) / this.segSize);
+            // (No promise or turn on the live path: only a message reaching another segment waits.)
+            if (m.data.length > 0 && lastSeg !== this.files.currentSegment) await this.files.prepareFor(lastSeg);
             // Live WAL (no direct-I/O stage, inside the open segment): written here, without the
             // promise and turn of the general path.
             if (!this.files.writeFast(m.dataStart, m.data)) await this.files.write(m.dataStart, m.data);
