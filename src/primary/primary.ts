@@ -6,6 +6,8 @@
 // Guarantee: a transaction whose promise resolved at synchronousCommit 'local'/'on' is in WAL on
 // disk and survives kill -9; recovery replays WAL from the last checkpoint's redo point to the
 // end of valid WAL and never applies a torn or unverified record.
+// Data directory initialisation and crash recovery: recovery.ts; the transaction handle:
+// transaction.ts.
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -13,22 +15,18 @@ import { EventEmitter } from 'node:events';
 import { type MessagePort, Worker } from 'node:worker_threads';
 import { Errors } from '../errors.js';
 import { acquirePidFile, releasePidFile } from '../storage/datadir.js';
-import { MAX_KEY_BYTES, type ScanOptions, SharedStore } from '../storage/store.js';
+import { type ScanOptions, SharedStore } from '../storage/store.js';
 export type { ScanOptions };
-import { readSnapshot, writeSnapshot } from '../storage/snapshot.js';
-import { DbState, type ControlData, makeSystemIdentifier, readControl, writeControl, CONTROL_FILE } from '../storage/control.js';
-import { assert } from '../util/assert.js';
-import { keyBytes } from '../util/codec.js';
+import { writeSnapshot } from '../storage/snapshot.js';
+import { DbState, type ControlData, writeControl } from '../storage/control.js';
 import { FIRST_NORMAL_XID, MAX_RECORD_BYTES, nowPgMicros, WS_CHECKPOINT_ONLINE, WS_CHECKPOINT_SHUTDOWN, XLOG_BLCKSZ } from '../wal/consts.js';
 import { WalInserter } from '../wal/insert.js';
 import { type Lsn, lsnToString } from '../wal/lsn.js';
-import { buildCheckpointRecord, OP_DELETE, OP_PUT, TxnRecordBuilder } from '../wal/record.js';
-import { FileSegmentSource, XLogReader } from '../wal/reader.js';
-import { redoRecord } from '../wal/replay.js';
-import { ensureSegment, fsyncDir, recycleOldSegments, removeTempSegments } from '../wal/segfile.js';
+import { buildCheckpointRecord, TxnRecordBuilder } from '../wal/record.js';
+import { fsyncDir, recycleOldSegments } from '../wal/segfile.js';
 import { StageTrace } from '../util/stage-trace.js';
 import { WalFileWriter } from '../wal/wal-file-writer.js';
-import { segmentFileName as segFileName, segNo } from '../wal/segment.js';
+import { segNo } from '../wal/segment.js';
 import {
   XC_BYTES_WRITTEN, XC_FLUSHED, XC_FSYNC_COUNT, XC_STOP, XC_WRITE_COUNT,
   XC_WRITTEN, XLogCtl,
@@ -39,11 +37,12 @@ import { ReplicationSlots, type ReplicationSlotRow, type SlotData, type WalReten
 import { SyncRepQueue, SyncWaiter, syncNotConfirmedError, type SyncWaitResult } from '../replication/syncrep-queue.js';
 import { waitModeOf } from '../replication/syncrep.js';
 import { type PrimaryOptions, type ResolvedPrimaryOptions, resolvePrimaryOptions, type SynchronousCommit } from './options.js';
-import { fdatasyncSync } from '../util/fsync.js';
+import { CKPT_DIR, initDataDir, readControlOrRefuse, recover, type RecoveryInfo } from './recovery.js';
+import { checkKey, checkTable, Transaction } from './transaction.js';
 
-const TABLE_RE = /^[A-Za-z0-9_.:\-/]{1,63}$/;
-const VERSION_FILE = 'WALSTREAM_VERSION';
-const CKPT_DIR = 'checkpoints';
+export { Transaction };
+export type { RecoveryInfo };
+
 
 export interface TransactionOptions {
   synchronousCommit?: SynchronousCommit;
@@ -61,87 +60,6 @@ export interface CommitResult {
   sync: SyncWaitResult | null;
 }
 
-export interface RecoveryInfo {
-  /** Where replay started (the checkpoint's redo point) and where valid WAL ended. */
-  redoLsn: Lsn;
-  endLsn: Lsn;
-  recordsReplayed: number;
-  /** Why replay stopped: PostgreSQL's wording ("invalid record length at …: wanted 24, got 0" is the clean end). */
-  endReason: string;
-  /** True when the end was not clean zeroes: a torn or corrupted tail was found and ignored. */
-  tornTail: boolean;
-  wasCleanShutdown: boolean;
-}
-
-/**
- * Collects the operations of one transaction; keys and values are encoded as they are added,
- * straight into the WAL record being built (TxnRecordBuilder).
- */
-export class Transaction {
-  /** @internal */ bytes = 0;
-  /** @internal */ constructor(
-    private readonly limits: { maxValueBytes: number; maxTransactionBytes: number },
-    private b: TxnRecordBuilder | null,
-  ) {}
-
-  put(table: string, key: string | Uint8Array, value: unknown): this {
-    const tb = checkTable(table);
-    const b = this.builder();
-    b.openOp(OP_PUT, table, tb, key);
-    const vlen = b.writeValue(value);
-    if (vlen > this.limits.maxValueBytes) throw Errors.valueTooLarge(vlen, this.limits.maxValueBytes);
-    this.add(b, table.length + b.pKeyLen + vlen);
-    return this;
-  }
-
-  delete(table: string, key: string | Uint8Array): this {
-    const tb = checkTable(table);
-    const b = this.builder();
-    b.openOp(OP_DELETE, table, tb, key);
-    this.add(b, table.length + b.pKeyLen);
-    return this;
-  }
-
-  /** @internal The transaction is over: later calls go to a builder nobody commits (as before). */
-  detach(): void {
-    this.b = null;
-  }
-
-  private builder(): TxnRecordBuilder {
-    if (this.b === null) this.b = new TxnRecordBuilder(1024);
-    return this.b;
-  }
-
-  private add(b: TxnRecordBuilder, n: number): void {
-    const bytes = this.bytes + 16 + n;
-    if (bytes > this.limits.maxTransactionBytes) throw Errors.transactionTooLarge(bytes, this.limits.maxTransactionBytes);
-    this.bytes = bytes;
-    b.closeOp();
-  }
-}
-
-/** Validated table names and their bytes (TABLE_RE admits ASCII only). */
-const tableNames = new Map<string, Uint8Array>();
-const TABLE_NAMES_LIMIT = 10_000;
-
-function checkTable(t: string): Uint8Array {
-  const known = tableNames.get(t);
-  if (known !== undefined) return known;
-  if (typeof t !== 'string' || !TABLE_RE.test(t)) throw Errors.invalidTable(String(t));
-  const b = new Uint8Array(t.length);
-  for (let i = 0; i < t.length; i++) b[i] = t.charCodeAt(i);
-  if (tableNames.size >= TABLE_NAMES_LIMIT) tableNames.clear();
-  tableNames.set(t, b);
-  return b;
-}
-
-function checkKey(key: string | Uint8Array): { bytes: Uint8Array; isString: boolean } {
-  if (typeof key !== 'string' && !(key instanceof Uint8Array)) throw Errors.invalidKey('must be a string or Uint8Array');
-  const k = keyBytes(key);
-  if (k.bytes.length === 0) throw Errors.invalidKey('must not be empty');
-  if (k.bytes.length > MAX_KEY_BYTES) throw Errors.invalidKey(`longer than ${MAX_KEY_BYTES} bytes (${k.bytes.length})`);
-  return k;
-}
 
 export interface PrimaryStats {
   systemIdentifier: string;
@@ -447,7 +365,7 @@ export class Primary extends EventEmitter {
     return this.replServer.inProcessListener();
   }
 
-  /** One row per walsender (PostgreSQL's pg_stat_replication, the columns issue 3 needs). */
+  /** One row per walsender (PostgreSQL's pg_stat_replication columns). */
   replicationStatus(): ReplicationStatusRow[] {
     return this.replServer?.status() ?? [];
   }
@@ -645,153 +563,3 @@ export class Primary extends EventEmitter {
     return this.closing;
   }
 }
-
-// ---- data directory -------------------------------------------------------------------------
-
-function readControlOrRefuse(dataDir: string): ControlData | null {
-  let entries: string[];
-  try {
-    entries = fs.readdirSync(dataDir);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') throw Errors.notADataDir(dataDir, 'it is not a directory');
-    throw e;
-  }
-  const control = readControl(dataDir);
-  if (control === null) {
-    if (entries.length === 0) return null;
-    throw Errors.notADataDir(dataDir, `it is not empty and has no ${CONTROL_FILE}`);
-  }
-  if (!fs.existsSync(path.join(dataDir, 'pg_wal'))) throw Errors.notADataDir(dataDir, 'pg_wal is missing');
-  return control;
-}
-
-async function initDataDir(dataDir: string, options: ResolvedPrimaryOptions): Promise<ControlData> {
-  fs.mkdirSync(path.join(dataDir, 'pg_wal'), { recursive: true });
-  fs.mkdirSync(path.join(dataDir, CKPT_DIR), { recursive: true });
-  fs.writeFileSync(path.join(dataDir, VERSION_FILE), '15\n');
-  const segSize = options.walSegmentSize;
-  const sysid = makeSystemIdentifier();
-  const tli = 1;
-  // WAL starts at segment 1 (LSN 0 is InvalidXLogRecPtr), like initdb.
-  const start = segSize;
-  ensureSegment(path.join(dataDir, 'pg_wal'), tli, 1, segSize);
-  // Bootstrap checkpoint record written directly into the first segment.
-  const redo = start + 40;
-  const snapshotName = `${redo.toString(16).toUpperCase().padStart(16, '0')}.snap`;
-  const empty = SharedStore.create({ initialBytes: 1 << 20, maxStoreBytes: 1 << 22 });
-  await writeSnapshot(empty, path.join(dataDir, CKPT_DIR, snapshotName), new Uint8Array(0));
-  const rec = buildCheckpointRecord(0, WS_CHECKPOINT_SHUTDOWN, { redo, nextXid: FIRST_NORMAL_XID, tli, timeUs: nowPgMicros(), snapshotName });
-  const ctl = XLogCtl.create(4 * XLOG_BLCKSZ, segSize, sysid, tli, start);
-  const ins = new WalInserter(ctl, start, 0);
-  const { start: ckLsn, end } = ins.insert(rec, rec.length);
-  assert(ckLsn === redo, 'bootstrap checkpoint placement');
-  const fd = fs.openSync(path.join(dataDir, 'pg_wal', segFileName(tli, 1, segSize)), 'r+');
-  try {
-    fs.writeSync(fd, ctl.ring, ctl.ringOffset(start), XLOG_BLCKSZ, 0);
-    fdatasyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  assert(end < start + XLOG_BLCKSZ, 'bootstrap record fits one page');
-  const control: ControlData = {
-    sysid, segSize, state: DbState.ShutDown, tli, checkpointLsn: ckLsn, redoLsn: redo, nextXid: FIRST_NORMAL_XID,
-    timeMs: Date.now(), snapshotName, minRecoveryPoint: 0,
-  };
-  writeControl(dataDir, control);
-  fsyncDir(dataDir);
-  return control;
-}
-
-
-
-// ---- crash recovery -------------------------------------------------------------------------
-
-interface RecoveryResult {
-  info: RecoveryInfo;
-  insertPos: Lsn;
-  prevRecord: Lsn;
-  nextXid: number;
-}
-
-/**
- * Load the checkpoint snapshot, replay WAL from its redo point to the end of valid WAL, verify
- * the checkpoint record itself, and zero whatever follows the end in that segment so no stale
- * byte can ever be read as WAL. Nothing is written before every check has passed.
- */
-async function recover(dataDir: string, control: ControlData, store: SharedStore): Promise<RecoveryResult> {
-  const walDir = path.join(dataDir, 'pg_wal');
-  const snapPath = path.join(dataDir, CKPT_DIR, control.snapshotName);
-  if (!fs.existsSync(snapPath)) throw Errors.checkpointCorrupt(snapPath, 'checkpoint snapshot file is missing');
-  await readSnapshot(snapPath, store);
-  const src = new FileSegmentSource(walDir, control.tli, control.segSize);
-  const reader = new XLogReader(src, { segSize: control.segSize, sysid: control.sysid }, control.redoLsn, null);
-  let replayed = 0;
-  let sawCheckpoint = false;
-  let nextXid = control.nextXid;
-  let lastXid = -1;
-  let endReason = '';
-  let zeroes = false;
-  try {
-    for (;;) {
-      const r = reader.readRecord();
-      if (r.kind !== 'record') {
-        if (r.kind === 'end') {
-          endReason = r.message;
-          zeroes = r.zeroes;
-          const m = /database system identifier is (\d+)/.exec(r.message);
-          if (m) throw Errors.walSystemIdMismatch(walDir, BigInt(m[1]!), control.sysid);
-        }
-        break;
-      }
-      const rec = r.record;
-      if (rec.start === control.checkpointLsn) sawCheckpoint = true;
-      const out = redoRecord(store, rec);
-      if (out.kind === 'txn') lastXid = out.xid;
-      else if (out.kind === 'switch') reader.skipToNextSegment();
-      replayed++;
-    }
-  } finally {
-    src.close();
-  }
-  if (!sawCheckpoint) {
-    throw Errors.checkpointCorrupt(path.join(dataDir, CONTROL_FILE), `could not locate a valid checkpoint record at ${lsnToString(control.checkpointLsn)} (${endReason})`);
-  }
-  if (lastXid >= 0) nextXid = lastXid + 1 > 0xffffffff ? FIRST_NORMAL_XID : Math.max(nextXid, lastXid + 1);
-  const endLsn = reader.nextLsn;
-  zeroTail(walDir, control, endLsn);
-  // RemoveTempXlogFiles: segments half-made by a walwriter that crashed (the pid file says no
-  // other process uses this directory).
-  removeTempSegments(walDir);
-  return {
-    info: {
-      redoLsn: control.redoLsn,
-      endLsn,
-      recordsReplayed: replayed,
-      endReason,
-      tornTail: !zeroes && !/wanted 24, got 0/.test(endReason),
-      wasCleanShutdown: control.state === DbState.ShutDown,
-    },
-    insertPos: endLsn,
-    prevRecord: reader.prevLsn,
-    nextXid,
-  };
-}
-
-/** Zero the current segment from the end of valid WAL to its end (torn bytes must not survive). */
-function zeroTail(walDir: string, control: ControlData, endLsn: Lsn): void {
-  const seg = segNo(endLsn, control.segSize);
-  ensureSegment(walDir, control.tli, seg, control.segSize);
-  const file = path.join(walDir, segFileName(control.tli, seg, control.segSize));
-  const off = endLsn % control.segSize;
-  if (off === 0) return;
-  const fd = fs.openSync(file, 'r+');
-  try {
-    const zero = Buffer.alloc(1024 * 1024);
-    for (let p = off; p < control.segSize; p += zero.length) fs.writeSync(fd, zero, 0, Math.min(zero.length, control.segSize - p), p);
-    fdatasyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-

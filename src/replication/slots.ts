@@ -7,20 +7,12 @@
 // slot is words in shared memory plus its directory; a walsender releases what it holds when its
 // session ends (releaseSession), the primary does it for a worker that died.
 //
-// DEV DOCS
-// Layout: a header (SH_* byte offsets) and maxReplicationSlots entries of SLOT_ENTRY_BYTES (SE_*
-// offsets). SH_ALLOC_LOCK is ReplicationSlotAllocationLock: held for create, drop, copy, save and
-// invalidation, including their file I/O (short: a 200-byte file and two fsyncs). SE_LOCK guards
-// one entry's fields (walsenders advance restart_lsn under it). SH_CHANGE_SEQ is bumped and
-// notified whenever a slot is released or dropped (DROP_REPLICATION_SLOT … WAIT sleeps on it).
-// SH_REDO_LSN is the last checkpoint's redo point, published by the primary's checkpoint hook
-// before it computes what WAL to keep: RESERVE_WAL takes it, publishes the slot, and re-reads it
-// (a checkpoint that moved it in between may not have seen the slot: take the new one and retry).
+// Layers: slot-table.ts (the SharedArrayBuffer layout and locking), slot-state-file.ts (the
+// on-disk format), wal-retention.ts (KeepLogSeg and GetWALAvailability, pure); this file: the
+// commands (create, drop, copy, acquire, release, advance), restore at startup, checkpoints.
 //
 // PostgreSQL facts kept (checked against a PostgreSQL 15 server):
-//   * state file: magic 0x1051CA1, CRC-32C of bytes 8..199, version 2, length 184, then
-//     ReplicationSlotPersistentData (name[64], database, persistency, xmin, catalog_xmin,
-//     restart_lsn, invalidated_at, confirmed_flush, two_phase_at, two_phase, plugin[64]).
+//   * state file: see slot-state-file.ts.
 //   * errors: 42710 `replication slot "s" already exists`; 42704 `replication slot "s" does not
 //     exist`; 55006 `replication slot "s" is active for PID n`; 42602/42622 invalid names; 53400
 //     `all replication slots are in use`; 55000 `cannot copy a replication slot that doesn't
@@ -33,8 +25,8 @@
 //     any slot that is not persistent is removed.
 //   * copy (pg_copy_physical_replication_slot): the new slot's positions are the source slot's,
 //     installed under the allocation lock — never a fresh reservation from WAL that may be gone.
-//   * retention (KeepLogSeg, GetWALAvailability, pg_get_replication_slots): see the functions
-//     below. A slot whose WAL falls behind max_slot_wal_keep_size is invalidated at a checkpoint
+//   * retention (KeepLogSeg, GetWALAvailability, pg_get_replication_slots): see
+//     wal-retention.ts. A slot whose WAL falls behind max_slot_wal_keep_size is invalidated at a checkpoint
 //     (restart_lsn → NULL, invalidated_at = the old restart_lsn) and shows wal_status `lost`.
 //     Acquiring it fails with PostgreSQL 18's clear error (55000 `can no longer access replication
 //     slot "s"`); PostgreSQL 15 would stream and fail on the removed segment.
@@ -42,94 +34,22 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Errors } from '../errors.js';
-import { SpinLock } from '../storage/latch.js';
 import { assert } from '../util/assert.js';
-import { crc32c } from '../wal/crc32c.js';
+import { fsyncDir } from '../util/fsync.js';
 import { type Lsn, lsnToString } from '../wal/lsn.js';
-import { fsyncDir, listSegments } from '../wal/segfile.js';
+import { listSegments } from '../wal/segfile.js';
 import { segNo, segStart } from '../wal/segment.js';
 import { validateSlotName } from './protocol/commands.js';
-import { fsyncSync } from '../util/fsync.js';
+import { decodeSlotState, encodeSlotState, NAMEDATALEN, SLOT_DIR, SlotPersistency, writeStateFile } from './slot-state-file.js';
+import {
+  type ReplicationSlotsHandle, SE_ACTIVE_PID, SE_CATALOG_XMIN, SE_DIRTY, SE_GENERATION, SE_IN_USE, SE_INVALIDATED_AT, SE_NAME, SE_NAME_LEN,
+  SE_PERSISTENCY, SE_RESTART_LSN, SE_XMIN, SH_CHANGE_SEQ, SH_REDO_LSN, type SlotData, SlotTable,
+} from './slot-table.js';
+import { keepLogSeg, slotWalStatus, type WalRetention, type WalStatus } from './wal-retention.js';
 
-export const SLOT_DIR = 'pg_replslot';
-
-// ---- on-disk format (ReplicationSlotOnDisk, PostgreSQL 15) ----
-export const SLOT_MAGIC = 0x1051ca1;
-export const SLOT_VERSION = 2;
-export const SLOT_FILE_BYTES = 200;
-export const SLOT_DATA_BYTES = 184;
-/** The CRC covers the file from the version field to the end. */
-export const SLOT_CHECKSUMMED_FROM = 8;
-export const SD_MAGIC = 0;
-export const SD_CHECKSUM = 4;
-export const SD_VERSION = 8;
-export const SD_LENGTH = 12;
-export const SD_NAME = 16; // NameData[64]
-export const SD_DATABASE = 80;
-export const SD_PERSISTENCY = 84;
-export const SD_XMIN = 88;
-export const SD_CATALOG_XMIN = 92;
-export const SD_RESTART_LSN = 96;
-export const SD_INVALIDATED_AT = 104;
-export const SD_CONFIRMED_FLUSH = 112;
-export const SD_TWO_PHASE_AT = 120;
-export const SD_TWO_PHASE = 128;
-export const SD_PLUGIN = 129; // NameData[64]
-export const NAMEDATALEN = 64;
-
-export const SlotPersistency = { PERSISTENT: 0, EPHEMERAL: 1, TEMPORARY: 2 } as const;
-
-// ---- shared memory (byte offsets) ----
-export const SH_ALLOC_LOCK = 0; // Int32 spinlock (ReplicationSlotAllocationLock)
-export const SH_CHANGE_SEQ = 4; // Int32 bumped + notified on release/drop
-export const SH_REDO_LSN = 8; // Int64 last checkpoint's redo LSN
-export const SH_HEADER_BYTES = 16;
-export const SE_LOCK = 0; // Int32 spinlock for this entry
-export const SE_IN_USE = 4; // Int32
-export const SE_ACTIVE_PID = 8; // Int32 walsender id using the slot, 0 = none
-export const SE_PERSISTENCY = 12; // Int32 SlotPersistency
-export const SE_DIRTY = 16; // Int32 1 = changed since last written
-export const SE_NAME_LEN = 20; // Int32 bytes in SE_NAME
-export const SE_XMIN = 24; // Uint32
-export const SE_CATALOG_XMIN = 28; // Uint32
-export const SE_RESTART_LSN = 32; // Int64
-export const SE_INVALIDATED_AT = 40; // Int64
-export const SE_GENERATION = 48; // Int32 bumped whenever the entry is (re)used
-export const SE_NAME = 56; // bytes[NAMEDATALEN]
-export const SLOT_ENTRY_BYTES = SE_NAME + NAMEDATALEN;
-
-export interface ReplicationSlotsHandle {
-  sab: SharedArrayBuffer;
-  maxReplicationSlots: number;
-  /** Absolute data directory (pg_replslot/ lives there). */
-  dataDir: string;
-}
-
-/** One slot as stored. */
-export interface SlotData {
-  index: number;
-  name: string;
-  persistency: number;
-  temporary: boolean;
-  activePid: number;
-  restartLsn: Lsn;
-  invalidatedAt: Lsn;
-  xmin: number;
-  catalogXmin: number;
-  dirty: boolean;
-}
-
-/** WAL retention settings (PostgreSQL's max_wal_size, max_slot_wal_keep_size, wal_keep_size). */
-export interface WalRetention {
-  segSize: number;
-  maxWalSizeBytes: number;
-  /** -1 = unlimited (PostgreSQL's default). */
-  maxSlotWalKeepSizeBytes: number;
-  walKeepSizeBytes: number;
-}
-
-export type WalStatus = 'reserved' | 'extended' | 'unreserved' | 'lost';
-type WalAvailability = 'invalid' | 'reserved' | 'extended' | 'unreserved' | 'removed';
+export * from './slot-state-file.js';
+export * from './slot-table.js';
+export * from './wal-retention.js';
 
 /** pg_replication_slots, physical columns. */
 export interface ReplicationSlotRow {
@@ -158,180 +78,10 @@ export interface SlotInvalidation {
   activePid: number;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Retention rules (pure)
-
-/** ConvertToXSegs: whole segments in a size (PostgreSQL computes it from MB; same result for whole MB). */
-function segsOf(bytes: number, segSize: number): number {
-  return Math.floor(bytes / segSize);
-}
-
-/**
- * KeepLogSeg: the oldest segment to keep given the current position `recptr` and the slots'
- * minimum restart_lsn, capped by max_slot_wal_keep_size and extended to wal_keep_size. Returns
- * min(`from`, that segment).
- */
-export function keepLogSeg(recptr: Lsn, slotMinLsn: Lsn | null, r: WalRetention, from: number): number {
-  const currSeg = segNo(recptr, r.segSize);
-  let seg = currSeg;
-  if (slotMinLsn !== null && slotMinLsn !== 0 && slotMinLsn < recptr) {
-    seg = segNo(slotMinLsn, r.segSize);
-    if (r.maxSlotWalKeepSizeBytes >= 0) {
-      const slotKeepSegs = segsOf(r.maxSlotWalKeepSizeBytes, r.segSize);
-      if (currSeg - seg > slotKeepSegs) seg = currSeg - slotKeepSegs;
-    }
-  }
-  if (r.walKeepSizeBytes > 0) {
-    const keepSegs = segsOf(r.walKeepSizeBytes, r.segSize);
-    if (currSeg - seg < keepSegs) seg = currSeg <= keepSegs ? 1 : currSeg - keepSegs;
-  }
-  return Math.min(seg, from);
-}
-
-/** GetWALAvailability for a slot's restart_lsn. `oldestSegNo` is the oldest segment still on disk. */
-export function walAvailability(targetLsn: Lsn, ctx: { currentLsn: Lsn; slotMinLsn: Lsn | null; oldestSegNo: number; retention: WalRetention }): WalAvailability {
-  if (targetLsn === 0) return 'invalid';
-  const r = ctx.retention;
-  const currSeg = segNo(ctx.currentLsn, r.segSize);
-  const oldestSlotSeg = keepLogSeg(ctx.currentLsn, ctx.slotMinLsn, r, currSeg);
-  const keepSegs = segsOf(r.maxWalSizeBytes, r.segSize) + 1;
-  const oldestSegMaxWalSize = currSeg > keepSegs ? currSeg - keepSegs : 1;
-  const targetSeg = segNo(targetLsn, r.segSize);
-  if (targetSeg >= oldestSlotSeg) return targetSeg >= oldestSegMaxWalSize ? 'reserved' : 'extended';
-  if (targetSeg >= ctx.oldestSegNo) return 'unreserved';
-  return 'removed';
-}
-
-/** pg_get_replication_slots' wal_status and safe_wal_size for one slot. */
-export function slotWalStatus(
-  s: Pick<SlotData, 'restartLsn' | 'invalidatedAt' | 'activePid'>,
-  ctx: { currentLsn: Lsn; slotMinLsn: Lsn | null; oldestSegNo: number; retention: WalRetention },
-): { walStatus: WalStatus | null; safeWalSize: number | null } {
-  let avail: WalAvailability;
-  if (s.restartLsn === 0) avail = s.invalidatedAt !== 0 ? 'removed' : walAvailability(0, ctx);
-  else avail = walAvailability(s.restartLsn, ctx);
-  let walStatus: WalStatus | null;
-  switch (avail) {
-    case 'invalid':
-      walStatus = null;
-      break;
-    case 'removed':
-      // Still streaming (a live walsender may have moved past the removed file): unreserved.
-      if (s.restartLsn !== 0 && s.activePid !== 0) {
-        walStatus = 'unreserved';
-        avail = 'unreserved';
-      } else walStatus = 'lost';
-      break;
-    default:
-      walStatus = avail;
-  }
-  const r = ctx.retention;
-  let safeWalSize: number | null = null;
-  if (avail !== 'removed' && r.maxSlotWalKeepSizeBytes >= 0) {
-    // PostgreSQL computes this even without a restart_lsn (target segment 0).
-    const targetSeg = segNo(s.restartLsn, r.segSize);
-    const failSeg = targetSeg + Math.max(segsOf(r.maxSlotWalKeepSizeBytes, r.segSize), segsOf(r.walKeepSizeBytes, r.segSize)) + 1;
-    safeWalSize = segStart(failSeg, r.segSize) - ctx.currentLsn;
-  }
-  return { walStatus, safeWalSize };
-}
-
-// ---------------------------------------------------------------------------------------------
-// State files
-
-export function encodeSlotState(s: { name: string; persistency: number; xmin: number; catalogXmin: number; restartLsn: Lsn; invalidatedAt: Lsn }): Buffer {
-  const b = Buffer.alloc(SLOT_FILE_BYTES);
-  b.writeUInt32LE(SLOT_MAGIC, SD_MAGIC);
-  b.writeUInt32LE(SLOT_VERSION, SD_VERSION);
-  b.writeUInt32LE(SLOT_DATA_BYTES, SD_LENGTH);
-  const name = Buffer.from(s.name, 'utf8');
-  assert(name.length < NAMEDATALEN, 'slot name too long for NameData');
-  name.copy(b, SD_NAME);
-  b.writeUInt32LE(0, SD_DATABASE);
-  b.writeInt32LE(s.persistency, SD_PERSISTENCY);
-  b.writeUInt32LE(s.xmin >>> 0, SD_XMIN);
-  b.writeUInt32LE(s.catalogXmin >>> 0, SD_CATALOG_XMIN);
-  b.writeBigUInt64LE(BigInt(s.restartLsn), SD_RESTART_LSN);
-  b.writeBigUInt64LE(BigInt(s.invalidatedAt), SD_INVALIDATED_AT);
-  b.writeUInt32LE(crc32c(b, SLOT_CHECKSUMMED_FROM, SLOT_FILE_BYTES) >>> 0, SD_CHECKSUM);
-  return b;
-}
-
-/** Parse and verify a state file (RestoreSlotFromDisk's checks, PostgreSQL's messages). */
-export function decodeSlotState(b: Uint8Array, relPath: string): { name: string; persistency: number; database: number; xmin: number; catalogXmin: number; restartLsn: Lsn; invalidatedAt: Lsn } {
-  const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
-  if (buf.length < SD_NAME) throw Errors.slotFileCorrupt(`could not read file "${relPath}": read ${buf.length} of ${SLOT_FILE_BYTES}`);
-  const magic = buf.readUInt32LE(SD_MAGIC);
-  if (magic !== SLOT_MAGIC) throw Errors.slotFileCorrupt(`replication slot file "${relPath}" has wrong magic number: ${magic} instead of ${SLOT_MAGIC}`);
-  const version = buf.readUInt32LE(SD_VERSION);
-  if (version !== SLOT_VERSION) throw Errors.slotFileCorrupt(`replication slot file "${relPath}" has unsupported version ${version}`);
-  const length = buf.readUInt32LE(SD_LENGTH);
-  if (length !== SLOT_DATA_BYTES) throw Errors.slotFileCorrupt(`replication slot file "${relPath}" has corrupted length ${length}`);
-  if (buf.length < SLOT_FILE_BYTES) throw Errors.slotFileCorrupt(`could not read file "${relPath}": read ${buf.length} of ${SLOT_FILE_BYTES}`);
-  const want = buf.readUInt32LE(SD_CHECKSUM);
-  const got = crc32c(buf, SLOT_CHECKSUMMED_FROM, SLOT_FILE_BYTES) >>> 0;
-  if (want !== got) throw Errors.slotFileCorrupt(`checksum mismatch for replication slot file "${relPath}": is ${got}, should be ${want}`);
-  const nameEnd = buf.indexOf(0, SD_NAME);
-  const name = buf.toString('utf8', SD_NAME, nameEnd < 0 || nameEnd > SD_NAME + NAMEDATALEN ? SD_NAME + NAMEDATALEN : nameEnd);
-  return {
-    name,
-    database: buf.readUInt32LE(SD_DATABASE),
-    persistency: buf.readInt32LE(SD_PERSISTENCY),
-    xmin: buf.readUInt32LE(SD_XMIN),
-    catalogXmin: buf.readUInt32LE(SD_CATALOG_XMIN),
-    restartLsn: Number(buf.readBigUInt64LE(SD_RESTART_LSN)),
-    invalidatedAt: Number(buf.readBigUInt64LE(SD_INVALIDATED_AT)),
-  };
-}
-
-/** Write `<dir>/state` atomically: state.tmp, fsync, rename, fsync file and directory. */
-function writeStateFile(dir: string, data: Buffer): void {
-  const tmp = path.join(dir, 'state.tmp');
-  const fin = path.join(dir, 'state');
-  fs.rmSync(tmp, { force: true });
-  const fd = fs.openSync(tmp, 'wx', 0o600);
-  try {
-    let off = 0;
-    while (off < data.length) off += fs.writeSync(fd, data, off, data.length - off);
-    fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, fin);
-  fsyncDir(dir);
-}
-
-// ---------------------------------------------------------------------------------------------
-// The slot table
-
-const utf8d = new TextDecoder();
-
-export class ReplicationSlots {
-  readonly maxReplicationSlots: number;
-  readonly dataDir: string;
-  readonly slotDir: string;
-  private readonly i32: Int32Array;
-  private readonly u32: Uint32Array;
-  private readonly big: BigInt64Array;
-  private readonly u8: Uint8Array;
-  private readonly alloc: SpinLock;
-  private readonly locks: SpinLock[] = [];
-
-  constructor(readonly handle: ReplicationSlotsHandle) {
-    this.maxReplicationSlots = handle.maxReplicationSlots;
-    this.dataDir = handle.dataDir;
-    this.slotDir = path.join(handle.dataDir, SLOT_DIR);
-    assert(handle.sab.byteLength >= ReplicationSlots.bytesFor(handle.maxReplicationSlots), 'ReplicationSlots buffer too small');
-    this.i32 = new Int32Array(handle.sab);
-    this.u32 = new Uint32Array(handle.sab);
-    this.big = new BigInt64Array(handle.sab);
-    this.u8 = new Uint8Array(handle.sab);
-    this.alloc = new SpinLock(this.i32, SH_ALLOC_LOCK >> 2);
-    for (let i = 0; i < this.maxReplicationSlots; i++) this.locks.push(new SpinLock(this.i32, (this.base(i) + SE_LOCK) >> 2));
-  }
-
-  static bytesFor(maxReplicationSlots: number): number {
-    return SH_HEADER_BYTES + maxReplicationSlots * SLOT_ENTRY_BYTES;
+export class ReplicationSlots extends SlotTable {
+  /** A walsender's side: map the table the primary created (ReplicationSlots.open). */
+  constructor(handle: ReplicationSlotsHandle) {
+    super(handle);
   }
 
   /**
@@ -347,97 +97,6 @@ export class ReplicationSlots {
     rs.publishRedo(opts.redoLsn ?? 0);
     rs.restore();
     return rs;
-  }
-
-  private base(i: number): number {
-    return SH_HEADER_BYTES + i * SLOT_ENTRY_BYTES;
-  }
-  private geti(i: number, off: number): number {
-    return this.i32[(this.base(i) + off) >> 2]!;
-  }
-  private seti(i: number, off: number, v: number): void {
-    this.i32[(this.base(i) + off) >> 2] = v | 0;
-  }
-  private getu(i: number, off: number): number {
-    return this.u32[(this.base(i) + off) >> 2]!;
-  }
-  private getb(i: number, off: number): number {
-    return Number(this.big[(this.base(i) + off) >> 3]!);
-  }
-  private setb(i: number, off: number, v: number): void {
-    this.big[(this.base(i) + off) >> 3] = BigInt(v);
-  }
-  private nameOf(i: number): string {
-    const at = this.base(i) + SE_NAME;
-    return utf8d.decode(this.u8.slice(at, at + this.geti(i, SE_NAME_LEN)));
-  }
-
-  private withAlloc<T>(fn: () => T): T {
-    this.alloc.lock();
-    try {
-      return fn();
-    } finally {
-      this.alloc.unlock();
-    }
-  }
-  private withSlot<T>(i: number, fn: () => T): T {
-    const l = this.locks[i]!;
-    l.lock();
-    try {
-      return fn();
-    } finally {
-      l.unlock();
-    }
-  }
-
-  private snapshot(i: number): SlotData | null {
-    return this.withSlot(i, () => {
-      if (this.geti(i, SE_IN_USE) === 0) return null;
-      const persistency = this.geti(i, SE_PERSISTENCY);
-      return {
-        index: i,
-        name: this.nameOf(i),
-        persistency,
-        temporary: persistency === SlotPersistency.TEMPORARY,
-        activePid: this.geti(i, SE_ACTIVE_PID),
-        restartLsn: this.getb(i, SE_RESTART_LSN),
-        invalidatedAt: this.getb(i, SE_INVALIDATED_AT),
-        xmin: this.getu(i, SE_XMIN),
-        catalogXmin: this.getu(i, SE_CATALOG_XMIN),
-        dirty: this.geti(i, SE_DIRTY) !== 0,
-      };
-    });
-  }
-
-  /** Index of the in-use slot named `name`, or -1. */
-  private find(name: string): number {
-    for (let i = 0; i < this.maxReplicationSlots; i++) {
-      if (Atomics.load(this.i32, (this.base(i) + SE_IN_USE) >> 2) === 0) continue;
-      if (this.withSlot(i, () => this.geti(i, SE_IN_USE) !== 0 && this.nameOf(i) === name)) return i;
-    }
-    return -1;
-  }
-
-  private bumpChange(): void {
-    Atomics.add(this.i32, SH_CHANGE_SEQ >> 2, 1);
-    Atomics.notify(this.i32, SH_CHANGE_SEQ >> 2);
-  }
-
-  private dirOf(name: string): string {
-    return path.join(this.slotDir, name);
-  }
-
-  private stateOf(i: number): Buffer {
-    return this.withSlot(i, () =>
-      encodeSlotState({
-        name: this.nameOf(i),
-        persistency: this.geti(i, SE_PERSISTENCY),
-        xmin: this.getu(i, SE_XMIN),
-        catalogXmin: this.getu(i, SE_CATALOG_XMIN),
-        restartLsn: this.getb(i, SE_RESTART_LSN),
-        invalidatedAt: this.getb(i, SE_INVALIDATED_AT),
-      }),
-    );
   }
 
   // ---- startup ----

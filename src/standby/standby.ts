@@ -45,7 +45,8 @@ import { displayConninfo, type ResolvedStandbyOptions, resolveStandbyOptions, ty
 import type { StartupConfig, StartupMessage } from './startup.js';
 import { IN_PROCESS_HOST } from './options.js';
 import { RingTransport, TcpTransport, type WalRcvTransport } from './transport.js';
-import { WalRcvData, type WalRcvStateName, WI_REPLAY_SEQ, WI_REPLAY_WAITING } from './walrcvdata.js';
+import { ReplayWaiters } from './replay-waiters.js';
+import { WalRcvData, type WalRcvStateName } from './walrcvdata.js';
 import type { WalReceiverConfig, WalReceiverMessage } from './walreceiver.js';
 
 const CKPT_DIR = 'checkpoints';
@@ -102,15 +103,6 @@ export interface RestartpointInfo {
   segmentsRecycled: number;
 }
 
-interface ReplayWaiter {
-  lsn: Lsn;
-  resolve: (lsn: Lsn) => void;
-  reject: (e: Error) => void;
-  /** performance.now() past which it is rejected (Infinity: never). */
-  deadline: number;
-  timeoutMs: number;
-}
-
 function snapshotNameFor(redo: Lsn): string {
   return `${redo.toString(16).toUpperCase().padStart(16, '0')}.snap`;
 }
@@ -132,14 +124,8 @@ export class Standby extends EventEmitter {
   private walreceiver: Worker | null = null;
   private failure: WalstreamError | null = null;
   private closing: Promise<void> | null = null;
-  private waiters: ReplayWaiter[] = [];
-  /**
-   * One timer for every waiter's timeout, armed for the earliest deadline (a timer per call costs
-   * allocation and timer-list work on every read-your-writes wait).
-   */
-  private waitTimer: NodeJS.Timeout | null = null;
-  private waitTimerAt = Infinity;
-  private armed = false;
+  /** Read-your-writes waits (waitForReplay). */
+  private readonly replayWaiters: ReplayWaiters;
   private restartpointRunning: Promise<void> | null = null;
   private lastRestartpointAt = performance.now();
   private restartpoints = 0;
@@ -154,6 +140,7 @@ export class Standby extends EventEmitter {
     this.control = args.control;
     this.store = args.store;
     this.walrcv = args.walrcv;
+    this.replayWaiters = new ReplayWaiters(args.walrcv);
     this.pool = args.store !== null && args.options.readerThreads > 0 ? new ReaderPool(args.store.handle, { threads: args.options.readerThreads }) : null;
     // 'error' events without a listener would throw: failures are also reported through open(),
     // waitForReplay() and `failed`.
@@ -241,7 +228,7 @@ export class Standby extends EventEmitter {
       startup.on('message', (m: StartupMessage) => {
         switch (m.type) {
           case 'localEnd':
-            this.emit('localEnd', { lsn: m.lsn, records: m.records, reason: m.reason });
+            this.emit('localEnd', { lsn: m.lsn, records: m.records, reason: m.reason, reasonCode: m.reasonCode });
             resolve(m.lsn);
             break;
           case 'checkpoint':
@@ -330,7 +317,7 @@ export class Standby extends EventEmitter {
   private fail(e: WalstreamError): void {
     if (this.failure !== null) return;
     this.failure = e;
-    this.rejectAllWaiters(e);
+    this.replayWaiters.rejectAll(e);
     this.emit('error', e);
   }
 
@@ -373,96 +360,9 @@ export class Standby extends EventEmitter {
     if (r >= lsn) return Promise.resolve(r);
     if (this.failure !== null) return Promise.reject(this.failure);
     if (this.closing !== null) return Promise.reject(Errors.closed('standby'));
-    return new Promise<Lsn>((resolve, reject) => {
-      const deadline = Number.isFinite(timeoutMs) ? performance.now() + timeoutMs : Infinity;
-      this.waiters.push({ lsn, resolve, reject, deadline, timeoutMs });
-      if (deadline < this.waitTimerAt) this.armWaitTimer(deadline);
-      this.arm();
-    });
+    return this.replayWaiters.wait(lsn, timeoutMs);
   }
 
-  private armWaitTimer(at: number): void {
-    if (this.waitTimer !== null) clearTimeout(this.waitTimer);
-    this.waitTimer = null;
-    this.waitTimerAt = at;
-    if (at === Infinity) return;
-    this.waitTimer = setTimeout(() => this.expireWaiters(), Math.max(0, at - performance.now()));
-    this.waitTimer.unref?.();
-  }
-
-  /** The wait timer fired: reject every waiter past its deadline; re-arm for the earliest left. */
-  private expireWaiters(): void {
-    this.waitTimer = null;
-    this.waitTimerAt = Infinity;
-    const now = performance.now();
-    const expired: ReplayWaiter[] = [];
-    let next = Infinity;
-    let n = 0;
-    for (const w of this.waiters) {
-      if (w.deadline <= now) expired.push(w);
-      else {
-        this.waiters[n++] = w;
-        if (w.deadline < next) next = w.deadline;
-      }
-    }
-    this.waiters.length = n;
-    this.armWaitTimer(next);
-    const replay = lsnToString(this.walrcv.replay);
-    for (const w of expired) w.reject(Errors.waitTimeout(lsnToString(w.lsn), w.timeoutMs, replay));
-  }
-
-  private rejectAllWaiters(e: Error): void {
-    const ws = this.waiters;
-    this.waiters = [];
-    this.armWaitTimer(Infinity);
-    for (const w of ws) w.reject(e);
-  }
-
-  /** One Atomics.waitAsync on REPLAY_SEQ while anyone waits; the startup worker bumps and notifies it. */
-  private arm(): void {
-    if (this.armed) return;
-    const i32 = this.walrcv.i32;
-    if (this.waiters.length === 0) {
-      Atomics.store(i32, WI_REPLAY_WAITING, 0); // startup stops notifying REPLAY_SEQ
-      return;
-    }
-    Atomics.store(i32, WI_REPLAY_WAITING, 1); // (before REPLAY_SEQ is read: see publishReplay)
-    const seq = Atomics.load(i32, WI_REPLAY_SEQ);
-    if (this.drain()) {
-      this.arm();
-      return;
-    }
-    const r = Atomics.waitAsync(i32, WI_REPLAY_SEQ, seq);
-    if (!r.async) {
-      queueMicrotask(() => {
-        this.drain();
-        this.arm();
-      });
-      return;
-    }
-    this.armed = true;
-    void r.value.then(() => {
-      this.armed = false;
-      this.drain();
-      this.arm();
-    });
-  }
-
-  /** Resolve waiters whose LSN is replayed; true if any was. */
-  private drain(): boolean {
-    const replay = this.walrcv.replay;
-    const ws = this.waiters;
-    let n = 0;
-    for (let i = 0; i < ws.length; i++) {
-      const w = ws[i]!;
-      if (w.lsn <= replay) w.resolve(replay);
-      else ws[n++] = w;
-    }
-    const any = n < ws.length;
-    ws.length = n;
-    if (n === 0 && this.waitTimer !== null) this.armWaitTimer(Infinity);
-    return any;
-  }
 
   // ---- reads (hot standby) ------------------------------------------------------------------
 
@@ -597,7 +497,7 @@ export class Standby extends EventEmitter {
       };
       await Promise.all([stopWorker(this.walreceiver), stopWorker(this.startup)]);
       if (this.pool) await this.pool.close();
-      this.rejectAllWaiters(Errors.closed('standby'));
+      this.replayWaiters.rejectAll(Errors.closed('standby'));
       const c = this.mode === 'replica' ? this.control : readControl(this.dataDir);
       if (c !== null && c.snapshotName !== '') {
         this.control = { ...c, state: DbState.ShutDownInRecovery, timeMs: Date.now() };

@@ -28,7 +28,7 @@ import { SharedStore, type StoreHandle } from '../storage/store.js';
 import { StageTrace, type StageTraceHandle } from '../util/stage-trace.js';
 import { XLOG_BLCKSZ } from '../wal/consts.js';
 import { type Lsn, lsnToString } from '../wal/lsn.js';
-import { ChunkPages, type PageSource, type ReadResult, XLogReader } from '../wal/reader.js';
+import { ChunkPages, type EndOfWalReason, type PageSource, type ReadResult, XLogReader } from '../wal/reader.js';
 import { redoRecord } from '../wal/replay.js';
 import { segmentFileName } from '../wal/segment.js';
 import { preciseNowPgMicros, WR_APPLY_REPORTS_PUT_OFF, WalRcvData, type WalRcvDataHandle } from './walrcvdata.js';
@@ -45,7 +45,7 @@ export interface StartupConfig {
 }
 
 export type StartupMessage =
-  | { type: 'localEnd'; lsn: Lsn; records: number; reason: string }
+  | { type: 'localEnd'; lsn: Lsn; records: number; reason: string; reasonCode: EndOfWalReason | null }
   | { type: 'checkpoint'; lsn: Lsn; end: Lsn; redo: Lsn; nextXid: number; shutdown: boolean }
   | { type: 'failed'; error: ErrorInfo }
   | { type: 'stopped'; replay: Lsn };
@@ -214,6 +214,7 @@ class Startup {
   private replayLocal(): void {
     this.src.limit = Infinity;
     let reason = '';
+    let reasonCode: EndOfWalReason | null = null;
     for (;;) {
       if (this.walrcv.stopRequested) return;
       const r = this.reader.readRecord();
@@ -222,9 +223,9 @@ class Startup {
         continue;
       }
       if (r.kind === 'end') {
-        const m = /database system identifier is (\d+)/.exec(r.message);
-        if (m) throw Errors.walSystemIdMismatch(this.cfg.walDir, BigInt(m[1]!), this.cfg.sysid);
+        if (r.reason === 'sysid-mismatch') throw Errors.walSystemIdMismatch(this.cfg.walDir, r.walSysid!, this.cfg.sysid);
         reason = r.message;
+        reasonCode = r.reason;
       }
       break;
     }
@@ -233,7 +234,7 @@ class Startup {
     this.src.forgetFrom(end - (end % XLOG_BLCKSZ));
     this.walrcv.initPositions(end, end);
     this.publish();
-    post({ type: 'localEnd', lsn: end, records: this.replayed, reason });
+    post({ type: 'localEnd', lsn: end, records: this.replayed, reason, reasonCode });
   }
 
   /** Phase 2: follow WalRcvData's flushed position; sleep on the latch when caught up. */

@@ -7,7 +7,7 @@
 // Blocks carry no header: the caller frees with the same size it allocated (the store always
 // knows it: node size, key length, value length). Sizes round up to a class: multiples of 16 up
 // to 128 B, then 4 classes per doubling (waste < 25 %), so every block is 16-aligned (copies
-// between shared and ordinary memory are ~6x faster when 8-aligned, see limits-here.md). Freed
+// between shared and ordinary memory are ~6x faster when 8-aligned: src/util/shm-copy.ts). Freed
 // blocks go on a per-class free list (next pointer in the block's first word). When the bump
 // pointer would pass maxStoreBytes, a block of a larger class is split and the remainder is
 // returned to the free lists.

@@ -1,8 +1,9 @@
 // XLogReader: reads and validates records from a page source (segment files, or wal_buffers),
 // the way PostgreSQL's xlogreader does: page magic/info/pageaddr/timeline, long-header fields,
 // continuation flags and lengths, record length, rmgr id, prev-link, CRC-32C and body fragments.
-// Anything that fails is "end of valid WAL": the reader reports where and why, and never returns
-// a record it could not fully verify. Pure logic over an abstract PageSource: no I/O here.
+// Anything that fails is "end of valid WAL": the reader reports where and why (a typed
+// EndOfWalReason, and PostgreSQL's message for display), and never returns a record it could not
+// fully verify. Pure logic over an abstract PageSource: no I/O here.
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -38,10 +39,68 @@ export interface WalRecord {
   body: DecodedBody;
 }
 
+/**
+ * Why valid WAL ends (the checks of PostgreSQL's XLogReaderValidatePageHeader, ValidXLogRecordHeader,
+ * ValidXLogRecord and DecodeXLogRecord in src/backend/access/transam/xlogreader.c). Callers switch
+ * on it; `message` is PostgreSQL's wording, for people only.
+ */
+export type EndOfWalReason =
+  /** The page is not there (segment missing or short) and no limit says it is yet to come. */
+  | 'missing'
+  /** A page header of zeros: preallocated or recycled-and-zeroed space past the end of WAL. */
+  | 'zero-page'
+  | 'bad-magic'
+  | 'bad-info-bits'
+  /** xlp_pageaddr names another address: a recycled segment's old page, or a torn write. */
+  | 'pageaddr-mismatch'
+  | 'timeline-regression'
+  | 'missing-long-header'
+  /** The long header's system identifier is another database system's (see `walSysid`). */
+  | 'sysid-mismatch'
+  | 'segsize-mismatch'
+  | 'blcksz-mismatch'
+  /** A record start on a page that says it begins with a continuation. */
+  | 'unexpected-contrecord'
+  | 'missing-contrecord'
+  | 'contrecord-length'
+  /** xl_tot_len is 0: the normal end of WAL in zeroed space. */
+  | 'zero-length'
+  /** xl_tot_len is less than a record header (and not 0). */
+  | 'short-record'
+  | 'record-too-long'
+  | 'bad-rmid'
+  | 'prev-link'
+  /** CRC-32C mismatch: a torn or damaged record. */
+  | 'crc'
+  /** The fragment headers of the body do not decode. */
+  | 'bad-body';
+
+/** Reasons that mean "zeros where the next WAL would be": a clean end, not a torn tail. */
+export function isZeroedEnd(reason: EndOfWalReason): boolean {
+  return reason === 'zero-page' || reason === 'zero-length';
+}
+
+export interface EndOfWal {
+  kind: 'end';
+  lsn: Lsn;
+  reason: EndOfWalReason;
+  /** PostgreSQL's message for it (display only: never matched on). */
+  message: string;
+  /** 'sysid-mismatch': the system identifier the WAL file carries. */
+  walSysid?: bigint;
+}
+
 export type ReadResult =
   | { kind: 'record'; record: WalRecord }
-  | { kind: 'end'; lsn: Lsn; message: string; zeroes: boolean }
+  | EndOfWal
   | { kind: 'wait'; lsn: Lsn };
+
+/** A failed page-header check. */
+interface PageFault {
+  reason: EndOfWalReason;
+  message: string;
+  walSysid?: bigint;
+}
 
 export interface ReaderOptions {
   segSize: number;
@@ -85,31 +144,37 @@ export class XLogReader {
     return `in log segment ${segmentFileName(u32le(page, 4) || 1, Math.floor(pageLsn / segSize), segSize)}, offset ${pageLsn % segSize}`;
   }
 
-  /** Validate a page header; returns its size or an error message. */
-  private checkPage(page: Uint8Array, pageLsn: Lsn): number | string {
+  /** Validate a page header; returns its size or what is wrong with it. */
+  private checkPage(page: Uint8Array, pageLsn: Lsn): number | PageFault {
     assert(page.length >= SIZE_OF_SHORT_PHD, 'checkPage: short page');
     const magic = u16le(page, 0);
     const segSize = this.opts.segSize;
-    if (magic !== XLOG_PAGE_MAGIC) return `invalid magic number ${magic.toString(16).toUpperCase().padStart(4, '0')} ${this.where(page, pageLsn)}`;
+    if (magic !== XLOG_PAGE_MAGIC) {
+      return { reason: isZeroPage(page) ? 'zero-page' : 'bad-magic', message: `invalid magic number ${magic.toString(16).toUpperCase().padStart(4, '0')} ${this.where(page, pageLsn)}` };
+    }
     const info = u16le(page, 2);
-    if ((info & ~XLP_ALL_FLAGS) !== 0) return `invalid info bits ${info.toString(16).padStart(4, '0')} ${this.where(page, pageLsn)}`;
+    if ((info & ~XLP_ALL_FLAGS) !== 0) return { reason: 'bad-info-bits', message: `invalid info bits ${info.toString(16).padStart(4, '0')} ${this.where(page, pageLsn)}` };
     const pageaddr = readLsnLE(page, 8);
-    if (pageaddr !== pageLsn) return `unexpected pageaddr ${lsnToString(pageaddr)} ${this.where(page, pageLsn)}`;
+    if (pageaddr !== pageLsn) return { reason: 'pageaddr-mismatch', message: `unexpected pageaddr ${lsnToString(pageaddr)} ${this.where(page, pageLsn)}` };
     const tli = u32le(page, 4);
-    if (tli < this.lastTli) return `out-of-sequence timeline ID ${tli} (after ${this.lastTli}) ${this.where(page, pageLsn)}`;
+    if (tli < this.lastTli) return { reason: 'timeline-regression', message: `out-of-sequence timeline ID ${tli} (after ${this.lastTli}) ${this.where(page, pageLsn)}` };
     this.lastTli = tli;
     const long = pageLsn % segSize === 0;
     if (long) {
-      if ((info & XLP_LONG_HEADER) === 0) return `missing long page header ${this.where(page, pageLsn)}`;
+      if ((info & XLP_LONG_HEADER) === 0) return { reason: 'missing-long-header', message: `missing long page header ${this.where(page, pageLsn)}` };
       assert(page.length >= SIZE_OF_LONG_PHD, 'checkPage: short first page of a segment');
       if (this.opts.sysid !== null) {
         const sysid = new DataView(page.buffer, page.byteOffset, SIZE_OF_LONG_PHD).getBigUint64(24, true);
         if (sysid !== this.opts.sysid) {
-          return `WAL file is from different database system: WAL file database system identifier is ${sysid}, pg_control database system identifier is ${this.opts.sysid}`;
+          return {
+            reason: 'sysid-mismatch',
+            walSysid: sysid,
+            message: `WAL file is from different database system: WAL file database system identifier is ${sysid}, pg_control database system identifier is ${this.opts.sysid}`,
+          };
         }
       }
-      if (u32le(page, 32) !== segSize) return 'WAL file is from different database system: incorrect segment size in page header';
-      if (u32le(page, 36) !== XLOG_BLCKSZ) return 'WAL file is from different database system: incorrect XLOG_BLCKSZ in page header';
+      if (u32le(page, 32) !== segSize) return { reason: 'segsize-mismatch', message: 'WAL file is from different database system: incorrect segment size in page header' };
+      if (u32le(page, 36) !== XLOG_BLCKSZ) return { reason: 'blcksz-mismatch', message: 'WAL file is from different database system: incorrect XLOG_BLCKSZ in page header' };
       return SIZE_OF_LONG_PHD;
     }
     return SIZE_OF_SHORT_PHD;
@@ -124,8 +189,12 @@ export class XLogReader {
     this.recBuf = nb;
   }
 
-  private static end(lsn: Lsn, message: string, zeroes = false): ReadResult {
-    return { kind: 'end', lsn, message, zeroes };
+  private static end(lsn: Lsn, reason: EndOfWalReason, message: string): EndOfWal {
+    return { kind: 'end', lsn, reason, message };
+  }
+
+  private static pageEnd(lsn: Lsn, f: PageFault): EndOfWal {
+    return f.walSysid === undefined ? { kind: 'end', lsn, reason: f.reason, message: f.message } : { kind: 'end', lsn, reason: f.reason, message: f.message, walSysid: f.walSysid };
   }
 
   readRecord(): ReadResult {
@@ -139,12 +208,12 @@ export class XLogReader {
     const hdrNeed = atPageStart ? (p % segSize === 0 ? SIZE_OF_LONG_PHD : SIZE_OF_SHORT_PHD) : 0;
     if (this.limit < p + hdrNeed + 8) return { kind: 'wait', lsn: p };
     let page = this.src.readPage(pageLsn, Math.min(XLOG_BLCKSZ, Math.max(hdrNeed, (p % XLOG_BLCKSZ) + 8)));
-    if (page === null) return this.limit !== Infinity ? { kind: 'wait', lsn: p } : end(p, `could not read WAL at ${lsnToString(p)}: segment missing or short`);
+    if (page === null) return this.limit !== Infinity ? { kind: 'wait', lsn: p } : end(p, 'missing', `could not read WAL at ${lsnToString(p)}: segment missing or short`);
     const ph = this.checkPage(page, pageLsn);
-    if (typeof ph === 'string') return end(p, ph, this.isZeroPage(page));
+    if (typeof ph !== 'number') return XLogReader.pageEnd(p, ph);
     if (atPageStart) {
       const info = u16le(page, 2);
-      if ((info & XLP_FIRST_IS_CONTRECORD) !== 0) return end(p, `contrecord is requested by ${lsnToString(p)}`);
+      if ((info & XLP_FIRST_IS_CONTRECORD) !== 0) return end(p, 'unexpected-contrecord', `contrecord is requested by ${lsnToString(p)}`);
       p += ph;
     }
     const start = p;
@@ -163,14 +232,14 @@ export class XLogReader {
         // Ask only for the bytes this record needs: a short (torn) file still yields its records.
         const stillNeeded = (totLen < 0 ? SIZE_OF_XLOG_RECORD : totLen) - got;
         page = this.src.readPage(pageLsn, Math.min(XLOG_BLCKSZ, SIZE_OF_LONG_PHD + stillNeeded));
-        if (page === null) return this.limit !== Infinity ? { kind: 'wait', lsn: this.next } : end(start, `could not read WAL page ${lsnToString(pageLsn)} continuing record at ${lsnToString(start)}`);
+        if (page === null) return this.limit !== Infinity ? { kind: 'wait', lsn: this.next } : end(start, 'missing', `could not read WAL page ${lsnToString(pageLsn)} continuing record at ${lsnToString(start)}`);
         const cph = this.checkPage(page, pageLsn);
-        if (typeof cph === 'string') return end(start, cph, this.isZeroPage(page));
-        if ((u16le(page, 2) & XLP_FIRST_IS_CONTRECORD) === 0) return end(start, `there is no contrecord flag at ${lsnToString(pageLsn)}`);
+        if (typeof cph !== 'number') return XLogReader.pageEnd(start, cph);
+        if ((u16le(page, 2) & XLP_FIRST_IS_CONTRECORD) === 0) return end(start, 'missing-contrecord', `there is no contrecord flag at ${lsnToString(pageLsn)}`);
         const remaining = (totLen < 0 ? SIZE_OF_XLOG_RECORD : totLen) - got;
         const remLen = u32le(page, 16);
         if (totLen >= 0 ? remLen !== remaining : remLen < remaining) {
-          return end(start, `invalid contrecord length ${remLen} (expected ${remaining}) at ${lsnToString(pageLsn)}`);
+          return end(start, 'contrecord-length', `invalid contrecord length ${remLen} (expected ${remaining}) at ${lsnToString(pageLsn)}`);
         }
         cur += cph;
         if (totLen >= 0) this.ensureRecBuf(Math.min(totLen, got + XLOG_BLCKSZ));
@@ -183,7 +252,7 @@ export class XLogReader {
       if (got === 0) {
         // First bytes: check xl_tot_len early (zero means the normal end of WAL).
         const tl = u32le(page, offInPage);
-        if (tl < SIZE_OF_XLOG_RECORD) return end(start, `invalid record length at ${lsnToString(start)}: wanted 24, got ${tl}`, tl === 0);
+        if (tl < SIZE_OF_XLOG_RECORD) return end(start, tl === 0 ? 'zero-length' : 'short-record', `invalid record length at ${lsnToString(start)}: wanted 24, got ${tl}`);
       }
       if (n <= SMALL_COPY_BYTES) {
         const rb = this.recBuf;
@@ -196,11 +265,11 @@ export class XLogReader {
       if (totLen < 0 && got >= SIZE_OF_XLOG_RECORD) {
         header = readRecordHeader(this.recBuf, 0);
         totLen = header.totLen;
-        if (totLen < SIZE_OF_XLOG_RECORD) return end(start, `invalid record length at ${lsnToString(start)}: wanted 24, got ${totLen}`);
-        if (totLen > this.maxRecordBytes) return end(start, `record length ${totLen} at ${lsnToString(start)} too long`);
-        if (!validRmid(header.rmid)) return end(start, `invalid resource manager ID ${header.rmid} at ${lsnToString(start)}`);
+        if (totLen < SIZE_OF_XLOG_RECORD) return end(start, 'short-record', `invalid record length at ${lsnToString(start)}: wanted 24, got ${totLen}`);
+        if (totLen > this.maxRecordBytes) return end(start, 'record-too-long', `record length ${totLen} at ${lsnToString(start)} too long`);
+        if (!validRmid(header.rmid)) return end(start, 'bad-rmid', `invalid resource manager ID ${header.rmid} at ${lsnToString(start)}`);
         if (this.prev >= 0 ? header.prev !== this.prev : header.prev >= start) {
-          return end(start, `record with incorrect prev-link ${lsnToString(header.prev)} at ${lsnToString(start)}`);
+          return end(start, 'prev-link', `record with incorrect prev-link ${lsnToString(header.prev)} at ${lsnToString(start)}`);
         }
         // Grow the buffer only as far as validated pages carry the record (bounded allocation).
         this.ensureRecBuf(Math.min(totLen, got + XLOG_BLCKSZ));
@@ -209,18 +278,13 @@ export class XLogReader {
     }
     const bytes = this.recBuf.subarray(0, totLen);
     const crc = recordCrc(bytes, totLen);
-    if (crc !== header!.crc) return end(start, `incorrect resource manager data checksum in record at ${lsnToString(start)}`);
+    if (crc !== header!.crc) return end(start, 'crc', `incorrect resource manager data checksum in record at ${lsnToString(start)}`);
     const body = decodeBody(bytes, totLen, this.bodyError);
-    if (body === null) return end(start, `${this.bodyError.why} at ${lsnToString(start)}`);
+    if (body === null) return end(start, 'bad-body', `${this.bodyError.why} at ${lsnToString(start)}`);
     const recEnd = Math.ceil(cur / MAXALIGN) * MAXALIGN;
     this.prev = start;
     this.next = recEnd;
     return { kind: 'record', record: { start, end: recEnd, header: header!, bytes, body } };
-  }
-
-  private isZeroPage(page: Uint8Array): boolean {
-    for (let i = 0; i < 16; i++) if (page[i] !== 0) return false;
-    return true;
   }
 
   /** Jump to the start of the next segment (after XLOG_SWITCH). */
@@ -228,6 +292,12 @@ export class XLogReader {
     const segSize = this.opts.segSize;
     this.next = (Math.floor((this.next - 1) / segSize) + 1) * segSize;
   }
+}
+
+/** A page whose header (first 16 bytes) is all zeros. */
+function isZeroPage(page: Uint8Array): boolean {
+  for (let i = 0; i < 16; i++) if (page[i] !== 0) return false;
+  return true;
 }
 
 /**

@@ -12,7 +12,7 @@ import {
 } from './consts.js';
 import { CRC32C_INIT, crc32cFinal, crc32cOrdinary, crc32cUpdate } from './crc32c.js';
 import { type Lsn, readLsnLE, writeLsnLE } from './lsn.js';
-import { BATCH_DELETE, BATCH_PUT, MAX_KEY_BYTES, type StoreOp, type StoreOpBatch } from '../storage/store.js';
+import { BATCH_DELETE, BATCH_PUT, MAX_KEY_BYTES, type StoreOp, type StoreOpBatch } from './txn-ops.js';
 import { encodeValue, fastValueBound, writeValue } from '../util/codec.js';
 import { i64leNumber, u16le, u32le } from '../util/bytes.js';
 

@@ -3,7 +3,7 @@
 // yields the same store. Puts and deletes carry whole values, so redo is idempotent and a fuzzy
 // checkpoint snapshot is repaired by replaying from its redo point.
 
-import type { SharedStore } from '../storage/store.js';
+import type { StoreOp } from './txn-ops.js';
 import { RM_WALSTREAM_ID, RM_XLOG_ID, WS_CHECKPOINT_ONLINE, WS_CHECKPOINT_SHUTDOWN, WS_TXN, XLOG_SWITCH } from './consts.js';
 import { type CheckpointData, decodeCheckpointMainData, decodeTxnMainData } from './record.js';
 import type { WalRecord } from './reader.js';
@@ -14,7 +14,13 @@ export type RedoOutcome =
   | { kind: 'switch' }
   | { kind: 'other' };
 
-export function redoRecord(store: SharedStore, rec: WalRecord): RedoOutcome {
+/** What redo writes into (the store: SharedStore). Declared here so that WAL does not depend on storage. */
+export interface RedoTarget {
+  /** Apply one transaction's operations atomically. */
+  applyTransaction(ops: readonly StoreOp[]): void;
+}
+
+export function redoRecord(store: RedoTarget, rec: WalRecord): RedoOutcome {
   const h = rec.header;
   const info = h.info & 0xf0;
   if (h.rmid === RM_WALSTREAM_ID) {
