@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { FSYNC_DELAY_ENV, fdatasyncSync, flushCount, fsyncDir, parseFsyncDelay } from '../src/util/fsync.js';
+import { FSYNC_DELAY_ENV, fdatasyncSync, flushCount, fsyncDir, parseFsyncDelay, writeFileDurably } from '../src/util/fsync.js';
 import { rmrf, tmpDir } from './helpers/tmp.js';
 
 const FSYNC_URL = new URL('../src/util/fsync.js', import.meta.url).href;
@@ -60,3 +60,23 @@ test('a process started with the slow-disk setting applies it (and refuses a bad
   }
 });
 
+
+test('writeFileDurably: replace renames over the old content; otherwise an existing file is kept (EEXIST); no temp file left', () => {
+  const dir = tmpDir('walstream-fsync-');
+  try {
+    const file = path.join(dir, 'state');
+    const tmp = path.join(dir, 'state.tmp');
+    const before = flushCount();
+    writeFileDurably(file, Buffer.from('one'), { tmp, replace: true });
+    writeFileDurably(file, Buffer.from('two'), { tmp, replace: true });
+    assert.equal(fs.readFileSync(file, 'utf8'), 'two');
+    assert.equal(flushCount() - before, 4, 'the file and its directory, twice');
+    assert.throws(() => writeFileDurably(file, Buffer.from('three'), { tmp, replace: false }), (e: NodeJS.ErrnoException) => e.code === 'EEXIST');
+    assert.equal(fs.readFileSync(file, 'utf8'), 'two');
+    fs.writeFileSync(tmp, 'stale');
+    writeFileDurably(path.join(dir, 'new'), Buffer.from('x'), { tmp, replace: false });
+    assert.deepEqual(fs.readdirSync(dir).sort(), ['new', 'state']);
+  } finally {
+    rmrf(dir);
+  }
+});

@@ -6,11 +6,10 @@
 // (SaveSlotToPath: state.tmp, fsync, rename, fsync the directory). Pure functions plus one
 // synchronous write; called by ReplicationSlots (slots.ts) under its allocation lock.
 
-import fs from 'node:fs';
 import path from 'node:path';
 import { Errors } from '../errors.js';
 import { assert } from '../util/assert.js';
-import { fsyncDir, fsyncSync } from '../util/fsync.js';
+import { writeFileDurably } from '../util/fsync.js';
 import { crc32c } from '../wal/crc32c.js';
 import type { Lsn } from '../wal/lsn.js';
 
@@ -89,17 +88,5 @@ export function decodeSlotState(b: Uint8Array, relPath: string): { name: string;
 
 /** Write `<dir>/state` atomically: state.tmp, fsync, rename, fsync file and directory. */
 export function writeStateFile(dir: string, data: Buffer): void {
-  const tmp = path.join(dir, 'state.tmp');
-  const fin = path.join(dir, 'state');
-  fs.rmSync(tmp, { force: true });
-  const fd = fs.openSync(tmp, 'wx', 0o600);
-  try {
-    let off = 0;
-    while (off < data.length) off += fs.writeSync(fd, data, off, data.length - off);
-    fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, fin);
-  fsyncDir(dir);
+  writeFileDurably(path.join(dir, 'state'), data, { tmp: path.join(dir, 'state.tmp'), replace: true });
 }

@@ -8,8 +8,7 @@ import { Errors } from '../errors.js';
 import { crc32c } from '../wal/crc32c.js';
 import { XLOG_BLCKSZ } from '../wal/consts.js';
 import { type Lsn, readLsnLE, writeLsnLE } from '../wal/lsn.js';
-import { fsyncDir } from '../wal/segfile.js';
-import { fsyncSync } from '../util/fsync.js';
+import { writeFileDurably } from '../util/fsync.js';
 
 export const CONTROL_FILE = 'walstream.control';
 const MAGIC = 0x57534354; // 'WSCT'
@@ -106,16 +105,7 @@ export function readControl(dataDir: string): ControlData | null {
 
 export function writeControl(dataDir: string, c: ControlData): void {
   const file = path.join(dataDir, CONTROL_FILE);
-  const tmp = file + '.tmp';
-  const fd = fs.openSync(tmp, 'w');
-  try {
-    fs.writeSync(fd, encodeControl(c));
-    fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
-  fsyncDir(dataDir);
+  writeFileDurably(file, encodeControl(c), { tmp: file + '.tmp', replace: true });
 }
 
 /** initdb's system identifier: (unix seconds << 32) | (µs << 12) | (pid & 0xFFF). */

@@ -11,6 +11,8 @@
 // fs call plus one comparison.
 
 import fs from 'node:fs';
+import path from 'node:path';
+import { assert } from './assert.js';
 
 /** Upper bound of the injected delay per flush, µs (10 s): a typo must not hang a test run. */
 const MAX_FSYNC_DELAY_US = 10_000_000;
@@ -98,6 +100,34 @@ export async function syncHandle(fh: fs.promises.FileHandle): Promise<void> {
   await fh.sync();
   flushes++;
   if (delay !== null) await waitAfterFlush();
+}
+
+/**
+ * A small file written whole and durably: `tmp` (in the same directory) is created afresh, written,
+ * fsynced, then renamed over `file` (`replace`: the new content wins atomically) or linked to it
+ * (not `replace`: an existing `file` is never touched, EEXIST is thrown), and the directory is
+ * fsynced. The temp name is removed in every case. For the control file, slot state files and
+ * timeline history files; segment files have their own scheme (src/wal/segfile.ts).
+ */
+export function writeFileDurably(file: string, data: Uint8Array, o: { tmp: string; replace: boolean; mode?: number }): void {
+  const dir = path.dirname(file);
+  assert(path.dirname(o.tmp) === dir, `writeFileDurably: ${o.tmp} is not in ${dir}`);
+  fs.rmSync(o.tmp, { force: true });
+  const fd = fs.openSync(o.tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, o.mode ?? 0o600);
+  try {
+    try {
+      let off = 0;
+      while (off < data.length) off += fs.writeSync(fd, data, off, data.length - off);
+      fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    if (o.replace) fs.renameSync(o.tmp, file);
+    else fs.linkSync(o.tmp, file);
+  } finally {
+    fs.rmSync(o.tmp, { force: true });
+  }
+  fsyncDir(dir);
 }
 
 /** fsync of a directory, so that a create, rename or unlink in it is durable. */

@@ -18,7 +18,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { WalstreamError } from '../errors.js';
 import { assert } from '../util/assert.js';
-import { fsyncDir, fsyncSync } from '../util/fsync.js';
+import { writeFileDurably } from '../util/fsync.js';
 import { InvalidLsn, type Lsn, lsnToString } from './lsn.js';
 import { historyFileName } from './segment.js';
 
@@ -355,23 +355,7 @@ export function writeTimeLineHistory(walDir: string, newTLI: number, parentTLI: 
  * history file: EEXIST is thrown), removes the temp name and fsyncs the directory.
  */
 export function writeTimeLineHistoryFile(walDir: string, tli: number, content: Uint8Array): void {
-  const tmp = path.join(walDir, `xlogtemp.${process.pid}`);
-  const final = TLHistoryFilePath(walDir, tli);
-  fs.rmSync(tmp, { force: true });
-  const fd = fs.openSync(tmp, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
-  try {
-    try {
-      let off = 0;
-      while (off < content.length) off += fs.writeSync(fd, content, off, content.length - off);
-      fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.linkSync(tmp, final);
-  } finally {
-    fs.rmSync(tmp, { force: true });
-  }
-  fsyncDir(walDir);
+  writeFileDurably(TLHistoryFilePath(walDir, tli), content, { tmp: path.join(walDir, `xlogtemp.${process.pid}`), replace: false });
 }
 
 function assertTli(tli: number): void {
