@@ -13,6 +13,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
+import { fileURLToPath } from 'node:url';
 import { Primary } from '../src/primary/primary.js';
 import { Standby } from '../src/standby/standby.js';
 import { parseTar } from '../src/replication/tar.js';
@@ -23,6 +24,7 @@ import { rmrf } from './helpers/tmp.js';
 import { waitFor } from './helpers/rawpg.js';
 
 const SEG = 1 << 20;
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** Bound on one pg_basebackup run, ms (a failure bound, not a measurement). */
 const TOOL_TIMEOUT_MS = 120_000;
 
@@ -138,7 +140,28 @@ test('pg_basebackup 15 against walstream: formats, WAL methods, rate, -R, verify
       assert.match(fs.readFileSync(path.join(dir, 'postgresql.auto.conf'), 'utf8'), new RegExp(`primary_conninfo = '.*port=${port}`));
     }
     await openAndCompare(dir, c.autoConf === true);
+    if (c.autoConf) {
+      // `walstream standby --data DIR`, no other argument: up and consistent, stopped by SIGTERM.
+      const cli = spawn(process.execPath, [path.join(REPO, 'bin', 'walstream.js'), 'standby', '--data', dir, '--reader-threads', '0', '--status-every-ms', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      children.add(cli);
+      let out = '';
+      let err = '';
+      cli.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+      cli.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+      const exited = new Promise<number | null>((r) => cli.on('close', (code) => r(code)));
+      await waitFor(() => out.includes('\n') || cli.exitCode !== null, 60_000, 'walstream standby to be consistent');
+      const line = JSON.parse(out.split('\n')[0]!) as { standby: { conninfo: string } };
+      assert.match(line.standby.conninfo, new RegExp(`host=127\\.0\\.0\\.1 port=${port}`), err);
+      cli.kill('SIGTERM');
+      assert.equal(await exited, 0, err);
+      children.delete(cli);
+    }
   }
+
+  // Bad input gets PostgreSQL's error: no lz4 here.
+  const lz4 = await startBaseBackup(port, path.join(root, 'lz4'), ['--compress=server-lz4', '-Ft']).done;
+  assert.equal(lz4.status, 1);
+  assert.match(lz4.stderr, /lz4 compression is not supported by this build/);
 
   // Tar formats: the archive (client- or server-side gzip) holds the data files, beside the manifest.
   const tars: { name: string; args: string[]; file: string }[] = [

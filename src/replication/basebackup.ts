@@ -160,7 +160,7 @@ export class BaseBackupSender {
       const manifest = o.manifest === 'no' ? null : new BackupManifest({ checksumType: o.manifestChecksums, forceEncode: o.manifest === 'force-encode' });
 
       conn.sendResultSet(ReplicationColumns.baseBackupXlogRecPtr, [[lsnToString(reply.redoLsn), String(reply.tli)]], 'SELECT');
-      conn.sendResultSet(ReplicationColumns.baseBackupTablespaces, [[null, null, o.progress ? String(Math.ceil(tarBytes / 1024)) : null]], 'SELECT');
+      conn.sendResultSet(ReplicationColumns.baseBackupTablespaces, [[null, null, o.progress ? String(Math.floor(tarBytes / 1024)) : null]], 'SELECT');
       conn.enterCopyOut();
       sink.beginArchive(sink.archiveName('base.tar'));
       for (const m of members) await this.sendMember(sink, m, manifest);
