@@ -110,7 +110,7 @@ program
   .command('standby')
   .description('run a standby (hot standby, or wal-only like pg_receivewal) until SIGINT/SIGTERM')
   .requiredOption('--data <dir>', 'data directory (base backup from the primary if empty or missing)')
-  .requiredOption('--primary <conninfo>', "primary_conninfo, e.g. 'host=127.0.0.1 port=5433 user=rep password=secret'", conninfoArg)
+  .option('--primary <conninfo>', "primary_conninfo, e.g. 'host=127.0.0.1 port=5433 user=rep password=secret' (default: primary_conninfo of the directory's postgresql.auto.conf, as pg_basebackup -R writes it)", conninfoArg)
   .addOption(new Option('--mode <mode>', 'replica: replay and serve reads; wal-only: keep WAL only').choices(['replica', 'wal-only']).default('replica'))
   .option('--slot <name>', 'primary_slot_name')
   .option('--reader-threads <n>', 'hot-standby reader threads (integer >= 0)', intArg(0))

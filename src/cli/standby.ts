@@ -9,7 +9,8 @@ import type { StandbyMode } from '../standby/options.js';
 
 export interface StandbyCliOptions {
   data: string;
-  primary: string;
+  /** Absent: primary_conninfo from the directory's postgresql.auto.conf (pg_basebackup -R). */
+  primary?: string;
   mode: StandbyMode;
   slot?: string;
   readerThreads?: number;
@@ -22,7 +23,7 @@ export interface StandbyCliOptions {
 export async function runStandby(o: StandbyCliOptions): Promise<void> {
   const s = await Standby.open({
     dataDir: o.data,
-    primaryConninfo: o.primary,
+    ...(o.primary !== undefined ? { primaryConninfo: o.primary } : {}),
     mode: o.mode,
     ...(o.slot !== undefined ? { primarySlotName: o.slot } : {}),
     ...(o.readerThreads !== undefined ? { readerThreads: o.readerThreads } : {}),

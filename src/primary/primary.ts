@@ -370,6 +370,11 @@ export class Primary extends EventEmitter {
     return this.replServer?.status() ?? [];
   }
 
+  /** Base backups in progress: the serving walsender's pid and the redo point whose WAL each pins. */
+  backupsInProgress(): { pid: number; redoLsn: Lsn }[] {
+    return this.replServer?.backupsInProgress() ?? [];
+  }
+
   // ---- synchronous replication (src/replication/syncrep*.ts) ----
 
   /**

@@ -144,8 +144,10 @@ interface WorkerEntry {
   port: MessagePort;
   id: number;
   unpins: (() => void)[];
-  /** Closes the fds opened for the running base backup (idempotent; also run at exit). */
+  /** Ends the running base backup: releases its WAL pin, closes its fds (idempotent; also run at exit). */
   closeBackupFiles: (() => void) | null;
+  /** The running base backup's redo point (its WAL pin), or null. */
+  backupRedoLsn: Lsn | null;
   exited: Promise<void>;
 }
 
@@ -326,7 +328,7 @@ export class ReplicationServer {
     const workerData = cfg === null ? { kind: 'walsender', idle: true, port: port2 } : { ...cfg, port: port2 };
     const worker = new Worker(new URL('./walsender.js', import.meta.url), { workerData, transferList: [port2, ...transfer], name: 'walsender' });
     let resolveExit!: () => void;
-    const entry: WorkerEntry = { worker, port: port1, id: 0, unpins: [], closeBackupFiles: null, exited: new Promise<void>((r) => (resolveExit = r)) };
+    const entry: WorkerEntry = { worker, port: port1, id: 0, unpins: [], closeBackupFiles: null, backupRedoLsn: null, exited: new Promise<void>((r) => (resolveExit = r)) };
     port1.on('message', (m: ToPrimary) => this.onWorkerMessage(entry, m));
     worker.on('error', (e) => this.log('warning', `walsender worker failed: ${e.stack ?? e.message}`));
     worker.on('exit', () => {
@@ -411,18 +413,29 @@ export class ReplicationServer {
       fs.closeSync(fd);
       throw Errors.connectionFailure('walsender exited');
     }
-    entry.unpins.push(this.host.pinWal(() => redo));
-    // The fd stays this thread's: the walsender reads it and says `backupDone`; this thread closes it.
+    // The pin lasts until the backup ends (backupDone: sent, failed or the client gone) or the walsender exits.
+    const unpin = this.host.pinWal(() => redo);
     entry.closeBackupFiles?.();
     let open = true;
     const close = () => {
-      if (open) fs.closeSync(fd);
+      if (!open) return;
       open = false;
+      fs.closeSync(fd);
+      unpin();
+      entry.backupRedoLsn = null;
     };
     entry.closeBackupFiles = close;
+    entry.backupRedoLsn = redo;
     entry.unpins.push(close);
     this.log('info', `base backup starts at redo ${lsnToString(redo)} (snapshot ${info.snapshotName})`);
-    return { type: 'backupStarted', redoLsn: redo, tli: info.tli, files };
+    return { type: 'backupStarted', redoLsn: redo, checkpointLsn: info.checkpointLsn, tli: info.tli, files };
+  }
+
+  /** Base backups in progress: the walsender serving each and the redo point whose WAL it pins. */
+  backupsInProgress(): { pid: number; redoLsn: Lsn }[] {
+    const out: { pid: number; redoLsn: Lsn }[] = [];
+    for (const e of this.workers) if (e.backupRedoLsn !== null) out.push({ pid: e.id, redoLsn: e.backupRedoLsn });
+    return out;
   }
 
   status(): ReplicationStatusRow[] {

@@ -1,5 +1,7 @@
-// ustar (POSIX.1-1988) archive pieces, as PostgreSQL's basebackup writes them: 512-byte headers,
-// file data padded to 512 bytes, two zero blocks at the end. Used by the walsender's BASE_BACKUP
+// ustar (POSIX.1-1988) archive pieces, as PostgreSQL's basebackup writes them (tarCreateHeader in
+// src/port/tar.c): 512-byte headers whose numbers are zero-padded octal ended by a space
+// (print_tar_number), directories named with a trailing "/" (type '5', size 0), file data padded to
+// 512 bytes, two zero blocks at the end. Used by the walsender's BASE_BACKUP
 // (server side) and by anyone reading such an archive (parseTar, for tests and the standby side).
 // Pure functions over bytes; no I/O, nothing to stop.
 
@@ -21,18 +23,19 @@ export interface TarEntryHeader {
   type?: '0' | '5';
 }
 
+/** print_tar_number: `width - 1` zero-padded octal digits and a space. */
 function octal(buf: Buffer, off: number, width: number, v: number): void {
-  // width includes the terminating NUL
   const s = Math.floor(v).toString(8);
   assert(s.length <= width - 1, `tar field too small for ${v}`);
   buf.write(s.padStart(width - 1, '0'), off, 'ascii');
-  buf[off + width - 1] = 0;
+  buf[off + width - 1] = 0x20;
 }
 
 /** One 512-byte ustar header. */
 export function tarHeader(h: TarEntryHeader): Buffer {
   const b = Buffer.alloc(TAR_BLOCK_BYTES);
-  let name = h.name;
+  // A directory's name ends with "/" (tarCreateHeader).
+  let name = h.type === '5' && !h.name.endsWith('/') ? `${h.name}/` : h.name;
   let prefix = '';
   if (Buffer.byteLength(name) > NAME_MAX) {
     const cut = name.lastIndexOf('/', PREFIX_MAX);
@@ -55,10 +58,7 @@ export function tarHeader(h: TarEntryHeader): Buffer {
   b.write(prefix, 345, PREFIX_MAX, 'utf8');
   let sum = 0;
   for (let i = 0; i < TAR_BLOCK_BYTES; i++) sum += b[i]!;
-  // PostgreSQL (and GNU tar) write six octal digits, NUL, space.
-  b.write(sum.toString(8).padStart(6, '0'), 148, 'ascii');
-  b[154] = 0;
-  b[155] = 0x20;
+  octal(b, 148, 8, sum);
   return b;
 }
 

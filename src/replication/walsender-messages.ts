@@ -65,7 +65,7 @@ export type ToPrimary =
   /** State, or the standby's first flush report, changed: the primary re-derives sync states and emits events. */
   | { type: 'stateChanged' }
   | { type: 'backupStart'; fast: boolean }
-  /** The backup's files are read: the primary closes the fds it opened (an fd is closed by the thread that opened it). */
+  /** The backup ended (sent, failed or cut off): the primary releases its WAL pin and closes the fds it opened (an fd is closed by the thread that opened it). */
   | { type: 'backupDone' }
   | { type: 'log'; level: 'info' | 'warning'; message: string };
 
@@ -74,7 +74,7 @@ export type FromPrimary =
   | { type: 'stop' }
   /** pg_terminate_backend: FATAL 57P01 to the client and close, now (the primary invalidated this walsender's slot). */
   | { type: 'terminate' }
-  | { type: 'backupStarted'; redoLsn: Lsn; tli: number; files: BackupFile[] }
+  | { type: 'backupStarted'; redoLsn: Lsn; checkpointLsn: Lsn; tli: number; files: BackupFile[] }
   | { type: 'backupFailed'; sqlstate: string; code: string; message: string };
 
 export interface BackupFile {

@@ -131,6 +131,8 @@ export class WalSender implements WalSendHost {
       conn: this.conn,
       socket: this.socket,
       maxQueuedBytes: this.cfg.maxQueuedBytes,
+      walDir: cfg.walDir,
+      segSize: this.segSize,
       get stopRequested() {
         return self._stopRequested;
       },

@@ -6,7 +6,8 @@
 //   → BASE_BACKUP ( LABEL 'walstream', CHECKPOINT 'fast', WAIT 0, MANIFEST 'no', TARGET 'client' )
 //   ← result set (recptr, tli) · result set (spcoid, spclocation, size) · CopyOutResponse ·
 //     CopyData 'n' "base.tar\0" "\0" · CopyData 'd' chunks of one ustar archive holding
-//     WALSTREAM_VERSION, walstream.control, checkpoints/<snapshotName> · CopyDone ·
+//     backup_label, the directories, WALSTREAM_VERSION, walstream.control,
+//     checkpoints/<snapshotName> · CopyDone ·
 //     result set (end LSN, tli) · CommandComplete · ReadyForQuery
 // The archive is parsed as it streams: every header's checksum, magic, type, name and size are
 // checked before a byte of the member is written, members go straight to disk (nothing is
@@ -41,8 +42,8 @@ export interface BaseBackupResult {
 
 const bad = (why: string) => Errors.protocolViolationDetail('invalid base backup from the primary', why);
 
-const FILE_RE = /^(WALSTREAM_VERSION|walstream\.control|checkpoints\/[0-9A-Za-z][0-9A-Za-z._-]{0,63})$/;
-const DIR_RE = /^(checkpoints|pg_wal)\/?$/;
+const FILE_RE = /^(WALSTREAM_VERSION|walstream\.control|backup_label|checkpoints\/[0-9A-Za-z][0-9A-Za-z._-]{0,63})$/;
+const DIR_RE = /^(checkpoints|pg_replslot|pg_tblspc|pg_wal|pg_wal\/archive_status)\/?$/;
 
 /** Streaming ustar reader that writes regular members under `dir`. */
 export class TarExtractor {

@@ -7,7 +7,7 @@
 // records, the pool is destroyed, and the control file says "shut down in recovery".
 //
 // Opening: an empty directory gets a base backup from the primary (replica mode; wal-only mode
-// starts from nothing). The checkpoint snapshot is loaded into the store, the startup worker
+// starts from nothing); a directory made by `pg_basebackup -R` is adopted (auto-conf.ts). The checkpoint snapshot is loaded into the store, the startup worker
 // replays the local WAL and reports where it ends, the walreceiver starts streaming at that
 // segment's start, and open() resolves once replay has passed the control file's
 // minRecoveryPoint (a consistent state; PostgreSQL's "ready to accept read-only connections").
@@ -40,6 +40,7 @@ import { nowPgMicros } from '../wal/consts.js';
 import { type Lsn, lsnToString } from '../wal/lsn.js';
 import { fsyncDir, listSegments, recycleOldSegments } from '../wal/segfile.js';
 import { segNo } from '../wal/segment.js';
+import { adoptBaseBackup, withDirectorySettings } from './auto-conf.js';
 import { runBaseBackup, type BaseBackupResult } from './basebackup-client.js';
 import { displayConninfo, type ResolvedStandbyOptions, resolveStandbyOptions, type StandbyMode, type StandbyOptions } from './options.js';
 import type { StartupConfig, StartupMessage } from './startup.js';
@@ -149,9 +150,11 @@ export class Standby extends EventEmitter {
 
   /** Open a standby data directory (base backup if empty), start replay and streaming. */
   static async open(opts: StandbyOptions): Promise<Standby> {
-    const options = resolveStandbyOptions(opts);
+    // A directory made by `pg_basebackup -R`: primary_conninfo from postgresql.auto.conf, the backup adopted.
+    const options = resolveStandbyOptions(withDirectorySettings(opts));
     const dataDir = path.resolve(options.dataDir);
     options.dataDir = dataDir;
+    if (options.mode === 'replica') adoptBaseBackup(dataDir);
     let control = inspectDataDir(dataDir, options.mode);
     fs.mkdirSync(dataDir, { recursive: true });
     acquirePidFile(dataDir); // before a base backup too: one owner fills the directory

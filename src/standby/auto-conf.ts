@@ -1,0 +1,272 @@
+// A data directory made by `pg_basebackup -R` as a standby's: its postgresql.auto.conf (PostgreSQL's
+// configuration-file syntax, guc-file.l: `name = value` lines, '#' comments, single-quoted values
+// with '' and backslash escapes; the last setting of a name wins), the primary_conninfo there
+// (libpq's conninfo_parse: key=value pairs, single-quoted values with \' and \\, libpq's keyword
+// list, the password looked up in the passfile as libpq does for a replication connection), and
+// standby.signal. adoptBaseBackup() turns such a backup (backup_label + the primary's control file
+// "in production") into a standby's directory once: control file "in archive recovery" with
+// minRecoveryPoint = the backup's end (the manifest's WAL range end, else just past the checkpoint
+// record: the snapshot holds only transactions logged before it), backup_label renamed
+// backup_label.old as PostgreSQL does. Synchronous file reads and writes on the opener's thread;
+// nothing runs afterwards.
+
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Errors } from '../errors.js';
+import { CONTROL_FILE, DbState, readControl, writeControl } from '../storage/control.js';
+import { fsyncDir } from '../wal/segfile.js';
+import { parseBackupManifest } from '../replication/backup-manifest.js';
+import type { PrimaryConninfo, StandbyOptions } from './options.js';
+
+export const AUTO_CONF_FILE = 'postgresql.auto.conf';
+export const STANDBY_SIGNAL_FILE = 'standby.signal';
+export const BACKUP_LABEL_FILE = 'backup_label';
+export const BACKUP_LABEL_OLD_FILE = 'backup_label.old';
+export const BACKUP_MANIFEST_FILE = 'backup_manifest';
+/** Largest postgresql.auto.conf / passfile read, bytes. */
+const MAX_CONF_BYTES = 1024 * 1024;
+
+const confError = (why: string) => Errors.invalidOption(AUTO_CONF_FILE, why);
+const conninfoError = (why: string) => Errors.invalidOption('primary_conninfo', why);
+
+/** ParseConfigFp for one file's text: name → value (names lowercased; the last one wins). */
+export function parseAutoConf(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  text.split('\n').forEach((raw, i) => {
+    const line = i + 1;
+    const s = raw.replace(/\r$/, '');
+    let p = 0;
+    const skip = () => {
+      while (p < s.length && /[ \t\f\v]/.test(s[p]!)) p++;
+    };
+    skip();
+    if (p >= s.length || s[p] === '#') return;
+    const nameMatch = /^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?/.exec(s.slice(p));
+    if (!nameMatch) throw confError(`syntax error in file "${AUTO_CONF_FILE}" line ${line}`);
+    const name = nameMatch[0].toLowerCase();
+    p += nameMatch[0].length;
+    skip();
+    if (s[p] === '=') {
+      p++;
+      skip();
+    }
+    let value: string;
+    if (s[p] === "'") {
+      p++;
+      value = '';
+      let closed = false;
+      while (p < s.length) {
+        const ch = s[p++]!;
+        if (ch === "'") {
+          if (s[p] === "'") {
+            value += "'";
+            p++;
+            continue;
+          }
+          closed = true;
+          break;
+        }
+        if (ch === '\\' && p < s.length) {
+          const e = s[p++]!;
+          const esc: Record<string, string> = { b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
+          if (esc[e] !== undefined) value += esc[e];
+          else if (/[0-7]/.test(e)) {
+            let oct = e;
+            while (oct.length < 3 && /[0-7]/.test(s[p] ?? '')) oct += s[p++];
+            value += String.fromCharCode(parseInt(oct, 8));
+          } else value += e;
+          continue;
+        }
+        value += ch;
+      }
+      if (!closed) throw confError(`unterminated quoted string in file "${AUTO_CONF_FILE}" line ${line}`);
+    } else {
+      const m = /^[^\s#']+/.exec(s.slice(p));
+      if (!m) throw confError(`syntax error in file "${AUTO_CONF_FILE}" line ${line}`);
+      value = m[0];
+      p += m[0].length;
+    }
+    skip();
+    if (p < s.length && s[p] !== '#') throw confError(`syntax error in file "${AUTO_CONF_FILE}" line ${line}`);
+    out.set(name, value);
+  });
+  return out;
+}
+
+/** libpq's connection keywords (PQconndefaults); any other is `invalid connection option`. */
+const LIBPQ_KEYWORDS = new Set([
+  'host', 'hostaddr', 'port', 'user', 'password', 'passfile', 'channel_binding', 'connect_timeout', 'dbname', 'options', 'application_name',
+  'fallback_application_name', 'keepalives', 'keepalives_idle', 'keepalives_interval', 'keepalives_count', 'tcp_user_timeout', 'sslmode',
+  'sslcompression', 'sslcert', 'sslkey', 'sslpassword', 'sslrootcert', 'sslcrl', 'sslcrldir', 'sslsni', 'requirepeer', 'ssl_min_protocol_version',
+  'ssl_max_protocol_version', 'gssencmode', 'krbsrvname', 'gsslib', 'replication', 'target_session_attrs', 'client_encoding', 'service',
+]);
+
+/** conninfo_parse: key=value pairs separated by white space; values single-quoted with \ escapes, or bare with \ escapes. */
+export function parseLibpqConninfo(text: string): Map<string, string> {
+  const kv = new Map<string, string>();
+  let i = 0;
+  const n = text.length;
+  const isSpace = (ch: string | undefined) => ch !== undefined && /\s/.test(ch);
+  while (i < n) {
+    while (isSpace(text[i])) i++;
+    if (i >= n) break;
+    let key = '';
+    while (i < n && text[i] !== '=' && !isSpace(text[i])) key += text[i++];
+    while (isSpace(text[i])) i++;
+    if (text[i] !== '=') throw conninfoError(`missing "=" after "${key}" in connection info string`);
+    i++;
+    while (isSpace(text[i])) i++;
+    let value = '';
+    if (text[i] === "'") {
+      i++;
+      let closed = false;
+      while (i < n) {
+        const ch = text[i++]!;
+        if (ch === '\\' && i < n) value += text[i++];
+        else if (ch === "'") {
+          closed = true;
+          break;
+        } else value += ch;
+      }
+      if (!closed) throw conninfoError('unterminated quoted string in connection info string');
+    } else {
+      while (i < n && !isSpace(text[i])) {
+        const ch = text[i++]!;
+        if (ch === '\\' && i < n) value += text[i++];
+        else value += ch;
+      }
+    }
+    if (!LIBPQ_KEYWORDS.has(key)) throw conninfoError(`invalid connection option "${key}"`);
+    kv.set(key, value);
+  }
+  return kv;
+}
+
+/**
+ * passwordFromConnPassFile: the first passfile line whose host, port, database and user fields
+ * match ('*' matches anything; '\' escapes ':' and '\'); a replication connection matches the
+ * database "replication". A missing or unreadable file is no password, as in libpq.
+ */
+export function passwordFromPassFile(file: string, host: string, port: string, user: string): string | null {
+  let text: string;
+  try {
+    if (fs.statSync(file).size > MAX_CONF_BYTES) return null;
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    return null;
+  }
+  const want = [host === '' || host.startsWith('/') ? 'localhost' : host, port, 'replication', user];
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#') || line.trim() === '') continue;
+    const fields: string[] = [];
+    let cur = '';
+    for (let k = 0; k < line.length; k++) {
+      const ch = line[k]!;
+      if (ch === '\\' && k + 1 < line.length) cur += line[++k];
+      else if (ch === ':' && fields.length < 4) {
+        fields.push(cur);
+        cur = '';
+      } else cur += ch;
+    }
+    fields.push(cur.replace(/\r$/, ''));
+    if (fields.length !== 5) continue;
+    if (want.every((w, k) => fields[k] === '*' || fields[k] === w)) return fields[4]!;
+  }
+  return null;
+}
+
+/** primary_conninfo as a PrimaryConninfo: libpq's defaults (port 5432, the OS user), TLS and GSS encryption refused where required. */
+export function conninfoFromLibpq(text: string): PrimaryConninfo {
+  const kv = parseLibpqConninfo(text);
+  const sslmode = kv.get('sslmode');
+  if (sslmode !== undefined && !['disable', 'allow', 'prefer'].includes(sslmode)) throw conninfoError(`sslmode "${sslmode}" needs TLS, which walstream does not support`);
+  if (kv.get('gssencmode') === 'require') throw conninfoError('gssencmode "require" needs GSSAPI encryption, which walstream does not support');
+  const host = kv.get('hostaddr') || kv.get('host') || 'localhost';
+  if (host.includes(',')) throw conninfoError(`multiple hosts ("${host}") are not supported`);
+  const portText = kv.get('port') || '5432';
+  if (!/^\d{1,5}$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535) throw conninfoError(`invalid port number: "${portText}"`);
+  const user = kv.get('user') || os.userInfo().username;
+  const out: PrimaryConninfo = { host, port: Number(portText), user };
+  let password = kv.get('password') ?? null;
+  if (password === null || password === '') {
+    const passfile = kv.get('passfile') || process.env.PGPASSFILE || path.join(os.homedir(), '.pgpass');
+    password = passwordFromPassFile(passfile, host, portText, user);
+  }
+  if (password !== null && password !== '') out.password = password;
+  const app = kv.get('application_name') || kv.get('fallback_application_name');
+  if (app !== undefined) out.applicationName = app;
+  return out;
+}
+
+/** What a standby takes from its data directory: standby.signal and postgresql.auto.conf's primary_conninfo / primary_slot_name. */
+export interface DirectoryStandbySettings {
+  standbySignal: boolean;
+  primaryConninfo: PrimaryConninfo | null;
+  primarySlotName: string | null;
+}
+
+export function readStandbySettings(dataDir: string): DirectoryStandbySettings {
+  const standbySignal = fs.existsSync(path.join(dataDir, STANDBY_SIGNAL_FILE));
+  let conf = new Map<string, string>();
+  const file = path.join(dataDir, AUTO_CONF_FILE);
+  let text: string | null = null;
+  try {
+    if (fs.statSync(file).size > MAX_CONF_BYTES) throw confError(`file is larger than ${MAX_CONF_BYTES} bytes`);
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT' && (e as NodeJS.ErrnoException).code !== 'ENOTDIR') throw e;
+  }
+  if (text !== null) conf = parseAutoConf(text);
+  const ci = conf.get('primary_conninfo');
+  const slot = conf.get('primary_slot_name');
+  return {
+    standbySignal,
+    primaryConninfo: ci === undefined || ci === '' ? null : conninfoFromLibpq(ci),
+    primarySlotName: slot === undefined || slot === '' ? null : slot,
+  };
+}
+
+/**
+ * A pg_basebackup'd directory (backup_label, the primary's control file) becomes a standby's,
+ * once; returns whether it did. Directories without backup_label, or already in recovery, are
+ * left alone.
+ */
+export function adoptBaseBackup(dataDir: string): boolean {
+  const labelPath = path.join(dataDir, BACKUP_LABEL_FILE);
+  if (!fs.existsSync(labelPath) || !fs.existsSync(path.join(dataDir, CONTROL_FILE))) return false;
+  const control = readControl(dataDir);
+  if (control === null || control.state === DbState.InArchiveRecovery || control.state === DbState.ShutDownInRecovery) return false;
+  const label = fs.readFileSync(labelPath, 'utf8');
+  const m = /^CHECKPOINT LOCATION: ([0-9A-F]+)\/([0-9A-F]+)$/m.exec(label);
+  if (!m) throw Errors.notADataDir(dataDir, `invalid data in file "${BACKUP_LABEL_FILE}"`);
+  const labelCheckpoint = parseInt(m[1]!, 16) * 0x1_0000_0000 + parseInt(m[2]!, 16);
+  if (labelCheckpoint !== control.checkpointLsn) throw Errors.notADataDir(dataDir, `${BACKUP_LABEL_FILE} names checkpoint ${m[1]}/${m[2]}, the control file another`);
+  let end = control.checkpointLsn + 1;
+  const manifestPath = path.join(dataDir, BACKUP_MANIFEST_FILE);
+  if (fs.existsSync(manifestPath)) {
+    const ranges = parseBackupManifest(fs.readFileSync(manifestPath)).walRanges;
+    for (const r of ranges) if (r.endLsn > end) end = r.endLsn;
+  }
+  writeControl(dataDir, { ...control, state: DbState.InArchiveRecovery, minRecoveryPoint: Math.max(control.minRecoveryPoint, end), timeMs: Date.now() });
+  fs.renameSync(labelPath, path.join(dataDir, BACKUP_LABEL_OLD_FILE));
+  fs.mkdirSync(path.join(dataDir, 'pg_wal'), { recursive: true });
+  fsyncDir(dataDir);
+  return true;
+}
+
+/**
+ * Standby options completed from the data directory (as PostgreSQL reads postgresql.auto.conf):
+ * primary_conninfo when neither primaryConninfo nor primary is given, primary_slot_name when
+ * primarySlotName is not. Options given win.
+ */
+export function withDirectorySettings(opts: StandbyOptions): StandbyOptions {
+  if (opts === null || typeof opts !== 'object' || typeof opts.dataDir !== 'string' || opts.dataDir === '') return opts;
+  const needConninfo = opts.primaryConninfo === undefined && opts.primary === undefined;
+  if (!needConninfo && opts.primarySlotName !== undefined) return opts;
+  const dir = readStandbySettings(path.resolve(opts.dataDir));
+  const out: StandbyOptions = { ...opts };
+  if (needConninfo && dir.primaryConninfo !== null) out.primaryConninfo = dir.primaryConninfo;
+  if (opts.primarySlotName === undefined && dir.primarySlotName !== null) out.primarySlotName = dir.primarySlotName;
+  return out;
+}
