@@ -35,6 +35,7 @@ function def<A extends unknown[]>(code: string, sqlstate: string, msg: (...args:
 export const Errors = {
   // configuration and API misuse
   invalidOption: def('WS_INVALID_OPTION', '22023', (name: string, why: string) => `invalid value for option "${name}": ${why}`),
+  promoteNotPossible: def('WS_PROMOTE_NOT_POSSIBLE', '55000', (why: string) => `cannot promote: ${why}`),
   closed: def('WS_CLOSED', '57P01', (what: string) => `${what} is closed`),
   transactionTooLarge: def('WS_TXN_TOO_LARGE', '54000', (bytes: number, limit: number) => `transaction of ${bytes} bytes exceeds maxTransactionBytes (${limit})`),
   invalidKey: def('WS_INVALID_KEY', '22023', (why: string) => `invalid key: ${why}`),
