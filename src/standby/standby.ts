@@ -24,6 +24,10 @@
 // replay from that redo point repairs the fuzzy snapshot (redo carries whole values) and the
 // standby is consistent again once it passes minRecoveryPoint: no gap, and nothing applied twice
 // changes the result.
+//
+// Promotion (promote(), src/primary/promotion.ts): the workers stop, the rest of pg_wal is replayed,
+// and a Primary on a new timeline takes over the data directory and this very store; this object
+// then keeps only its readers (get/scan/pool), and close() closes just those.
 
 import fs from 'node:fs';
 import path from 'node:path';

@@ -14,7 +14,8 @@
 // after every batch, bumping REPLAY_SEQ so main-thread waiters wake; it wakes the walreceiver to
 // report apply at once while the primary asks for prompt reports (synchronous standbys), else at
 // most every APPLY_REPORT_MAX_DELAY_MS; and it tells the main thread about every checkpoint record
-// it replays (restartpoint candidates).
+// it replays (restartpoint candidates). When it stops it reports where (next record, last record,
+// last xid): a promotion replays the rest of pg_wal from there.
 //
 // Redo is redoRecord (src/wal/replay.ts), the same function as the primary's crash recovery;
 // each transaction is applied whole under the store's write latch, so hot-standby readers never
