@@ -15,7 +15,8 @@
 //      and a second promotion takes a TLI above any history file written); after it, Primary.open
 //      recovers on the new timeline.
 //   5. cleanupAfterPromotion: the old timeline's switch segment renamed `.partial` (repeated by
-//      Primary.open when a crash came first).
+//      Primary.open when a crash came first). PostgreSQL 15 does this only with archiving on;
+//      walstream always does.
 // WALSTREAM_TEST_PROMOTE_CRASH_AT=<step> kills the process (SIGKILL) at that step (tests only).
 
 import { Errors } from '../errors.js';
