@@ -1,7 +1,8 @@
 // Serving timelines on a promoted primary, against PostgreSQL 15's own clients: psql
 // (replication=true) gets IDENTIFY_SYSTEM on timeline 2, TIMELINE_HISTORY 2 (filename and the
 // file's bytes), and PostgreSQL's errors for a timeline not in the history and for a start point
-// past where timeline 1 forked (with its DETAIL). pg_receivewal, started at the beginning of our
+// past where timeline 1 forked (with its DETAIL), and a start exactly at the switch point (the
+// next timeline's row without COPY). pg_receivewal, started at the beginning of our
 // WAL on timeline 1, streams timeline 1 to the switch point, follows to timeline 2 (fetching
 // 00000002.history) and stops at --endpos: its files are byte-identical to ours — timeline 1's
 // complete segments, its `.partial` up to the switch point (zeros after), 00000002.history and
@@ -76,6 +77,12 @@ test('a promoted primary serves timelines 1 and 2: psql, PostgreSQL errors, pg_r
     const past = switchpoint + 8 * 1024;
     const e2 = await psql(port, `START_REPLICATION ${lsnToString(past)} TIMELINE 1`);
     assert.match(e2.stderr, new RegExp(`ERROR:\\s+requested starting point ${lsnToString(past).replace('/', '\\/')} on timeline 1 is not in this server's history\\s+DETAIL:\\s+This server's history forked from timeline 1 at ${lsnToString(switchpoint).replace('/', '\\/')}\\.`));
+
+    // A start exactly at the switch point: no COPY, only the next timeline's row, then the
+    // command's own CommandComplete (psql prints its tag: what a promoted PostgreSQL 15 gives).
+    const atSwitch = await psql(port, `START_REPLICATION ${lsnToString(switchpoint)} TIMELINE 1`);
+    assert.equal(atSwitch.status, 0, atSwitch.stderr);
+    assert.equal(atSwitch.stdout, `2|${lsnToString(switchpoint)}\nSTART_REPLICATION`);
 
     // pg_receivewal from the start of our WAL on timeline 1 (an empty .partial tells it where).
     const first = listSegments(walDir, SEG).filter((x) => x.tli === 1).map((x) => x.seg).sort((a, b) => a - b)[0]!;
