@@ -35,6 +35,7 @@ function def<A extends unknown[]>(code: string, sqlstate: string, msg: (...args:
 export const Errors = {
   // configuration and API misuse
   invalidOption: def('WS_INVALID_OPTION', '22023', (name: string, why: string) => `invalid value for option "${name}": ${why}`),
+  promoteNotPossible: def('WS_PROMOTE_NOT_POSSIBLE', '55000', (why: string) => `cannot promote: ${why}`),
   closed: def('WS_CLOSED', '57P01', (what: string) => `${what} is closed`),
   transactionTooLarge: def('WS_TXN_TOO_LARGE', '54000', (bytes: number, limit: number) => `transaction of ${bytes} bytes exceeds maxTransactionBytes (${limit})`),
   invalidKey: def('WS_INVALID_KEY', '22023', (why: string) => `invalid key: ${why}`),
@@ -59,6 +60,12 @@ export const Errors = {
   duplicateObject: def('WS_DUPLICATE_OBJECT', '42710', (why: string) => why),
   invalidName: def('WS_INVALID_NAME', '42602', (why: string) => why),
   objectInUse: def('WS_OBJECT_IN_USE', '55006', (why: string) => why),
+  // walsender.c StartReplication / timeline.c tliSwitchPoint: plain ERRORs (no errcode: XX000)
+  timelineNotInHistory: def('WS_TIMELINE_NOT_IN_HISTORY', 'XX000', (tli: number) => `requested timeline ${tli >>> 0} is not in this server's history`),
+  startPointNotInHistory: def('WS_START_POINT_NOT_IN_HISTORY', 'XX000', (start: string, tli: number, switchpoint: string) => [
+    `requested starting point ${start} on timeline ${tli >>> 0} is not in this server's history`,
+    { detail: `This server's history forked from timeline ${tli >>> 0} at ${switchpoint}.` },
+  ]),
   undefinedFile: def('WS_UNDEFINED_FILE', '58P01', (why: string) => why),
   internal: def('WS_INTERNAL', 'XX000', (why: string, detail?: string) => [why, detail === undefined ? {} : { detail }]),
   tooManyConnections: def('WS_TOO_MANY_CONNECTIONS', '53300', (why: string) => why),

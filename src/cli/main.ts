@@ -118,9 +118,23 @@ program
   .option('--receiver-timeout-ms <ms>', 'wal_receiver_timeout in ms (integer >= 0)', intArg(0))
   .option('--retry-interval-ms <ms>', 'wal_retrieve_retry_interval in ms (integer >= 1)', intArg(1))
   .option('--status-every-ms <ms>', 'print a status line on stderr this often, in ms (integer >= 0; 0 = never)', intArg(0), 10_000)
+  .option('--port <port>', 'replication TCP port to serve once promoted (0 to 65535; 0 = ephemeral)', portArg)
+  .option('--promote-port <port>', 'replication TCP port once promoted, when it differs from --port (0 to 65535)', portArg)
+  .option('--promote-trigger-file <path>', 'promote_trigger_file: promote when this file appears (as when `walstream promote` signals)')
   .action(async (o: import('./standby.js').StandbyCliOptions) => {
     const { runStandby } = await import('./standby.js');
     await runStandby(o);
+  });
+
+program
+  .command('promote')
+  .description('promote the standby running in a data directory to a primary on a new timeline (like pg_ctl promote)')
+  .requiredOption('--data <dir>', "the standby's data directory")
+  .option('--no-wait', 'do not wait for the promotion to complete')
+  .option('--timeout <seconds>', 'how long to wait (integer >= 1)', intArg(1), 60)
+  .action(async (o: { data: string; wait: boolean; timeout: number }) => {
+    const { runPromote } = await import('./promote.js');
+    await runPromote({ data: o.data, wait: o.wait, timeoutSeconds: o.timeout });
   });
 
 program

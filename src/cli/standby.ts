@@ -2,7 +2,14 @@
 // cleanly (CopyDone, Terminate, control file "shut down in recovery"). Owns the Standby it opens.
 // Prints one JSON line on stdout once it is consistent (or streaming, in wal-only mode), then a
 // status line every --status-every-ms on stderr, warnings and restartpoints as they happen.
+// Promotion (walstream promote, or --promote-trigger-file): it becomes a primary on a new timeline
+// in this process, serving replication on --promote-port or --port if given, prints a "promoted"
+// JSON line, and runs until the signal as before (then closes the primary).
 
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Primary } from '../primary/primary.js';
+import { PROMOTE_SIGNAL_FILE, watchPromoteSignal } from '../standby/promote-signal.js';
 import { Standby } from '../standby/standby.js';
 import { untilSignal } from './until-signal.js';
 import type { StandbyMode } from '../standby/options.js';
@@ -18,6 +25,10 @@ export interface StandbyCliOptions {
   receiverTimeoutMs?: number;
   retryIntervalMs?: number;
   statusEveryMs: number;
+  /** Replication port to serve once promoted (--port, or --promote-port which wins). */
+  port?: number;
+  promotePort?: number;
+  promoteTriggerFile?: string;
 }
 
 export async function runStandby(o: StandbyCliOptions): Promise<void> {
@@ -42,7 +53,29 @@ export async function runStandby(o: StandbyCliOptions): Promise<void> {
         console.error(`status=${x.status} flushed=${x.flushed_lsn} replay=${x.replay_lsn ?? '-'} latest_end=${x.latest_end_lsn} replay_lag_bytes=${x.replay_lag_bytes}`);
       }, o.statusEveryMs)
     : null;
-  await untilSignal(() => s.close(), () => {
+  // Promotion: the `promote` signal file (walstream promote, SIGUSR1) or --promote-trigger-file.
+  let primary: Primary | null = null;
+  let promoting: Promise<void> | null = null;
+  fs.rmSync(path.join(s.dataDir, PROMOTE_SIGNAL_FILE), { force: true }); // a stale request does not count
+  const port = o.promotePort ?? o.port;
+  const stopWatching = o.mode === 'replica'
+    ? watchPromoteSignal(s.dataDir, o.promoteTriggerFile === undefined ? null : path.resolve(o.promoteTriggerFile), () => {
+        console.error('LOG: received promote request');
+        promoting = s.promote(port !== undefined ? { port, host: '127.0.0.1' } : {}).then((p) => {
+          primary = p;
+          console.error(`LOG: selected new timeline ID: ${p.timeline}`);
+          console.log(JSON.stringify({ promoted: { dataDir: p.dataDir, timeline: p.timeline, port: p.port } }));
+        }, (e: Error) => {
+          console.error(`ERROR: promotion failed: ${e.message}`);
+        });
+      })
+    : () => undefined;
+  await untilSignal(async () => {
+    stopWatching();
+    if (promoting) await promoting;
+    if (primary) await (primary as Primary).close();
+    await s.close();
+  }, () => {
     if (timer) clearInterval(timer);
   });
   console.error('shut down');

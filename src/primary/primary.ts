@@ -23,6 +23,8 @@ import { FIRST_NORMAL_XID, MAX_RECORD_BYTES, nowPgMicros, WS_CHECKPOINT_ONLINE, 
 import { WalInserter } from '../wal/insert.js';
 import { type Lsn, lsnToString } from '../wal/lsn.js';
 import { buildCheckpointRecord, TxnRecordBuilder } from '../wal/record.js';
+import { buildEndOfRecoveryRecord } from '../wal/end-of-recovery.js';
+import { assert } from '../util/assert.js';
 import { fsyncDir, recycleOldSegments } from '../wal/segfile.js';
 import { StageTrace } from '../util/stage-trace.js';
 import { WalFileWriter } from '../wal/wal-file-writer.js';
@@ -39,6 +41,7 @@ import { waitModeOf } from '../replication/syncrep.js';
 import { type PrimaryOptions, type ResolvedPrimaryOptions, resolvePrimaryOptions, type SynchronousCommit } from './options.js';
 import { CKPT_DIR, initDataDir, readControlOrRefuse, recover, type RecoveryInfo } from './recovery.js';
 import { checkKey, checkTable, Transaction } from './transaction.js';
+import { cleanupAfterPromotion, type EndOfLog, promoteStep } from './promotion.js';
 
 export { Transaction };
 export type { RecoveryInfo };
@@ -160,6 +163,8 @@ export class Primary extends EventEmitter {
     try {
       const store = SharedStore.create({ maxStoreBytes: options.maxStoreBytes, maxValueBytes: options.maxValueBytes });
       const r = await recover(dataDir, control, store);
+      // A crash between a promotion's control file write and its `.partial` rename: finish it.
+      cleanupAfterPromotion(path.join(dataDir, 'pg_wal'), control.tli, control.segSize);
       const ctl = XLogCtl.create(options.walBuffersBytes, control.segSize, control.sysid, control.tli, r.insertPos);
       const p = new Primary({ options, store, ctl, control, recovery: r.info, insertPos: r.insertPos, prevRecord: r.prevRecord, nextXid: r.nextXid });
       // In production from here: a crash from now on needs recovery.
@@ -169,23 +174,7 @@ export class Primary extends EventEmitter {
       p.scheduleCheckpoints();
       if (options.port !== null) {
         try {
-          p.replServer = await ReplicationServer.listen(p, {
-            host: options.host,
-            port: options.port,
-            hba: options.hba,
-            users: options.users,
-            maxWalSenders: options.maxWalSenders,
-            walSenderTimeoutMs: options.walSenderTimeoutMs,
-            maxSendBytes: options.maxSendBytes,
-            authenticationTimeoutMs: options.authenticationTimeoutMs,
-            maxClientMessageBytes: options.maxClientMessageBytes,
-            walSenderMaxQueuedBytes: options.walSenderMaxQueuedBytes,
-            walSenderSpinMicros: options.walSenderSpinMicros,
-            walSenderAsyncDelayMs: options.walSenderAsyncDelayMs,
-            stageTrace: options.stageTrace,
-            maxStartupConnections: Math.max(4, options.maxWalSenders),
-            walSenderPrestart: Math.min(2, options.maxWalSenders),
-          });
+          await p.listen();
         } catch (e) {
           await p.close();
           throw e;
@@ -196,6 +185,76 @@ export class Primary extends EventEmitter {
       releasePidFile(dataDir);
       throw e;
     }
+  }
+
+  /** Serve replication on options.port (the listener and its walsenders). */
+  private async listen(): Promise<void> {
+    const options = this.options;
+    this.replServer = await ReplicationServer.listen(this, {
+      host: options.host,
+      port: options.port!,
+      hba: options.hba,
+      users: options.users,
+      maxWalSenders: options.maxWalSenders,
+      walSenderTimeoutMs: options.walSenderTimeoutMs,
+      maxSendBytes: options.maxSendBytes,
+      authenticationTimeoutMs: options.authenticationTimeoutMs,
+      maxClientMessageBytes: options.maxClientMessageBytes,
+      walSenderMaxQueuedBytes: options.walSenderMaxQueuedBytes,
+      walSenderSpinMicros: options.walSenderSpinMicros,
+      walSenderAsyncDelayMs: options.walSenderAsyncDelayMs,
+      stageTrace: options.stageTrace,
+      maxStartupConnections: Math.max(4, options.maxWalSenders),
+      walSenderPrestart: Math.min(2, options.maxWalSenders),
+    });
+  }
+
+  /**
+   * The end of a promotion (src/primary/promotion.ts, steps 4-5): a Primary over the promoted
+   * standby's store and data directory, inserting on timeline `control.tli` from EndOfLog. Writes
+   * END_OF_RECOVERY, then a checkpoint whose control file write ("in production", new TLI) is the
+   * promotion's one atomic switch, then renames the old timeline's last segment `.partial`. The
+   * pid file stays (same process); close() releases it.
+   */
+  static async fromPromotion(a: { options: PrimaryOptions; store: SharedStore; control: ControlData; prevTli: number; end: EndOfLog; recovery: RecoveryInfo }): Promise<Primary> {
+    const options = resolvePrimaryOptions(a.options);
+    options.dataDir = path.resolve(options.dataDir);
+    const c = a.control;
+    assert(c.tli > a.prevTli && c.state !== DbState.InProduction, 'promotion: control must still be in recovery, on a new timeline');
+    const ctl = XLogCtl.create(options.walBuffersBytes, c.segSize, c.sysid, c.tli, a.end.endOfLog);
+    const p = new Primary({ options, store: a.store, ctl, control: c, recovery: a.recovery, insertPos: a.end.endOfLog, prevRecord: a.end.lastRecord, nextXid: a.end.nextXid });
+    let switched = false;
+    try {
+      const rec = buildEndOfRecoveryRecord(p.inserter.prevRecord, { endTimeUs: nowPgMicros(), thisTli: c.tli, prevTli: a.prevTli });
+      const { end } = p.inserter.insert(rec, rec.length);
+      await p.flushWaiter.waitFor(end);
+      promoteStep('end-of-recovery');
+      await p.checkpoint();
+      switched = true;
+      promoteStep('control');
+      cleanupAfterPromotion(p.walDir, c.tli, c.segSize);
+      promoteStep('partial');
+      p.scheduleCheckpoints();
+      if (options.port !== null) await p.listen();
+      return p;
+    } catch (e) {
+      // Before the switch the directory is still a standby's: stop without writing the control file.
+      if (switched) await p.close().catch(() => undefined);
+      else await p.stopWalWriter();
+      throw e;
+    }
+  }
+
+  /** Stop the walwriter (and this thread's writer) without a checkpoint. */
+  private async stopWalWriter(): Promise<void> {
+    this.closed = true;
+    Atomics.store(this.ctl.i32, XC_STOP, 1);
+    this.ctl.wakeWalWriter();
+    await new Promise<void>((resolve) => {
+      this.walwriter.once('exit', () => resolve());
+    });
+    this.commitWriter?.close();
+    this.flushWaiter.rejectAll(Errors.closed('primary'));
   }
 
   private startWalWriter(): Worker {
@@ -554,13 +613,7 @@ export class Primary extends EventEmitter {
         // Commits still waiting for standbys: committed locally, not confirmed (PostgreSQL's
         // "canceling the wait for synchronous replication … due to administrator command").
         this.syncWaiter.close('shutdown');
-        Atomics.store(this.ctl.i32, XC_STOP, 1);
-        this.ctl.wakeWalWriter();
-        await new Promise<void>((resolve) => {
-          this.walwriter.once('exit', () => resolve());
-        });
-        this.commitWriter?.close();
-        this.flushWaiter.rejectAll(Errors.closed('primary'));
+        await this.stopWalWriter();
         releasePidFile(this.dataDir);
         this.emit('close');
       }

@@ -84,11 +84,29 @@ export class WalSendReader {
   ringReads = 0;
   fileReads = 0;
 
+  /**
+   * The timeline whose file holds segment `seg` (WalSndSegmentOpen): null = the current one. Set
+   * for a historic timeline: its segments, except the one holding the switch point, which is read
+   * from the next timeline's file (the old one is `.partial`, or may be gone).
+   */
+  private segTli: ((seg: number) => number) | null = null;
+
   constructor(private readonly ctl: XLogCtl, private readonly walDir: string) {}
+
+  /** Read the segment files of another timeline (null: the current one). */
+  setTimeline(segTli: ((seg: number) => number) | null): void {
+    this.close();
+    this.segTli = segTli;
+  }
+
+  private tliOf(seg: number): number {
+    return this.segTli === null ? this.ctl.tli : this.segTli(seg);
+  }
 
   /** Copy WAL [from, to) into buf[off…]: from the ring if it still holds it (validated), else from the segment files. */
   read(buf: Uint8Array, off: number, from: Lsn, to: Lsn): void {
-    if (copyFromWalBuffers(this.ctl, buf, off, from, to)) {
+    // wal_buffers hold the current timeline only (from its start on, past every switch point).
+    if (this.segTli === null && copyFromWalBuffers(this.ctl, buf, off, from, to)) {
       this.ringReads++;
       return;
     }
@@ -107,7 +125,7 @@ export class WalSendReader {
       let done = 0;
       while (done < k) {
         const r = fs.readSync(fd, buf, o + done, k - done, (p % segSize) + done);
-        if (r === 0) throw Errors.walCorrupt(lsnToString(p + done), `segment file ${segmentFileName(this.ctl.tli, seg, segSize)} is too short`);
+        if (r === 0) throw Errors.walCorrupt(lsnToString(p + done), `segment file ${segmentFileName(this.tliOf(seg), seg, segSize)} is too short`);
         done += r;
       }
       p += k;
@@ -118,7 +136,7 @@ export class WalSendReader {
   private openSegment(seg: number): number {
     if (this.segFdNo === seg) return this.segFd;
     this.close();
-    const name = segmentFileName(this.ctl.tli, seg, this.ctl.segSize);
+    const name = segmentFileName(this.tliOf(seg), seg, this.ctl.segSize);
     try {
       this.segFd = fs.openSync(path.join(this.walDir, name), 'r');
     } catch (e) {

@@ -75,6 +75,8 @@ export interface WalSendHost {
   terminate(): void;
   /** WAL could not be read: ERROR to the client, close. */
   streamingFailed(err: WalstreamError): void;
+  /** A historic timeline was sent to its switch point (sendTimeLineValidUpto): CopyDone, then wait for the client's. */
+  endOfTimeline(): void;
 }
 
 export interface WalSendLoopOptions {
@@ -110,6 +112,9 @@ export class WalSendLoop {
   private readonly framePool: Buffer[] = [];
   private readonly framePoolMax: number;
   private frameInFlight: Buffer | null = null;
+  /** sendTimeLineValidUpto: the switch point of a historic timeline being sent (Infinity: the current one). */
+  private validUpto = Infinity;
+  private timelineEnded = false;
 
   constructor(host: WalSendHost, o: WalSendLoopOptions) {
     this.host = host;
@@ -133,8 +138,12 @@ export class WalSendLoop {
   }
 
   /** Start streaming at `start` (START_REPLICATION accepted, CopyBothResponse sent). */
-  start(start: Lsn): void {
+  start(start: Lsn, historic: { validUpto: Lsn; segTli: (seg: number) => number } | null = null): void {
     assert(!this._streaming, 'START_REPLICATION while streaming');
+    assert(historic === null || start < historic.validUpto, 'a historic timeline starts before its switch point');
+    this.validUpto = historic?.validUpto ?? Infinity;
+    this.timelineEnded = false;
+    this.reader.setTimeline(historic?.segTli ?? null);
     assert(start <= this.o.ctl.load(XC_FLUSHED), `streaming start ${lsnToString(start)} is past FLUSHED`);
     this.o.lag?.begin(this.host.slot);
     this.flushReported = false;
@@ -213,11 +222,11 @@ export class WalSendLoop {
 
   private trySend(): void {
     const host = this.host;
-    if (!this._streaming || this.waitingDrain || this.yielded || host.conn.state !== 'copyBoth') return;
+    if (!this._streaming || this.waitingDrain || this.yielded || this.timelineEnded || host.conn.state !== 'copyBoth') return;
     const sock = host.socket;
     const syncRep = this.o.syncRep;
     syncRep.beforeSend();
-    let flushed = this.o.ctl.load(XC_FLUSHED);
+    let flushed = Math.min(this.o.ctl.load(XC_FLUSHED), this.validUpto);
     if (this.sent < flushed && syncRep.deferSend()) return;
     if (this.sent < flushed) {
       const turnEnd = this.sent + MAX_SEND_BYTES_PER_TURN;
@@ -237,7 +246,7 @@ export class WalSendLoop {
         this.sent = end;
         this.o.walsnd.setSent(host.slot, end);
         this.o.lag?.sent(host.slot, end);
-        flushed = this.o.ctl.load(XC_FLUSHED);
+        flushed = Math.min(this.o.ctl.load(XC_FLUSHED), this.validUpto);
       }
       if (!this._streaming) return;
       if (this.sent < flushed) {
@@ -245,6 +254,12 @@ export class WalSendLoop {
         this.waitingDrain = true;
         return;
       }
+    }
+    // A historic timeline sent to its switch point: CopyDone (XLogSendPhysical's end of timeline).
+    if (this.sent >= this.validUpto) {
+      this.timelineEnded = true;
+      host.endOfTimeline();
+      return;
     }
     // Caught up with the flush position.
     if (host.state === WalSndState.CATCHUP) host.setState(WalSndState.STREAMING);
@@ -324,7 +339,7 @@ export class WalSendLoop {
       if (host.replSlot >= 0 && slots && m.flush !== 0) slots.confirmFlush(host.replSlot, host.id, got.flush);
       // SyncRepReleaseWaiters: a synchronous standby's reply releases the commits it covers.
       this.o.syncRep.onReply();
-      if (m.replyRequested && this._streaming && host.conn.state === 'copyBoth') host.conn.sendKeepalive(this.sent, false);
+      if (m.replyRequested && this._streaming && !this.timelineEnded && host.conn.state === 'copyBoth') host.conn.sendKeepalive(this.sent, false);
       if (host.stopRequested && this.stopPingSent) {
         const replicated = m.flush !== 0 ? m.flush : m.write;
         if (replicated >= this.sent) {
@@ -362,7 +377,7 @@ export class WalSendLoop {
       this.host.terminate();
       return;
     }
-    if (silent >= timeout / 2 && !this.waitingForPing && this.host.conn.state === 'copyBoth') {
+    if (silent >= timeout / 2 && !this.waitingForPing && this.host.conn.state === 'copyBoth' && !this.timelineEnded) {
       this.host.conn.sendKeepalive(this.sent, true);
       this.waitingForPing = true;
     }

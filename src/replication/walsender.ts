@@ -26,6 +26,7 @@ import { StageTrace } from '../util/stage-trace.js';
 import { XLOG_BLCKSZ } from '../wal/consts.js';
 import { lsnToString, type Lsn } from '../wal/lsn.js';
 import { historyFileName, segmentFileName, segNo } from '../wal/segment.js';
+import { readTimeLineHistory, TIMELINE_NOT_IN_HISTORY, tliSwitchPoint } from '../wal/timeline.js';
 import { XC_FLUSHED, XLogCtl } from '../wal/xlogctl.js';
 import type { ReplicationCommand } from './protocol/commands.js';
 import { ReplicationColumns, XLOGDATA_FRAME_HEADER_BYTES } from './protocol/messages.js';
@@ -77,6 +78,8 @@ export class WalSender implements WalSendHost {
   private readonly slots: ReplicationSlots | null;
   /** Index of the slot START_REPLICATION SLOT acquired, -1 = none. */
   private _replSlot = -1;
+  /** The historic timeline START_REPLICATION is sending (null: the current one). */
+  private historicEnd: { tli: number; validUpto: Lsn; nextTli: number } | null = null;
 
   constructor(cfg: WalSenderConfig) {
     const sock = new RingSocket({ side: 'server', rings: cfg.ring.rings, peer: cfg.ring.peer, zeroCopy: false, maxFrameBytes: FRAME_PAD + XLOGDATA_FRAME_HEADER_BYTES + cfg.maxSendBytes });
@@ -298,9 +301,12 @@ export class WalSender implements WalSendHost {
       case 'copyDone':
         // The client ended streaming: our CopyDone went out; finish the command.
         this.stopStreamingState();
-        this.conn.sendCommandComplete('START_STREAMING');
-        this.conn.sendCommandComplete('START_REPLICATION');
-        this.conn.sendReadyForQuery();
+        if (this.historicEnd !== null) this.finishHistoric();
+        else {
+          this.conn.sendCommandComplete('START_STREAMING');
+          this.conn.sendCommandComplete('START_REPLICATION');
+          this.conn.sendReadyForQuery();
+        }
         if (this._stopRequested) this.stopIdle();
         return;
       case 'streamAborted':
@@ -488,7 +494,14 @@ export class WalSender implements WalSendHost {
       this._replSlot = this.slots.acquire(slotName, this._id);
     }
     const tli = timeline ?? this.ctl.tli;
-    if (tli !== this.ctl.tli) throw Errors.internal(`requested timeline ${tli} is not in this server's history`);
+    const historic = tli === this.ctl.tli ? null : this.historicTimeline(tli, start);
+    this.historicEnd = historic;
+    if (historic !== null && start === historic.validUpto) {
+      // Nothing to stream: straight to the next timeline's row (PostgreSQL skips COPY BOTH).
+      this.releaseReplSlot();
+      this.finishHistoric();
+      return;
+    }
     if (this._stopRequested) throw Errors.adminShutdown();
     conn.enterCopyBoth();
     if (conn.state !== 'copyBoth') {
@@ -506,7 +519,8 @@ export class WalSender implements WalSendHost {
     this.walsnd.startStreaming(this._slot, start, WalSndState.CATCHUP);
     this._state = WalSndState.CATCHUP;
     this.notifyStateChanged();
-    const segName = segmentFileName(this.ctl.tli, segNo(start, this.segSize), this.segSize);
+    const startSeg = segNo(start, this.segSize);
+    const segName = segmentFileName(historic === null ? this.ctl.tli : historic.segTli(startSeg), startSeg, this.segSize);
     if (start < flush && !fs.existsSync(path.join(this.cfg.walDir, segName))) {
       this.stopStreamingState();
       conn.sendError(Errors.walSegmentRemoved(segName));
@@ -514,7 +528,41 @@ export class WalSender implements WalSendHost {
       return;
     }
     if (this._stopRequested) this.setState(WalSndState.STOPPING);
-    this.stream.start(start);
+    this.stream.start(start, historic);
+  }
+
+  /**
+   * StartReplication on a timeline other than the current one: where it forked (tliSwitchPoint on
+   * the current timeline's history) and which timeline's file holds each segment
+   * (WalSndSegmentOpen: the switch point's segment is read from the next timeline's file).
+   */
+  private historicTimeline(tli: number, start: Lsn): { tli: number; validUpto: Lsn; nextTli: number; segTli: (seg: number) => number } {
+    let sp: { switchpoint: Lsn; nextTli: number };
+    try {
+      sp = tliSwitchPoint(tli, readTimeLineHistory(this.cfg.walDir, this.ctl.tli));
+    } catch (e) {
+      if (e instanceof WalstreamError && e.code === TIMELINE_NOT_IN_HISTORY) throw Errors.timelineNotInHistory(tli);
+      throw e;
+    }
+    if (start > sp.switchpoint) throw Errors.startPointNotInHistory(lsnToString(start), tli, lsnToString(sp.switchpoint));
+    const endSeg = segNo(sp.switchpoint, this.segSize);
+    return { tli, validUpto: sp.switchpoint, nextTli: sp.nextTli, segTli: (seg) => (seg === endSeg ? sp.nextTli : tli) };
+  }
+
+  /** WalSndLoop's end for a historic timeline: CopyDone; the client's CopyDone brings finishHistoric(). */
+  endOfTimeline(): void {
+    this.conn.sendCopyDone();
+  }
+
+  /** After a historic timeline: the next timeline's row (next_tli int8, next_tli_startpos text), START_STREAMING, START_REPLICATION. */
+  private finishHistoric(): void {
+    const h = this.historicEnd!;
+    this.historicEnd = null;
+    this.conn.sendRowDescription(ReplicationColumns.startReplicationNextTli);
+    this.conn.sendDataRow([String(h.nextTli), lsnToString(h.validUpto)]);
+    this.conn.sendCommandComplete('START_STREAMING');
+    this.conn.sendCommandComplete('START_REPLICATION');
+    this.conn.sendReadyForQuery();
   }
 
   /** End of START_REPLICATION (or its failure): the slot is released (a temporary one stays with the session). */

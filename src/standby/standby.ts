@@ -24,6 +24,10 @@
 // replay from that redo point repairs the fuzzy snapshot (redo carries whole values) and the
 // standby is consistent again once it passes minRecoveryPoint: no gap, and nothing applied twice
 // changes the result.
+//
+// Promotion (promote(), src/primary/promotion.ts): the workers stop, the rest of pg_wal is replayed,
+// and a Primary on a new timeline takes over the data directory and this very store; this object
+// then keeps only its readers (get/scan/pool), and close() closes just those.
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -48,6 +52,12 @@ import { IN_PROCESS_HOST } from './options.js';
 import { RingTransport, TcpTransport, type WalRcvTransport } from './transport.js';
 import { ReplayWaiters } from './replay-waiters.js';
 import { WalRcvData, type WalRcvStateName } from './walrcvdata.js';
+import { Primary, type RecoveryInfo } from '../primary/primary.js';
+import type { PrimaryOptions } from '../primary/options.js';
+import { finishRecovery, initNewTimeline, promoteStep, type ReplayResume } from '../primary/promotion.js';
+
+/** Standby.promote's options: the new Primary's (its data directory is the standby's). */
+export type PromoteOptions = Omit<PrimaryOptions, 'dataDir'>;
 import type { WalReceiverConfig, WalReceiverMessage } from './walreceiver.js';
 
 const CKPT_DIR = 'checkpoints';
@@ -131,6 +141,11 @@ export class Standby extends EventEmitter {
   private lastRestartpointAt = performance.now();
   private restartpoints = 0;
   private readonly exited = new Map<Worker, Promise<void>>();
+  /** Where the startup worker stopped (set by its 'stopped' message): a promotion resumes there. */
+  private startupStopped: ReplayResume | null = null;
+  private promoting: Promise<Primary> | null = null;
+  /** The Primary this standby became (promote()): it owns the directory and store from then on. */
+  private promotedTo: Primary | null = null;
 
   private constructor(args: { options: ResolvedStandbyOptions; control: ControlData | null; store: SharedStore | null; walrcv: WalRcvData }) {
     super();
@@ -242,6 +257,7 @@ export class Standby extends EventEmitter {
             this.fail(errorFromInfo(m.error));
             break;
           case 'stopped':
+            this.startupStopped = { next: m.replay, prev: m.prev, lastXid: m.lastXid };
             break;
         }
       });
@@ -483,12 +499,71 @@ export class Standby extends EventEmitter {
     return { checkpointLsn: m.lsn, redoLsn: m.redo, minRecoveryPoint, snapshotName, segmentsRemoved: r.removed, segmentsRecycled: r.recycled };
   }
 
+  // ---- promotion (src/primary/promotion.ts) ---------------------------------------------------
+
+  /**
+   * pg_promote(): stop the walreceiver, let startup stop, replay the rest of pg_wal, and switch to
+   * a new timeline; resolves to the Primary now running over this data directory and this very
+   * store (reads through `get`/`scan`/`pool` go on, and see its commits). `port`: serve
+   * replication (0 = any free port; omitted: no listener). Other options are the Primary's.
+   */
+  promote(opts: PromoteOptions = {}): Promise<Primary> {
+    if (this.mode !== 'replica') return Promise.reject(Errors.promoteNotPossible('a wal-only standby has no store to promote'));
+    if (this.promoting !== null) return this.promoting;
+    if (this.closing !== null) return Promise.reject(Errors.closed('standby'));
+    this.promoting = this.runPromotion(opts);
+    return this.promoting;
+  }
+
+  private async runPromotion(opts: PromoteOptions): Promise<Primary> {
+    this.emit('promoting');
+    if (this.restartpointRunning) await this.restartpointRunning;
+    // Stop streaming and replay; startup reports where it stopped.
+    this.walrcv.requestStop();
+    await Promise.all([this.walreceiver, this.startup].map((w) => (w === null ? undefined : this.exited.get(w))));
+    const resume = this.startupStopped;
+    if (resume === null) throw Errors.promoteNotPossible(`the startup process stopped without reporting its position${this.failure ? `: ${this.failure.message}` : ''}`);
+    promoteStep('stopped');
+    const control = this.control!;
+    const end = finishRecovery(this.walDir, control, this.store!, resume);
+    promoteStep('replayed');
+    const newTli = initNewTimeline(this.walDir, control, end.endOfLog);
+    const recovery: RecoveryInfo = {
+      redoLsn: control.redoLsn, endLsn: end.endOfLog, recordsReplayed: end.records, endReason: 'promotion', endReasonCode: null, tornTail: false, wasCleanShutdown: false,
+    };
+    const primary = await Primary.fromPromotion({
+      options: { maxStoreBytes: this.options.maxStoreBytes, maxValueBytes: this.options.maxValueBytes, ...opts, dataDir: this.dataDir },
+      store: this.store!,
+      control: { ...control, tli: newTli, minRecoveryPoint: 0 },
+      prevTli: control.tli,
+      end,
+      recovery,
+    });
+    this.promotedTo = primary;
+    this.control = { ...control, tli: newTli, state: DbState.InProduction };
+    this.emit('promoted', { tli: newTli, switchpoint: end.endOfLog });
+    return primary;
+  }
+
+  /** The Primary this standby was promoted to, or null. */
+  get promoted(): Primary | null {
+    return this.promotedTo;
+  }
+
   // ---- shutdown -----------------------------------------------------------------------------
 
   /** Stop streaming and replay, close the reader pool, release the data directory. */
   close(): Promise<void> {
     if (this.closing) return this.closing;
     this.closing = (async () => {
+      if (this.promoting !== null) await this.promoting.catch(() => undefined);
+      if (this.promotedTo !== null) {
+        // The primary owns the data directory now: only the readers are this standby's.
+        if (this.pool) await this.pool.close();
+        this.replayWaiters.rejectAll(Errors.closed('standby'));
+        this.emit('close');
+        return;
+      }
       if (this.restartpointRunning) await this.restartpointRunning;
       this.walrcv.requestStop();
       const stopWorker = async (w: Worker | null) => {

@@ -14,7 +14,8 @@
 // after every batch, bumping REPLAY_SEQ so main-thread waiters wake; it wakes the walreceiver to
 // report apply at once while the primary asks for prompt reports (synchronous standbys), else at
 // most every APPLY_REPORT_MAX_DELAY_MS; and it tells the main thread about every checkpoint record
-// it replays (restartpoint candidates).
+// it replays (restartpoint candidates). When it stops it reports where (next record, last record,
+// last xid): a promotion replays the rest of pg_wal from there.
 //
 // Redo is redoRecord (src/wal/replay.ts), the same function as the primary's crash recovery;
 // each transaction is applied whole under the store's write latch, so hot-standby readers never
@@ -48,7 +49,8 @@ export type StartupMessage =
   | { type: 'localEnd'; lsn: Lsn; records: number; reason: string; reasonCode: EndOfWalReason | null }
   | { type: 'checkpoint'; lsn: Lsn; end: Lsn; redo: Lsn; nextXid: number; shutdown: boolean }
   | { type: 'failed'; error: ErrorInfo }
-  | { type: 'stopped'; replay: Lsn };
+  /** replay: the next record's start; prev: the last replayed record's start; lastXid: -1 if none (promotion resumes from here). */
+  | { type: 'stopped'; replay: Lsn; prev: Lsn; lastXid: number };
 
 /** Publish the replay position at least every this many records during catch-up. */
 export const REPLAY_PUBLISH_EVERY_RECORDS = 1024;
@@ -168,6 +170,8 @@ class Startup {
   private replayed = 0;
   private unpublished = 0;
   private lastCommitTime = 0;
+  /** xid of the last replayed transaction (-1: none): a promotion's next xid follows it. */
+  lastXid = -1;
   private readonly trace: StageTrace | null;
   /** A replay position published and not yet reported by a walreceiver wake; when the last wake was. */
   private applyReportDue = false;
@@ -193,7 +197,10 @@ class Startup {
   private apply(r: ReadResult & { kind: 'record' }): void {
     const rec = r.record;
     const out = redoRecord(this.store, rec);
-    if (out.kind === 'txn') this.lastCommitTime = out.commitTimeUs;
+    if (out.kind === 'txn') {
+      this.lastCommitTime = out.commitTimeUs;
+      this.lastXid = out.xid;
+    }
     else if (out.kind === 'switch') this.reader.skipToNextSegment();
     else if (out.kind === 'checkpoint') {
       post({ type: 'checkpoint', lsn: rec.start, end: rec.end, redo: out.data.redo, nextXid: out.data.nextXid, shutdown: out.shutdown });
@@ -287,6 +294,10 @@ class Startup {
   get replayLsn(): Lsn {
     return this.reader.nextLsn;
   }
+
+  get prevLsn(): Lsn {
+    return this.reader.prevLsn;
+  }
 }
 
 if (parentPort !== null && (workerData as { startup?: StartupConfig } | null)?.startup !== undefined) {
@@ -294,7 +305,7 @@ if (parentPort !== null && (workerData as { startup?: StartupConfig } | null)?.s
   try {
     const s = new Startup(cfg);
     s.run();
-    post({ type: 'stopped', replay: s.replayLsn });
+    post({ type: 'stopped', replay: s.replayLsn, prev: s.prevLsn, lastXid: s.lastXid });
   } catch (e) {
     post({ type: 'failed', error: errorInfo(e, 'startup failed') });
   }

@@ -18,6 +18,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fdatasync, fdatasyncSync, fsyncDir, fsyncDirAsync } from '../util/fsync.js';
+import { assert } from '../util/assert.js';
 import { parseSegmentFileName, segmentFileName } from './segment.js';
 
 /** Zeros written per write() call when filling a segment, in bytes. */
@@ -350,4 +351,49 @@ export class SegmentPrefill {
     this.job = null;
     if (j !== null) void j.done.then(() => fs.rmSync(j.tmp, { force: true }));
   }
+}
+
+/**
+ * XLogFileCopy (PostgreSQL's XLogInitNewTimeline for a switch inside a segment): segment `seg` of
+ * timeline `toTli` made from the first `upto` bytes of the same segment of `fromTli`, the rest
+ * zeros; written under a temp name, fdatasynced, installed (never replacing: the new timeline's
+ * file must not exist yet), pg_wal fsynced. A crash leaves either no file or the whole copy.
+ */
+export function copySegmentPrefix(walDir: string, fromTli: number, toTli: number, seg: number, segSize: number, upto: number): void {
+  assert(upto > 0 && upto < segSize, `copySegmentPrefix: ${upto} is not inside a segment`);
+  const src = fs.readFileSync(segmentPath(walDir, fromTli, seg, segSize)).subarray(0, upto);
+  assert(src.length === upto, `segment ${seg} of timeline ${fromTli} is shorter than the switch point`);
+  const tmp = tempSegmentPath(walDir, seg);
+  fs.rmSync(tmp, { force: true });
+  const fd = fs.openSync(tmp, 'wx');
+  try {
+    let w = 0;
+    while (w < upto) w += fs.writeSync(fd, src, w, upto - w, w);
+    fillSync(fd, upto, segSize, 'zero');
+    fdatasyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  const file = segmentPath(walDir, toTli, seg, segSize);
+  try {
+    fs.linkSync(tmp, file);
+  } finally {
+    fs.unlinkSync(tmp);
+  }
+  fsyncDir(walDir);
+}
+
+/**
+ * CleanupAfterArchiveRecovery: the old timeline's segment holding the switch point becomes
+ * `<name>.partial` (durably). Idempotent: false when there is nothing (left) to rename.
+ */
+export function renameToPartial(walDir: string, tli: number, seg: number, segSize: number): boolean {
+  try {
+    fs.renameSync(segmentPath(walDir, tli, seg, segSize, false), segmentPath(walDir, tli, seg, segSize, true));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw e;
+  }
+  fsyncDir(walDir);
+  return true;
 }

@@ -460,6 +460,19 @@ export class ReplicationServerConn {
     this.pump();
   }
 
+  /** Server-side CopyDone in COPY BOTH (the end of a historic timeline); the client's CopyDone then ends the copy. */
+  sendCopyDone(): void {
+    this.requireState('copyBoth');
+    if (this.serverCopyDone) return;
+    this.out(encodeCopyDone());
+    this.serverCopyDone = true;
+  }
+
+  /** True once this side sent CopyDone in the current COPY BOTH (nothing else may follow but CopyData replies from the client). */
+  get copyDoneSent(): boolean {
+    return this.serverCopyDone;
+  }
+
   /** CopyBothResponse: streaming starts. */
   enterCopyBoth(): void {
     this.requireState('busy');
