@@ -5,7 +5,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { analyseGcTail, runGcTailBench } from '../bench/gc-tail.js';
+import { analyseGcTail } from '../bench/gc-tail.js';
 
 test('analyseGcTail: slow commits are matched to the collections that overlap them, per role', () => {
   // 1000 commits acknowledged every 1 ms, 0.2 ms each; the 10 slowest (2 ms) start at 100..109 ms.
@@ -33,18 +33,4 @@ test('analyseGcTail: slow commits are matched to the collections that overlap th
   assert.deepEqual(r.roles.walsender, { threads: 2, collections: 0, pauseTotalMs: 0, pauseMaxMs: 0, slowCommitsOverlapping: 0 });
   assert.equal(r.roles.main!.collections, 1);
   assert.throws(() => analyseGcTail({ standbys: 1, rate: 1, seconds: 1, transport: 'tcp' }, [], []), /no commits/);
-});
-
-test('bench gc-tail: every thread of a primary with one standby reports its collections', async () => {
-  const r = await runGcTailBench({ standbys: 1, seconds: 2, rate: 2000, transport: 'tcp' });
-  // How many commits fit in 2 s, and whether V8 collects in that window, depend on the machine;
-  // what must hold is that every thread of the chain reported through the preloaded observer and
-  // that the figures are consistent (the analysis itself is checked with exact counts above).
-  assert.ok(r.commits > 0, `commits counted: ${r.commits}`);
-  for (const role of ['main', 'walwriter', 'walsender', 'walreceiver', 'startup']) {
-    const x = r.roles[role];
-    assert.ok((x?.threads ?? 0) >= 1, `a ${role} thread reported (${JSON.stringify(r.roles)})`);
-    assert.ok(x!.collections >= 0 && x!.pauseMaxMs <= x!.pauseTotalMs + 0.01 && x!.slowCommitsOverlapping <= r.slowCommits, JSON.stringify(x));
-  }
-  assert.ok(r.slowCommits >= 1 && r.slowCommitsOverlappingGc <= r.slowCommits);
 });
