@@ -7,6 +7,7 @@ import { DEFAULT_WAL_SEGMENT_SIZE, XLOG_BLCKSZ, validSegmentSize } from '../wal/
 import type { HbaRule } from '../replication/protocol/hba.js';
 import { parseSynchronousStandbyNames } from '../replication/syncrep.js';
 import { SYNC_WAIT_POLICIES, type SyncWaitPolicy } from '../replication/syncrep-queue.js';
+import { boolOption, intOption } from '../util/option-checks.js';
 
 export type SynchronousCommit = 'off' | 'local' | 'on' | 'remote_write' | 'remote_apply' | 'remote_receive';
 export const SYNC_LEVELS: readonly SynchronousCommit[] = ['off', 'local', 'remote_receive', 'remote_write', 'on', 'remote_apply'];
@@ -120,24 +121,13 @@ export type ResolvedPrimaryOptions = Required<Omit<PrimaryOptions, 'port' | 'hba
   users: Record<string, string> | null;
 };
 
-function int(name: string, v: unknown, min: number, max: number): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    throw Errors.invalidOption(name, `must be an integer from ${min} to ${max}, got ${String(v)}`);
-  }
-  return v;
-}
-
-function bool(name: string, v: unknown): boolean {
-  if (typeof v !== 'boolean') throw Errors.invalidOption(name, `must be true or false, got ${String(v)}`);
-  return v;
-}
 
 export function resolvePrimaryOptions(o: PrimaryOptions): ResolvedPrimaryOptions {
   if (o === null || typeof o !== 'object') throw Errors.invalidOption('options', 'must be an object');
   if (typeof o.dataDir !== 'string' || o.dataDir.length === 0) throw Errors.invalidOption('dataDir', 'must be a non-empty path');
   const segSize = o.walSegmentSize ?? DEFAULT_WAL_SEGMENT_SIZE;
   if (!validSegmentSize(segSize)) throw Errors.invalidOption('walSegmentSize', `must be a power of two from 1 MiB to 1 GiB, got ${segSize}`);
-  const walBuffersBytes = int('walBuffersBytes', o.walBuffersBytes ?? 16 * 1024 * 1024, 4 * XLOG_BLCKSZ, 1 << 30);
+  const walBuffersBytes = intOption('walBuffersBytes', o.walBuffersBytes ?? 16 * 1024 * 1024, 4 * XLOG_BLCKSZ, 1 << 30);
   if (walBuffersBytes % XLOG_BLCKSZ !== 0) throw Errors.invalidOption('walBuffersBytes', `must be a multiple of ${XLOG_BLCKSZ}`);
   const sc = o.synchronousCommit ?? 'on';
   if (!SYNC_LEVELS.includes(sc)) throw Errors.invalidOption('synchronousCommit', `must be one of ${SYNC_LEVELS.join(', ')}`);
@@ -146,18 +136,18 @@ export function resolvePrimaryOptions(o: PrimaryOptions): ResolvedPrimaryOptions
     walSegmentSize: segSize,
     walBuffersBytes,
     synchronousCommit: sc,
-    commitDelayUs: int('commitDelayUs', o.commitDelayUs ?? 0, 0, 100_000),
-    commitSiblings: int('commitSiblings', o.commitSiblings ?? 5, 0, 1000),
-    walWriterDelayMs: int('walWriterDelayMs', o.walWriterDelayMs ?? 200, 1, 10_000),
-    walWriterFlushAfterBytes: int('walWriterFlushAfterBytes', o.walWriterFlushAfterBytes ?? 1024 * 1024, 0, 1 << 30),
-    checkpointTimeoutMs: int('checkpointTimeoutMs', o.checkpointTimeoutMs ?? 300_000, 0, 86_400_000),
-    maxWalSizeBytes: int('maxWalSizeBytes', o.maxWalSizeBytes ?? 1024 * 1024 * 1024, 2 * segSize, Number.MAX_SAFE_INTEGER),
-    maxTransactionBytes: int('maxTransactionBytes', o.maxTransactionBytes ?? 64 * 1024 * 1024, 1024, 256 * 1024 * 1024),
-    maxValueBytes: int('maxValueBytes', o.maxValueBytes ?? 16 * 1024 * 1024, 1, 256 * 1024 * 1024),
-    maxStoreBytes: int('maxStoreBytes', o.maxStoreBytes ?? 1024 * 1024 * 1024, 1 << 20, Number.MAX_SAFE_INTEGER),
-    walWriterSpinIterations: int('walWriterSpinIterations', o.walWriterSpinIterations ?? 2000, 0, 10_000_000),
-    committerFlush: bool('committerFlush', o.committerFlush ?? false),
-    minWalSizeBytes: int('minWalSizeBytes', o.minWalSizeBytes ?? 80 * 1024 * 1024, 0, Number.MAX_SAFE_INTEGER),
+    commitDelayUs: intOption('commitDelayUs', o.commitDelayUs ?? 0, 0, 100_000),
+    commitSiblings: intOption('commitSiblings', o.commitSiblings ?? 5, 0, 1000),
+    walWriterDelayMs: intOption('walWriterDelayMs', o.walWriterDelayMs ?? 200, 1, 10_000),
+    walWriterFlushAfterBytes: intOption('walWriterFlushAfterBytes', o.walWriterFlushAfterBytes ?? 1024 * 1024, 0, 1 << 30),
+    checkpointTimeoutMs: intOption('checkpointTimeoutMs', o.checkpointTimeoutMs ?? 300_000, 0, 86_400_000),
+    maxWalSizeBytes: intOption('maxWalSizeBytes', o.maxWalSizeBytes ?? 1024 * 1024 * 1024, 2 * segSize, Number.MAX_SAFE_INTEGER),
+    maxTransactionBytes: intOption('maxTransactionBytes', o.maxTransactionBytes ?? 64 * 1024 * 1024, 1024, 256 * 1024 * 1024),
+    maxValueBytes: intOption('maxValueBytes', o.maxValueBytes ?? 16 * 1024 * 1024, 1, 256 * 1024 * 1024),
+    maxStoreBytes: intOption('maxStoreBytes', o.maxStoreBytes ?? 1024 * 1024 * 1024, 1 << 20, Number.MAX_SAFE_INTEGER),
+    walWriterSpinIterations: intOption('walWriterSpinIterations', o.walWriterSpinIterations ?? 2000, 0, 10_000_000),
+    committerFlush: boolOption('committerFlush', o.committerFlush ?? false),
+    minWalSizeBytes: intOption('minWalSizeBytes', o.minWalSizeBytes ?? 80 * 1024 * 1024, 0, Number.MAX_SAFE_INTEGER),
     ...resolveReplicationOptions(o),
     ...resolveSyncRepOptions(o),
   };
@@ -167,22 +157,22 @@ function resolveSyncRepOptions(o: PrimaryOptions) {
   const names = o.synchronousStandbyNames ?? '';
   if (typeof names !== 'string') throw Errors.invalidOption('synchronousStandbyNames', 'must be a string');
   parseSynchronousStandbyNames(names); // PostgreSQL's error (42601/22023) for a bad value
-  const syncTimeoutMs = o.syncTimeoutMs === undefined || o.syncTimeoutMs === null ? null : int('syncTimeoutMs', o.syncTimeoutMs, 0, 86_400_000);
+  const syncTimeoutMs = o.syncTimeoutMs === undefined || o.syncTimeoutMs === null ? null : intOption('syncTimeoutMs', o.syncTimeoutMs, 0, 86_400_000);
   const policy = o.syncTimeoutPolicy ?? 'block';
   if (!SYNC_WAIT_POLICIES.includes(policy)) throw Errors.invalidOption('syncTimeoutPolicy', `must be one of ${SYNC_WAIT_POLICIES.join(', ')}`);
   return {
     synchronousStandbyNames: names,
     syncTimeoutMs,
     syncTimeoutPolicy: policy,
-    maxSyncWaiters: int('maxSyncWaiters', o.maxSyncWaiters ?? 4096, 1, 1 << 20),
-    maxReplicationSlots: int('maxReplicationSlots', o.maxReplicationSlots ?? 10, 0, 10_000),
-    maxSlotWalKeepSizeBytes: int('maxSlotWalKeepSizeBytes', o.maxSlotWalKeepSizeBytes ?? -1, -1, Number.MAX_SAFE_INTEGER),
-    walKeepSizeBytes: int('walKeepSizeBytes', o.walKeepSizeBytes ?? 0, 0, Number.MAX_SAFE_INTEGER),
+    maxSyncWaiters: intOption('maxSyncWaiters', o.maxSyncWaiters ?? 4096, 1, 1 << 20),
+    maxReplicationSlots: intOption('maxReplicationSlots', o.maxReplicationSlots ?? 10, 0, 10_000),
+    maxSlotWalKeepSizeBytes: intOption('maxSlotWalKeepSizeBytes', o.maxSlotWalKeepSizeBytes ?? -1, -1, Number.MAX_SAFE_INTEGER),
+    walKeepSizeBytes: intOption('walKeepSizeBytes', o.walKeepSizeBytes ?? 0, 0, Number.MAX_SAFE_INTEGER),
   };
 }
 
 function resolveReplicationOptions(o: PrimaryOptions) {
-  const port = o.port === undefined || o.port === null ? null : int('port', o.port, 0, 65535);
+  const port = o.port === undefined || o.port === null ? null : intOption('port', o.port, 0, 65535);
   const host = o.host ?? '127.0.0.1';
   if (typeof host !== 'string' || host.length === 0) throw Errors.invalidOption('host', 'must be a non-empty string');
   if (o.hba !== undefined && !Array.isArray(o.hba)) throw Errors.invalidOption('hba', 'must be an array of rules');
@@ -197,20 +187,20 @@ function resolveReplicationOptions(o: PrimaryOptions) {
   // Default: 1 MiB, or less if walSenderMaxQueuedBytes was set smaller (it must hold one message).
   const queuedSet = typeof o.walSenderMaxQueuedBytes === 'number' ? o.walSenderMaxQueuedBytes : Infinity;
   const defaultSend = Math.max(XLOG_BLCKSZ, Math.min(1024 * 1024, Math.floor(queuedSet / XLOG_BLCKSZ) * XLOG_BLCKSZ));
-  const maxSendBytes = int('maxSendBytes', o.maxSendBytes ?? defaultSend, XLOG_BLCKSZ, 16 * 1024 * 1024);
+  const maxSendBytes = intOption('maxSendBytes', o.maxSendBytes ?? defaultSend, XLOG_BLCKSZ, 16 * 1024 * 1024);
   return {
     port,
     host,
     hba: o.hba ?? null,
     stageTrace: stageTraceOption(o.stageTrace),
     users,
-    maxWalSenders: int('maxWalSenders', o.maxWalSenders ?? 10, 0, 1000),
-    walSenderTimeoutMs: int('walSenderTimeoutMs', o.walSenderTimeoutMs ?? 60_000, 0, 86_400_000),
+    maxWalSenders: intOption('maxWalSenders', o.maxWalSenders ?? 10, 0, 1000),
+    walSenderTimeoutMs: intOption('walSenderTimeoutMs', o.walSenderTimeoutMs ?? 60_000, 0, 86_400_000),
     maxSendBytes,
-    authenticationTimeoutMs: int('authenticationTimeoutMs', o.authenticationTimeoutMs ?? 60_000, 1, 600_000),
-    maxClientMessageBytes: int('maxClientMessageBytes', o.maxClientMessageBytes ?? 64 * 1024, 1024, 1 << 30),
-    walSenderMaxQueuedBytes: int('walSenderMaxQueuedBytes', o.walSenderMaxQueuedBytes ?? 4 * maxSendBytes, maxSendBytes, 1 << 30),
-    walSenderSpinMicros: int('walSenderSpinMicros', o.walSenderSpinMicros ?? 300, 0, 100_000),
-    walSenderAsyncDelayMs: int('walSenderAsyncDelayMs', o.walSenderAsyncDelayMs ?? 2, 0, 1000),
+    authenticationTimeoutMs: intOption('authenticationTimeoutMs', o.authenticationTimeoutMs ?? 60_000, 1, 600_000),
+    maxClientMessageBytes: intOption('maxClientMessageBytes', o.maxClientMessageBytes ?? 64 * 1024, 1024, 1 << 30),
+    walSenderMaxQueuedBytes: intOption('walSenderMaxQueuedBytes', o.walSenderMaxQueuedBytes ?? 4 * maxSendBytes, maxSendBytes, 1 << 30),
+    walSenderSpinMicros: intOption('walSenderSpinMicros', o.walSenderSpinMicros ?? 300, 0, 100_000),
+    walSenderAsyncDelayMs: intOption('walSenderAsyncDelayMs', o.walSenderAsyncDelayMs ?? 2, 0, 1000),
   };
 }

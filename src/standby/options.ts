@@ -8,6 +8,7 @@ import type { MessagePort } from 'node:worker_threads';
 import { type StageTraceHandle, stageTraceOption } from '../util/stage-trace.js';
 import { Errors } from '../errors.js';
 import { validateSlotName } from '../replication/protocol/commands.js';
+import { boolOption, intOption } from '../util/option-checks.js';
 
 export type StandbyMode = 'replica' | 'wal-only';
 
@@ -125,17 +126,6 @@ export interface ResolvedStandbyOptions {
 
 const INT32_MAX = 2_147_483_647;
 
-function int(name: string, v: unknown, min: number, max: number): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    throw Errors.invalidOption(name, `must be an integer from ${min} to ${max}, got ${String(v)}`);
-  }
-  return v;
-}
-
-function bool(name: string, v: unknown): boolean {
-  if (typeof v !== 'boolean') throw Errors.invalidOption(name, `must be true or false, got ${String(v)}`);
-  return v;
-}
 
 const KNOWN_OPTIONS = new Set([
   'dataDir', 'primaryConninfo', 'primary', 'walReceiverRingBytes', 'mode', 'primarySlotName', 'walReceiverStatusIntervalMs', 'walReceiverTimeoutMs',
@@ -176,7 +166,7 @@ export function resolveStandbyOptions(o: StandbyOptions): ResolvedStandbyOptions
   } else {
     resolvedConninfo = resolveConninfo(conninfo);
   }
-  const ringBytes = int('walReceiverRingBytes', o.walReceiverRingBytes ?? 8 * 1024 * 1024, 64 * 1024, 1 << 30);
+  const ringBytes = intOption('walReceiverRingBytes', o.walReceiverRingBytes ?? 8 * 1024 * 1024, 64 * 1024, 1 << 30);
   if ((ringBytes & (ringBytes - 1)) !== 0) throw Errors.invalidOption('walReceiverRingBytes', `must be a power of two, got ${ringBytes}`);
   return {
     dataDir: o.dataDir,
@@ -185,23 +175,23 @@ export function resolveStandbyOptions(o: StandbyOptions): ResolvedStandbyOptions
     walReceiverRingBytes: ringBytes,
     mode,
     primarySlotName: slot,
-    walReceiverStatusIntervalMs: int('walReceiverStatusIntervalMs', o.walReceiverStatusIntervalMs ?? 10_000, 0, INT32_MAX),
-    walReceiverTimeoutMs: int('walReceiverTimeoutMs', o.walReceiverTimeoutMs ?? 60_000, 0, INT32_MAX),
-    walRetrieveRetryIntervalMs: int('walRetrieveRetryIntervalMs', o.walRetrieveRetryIntervalMs ?? 5_000, 1, INT32_MAX),
-    walReceiverFlushAfterBytes: int('walReceiverFlushAfterBytes', o.walReceiverFlushAfterBytes ?? 4 * 1024 * 1024, 8192, 1 << 30),
-    walReceiverMaxBufferedBytes: int('walReceiverMaxBufferedBytes', o.walReceiverMaxBufferedBytes ?? 32 * 1024 * 1024, 1 << 20, 1 << 30),
-    walInitZero: bool('walInitZero', o.walInitZero ?? true),
-    walReceiverDirectIo: bool('walReceiverDirectIo', o.walReceiverDirectIo ?? true),
+    walReceiverStatusIntervalMs: intOption('walReceiverStatusIntervalMs', o.walReceiverStatusIntervalMs ?? 10_000, 0, INT32_MAX),
+    walReceiverTimeoutMs: intOption('walReceiverTimeoutMs', o.walReceiverTimeoutMs ?? 60_000, 0, INT32_MAX),
+    walRetrieveRetryIntervalMs: intOption('walRetrieveRetryIntervalMs', o.walRetrieveRetryIntervalMs ?? 5_000, 1, INT32_MAX),
+    walReceiverFlushAfterBytes: intOption('walReceiverFlushAfterBytes', o.walReceiverFlushAfterBytes ?? 4 * 1024 * 1024, 8192, 1 << 30),
+    walReceiverMaxBufferedBytes: intOption('walReceiverMaxBufferedBytes', o.walReceiverMaxBufferedBytes ?? 32 * 1024 * 1024, 1 << 20, 1 << 30),
+    walInitZero: boolOption('walInitZero', o.walInitZero ?? true),
+    walReceiverDirectIo: boolOption('walReceiverDirectIo', o.walReceiverDirectIo ?? true),
     stageTrace: stageTraceOption(o.stageTrace),
-    connectTimeoutMs: int('connectTimeoutMs', o.connectTimeoutMs ?? 10_000, 1, INT32_MAX),
-    readerThreads: int('readerThreads', o.readerThreads ?? 2, 0, 64),
-    checkpointTimeoutMs: int('checkpointTimeoutMs', o.checkpointTimeoutMs ?? 300_000, 0, 86_400_000),
-    maxWalSizeBytes: int('maxWalSizeBytes', o.maxWalSizeBytes ?? 1024 * 1024 * 1024, 1 << 20, Number.MAX_SAFE_INTEGER),
-    minWalSizeBytes: int('minWalSizeBytes', o.minWalSizeBytes ?? 80 * 1024 * 1024, 0, Number.MAX_SAFE_INTEGER),
-    maxBaseBackupBytes: int('maxBaseBackupBytes', o.maxBaseBackupBytes ?? 64 * 1024 * 1024 * 1024, 1 << 20, Number.MAX_SAFE_INTEGER),
-    maxStoreBytes: int('maxStoreBytes', o.maxStoreBytes ?? 1024 * 1024 * 1024, 1 << 20, Number.MAX_SAFE_INTEGER),
-    maxValueBytes: int('maxValueBytes', o.maxValueBytes ?? 16 * 1024 * 1024, 1, 256 * 1024 * 1024),
-    maxMessageBytes: int('maxMessageBytes', o.maxMessageBytes ?? 64 * 1024 * 1024, 1 << 16, 1 << 30),
+    connectTimeoutMs: intOption('connectTimeoutMs', o.connectTimeoutMs ?? 10_000, 1, INT32_MAX),
+    readerThreads: intOption('readerThreads', o.readerThreads ?? 2, 0, 64),
+    checkpointTimeoutMs: intOption('checkpointTimeoutMs', o.checkpointTimeoutMs ?? 300_000, 0, 86_400_000),
+    maxWalSizeBytes: intOption('maxWalSizeBytes', o.maxWalSizeBytes ?? 1024 * 1024 * 1024, 1 << 20, Number.MAX_SAFE_INTEGER),
+    minWalSizeBytes: intOption('minWalSizeBytes', o.minWalSizeBytes ?? 80 * 1024 * 1024, 0, Number.MAX_SAFE_INTEGER),
+    maxBaseBackupBytes: intOption('maxBaseBackupBytes', o.maxBaseBackupBytes ?? 64 * 1024 * 1024 * 1024, 1 << 20, Number.MAX_SAFE_INTEGER),
+    maxStoreBytes: intOption('maxStoreBytes', o.maxStoreBytes ?? 1024 * 1024 * 1024, 1 << 20, Number.MAX_SAFE_INTEGER),
+    maxValueBytes: intOption('maxValueBytes', o.maxValueBytes ?? 16 * 1024 * 1024, 1, 256 * 1024 * 1024),
+    maxMessageBytes: intOption('maxMessageBytes', o.maxMessageBytes ?? 64 * 1024 * 1024, 1 << 16, 1 << 30),
   };
 }
 
