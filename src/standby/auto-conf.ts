@@ -18,6 +18,7 @@ import { CONTROL_FILE, DbState, readControl, writeControl } from '../storage/con
 import { fsyncDir } from '../wal/segfile.js';
 import { parseBackupManifest } from '../replication/backup-manifest.js';
 import type { PrimaryConninfo, StandbyOptions } from './options.js';
+import { splitConninfo } from './options.js';
 
 export const AUTO_CONF_FILE = 'postgresql.auto.conf';
 export const STANDBY_SIGNAL_FILE = 'standby.signal';
@@ -104,42 +105,8 @@ const LIBPQ_KEYWORDS = new Set([
 
 /** conninfo_parse: key=value pairs separated by white space; values single-quoted with \ escapes, or bare with \ escapes. */
 export function parseLibpqConninfo(text: string): Map<string, string> {
-  const kv = new Map<string, string>();
-  let i = 0;
-  const n = text.length;
-  const isSpace = (ch: string | undefined) => ch !== undefined && /\s/.test(ch);
-  while (i < n) {
-    while (isSpace(text[i])) i++;
-    if (i >= n) break;
-    let key = '';
-    while (i < n && text[i] !== '=' && !isSpace(text[i])) key += text[i++];
-    while (isSpace(text[i])) i++;
-    if (text[i] !== '=') throw conninfoError(`missing "=" after "${key}" in connection info string`);
-    i++;
-    while (isSpace(text[i])) i++;
-    let value = '';
-    if (text[i] === "'") {
-      i++;
-      let closed = false;
-      while (i < n) {
-        const ch = text[i++]!;
-        if (ch === '\\' && i < n) value += text[i++];
-        else if (ch === "'") {
-          closed = true;
-          break;
-        } else value += ch;
-      }
-      if (!closed) throw conninfoError('unterminated quoted string in connection info string');
-    } else {
-      while (i < n && !isSpace(text[i])) {
-        const ch = text[i++]!;
-        if (ch === '\\' && i < n) value += text[i++];
-        else value += ch;
-      }
-    }
-    if (!LIBPQ_KEYWORDS.has(key)) throw conninfoError(`invalid connection option "${key}"`);
-    kv.set(key, value);
-  }
+  const kv = splitConninfo(text, conninfoError);
+  for (const key of kv.keys()) if (!LIBPQ_KEYWORDS.has(key)) throw conninfoError(`invalid connection option "${key}"`);
   return kv;
 }
 

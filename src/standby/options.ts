@@ -242,41 +242,9 @@ const CONNINFO_KEYS = new Set(['host', 'hostaddr', 'port', 'user', 'password', '
 export function parseConninfo(text: string): PrimaryConninfo {
   if (typeof text !== 'string') throw Errors.invalidOption('primaryConninfo', 'must be a string');
   if (/^postgres(ql)?:\/\//.test(text.trim())) throw Errors.invalidOption('primaryConninfo', 'URI connection strings are not supported; use key=value pairs');
-  const kv = new Map<string, string>();
-  let i = 0;
-  const n = text.length;
-  const isSpace = (ch: string) => ch === ' ' || ch === '\t' || ch === '\n' || ch === '\r' || ch === '\f' || ch === '\v';
-  while (i < n) {
-    while (i < n && isSpace(text[i]!)) i++;
-    if (i >= n) break;
-    let key = '';
-    while (i < n && text[i] !== '=' && !isSpace(text[i]!)) key += text[i++];
-    while (i < n && isSpace(text[i]!)) i++;
-    if (text[i] !== '=') throw Errors.invalidOption('primaryConninfo', `missing "=" after "${key}" in connection info string`);
-    i++;
-    while (i < n && isSpace(text[i]!)) i++;
-    let value = '';
-    if (text[i] === "'") {
-      i++;
-      let closed = false;
-      while (i < n) {
-        const ch = text[i++]!;
-        if (ch === '\\' && i < n) value += text[i++];
-        else if (ch === "'") {
-          closed = true;
-          break;
-        } else value += ch;
-      }
-      if (!closed) throw Errors.invalidOption('primaryConninfo', 'unterminated quoted string in connection info string');
-    } else {
-      while (i < n && !isSpace(text[i]!)) {
-        const ch = text[i++]!;
-        if (ch === '\\' && i < n) value += text[i++];
-        else value += ch;
-      }
-    }
+  const kv = splitConninfo(text, (why) => Errors.invalidOption('primaryConninfo', why));
+  for (const key of kv.keys()) {
     if (!CONNINFO_KEYS.has(key)) throw Errors.invalidOption('primaryConninfo', `invalid connection option "${key}"`);
-    kv.set(key, value);
   }
   const sslmode = kv.get('sslmode');
   if (sslmode !== undefined && !['disable', 'allow', 'prefer'].includes(sslmode)) {
@@ -291,6 +259,50 @@ export function parseConninfo(text: string): PrimaryConninfo {
   const app = kv.get('application_name');
   if (app !== undefined) out.applicationName = app;
   return out;
+}
+
+/**
+ * libpq's conninfo_parse tokenizer: `key=value` pairs separated by white space (isspace); a value
+ * is single-quoted or bare, with backslash escapes in both. Keywords are not checked here: each
+ * caller accepts its own set. `fail` builds the error for a malformed string.
+ */
+export function splitConninfo(text: string, fail: (why: string) => Error): Map<string, string> {
+  const kv = new Map<string, string>();
+  let i = 0;
+  const n = text.length;
+  const isSpace = (ch: string) => ch === ' ' || ch === '\t' || ch === '\n' || ch === '\r' || ch === '\f' || ch === '\v';
+  while (i < n) {
+    while (i < n && isSpace(text[i]!)) i++;
+    if (i >= n) break;
+    let key = '';
+    while (i < n && text[i] !== '=' && !isSpace(text[i]!)) key += text[i++];
+    while (i < n && isSpace(text[i]!)) i++;
+    if (text[i] !== '=') throw fail(`missing "=" after "${key}" in connection info string`);
+    i++;
+    while (i < n && isSpace(text[i]!)) i++;
+    let value = '';
+    if (text[i] === "'") {
+      i++;
+      let closed = false;
+      while (i < n) {
+        const ch = text[i++]!;
+        if (ch === '\\' && i < n) value += text[i++];
+        else if (ch === "'") {
+          closed = true;
+          break;
+        } else value += ch;
+      }
+      if (!closed) throw fail('unterminated quoted string in connection info string');
+    } else {
+      while (i < n && !isSpace(text[i]!)) {
+        const ch = text[i++]!;
+        if (ch === '\\' && i < n) value += text[i++];
+        else value += ch;
+      }
+    }
+    kv.set(key, value);
+  }
+  return kv;
 }
 
 /** pg_stat_wal_receiver.conninfo: the connection string with the password obfuscated. */
