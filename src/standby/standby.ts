@@ -301,6 +301,9 @@ export class Standby extends EventEmitter {
         case 'streaming':
           this.emit('streaming', { start: m.start, tli: m.tli });
           break;
+        case 'timeline':
+          this.onTimelineFollowed(m);
+          break;
         case 'warning':
           this.emit('warning', Errors.remote(m.sqlstate, m.message));
           break;
@@ -311,6 +314,17 @@ export class Standby extends EventEmitter {
           break;
       }
     });
+  }
+
+  // ---- following a timeline switch ----------------------------------------------------------
+
+  /**
+   * The walreceiver followed the upstream onto a new timeline (its history file is in pg_wal; in
+   * wal-only mode the control file names the new timeline): 'timeline' { tli, prevTli, switchpoint }.
+   */
+  private onTimelineFollowed(m: { tli: number; prevTli: number; switchpoint: Lsn }): void {
+    if (this.mode === 'wal-only') this.control = readControl(this.dataDir);
+    this.emit('timeline', { tli: m.tli, prevTli: m.prevTli, switchpoint: m.switchpoint });
   }
 
   /** A worker failed for good: reject waiters, report. The standby keeps serving reads. */

@@ -29,14 +29,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import { type ErrorInfo, errorInfo, Errors, WalstreamError } from '../errors.js';
-import { type ControlData, DbState, writeControl } from '../storage/control.js';
+import { type ControlData, DbState, readControl, writeControl } from '../storage/control.js';
 import { assert } from '../util/assert.js';
 import { StageTrace, type StageTraceHandle } from '../util/stage-trace.js';
 import { validSegmentSize } from '../wal/consts.js';
 import { type Lsn, lsnToString } from '../wal/lsn.js';
+import { existsTimeLineHistory, readTimeLineHistory, TLHistoryFileName, writeTimeLineHistoryFile } from '../wal/timeline.js';
 import { BACKGROUND_FLUSH_MIN_BYTES, FlushPipeline } from './flush-pipeline.js';
 import type { PrimaryConninfo, StandbyMode } from './options.js';
-import { RingTransport, TcpTransport, type WalRcvConnection, type WalRcvTransport } from './transport.js';
+import { type EndOfStreamingResult, RingTransport, TcpTransport, type WalRcvConnection, type WalRcvTransport } from './transport.js';
 import { preciseNowPgMicros, WalRcvData, type WalRcvDataHandle, WalRcvState, WR_BYTES_RECEIVED, WR_BYTES_WRITTEN_DIRECT, WR_REPLIES_SENT } from './walrcvdata.js';
 
 export interface WalReceiverConfig {
@@ -73,6 +74,8 @@ export interface WalReceiverConfig {
 export type WalReceiverMessage =
   | { type: 'identified'; sysid: string; tli: number; segSize: number }
   | { type: 'streaming'; start: Lsn; tli: number }
+  /** The stream of `prevTli` ended; streaming goes on on `tli`, which began at `switchpoint`. */
+  | { type: 'timeline'; tli: number; prevTli: number; switchpoint: Lsn }
   | { type: 'warning'; message: string; sqlstate: string }
   | { type: 'failed'; error: ErrorInfo }
   | { type: 'stopped' };
@@ -263,14 +266,36 @@ class WalReceiver {
     if (ident.timeline < this.tli) throw new FatalError(Errors.timelineMismatch(ident.timeline, this.tli));
     const from = this.startLsn ?? ident.xlogpos;
     // PostgreSQL's walreceiver always asks for a segment start.
-    const start = from - (from % this.segSize);
+    let start = from - (from % this.segSize);
+    let newTimeline = false;
+    for (;;) {
+      const end = await this.streamTimeline(conn, start, newTimeline);
+      if (end === null) return;
+      start = await this.followTimeline(conn, end.next, end.stopPos);
+      newTimeline = true;
+    }
+  }
+
+  /**
+   * Stream timeline `this.tli` from `start` until a stop request (null) or the end of a historic
+   * timeline (the server's CopyDone and the next timeline it reported, with where this one stopped).
+   * `newTimeline`: the first stream of a timeline we just followed (its first segment is written
+   * from its start again, below what was flushed on the old timeline: those bytes are flushed anew,
+   * and the published flush position does not move back).
+   */
+  private async streamTimeline(conn: WalRcvConnection, start: Lsn, newTimeline: boolean): Promise<{ next: EndOfStreamingResult; stopPos: Lsn } | null> {
     await conn.startStreaming(start, this.tli, this.cfg.slotName);
     this.inCopy = true;
     this.startLsn = start;
     this.walrcv.startStreaming(start, this.tli, conn.senderHost, conn.senderPort);
     post({ type: 'streaming', start, tli: this.tli });
-    this.files.resetPositions(Math.max(this.walrcv.written, start), Math.max(this.walrcv.flushed, start));
-    this.publishedFlush = this.files.flushed;
+    if (newTimeline) {
+      this.files.resetPositions(start, start);
+      this.publishedFlush = Math.max(this.publishedFlush, start);
+    } else {
+      this.files.resetPositions(Math.max(this.walrcv.written, start), Math.max(this.walrcv.flushed, start));
+      this.publishedFlush = this.files.flushed;
+    }
     this.walrcv.initPositions(this.files.flushed, this.walrcv.replay);
     let expected = start;
     this.lastRecvAt = performance.now();
@@ -322,11 +347,15 @@ class WalReceiver {
             this.walrcv.noteMessage(m.walEnd, m.sendTime, preciseNowPgMicros());
             if (m.replyRequested) this.replyNeeded = true;
             break;
-          case 'endOfStream':
+          case 'endOfStream': {
             await this.flushSettled(true);
             this.sendReply(conn, true, false);
-            await conn.endStreaming(END_STREAMING_TIMEOUT_MS);
-            throw Errors.connectionFailure(`replication terminated by primary server: ${m.reason} at ${lsnToString(expected)}`);
+            const next = await conn.endStreaming(m.endOfTimeline ? this.cfg.timeoutMs > 0 ? this.cfg.timeoutMs : this.cfg.connectTimeoutMs : END_STREAMING_TIMEOUT_MS);
+            this.inCopy = false;
+            if (next !== null && this.cfg.mode === 'wal-only') return { next, stopPos: expected };
+            const what = next === null ? m.reason : `end of WAL reached on timeline ${this.tli} at ${lsnToString(expected)}`;
+            throw Errors.connectionFailure(`replication terminated by primary server: ${what} at ${lsnToString(expected)}`);
+          }
           case 'error':
             throw m.error;
         }
@@ -357,7 +386,7 @@ class WalReceiver {
         await this.flushSettled(true);
         this.sendReply(conn, true, false);
         await conn.endStreaming(END_STREAMING_TIMEOUT_MS);
-        return;
+        return null;
       }
       if (this.replyNeeded) {
         this.replyNeeded = false;
@@ -381,6 +410,48 @@ class WalReceiver {
       if (this.cfg.statusIntervalMs > 0) waitMs = Math.min(waitMs, Math.max(1, this.cfg.statusIntervalMs - (now - this.lastSent.at)));
       await conn.waitReadable(waitMs);
     }
+  }
+
+  /**
+   * The end of historic timeline `this.tli` (stopped at `stopPos`): check the next timeline the
+   * server reported (receivelog.c's checks and texts), close the old timeline's files (its last,
+   * incomplete segment stays `.partial` in wal-only mode, as pg_receivewal leaves it), fetch the
+   * next timeline's history file unless we have it and write it durably into pg_wal, move the
+   * control file to the new timeline, and return where streaming resumes: the segment start of
+   * the next timeline's start (PostgreSQL starts a timeline's stream at a segment boundary; the
+   * bytes before the switch point are the old timeline's, rewritten into the new one's file).
+   */
+  private async followTimeline(conn: WalRcvConnection, next: EndOfStreamingResult, stopPos: Lsn): Promise<Lsn> {
+    const { nextTli, nextTliStart } = next;
+    if (nextTli <= this.tli) {
+      throw new FatalError(Errors.protocolViolation(`server reported unexpected next timeline ${nextTli}, following timeline ${this.tli}`));
+    }
+    if (nextTliStart > stopPos) {
+      throw new FatalError(Errors.protocolViolation(`server stopped streaming timeline ${this.tli} at ${lsnToString(stopPos)}, but reported next timeline ${nextTli} to begin at ${lsnToString(nextTliStart)}`));
+    }
+    this.files.endTimeline();
+    if (!existsTimeLineHistory(this.walDir, nextTli)) {
+      const h = await conn.timelineHistory(nextTli);
+      if (h.fileName !== TLHistoryFileName(nextTli)) {
+        throw new FatalError(Errors.protocolViolation(`primary reported unexpected file name for timeline history file of timeline ${nextTli}`));
+      }
+      writeTimeLineHistoryFile(this.walDir, nextTli, h.content);
+    }
+    // The newest timeline's history must hold the one we followed (never a jump sideways).
+    const history = readTimeLineHistory(this.walDir, nextTli);
+    assert(history.some((e) => e.tli === this.tli), `walreceiver: timeline ${this.tli} is not in the history of timeline ${nextTli}`);
+    const prevTli = this.tli;
+    assert(nextTli > prevTli, 'walreceiver: timelines never decrease');
+    this.tli = nextTli;
+    if (this.cfg.mode === 'wal-only') {
+      const c = readControl(this.cfg.dataDir);
+      assert(c !== null, 'walreceiver: wal-only directory without a control file');
+      writeControl(this.cfg.dataDir, { ...c, tli: nextTli, timeMs: Date.now() });
+    }
+    this.files.setIdentity(nextTli, this.segSize);
+    const start = nextTliStart - (nextTliStart % this.segSize);
+    post({ type: 'timeline', tli: nextTli, prevTli, switchpoint: nextTliStart });
+    return start;
   }
 
   /**

@@ -77,6 +77,8 @@ export interface ResultSet {
   columns: ColumnSpec[];
   /** Cells as text (UTF-8), null for NULL. */
   rows: (string | null)[][];
+  /** The same cells as received (copies), for binary-safe values (TIMELINE_HISTORY's content). */
+  rawRows: (Uint8Array | null)[][];
 }
 
 export interface QueryResult {
@@ -383,13 +385,15 @@ export class ReplicationClientConn {
     const r = this.result!;
     const t = f.type;
     if (t === T('T')) {
-      this.currentSet = { columns: decodeRowDescription(f.body), rows: [] };
+      this.currentSet = { columns: decodeRowDescription(f.body), rows: [], rawRows: [] };
       r.resultSets.push(this.currentSet);
       return;
     }
     if (t === T('D')) {
       if (this.currentSet === null) throw Errors.protocolViolation('DataRow without RowDescription');
-      this.currentSet.rows.push(decodeDataRow(f.body).map(textCell));
+      const cells = decodeDataRow(f.body);
+      this.currentSet.rows.push(cells.map(textCell));
+      this.currentSet.rawRows.push(cells.map((c) => (c === null ? null : c.slice())));
       return;
     }
     if (t === T('C')) {
