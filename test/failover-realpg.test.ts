@@ -14,7 +14,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Standby } from '../src/standby/standby.js';
 import { readControl } from '../src/storage/control.js';
-import { lsnToString, parseLsn } from '../src/wal/lsn.js';
+import { RM_XLOG_ID, XLOG_SWITCH } from '../src/wal/consts.js';
+import { type Lsn, lsnToString, parseLsn } from '../src/wal/lsn.js';
+import { type EndOfWal, FileSegmentSource, findFirstRecord, isZeroedEnd, type PageSource, tliOfSegment, XLogReader } from '../src/wal/reader.js';
+import { readTimeLineHistory, type TimeLineHistoryEntry } from '../src/wal/timeline.js';
 import { startPgCluster, type PgCluster } from './helpers/pgcluster.js';
 import { pgBaseBackup, pgTempRoot, startPgNode, type PgNode } from './helpers/pgnode.js';
 import { waitFor } from './helpers/rawpg.js';
@@ -129,4 +132,80 @@ test('wal-only walreceiver follows a promotion to timeline 2 like pg_receivewal,
   const tli2 = complete(pgDir, 2);
   assert.equal(tli2[0], `00000002${partialName.slice(8, 24)}`, 'timeline 2 begins in the switch point\'s segment');
   for (const n of tli2) sameBytes(path.join(pgDir, n), path.join(walDir, n), n);
+  assert.match(rwOut, new RegExp(`not renaming "${partialName.replace('.', '\\.')}", segment is not complete`), 'pg_receivewal kept the same .partial');
+
+  // Replay's page source and reader rules across the switch, on our own pg_wal.
+  readAcrossTheSwitch(walDir, readControl(ourDir)!.sysid, tli1[0]!, switchpoint);
 });
+
+/** Segment number of a segment file name (16 MiB segments). */
+function segOf(name: string): number {
+  return parseInt(name.slice(8, 16), 16) * (0x1_0000_0000 / SEG) + parseInt(name.slice(16, 24), 16);
+}
+
+/** A page source that shows each page through `patch` (a copy), recording the TLIs it served. */
+class PatchedPages implements PageSource {
+  readonly tlis: number[] = [];
+  constructor(private readonly inner: PageSource, private readonly patch: (pageLsn: Lsn, page: Uint8Array) => void = () => {}) {}
+  readPage(pageLsn: Lsn, needBytes: number): Uint8Array | null {
+    const p = this.inner.readPage(pageLsn, needBytes);
+    if (p === null) return null;
+    const c = Uint8Array.from(p);
+    this.patch(pageLsn, c);
+    this.tlis.push(new DataView(c.buffer).getUint32(4, true));
+    return c;
+  }
+}
+
+function readToEnd(src: PageSource, history: TimeLineHistoryEntry[] | null, sysid: bigint, from: Lsn): { records: number; end: EndOfWal } {
+  const opts = { segSize: SEG, sysid };
+  const reader = new XLogReader(src, opts, findFirstRecord(src, opts, from)!, null);
+  if (history !== null) reader.setHistory(history);
+  let records = 0;
+  for (;;) {
+    const r = reader.readRecord();
+    if (r.kind === 'wait') throw new Error('no limit was set');
+    if (r.kind === 'end') return { records, end: r };
+    records++;
+    if (r.record.header.rmid === RM_XLOG_ID && (r.record.header.info & 0xf0) === XLOG_SWITCH) reader.skipToNextSegment();
+  }
+}
+
+function readAcrossTheSwitch(walDir: string, sysid: bigint, firstSegName: string, switchpoint: Lsn): void {
+  const history = readTimeLineHistory(walDir, 2);
+  assert.deepEqual(history.map((e) => e.tli), [2, 1]);
+  const switchSeg = Math.floor(switchpoint / SEG);
+  assert.equal(tliOfSegment(switchSeg - 1, SEG, history), 1, 'segments below the switch point\'s are timeline 1\'s');
+  assert.equal(tliOfSegment(switchSeg, SEG, history), 2, 'the switch point\'s segment is timeline 2\'s');
+  const from = segOf(firstSegName) * SEG;
+
+  // With the history: every record on both timelines, page TLIs 1 then 2 (never back), a clean end.
+  const src = new PatchedPages(new FileSegmentSource(walDir, history, SEG));
+  const all = readToEnd(src, history, sysid, from);
+  assert.ok(isZeroedEnd(all.end.reason), `a clean end of WAL: ${all.end.message}`);
+  assert.ok(all.end.lsn > switchpoint + SEG, 'read well past the switch point');
+  assert.equal(src.tlis[0], 1);
+  assert.equal(src.tlis[src.tlis.length - 1], 2);
+  for (let i = 1; i < src.tlis.length; i++) assert.ok(src.tlis[i]! >= src.tlis[i - 1]!, 'page TLIs never decrease');
+
+  // One timeline only (the old source): timeline 1's .partial ends in zeros at the switch point.
+  const old = readToEnd(new FileSegmentSource(walDir, 1, SEG), null, sysid, from);
+  assert.equal(old.end.lsn, switchpoint);
+  assert.ok(isZeroedEnd(old.end.reason));
+  assert.ok(old.records < all.records);
+
+  // A timeline that is not in the followed history: "unexpected timeline ID".
+  const only1 = readToEnd(new FileSegmentSource(walDir, history, SEG), readTimeLineHistory(walDir, 1), sysid, from);
+  assert.equal(only1.end.reason, 'unexpected-timeline');
+  assert.match(only1.end.message, /^unexpected timeline ID 2 in log segment 00000002[0-9A-F]{16}, offset \d+$/);
+  assert.ok(only1.end.lsn >= switchpoint - (switchpoint % 8192) && only1.end.lsn < switchpoint + 8192 + 40, 'at the first timeline 2 page');
+
+  // A page whose TLI goes back (1 after 2): "out-of-sequence timeline ID".
+  const backAt = switchpoint - (switchpoint % 8192) + 2 * 8192;
+  const back = readToEnd(new PatchedPages(new FileSegmentSource(walDir, history, SEG), (lsn, page) => {
+    if (lsn === backAt) new DataView(page.buffer).setUint32(4, 1, true);
+  }), history, sysid, from);
+  assert.equal(back.end.reason, 'timeline-regression');
+  assert.match(back.end.message, /^out-of-sequence timeline ID 1 \(after 2\) in log segment /);
+  assert.ok(back.end.lsn >= backAt - 8192 && back.end.lsn <= backAt + 8192);
+}
