@@ -34,9 +34,9 @@ import { assert } from '../util/assert.js';
 import { StageTrace, type StageTraceHandle } from '../util/stage-trace.js';
 import { validSegmentSize } from '../wal/consts.js';
 import { type Lsn, lsnToString } from '../wal/lsn.js';
-import { existsTimeLineHistory, readTimeLineHistory, TLHistoryFileName, writeTimeLineHistoryFile } from '../wal/timeline.js';
 import { BACKGROUND_FLUSH_MIN_BYTES, FlushPipeline } from './flush-pipeline.js';
 import type { PrimaryConninfo, StandbyMode } from './options.js';
+import { adoptUpstreamHistory } from './timeline-follow.js';
 import { type EndOfStreamingResult, RingTransport, TcpTransport, type WalRcvConnection, type WalRcvTransport } from './transport.js';
 import { preciseNowPgMicros, WalRcvData, type WalRcvDataHandle, WalRcvState, WR_BYTES_RECEIVED, WR_BYTES_WRITTEN_DIRECT, WR_REPLIES_SENT } from './walrcvdata.js';
 
@@ -80,6 +80,9 @@ export type WalReceiverMessage =
   | { type: 'failed'; error: ErrorInfo }
   | { type: 'stopped' };
 
+/** Main thread → walreceiver. */
+export type WalReceiverCommand = { type: 'conninfo'; conninfo: Required<PrimaryConninfo> };
+
 /** How long to wait for the primary to finish the COPY after our CopyDone at shutdown. */
 export const END_STREAMING_TIMEOUT_MS = 2_000;
 /**
@@ -121,7 +124,10 @@ export function parseSegmentSizeSetting(text: string): number {
 class WalReceiver {
   private readonly walrcv: WalRcvData;
   private readonly walDir: string;
-  private readonly transport: WalRcvTransport;
+  private transport: WalRcvTransport;
+  private readonly transportOptions: { connectTimeoutMs: number; commandTimeoutMs: number; maxMessageBytes: number; maxBufferedBytes: number };
+  /** setPrimaryConninfo: end the stream and connect to the new upstream (no retry wait). */
+  private repointRequested = false;
   private sysid: string | null;
   private tli: number;
   private segSize: number;
@@ -154,6 +160,7 @@ class WalReceiver {
       maxMessageBytes: cfg.maxMessageBytes,
       maxBufferedBytes: cfg.maxBufferedBytes,
     };
+    this.transportOptions = topts;
     this.transport = cfg.inProcess !== null
       ? new RingTransport(cfg.inProcess, cfg.conninfo, { ...topts, ringBytes: cfg.ringBytes, spinIterations: RING_SPIN_ITERATIONS })
       : new TcpTransport(cfg.conninfo, topts);
@@ -179,14 +186,15 @@ class WalReceiver {
     try {
       while (!this.walrcv.stopRequested) {
         this.walrcv.setState(WalRcvState.Starting);
+        this.repointRequested = false;
         let conn: WalRcvConnection;
         this.connecting = new AbortController();
         try {
           conn = await this.transport.connect(this.connecting.signal);
         } catch (e) {
           if (isFatal(e)) throw new FatalError(e as WalstreamError);
-          if (!this.walrcv.stopRequested) this.warn(e);
-          await this.retryWait();
+          if (!this.walrcv.stopRequested && !this.repointRequested) this.warn(e);
+          if (!this.repointRequested) await this.retryWait();
           continue;
         } finally {
           this.connecting = null;
@@ -197,7 +205,7 @@ class WalReceiver {
         } catch (e) {
           if (e instanceof FatalError) throw e;
           if (isFatal(e)) throw new FatalError(e as WalstreamError);
-          this.warn(e);
+          if (!this.repointRequested) this.warn(e);
         } finally {
           this.conn = null;
           this.inCopy = false;
@@ -205,7 +213,7 @@ class WalReceiver {
           await this.flushSettled(false);
         }
         if (this.walrcv.stopRequested) break;
-        await this.retryWait();
+        if (!this.repointRequested) await this.retryWait();
       }
     } finally {
       this.stopped = true;
@@ -227,6 +235,27 @@ class WalReceiver {
       this.conn?.interrupt();
       this.sleepWake?.();
     }
+  }
+
+  // ---- re-pointing ----------------------------------------------------------------------------
+
+  /**
+   * setPrimaryConninfo: stream from another upstream. The current stream ends cleanly (flush,
+   * CopyDone), then the next connection goes to `conninfo` at once; it is checked like any
+   * (system identifier, timeline history) and streams from where our flush ended.
+   */
+  repoint(conninfo: Required<PrimaryConninfo>): void {
+    if (this.cfg.inProcess !== null) {
+      this.warn(Errors.featureNotSupported('a standby of an in-process primary cannot be re-pointed'));
+      return;
+    }
+    this.cfg.conninfo = conninfo;
+    this.transport = new TcpTransport(conninfo, this.transportOptions);
+    this.repointRequested = true;
+    this.connecting?.abort();
+    if (!this.inCopy) this.conn?.disconnect();
+    this.conn?.interrupt();
+    this.sleepWake?.();
   }
 
   private warn(e: unknown): void {
@@ -264,6 +293,9 @@ class WalReceiver {
       throw new FatalError(Errors.systemIdMismatch(ident.systemId, this.sysid));
     }
     if (ident.timeline < this.tli) throw new FatalError(Errors.timelineMismatch(ident.timeline, this.tli));
+    // An upstream on a newer timeline (re-pointed to a promoted standby): its history must contain
+    // our WAL; then our timeline is streamed up to its switch point and followed from there.
+    if (ident.timeline > this.tli) await adoptUpstreamHistory(conn, this.walDir, this.tli, ident.timeline, Math.max(this.files.flushed, this.walrcv.flushed));
     const from = this.startLsn ?? ident.xlogpos;
     // PostgreSQL's walreceiver always asks for a segment start.
     let start = from - (from % this.segSize);
@@ -353,7 +385,7 @@ class WalReceiver {
             const next = await conn.endStreaming(m.endOfTimeline ? this.cfg.timeoutMs > 0 ? this.cfg.timeoutMs : this.cfg.connectTimeoutMs : END_STREAMING_TIMEOUT_MS);
             this.inCopy = false;
             if (next !== null && this.cfg.mode === 'wal-only') return { next, stopPos: expected };
-            const what = next === null ? m.reason : `end of WAL reached on timeline ${this.tli} at ${lsnToString(expected)}`;
+            const what = next === null ? m.reason : `end of timeline ${this.tli} (replica mode does not follow a timeline switch yet; next timeline ${next.nextTli})`;
             throw Errors.connectionFailure(`replication terminated by primary server: ${what} at ${lsnToString(expected)}`);
           }
           case 'error':
@@ -382,7 +414,7 @@ class WalReceiver {
           this.files.flushNow(true);
         }
       }
-      if (this.walrcv.stopRequested) {
+      if (this.walrcv.stopRequested || this.repointRequested) {
         await this.flushSettled(true);
         this.sendReply(conn, true, false);
         await conn.endStreaming(END_STREAMING_TIMEOUT_MS);
@@ -430,16 +462,8 @@ class WalReceiver {
       throw new FatalError(Errors.protocolViolation(`server stopped streaming timeline ${this.tli} at ${lsnToString(stopPos)}, but reported next timeline ${nextTli} to begin at ${lsnToString(nextTliStart)}`));
     }
     this.files.endTimeline();
-    if (!existsTimeLineHistory(this.walDir, nextTli)) {
-      const h = await conn.timelineHistory(nextTli);
-      if (h.fileName !== TLHistoryFileName(nextTli)) {
-        throw new FatalError(Errors.protocolViolation(`primary reported unexpected file name for timeline history file of timeline ${nextTli}`));
-      }
-      writeTimeLineHistoryFile(this.walDir, nextTli, h.content);
-    }
-    // The newest timeline's history must hold the one we followed (never a jump sideways).
-    const history = readTimeLineHistory(this.walDir, nextTli);
-    assert(history.some((e) => e.tli === this.tli), `walreceiver: timeline ${this.tli} is not in the history of timeline ${nextTli}`);
+    // (Our flush is the old timeline's end: at most the switch point, checked again here.)
+    await adoptUpstreamHistory(conn, this.walDir, this.tli, nextTli, Math.min(this.files.flushed, nextTliStart));
     const prevTli = this.tli;
     assert(nextTli > prevTli, 'walreceiver: timelines never decrease');
     this.tli = nextTli;
@@ -530,7 +554,12 @@ class WalReceiver {
 if (parentPort !== null && (workerData as { walreceiver?: WalReceiverConfig } | null)?.walreceiver !== undefined) {
   const cfg = (workerData as { walreceiver: WalReceiverConfig }).walreceiver;
   assert(cfg.mode === 'replica' || cfg.mode === 'wal-only', 'walreceiver: bad mode');
-  new WalReceiver(cfg)
+  const receiver = new WalReceiver(cfg);
+  parentPort.on('message', (m: WalReceiverCommand) => {
+    if (m.type === 'conninfo') receiver.repoint(m.conninfo);
+  });
+  parentPort.unref(); // (the connection and the latch keep the worker alive, not this port)
+  receiver
     .run()
     .then(() => post({ type: 'stopped' }))
     .catch((e: unknown) => post({ type: 'failed', error: errorInfo(e instanceof FatalError ? e.err : e, 'walreceiver failed') }));
