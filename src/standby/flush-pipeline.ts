@@ -162,8 +162,10 @@ export class FlushPipeline {
    * segment keeps its `.partial` name, as pg_receivewal's close_walfile leaves it ("not renaming
    * ..., segment is not complete"). setIdentity(next timeline) and resetPositions follow.
    */
-  endTimeline(): void {
-    assert(this.flushing === null && this.unflushed === 0 && this.completed.length === 0 && this.stage?.active !== true, 'flush pipeline: timeline ended with unflushed WAL');
+  async endTimeline(): Promise<void> {
+    assert(this.flushing === null && this.unflushed === 0 && this.completed.length === 0, 'flush pipeline: timeline ended with unflushed WAL');
+    // (A direct-I/O stage still holds the flushed tail block: written out again, then let go.)
+    await this.stageFinish();
     // (Rewritten bytes below `flushed` that no batch took: identical WAL, made durable here too.)
     const open = new Set<number>(this.dirty);
     for (const fd of this.dirty) this.io.fdatasyncSync(fd);

@@ -249,6 +249,8 @@ class StreamConnection implements WalRcvConnection {
   private endResult: QueryResult | null = null;
   /** An endOfStream message was queued for the current stream. */
   private endQueued = false;
+  /** We sent CopyDone first (endStreaming): the server's CopyDone is its answer, not an end of timeline. */
+  private clientEnded = false;
 
   private constructor(socket: ByteSocket, senderHost: string, senderPort: number, info: Required<PrimaryConninfo>, private readonly opts: TcpTransportOptions) {
     this.senderHost = senderHost;
@@ -408,6 +410,7 @@ class StreamConnection implements WalRcvConnection {
         this.receivedUpTo = 0;
         this.endResult = null;
         this.endQueued = false;
+        this.clientEnded = false;
         this.copyBothWaiter?.resolve();
         this.copyBothWaiter = null;
         return;
@@ -418,7 +421,7 @@ class StreamConnection implements WalRcvConnection {
         this.push({ kind: 'keepalive', walEnd: ev.message.walEnd, sendTime: ev.message.sendTime, replyRequested: ev.message.replyRequested });
         return;
       case 'copyDone':
-        if (this.streaming && !this.endQueued) {
+        if (this.streaming && !this.endQueued && !this.clientEnded) {
           this.endQueued = true;
           this.push({ kind: 'endOfStream', reason: 'primary ended the COPY stream', endOfTimeline: true });
         }
@@ -607,6 +610,7 @@ class StreamConnection implements WalRcvConnection {
           reject(e);
         }
       };
+      if (!this.conn.serverEndedCopy) this.clientEnded = true;
       this.conn.sendCopyDone();
     });
   }

@@ -461,7 +461,7 @@ class WalReceiver {
     if (nextTliStart > stopPos) {
       throw new FatalError(Errors.protocolViolation(`server stopped streaming timeline ${this.tli} at ${lsnToString(stopPos)}, but reported next timeline ${nextTli} to begin at ${lsnToString(nextTliStart)}`));
     }
-    this.files.endTimeline();
+    await this.files.endTimeline();
     // (Our flush is the old timeline's end: at most the switch point, checked again here.)
     await adoptUpstreamHistory(conn, this.walDir, this.tli, nextTli, Math.min(this.files.flushed, nextTliStart));
     const prevTli = this.tli;
