@@ -24,7 +24,11 @@
 import net from 'node:net';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Errors, WalstreamError } from '../errors.js';
-import { ReplicationClientConn, type ClientConnEvent, type QueryResult } from '../replication/protocol/client-conn.js';
+import {
+  type ClientConnEvent, type EndOfStreamingResult, parseEndOfStreamingResult, type QueryResult, ReplicationClientConn,
+} from '../replication/protocol/client-conn.js';
+
+export type { EndOfStreamingResult };
 import { formatStartReplication } from '../replication/protocol/commands.js';
 import type { StandbyStatusUpdate } from '../replication/protocol/messages.js';
 import { createRingPair } from '../replication/ring.js';
@@ -32,38 +36,6 @@ import { type ByteSocket, RingSocket } from '../replication/ring-socket.js';
 import type { InProcessConnectRequest } from '../replication/in-process-connect.js';
 import { type Lsn, parseLsn } from '../wal/lsn.js';
 import { IN_PROCESS_HOST, type PrimaryConninfo } from './options.js';
-
-/**
- * What follows the end of a historic timeline's stream (walsender's result set after CopyDone:
- * next_tli int8, next_tli_startpos text; receivelog.c ReadEndOfStreamingResult).
- */
-export interface EndOfStreamingResult {
-  nextTli: number;
-  nextTliStart: Lsn;
-}
-
-/**
- * The result of START_REPLICATION after both CopyDones: the next timeline (end of a historic
- * timeline), or null (no result set: the stream ended without a timeline switch). Texts as
- * libpqwalreceiver's and receivelog.c's.
- */
-export function parseEndOfStreamingResult(r: QueryResult): EndOfStreamingResult | null {
-  if (r.error !== null) throw Errors.protocolViolation(`error reading result of streaming command: ${r.error.message}`);
-  const set = r.resultSets[0];
-  if (set === undefined) return null;
-  if (set.columns.length < 2 || set.rows.length !== 1) {
-    throw Errors.protocolViolation(`unexpected result set after end-of-timeline: got ${set.rows.length} rows and ${set.columns.length} fields, expected 1 rows and 2 fields`);
-  }
-  const [tliText, startText] = [set.rows[0]![0], set.rows[0]![1]];
-  if (tliText == null || !/^\d{1,10}$/.test(tliText)) throw Errors.protocolViolation(`unexpected result set after end-of-streaming: next timeline "${String(tliText)}"`);
-  let nextTliStart: Lsn;
-  try {
-    nextTliStart = parseLsn(startText ?? '');
-  } catch {
-    throw Errors.protocolViolation(`could not parse next timeline's starting point "${String(startText)}"`);
-  }
-  return { nextTli: Number(tliText), nextTliStart };
-}
 
 export interface IdentifySystemResult {
   /** Decimal text: it may exceed 2^53. */
