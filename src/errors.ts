@@ -31,6 +31,11 @@ function def<A extends unknown[]>(code: string, sqlstate: string, msg: (...args:
   };
 }
 
+/** %X/%X (an LSN as PostgreSQL prints it). */
+function lsnText(lsn: number): string {
+  return `${Math.floor(lsn / 0x1_0000_0000).toString(16).toUpperCase()}/${(lsn % 0x1_0000_0000).toString(16).toUpperCase()}`;
+}
+
 /** Every error walstream raises on purpose. Codes are stable: match on `err.code`. */
 export const Errors = {
   // configuration and API misuse
@@ -73,6 +78,13 @@ export const Errors = {
   invalidPassword: def('WS_INVALID_PASSWORD', '28P01', (user: string) => `password authentication failed for user "${user}"`),
   systemIdMismatch: def('WS_SYSID_MISMATCH', 'XX000', (got: string, want: string) => [`database system identifier differs between the primary and standby`, { detail: `The primary's identifier is ${got}, the standby's identifier is ${want}.` }]),
   timelineMismatch: def('WS_TIMELINE_MISMATCH', 'XX000', (got: number, want: number) => `highest timeline ${got} of the primary is behind recovery timeline ${want}`),
+  /** The upstream's timeline history left ours before WAL we have flushed: we hold WAL it never had (xlogrecovery.c's wording). */
+  timelineForkedOff: def('WS_TIMELINE_FORKED', 'XX000', (newTli: number, curTli: number, flushed: number, switchpoint: number) => [
+    `new timeline ${newTli} forked off current database system timeline ${curTli} before current recovery point ${lsnText(flushed)}`,
+    { detail: `The new timeline's history leaves timeline ${curTli} at ${lsnText(switchpoint)}; this standby has flushed WAL up to ${lsnText(flushed)}.` },
+  ]),
+  /** The upstream's timeline history does not contain our timeline. */
+  timelineNotAChild: def('WS_TIMELINE_NOT_A_CHILD', 'XX000', (newTli: number, curTli: number) => `new timeline ${newTli} is not a child of database system timeline ${curTli}`),
   replicationTimeout: def('WS_REPLICATION_TIMEOUT', '08006', (who: string) => `terminating ${who} due to replication timeout`),
   connectionFailure: def('WS_CONNECTION_FAILURE', '08006', (why: string) => why),
 

@@ -169,3 +169,32 @@ test('segment files: one temp-name scheme, install never replaces, short files a
   assert.equal(removeTempSegments(walDir), 1);
   assert.equal(fs.readdirSync(walDir).filter((n) => n.startsWith(TEMP_SEGMENT_PREFIX)).length, 0);
 });
+
+test('wal-only, end of a timeline: the old timeline\'s incomplete segment stays .partial; the next timeline\'s first segment is written and flushed again from its start', async () => {
+  const walDir = newWalDir();
+  const log: string[] = [];
+  const { p } = pipeline(walDir, log, 'wal-only');
+  const start = 3 * SEG;
+  const switchpoint = start + 8192 + 100;
+  p.resetPositions(start, start);
+  await p.write(start, page(switchpoint - start));
+  await p.flushSettled(false);
+  assert.equal(p.flushed, switchpoint);
+  await p.endTimeline();
+  const old = segmentFileName(1, 3, SEG);
+  assert.ok(fs.existsSync(path.join(walDir, `${old}.partial`)), 'kept as .partial');
+  assert.ok(!fs.existsSync(path.join(walDir, old)), 'not renamed: the segment is not complete');
+  assert.equal(fs.statSync(path.join(walDir, `${old}.partial`)).size, SEG, 'full size');
+  p.setIdentity(2, SEG);
+  p.resetPositions(start, start);
+  log.length = 0;
+  const tli2 = new Uint8Array(SEG).fill(0xcd);
+  await p.write(start, tli2);
+  await p.flushSettled(false);
+  assert.deepEqual(log.filter((l) => l.startsWith('publish')), [`publish ${start + SEG}`], 'the rewritten bytes below the old flush are flushed too');
+  assert.ok(log.includes('fdatasync') && log.includes('fsyncDir'));
+  const next = segmentFileName(2, 3, SEG);
+  assert.ok(fs.readFileSync(path.join(walDir, next)).equals(Buffer.from(tli2)), 'complete: renamed to its final name');
+  assert.equal(fs.readFileSync(path.join(walDir, `${old}.partial`)).subarray(0, switchpoint - start).every((b) => b === 0xab), true, 'the old timeline\'s bytes untouched');
+  await p.close();
+});

@@ -5,11 +5,16 @@
 // Promotion (walstream promote, or --promote-trigger-file): it becomes a primary on a new timeline
 // in this process, serving replication on --promote-port or --port if given, prints a "promoted"
 // JSON line, and runs until the signal as before (then closes the primary).
+// SIGHUP reloads primary_conninfo from the data directory's postgresql.auto.conf (as PostgreSQL 15
+// re-reads it on reload; `pg_basebackup -R` and ALTER SYSTEM write that file): when it is set and
+// differs from the current one, the standby is re-pointed (Standby.setPrimaryConninfo).
 
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Primary } from '../primary/primary.js';
 import { PROMOTE_SIGNAL_FILE, watchPromoteSignal } from '../standby/promote-signal.js';
+import { readPrimaryConninfo } from '../standby/auto-conf.js';
+import { displayConninfo, resolveConninfo } from '../standby/options.js';
 import { Standby } from '../standby/standby.js';
 import { untilSignal } from './until-signal.js';
 import type { StandbyMode } from '../standby/options.js';
@@ -47,6 +52,8 @@ export async function runStandby(o: StandbyCliOptions): Promise<void> {
   s.on('restartpoint', (i: { redoLsn: number; segmentsRemoved: number; segmentsRecycled: number }) => console.error(`LOG: restartpoint at redo ${i.redoLsn}, ${i.segmentsRemoved} segments removed, ${i.segmentsRecycled} recycled`));
   const st = s.receiverStatus();
   console.log(JSON.stringify({ standby: { dataDir: s.dataDir, mode: s.mode, systemIdentifier: s.systemIdentifier?.toString() ?? null, timeline: s.timeline, replayLsn: st.replay_lsn, conninfo: st.conninfo } }));
+  const onHup = () => reloadPrimaryConninfo(s);
+  process.on('SIGHUP', onHup);
   const timer = o.statusEveryMs > 0
     ? setInterval(() => {
         const x = s.receiverStatus();
@@ -77,6 +84,22 @@ export async function runStandby(o: StandbyCliOptions): Promise<void> {
     await s.close();
   }, () => {
     if (timer) clearInterval(timer);
+    process.removeListener('SIGHUP', onHup);
   });
   console.error('shut down');
+}
+
+/** SIGHUP: re-read primary_conninfo (postgresql.auto.conf in the data directory) and re-point if it changed. */
+function reloadPrimaryConninfo(s: Standby): void {
+  console.error('LOG: received SIGHUP, reloading configuration files');
+  try {
+    const text = readPrimaryConninfo(s.dataDir);
+    if (text === null) return;
+    const next = resolveConninfo(text);
+    if (JSON.stringify(next) === JSON.stringify(s.options.primaryConninfo)) return;
+    s.setPrimaryConninfo(next);
+    console.error(`LOG: parameter "primary_conninfo" changed to "${displayConninfo(next)}"`);
+  } catch (e) {
+    console.error(`ERROR: ${(e as Error).message}`);
+  }
 }

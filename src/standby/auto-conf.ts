@@ -173,18 +173,32 @@ export interface DirectoryStandbySettings {
   primarySlotName: string | null;
 }
 
-export function readStandbySettings(dataDir: string): DirectoryStandbySettings {
-  const standbySignal = fs.existsSync(path.join(dataDir, STANDBY_SIGNAL_FILE));
-  let conf = new Map<string, string>();
+/** postgresql.auto.conf in `dataDir`, parsed (empty when the file is absent). */
+function readAutoConf(dataDir: string): Map<string, string> {
   const file = path.join(dataDir, AUTO_CONF_FILE);
-  let text: string | null = null;
+  let text: string;
   try {
     if (fs.statSync(file).size > MAX_CONF_BYTES) throw confError(`file is larger than ${MAX_CONF_BYTES} bytes`);
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT' && (e as NodeJS.ErrnoException).code !== 'ENOTDIR') throw e;
+    return new Map();
   }
-  if (text !== null) conf = parseAutoConf(text);
+  return parseAutoConf(text);
+}
+
+/**
+ * primary_conninfo as postgresql.auto.conf in `dataDir` sets it now (the last setting; null when
+ * the file or the setting is absent): what `walstream standby` re-reads on SIGHUP, as PostgreSQL 15
+ * re-reads primary_conninfo on reload.
+ */
+export function readPrimaryConninfo(dataDir: string): string | null {
+  return readAutoConf(dataDir).get('primary_conninfo') ?? null;
+}
+
+export function readStandbySettings(dataDir: string): DirectoryStandbySettings {
+  const standbySignal = fs.existsSync(path.join(dataDir, STANDBY_SIGNAL_FILE));
+  const conf = readAutoConf(dataDir);
   const ci = conf.get('primary_conninfo');
   const slot = conf.get('primary_slot_name');
   return {

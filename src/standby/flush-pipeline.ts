@@ -156,6 +156,27 @@ export class FlushPipeline {
     this.segSize = segSize;
   }
 
+  /**
+   * The stream of this timeline ended (the end of a historic timeline): everything written is
+   * flushed first (flushSettled). Closes the open segment; in wal-only mode an incomplete last
+   * segment keeps its `.partial` name, as pg_receivewal's close_walfile leaves it ("not renaming
+   * ..., segment is not complete"). setIdentity(next timeline) and resetPositions follow.
+   */
+  async endTimeline(): Promise<void> {
+    assert(this.flushing === null && this.unflushed === 0 && this.completed.length === 0, 'flush pipeline: timeline ended with unflushed WAL');
+    // (A direct-I/O stage still holds the flushed tail block: written out again, then let go.)
+    await this.stageFinish();
+    // (Rewritten bytes below `flushed` that no batch took: identical WAL, made durable here too.)
+    const open = new Set<number>(this.dirty);
+    for (const fd of this.dirty) this.io.fdatasyncSync(fd);
+    this.dirty.clear();
+    if (this.curFd >= 0) open.add(this.curFd);
+    for (const fd of open) this.closeSegFd(fd);
+    this.curFd = -1;
+    this.curSeg = -1;
+    this.curFile = '';
+  }
+
   /** A new streaming session starts: positions as WalRcvData had them, at least `start`. */
   resetPositions(written: Lsn, flushed: Lsn): void {
     assert(flushed <= written, 'flush pipeline: flushed past written');

@@ -195,7 +195,8 @@ export function resolveStandbyOptions(o: StandbyOptions): ResolvedStandbyOptions
   };
 }
 
-function resolveConninfo(c: PrimaryConninfo | string): Required<PrimaryConninfo> {
+/** A conninfo string or object checked and completed with defaults (setPrimaryConninfo, SIGHUP). */
+export function resolveConninfo(c: PrimaryConninfo | string): Required<PrimaryConninfo> {
   const obj = typeof c === 'string' ? parseConninfo(c) : c;
   if (obj === null || typeof obj !== 'object') throw Errors.invalidOption('primaryConninfo', 'must be an object or a conninfo string');
   for (const k of Object.keys(obj)) {

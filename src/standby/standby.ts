@@ -46,19 +46,19 @@ import { fsyncDir, listSegments, recycleOldSegments } from '../wal/segfile.js';
 import { segNo } from '../wal/segment.js';
 import { adoptBaseBackup, withDirectorySettings } from './auto-conf.js';
 import { runBaseBackup, type BaseBackupResult } from './basebackup-client.js';
-import { displayConninfo, type ResolvedStandbyOptions, resolveStandbyOptions, type StandbyMode, type StandbyOptions } from './options.js';
+import { displayConninfo, type PrimaryConninfo, resolveConninfo, type ResolvedStandbyOptions, resolveStandbyOptions, type StandbyMode, type StandbyOptions } from './options.js';
 import type { StartupConfig, StartupMessage } from './startup.js';
 import { IN_PROCESS_HOST } from './options.js';
 import { RingTransport, TcpTransport, type WalRcvTransport } from './transport.js';
 import { ReplayWaiters } from './replay-waiters.js';
 import { WalRcvData, type WalRcvStateName } from './walrcvdata.js';
+import type { WalReceiverCommand, WalReceiverConfig, WalReceiverMessage } from './walreceiver.js';
 import { Primary, type RecoveryInfo } from '../primary/primary.js';
 import type { PrimaryOptions } from '../primary/options.js';
 import { finishRecovery, initNewTimeline, promoteStep, type ReplayResume } from '../primary/promotion.js';
 
 /** Standby.promote's options: the new Primary's (its data directory is the standby's). */
 export type PromoteOptions = Omit<PrimaryOptions, 'dataDir'>;
-import type { WalReceiverConfig, WalReceiverMessage } from './walreceiver.js';
 
 const CKPT_DIR = 'checkpoints';
 /** How long close() waits for a worker to stop by itself before terminating it. */
@@ -320,6 +320,9 @@ export class Standby extends EventEmitter {
         case 'streaming':
           this.emit('streaming', { start: m.start, tli: m.tli });
           break;
+        case 'timeline':
+          this.onTimelineFollowed(m);
+          break;
         case 'warning':
           this.emit('warning', Errors.remote(m.sqlstate, m.message));
           break;
@@ -330,6 +333,34 @@ export class Standby extends EventEmitter {
           break;
       }
     });
+  }
+
+  // ---- following a timeline switch ----------------------------------------------------------
+
+  /**
+   * The walreceiver followed the upstream onto a new timeline (its history file is in pg_wal; in
+   * wal-only mode the control file names the new timeline): 'timeline' { tli, prevTli, switchpoint }.
+   */
+  private onTimelineFollowed(m: { tli: number; prevTli: number; switchpoint: Lsn }): void {
+    if (this.mode === 'wal-only') this.control = readControl(this.dataDir);
+    this.emit('timeline', { tli: m.tli, prevTli: m.prevTli, switchpoint: m.switchpoint });
+  }
+
+  // ---- re-pointing ----------------------------------------------------------------------------
+
+  /**
+   * Stream from another upstream without a restart (PostgreSQL 15 re-reads primary_conninfo on
+   * reload): the walreceiver ends its stream, connects to `conninfo`, checks the system identifier
+   * and the upstream's timeline history (fetching the history files it lacks; a standby whose
+   * flushed WAL goes past the upstream's fork point refuses to stream and warns, naming both
+   * positions), and streams from where its flush ended, following timeline switches.
+   */
+  setPrimaryConninfo(conninfo: PrimaryConninfo | string): void {
+    if (this.options.inProcess !== null) throw Errors.featureNotSupported('a standby of an in-process primary cannot be re-pointed');
+    const resolved = resolveConninfo(conninfo);
+    this.options.primaryConninfo = resolved;
+    const cmd: WalReceiverCommand = { type: 'conninfo', conninfo: resolved };
+    this.walreceiver?.postMessage(cmd);
   }
 
   /** A worker failed for good: reject waiters, report. The standby keeps serving reads. */

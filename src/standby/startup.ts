@@ -29,7 +29,8 @@ import { SharedStore, type StoreHandle } from '../storage/store.js';
 import { StageTrace, type StageTraceHandle } from '../util/stage-trace.js';
 import { XLOG_BLCKSZ } from '../wal/consts.js';
 import { type Lsn, lsnToString } from '../wal/lsn.js';
-import { ChunkPages, type EndOfWalReason, type PageSource, type ReadResult, XLogReader } from '../wal/reader.js';
+import { ChunkPages, type EndOfWalReason, type PageSource, type ReadResult, type SegmentTimelines, tliOfSegment, XLogReader } from '../wal/reader.js';
+import { readTimeLineHistory } from '../wal/timeline.js';
 import { redoRecord } from '../wal/replay.js';
 import { segmentFileName } from '../wal/segment.js';
 import { preciseNowPgMicros, WR_APPLY_REPORTS_PUT_OFF, WalRcvData, type WalRcvDataHandle } from './walrcvdata.js';
@@ -82,7 +83,8 @@ export class ReceivedWalSource implements PageSource {
   /** Bytes read from files (for tests and stats). */
   bytesRead = 0;
 
-  constructor(private readonly walDir: string, private readonly tli: number, private readonly segSize: number) {
+  /** `timelines`: each segment is read from the timeline of the history that covers it (tliOfSegment). */
+  constructor(private readonly walDir: string, private readonly timelines: SegmentTimelines, private readonly segSize: number) {
     this.chunkBytes = Math.min(ReceivedWalSource.CHUNK_BYTES, segSize);
     this.chunk = Buffer.alloc(this.chunkBytes);
     this.pages = new ChunkPages(this.chunk);
@@ -121,7 +123,8 @@ export class ReceivedWalSource implements PageSource {
     if (seg !== this.fdSeg) {
       this.closeFd();
       try {
-        this.fd = fs.openSync(path.join(this.walDir, segmentFileName(this.tli, seg, this.segSize)), 'r');
+        const tli = typeof this.timelines === 'number' ? this.timelines : tliOfSegment(seg, this.segSize, this.timelines);
+        this.fd = fs.openSync(path.join(this.walDir, segmentFileName(tli, seg, this.segSize)), 'r');
       } catch {
         this.chunkLsn = -1;
         return false;
@@ -181,8 +184,12 @@ class Startup {
     this.trace = cfg.stageTrace ? new StageTrace(cfg.stageTrace) : null;
     this.walrcv = new WalRcvData(cfg.walrcv);
     this.store = SharedStore.attach(cfg.store);
-    this.src = new ReceivedWalSource(cfg.walDir, cfg.tli, cfg.segSize);
+    // The history of the recovery timeline: older segments from the timelines that cover them, and
+    // page TLIs checked against it.
+    const history = readTimeLineHistory(cfg.walDir, cfg.tli);
+    this.src = new ReceivedWalSource(cfg.walDir, history, cfg.segSize);
     this.reader = new XLogReader(this.src, { segSize: cfg.segSize, sysid: cfg.sysid }, cfg.redoLsn, null);
+    this.reader.setHistory(history);
   }
 
   run(): void {

@@ -24,7 +24,11 @@
 import net from 'node:net';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Errors, WalstreamError } from '../errors.js';
-import { ReplicationClientConn, type ClientConnEvent, type QueryResult } from '../replication/protocol/client-conn.js';
+import {
+  type ClientConnEvent, type EndOfStreamingResult, parseEndOfStreamingResult, type QueryResult, ReplicationClientConn,
+} from '../replication/protocol/client-conn.js';
+
+export type { EndOfStreamingResult };
 import { formatStartReplication } from '../replication/protocol/commands.js';
 import type { StandbyStatusUpdate } from '../replication/protocol/messages.js';
 import { createRingPair } from '../replication/ring.js';
@@ -45,8 +49,11 @@ export type StreamMessage =
   /** XLogData: `data` is a view valid until the next receive() or waitReadable() call. */
   | { kind: 'xlogData'; dataStart: Lsn; walEnd: Lsn; sendTime: number; data: Uint8Array }
   | { kind: 'keepalive'; walEnd: Lsn; sendTime: number; replyRequested: boolean }
-  /** The primary ended the stream: CopyDone (end of timeline) or `COPY 0` (shutting down). */
-  | { kind: 'endOfStream'; reason: string }
+  /**
+   * The primary ended the stream: CopyDone (`endOfTimeline`: the end of a historic timeline, the
+   * next timeline follows from endStreaming()) or `COPY 0` (shutting down).
+   */
+  | { kind: 'endOfStream'; reason: string; endOfTimeline: boolean }
   /** The connection failed or the server reported an error: nothing more will arrive. */
   | { kind: 'error'; error: WalstreamError };
 
@@ -89,8 +96,15 @@ export interface WalRcvConnection {
   readonly acceptsReceivedReport: boolean;
   /** `R` (remote_receive): WAL up to `received` is in hand. Only when acceptsReceivedReport. */
   sendReceived(received: Lsn, clientTime: number): void;
-  /** Our CopyDone; waits (up to timeoutMs) for the server's end of the command. */
-  endStreaming(timeoutMs: number): Promise<void>;
+  /**
+   * Our CopyDone (walrcv_endstreaming); waits (up to timeoutMs) for the server's end of the
+   * command. After the server's CopyDone at the end of a historic timeline: resolves with the next
+   * timeline and where it starts (the connection is then idle again, ready for TIMELINE_HISTORY
+   * and START_REPLICATION); otherwise null.
+   */
+  endStreaming(timeoutMs: number): Promise<EndOfStreamingResult | null>;
+  /** TIMELINE_HISTORY tli: the file's name and its bytes. */
+  timelineHistory(tli: number): Promise<{ fileName: string; content: Uint8Array }>;
   /** BASE_BACKUP: `onCopyData` gets each COPY OUT payload (kind byte first), a view valid during the call. */
   baseBackup(command: string, onCopyData: (payload: Uint8Array) => void): Promise<QueryResult>;
   disconnect(): void;
@@ -203,6 +217,12 @@ class StreamConnection implements WalRcvConnection {
   private immediate: NodeJS.Immediate | null = null;
   private copySink: ((payload: Uint8Array) => void) | null = null;
   private endWaiter: (() => void) | null = null;
+  /** The START_REPLICATION command's result, once its ReadyForQuery came (after both CopyDones). */
+  private endResult: QueryResult | null = null;
+  /** An endOfStream message was queued for the current stream. */
+  private endQueued = false;
+  /** We sent CopyDone first (endStreaming): the server's CopyDone is its answer, not an end of timeline. */
+  private clientEnded = false;
 
   private constructor(socket: ByteSocket, senderHost: string, senderPort: number, info: Required<PrimaryConninfo>, private readonly opts: TcpTransportOptions) {
     this.senderHost = senderHost;
@@ -347,8 +367,10 @@ class StreamConnection implements WalRcvConnection {
         }
         if (this.streaming) {
           this.streaming = false;
+          this.endResult = r;
           if (r.error !== null) this.push({ kind: 'error', error: r.error });
-          else this.push({ kind: 'endOfStream', reason: `stream ended: ${r.commandTags.join(', ')}` });
+          else if (!this.endQueued) this.push({ kind: 'endOfStream', reason: `stream ended: ${r.commandTags.join(', ')}`, endOfTimeline: false });
+          this.endQueued = true;
           this.endWaiter?.();
           this.endWaiter = null;
           this.wakeSoon();
@@ -358,6 +380,9 @@ class StreamConnection implements WalRcvConnection {
       case 'copyBothStart':
         this.streaming = true;
         this.receivedUpTo = 0;
+        this.endResult = null;
+        this.endQueued = false;
+        this.clientEnded = false;
         this.copyBothWaiter?.resolve();
         this.copyBothWaiter = null;
         return;
@@ -368,13 +393,17 @@ class StreamConnection implements WalRcvConnection {
         this.push({ kind: 'keepalive', walEnd: ev.message.walEnd, sendTime: ev.message.sendTime, replyRequested: ev.message.replyRequested });
         return;
       case 'copyDone':
-        if (this.streaming) this.push({ kind: 'endOfStream', reason: 'primary ended the COPY stream' });
+        if (this.streaming && !this.endQueued && !this.clientEnded) {
+          this.endQueued = true;
+          this.push({ kind: 'endOfStream', reason: 'primary ended the COPY stream', endOfTimeline: true });
+        }
         return;
       case 'commandComplete':
         // `COPY 0` inside COPY BOTH: the primary is shutting down and will close the connection.
         if (this.streaming) {
           this.streaming = false;
-          this.push({ kind: 'endOfStream', reason: `primary is shutting down (${ev.tag})` });
+          this.endQueued = true;
+          this.push({ kind: 'endOfStream', reason: `primary is shutting down (${ev.tag})`, endOfTimeline: false });
           this.endWaiter?.();
           this.endWaiter = null;
         }
@@ -537,19 +566,35 @@ class StreamConnection implements WalRcvConnection {
     this.conn.sendStandbyReceived({ received, clientTime });
   }
 
-  endStreaming(timeoutMs: number): Promise<void> {
-    if (this.failure !== null || !this.streaming || this.conn.state !== 'copyBoth') return Promise.resolve();
-    return new Promise<void>((resolve) => {
+  endStreaming(timeoutMs: number): Promise<EndOfStreamingResult | null> {
+    const parsed = (): EndOfStreamingResult | null => (this.endResult === null ? null : parseEndOfStreamingResult(this.endResult));
+    if (this.failure !== null || !this.streaming || this.conn.state !== 'copyBoth') return Promise.resolve().then(parsed);
+    return new Promise<EndOfStreamingResult | null>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.endWaiter = null;
-        resolve();
+        resolve(null);
       }, timeoutMs);
       this.endWaiter = () => {
         clearTimeout(timer);
-        resolve();
+        try {
+          resolve(this.failure === null ? parsed() : null);
+        } catch (e) {
+          reject(e);
+        }
       };
+      if (!this.conn.serverEndedCopy) this.clientEnded = true;
       this.conn.sendCopyDone();
     });
+  }
+
+  async timelineHistory(tli: number): Promise<{ fileName: string; content: Uint8Array }> {
+    const r = await this.query(`TIMELINE_HISTORY ${tli}`);
+    const set = r.resultSets[0];
+    if (set === undefined || set.rows.length !== 1 || set.columns.length !== 2) {
+      throw Errors.protocolViolation(`could not receive timeline history file from the primary server: Expected 1 tuple with 2 fields, got ${set?.rows.length ?? 0} tuples with ${set?.columns.length ?? 0} fields.`);
+    }
+    const row = set.rows[0]!;
+    return { fileName: row[0] ?? '', content: set.rawRows[0]![1] ?? new Uint8Array(0) };
   }
 
   async baseBackup(command: string, onCopyData: (payload: Uint8Array) => void): Promise<QueryResult> {

@@ -29,14 +29,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import { type ErrorInfo, errorInfo, Errors, WalstreamError } from '../errors.js';
-import { type ControlData, DbState, writeControl } from '../storage/control.js';
+import { type ControlData, DbState, readControl, writeControl } from '../storage/control.js';
 import { assert } from '../util/assert.js';
 import { StageTrace, type StageTraceHandle } from '../util/stage-trace.js';
 import { validSegmentSize } from '../wal/consts.js';
 import { type Lsn, lsnToString } from '../wal/lsn.js';
 import { BACKGROUND_FLUSH_MIN_BYTES, FlushPipeline } from './flush-pipeline.js';
 import type { PrimaryConninfo, StandbyMode } from './options.js';
-import { RingTransport, TcpTransport, type WalRcvConnection, type WalRcvTransport } from './transport.js';
+import { adoptUpstreamHistory } from './timeline-follow.js';
+import { type EndOfStreamingResult, RingTransport, TcpTransport, type WalRcvConnection, type WalRcvTransport } from './transport.js';
 import { preciseNowPgMicros, WalRcvData, type WalRcvDataHandle, WalRcvState, WR_BYTES_RECEIVED, WR_BYTES_WRITTEN_DIRECT, WR_REPLIES_SENT } from './walrcvdata.js';
 
 export interface WalReceiverConfig {
@@ -73,9 +74,14 @@ export interface WalReceiverConfig {
 export type WalReceiverMessage =
   | { type: 'identified'; sysid: string; tli: number; segSize: number }
   | { type: 'streaming'; start: Lsn; tli: number }
+  /** The stream of `prevTli` ended; streaming goes on on `tli`, which began at `switchpoint`. */
+  | { type: 'timeline'; tli: number; prevTli: number; switchpoint: Lsn }
   | { type: 'warning'; message: string; sqlstate: string }
   | { type: 'failed'; error: ErrorInfo }
   | { type: 'stopped' };
+
+/** Main thread → walreceiver. */
+export type WalReceiverCommand = { type: 'conninfo'; conninfo: Required<PrimaryConninfo> };
 
 /** How long to wait for the primary to finish the COPY after our CopyDone at shutdown. */
 export const END_STREAMING_TIMEOUT_MS = 2_000;
@@ -118,7 +124,10 @@ export function parseSegmentSizeSetting(text: string): number {
 class WalReceiver {
   private readonly walrcv: WalRcvData;
   private readonly walDir: string;
-  private readonly transport: WalRcvTransport;
+  private transport: WalRcvTransport;
+  private readonly transportOptions: { connectTimeoutMs: number; commandTimeoutMs: number; maxMessageBytes: number; maxBufferedBytes: number };
+  /** setPrimaryConninfo: end the stream and connect to the new upstream (no retry wait). */
+  private repointRequested = false;
   private sysid: string | null;
   private tli: number;
   private segSize: number;
@@ -151,6 +160,7 @@ class WalReceiver {
       maxMessageBytes: cfg.maxMessageBytes,
       maxBufferedBytes: cfg.maxBufferedBytes,
     };
+    this.transportOptions = topts;
     this.transport = cfg.inProcess !== null
       ? new RingTransport(cfg.inProcess, cfg.conninfo, { ...topts, ringBytes: cfg.ringBytes, spinIterations: RING_SPIN_ITERATIONS })
       : new TcpTransport(cfg.conninfo, topts);
@@ -176,14 +186,15 @@ class WalReceiver {
     try {
       while (!this.walrcv.stopRequested) {
         this.walrcv.setState(WalRcvState.Starting);
+        this.repointRequested = false;
         let conn: WalRcvConnection;
         this.connecting = new AbortController();
         try {
           conn = await this.transport.connect(this.connecting.signal);
         } catch (e) {
           if (isFatal(e)) throw new FatalError(e as WalstreamError);
-          if (!this.walrcv.stopRequested) this.warn(e);
-          await this.retryWait();
+          if (!this.walrcv.stopRequested && !this.repointRequested) this.warn(e);
+          if (!this.repointRequested) await this.retryWait();
           continue;
         } finally {
           this.connecting = null;
@@ -194,7 +205,7 @@ class WalReceiver {
         } catch (e) {
           if (e instanceof FatalError) throw e;
           if (isFatal(e)) throw new FatalError(e as WalstreamError);
-          this.warn(e);
+          if (!this.repointRequested) this.warn(e);
         } finally {
           this.conn = null;
           this.inCopy = false;
@@ -202,7 +213,7 @@ class WalReceiver {
           await this.flushSettled(false);
         }
         if (this.walrcv.stopRequested) break;
-        await this.retryWait();
+        if (!this.repointRequested) await this.retryWait();
       }
     } finally {
       this.stopped = true;
@@ -224,6 +235,27 @@ class WalReceiver {
       this.conn?.interrupt();
       this.sleepWake?.();
     }
+  }
+
+  // ---- re-pointing ----------------------------------------------------------------------------
+
+  /**
+   * setPrimaryConninfo: stream from another upstream. The current stream ends cleanly (flush,
+   * CopyDone), then the next connection goes to `conninfo` at once; it is checked like any
+   * (system identifier, timeline history) and streams from where our flush ended.
+   */
+  repoint(conninfo: Required<PrimaryConninfo>): void {
+    if (this.cfg.inProcess !== null) {
+      this.warn(Errors.featureNotSupported('a standby of an in-process primary cannot be re-pointed'));
+      return;
+    }
+    this.cfg.conninfo = conninfo;
+    this.transport = new TcpTransport(conninfo, this.transportOptions);
+    this.repointRequested = true;
+    this.connecting?.abort();
+    if (!this.inCopy) this.conn?.disconnect();
+    this.conn?.interrupt();
+    this.sleepWake?.();
   }
 
   private warn(e: unknown): void {
@@ -261,16 +293,41 @@ class WalReceiver {
       throw new FatalError(Errors.systemIdMismatch(ident.systemId, this.sysid));
     }
     if (ident.timeline < this.tli) throw new FatalError(Errors.timelineMismatch(ident.timeline, this.tli));
+    // An upstream on a newer timeline (re-pointed to a promoted standby): its history must contain
+    // our WAL; then our timeline is streamed up to its switch point and followed from there.
+    if (ident.timeline > this.tli) await adoptUpstreamHistory(conn, this.walDir, this.tli, ident.timeline, Math.max(this.files.flushed, this.walrcv.flushed));
     const from = this.startLsn ?? ident.xlogpos;
     // PostgreSQL's walreceiver always asks for a segment start.
-    const start = from - (from % this.segSize);
+    let start = from - (from % this.segSize);
+    let newTimeline = false;
+    for (;;) {
+      const end = await this.streamTimeline(conn, start, newTimeline);
+      if (end === null) return;
+      start = await this.followTimeline(conn, end.next, end.stopPos);
+      newTimeline = true;
+    }
+  }
+
+  /**
+   * Stream timeline `this.tli` from `start` until a stop request (null) or the end of a historic
+   * timeline (the server's CopyDone and the next timeline it reported, with where this one stopped).
+   * `newTimeline`: the first stream of a timeline we just followed (its first segment is written
+   * from its start again, below what was flushed on the old timeline: those bytes are flushed anew,
+   * and the published flush position does not move back).
+   */
+  private async streamTimeline(conn: WalRcvConnection, start: Lsn, newTimeline: boolean): Promise<{ next: EndOfStreamingResult; stopPos: Lsn } | null> {
     await conn.startStreaming(start, this.tli, this.cfg.slotName);
     this.inCopy = true;
     this.startLsn = start;
     this.walrcv.startStreaming(start, this.tli, conn.senderHost, conn.senderPort);
     post({ type: 'streaming', start, tli: this.tli });
-    this.files.resetPositions(Math.max(this.walrcv.written, start), Math.max(this.walrcv.flushed, start));
-    this.publishedFlush = this.files.flushed;
+    if (newTimeline) {
+      this.files.resetPositions(start, start);
+      this.publishedFlush = Math.max(this.publishedFlush, start);
+    } else {
+      this.files.resetPositions(Math.max(this.walrcv.written, start), Math.max(this.walrcv.flushed, start));
+      this.publishedFlush = this.files.flushed;
+    }
     this.walrcv.initPositions(this.files.flushed, this.walrcv.replay);
     let expected = start;
     this.lastRecvAt = performance.now();
@@ -322,11 +379,15 @@ class WalReceiver {
             this.walrcv.noteMessage(m.walEnd, m.sendTime, preciseNowPgMicros());
             if (m.replyRequested) this.replyNeeded = true;
             break;
-          case 'endOfStream':
+          case 'endOfStream': {
             await this.flushSettled(true);
             this.sendReply(conn, true, false);
-            await conn.endStreaming(END_STREAMING_TIMEOUT_MS);
-            throw Errors.connectionFailure(`replication terminated by primary server: ${m.reason} at ${lsnToString(expected)}`);
+            const next = await conn.endStreaming(m.endOfTimeline ? this.cfg.timeoutMs > 0 ? this.cfg.timeoutMs : this.cfg.connectTimeoutMs : END_STREAMING_TIMEOUT_MS);
+            this.inCopy = false;
+            if (next !== null && this.cfg.mode === 'wal-only') return { next, stopPos: expected };
+            const what = next === null ? m.reason : `end of timeline ${this.tli} (replica mode does not follow a timeline switch yet; next timeline ${next.nextTli})`;
+            throw Errors.connectionFailure(`replication terminated by primary server: ${what} at ${lsnToString(expected)}`);
+          }
           case 'error':
             throw m.error;
         }
@@ -353,11 +414,11 @@ class WalReceiver {
           this.files.flushNow(true);
         }
       }
-      if (this.walrcv.stopRequested) {
+      if (this.walrcv.stopRequested || this.repointRequested) {
         await this.flushSettled(true);
         this.sendReply(conn, true, false);
         await conn.endStreaming(END_STREAMING_TIMEOUT_MS);
-        return;
+        return null;
       }
       if (this.replyNeeded) {
         this.replyNeeded = false;
@@ -381,6 +442,40 @@ class WalReceiver {
       if (this.cfg.statusIntervalMs > 0) waitMs = Math.min(waitMs, Math.max(1, this.cfg.statusIntervalMs - (now - this.lastSent.at)));
       await conn.waitReadable(waitMs);
     }
+  }
+
+  /**
+   * The end of historic timeline `this.tli` (stopped at `stopPos`): check the next timeline the
+   * server reported (receivelog.c's checks and texts), close the old timeline's files (its last,
+   * incomplete segment stays `.partial` in wal-only mode, as pg_receivewal leaves it), fetch the
+   * next timeline's history file unless we have it and write it durably into pg_wal, move the
+   * control file to the new timeline, and return where streaming resumes: the segment start of
+   * the next timeline's start (PostgreSQL starts a timeline's stream at a segment boundary; the
+   * bytes before the switch point are the old timeline's, rewritten into the new one's file).
+   */
+  private async followTimeline(conn: WalRcvConnection, next: EndOfStreamingResult, stopPos: Lsn): Promise<Lsn> {
+    const { nextTli, nextTliStart } = next;
+    if (nextTli <= this.tli) {
+      throw new FatalError(Errors.protocolViolation(`server reported unexpected next timeline ${nextTli}, following timeline ${this.tli}`));
+    }
+    if (nextTliStart > stopPos) {
+      throw new FatalError(Errors.protocolViolation(`server stopped streaming timeline ${this.tli} at ${lsnToString(stopPos)}, but reported next timeline ${nextTli} to begin at ${lsnToString(nextTliStart)}`));
+    }
+    await this.files.endTimeline();
+    // (Our flush is the old timeline's end: at most the switch point, checked again here.)
+    await adoptUpstreamHistory(conn, this.walDir, this.tli, nextTli, Math.min(this.files.flushed, nextTliStart));
+    const prevTli = this.tli;
+    assert(nextTli > prevTli, 'walreceiver: timelines never decrease');
+    this.tli = nextTli;
+    if (this.cfg.mode === 'wal-only') {
+      const c = readControl(this.cfg.dataDir);
+      assert(c !== null, 'walreceiver: wal-only directory without a control file');
+      writeControl(this.cfg.dataDir, { ...c, tli: nextTli, timeMs: Date.now() });
+    }
+    this.files.setIdentity(nextTli, this.segSize);
+    const start = nextTliStart - (nextTliStart % this.segSize);
+    post({ type: 'timeline', tli: nextTli, prevTli, switchpoint: nextTliStart });
+    return start;
   }
 
   /**
@@ -459,7 +554,12 @@ class WalReceiver {
 if (parentPort !== null && (workerData as { walreceiver?: WalReceiverConfig } | null)?.walreceiver !== undefined) {
   const cfg = (workerData as { walreceiver: WalReceiverConfig }).walreceiver;
   assert(cfg.mode === 'replica' || cfg.mode === 'wal-only', 'walreceiver: bad mode');
-  new WalReceiver(cfg)
+  const receiver = new WalReceiver(cfg);
+  parentPort.on('message', (m: WalReceiverCommand) => {
+    if (m.type === 'conninfo') receiver.repoint(m.conninfo);
+  });
+  parentPort.unref(); // (the connection and the latch keep the worker alive, not this port)
+  receiver
     .run()
     .then(() => post({ type: 'stopped' }))
     .catch((e: unknown) => post({ type: 'failed', error: errorInfo(e instanceof FatalError ? e.err : e, 'walreceiver failed') }));

@@ -14,6 +14,7 @@ import {
 import { type Lsn, lsnToString, readLsnLE } from './lsn.js';
 import { decodeBody, readRecordHeader, recordCrc, validRmid, type DecodedBody, type RecordHeader } from './record.js';
 import { segmentFileName } from './segment.js';
+import { type TimeLineHistoryEntry, tliInHistory } from './timeline.js';
 import { assert } from '../util/assert.js';
 import { u16le, u32le } from '../util/bytes.js';
 
@@ -53,7 +54,10 @@ export type EndOfWalReason =
   | 'bad-info-bits'
   /** xlp_pageaddr names another address: a recycled segment's old page, or a torn write. */
   | 'pageaddr-mismatch'
+  /** A page's timeline ID is below the previous page's (out-of-sequence timeline ID). */
   | 'timeline-regression'
+  /** A page's timeline ID is not in the timeline history being followed (setHistory). */
+  | 'unexpected-timeline'
   | 'missing-long-header'
   /** The long header's system identifier is another database system's (see `walSysid`). */
   | 'sysid-mismatch'
@@ -117,7 +121,11 @@ export interface ReaderOptions {
 export class XLogReader {
   private next: Lsn;
   private prev: Lsn;
+  /** The newest page validated (PostgreSQL's latestPagePtr) and its timeline (latestPageTLI). */
+  private latestPagePtr = -1;
   private lastTli = 0;
+  /** The history of the timeline being followed: page TLIs must be in it (null: not checked). */
+  private history: readonly TimeLineHistoryEntry[] | null = null;
   private recBuf: Uint8Array = new Uint8Array(64 * 1024);
   /** decodeBody's reason for a malformed body (reused). */
   private readonly bodyError = { why: '' };
@@ -128,6 +136,19 @@ export class XLogReader {
     this.next = start;
     this.prev = prev ?? -1;
     this.maxRecordBytes = opts.maxRecordBytes ?? 1024 * 1024 * 1024;
+  }
+
+  /**
+   * Follow `history` (newest first, readTimeLineHistory's order): from now on every page's
+   * timeline ID must be one of its timelines ("unexpected timeline ID"). A new history must
+   * contain the previous one's timelines (timelines are only ever followed upwards).
+   */
+  setHistory(history: readonly TimeLineHistoryEntry[]): void {
+    assert(history.length > 0, 'XLogReader: empty timeline history');
+    const prev = this.history;
+    assert(prev === null || prev.every((e) => history.some((h) => h.tli === e.tli)), 'XLogReader: a new timeline history must extend the one followed');
+    assert(prev === null || history[0]!.tli >= prev[0]!.tli, 'XLogReader: the followed timeline never decreases');
+    this.history = history;
   }
 
   get nextLsn(): Lsn {
@@ -144,8 +165,20 @@ export class XLogReader {
     return `in log segment ${segmentFileName(u32le(page, 4) || 1, Math.floor(pageLsn / segSize), segSize)}, offset ${pageLsn % segSize}`;
   }
 
-  /** Validate a page header; returns its size or what is wrong with it. */
+  /**
+   * Validate a page header; returns its size or what is wrong with it. A valid page becomes the
+   * latest page (its timeline the one later pages may not go below).
+   */
   private checkPage(page: Uint8Array, pageLsn: Lsn): number | PageFault {
+    const r = this.checkPageHeader(page, pageLsn);
+    if (typeof r === 'number' && pageLsn >= this.latestPagePtr) {
+      this.latestPagePtr = pageLsn;
+      this.lastTli = u32le(page, 4);
+    }
+    return r;
+  }
+
+  private checkPageHeader(page: Uint8Array, pageLsn: Lsn): number | PageFault {
     assert(page.length >= SIZE_OF_SHORT_PHD, 'checkPage: short page');
     const magic = u16le(page, 0);
     const segSize = this.opts.segSize;
@@ -157,8 +190,9 @@ export class XLogReader {
     const pageaddr = readLsnLE(page, 8);
     if (pageaddr !== pageLsn) return { reason: 'pageaddr-mismatch', message: `unexpected pageaddr ${lsnToString(pageaddr)} ${this.where(page, pageLsn)}` };
     const tli = u32le(page, 4);
-    if (tli < this.lastTli) return { reason: 'timeline-regression', message: `out-of-sequence timeline ID ${tli} (after ${this.lastTli}) ${this.where(page, pageLsn)}` };
-    this.lastTli = tli;
+    // (A page at or before the latest one may be re-read: only later pages are checked, as PostgreSQL does.)
+    if (pageLsn > this.latestPagePtr && tli < this.lastTli) return { reason: 'timeline-regression', message: `out-of-sequence timeline ID ${tli} (after ${this.lastTli}) ${this.where(page, pageLsn)}` };
+    if (this.history !== null && !tliInHistory(tli, this.history)) return { reason: 'unexpected-timeline', message: `unexpected timeline ID ${tli} ${this.where(page, pageLsn)}` };
     const long = pageLsn % segSize === 0;
     if (long) {
       if ((info & XLP_LONG_HEADER) === 0) return { reason: 'missing-long-header', message: `missing long page header ${this.where(page, pageLsn)}` };
@@ -315,7 +349,26 @@ export class ChunkPages {
   }
 }
 
-/** Reads pages from segment files of one timeline, caching 1 MiB chunks. */
+/**
+ * The timeline whose file holds segment `seg` (PostgreSQL's XLogFileReadAnyTLI order): the newest
+ * timeline of `history` that began in or before that segment. The segment holding a switch point
+ * is read from the new timeline's file (which starts with a copy of the old timeline's bytes).
+ */
+export function tliOfSegment(seg: number, segSize: number, history: readonly TimeLineHistoryEntry[]): number {
+  for (const e of history) {
+    if (e.begin === 0 || Math.floor(e.begin / segSize) <= seg) return e.tli;
+  }
+  return history[history.length - 1]!.tli;
+}
+
+/** A page source's timelines: one timeline, or a history (each segment from the timeline that covers it). */
+export type SegmentTimelines = number | readonly TimeLineHistoryEntry[];
+
+function segmentTli(seg: number, segSize: number, t: SegmentTimelines): number {
+  return typeof t === 'number' ? t : tliOfSegment(seg, segSize, t);
+}
+
+/** Reads pages from segment files of one timeline (or of a timeline history), caching 1 MiB chunks. */
 export class FileSegmentSource implements PageSource {
   private static readonly CHUNK = 1024 * 1024;
   private readonly chunk = Buffer.alloc(FileSegmentSource.CHUNK);
@@ -325,7 +378,13 @@ export class FileSegmentSource implements PageSource {
   private fd = -1;
   private fdSeg = -1;
 
-  constructor(private readonly walDir: string, private readonly tli: number, private readonly segSize: number) {}
+  constructor(private readonly walDir: string, private tli: SegmentTimelines, private readonly segSize: number) {}
+
+  /** Read segments per `history` from now on (a timeline was followed). */
+  setHistory(history: readonly TimeLineHistoryEntry[]): void {
+    this.tli = history;
+    this.close();
+  }
 
   readPage(pageLsn: Lsn, needBytes: number): Uint8Array | null {
     const C = Math.min(FileSegmentSource.CHUNK, this.segSize);
@@ -342,7 +401,7 @@ export class FileSegmentSource implements PageSource {
     const seg = Math.floor(chunkLsn / this.segSize);
     if (seg !== this.fdSeg) {
       this.close();
-      const base = path.join(this.walDir, segmentFileName(this.tli, seg, this.segSize));
+      const base = path.join(this.walDir, segmentFileName(segmentTli(seg, this.segSize, this.tli), seg, this.segSize));
       try {
         this.fd = fs.openSync(base, 'r');
       } catch {

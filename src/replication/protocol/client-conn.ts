@@ -47,6 +47,7 @@ import {
   type XLogData,
   RECEIVED_REPORT_PARAMETER,
 } from './messages.js';
+import { type Lsn, parseLsn } from '../../wal/lsn.js';
 import { md5ClientResponse, SCRAM_SHA_256, ScramClientExchange, type RandomBytes } from './scram.js';
 
 export interface ClientConnOptions {
@@ -77,6 +78,8 @@ export interface ResultSet {
   columns: ColumnSpec[];
   /** Cells as text (UTF-8), null for NULL. */
   rows: (string | null)[][];
+  /** The same cells as received (copies), for binary-safe values (TIMELINE_HISTORY's content). */
+  rawRows: (Uint8Array | null)[][];
 }
 
 export interface QueryResult {
@@ -383,13 +386,15 @@ export class ReplicationClientConn {
     const r = this.result!;
     const t = f.type;
     if (t === T('T')) {
-      this.currentSet = { columns: decodeRowDescription(f.body), rows: [] };
+      this.currentSet = { columns: decodeRowDescription(f.body), rows: [], rawRows: [] };
       r.resultSets.push(this.currentSet);
       return;
     }
     if (t === T('D')) {
       if (this.currentSet === null) throw Errors.protocolViolation('DataRow without RowDescription');
-      this.currentSet.rows.push(decodeDataRow(f.body).map(textCell));
+      const cells = decodeDataRow(f.body);
+      this.currentSet.rows.push(cells.map(textCell));
+      this.currentSet.rawRows.push(cells.map((c) => (c === null ? null : c.slice())));
       return;
     }
     if (t === T('C')) {
@@ -462,4 +467,36 @@ export class ReplicationClientConn {
     this.opts.onEvent({ type: 'error', error: err, fields });
     this.opts.onEvent({ type: 'closed' });
   }
+}
+
+/**
+ * What follows the end of a historic timeline's stream (walsender's result set after CopyDone:
+ * next_tli int8, next_tli_startpos text; receivelog.c ReadEndOfStreamingResult).
+ */
+export interface EndOfStreamingResult {
+  nextTli: number;
+  nextTliStart: Lsn;
+}
+
+/**
+ * The result of START_REPLICATION after both CopyDones: the next timeline (end of a historic
+ * timeline), or null (no result set: the stream ended without a timeline switch). Texts as
+ * libpqwalreceiver's and receivelog.c's.
+ */
+export function parseEndOfStreamingResult(r: QueryResult): EndOfStreamingResult | null {
+  if (r.error !== null) throw Errors.protocolViolation(`error reading result of streaming command: ${r.error.message}`);
+  const set = r.resultSets[0];
+  if (set === undefined) return null;
+  if (set.columns.length < 2 || set.rows.length !== 1) {
+    throw Errors.protocolViolation(`unexpected result set after end-of-timeline: got ${set.rows.length} rows and ${set.columns.length} fields, expected 1 rows and 2 fields`);
+  }
+  const [tliText, startText] = [set.rows[0]![0], set.rows[0]![1]];
+  if (tliText == null || !/^\d{1,10}$/.test(tliText)) throw Errors.protocolViolation(`unexpected result set after end-of-streaming: next timeline "${String(tliText)}"`);
+  let nextTliStart: Lsn;
+  try {
+    nextTliStart = parseLsn(startText ?? '');
+  } catch {
+    throw Errors.protocolViolation(`could not parse next timeline's starting point "${String(startText)}"`);
+  }
+  return { nextTli: Number(tliText), nextTliStart };
 }

@@ -1,0 +1,63 @@
+// Timeline following, the walreceiver's side: what a standby does with the timeline history of its
+// upstream (PostgreSQL's walreceiver.c WalRcvFetchTimeLineHistoryFiles and the fork check of
+// xlogrecovery.c rescanLatestTimeLine). Used by the walreceiver worker at the end of a historic
+// timeline and when it connects to an upstream on a newer timeline (re-pointed, or a promoted
+// cascade). Owns no state: reads and writes history files in pg_wal (durably, through
+// src/wal/timeline.ts writeTimeLineHistoryFile) and runs TIMELINE_HISTORY on the connection.
+
+import { Errors } from '../errors.js';
+import { assert } from '../util/assert.js';
+import { type Lsn } from '../wal/lsn.js';
+import {
+  existsTimeLineHistory, parseTimeLineHistory, readTimeLineHistory, TLHistoryFileName, tliInHistory, tliSwitchPoint,
+  type TimeLineHistoryEntry, writeTimeLineHistoryFile,
+} from '../wal/timeline.js';
+import type { WalRcvConnection } from './transport.js';
+
+/** A history file fetched from the upstream (not yet written). */
+interface FetchedHistory {
+  tli: number;
+  content: Uint8Array;
+}
+
+/**
+ * TIMELINE_HISTORY for each timeline in [first, last] whose history file pg_wal lacks (timeline 1
+ * has none), checked to be named as it should; returned, not written.
+ */
+async function fetchMissing(conn: WalRcvConnection, walDir: string, first: number, last: number): Promise<FetchedHistory[]> {
+  const out: FetchedHistory[] = [];
+  for (let tli = Math.max(first, 2); tli <= last; tli++) {
+    if (existsTimeLineHistory(walDir, tli)) continue;
+    const h = await conn.timelineHistory(tli);
+    if (h.fileName !== TLHistoryFileName(tli)) {
+      throw Errors.protocolViolation(`primary reported unexpected file name for timeline history file of timeline ${tli}`);
+    }
+    out.push({ tli, content: h.content });
+  }
+  return out;
+}
+
+/** The history of `tli`: from what was fetched, else from pg_wal. */
+function historyOf(walDir: string, tli: number, fetched: readonly FetchedHistory[]): TimeLineHistoryEntry[] {
+  const f = fetched.find((h) => h.tli === tli);
+  return f !== undefined ? parseTimeLineHistory(f.content, tli, TLHistoryFileName(tli)) : readTimeLineHistory(walDir, tli);
+}
+
+/**
+ * The upstream is on timeline `upstreamTli` (> `ourTli`, the timeline of our flushed WAL): fetch
+ * the history files we lack (WalRcvFetchTimeLineHistoryFiles), check that our timeline is in the
+ * upstream's history and that our flushed WAL does not go past the point where the upstream's
+ * history left our timeline (a standby that did would hold WAL the new primary never had:
+ * "new timeline %u forked off current database system timeline %u before current recovery point
+ * %X/%X"), and only then write them durably into pg_wal. Returns the upstream timeline's history.
+ */
+export async function adoptUpstreamHistory(conn: WalRcvConnection, walDir: string, ourTli: number, upstreamTli: number, flushed: Lsn): Promise<TimeLineHistoryEntry[]> {
+  assert(upstreamTli > ourTli, 'timeline-follow: the upstream timeline must be newer');
+  const fetched = await fetchMissing(conn, walDir, ourTli + 1, upstreamTli);
+  const history = historyOf(walDir, upstreamTli, fetched);
+  if (!tliInHistory(ourTli, history)) throw Errors.timelineNotAChild(upstreamTli, ourTli);
+  const { switchpoint } = tliSwitchPoint(ourTli, history);
+  if (flushed > switchpoint) throw Errors.timelineForkedOff(upstreamTli, ourTli, flushed, switchpoint);
+  for (const h of fetched) writeTimeLineHistoryFile(walDir, h.tli, h.content);
+  return history;
+}
