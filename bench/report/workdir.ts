@@ -14,6 +14,10 @@ export interface WorkDir {
   cleanup(): void;
 }
 
+/** Attempts of a removal that meets ENOTEMPTY/EBUSY (a thread still writing), and the first wait between them, ms. */
+const RM_RETRIES = 10;
+const RM_RETRY_DELAY_MS = 20;
+
 const live = new Set<WorkDir>();
 let signalsHooked = false;
 
@@ -22,7 +26,16 @@ function hookSignals(): void {
   signalsHooked = true;
   for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
     process.once(sig, () => {
-      for (const w of live) w.cleanup();
+      // The run's threads (a walwriter preparing segments, say) may still be creating files in
+      // it while this removes it: rmSync retries ENOTEMPTY (RM_RETRIES); what still cannot be
+      // removed is named in one line, and the process exits with the signal's code either way.
+      for (const w of live) {
+        try {
+          w.cleanup();
+        } catch (e) {
+          process.stderr.write(`walstream bench: could not remove ${w.root}: ${(e as Error).message}\n`);
+        }
+      }
       process.exit(code);
     });
   }
@@ -46,8 +59,8 @@ export function benchWorkDir(name: string, o: { dir?: string | undefined; keep?:
         process.stderr.write(`walstream bench ${name}: data kept in ${root}\n`);
         return;
       }
-      fs.rmSync(root, { recursive: true, force: true });
-      if (createdParent !== null) fs.rmSync(createdParent, { recursive: true, force: true });
+      fs.rmSync(root, { recursive: true, force: true, maxRetries: RM_RETRIES, retryDelay: RM_RETRY_DELAY_MS });
+      if (createdParent !== null) fs.rmSync(createdParent, { recursive: true, force: true, maxRetries: RM_RETRIES, retryDelay: RM_RETRY_DELAY_MS });
     },
   };
   live.add(w);
