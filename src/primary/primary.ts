@@ -36,56 +36,17 @@ import {
 import { FlushWaiter } from './flush-waiter.js';
 import { ReplicationServer, type ReplicationStatusRow } from '../replication/server.js';
 import { ReplicationSlots, type ReplicationSlotRow, type SlotData, type WalRetention } from '../replication/slots.js';
-import { SyncRepQueue, SyncWaiter, syncNotConfirmedError, type SyncWaitResult } from '../replication/syncrep-queue.js';
+import { SyncRepQueue, SyncWaiter, syncNotConfirmedError } from '../replication/syncrep-queue.js';
 import { waitModeOf } from '../replication/syncrep.js';
 import { type PrimaryOptions, type ResolvedPrimaryOptions, resolvePrimaryOptions, type SynchronousCommit } from './options.js';
 import { CKPT_DIR, initDataDir, readControlOrRefuse, recover, type RecoveryInfo } from './recovery.js';
 import { checkKey, checkTable, Transaction } from './transaction.js';
 import { cleanupAfterPromotion, type EndOfLog, promoteStep } from './promotion.js';
+import type { CommitResult, PrimaryStats, TransactionOptions } from './primary-types.js';
 
 export { Transaction };
 export type { RecoveryInfo };
-
-
-export interface TransactionOptions {
-  synchronousCommit?: SynchronousCommit;
-}
-
-/** What primary.commit() reports: where the commit ended and what the synchronous standbys confirmed. */
-export interface CommitResult {
-  lsn: Lsn;
-  /**
-   * False when the commit is durable locally but its wait for synchronous standbys ended without
-   * their confirmation (syncTimeoutMs with policy fail or degrade, or shutdown). Never a rollback.
-   */
-  confirmed: boolean;
-  /** The synchronous-replication wait, or null when the level did not wait for standbys. */
-  sync: SyncWaitResult | null;
-}
-
-
-export interface PrimaryStats {
-  systemIdentifier: string;
-  timeline: number;
-  walSegmentSize: number;
-  insertLsn: string;
-  writeLsn: string;
-  flushLsn: string;
-  commits: number;
-  walBytesInserted: number;
-  walWrites: number;
-  walFsyncs: number;
-  /** Flushes a lone commit did on its own thread (committerFlush); the rest of walFsyncs were the walwriter's. */
-  committerFlushes: number;
-  walBytesWritten: number;
-  ringWaits: number;
-  /** Of those, waits whose safety timeout expired although the walwriter had written (lost wake-ups; 0 unless a bug). */
-  ringWaitMissedWakeups: number;
-  checkpoints: number;
-  lastCheckpointLsn: string;
-  redoLsn: string;
-  store: { bytesUsed: number; bytesReserved: number; entries: number; tables: number };
-}
+export type { CommitResult, PrimaryStats, TransactionOptions };
 
 export class Primary extends EventEmitter {
   readonly dataDir: string;

@@ -35,12 +35,10 @@ import { EventEmitter } from 'node:events';
 import { type MessagePort, Worker } from 'node:worker_threads';
 import { errorFromInfo, Errors, WalstreamError } from '../errors.js';
 import { acquirePidFile, PID_FILE, releasePidFile } from '../storage/datadir.js';
-import { pgTimestampToDate } from '../replication/protocol/messages.js';
 import { CONTROL_FILE, type ControlData, DbState, DB_STATE_NAMES, readControl, writeControl } from '../storage/control.js';
 import { ReaderPool } from '../storage/reader-pool.js';
 import { readSnapshot, writeSnapshot } from '../storage/snapshot.js';
 import { type ScanEntry, type ScanOptions, SharedStore, type StoreReadView } from '../storage/store.js';
-import { nowPgMicros } from '../wal/consts.js';
 import { type Lsn, lsnToString } from '../wal/lsn.js';
 import { fsyncDir, listSegments, recycleOldSegments } from '../wal/segfile.js';
 import { segNo } from '../wal/segment.js';
@@ -48,10 +46,10 @@ import { adoptBaseBackup, withDirectorySettings } from './auto-conf.js';
 import { runBaseBackup, type BaseBackupResult } from './basebackup-client.js';
 import { displayConninfo, type PrimaryConninfo, resolveConninfo, type ResolvedStandbyOptions, resolveStandbyOptions, type StandbyMode, type StandbyOptions } from './options.js';
 import type { StartupConfig, StartupMessage } from './startup.js';
-import { IN_PROCESS_HOST } from './options.js';
 import { RingTransport, TcpTransport, type WalRcvTransport } from './transport.js';
 import { ReplayWaiters } from './replay-waiters.js';
-import { WalRcvData, type WalRcvStateName } from './walrcvdata.js';
+import { WalRcvData } from './walrcvdata.js';
+import { type WalReceiverStatus, walReceiverStatusRow } from './wal-receiver-status.js';
 import type { WalReceiverCommand, WalReceiverConfig, WalReceiverMessage } from './walreceiver.js';
 import { Primary, type RecoveryInfo } from '../primary/primary.js';
 import type { PrimaryOptions } from '../primary/options.js';
@@ -60,49 +58,12 @@ import { finishRecovery, initNewTimeline, promoteStep, type ReplayResume } from 
 /** Standby.promote's options: the new Primary's (its data directory is the standby's). */
 export type PromoteOptions = Omit<PrimaryOptions, 'dataDir'>;
 
+export type { WalReceiverStatus };
+
 const CKPT_DIR = 'checkpoints';
 /** How long close() waits for a worker to stop by itself before terminating it. */
 export const WORKER_STOP_TIMEOUT_MS = 10_000;
 
-/** pg_stat_wal_receiver's columns, plus replay position, lag figures and counters. */
-export interface WalReceiverStatus {
-  pid: number | null;
-  status: WalRcvStateName;
-  receive_start_lsn: string;
-  receive_start_tli: number;
-  written_lsn: string;
-  flushed_lsn: string;
-  received_tli: number;
-  last_msg_send_time: Date | null;
-  last_msg_receipt_time: Date | null;
-  latest_end_lsn: string;
-  latest_end_time: Date | null;
-  slot_name: string | null;
-  sender_host: string | null;
-  sender_port: number | null;
-  conninfo: string;
-  /** pg_last_wal_replay_lsn() (null in wal-only mode). */
-  replay_lsn: string | null;
-  /** pg_last_xact_replay_timestamp(): commit time of the last replayed transaction. */
-  last_xact_replay_timestamp: Date | null;
-  /** Bytes the primary reported (latest_end_lsn) but not yet written / flushed here. */
-  write_lag_bytes: number;
-  flush_lag_bytes: number;
-  /** Flushed here but not yet replayed. */
-  replay_lag_bytes: number;
-  /** now() - pg_last_xact_replay_timestamp(), in ms (null before any replayed commit). */
-  replay_delay_ms: number | null;
-  bytes_received: number;
-  fsyncs: number;
-  messages: number;
-  records_replayed: number;
-  replies_sent: number;
-  connects: number;
-  /** Of the WAL written, bytes written with O_DIRECT while catching up (walReceiverDirectIo). */
-  bytes_written_direct: number;
-  /** Apply reports put off by up to APPLY_REPORT_MAX_DELAY_MS because the primary asked for no prompt ones. */
-  apply_reports_put_off: number;
-}
 
 export interface RestartpointInfo {
   checkpointLsn: Lsn;
@@ -437,42 +398,14 @@ export class Standby extends EventEmitter {
   // ---- status -------------------------------------------------------------------------------
 
   receiverStatus(): WalReceiverStatus {
-    const s = this.walrcv.snapshot();
-    const date = (t: number) => (t > 0 ? pgTimestampToDate(t) : null);
-    const replica = this.mode === 'replica';
-    const streaming = s.state !== 'stopped' && (s.senderPort > 0 || s.senderHost === IN_PROCESS_HOST);
-    return {
+    return walReceiverStatusRow(this.walrcv.snapshot(), {
       pid: this.walreceiver?.threadId ?? null,
-      status: s.state,
-      receive_start_lsn: lsnToString(s.receiveStart),
-      receive_start_tli: s.receiveStartTli,
-      written_lsn: lsnToString(s.written),
-      flushed_lsn: lsnToString(s.flushed),
-      received_tli: s.receivedTli,
-      last_msg_send_time: date(s.lastSendTime),
-      last_msg_receipt_time: date(s.lastReceiptTime),
-      latest_end_lsn: lsnToString(s.latestWalEnd),
-      latest_end_time: date(s.latestWalEndTime),
-      slot_name: this.options.primarySlotName,
-      sender_host: streaming ? s.senderHost : null,
-      sender_port: streaming ? s.senderPort : null,
+      replica: this.mode === 'replica',
+      slotName: this.options.primarySlotName,
       conninfo: displayConninfo(this.options.primaryConninfo),
-      replay_lsn: replica ? lsnToString(s.replay) : null,
-      last_xact_replay_timestamp: replica ? date(s.lastCommitTime) : null,
-      write_lag_bytes: Math.max(0, s.latestWalEnd - s.written),
-      flush_lag_bytes: Math.max(0, s.latestWalEnd - s.flushed),
-      replay_lag_bytes: replica ? Math.max(0, s.flushed - s.replay) : 0,
-      replay_delay_ms: replica && s.lastCommitTime > 0 ? Math.max(0, (nowPgMicros() - s.lastCommitTime) / 1000) : null,
-      bytes_received: s.bytesReceived,
-      fsyncs: s.fsyncs,
-      messages: s.messages,
-      records_replayed: s.recordsReplayed,
-      replies_sent: s.repliesSent,
-      connects: s.connects,
-      bytes_written_direct: s.bytesWrittenDirect,
-      apply_reports_put_off: s.applyReportsPutOff,
-    };
+    });
   }
+
 
   /** Control file state, restartpoints made. */
   stats(): { state: string; redoLsn: string; minRecoveryPoint: string; restartpoints: number } {
