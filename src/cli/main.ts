@@ -7,6 +7,7 @@ import { WalstreamError } from '../errors.js';
 import { registerBenchCommands } from './bench.js';
 import { conninfoArg, intArg, numberArg, portArg, urlArg } from './options.js';
 import { dumpWal } from './waldump.js';
+import { maxRateArg } from './basebackup.js';
 
 /** Exit code of a usage error (bad option, unknown command); errors while running exit with 1. */
 const USAGE_EXIT = 2;
@@ -121,6 +122,21 @@ program
   .action(async (o: import('./standby.js').StandbyCliOptions) => {
     const { runStandby } = await import('./standby.js');
     await runStandby(o);
+  });
+
+program
+  .command('basebackup')
+  .description('fill an empty directory with a base backup from a primary, checked against its manifest (like pg_basebackup -X fetch + pg_verifybackup)')
+  .requiredOption('--primary <conninfo>', "primary_conninfo, e.g. 'host=127.0.0.1 port=5433 user=rep password=secret'", conninfoArg)
+  .requiredOption('--data <dir>', 'data directory (empty or missing)')
+  .option('--progress', 'show progress on stderr (a bar on a terminal, a line every 2 s otherwise)')
+  .addOption(new Option('--quiet', 'print nothing but errors').conflicts('progress'))
+  .option('--max-rate <rate>', 'MAX_RATE: kB/s, or with suffix k or M (32 kB/s to 1 GB/s)', maxRateArg)
+  .addOption(new Option('--checkpoint <mode>', 'CHECKPOINT on the primary').choices(['fast', 'spread']).default('fast'))
+  .addOption(new Option('--wal <method>', 'none: the standby streams WAL from the redo point; fetch: the WAL needed for consistency in the backup').choices(['fetch', 'none']).default('none'))
+  .action(async (o: import('./basebackup.js').BaseBackupCliOptions) => {
+    const { runBaseBackupCommand } = await import('./basebackup.js');
+    await runBaseBackupCommand(o);
   });
 
 program

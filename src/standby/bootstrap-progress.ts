@@ -36,6 +36,8 @@ export class BaseBackupProgressTracker {
   private readonly startedAt = performance.now();
   private lastEventAt = -Infinity;
   private finished = false;
+  /** Whether a total is known (announced or estimated); no event before, but the last. */
+  private estimated = false;
 
   constructor(private readonly listener: BaseBackupProgressListener | null, private readonly intervalMs = PROGRESS_EVENT_INTERVAL_MS) {}
 
@@ -46,6 +48,7 @@ export class BaseBackupProgressTracker {
 
   /** The total is at least this many bytes (e.g. the announced size plus one WAL segment). */
   raiseTotal(bytes: number): void {
+    this.estimated = true;
     if (bytes > this.bytesTotal) this.bytesTotal = bytes;
   }
 
@@ -61,7 +64,7 @@ export class BaseBackupProgressTracker {
   add(n: number): void {
     this.bytesDone += n;
     if (this.bytesDone > this.bytesTotal) this.bytesTotal = this.bytesDone;
-    if (this.listener === null) return;
+    if (this.listener === null || !this.estimated) return;
     const now = performance.now();
     if (now - this.lastEventAt < this.intervalMs) return;
     this.lastEventAt = now;
