@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { WalstreamError } from '../errors.js';
 import { registerBenchCommands } from './bench.js';
-import { conninfoArg, intArg, numberArg, portArg, urlArg } from './options.js';
+import { conninfoArg, intArg, maxRateArg, numberArg, portArg, urlArg } from './options.js';
 import { dumpWal } from './waldump.js';
 
 /** Exit code of a usage error (bad option, unknown command); errors while running exit with 1. */
@@ -135,6 +135,21 @@ program
   .action(async (o: { data: string; wait: boolean; timeout: number }) => {
     const { runPromote } = await import('./promote.js');
     await runPromote({ data: o.data, wait: o.wait, timeoutSeconds: o.timeout });
+  });
+
+program
+  .command('basebackup')
+  .description('fill an empty directory with a base backup from a primary, checked against its manifest (like pg_basebackup -X fetch + pg_verifybackup)')
+  .requiredOption('--primary <conninfo>', "primary_conninfo, e.g. 'host=127.0.0.1 port=5433 user=rep password=secret'", conninfoArg)
+  .requiredOption('--data <dir>', 'data directory (empty or missing)')
+  .option('--progress', 'show progress on stderr (a bar on a terminal, a line every 2 s otherwise)')
+  .addOption(new Option('--quiet', 'print nothing but errors').conflicts('progress'))
+  .option('--max-rate <rate>', 'MAX_RATE: kB/s, or with suffix k or M (32 kB/s to 1 GB/s)', maxRateArg)
+  .addOption(new Option('--checkpoint <mode>', 'CHECKPOINT on the primary').choices(['fast', 'spread']).default('fast'))
+  .addOption(new Option('--wal <method>', 'none: the standby streams WAL from the redo point; fetch: the WAL needed for consistency in the backup').choices(['fetch', 'none']).default('none'))
+  .action(async (o: import('./basebackup.js').BaseBackupCliOptions) => {
+    const { runBaseBackupCommand } = await import('./basebackup.js');
+    await runBaseBackupCommand(o);
   });
 
 program

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { InvalidArgumentError } from 'commander';
+import { MAX_RATE_LOWER, MAX_RATE_UPPER } from '../replication/protocol/command-options.js';
 import { parseConninfo } from '../standby/options.js';
 
 const INT = /^[+-]?\d+$/;
@@ -100,4 +101,14 @@ export function conninfoArg(v: string): string {
     throw new InvalidArgumentError(`Expected key=value pairs such as 'host=127.0.0.1 port=5433 user=rep' (${why}).`);
   }
   return v;
+}
+
+/** pg_basebackup's --max-rate: kB/s, or with a suffix k (kB/s) or M (MB/s), from 32 kB/s to 1 GB/s. */
+export function maxRateArg(v: string): number {
+  const m = /^\s*(\d+)\s*([kM]?)\s*$/.exec(v);
+  const kb = m ? Number(m[1]) * (m[2] === 'M' ? 1024 : 1) : NaN;
+  if (!Number.isSafeInteger(kb) || kb < MAX_RATE_LOWER || kb > MAX_RATE_UPPER) {
+    throw new InvalidArgumentError(`Expected a transfer rate in kB/s from ${MAX_RATE_LOWER} to ${MAX_RATE_UPPER}, optionally with the suffix k or M (e.g. 512, 100M).`);
+  }
+  return kb;
 }

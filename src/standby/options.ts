@@ -9,6 +9,7 @@ import { type StageTraceHandle, stageTraceOption } from '../util/stage-trace.js'
 import { Errors } from '../errors.js';
 import { validateSlotName } from '../replication/protocol/commands.js';
 import { boolOption, intOption } from '../util/option-checks.js';
+import type { BaseBackupProgressListener } from './bootstrap-progress.js';
 
 export type StandbyMode = 'replica' | 'wal-only';
 
@@ -94,6 +95,8 @@ export interface StandbyOptions {
   maxValueBytes?: number;
   /** Largest server message accepted (length word), in bytes. */
   maxMessageBytes?: number;
+  /** Progress of the base backup an empty data directory gets (bootstrap-progress.ts); not called otherwise. */
+  onBaseBackupProgress?: BaseBackupProgressListener;
 }
 
 export interface ResolvedStandbyOptions {
@@ -131,13 +134,14 @@ const KNOWN_OPTIONS = new Set([
   'dataDir', 'primaryConninfo', 'primary', 'walReceiverRingBytes', 'mode', 'primarySlotName', 'walReceiverStatusIntervalMs', 'walReceiverTimeoutMs',
   'walRetrieveRetryIntervalMs', 'walReceiverFlushAfterBytes', 'walReceiverMaxBufferedBytes', 'walInitZero', 'walReceiverDirectIo', 'stageTrace', 'connectTimeoutMs',
   'readerThreads', 'checkpointTimeoutMs', 'maxWalSizeBytes', 'minWalSizeBytes', 'maxBaseBackupBytes', 'maxStoreBytes', 'maxValueBytes',
-  'maxMessageBytes',
+  'maxMessageBytes', 'onBaseBackupProgress',
 ]);
 
 export function resolveStandbyOptions(o: StandbyOptions): ResolvedStandbyOptions {
   if (o === null || typeof o !== 'object') throw Errors.invalidOption('options', 'must be an object');
   for (const k of Object.keys(o)) if (!KNOWN_OPTIONS.has(k)) throw Errors.invalidOption(k, 'unknown option');
   if (typeof o.dataDir !== 'string' || o.dataDir.length === 0) throw Errors.invalidOption('dataDir', 'must be a non-empty path');
+  if (o.onBaseBackupProgress !== undefined && typeof o.onBaseBackupProgress !== 'function') throw Errors.invalidOption('onBaseBackupProgress', 'must be a function');
   const mode = o.mode ?? 'replica';
   if (mode !== 'replica' && mode !== 'wal-only') throw Errors.invalidOption('mode', `must be 'replica' or 'wal-only', got ${String(mode)}`);
   const slot = o.primarySlotName ?? null;

@@ -150,7 +150,7 @@ export class Standby extends EventEmitter {
         try {
           const conn = await transport.connect();
           try {
-            baseBackup = await runBaseBackup(conn, dataDir, options.maxBaseBackupBytes);
+            baseBackup = await runBaseBackup(conn, dataDir, { maxBytes: options.maxBaseBackupBytes, onProgress: opts.onBaseBackupProgress ?? null, wal: 'none' });
           } finally {
             conn.disconnect();
           }

@@ -77,8 +77,9 @@ export function finishCreateSlot(cmd: Extract<ReplicationCommand, { kind: 'CREAT
 
 const CHECKSUM_TYPES = ['NONE', 'CRC32C', 'SHA224', 'SHA256', 'SHA384', 'SHA512'] as const;
 const COMPRESSIONS = ['none', 'gzip', 'lz4', 'zstd'] as const;
-const MAX_RATE_LOWER = 32;
-const MAX_RATE_UPPER = 1_048_576;
+/** MAX_RATE bounds, kB/s (MAX_RATE_LOWER / MAX_RATE_UPPER of PostgreSQL's basebackup.c). */
+export const MAX_RATE_LOWER = 32;
+export const MAX_RATE_UPPER = 1_048_576;
 
 export function interpretBaseBackupOptions(options: GenericOption[]): BaseBackupOptions {
   const opt: BaseBackupOptions = {
