@@ -112,8 +112,8 @@ test('BASE_BACKUP: PostgreSQL 15 reply shape, archive contents, WAL pinned from 
   await new Promise((r) => setImmediate(r));
   assert.deepEqual(warnings.filter((w) => w.includes('File descriptor')), []);
 
-  // The backup's pin went with its end; the standby streams from the redo's segment (same connection here).
-  await waitFor(() => p.backupsInProgress().length === 0, 5000, 'backup pin released');
+  // The backup has ended (its WAL stays pinned while this connection lasts); the standby streams from the redo's segment (same connection here).
+  await waitFor(() => p.backupsInProgress().length === 0, 5000, 'backup ended');
   const redoSeg = segmentFileName(1, segNo(info.redoLsn, SEG), SEG);
   await load(p, 3000, 'post'); // fills the redo's segment (no checkpoint runs meanwhile)
   const start = segNo(info.redoLsn, SEG) * SEG;

@@ -413,15 +413,18 @@ export class ReplicationServer {
       fs.closeSync(fd);
       throw Errors.connectionFailure('walsender exited');
     }
-    // The pin lasts until the backup ends (backupDone: sent, failed or the client gone) or the walsender exits.
-    const unpin = this.host.pinWal(() => redo);
+    // The backup's files stay open until it ends (backupDone: sent, failed or the client gone). Its
+    // WAL from the redo point stays pinned until the connection ends: pg_basebackup -X stream keeps
+    // this connection open until its WAL stream (another connection, starting at this redo point,
+    // perhaps on a temporary slot reserved later) has reached the backup's end, and concurrent
+    // backups' checkpoints must not recycle that WAL meanwhile.
+    entry.unpins.push(this.host.pinWal(() => redo));
     entry.closeBackupFiles?.();
     let open = true;
     const close = () => {
       if (!open) return;
       open = false;
       fs.closeSync(fd);
-      unpin();
       entry.backupRedoLsn = null;
     };
     entry.closeBackupFiles = close;
@@ -431,7 +434,7 @@ export class ReplicationServer {
     return { type: 'backupStarted', redoLsn: redo, checkpointLsn: info.checkpointLsn, tli: info.tli, files };
   }
 
-  /** Base backups in progress: the walsender serving each and the redo point whose WAL it pins. */
+  /** Base backups whose archive is being sent: the walsender serving each and its redo point (whose WAL stays pinned until that connection ends). */
   backupsInProgress(): { pid: number; redoLsn: Lsn }[] {
     const out: { pid: number; redoLsn: Lsn }[] = [];
     for (const e of this.workers) if (e.backupRedoLsn !== null) out.push({ pid: e.id, redoLsn: e.backupRedoLsn });
