@@ -84,10 +84,13 @@ export async function runPrimary(o: PrimaryCliOptions): Promise<void> {
   }
   if (!o.quiet) p.on('log', (l: { level: string; message: string }) => console.error(`${l.level.toUpperCase()}: ${l.message}`));
   p.on('error', (e: Error) => console.error(`ERROR: ${e.message}`));
-  console.log(JSON.stringify({ listening: { host: o.host, port: p.port }, ...(metrics ? { metrics: metrics.url } : {}), systemIdentifier: p.systemIdentifier.toString(), timeline: p.timeline, flushLsn: p.stats().flushLsn, dataDir: p.dataDir }));
-  await untilSignal(async () => {
+  // The signal handlers go in before the ready line: a SIGTERM right after it must shut down
+  // cleanly, not meet the default disposition.
+  const stopped = untilSignal(async () => {
     await metrics?.close();
     await p.close();
   });
+  console.log(JSON.stringify({ listening: { host: o.host, port: p.port }, ...(metrics ? { metrics: metrics.url } : {}), systemIdentifier: p.systemIdentifier.toString(), timeline: p.timeline, flushLsn: p.stats().flushLsn, dataDir: p.dataDir }));
+  await stopped;
   console.error('shut down');
 }

@@ -51,7 +51,6 @@ export async function runStandby(o: StandbyCliOptions): Promise<void> {
   s.on('error', (e: Error) => console.error(`ERROR: ${e.message}`));
   s.on('restartpoint', (i: { redoLsn: number; segmentsRemoved: number; segmentsRecycled: number }) => console.error(`LOG: restartpoint at redo ${i.redoLsn}, ${i.segmentsRemoved} segments removed, ${i.segmentsRecycled} recycled`));
   const st = s.receiverStatus();
-  console.log(JSON.stringify({ standby: { dataDir: s.dataDir, mode: s.mode, systemIdentifier: s.systemIdentifier?.toString() ?? null, timeline: s.timeline, replayLsn: st.replay_lsn, conninfo: st.conninfo } }));
   const onHup = () => reloadPrimaryConninfo(s);
   process.on('SIGHUP', onHup);
   const timer = o.statusEveryMs > 0
@@ -77,7 +76,9 @@ export async function runStandby(o: StandbyCliOptions): Promise<void> {
         });
       })
     : () => undefined;
-  await untilSignal(async () => {
+  // The signal handlers go in before the ready line: a SIGTERM right after it must shut down
+  // cleanly, not meet the default disposition.
+  const stopped = untilSignal(async () => {
     stopWatching();
     if (promoting) await promoting;
     if (primary) await (primary as Primary).close();
@@ -86,6 +87,8 @@ export async function runStandby(o: StandbyCliOptions): Promise<void> {
     if (timer) clearInterval(timer);
     process.removeListener('SIGHUP', onHup);
   });
+  console.log(JSON.stringify({ standby: { dataDir: s.dataDir, mode: s.mode, systemIdentifier: s.systemIdentifier?.toString() ?? null, timeline: s.timeline, replayLsn: st.replay_lsn, conninfo: st.conninfo } }));
+  await stopped;
   console.error('shut down');
 }
 
