@@ -59,7 +59,17 @@ export function benchWorkDir(name: string, o: { dir?: string | undefined; keep?:
         process.stderr.write(`walstream bench ${name}: data kept in ${root}\n`);
         return;
       }
-      fs.rmSync(root, { recursive: true, force: true, maxRetries: RM_RETRIES, retryDelay: RM_RETRY_DELAY_MS });
+      // Renamed first: a thread of the run still creating files under the old path (a walwriter
+      // preparing a segment, after SIGINT) then gets ENOENT instead of refilling what is removed.
+      const doomed = `${root}.removing`;
+      let gone = root;
+      try {
+        fs.renameSync(root, doomed);
+        gone = doomed;
+      } catch {
+        // already gone, or not renamable: remove it where it is
+      }
+      fs.rmSync(gone, { recursive: true, force: true, maxRetries: RM_RETRIES, retryDelay: RM_RETRY_DELAY_MS });
       if (createdParent !== null) fs.rmSync(createdParent, { recursive: true, force: true, maxRetries: RM_RETRIES, retryDelay: RM_RETRY_DELAY_MS });
     },
   };
