@@ -41,9 +41,10 @@ export interface PgCluster {
   stop(): Promise<void>;
 }
 
-interface Account { uid: number; gid: number }
+export interface Account { uid: number; gid: number }
 
-function postgresAccount(): Account | undefined {
+/** As root, the `postgres` OS account PostgreSQL runs as (it refuses to run as root); else undefined. */
+export function postgresAccount(): Account | undefined {
   if (typeof process.getuid !== 'function' || process.getuid() !== 0) return undefined;
   const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('postgres:'));
   if (!line) throw new Error('running as root but there is no "postgres" account to run PostgreSQL as');

@@ -7,26 +7,17 @@
 // directories belong to the test, which removes them in its after() hook.
 
 import { spawn, spawnSync, type ChildProcess, type SpawnSyncOptions } from 'node:child_process';
-import { chownSync, mkdtempSync, readFileSync } from 'node:fs';
+import { chownSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, PG_BIN_DIR } from './pgcluster.js';
+import { postgresAccount } from './pgcluster.js';
 
 /** How long a server may take to start or to shut down, ms. */
 const START_TIMEOUT_MS = 30_000;
 const STOP_GRACE_MS = 15_000;
 /** Bound on one client tool run, ms. */
 const TOOL_TIMEOUT_MS = 60_000;
-
-interface Account { uid: number; gid: number }
-
-function postgresAccount(): Account | undefined {
-  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return undefined;
-  const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('postgres:'));
-  if (!line) throw new Error('running as root but there is no "postgres" account to run PostgreSQL as');
-  const f = line.split(':');
-  return { uid: Number(f[2]), gid: Number(f[3]) };
-}
 
 const account = postgresAccount();
 const asPg = account ? { uid: account.uid, gid: account.gid } : {};
