@@ -129,6 +129,15 @@ export function registerBenchCommands(program: Command): void {
       }));
     });
 
+  withCommon(bench.command('basebackup'))
+    .description('base backup MB/s for the same amount of data: pg_basebackup from walstream, pg_basebackup from a real PostgreSQL 15 primary, walstream\'s own bootstrap, beside cp -a + fsync of the same files; interleaved rounds, medians')
+    .option('--mib <n>', 'data per primary in MiB (integer >= 1)', intArg(1), 256)
+    .option('--runs <n>', 'interleaved rounds, one copy of each way per round (integer >= 1)', intArg(1), 3)
+    .option('--no-real-pg', 'skip the real PostgreSQL 15 primary')
+    .action(async (o: OutputOptions & WorkOptions & { mib: number; runs: number; realPg: boolean }) => {
+      await runBench('basebackup', o, (h, progress) => h.runBaseBackupBench({ mib: o.mib, runs: o.runs, realPg: o.realPg, dir: o.dir, keep: o.keep === true, progress }));
+    });
+
   bench
     .command('report')
     .description('print a result saved with --json as the table again, or write its HTML report')
