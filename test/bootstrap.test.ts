@@ -61,6 +61,7 @@ test('a 200 MiB bootstrap: progress monotonic to the exact total, the manifest c
   assert.ok(bb.archiveBytes > BIG_VALUES * MIB, `archive of ${bb.archiveBytes} bytes`);
   assert.equal(bb.filesVerified, 4, 'backup_label, WALSTREAM_VERSION, the control file and the snapshot checked against the manifest');
   assert.ok(events.length >= 2, `${events.length} progress events`);
+  assert.ok(events[0]!.bytesTotal >= bb.announcedBytes, 'the size PROGRESS announced before the archive is the total from the first event on');
   for (let i = 1; i < events.length; i++) {
     assert.ok(events[i]!.bytesDone >= events[i - 1]!.bytesDone, 'bytesDone never decreases');
     assert.ok(events[i]!.bytesTotal >= events[i - 1]!.bytesTotal, 'bytesTotal never decreases');

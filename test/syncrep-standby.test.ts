@@ -16,6 +16,7 @@ import { XLOG_BLCKSZ } from '../src/wal/consts.js';
 import { FileSegmentSource, XLogReader } from '../src/wal/reader.js';
 import { freePort } from './helpers/pgcluster.js';
 import { waitFor } from './helpers/rawpg.js';
+import { killStandbyChildren, StandbyChild } from './helpers/standby-proc.js';
 import { rmrf, tmpDir } from './helpers/tmp.js';
 
 const SEG = 1 << 20;
@@ -80,49 +81,61 @@ test('remote_apply is readable on the synchronous standby at once; the potential
   assert.deepEqual(changes.filter(([n]) => n === 's2').map(([, st]) => st).slice(-2), ['sync', 'potential']);
 });
 
-test('walSenderAsyncDelayMs: while commits wait for the synchronous standby, the potential one gets WAL in batches (0: at every flush)', async (t) => {
-  // Batching means fewer messages to the potential standby than to the synchronous one in the same
-  // run (each commit waits for the synchronous standby before the next is made, so that one gets
-  // a message per commit); with 0, more messages than with batching in the same run. Counts taken
-  // in one run, so they hold whatever this machine's speed today.
-  const DELAY_MS = 50;
-  let batchedMessages = -1;
+test('walSenderAsyncDelayMs: while commits wait for the synchronous standby, the potential one gets WAL at most once per delay (0: at every flush)', async (t) => {
+  // Deterministic waiting: the synchronous standby is a child process stopped with SIGSTOP while a
+  // synchronous_commit=on commit waits for it, so commits wait for the whole measured window
+  // whatever this machine's speed. Meanwhile commits at synchronous_commit=local make flushes. The
+  // potential standby may get at most one message per delay in that window, plus slack for a
+  // keepalive or a send before the waiting commit joined the queue (a bound taken from the window
+  // this run measured, never a latency); with 0 it gets
+  // WAL at every flush it sees, more than that bound. When the synchronous standby resumes, the
+  // waiting commit is confirmed and the potential standby has everything.
+  const DELAY_MS = 500;
+  const LOCAL_COMMITS = 200;
+  const SLACK_MESSAGES = 2;
+  t.after(() => killStandbyChildren());
   for (const delayMs of [DELAY_MS, 0]) {
     const dir = tmpDir('walstream-asyncdelay-');
-    const p = await Primary.open({ dataDir: path.join(dir, 'p'), walSegmentSize: SEG, checkpointTimeoutMs: 0, port: 0, synchronousStandbyNames: 'FIRST 1 (s1, s2)', walSenderAsyncDelayMs: delayMs });
-    const standbys: Standby[] = [];
+    const p = await Primary.open({
+      dataDir: path.join(dir, 'p'), walSegmentSize: SEG, checkpointTimeoutMs: 0, port: 0, users: { rep: 'pw' },
+      synchronousStandbyNames: 'FIRST 1 (child, s2)', walSenderAsyncDelayMs: delayMs,
+    });
+    let s2: Standby | null = null;
+    const s1 = new StandbyChild(path.join(dir, 's1'), p.port!);
     try {
-      standbys.push(await openStandby(path.join(dir, 's1'), p.port!, 's1'));
-      standbys.push(await openStandby(path.join(dir, 's2'), p.port!, 's2'));
-      const [s1, s2] = standbys as [Standby, Standby];
+      await s1.line('ready ');
+      s2 = await Standby.open({
+        dataDir: path.join(dir, 's2'), primaryConninfo: { host: '127.0.0.1', port: p.port!, user: 'rep', password: 'pw', applicationName: 's2' },
+        walRetrieveRetryIntervalMs: 100, checkpointTimeoutMs: 0, readerThreads: 0,
+      });
       const states = () => Object.fromEntries(p.replicationStatus().map((r) => [r.application_name, r.sync_state]));
-      await waitFor(() => states().s1 === 'sync' && states().s2 === 'potential', 10_000, 's1 sync, s2 potential');
-      await s2.waitForReplay(p.flushLsn);
-      const m1 = s1.receiverStatus().messages;
+      await waitFor(() => states().child === 'sync' && states().s2 === 'potential', 30_000, 'child sync, s2 potential');
+      await s2.waitForReplay(p.flushLsn, 30_000);
+
+      process.kill(s1.proc.pid!, 'SIGSTOP');
+      const waiting = p.commit((tx) => tx.put('t', 'waits', 1), { synchronousCommit: 'on' });
       const m2 = s2.receiverStatus().messages;
-      const N = 300;
+      const f0 = p.stats().walFsyncs;
       const t0 = performance.now();
-      for (let i = 0; i < N; i++) {
-        const r = await p.commit((tx) => tx.put('t', `d${i}`, i), { synchronousCommit: 'on' });
-        assert.equal(r.sync?.outcome, 'confirmed');
-      }
-      // The potential standby is not left behind once commits stop waiting.
-      await s2.waitForReplay(p.flushLsn, 10_000);
-      const elapsedMs = performance.now() - t0;
-      assert.equal(s2.get('t', `d${N - 1}`), N - 1);
-      const d1 = s1.receiverStatus().messages - m1;
+      for (let i = 0; i < LOCAL_COMMITS; i++) await p.transaction((tx) => tx.put('t', `d${i}`, i), { synchronousCommit: 'local' });
+      const windowMs = performance.now() - t0;
       const d2 = s2.receiverStatus().messages - m2;
-      t.diagnostic(`walSenderAsyncDelayMs ${delayMs}: XLogData+keepalive messages, sync ${d1}, potential ${d2}, ${elapsedMs.toFixed(0)} ms`);
-      // Each commit waits for the synchronous standby before the next is made: one send each.
-      assert.ok(d1 >= N, `the synchronous standby gets WAL at every commit (${d1})`);
-      if (delayMs > 0) {
-        assert.ok(d2 * 2 < d1, `the potential standby gets it in batches: ${d2} messages, the synchronous one ${d1}`);
-        batchedMessages = d2;
-      } else {
-        assert.ok(d2 > batchedMessages, `with 0, at every flush: ${d2} messages, ${batchedMessages} with batching`);
-      }
+      const flushes = p.stats().walFsyncs - f0;
+      const bound = Math.ceil(windowMs / DELAY_MS) + SLACK_MESSAGES;
+      t.diagnostic(`walSenderAsyncDelayMs ${delayMs}: potential standby got ${d2} messages in ${windowMs.toFixed(0)} ms (${flushes} flushes; at most ${bound} with a ${DELAY_MS} ms delay)`);
+      assert.ok(flushes >= LOCAL_COMMITS, `each synchronous_commit=local commit flushed (${flushes})`);
+      if (delayMs > 0) assert.ok(d2 <= bound, `batched: ${d2} messages, at most ${bound} in ${windowMs.toFixed(0)} ms`);
+      else assert.ok(d2 > bound, `with 0, WAL at every flush: ${d2} messages (batching would allow at most ${bound})`);
+
+      process.kill(s1.proc.pid!, 'SIGCONT');
+      assert.equal((await waiting).sync?.outcome, 'confirmed');
+      await s2.waitForReplay(p.flushLsn, 30_000);
+      assert.equal(s2.get('t', `d${LOCAL_COMMITS - 1}`), LOCAL_COMMITS - 1);
+      assert.equal(s2.get('t', 'waits'), 1);
     } finally {
-      for (const s of standbys) await s.close();
+      if (s1.proc.exitCode === null && s1.proc.signalCode === null) process.kill(s1.proc.pid!, 'SIGCONT');
+      await s1.kill('SIGTERM');
+      await s2?.close();
       await p.close();
       rmrf(dir);
     }

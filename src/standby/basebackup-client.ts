@@ -344,13 +344,16 @@ export async function runBaseBackup(conn: WalRcvConnection, dataDir: string, opt
   let manifestBytes = 0;
   let failure: WalstreamError | null = null;
   try {
-    const result = await conn.baseBackup(baseBackupCommand(opts), (payload) => {
+    const result = await conn.baseBackup(baseBackupCommand(opts), (payload, headerSets) => {
       if (failure !== null) return;
       try {
         const kind = payload.length > 0 ? String.fromCharCode(payload[0]!) : '';
         if (kind === 'n') {
           archives++;
           if (archives > 1) throw bad('more than one archive (tablespaces are not supported)');
+          // PROGRESS: the tablespace row's size (kB) was announced before the archive.
+          const announcedKb = headerSets[1]?.rows[0]?.[2];
+          if (announcedKb != null && /^\d{1,15}$/.test(announcedKb)) progress.announce(Number(announcedKb) * 1024);
           if (inManifest) throw bad('archive after the manifest');
         } else if (kind === 'd') {
           if (inManifest) {

@@ -9,7 +9,7 @@
 
 import { Errors, WalstreamError } from '../errors.js';
 import {
-  type ClientConnEvent, type EndOfStreamingResult, parseEndOfStreamingResult, type QueryResult, ReplicationClientConn,
+  type ClientConnEvent, type EndOfStreamingResult, parseEndOfStreamingResult, type QueryResult, ReplicationClientConn, type ResultSet,
 } from '../replication/protocol/client-conn.js';
 
 import { formatStartReplication } from '../replication/protocol/commands.js';
@@ -438,8 +438,8 @@ export class StreamConnection implements WalRcvConnection {
     return { fileName: row[0] ?? '', content: set.rawRows[0]![1] ?? new Uint8Array(0) };
   }
 
-  async baseBackup(command: string, onCopyData: (payload: Uint8Array) => void): Promise<QueryResult> {
-    this.copySink = onCopyData;
+  async baseBackup(command: string, onCopyData: (payload: Uint8Array, headerSets: readonly ResultSet[]) => void): Promise<QueryResult> {
+    this.copySink = (payload) => onCopyData(payload, this.conn.partialResultSets);
     try {
       // The archive may take long: no answer timeout (the socket's failure ends it).
       return await this.query(command, 2_147_483_647);

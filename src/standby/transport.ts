@@ -24,7 +24,7 @@
 import net from 'node:net';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Errors, WalstreamError } from '../errors.js';
-import type { EndOfStreamingResult, QueryResult } from '../replication/protocol/client-conn.js';
+import type { EndOfStreamingResult, QueryResult, ResultSet } from '../replication/protocol/client-conn.js';
 
 export type { EndOfStreamingResult };
 import type { StandbyStatusUpdate } from '../replication/protocol/messages.js';
@@ -103,8 +103,12 @@ export interface WalRcvConnection {
   endStreaming(timeoutMs: number): Promise<EndOfStreamingResult | null>;
   /** TIMELINE_HISTORY tli: the file's name and its bytes. */
   timelineHistory(tli: number): Promise<{ fileName: string; content: Uint8Array }>;
-  /** BASE_BACKUP: `onCopyData` gets each COPY OUT payload (kind byte first), a view valid during the call. */
-  baseBackup(command: string, onCopyData: (payload: Uint8Array) => void): Promise<QueryResult>;
+  /**
+   * BASE_BACKUP: `onCopyData` gets each COPY OUT payload (kind byte first), a view valid during the
+   * call, and the result sets received before it (the start position and, with PROGRESS, the
+   * announced size arrive before the archive).
+   */
+  baseBackup(command: string, onCopyData: (payload: Uint8Array, headerSets: readonly ResultSet[]) => void): Promise<QueryResult>;
   disconnect(): void;
 }
 

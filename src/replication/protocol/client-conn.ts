@@ -128,6 +128,11 @@ export class ReplicationClientConn {
   private currentSet: ResultSet | null = null;
   private serverCopyDone = false;
   private clientCopyDone = false;
+
+  /** The result sets of the query in progress received so far (BASE_BACKUP's header rows arrive before its COPY). */
+  get partialResultSets(): readonly ResultSet[] {
+    return this.result?.resultSets ?? [];
+  }
   private pumping = false;
   readonly parameters = new Map<string, string>();
   processId = 0;
