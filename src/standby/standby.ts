@@ -43,6 +43,7 @@ import { type Lsn, lsnToString } from '../wal/lsn.js';
 import { fsyncDir, listSegments, recycleOldSegments } from '../wal/segfile.js';
 import { segNo } from '../wal/segment.js';
 import { adoptBaseBackup, withDirectorySettings } from './auto-conf.js';
+import { receiveTimelineAt, recordReplayTimeline } from './timeline-follow.js';
 import { runBaseBackup, type BaseBackupResult } from './basebackup-client.js';
 import { displayConninfo, type PrimaryConninfo, resolveConninfo, type ResolvedStandbyOptions, resolveStandbyOptions, type StandbyMode, type StandbyOptions } from './options.js';
 import type { StartupConfig, StartupMessage } from './startup.js';
@@ -213,6 +214,9 @@ export class Standby extends EventEmitter {
           case 'checkpoint':
             this.onCheckpointReplayed(m);
             break;
+          case 'timeline':
+            this.onReplayTimeline(m);
+            break;
           case 'failed':
             reject(errorFromInfo(m.error));
             this.fail(errorFromInfo(m.error));
@@ -225,7 +229,8 @@ export class Standby extends EventEmitter {
       startup.once('exit', () => reject(this.failure ?? Errors.closed('startup worker')));
     });
     const end = await localEnd;
-    this.startWalReceiver(end);
+    // (Streaming resumes on the timeline of our end of WAL, as RequestXLogStreaming asks for it.)
+    this.startWalReceiver(end, receiveTimelineAt(this.walDir, c.tli, end));
     await this.waitForReplay(c.minRecoveryPoint, Infinity);
     this.emit('consistent', { lsn: this.walrcv.replay });
   }
@@ -243,7 +248,7 @@ export class Standby extends EventEmitter {
     this.startWalReceiver(start);
   }
 
-  private startWalReceiver(startLsn: Lsn | null): void {
+  private startWalReceiver(startLsn: Lsn | null, tli = this.control?.tli ?? 0): void {
     const o = this.options;
     const c = this.control;
     const cfg: WalReceiverConfig = {
@@ -256,7 +261,7 @@ export class Standby extends EventEmitter {
       dataDir: this.dataDir,
       slotName: o.primarySlotName,
       sysid: c === null ? null : c.sysid.toString(),
-      tli: c?.tli ?? 0,
+      tli,
       segSize: c?.segSize ?? 0,
       startLsn,
       statusIntervalMs: o.walReceiverStatusIntervalMs,
@@ -305,6 +310,17 @@ export class Standby extends EventEmitter {
   private onTimelineFollowed(m: { tli: number; prevTli: number; switchpoint: Lsn }): void {
     if (this.mode === 'wal-only') this.control = readControl(this.dataDir);
     this.emit('timeline', { tli: m.tli, prevTli: m.prevTli, switchpoint: m.switchpoint });
+  }
+
+  /**
+   * Replay moved onto a newer timeline (startup's rescanLatestTimeLine): the control file records
+   * it (minRecoveryPointTLI), so a restart replays along that timeline's history.
+   */
+  private onReplayTimeline(m: StartupMessage & { type: 'timeline' }): void {
+    const c = this.control;
+    if (c === null || m.tli <= c.tli) return;
+    this.control = recordReplayTimeline(this.dataDir, c, m.tli);
+    this.emit('replayTimeline', { tli: m.tli, prevTli: m.prevTli, switchpoint: m.switchpoint });
   }
 
   // ---- re-pointing ----------------------------------------------------------------------------
@@ -441,11 +457,12 @@ export class Standby extends EventEmitter {
 
   private async restartpoint(m: { lsn: Lsn; end: Lsn; redo: Lsn; nextXid: number }): Promise<RestartpointInfo> {
     const store = this.store!;
-    const prev = this.control!;
     const snapshotName = snapshotNameFor(m.redo);
     const ckptDir = path.join(this.dataDir, CKPT_DIR);
     await writeSnapshot(store, path.join(ckptDir, snapshotName), new Uint8Array(0));
     fsyncDir(ckptDir);
+    // (Read after the snapshot: replay may have moved the control file to a newer timeline meanwhile.)
+    const prev = this.control!;
     // Everything the snapshot can hold was applied, hence flushed, before this read.
     const minRecoveryPoint = Math.max(this.walrcv.flushed, m.end, prev.minRecoveryPoint);
     const next: ControlData = {

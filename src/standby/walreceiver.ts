@@ -384,9 +384,8 @@ class WalReceiver {
             this.sendReply(conn, true, false);
             const next = await conn.endStreaming(m.endOfTimeline ? this.cfg.timeoutMs > 0 ? this.cfg.timeoutMs : this.cfg.connectTimeoutMs : END_STREAMING_TIMEOUT_MS);
             this.inCopy = false;
-            if (next !== null && this.cfg.mode === 'wal-only') return { next, stopPos: expected };
-            const what = next === null ? m.reason : `end of timeline ${this.tli} (replica mode does not follow a timeline switch yet; next timeline ${next.nextTli})`;
-            throw Errors.connectionFailure(`replication terminated by primary server: ${what} at ${lsnToString(expected)}`);
+            if (next !== null) return { next, stopPos: expected };
+            throw Errors.connectionFailure(`replication terminated by primary server: ${m.reason} at ${lsnToString(expected)}`);
           }
           case 'error':
             throw m.error;
