@@ -97,6 +97,14 @@ export interface StandbyOptions {
   maxMessageBytes?: number;
   /** Progress of the base backup an empty data directory gets (bootstrap-progress.ts); not called otherwise. */
   onBaseBackupProgress?: BaseBackupProgressListener;
+  /**
+   * Rejoining after a failover (src/standby/rejoin.ts): a directory whose WAL goes past the point
+   * where the upstream's timeline forked off its own (an old primary that committed past the fork,
+   * a standby ahead of the promoted one) is refused by default (WS_REJOIN_DIVERGED); with true it
+   * is moved aside to `<dataDir>.diverged-<time>` and rebuilt from a base backup of the upstream
+   * (PostgreSQL would need pg_rewind or a new base backup). Default false.
+   */
+  rebuildIfDiverged?: boolean;
 }
 
 export interface ResolvedStandbyOptions {
@@ -125,6 +133,7 @@ export interface ResolvedStandbyOptions {
   maxStoreBytes: number;
   maxValueBytes: number;
   maxMessageBytes: number;
+  rebuildIfDiverged: boolean;
 }
 
 const INT32_MAX = 2_147_483_647;
@@ -134,7 +143,7 @@ const KNOWN_OPTIONS = new Set([
   'dataDir', 'primaryConninfo', 'primary', 'walReceiverRingBytes', 'mode', 'primarySlotName', 'walReceiverStatusIntervalMs', 'walReceiverTimeoutMs',
   'walRetrieveRetryIntervalMs', 'walReceiverFlushAfterBytes', 'walReceiverMaxBufferedBytes', 'walInitZero', 'walReceiverDirectIo', 'stageTrace', 'connectTimeoutMs',
   'readerThreads', 'checkpointTimeoutMs', 'maxWalSizeBytes', 'minWalSizeBytes', 'maxBaseBackupBytes', 'maxStoreBytes', 'maxValueBytes',
-  'maxMessageBytes', 'onBaseBackupProgress',
+  'maxMessageBytes', 'onBaseBackupProgress', 'rebuildIfDiverged',
 ]);
 
 export function resolveStandbyOptions(o: StandbyOptions): ResolvedStandbyOptions {
@@ -196,6 +205,7 @@ export function resolveStandbyOptions(o: StandbyOptions): ResolvedStandbyOptions
     maxStoreBytes: intOption('maxStoreBytes', o.maxStoreBytes ?? 1024 * 1024 * 1024, 1 << 20, Number.MAX_SAFE_INTEGER),
     maxValueBytes: intOption('maxValueBytes', o.maxValueBytes ?? 16 * 1024 * 1024, 1, 256 * 1024 * 1024),
     maxMessageBytes: intOption('maxMessageBytes', o.maxMessageBytes ?? 64 * 1024 * 1024, 1 << 16, 1 << 30),
+    rebuildIfDiverged: boolOption('rebuildIfDiverged', o.rebuildIfDiverged ?? false),
   };
 }
 

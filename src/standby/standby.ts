@@ -43,11 +43,12 @@ import { type Lsn, lsnToString } from '../wal/lsn.js';
 import { fsyncDir, listSegments, recycleOldSegments } from '../wal/segfile.js';
 import { segNo } from '../wal/segment.js';
 import { adoptBaseBackup, withDirectorySettings } from './auto-conf.js';
-import { receiveTimelineAt, recordReplayTimeline } from './timeline-follow.js';
+import { fetchStartTimelineHistory, receiveTimelineAt, recordReplayTimeline } from './timeline-follow.js';
+import { isPrimaryState, prepareRejoin, type RejoinInfo } from './rejoin.js';
 import { runBaseBackup, type BaseBackupResult } from './basebackup-client.js';
 import { displayConninfo, type PrimaryConninfo, resolveConninfo, type ResolvedStandbyOptions, resolveStandbyOptions, type StandbyMode, type StandbyOptions } from './options.js';
 import type { StartupConfig, StartupMessage } from './startup.js';
-import { RingTransport, TcpTransport, type WalRcvTransport } from './transport.js';
+import { RingTransport, TcpTransport, type WalRcvConnection, type WalRcvTransport } from './transport.js';
 import { ReplayWaiters } from './replay-waiters.js';
 import { WalRcvData } from './walrcvdata.js';
 import { type WalReceiverStatus, walReceiverStatusRow } from './wal-receiver-status.js';
@@ -92,6 +93,8 @@ export class Standby extends EventEmitter {
   readonly walrcv: WalRcvData;
   /** Set when the data directory was filled by a base backup during this open(). */
   baseBackup: BaseBackupResult | null = null;
+  /** Set when open() checked the directory against the upstream's timeline (src/standby/rejoin.ts): an old primary's, or rebuildIfDiverged. */
+  rejoin: RejoinInfo | null = null;
   private control: ControlData | null;
   private startup: Worker | null = null;
   private walreceiver: Worker | null = null;
@@ -136,8 +139,10 @@ export class Standby extends EventEmitter {
     fs.mkdirSync(dataDir, { recursive: true });
     acquirePidFile(dataDir); // before a base backup too: one owner fills the directory
     let baseBackup: BaseBackupResult | null = null;
+    let rejoin: RejoinInfo | null = null;
     try {
-      if (control === null && options.mode === 'replica') {
+      // One connection to the upstream outside streaming (rejoin check, base backup).
+      const withUpstream = async <T>(fn: (conn: WalRcvConnection) => Promise<T>): Promise<T> => {
         const topts = {
           connectTimeoutMs: options.connectTimeoutMs,
           commandTimeoutMs: options.walReceiverTimeoutMs > 0 ? options.walReceiverTimeoutMs : options.connectTimeoutMs,
@@ -151,13 +156,27 @@ export class Standby extends EventEmitter {
         try {
           const conn = await transport.connect();
           try {
-            baseBackup = await runBaseBackup(conn, dataDir, { maxBytes: options.maxBaseBackupBytes, onProgress: opts.onBaseBackupProgress ?? null, wal: 'none' });
+            return await fn(conn);
           } finally {
             conn.disconnect();
           }
         } finally {
           listener?.close();
         }
+      };
+      // An old primary's directory (or, asked to, any replica's) rejoining after a failover.
+      if (control !== null && options.mode === 'replica' && (isPrimaryState(control) || options.rebuildIfDiverged)) {
+        const r = await prepareRejoin(dataDir, control, withUpstream, options.rebuildIfDiverged);
+        control = r.control;
+        rejoin = r.info;
+      }
+      if (control === null && options.mode === 'replica') {
+        baseBackup = await withUpstream(async (conn) => {
+          const b = await runBaseBackup(conn, dataDir, { maxBytes: options.maxBaseBackupBytes, onProgress: opts.onBaseBackupProgress ?? null, wal: 'none' });
+          fs.mkdirSync(path.join(dataDir, 'pg_wal'), { recursive: true });
+          await fetchStartTimelineHistory(conn, path.join(dataDir, 'pg_wal'), b.control.tli);
+          return b;
+        });
         control = baseBackup.control;
       }
       fs.mkdirSync(path.join(dataDir, 'pg_wal'), { recursive: true });
@@ -178,6 +197,7 @@ export class Standby extends EventEmitter {
       }
       s = new Standby({ options, control, store, walrcv });
       s.baseBackup = baseBackup;
+      s.rejoin = rejoin;
       if (options.mode === 'replica') await s.startReplica();
       else s.startWalOnly();
       return s;
@@ -589,9 +609,12 @@ function inspectDataDir(dataDir: string, mode: StandbyMode): ControlData | null 
     if (fresh) return null;
     throw Errors.notADataDir(dataDir, `it is not empty and has no ${CONTROL_FILE}`);
   }
-  if (control.state !== DbState.InArchiveRecovery && control.state !== DbState.ShutDownInRecovery) {
-    throw Errors.notADataDir(dataDir, `its control file says "${DB_STATE_NAMES[control.state] ?? control.state}": it belongs to a primary, a standby starts from a base backup`);
+  // (A primary's directory is opened as a standby: rejoin.ts checks it against the upstream first.)
+  const primaryDir = isPrimaryState(control);
+  if (!primaryDir && control.state !== DbState.InArchiveRecovery && control.state !== DbState.ShutDownInRecovery) {
+    throw Errors.notADataDir(dataDir, `its control file says "${DB_STATE_NAMES[control.state] ?? control.state}"`);
   }
+  if (primaryDir && mode === 'wal-only') throw Errors.notADataDir(dataDir, `its control file says "${DB_STATE_NAMES[control.state]}": it belongs to a primary; open it with mode 'replica' to rejoin`);
   const walOnly = control.snapshotName === '';
   if (walOnly && mode === 'replica') throw Errors.notADataDir(dataDir, 'it holds WAL only (made in wal-only mode): there is no checkpoint to replay from');
   if (!walOnly && mode === 'wal-only') throw Errors.notADataDir(dataDir, "it is a replica's directory; open it with mode 'replica'");

@@ -86,3 +86,17 @@ export function recordReplayTimeline(dataDir: string, control: ControlData, tli:
   writeControl(dataDir, next);
   return next;
 }
+
+/**
+ * A base backup of an upstream on timeline `tli` > 1: fetch that timeline's history file into
+ * pg_wal (durably) unless it is there, before replay starts (the backup's first WAL may hold
+ * pages of the parent timeline: the switch segment). PostgreSQL's walreceiver fetches the history
+ * of its start timeline the same way (WalRcvFetchTimeLineHistoryFiles from startpointTLI).
+ */
+export async function fetchStartTimelineHistory(conn: WalRcvConnection, walDir: string, tli: number): Promise<void> {
+  const fetched = await fetchMissing(conn, walDir, tli, tli);
+  for (const h of fetched) {
+    parseTimeLineHistory(h.content, h.tli, TLHistoryFileName(h.tli)); // (checked before it is written)
+    writeTimeLineHistoryFile(walDir, h.tli, h.content);
+  }
+}
