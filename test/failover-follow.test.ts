@@ -135,3 +135,34 @@ test('a replica re-pointed to a promoted standby follows timeline 2 while stream
     await p.close().catch(() => undefined);
   }
 });
+
+test('promoteTriggerFile (promote_trigger_file): the file appearing promotes the standby with promoteOptions', async () => {
+  const root = tmpDir('walstream-trigger-');
+  dirs.push(root);
+  const p = await Primary.open({ dataDir: path.join(root, 'p'), walSegmentSize: SEG, port: 0, checkpointTimeoutMs: 0 });
+  const trigger = path.join(root, 'failover.trigger');
+  let s: Standby | null = null;
+  try {
+    await assert.rejects(
+      Standby.open({ dataDir: path.join(root, 'w'), primaryConninfo: conninfo(p.port!), mode: 'wal-only', promoteTriggerFile: trigger }),
+      /"promoteTriggerFile": needs mode 'replica'/,
+    );
+    await assert.rejects(Standby.open({ dataDir: path.join(root, 'x'), primaryConninfo: conninfo(p.port!), promoteOptions: { dataDir: 'y' } as never }), /"promoteOptions": must not set dataDir/);
+    s = await Standby.open({ dataDir: path.join(root, 's'), primaryConninfo: conninfo(p.port!), readerThreads: 0, promoteTriggerFile: trigger, promoteOptions: { port: 0, checkpointTimeoutMs: 0 } });
+    const end = await load(p, 'a', 200);
+    await s.waitForReplay(end, 30_000);
+    await p.close();
+    const promoted = new Promise<{ tli: number }>((resolve) => s!.once('promoted', resolve));
+    fs.writeFileSync(trigger, '');
+    assert.equal((await promoted).tli, 2);
+    const np = s.promoted!;
+    assert.equal(np.timeline, 2);
+    assert.equal(typeof np.port, 'number', 'serves replication on promoteOptions.port');
+    assert.ok(!fs.existsSync(trigger), 'the trigger file is removed');
+    assert.equal((s.get('t', 'a199') as { i: number }).i, 199);
+    await np.close();
+  } finally {
+    await s?.close().catch(() => undefined);
+    await p.close().catch(() => undefined);
+  }
+});

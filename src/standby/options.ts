@@ -4,12 +4,14 @@
 // limit carries its unit. Also parses libpq-style conninfo strings ('host=… port=… user=…').
 
 import os from 'node:os';
+import path from 'node:path';
 import type { MessagePort } from 'node:worker_threads';
 import { type StageTraceHandle, stageTraceOption } from '../util/stage-trace.js';
 import { Errors } from '../errors.js';
 import { validateSlotName } from '../replication/protocol/commands.js';
 import { boolOption, intOption } from '../util/option-checks.js';
 import type { BaseBackupProgressListener } from './bootstrap-progress.js';
+import type { PrimaryOptions } from '../primary/options.js';
 
 export type StandbyMode = 'replica' | 'wal-only';
 
@@ -105,6 +107,15 @@ export interface StandbyOptions {
    * (PostgreSQL would need pg_rewind or a new base backup). Default false.
    */
   rebuildIfDiverged?: boolean;
+  /**
+   * promote_trigger_file (PostgreSQL 15): when this file appears, the standby (replica mode)
+   * removes it and promotes itself with `promoteOptions`, as promote() would; the promote signal
+   * file `<dataDir>/promote` (walstream promote, pg_ctl promote) counts too. Checked on SIGUSR1
+   * and every PROMOTE_POLL_MS (1 s). Default: none (only promote() promotes).
+   */
+  promoteTriggerFile?: string | null;
+  /** The new primary's options when promoteTriggerFile fires (its `port` to serve replication, ...). */
+  promoteOptions?: Omit<PrimaryOptions, 'dataDir'>;
 }
 
 export interface ResolvedStandbyOptions {
@@ -134,6 +145,9 @@ export interface ResolvedStandbyOptions {
   maxValueBytes: number;
   maxMessageBytes: number;
   rebuildIfDiverged: boolean;
+  /** Absolute path, or null. */
+  promoteTriggerFile: string | null;
+  promoteOptions: Omit<PrimaryOptions, 'dataDir'>;
 }
 
 const INT32_MAX = 2_147_483_647;
@@ -143,7 +157,7 @@ const KNOWN_OPTIONS = new Set([
   'dataDir', 'primaryConninfo', 'primary', 'walReceiverRingBytes', 'mode', 'primarySlotName', 'walReceiverStatusIntervalMs', 'walReceiverTimeoutMs',
   'walRetrieveRetryIntervalMs', 'walReceiverFlushAfterBytes', 'walReceiverMaxBufferedBytes', 'walInitZero', 'walReceiverDirectIo', 'stageTrace', 'connectTimeoutMs',
   'readerThreads', 'checkpointTimeoutMs', 'maxWalSizeBytes', 'minWalSizeBytes', 'maxBaseBackupBytes', 'maxStoreBytes', 'maxValueBytes',
-  'maxMessageBytes', 'onBaseBackupProgress', 'rebuildIfDiverged',
+  'maxMessageBytes', 'onBaseBackupProgress', 'rebuildIfDiverged', 'promoteTriggerFile', 'promoteOptions',
 ]);
 
 export function resolveStandbyOptions(o: StandbyOptions): ResolvedStandbyOptions {
@@ -206,6 +220,8 @@ export function resolveStandbyOptions(o: StandbyOptions): ResolvedStandbyOptions
     maxValueBytes: intOption('maxValueBytes', o.maxValueBytes ?? 16 * 1024 * 1024, 1, 256 * 1024 * 1024),
     maxMessageBytes: intOption('maxMessageBytes', o.maxMessageBytes ?? 64 * 1024 * 1024, 1 << 16, 1 << 30),
     rebuildIfDiverged: boolOption('rebuildIfDiverged', o.rebuildIfDiverged ?? false),
+    promoteTriggerFile: triggerFileOption(o.promoteTriggerFile, mode),
+    promoteOptions: promoteOptionsOption(o.promoteOptions),
   };
 }
 
@@ -328,4 +344,18 @@ export function displayConninfo(c: Required<PrimaryConninfo>): string {
   if (c.password !== null) parts.push('password=********');
   parts.push('dbname=replication', `host=${q(c.host)}`, `port=${c.port}`, `application_name=${q(c.applicationName)}`);
   return parts.join(' ');
+}
+
+function triggerFileOption(v: unknown, mode: StandbyMode): string | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'string' || v.length === 0) throw Errors.invalidOption('promoteTriggerFile', 'must be a non-empty path (or null)');
+  if (mode !== 'replica') throw Errors.invalidOption('promoteTriggerFile', "needs mode 'replica' (a wal-only standby cannot be promoted)");
+  return path.resolve(v);
+}
+
+function promoteOptionsOption(v: unknown): Omit<PrimaryOptions, 'dataDir'> {
+  if (v === undefined) return {};
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw Errors.invalidOption('promoteOptions', "must be an object of the new primary's options");
+  if ('dataDir' in v) throw Errors.invalidOption('promoteOptions', "must not set dataDir (the promoted primary keeps the standby's)");
+  return v as Omit<PrimaryOptions, 'dataDir'>;
 }

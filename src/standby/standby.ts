@@ -45,10 +45,11 @@ import { segNo } from '../wal/segment.js';
 import { adoptBaseBackup, withDirectorySettings } from './auto-conf.js';
 import { fetchStartTimelineHistory, receiveTimelineAt, recordReplayTimeline } from './timeline-follow.js';
 import { isPrimaryState, prepareRejoin, type RejoinInfo } from './rejoin.js';
+import { watchPromoteSignal } from './promote-signal.js';
 import { runBaseBackup, type BaseBackupResult } from './basebackup-client.js';
 import { displayConninfo, type PrimaryConninfo, resolveConninfo, type ResolvedStandbyOptions, resolveStandbyOptions, type StandbyMode, type StandbyOptions } from './options.js';
 import type { StartupConfig, StartupMessage } from './startup.js';
-import { RingTransport, TcpTransport, type WalRcvConnection, type WalRcvTransport } from './transport.js';
+import { upstreamRunner } from './upstream-command.js';
 import { ReplayWaiters } from './replay-waiters.js';
 import { WalRcvData } from './walrcvdata.js';
 import { type WalReceiverStatus, walReceiverStatusRow } from './wal-receiver-status.js';
@@ -109,6 +110,8 @@ export class Standby extends EventEmitter {
   /** Where the startup worker stopped (set by its 'stopped' message): a promotion resumes there. */
   private startupStopped: ReplayResume | null = null;
   private promoting: Promise<Primary> | null = null;
+  /** Stops watching for promoteTriggerFile (null: not watching). */
+  private stopPromoteWatch: (() => void) | null = null;
   /** The Primary this standby became (promote()): it owns the directory and store from then on. */
   private promotedTo: Primary | null = null;
 
@@ -141,29 +144,7 @@ export class Standby extends EventEmitter {
     let baseBackup: BaseBackupResult | null = null;
     let rejoin: RejoinInfo | null = null;
     try {
-      // One connection to the upstream outside streaming (rejoin check, base backup).
-      const withUpstream = async <T>(fn: (conn: WalRcvConnection) => Promise<T>): Promise<T> => {
-        const topts = {
-          connectTimeoutMs: options.connectTimeoutMs,
-          commandTimeoutMs: options.walReceiverTimeoutMs > 0 ? options.walReceiverTimeoutMs : options.connectTimeoutMs,
-          maxMessageBytes: options.maxMessageBytes,
-          maxBufferedBytes: options.walReceiverMaxBufferedBytes,
-        };
-        const listener = options.inProcess?.inProcessListener() ?? null;
-        const transport: WalRcvTransport = listener !== null
-          ? new RingTransport(listener, options.primaryConninfo, { ...topts, ringBytes: options.walReceiverRingBytes, spinIterations: 0 })
-          : new TcpTransport(options.primaryConninfo, topts);
-        try {
-          const conn = await transport.connect();
-          try {
-            return await fn(conn);
-          } finally {
-            conn.disconnect();
-          }
-        } finally {
-          listener?.close();
-        }
-      };
+      const withUpstream = upstreamRunner(options);
       // An old primary's directory (or, asked to, any replica's) rejoining after a failover.
       if (control !== null && options.mode === 'replica' && (isPrimaryState(control) || options.rebuildIfDiverged)) {
         const r = await prepareRejoin(dataDir, control, withUpstream, options.rebuildIfDiverged);
@@ -200,6 +181,7 @@ export class Standby extends EventEmitter {
       s.rejoin = rejoin;
       if (options.mode === 'replica') await s.startReplica();
       else s.startWalOnly();
+      s.watchPromoteTrigger();
       return s;
     } catch (e) {
       if (s !== null) await s.close().catch(() => undefined);
@@ -512,6 +494,8 @@ export class Standby extends EventEmitter {
     if (this.mode !== 'replica') return Promise.reject(Errors.promoteNotPossible('a wal-only standby has no store to promote'));
     if (this.promoting !== null) return this.promoting;
     if (this.closing !== null) return Promise.reject(Errors.closed('standby'));
+    this.stopPromoteWatch?.();
+    this.stopPromoteWatch = null;
     this.promoting = this.runPromotion(opts);
     return this.promoting;
   }
@@ -546,6 +530,22 @@ export class Standby extends EventEmitter {
     return primary;
   }
 
+  /**
+   * promoteTriggerFile (promote_trigger_file): promote once the file (or the promote signal file)
+   * appears, with promoteOptions; a failure is reported as 'error' and the standby keeps running.
+   */
+  private watchPromoteTrigger(): void {
+    const file = this.options.promoteTriggerFile;
+    if (file === null) return;
+    this.stopPromoteWatch = watchPromoteSignal(this.dataDir, file, () => {
+      this.stopPromoteWatch = null;
+      if (this.closing !== null) return;
+      this.promote(this.options.promoteOptions).catch((e: unknown) => {
+        this.emit('error', e instanceof WalstreamError ? e : Errors.promoteNotPossible((e as Error).message));
+      });
+    });
+  }
+
   /** The Primary this standby was promoted to, or null. */
   get promoted(): Primary | null {
     return this.promotedTo;
@@ -556,6 +556,8 @@ export class Standby extends EventEmitter {
   /** Stop streaming and replay, close the reader pool, release the data directory. */
   close(): Promise<void> {
     if (this.closing) return this.closing;
+    this.stopPromoteWatch?.();
+    this.stopPromoteWatch = null;
     this.closing = (async () => {
       if (this.promoting !== null) await this.promoting.catch(() => undefined);
       if (this.promotedTo !== null) {
