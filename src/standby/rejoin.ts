@@ -16,6 +16,8 @@
 //    it, it is refused (WS_REJOIN_DIVERGED, naming both positions) unless rebuildIfDiverged, which
 //    moves the directory aside (renamed to `<dataDir>.diverged-<UTC time>`, never deleted) for a
 //    fresh base backup of the upstream into `dataDir`.
+// The upstream must be reachable for the check: if it is not, Standby.open fails with the
+// connection error and changes nothing (the caller retries).
 
 import fs from 'node:fs';
 import path from 'node:path';
