@@ -15,7 +15,7 @@
 
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -171,6 +171,9 @@ test('walstream rejoin: one error line when diverged; --rebuild-if-diverged move
       c.stderr.on('data', (d) => (stderr += d));
       c.once('close', (status) => resolve({ status, stdout, stderr }));
     });
+    const usage = spawnSync(process.execPath, [main, 'rejoin', '--data', f.pdir], { encoding: 'utf8' });
+    assert.equal(usage.status, 2);
+    assert.equal(usage.stderr.trim(), "walstream: required option '--primary <conninfo>' not specified");
     const refused = await run([]);
     assert.equal(refused.status, 1, refused.stderr);
     const lines = refused.stderr.trim().split('\n');
