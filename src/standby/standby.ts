@@ -475,6 +475,8 @@ export class Standby extends EventEmitter {
     this.restartpoints++;
     this.lastRestartpointAt = performance.now();
     if (prev.snapshotName !== snapshotName) fs.rmSync(path.join(ckptDir, prev.snapshotName), { force: true });
+    // Segments of every timeline (and `.partial` ones) before the redo point go, history files stay
+    // (RemoveOldXlogFiles, xlog.c: the timeline part of the name is ignored).
     // Future names start past the walreceiver's current segment (it may be creating the next one).
     const segSize = prev.segSize;
     const maxFutureSegments = Math.floor(Math.max(this.options.minWalSizeBytes, this.options.maxWalSizeBytes) / segSize);
