@@ -104,7 +104,9 @@ export interface StandbyOptions {
    * where the upstream's timeline forked off its own (an old primary that committed past the fork,
    * a standby ahead of the promoted one) is refused by default (WS_REJOIN_DIVERGED); with true it
    * is moved aside to `<dataDir>.diverged-<time>` and rebuilt from a base backup of the upstream
-   * (PostgreSQL would need pg_rewind or a new base backup). Default false.
+   * (PostgreSQL would need pg_rewind or a new base backup). Default false. The check (always made
+   * for a primary's directory, and for any directory with this option) needs the upstream: open()
+   * fails with the connection error, changing nothing, while it cannot be reached.
    */
   rebuildIfDiverged?: boolean;
   /**
