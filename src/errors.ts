@@ -83,6 +83,17 @@ export const Errors = {
     `new timeline ${newTli} forked off current database system timeline ${curTli} before current recovery point ${lsnText(flushed)}`,
     { detail: `The new timeline's history leaves timeline ${curTli} at ${lsnText(switchpoint)}; this standby has flushed WAL up to ${lsnText(flushed)}.` },
   ]),
+  /**
+   * Rejoining after a failover: this directory's WAL goes past the point where the upstream's
+   * timeline forked off ours (an old primary that committed past the fork). Names both positions.
+   */
+  rejoinDiverged: def('WS_REJOIN_DIVERGED', '55000', (dir: string, newTli: number, curTli: number, fork: number, endOfWal: number, asideHint: string) => [
+    `data directory "${dir}" has diverged from timeline ${newTli}: its WAL on timeline ${curTli} ends at ${lsnText(endOfWal)}, past the fork point ${lsnText(fork)}`,
+    {
+      detail: `Timeline ${newTli} forked off timeline ${curTli} at ${lsnText(fork)}; this directory holds WAL (and maybe commits) from ${lsnText(fork)} to ${lsnText(endOfWal)} that the new primary never had.`,
+      hint: `Rebuild it from a base backup of the new primary: rebuildIfDiverged: true (walstream rejoin --rebuild-if-diverged) moves the old contents aside to ${asideHint} first.`,
+    },
+  ]),
   /** The upstream's timeline history does not contain our timeline. */
   timelineNotAChild: def('WS_TIMELINE_NOT_A_CHILD', 'XX000', (newTli: number, curTli: number) => `new timeline ${newTli} is not a child of database system timeline ${curTli}`),
   replicationTimeout: def('WS_REPLICATION_TIMEOUT', '08006', (who: string) => `terminating ${who} due to replication timeout`),

@@ -216,9 +216,10 @@ test('clear errors: system identifier mismatch, a primary data directory, bad op
     } finally {
       await s2.close();
     }
+    // A running primary's directory: in use (a stopped one could rejoin as a standby: rejoin.test).
     await assert.rejects(
       Standby.open({ dataDir: path.join(dir, 'p1'), primaryConninfo: { host: '127.0.0.1', port: p2.port!, user: 'u' } }),
-      (e: unknown) => e instanceof WalstreamError && e.code === 'WS_NOT_A_DATA_DIR' && /belongs to a primary/.test(e.detail ?? ''),
+      (e: unknown) => e instanceof WalstreamError && e.code === 'WS_DATA_DIR_IN_USE',
     );
     fs.mkdirSync(path.join(dir, 'junk'));
     fs.writeFileSync(path.join(dir, 'junk', 'x'), 'x');

@@ -138,6 +138,17 @@ program
   });
 
 program
+  .command('rejoin')
+  .description("make an old primary's data directory a standby of the new primary after a failover (refused if it wrote past the fork point, unless rebuilt), then stop")
+  .requiredOption('--data <dir>', "the old primary's (or a standby's) data directory")
+  .requiredOption('--primary <conninfo>', "the new primary's conninfo, e.g. 'host=127.0.0.1 port=5433 user=rep password=secret'", conninfoArg)
+  .option('--rebuild-if-diverged', 'if it diverged: move the directory aside (DIR.diverged-<time>) and take a base backup of the new primary')
+  .action(async (o: import('./rejoin.js').RejoinCliOptions) => {
+    const { runRejoin } = await import('./rejoin.js');
+    await runRejoin(o);
+  });
+
+program
   .command('basebackup')
   .description('fill an empty directory with a base backup from a primary, checked against its manifest (like pg_basebackup -X fetch + pg_verifybackup)')
   .requiredOption('--primary <conninfo>', "primary_conninfo, e.g. 'host=127.0.0.1 port=5433 user=rep password=secret'", conninfoArg)

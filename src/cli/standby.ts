@@ -49,6 +49,7 @@ export async function runStandby(o: StandbyCliOptions): Promise<void> {
   });
   s.on('warning', (e: Error) => console.error(`WARNING: ${e.message}`));
   s.on('error', (e: Error) => console.error(`ERROR: ${e.message}`));
+  s.on('replayTimeline', (m: { tli: number }) => console.error(`LOG: new target timeline is ${m.tli}`));
   s.on('restartpoint', (i: { redoLsn: number; segmentsRemoved: number; segmentsRecycled: number }) => console.error(`LOG: restartpoint at redo ${i.redoLsn}, ${i.segmentsRemoved} segments removed, ${i.segmentsRecycled} recycled`));
   const st = s.receiverStatus();
   const onHup = () => reloadPrimaryConninfo(s);

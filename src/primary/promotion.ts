@@ -61,8 +61,11 @@ export interface EndOfLog {
 
 /** Step 1: replay the rest of pg_wal on the old timeline into the store. */
 export function finishRecovery(walDir: string, control: ControlData, store: SharedStore, resume: ReplayResume): EndOfLog {
-  const src = new FileSegmentSource(walDir, control.tli, control.segSize);
+  // (A standby that followed a timeline switch: older segments are its parents' files.)
+  const history = readTimeLineHistory(walDir, control.tli);
+  const src = new FileSegmentSource(walDir, history, control.segSize);
   const reader = new XLogReader(src, { segSize: control.segSize, sysid: control.sysid }, resume.next, resume.prev >= 0 ? resume.prev : null);
+  reader.setHistory(history);
   let lastXid = resume.lastXid;
   let records = 0;
   try {

@@ -4,12 +4,14 @@
 // limit carries its unit. Also parses libpq-style conninfo strings ('host=… port=… user=…').
 
 import os from 'node:os';
+import path from 'node:path';
 import type { MessagePort } from 'node:worker_threads';
 import { type StageTraceHandle, stageTraceOption } from '../util/stage-trace.js';
 import { Errors } from '../errors.js';
 import { validateSlotName } from '../replication/protocol/commands.js';
 import { boolOption, intOption } from '../util/option-checks.js';
 import type { BaseBackupProgressListener } from './bootstrap-progress.js';
+import type { PrimaryOptions } from '../primary/options.js';
 
 export type StandbyMode = 'replica' | 'wal-only';
 
@@ -97,6 +99,25 @@ export interface StandbyOptions {
   maxMessageBytes?: number;
   /** Progress of the base backup an empty data directory gets (bootstrap-progress.ts); not called otherwise. */
   onBaseBackupProgress?: BaseBackupProgressListener;
+  /**
+   * Rejoining after a failover (src/standby/rejoin.ts): a directory whose WAL goes past the point
+   * where the upstream's timeline forked off its own (an old primary that committed past the fork,
+   * a standby ahead of the promoted one) is refused by default (WS_REJOIN_DIVERGED); with true it
+   * is moved aside to `<dataDir>.diverged-<time>` and rebuilt from a base backup of the upstream
+   * (PostgreSQL would need pg_rewind or a new base backup). Default false. The check (always made
+   * for a primary's directory, and for any directory with this option) needs the upstream: open()
+   * fails with the connection error, changing nothing, while it cannot be reached.
+   */
+  rebuildIfDiverged?: boolean;
+  /**
+   * promote_trigger_file (PostgreSQL 15): when this file appears, the standby (replica mode)
+   * removes it and promotes itself with `promoteOptions`, as promote() would; the promote signal
+   * file `<dataDir>/promote` (walstream promote, pg_ctl promote) counts too. Checked on SIGUSR1
+   * and every PROMOTE_POLL_MS (1 s). Default: none (only promote() promotes).
+   */
+  promoteTriggerFile?: string | null;
+  /** The new primary's options when promoteTriggerFile fires (its `port` to serve replication, ...). */
+  promoteOptions?: Omit<PrimaryOptions, 'dataDir'>;
 }
 
 export interface ResolvedStandbyOptions {
@@ -125,6 +146,10 @@ export interface ResolvedStandbyOptions {
   maxStoreBytes: number;
   maxValueBytes: number;
   maxMessageBytes: number;
+  rebuildIfDiverged: boolean;
+  /** Absolute path, or null. */
+  promoteTriggerFile: string | null;
+  promoteOptions: Omit<PrimaryOptions, 'dataDir'>;
 }
 
 const INT32_MAX = 2_147_483_647;
@@ -134,7 +159,7 @@ const KNOWN_OPTIONS = new Set([
   'dataDir', 'primaryConninfo', 'primary', 'walReceiverRingBytes', 'mode', 'primarySlotName', 'walReceiverStatusIntervalMs', 'walReceiverTimeoutMs',
   'walRetrieveRetryIntervalMs', 'walReceiverFlushAfterBytes', 'walReceiverMaxBufferedBytes', 'walInitZero', 'walReceiverDirectIo', 'stageTrace', 'connectTimeoutMs',
   'readerThreads', 'checkpointTimeoutMs', 'maxWalSizeBytes', 'minWalSizeBytes', 'maxBaseBackupBytes', 'maxStoreBytes', 'maxValueBytes',
-  'maxMessageBytes', 'onBaseBackupProgress',
+  'maxMessageBytes', 'onBaseBackupProgress', 'rebuildIfDiverged', 'promoteTriggerFile', 'promoteOptions',
 ]);
 
 export function resolveStandbyOptions(o: StandbyOptions): ResolvedStandbyOptions {
@@ -196,6 +221,9 @@ export function resolveStandbyOptions(o: StandbyOptions): ResolvedStandbyOptions
     maxStoreBytes: intOption('maxStoreBytes', o.maxStoreBytes ?? 1024 * 1024 * 1024, 1 << 20, Number.MAX_SAFE_INTEGER),
     maxValueBytes: intOption('maxValueBytes', o.maxValueBytes ?? 16 * 1024 * 1024, 1, 256 * 1024 * 1024),
     maxMessageBytes: intOption('maxMessageBytes', o.maxMessageBytes ?? 64 * 1024 * 1024, 1 << 16, 1 << 30),
+    rebuildIfDiverged: boolOption('rebuildIfDiverged', o.rebuildIfDiverged ?? false),
+    promoteTriggerFile: triggerFileOption(o.promoteTriggerFile, mode),
+    promoteOptions: promoteOptionsOption(o.promoteOptions),
   };
 }
 
@@ -318,4 +346,18 @@ export function displayConninfo(c: Required<PrimaryConninfo>): string {
   if (c.password !== null) parts.push('password=********');
   parts.push('dbname=replication', `host=${q(c.host)}`, `port=${c.port}`, `application_name=${q(c.applicationName)}`);
   return parts.join(' ');
+}
+
+function triggerFileOption(v: unknown, mode: StandbyMode): string | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'string' || v.length === 0) throw Errors.invalidOption('promoteTriggerFile', 'must be a non-empty path (or null)');
+  if (mode !== 'replica') throw Errors.invalidOption('promoteTriggerFile', "needs mode 'replica' (a wal-only standby cannot be promoted)");
+  return path.resolve(v);
+}
+
+function promoteOptionsOption(v: unknown): Omit<PrimaryOptions, 'dataDir'> {
+  if (v === undefined) return {};
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw Errors.invalidOption('promoteOptions', "must be an object of the new primary's options");
+  if ('dataDir' in v) throw Errors.invalidOption('promoteOptions', "must not set dataDir (the promoted primary keeps the standby's)");
+  return v as Omit<PrimaryOptions, 'dataDir'>;
 }

@@ -43,10 +43,13 @@ import { type Lsn, lsnToString } from '../wal/lsn.js';
 import { fsyncDir, listSegments, recycleOldSegments } from '../wal/segfile.js';
 import { segNo } from '../wal/segment.js';
 import { adoptBaseBackup, withDirectorySettings } from './auto-conf.js';
+import { fetchStartTimelineHistory, receiveTimelineAt, recordReplayTimeline } from './timeline-follow.js';
+import { isPrimaryState, prepareRejoin, type RejoinInfo } from './rejoin.js';
+import { watchPromoteSignal } from './promote-signal.js';
 import { runBaseBackup, type BaseBackupResult } from './basebackup-client.js';
 import { displayConninfo, type PrimaryConninfo, resolveConninfo, type ResolvedStandbyOptions, resolveStandbyOptions, type StandbyMode, type StandbyOptions } from './options.js';
 import type { StartupConfig, StartupMessage } from './startup.js';
-import { RingTransport, TcpTransport, type WalRcvTransport } from './transport.js';
+import { upstreamRunner } from './upstream-command.js';
 import { ReplayWaiters } from './replay-waiters.js';
 import { WalRcvData } from './walrcvdata.js';
 import { type WalReceiverStatus, walReceiverStatusRow } from './wal-receiver-status.js';
@@ -91,6 +94,8 @@ export class Standby extends EventEmitter {
   readonly walrcv: WalRcvData;
   /** Set when the data directory was filled by a base backup during this open(). */
   baseBackup: BaseBackupResult | null = null;
+  /** Set when open() checked the directory against the upstream's timeline (src/standby/rejoin.ts): an old primary's, or rebuildIfDiverged. */
+  rejoin: RejoinInfo | null = null;
   private control: ControlData | null;
   private startup: Worker | null = null;
   private walreceiver: Worker | null = null;
@@ -105,6 +110,8 @@ export class Standby extends EventEmitter {
   /** Where the startup worker stopped (set by its 'stopped' message): a promotion resumes there. */
   private startupStopped: ReplayResume | null = null;
   private promoting: Promise<Primary> | null = null;
+  /** Stops watching for promoteTriggerFile (null: not watching). */
+  private stopPromoteWatch: (() => void) | null = null;
   /** The Primary this standby became (promote()): it owns the directory and store from then on. */
   private promotedTo: Primary | null = null;
 
@@ -135,28 +142,22 @@ export class Standby extends EventEmitter {
     fs.mkdirSync(dataDir, { recursive: true });
     acquirePidFile(dataDir); // before a base backup too: one owner fills the directory
     let baseBackup: BaseBackupResult | null = null;
+    let rejoin: RejoinInfo | null = null;
     try {
+      const withUpstream = upstreamRunner(options);
+      // An old primary's directory (or, asked to, any replica's) rejoining after a failover.
+      if (control !== null && options.mode === 'replica' && (isPrimaryState(control) || options.rebuildIfDiverged)) {
+        const r = await prepareRejoin(dataDir, control, withUpstream, options.rebuildIfDiverged);
+        control = r.control;
+        rejoin = r.info;
+      }
       if (control === null && options.mode === 'replica') {
-        const topts = {
-          connectTimeoutMs: options.connectTimeoutMs,
-          commandTimeoutMs: options.walReceiverTimeoutMs > 0 ? options.walReceiverTimeoutMs : options.connectTimeoutMs,
-          maxMessageBytes: options.maxMessageBytes,
-          maxBufferedBytes: options.walReceiverMaxBufferedBytes,
-        };
-        const listener = options.inProcess?.inProcessListener() ?? null;
-        const transport: WalRcvTransport = listener !== null
-          ? new RingTransport(listener, options.primaryConninfo, { ...topts, ringBytes: options.walReceiverRingBytes, spinIterations: 0 })
-          : new TcpTransport(options.primaryConninfo, topts);
-        try {
-          const conn = await transport.connect();
-          try {
-            baseBackup = await runBaseBackup(conn, dataDir, { maxBytes: options.maxBaseBackupBytes, onProgress: opts.onBaseBackupProgress ?? null, wal: 'none' });
-          } finally {
-            conn.disconnect();
-          }
-        } finally {
-          listener?.close();
-        }
+        baseBackup = await withUpstream(async (conn) => {
+          const b = await runBaseBackup(conn, dataDir, { maxBytes: options.maxBaseBackupBytes, onProgress: opts.onBaseBackupProgress ?? null, wal: 'none' });
+          fs.mkdirSync(path.join(dataDir, 'pg_wal'), { recursive: true });
+          await fetchStartTimelineHistory(conn, path.join(dataDir, 'pg_wal'), b.control.tli);
+          return b;
+        });
         control = baseBackup.control;
       }
       fs.mkdirSync(path.join(dataDir, 'pg_wal'), { recursive: true });
@@ -177,8 +178,10 @@ export class Standby extends EventEmitter {
       }
       s = new Standby({ options, control, store, walrcv });
       s.baseBackup = baseBackup;
+      s.rejoin = rejoin;
       if (options.mode === 'replica') await s.startReplica();
       else s.startWalOnly();
+      s.watchPromoteTrigger();
       return s;
     } catch (e) {
       if (s !== null) await s.close().catch(() => undefined);
@@ -213,6 +216,9 @@ export class Standby extends EventEmitter {
           case 'checkpoint':
             this.onCheckpointReplayed(m);
             break;
+          case 'timeline':
+            this.onReplayTimeline(m);
+            break;
           case 'failed':
             reject(errorFromInfo(m.error));
             this.fail(errorFromInfo(m.error));
@@ -225,7 +231,8 @@ export class Standby extends EventEmitter {
       startup.once('exit', () => reject(this.failure ?? Errors.closed('startup worker')));
     });
     const end = await localEnd;
-    this.startWalReceiver(end);
+    // (Streaming resumes on the timeline of our end of WAL, as RequestXLogStreaming asks for it.)
+    this.startWalReceiver(end, receiveTimelineAt(this.walDir, c.tli, end));
     await this.waitForReplay(c.minRecoveryPoint, Infinity);
     this.emit('consistent', { lsn: this.walrcv.replay });
   }
@@ -243,7 +250,7 @@ export class Standby extends EventEmitter {
     this.startWalReceiver(start);
   }
 
-  private startWalReceiver(startLsn: Lsn | null): void {
+  private startWalReceiver(startLsn: Lsn | null, tli = this.control?.tli ?? 0): void {
     const o = this.options;
     const c = this.control;
     const cfg: WalReceiverConfig = {
@@ -256,7 +263,7 @@ export class Standby extends EventEmitter {
       dataDir: this.dataDir,
       slotName: o.primarySlotName,
       sysid: c === null ? null : c.sysid.toString(),
-      tli: c?.tli ?? 0,
+      tli,
       segSize: c?.segSize ?? 0,
       startLsn,
       statusIntervalMs: o.walReceiverStatusIntervalMs,
@@ -305,6 +312,17 @@ export class Standby extends EventEmitter {
   private onTimelineFollowed(m: { tli: number; prevTli: number; switchpoint: Lsn }): void {
     if (this.mode === 'wal-only') this.control = readControl(this.dataDir);
     this.emit('timeline', { tli: m.tli, prevTli: m.prevTli, switchpoint: m.switchpoint });
+  }
+
+  /**
+   * Replay moved onto a newer timeline (startup's rescanLatestTimeLine): the control file records
+   * it (minRecoveryPointTLI), so a restart replays along that timeline's history.
+   */
+  private onReplayTimeline(m: StartupMessage & { type: 'timeline' }): void {
+    const c = this.control;
+    if (c === null || m.tli <= c.tli) return;
+    this.control = recordReplayTimeline(this.dataDir, c, m.tli);
+    this.emit('replayTimeline', { tli: m.tli, prevTli: m.prevTli, switchpoint: m.switchpoint });
   }
 
   // ---- re-pointing ----------------------------------------------------------------------------
@@ -441,11 +459,12 @@ export class Standby extends EventEmitter {
 
   private async restartpoint(m: { lsn: Lsn; end: Lsn; redo: Lsn; nextXid: number }): Promise<RestartpointInfo> {
     const store = this.store!;
-    const prev = this.control!;
     const snapshotName = snapshotNameFor(m.redo);
     const ckptDir = path.join(this.dataDir, CKPT_DIR);
     await writeSnapshot(store, path.join(ckptDir, snapshotName), new Uint8Array(0));
     fsyncDir(ckptDir);
+    // (Read after the snapshot: replay may have moved the control file to a newer timeline meanwhile.)
+    const prev = this.control!;
     // Everything the snapshot can hold was applied, hence flushed, before this read.
     const minRecoveryPoint = Math.max(this.walrcv.flushed, m.end, prev.minRecoveryPoint);
     const next: ControlData = {
@@ -456,6 +475,8 @@ export class Standby extends EventEmitter {
     this.restartpoints++;
     this.lastRestartpointAt = performance.now();
     if (prev.snapshotName !== snapshotName) fs.rmSync(path.join(ckptDir, prev.snapshotName), { force: true });
+    // Segments of every timeline (and `.partial` ones) before the redo point go, history files stay
+    // (RemoveOldXlogFiles, xlog.c: the timeline part of the name is ignored).
     // Future names start past the walreceiver's current segment (it may be creating the next one).
     const segSize = prev.segSize;
     const maxFutureSegments = Math.floor(Math.max(this.options.minWalSizeBytes, this.options.maxWalSizeBytes) / segSize);
@@ -475,6 +496,8 @@ export class Standby extends EventEmitter {
     if (this.mode !== 'replica') return Promise.reject(Errors.promoteNotPossible('a wal-only standby has no store to promote'));
     if (this.promoting !== null) return this.promoting;
     if (this.closing !== null) return Promise.reject(Errors.closed('standby'));
+    this.stopPromoteWatch?.();
+    this.stopPromoteWatch = null;
     this.promoting = this.runPromotion(opts);
     return this.promoting;
   }
@@ -509,6 +532,22 @@ export class Standby extends EventEmitter {
     return primary;
   }
 
+  /**
+   * promoteTriggerFile (promote_trigger_file): promote once the file (or the promote signal file)
+   * appears, with promoteOptions; a failure is reported as 'error' and the standby keeps running.
+   */
+  private watchPromoteTrigger(): void {
+    const file = this.options.promoteTriggerFile;
+    if (file === null) return;
+    this.stopPromoteWatch = watchPromoteSignal(this.dataDir, file, () => {
+      this.stopPromoteWatch = null;
+      if (this.closing !== null) return;
+      this.promote(this.options.promoteOptions).catch((e: unknown) => {
+        this.emit('error', e instanceof WalstreamError ? e : Errors.promoteNotPossible((e as Error).message));
+      });
+    });
+  }
+
   /** The Primary this standby was promoted to, or null. */
   get promoted(): Primary | null {
     return this.promotedTo;
@@ -519,6 +558,8 @@ export class Standby extends EventEmitter {
   /** Stop streaming and replay, close the reader pool, release the data directory. */
   close(): Promise<void> {
     if (this.closing) return this.closing;
+    this.stopPromoteWatch?.();
+    this.stopPromoteWatch = null;
     this.closing = (async () => {
       if (this.promoting !== null) await this.promoting.catch(() => undefined);
       if (this.promotedTo !== null) {
@@ -572,9 +613,12 @@ function inspectDataDir(dataDir: string, mode: StandbyMode): ControlData | null 
     if (fresh) return null;
     throw Errors.notADataDir(dataDir, `it is not empty and has no ${CONTROL_FILE}`);
   }
-  if (control.state !== DbState.InArchiveRecovery && control.state !== DbState.ShutDownInRecovery) {
-    throw Errors.notADataDir(dataDir, `its control file says "${DB_STATE_NAMES[control.state] ?? control.state}": it belongs to a primary, a standby starts from a base backup`);
+  // (A primary's directory is opened as a standby: rejoin.ts checks it against the upstream first.)
+  const primaryDir = isPrimaryState(control);
+  if (!primaryDir && control.state !== DbState.InArchiveRecovery && control.state !== DbState.ShutDownInRecovery) {
+    throw Errors.notADataDir(dataDir, `its control file says "${DB_STATE_NAMES[control.state] ?? control.state}"`);
   }
+  if (primaryDir && mode === 'wal-only') throw Errors.notADataDir(dataDir, `its control file says "${DB_STATE_NAMES[control.state]}": it belongs to a primary; open it with mode 'replica' to rejoin`);
   const walOnly = control.snapshotName === '';
   if (walOnly && mode === 'replica') throw Errors.notADataDir(dataDir, 'it holds WAL only (made in wal-only mode): there is no checkpoint to replay from');
   if (!walOnly && mode === 'wal-only') throw Errors.notADataDir(dataDir, "it is a replica's directory; open it with mode 'replica'");

@@ -30,7 +30,7 @@ import { StageTrace, type StageTraceHandle } from '../util/stage-trace.js';
 import { XLOG_BLCKSZ } from '../wal/consts.js';
 import { type Lsn, lsnToString } from '../wal/lsn.js';
 import { ChunkPages, type EndOfWalReason, type PageSource, type ReadResult, type SegmentTimelines, tliOfSegment, XLogReader } from '../wal/reader.js';
-import { readTimeLineHistory } from '../wal/timeline.js';
+import { readTimeLineHistory, tliInHistory, tliSwitchPoint } from '../wal/timeline.js';
 import { redoRecord } from '../wal/replay.js';
 import { segmentFileName } from '../wal/segment.js';
 import { preciseNowPgMicros, WR_APPLY_REPORTS_PUT_OFF, WalRcvData, type WalRcvDataHandle } from './walrcvdata.js';
@@ -49,6 +49,11 @@ export interface StartupConfig {
 export type StartupMessage =
   | { type: 'localEnd'; lsn: Lsn; records: number; reason: string; reasonCode: EndOfWalReason | null }
   | { type: 'checkpoint'; lsn: Lsn; end: Lsn; redo: Lsn; nextXid: number; shutdown: boolean }
+  /**
+   * Replay follows timeline `tli` (its history file is in pg_wal, and WAL past `switchpoint`, where
+   * `prevTli` ended, is flushed up to `flushed` in its files): rescanLatestTimeLine's switch.
+   */
+  | { type: 'timeline'; tli: number; prevTli: number; switchpoint: Lsn; flushed: Lsn }
   | { type: 'failed'; error: ErrorInfo }
   /** replay: the next record's start; prev: the last replayed record's start; lastXid: -1 if none (promotion resumes from here). */
   | { type: 'stopped'; replay: Lsn; prev: Lsn; lastXid: number };
@@ -84,7 +89,7 @@ export class ReceivedWalSource implements PageSource {
   bytesRead = 0;
 
   /** `timelines`: each segment is read from the timeline of the history that covers it (tliOfSegment). */
-  constructor(private readonly walDir: string, private readonly timelines: SegmentTimelines, private readonly segSize: number) {
+  constructor(private readonly walDir: string, private timelines: SegmentTimelines, private readonly segSize: number) {
     this.chunkBytes = Math.min(ReceivedWalSource.CHUNK_BYTES, segSize);
     this.chunk = Buffer.alloc(this.chunkBytes);
     this.pages = new ChunkPages(this.chunk);
@@ -108,6 +113,18 @@ export class ReceivedWalSource implements PageSource {
     return this.pages.page(pageLsn - chunkLsn);
   }
 
+  /**
+   * Follow a newer timeline history (rescanLatestTimeLine): segments from now on come from the
+   * timelines it names, and cached bytes from `switchpoint`'s page on are read again (the switch
+   * segment's file changes to the new timeline's, whose bytes after the switch point differ).
+   */
+  setTimelines(timelines: SegmentTimelines, switchpoint: Lsn): void {
+    this.timelines = timelines;
+    this.closeFd();
+    // (Simplest: the whole chunk is read again, from the new timeline's file where it covers it.)
+    if (this.chunkLsn >= 0 && this.chunkLsn + this.chunkValid > switchpoint) this.chunkLsn = -1;
+  }
+
   /** Forget cached bytes at or after `lsn` (they may change: not yet final). */
   forgetFrom(lsn: Lsn): void {
     if (this.fresh > lsn) this.fresh = lsn;
@@ -122,10 +139,8 @@ export class ReceivedWalSource implements PageSource {
     const seg = Math.floor(chunkLsn / this.segSize);
     if (seg !== this.fdSeg) {
       this.closeFd();
-      try {
-        const tli = typeof this.timelines === 'number' ? this.timelines : tliOfSegment(seg, this.segSize, this.timelines);
-        this.fd = fs.openSync(path.join(this.walDir, segmentFileName(tli, seg, this.segSize)), 'r');
-      } catch {
+      this.fd = this.openSegment(seg);
+      if (this.fd < 0) {
         this.chunkLsn = -1;
         return false;
       }
@@ -147,6 +162,25 @@ export class ReceivedWalSource implements PageSource {
     this.chunkValid = n;
     this.fresh = limitAtLoad;
     return true;
+  }
+
+  /**
+   * The file of segment `seg`: the timeline that covers it in the history, else (missing) the
+   * older timelines of the history that began at or before it, newest first (PostgreSQL's
+   * XLogFileReadAnyTLI order). -1 if none exists.
+   */
+  private openSegment(seg: number): number {
+    const t = this.timelines;
+    const tlis = typeof t === 'number' ? [t] : t.filter((e) => e.begin === 0 || Math.floor(e.begin / this.segSize) <= seg).map((e) => e.tli);
+    if (typeof t !== 'number' && tlis.length === 0) tlis.push(tliOfSegment(seg, this.segSize, t));
+    for (const tli of tlis) {
+      try {
+        return fs.openSync(path.join(this.walDir, segmentFileName(tli, seg, this.segSize)), 'r');
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') return -1;
+      }
+    }
+    return -1;
   }
 
   private closeFd(): void {
@@ -179,6 +213,13 @@ class Startup {
   /** A replay position published and not yet reported by a walreceiver wake; when the last wake was. */
   private applyReportDue = false;
   private applyWokenAt = -Infinity;
+  /** The timeline replay follows (its history is the reader's). */
+  private tli: number;
+  /** A newer timeline received whose switch point `flushed` has not passed yet. */
+  private pendingTli = 0;
+  private pendingSwitch: Lsn | null = null;
+  /** The flushed position the timeline check last ran for. */
+  private checkedFlush = -1;
 
   constructor(private readonly cfg: StartupConfig) {
     this.trace = cfg.stageTrace ? new StageTrace(cfg.stageTrace) : null;
@@ -187,9 +228,39 @@ class Startup {
     // The history of the recovery timeline: older segments from the timelines that cover them, and
     // page TLIs checked against it.
     const history = readTimeLineHistory(cfg.walDir, cfg.tli);
+    this.tli = cfg.tli;
     this.src = new ReceivedWalSource(cfg.walDir, history, cfg.segSize);
     this.reader = new XLogReader(this.src, { segSize: cfg.segSize, sysid: cfg.sysid }, cfg.redoLsn, null);
     this.reader.setHistory(history);
+  }
+
+  /**
+   * rescanLatestTimeLine, while streaming: the walreceiver receives timeline `received` (WalRcvData
+   * RECEIVED_TLI), newer than the one replay follows. Its history file is durable in pg_wal before
+   * the walreceiver starts that timeline's stream, and WAL past the switch point is published as
+   * flushed only after the new timeline's file holds it from its segment start: so the switch is
+   * made as soon as `flushed` passes the switch point, before any byte past it is read (until
+   * then the old timeline's files hold every byte up to `flushed`). The new history must contain
+   * our timeline and leave it at or after our replay position ("forked off ... before current
+   * recovery point", checked by the walreceiver before it writes the history file).
+   */
+  private rescanLatestTimeLine(received: number, flushed: Lsn): void {
+    if (received === this.pendingTli && this.pendingSwitch !== null && flushed <= this.pendingSwitch) return;
+    const history = readTimeLineHistory(this.cfg.walDir, received);
+    if (!tliInHistory(this.tli, history)) throw Errors.timelineNotAChild(received, this.tli);
+    const { switchpoint } = tliSwitchPoint(this.tli, history);
+    this.pendingTli = received;
+    this.pendingSwitch = switchpoint;
+    if (flushed <= switchpoint) return; // (the old timeline's files still hold everything up to flushed)
+    // (A record replayed on the old timeline that starts at or past the switch point: diverged.)
+    if (this.reader.prevLsn >= switchpoint) throw Errors.timelineForkedOff(received, this.tli, this.reader.nextLsn, switchpoint);
+    const prevTli = this.tli;
+    this.src.setTimelines(history, switchpoint);
+    this.reader.setHistory(history);
+    this.tli = received;
+    this.pendingTli = 0;
+    this.pendingSwitch = null;
+    post({ type: 'timeline', tli: received, prevTli, switchpoint, flushed });
   }
 
   run(): void {
@@ -257,6 +328,12 @@ class Startup {
     for (;;) {
       if (this.walrcv.stopRequested) break;
       const flushed = this.walrcv.flushed;
+      if (flushed !== this.checkedFlush) {
+        // (RECEIVED_TLI is read after FLUSHED: it was stored before any flush past the switch point.)
+        this.checkedFlush = flushed;
+        const received = this.walrcv.receivedTli;
+        if (received > this.tli) this.rescanLatestTimeLine(received, flushed);
+      }
       this.src.limit = flushed;
       this.reader.limit = flushed;
       const r = this.reader.readRecord();

@@ -1,15 +1,18 @@
-// Timeline following, the walreceiver's side: what a standby does with the timeline history of its
-// upstream (PostgreSQL's walreceiver.c WalRcvFetchTimeLineHistoryFiles and the fork check of
-// xlogrecovery.c rescanLatestTimeLine). Used by the walreceiver worker at the end of a historic
-// timeline and when it connects to an upstream on a newer timeline (re-pointed, or a promoted
-// cascade). Owns no state: reads and writes history files in pg_wal (durably, through
-// src/wal/timeline.ts writeTimeLineHistoryFile) and runs TIMELINE_HISTORY on the connection.
+// Timeline following: what a standby does with the timeline history of its upstream (PostgreSQL's
+// walreceiver.c WalRcvFetchTimeLineHistoryFiles and the fork check of xlogrecovery.c
+// rescanLatestTimeLine). Used by the walreceiver worker at the end of a historic timeline and
+// when it connects to an upstream on a newer timeline (re-pointed, or a promoted cascade), and by
+// Standby (main thread) for the timeline streaming resumes on and the control file's record of the
+// timeline replay follows (the startup worker switches its own history: startup.ts). Owns no
+// state: reads and writes history files in pg_wal (durably, through src/wal/timeline.ts
+// writeTimeLineHistoryFile) and the control file, and runs TIMELINE_HISTORY on the connection.
 
 import { Errors } from '../errors.js';
 import { assert } from '../util/assert.js';
+import { type ControlData, writeControl } from '../storage/control.js';
 import { type Lsn } from '../wal/lsn.js';
 import {
-  existsTimeLineHistory, parseTimeLineHistory, readTimeLineHistory, TLHistoryFileName, tliInHistory, tliSwitchPoint,
+  existsTimeLineHistory, parseTimeLineHistory, readTimeLineHistory, TLHistoryFileName, tliInHistory, tliOfPointInHistory, tliSwitchPoint,
   type TimeLineHistoryEntry, writeTimeLineHistoryFile,
 } from '../wal/timeline.js';
 import type { WalRcvConnection } from './transport.js';
@@ -60,4 +63,40 @@ export async function adoptUpstreamHistory(conn: WalRcvConnection, walDir: strin
   if (flushed > switchpoint) throw Errors.timelineForkedOff(upstreamTli, ourTli, flushed, switchpoint);
   for (const h of fetched) writeTimeLineHistoryFile(walDir, h.tli, h.content);
   return history;
+}
+
+/**
+ * The timeline a replica's walreceiver streams on when replay's WAL ends at `end` and replay
+ * follows `tli`'s history: the timeline of that point (RequestXLogStreaming's
+ * tliOfPointInHistory). Streaming starts at the segment start of `end`; from the timeline that
+ * holds `end`, as PostgreSQL asks for it, the switch segment coming from the new timeline's file.
+ */
+export function receiveTimelineAt(walDir: string, tli: number, end: Lsn): number {
+  return tliOfPointInHistory(end, readTimeLineHistory(walDir, tli));
+}
+
+/**
+ * Replay follows `tli` now (its history file is durable in pg_wal and its files hold the WAL
+ * past the switch point that was flushed): the control file says so (PostgreSQL's
+ * minRecoveryPointTLI), so that a restart replays along `tli`'s history. Returns the new contents.
+ */
+export function recordReplayTimeline(dataDir: string, control: ControlData, tli: number): ControlData {
+  assert(tli > control.tli, 'timeline-follow: the replayed timeline never decreases');
+  const next: ControlData = { ...control, tli, timeMs: Date.now() };
+  writeControl(dataDir, next);
+  return next;
+}
+
+/**
+ * A base backup of an upstream on timeline `tli` > 1: fetch that timeline's history file into
+ * pg_wal (durably) unless it is there, before replay starts (the backup's first WAL may hold
+ * pages of the parent timeline: the switch segment). PostgreSQL's walreceiver fetches the history
+ * of its start timeline the same way (WalRcvFetchTimeLineHistoryFiles from startpointTLI).
+ */
+export async function fetchStartTimelineHistory(conn: WalRcvConnection, walDir: string, tli: number): Promise<void> {
+  const fetched = await fetchMissing(conn, walDir, tli, tli);
+  for (const h of fetched) {
+    parseTimeLineHistory(h.content, h.tli, TLHistoryFileName(h.tli)); // (checked before it is written)
+    writeTimeLineHistoryFile(walDir, h.tli, h.content);
+  }
 }

@@ -183,6 +183,11 @@ export class WalRcvData {
     Atomics.store(this.i32, WI_PROMPT_APPLY_REPORT, on ? 1 : 0);
   }
 
+  /** The timeline the walreceiver streams (set before any of its WAL is published as flushed). */
+  get receivedTli(): number {
+    return Atomics.load(this.i32, WI_RECEIVED_TLI);
+  }
+
   get stopRequested(): boolean {
     return Atomics.load(this.i32, WI_STOP) !== 0;
   }

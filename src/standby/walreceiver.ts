@@ -24,6 +24,11 @@
 // more on the libuv threadpool while receiving goes on, and up to MAX_UNFLUSHED_BATCHES are
 // received while one is in flight. Segment files (created, prepared ahead, `.partial` in wal-only
 // mode, like pg_receivewal) are made by src/wal/segfile.ts.
+//
+// Timelines (src/standby/timeline-follow.ts): at the end of a historic timeline (CopyDone and the
+// next timeline's result set) it fetches the next history file, writes it durably and streams on
+// on the next timeline from the switch point's segment start, in both modes; an upstream on a
+// newer timeline is checked (history, fork point) before anything is streamed from it.
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -319,6 +324,11 @@ class WalReceiver {
     await conn.startStreaming(start, this.tli, this.cfg.slotName);
     this.inCopy = true;
     this.startLsn = start;
+    // DEV DOCS (startup ↔ walreceiver): RECEIVED_TLI is stored here, before any WAL of this
+    // timeline is published as flushed; the startup worker reads FLUSHED, then RECEIVED_TLI, and
+    // switches to the new history once FLUSHED passes the switch point (startup.ts
+    // rescanLatestTimeLine). A followed timeline's WAL below the published flush is rewritten
+    // into the new timeline's file, which startup does not read until then.
     this.walrcv.startStreaming(start, this.tli, conn.senderHost, conn.senderPort);
     post({ type: 'streaming', start, tli: this.tli });
     if (newTimeline) {
@@ -384,9 +394,8 @@ class WalReceiver {
             this.sendReply(conn, true, false);
             const next = await conn.endStreaming(m.endOfTimeline ? this.cfg.timeoutMs > 0 ? this.cfg.timeoutMs : this.cfg.connectTimeoutMs : END_STREAMING_TIMEOUT_MS);
             this.inCopy = false;
-            if (next !== null && this.cfg.mode === 'wal-only') return { next, stopPos: expected };
-            const what = next === null ? m.reason : `end of timeline ${this.tli} (replica mode does not follow a timeline switch yet; next timeline ${next.nextTli})`;
-            throw Errors.connectionFailure(`replication terminated by primary server: ${what} at ${lsnToString(expected)}`);
+            if (next !== null) return { next, stopPos: expected };
+            throw Errors.connectionFailure(`replication terminated by primary server: ${m.reason} at ${lsnToString(expected)}`);
           }
           case 'error':
             throw m.error;
