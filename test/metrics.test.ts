@@ -12,6 +12,7 @@ import { once } from 'node:events';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { rmrf, tmpDir } from './helpers/tmp.js';
+import { LAG_SAMPLES_MAX, StandbyLagClock } from '../src/standby/standby-metrics.js';
 
 const BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'walstream.js');
 /** Bound of every wait for a state (a hang bound, not a timing assertion). */
@@ -65,6 +66,25 @@ function value(text: string, name: string): number {
   assert.ok(line, `missing ${name} in:\n${text}`);
   return Number(line.slice(name.length + 1));
 }
+
+test("StandbyLagClock: a position's lag is the age of the oldest WAL known past it; thinning keeps the oldest", () => {
+  const c = new StandbyLagClock();
+  assert.equal(c.lagSeconds(0, 1000), 0, 'nothing known: no lag');
+  c.note(100, 1000);
+  c.note(100, 1500); // not forward: ignored
+  c.note(200, 2000);
+  assert.equal(c.lagSeconds(200, 3000), 0, 'caught up');
+  assert.equal(c.lagSeconds(150, 3000), 1, 'WAL past 150 known since 2000 ms');
+  assert.equal(c.lagSeconds(50, 3000), 2, 'WAL past 50 known since 1000 ms');
+  assert.equal(c.lagSeconds(50, 9000), 8, 'keeps growing while the position stays');
+  c.trim(100);
+  assert.equal(c.lagSeconds(150, 3000), 1);
+  assert.equal(c.lagSeconds(100, 3000), 1, 'trimmed notes at or below 100: the next one counts');
+  const d = new StandbyLagClock();
+  for (let i = 1; i <= LAG_SAMPLES_MAX + 1; i++) d.note(i * 10, i);
+  assert.equal(d.lagSeconds(5, 1_000_000), (1_000_000 - 1) / 1000, 'the oldest note survives thinning');
+  assert.equal(d.lagSeconds(LAG_SAMPLES_MAX * 10 + 10, 1_000_000), 0);
+});
 
 test('walstream primary and standby --metrics-port: series over HTTP, /healthz, /status', async () => {
   const dir = tmpDir('walstream-metrics-');

@@ -7,6 +7,7 @@ import type { WalSenderEvent } from '../replication/server.js';
 import type { SlotInvalidation } from '../replication/slots.js';
 import type { SyncWaitEvent, SyncWaitResult } from '../replication/syncrep-waiter.js';
 import type { Lsn } from '../wal/lsn.js';
+import type { TypedEventEmitter } from '../util/typed-events.js';
 
 export type { WalSenderEvent };
 
@@ -59,4 +60,15 @@ export interface PrimaryEvents {
   error: [Error];
   /** close() finished. */
   close: [];
+}
+
+/** Emit a SyncWaiter event under its own name (one case per type: each narrows `e` to its payload). */
+export function emitSyncWaitEvent(to: TypedEventEmitter<PrimaryEvents>, e: SyncWaitEvent): void {
+  switch (e.type) {
+    case 'syncWaitSlow': to.emit(e.type, e); break;
+    case 'syncWaitTimeout': to.emit(e.type, e); break;
+    case 'syncDegraded': to.emit(e.type, e); break;
+    case 'syncRestored': to.emit(e.type, e); break;
+    case 'syncWaitCancelled': to.emit(e.type, e); break;
+  }
 }

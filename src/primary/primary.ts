@@ -35,14 +35,14 @@ import {
 import { FlushWaiter } from './flush-waiter.js';
 import { ReplicationServer, type ReplicationStatusRow } from '../replication/server.js';
 import { ReplicationSlots, type ReplicationSlotRow, type SlotData, type WalRetention } from '../replication/slots.js';
-import { SyncRepQueue, type SyncWaitEvent, SyncWaiter, syncNotConfirmedError } from '../replication/syncrep-queue.js';
+import { SyncRepQueue, SyncWaiter, syncNotConfirmedError } from '../replication/syncrep-queue.js';
 import { waitModeOf } from '../replication/syncrep.js';
 import { type PrimaryOptions, type ResolvedPrimaryOptions, resolvePrimaryOptions, type SynchronousCommit } from './options.js';
 import { CKPT_DIR, initDataDir, readControlOrRefuse, recover, type RecoveryInfo } from './recovery.js';
 import { checkKey, checkTable, Transaction } from './transaction.js';
 import { cleanupAfterPromotion, type EndOfLog, promoteStep } from './promotion.js';
 import type { CommitResult, PrimaryStats, TransactionOptions } from './primary-types.js';
-import type { PrimaryEvents } from './primary-events.js';
+import { emitSyncWaitEvent, type PrimaryEvents } from './primary-events.js';
 import { TypedEventEmitter } from '../util/typed-events.js';
 import type { Registry } from 'prom-client';
 import { metricsForPrimary } from '../replication/metrics.js';
@@ -108,7 +108,7 @@ export class Primary extends TypedEventEmitter<PrimaryEvents> {
     this.syncWaiter = new SyncWaiter(this.syncRep, {
       syncTimeoutMs: args.options.syncTimeoutMs,
       policy: args.options.syncTimeoutPolicy,
-      onEvent: (e) => this.emitSyncWaitEvent(e),
+      onEvent: (e) => emitSyncWaitEvent(this, e),
     });
     // Kick the walwriter once wal_writer_flush_after bytes are waiting (PostgreSQL's walwriter rule).
     this.inserter = new WalInserter(this.ctl, args.insertPos, args.prevRecord, Math.max(64 * 1024, args.options.walWriterFlushAfterBytes));
@@ -402,17 +402,6 @@ export class Primary extends TypedEventEmitter<PrimaryEvents> {
   /** This primary's prom-client Registry (src/replication/metrics.ts); one per primary, made on first use. */
   metricsRegistry(): Registry {
     return metricsForPrimary(this).registry;
-  }
-
-  private emitSyncWaitEvent(e: SyncWaitEvent): void {
-    // One case per type: each narrows `e` to its own payload.
-    switch (e.type) {
-      case 'syncWaitSlow': this.emit(e.type, e); break;
-      case 'syncWaitTimeout': this.emit(e.type, e); break;
-      case 'syncDegraded': this.emit(e.type, e); break;
-      case 'syncRestored': this.emit(e.type, e); break;
-      case 'syncWaitCancelled': this.emit(e.type, e); break;
-    }
   }
 
   /** One row per walsender (PostgreSQL's pg_stat_replication columns). */

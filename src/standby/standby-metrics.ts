@@ -30,6 +30,8 @@ export interface StandbyMetricsSubject {
   readonly timeline: number;
   readonly options: { readonly primaryConninfo: { readonly applicationName?: string }; readonly primarySlotName: string | null };
   readonly replayPauseState: string;
+  /** The primary this standby was promoted to, or null. */
+  readonly promoted: object | null;
   stats(): { restartpoints: number };
   once(event: 'close', listener: () => void): unknown;
 }
@@ -124,10 +126,10 @@ export class StandbyMetrics {
     const snap = () => cur!.snapshot;
     new Gauge({
       name: 'walstream_in_recovery',
-      help: 'pg_is_in_recovery(): 1 on a standby',
+      help: 'pg_is_in_recovery(): 1 on a standby, 0 once promoted',
       registers: [reg],
       collect() {
-        this.set(1);
+        this.set(s.promoted === null ? 1 : 0);
       },
     });
     new Gauge({

@@ -410,18 +410,14 @@ export class Standby extends TypedEventEmitter<StandbyEvents> {
     return standbyMetrics(this).registry;
   }
 
-  /** pg_wal_replay_pause(): replay stops at the next record boundary; streaming goes on. */
+  /** pg_wal_replay_pause() (replay stops at the next record boundary; streaming goes on), pg_wal_replay_resume(), pg_get_wal_replay_pause_state(). */
   pauseReplay(): void {
     if (this.mode !== 'replica') throw Errors.featureNotSupported('a wal-only standby does not replay');
     this.walrcv.requestReplayPause();
   }
-
-  /** pg_wal_replay_resume(). */
   resumeReplay(): void {
     this.walrcv.resumeReplay();
   }
-
-  /** pg_get_wal_replay_pause_state(): 'not paused', 'pause requested' or 'paused'. */
   get replayPauseState(): ReplayPauseState {
     return this.walrcv.replayPauseState;
   }
