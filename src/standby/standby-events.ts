@@ -85,6 +85,11 @@ export class WalReceiverEvents {
     this.state = WALRCV_STATE_NAMES[walrcv.state] ?? 'stopped';
   }
 
+  /** Connections that reached streaming (a timeline followed on one does not count). */
+  get connections(): number {
+    return this.connects;
+  }
+
   /** Every walreceiver message, before the standby's own handling. */
   onMessage(m: WalReceiverMessage): void {
     this.noteState();

@@ -30,6 +30,7 @@ export interface StandbyMetricsSubject {
   readonly timeline: number;
   readonly options: { readonly primaryConninfo: { readonly applicationName?: string }; readonly primarySlotName: string | null };
   readonly replayPauseState: string;
+  readonly receiverEvents: { readonly connections: number };
   /** The primary this standby was promoted to, or null. */
   readonly promoted: object | null;
   stats(): { restartpoints: number };
@@ -225,8 +226,8 @@ export class StandbyMetrics {
         if (s.mode === 'replica' && t > 0) this.set(t / 1e6 + PG_EPOCH_UNIX_S);
       },
     });
-    followCounter(reg, 'walstream_wal_receiver_connects_total', 'Connections of the walreceiver that reached streaming', () => cur?.snapshot.connects);
-    followCounter(reg, 'walstream_wal_receiver_reconnects_total', 'Connections after the first (the upstream went away, or the standby was re-pointed)', () => (cur ? Math.max(0, cur.snapshot.connects - 1) : undefined));
+    followCounter(reg, 'walstream_wal_receiver_connects_total', 'Connections of the walreceiver that reached streaming', () => s.receiverEvents.connections);
+    followCounter(reg, 'walstream_wal_receiver_reconnects_total', 'Connections after the first (the upstream went away, or the standby was re-pointed)', () => Math.max(0, s.receiverEvents.connections - 1));
     followCounter(reg, 'walstream_wal_receiver_received_bytes_total', 'WAL bytes received', () => cur?.snapshot.bytesReceived);
     followCounter(reg, 'walstream_wal_receiver_fsyncs_total', 'fdatasync calls of the walreceiver', () => cur?.snapshot.fsyncs);
     followCounter(reg, 'walstream_wal_receiver_messages_total', 'Replication messages received', () => cur?.snapshot.messages);

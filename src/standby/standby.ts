@@ -102,7 +102,8 @@ export class Standby extends TypedEventEmitter<StandbyEvents> {
   private promoting: Promise<Primary> | null = null;
   /** The Primary this standby became (promote()): it owns the directory and store from then on. */
   private promotedTo: Primary | null = null;
-  private readonly receiverEvents: WalReceiverEvents;
+  /** The walreceiver's connect / disconnect / state events, and its connection count. */
+  readonly receiverEvents: WalReceiverEvents;
 
   private constructor(args: { options: ResolvedStandbyOptions; control: ControlData | null; store: SharedStore | null; walrcv: WalRcvData }) {
     super();
