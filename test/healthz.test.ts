@@ -3,7 +3,7 @@
 // (pg_wal_replay_pause) and WAL arriving it answers 503 `lag_bytes` (and, with a time bound,
 // `lag_time`), and 200 again once resumed and caught up; when its primary goes away it answers
 // 503 `not_streaming` and emits walreceiverDisconnected, and after the primary is back,
-// walreceiverReconnected and 200. A primary answers 200 while open, 503 `closed` once closing.
+// walreceiverReconnected and 200; once promoted it is judged as a primary. A primary answers 200 while open, 503 `closed` once closing.
 // Every wait is for a state, with a generous bound.
 
 import { test, after } from 'node:test';
@@ -157,6 +157,13 @@ test('standby /healthz: lag bound with replay paused, not_streaming without a pr
   assert.equal(value(text, 'walstream_wal_receiver_reconnects_total'), 1);
   assert.ok(states.includes('streaming->waiting') || states.includes('streaming->starting'), `left streaming: ${states.join(', ')}`);
   assert.equal(states.filter((x) => x.endsWith('->streaming')).length, 1, `streaming again: ${states.join(', ')}`);
+
+  // Promoted: judged (and counted) as the primary it became.
+  const promoted = await s.promote();
+  t.after(() => promoted.close());
+  h = await health(byBytes);
+  assert.deepEqual([h.code, h.body.role, h.body.reason], [200, 'primary', null]);
+  assert.equal(value(await scrape(byBytes), 'walstream_in_recovery'), 0);
 });
 
 test('primary /healthz: 200 while open, 503 closed once closing; wal-only standby judged on flush lag', async (t) => {
