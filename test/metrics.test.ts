@@ -67,7 +67,7 @@ function value(text: string, name: string): number {
   return Number(line.slice(name.length + 1));
 }
 
-test("StandbyLagClock: a position's lag is the age of the oldest WAL known past it; thinning keeps the oldest", () => {
+test("StandbyLagClock: a position's lag is the age of the oldest WAL known past it; merging when full never under-reports", () => {
   const c = new StandbyLagClock();
   assert.equal(c.lagSeconds(0, 1000), 0, 'nothing known: no lag');
   c.note(100, 1000);
@@ -80,10 +80,18 @@ test("StandbyLagClock: a position's lag is the age of the oldest WAL known past 
   c.trim(100);
   assert.equal(c.lagSeconds(150, 3000), 1);
   assert.equal(c.lagSeconds(100, 3000), 1, 'trimmed notes at or below 100: the next one counts');
+  // Full: pairs merge into the later position with the earlier time (lag rounded up, never down).
   const d = new StandbyLagClock();
   for (let i = 1; i <= LAG_SAMPLES_MAX + 1; i++) d.note(i * 10, i);
-  assert.equal(d.lagSeconds(5, 1_000_000), (1_000_000 - 1) / 1000, 'the oldest note survives thinning');
-  assert.equal(d.lagSeconds(LAG_SAMPLES_MAX * 10 + 10, 1_000_000), 0);
+  const now = 1_000_000;
+  assert.equal(d.lagSeconds(5, now), (now - 1) / 1000, 'the oldest time survives');
+  assert.equal(d.lagSeconds(15, now), (now - 1) / 1000, 'WAL past 15 was known since 2 ms: merged, reported since 1 ms');
+  assert.equal(d.lagSeconds(25, now), (now - 3) / 1000);
+  for (let pos = 0; pos <= (LAG_SAMPLES_MAX + 1) * 10; pos += 7) {
+    const trueSince = Math.floor(pos / 10) + 1; // the first note past pos
+    if (trueSince <= LAG_SAMPLES_MAX + 1) assert.ok(d.lagSeconds(pos, now) >= (now - trueSince) / 1000, `never under-reported at ${pos}`);
+  }
+  assert.equal(d.lagSeconds(LAG_SAMPLES_MAX * 10 + 10, now), 0);
 });
 
 test('walstream primary and standby --metrics-port: series over HTTP, /healthz, /status', async () => {

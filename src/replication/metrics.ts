@@ -132,6 +132,7 @@ export class WalstreamMetrics {
     followCounter(reg, 'walstream_checkpoints_total', 'Checkpoints completed', () => cachedPrimary?.checkpoints);
 
     let cachedStandbys: StandbyRow[] = [];
+    let senders = 0;
     const labels = (s: StandbyRow, position: string) => ({ application_name: s.applicationName, position });
     new Gauge({
       name: 'walstream_replication_lsn_bytes',
@@ -140,7 +141,9 @@ export class WalstreamMetrics {
       registers: [reg],
       collect() {
         this.reset();
-        cachedStandbys = byApplicationName(src.standbys?.() ?? []);
+        const rows = src.standbys?.() ?? [];
+        senders = rows.length;
+        cachedStandbys = byApplicationName(rows);
         for (const s of cachedStandbys) {
           for (const k of ['sent', 'write', 'flush', 'replay'] as const) {
             const v = s.lsn[k];
@@ -195,7 +198,7 @@ export class WalstreamMetrics {
       help: 'Walsenders running (rows of pg_stat_replication)',
       registers: [reg],
       collect() {
-        if (src.standbys) this.set(src.standbys().length);
+        if (src.standbys) this.set(senders);
       },
     });
     new Gauge({

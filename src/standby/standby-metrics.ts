@@ -20,7 +20,7 @@ import type { StandbyMode } from './options.js';
 
 /** How often the lag clock notes the end of known WAL, in ms. */
 export const LAG_SAMPLE_INTERVAL_MS = 100;
-/** Notes kept; when full, every second one is dropped (the oldest stays: lag is never under-reported). */
+/** Notes kept; when full, pairs are merged (each keeps its older time: lag is never under-reported). */
 export const LAG_SAMPLES_MAX = 4096;
 
 /** What the standby metrics read (Standby satisfies it). */
@@ -47,8 +47,15 @@ export class StandbyLagClock {
     const last = this.lsns[this.lsns.length - 1];
     if (last !== undefined && end <= last) return;
     if (this.lsns.length >= LAG_SAMPLES_MAX) {
-      this.lsns = this.lsns.filter((_, i) => i % 2 === 0);
-      this.times = this.times.filter((_, i) => i % 2 === 0);
+      // Merge pairs: the later position with the earlier time (a lag rounded up, never down).
+      const lsns: Lsn[] = [];
+      const times: number[] = [];
+      for (let i = 0; i < this.lsns.length; i += 2) {
+        lsns.push(this.lsns[Math.min(i + 1, this.lsns.length - 1)]!);
+        times.push(this.times[i]!);
+      }
+      this.lsns = lsns;
+      this.times = times;
     }
     this.lsns.push(end);
     this.times.push(now);
