@@ -13,7 +13,6 @@ import type { Standby } from '../standby/standby.js';
 import { type HealthBounds, type HealthReport, primaryHealth, resolveHealthBounds, standbyHealth } from '../replication/health.js';
 import { metricsForPrimary } from '../replication/metrics.js';
 import { standbyMetrics } from '../standby/standby-metrics.js';
-
 import { DEFAULT_METRICS_PORT } from './options.js';
 
 export { DEFAULT_METRICS_PORT };
