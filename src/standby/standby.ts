@@ -501,6 +501,7 @@ export class Standby extends TypedEventEmitter<StandbyEvents> {
     // Stop streaming and replay; startup reports where it stopped.
     this.walrcv.requestStop();
     await Promise.all([this.walreceiver, this.startup].map((w) => (w === null ? undefined : this.exited.get(w))));
+    this.walrcv.resumeReplay(); // promotion ends a replay pause (as PostgreSQL's does)
     const resume = this.startupStopped;
     if (resume === null) throw Errors.promoteNotPossible(`the startup process stopped without reporting its position${this.failure ? `: ${this.failure.message}` : ''}`);
     promoteStep('stopped');
