@@ -129,8 +129,9 @@ test('walstream primary and standby --metrics-port: series over HTTP, /healthz, 
   assert.equal(series(text, 'nodejs_heap_size_used_bytes ').length, 1, 'default Node.js metrics');
 
   // The primary's: its standby by application_name, positions as the standby reports them.
-  text = await scrapeUntil(pUrl, (t) => t.includes('walstream_replication_lsn_bytes{application_name="s1",position="replay"}'), "the standby's replay position on the primary");
-  assert.equal(series(text, 'walstream_replication_info{application_name="s1",client_addr="127.0.0.1",state="streaming",sync_state="async"} 0').length, 1, text);
+  const info = 'walstream_replication_info{application_name="s1",client_addr="127.0.0.1",state="streaming",sync_state="async"} 0';
+  text = await scrapeUntil(pUrl, (t) => t.includes('walstream_replication_lsn_bytes{application_name="s1",position="replay"}') && t.includes(info), "the standby streaming, with its replay position, on the primary");
+  assert.equal(series(text, info).length, 1, text);
   assert.equal(series(text, 'walstream_replication_senders ').length, 1);
   assert.equal(value(text, 'walstream_replication_senders'), 1);
   assert.ok(!/^walstream_replication_\w+\{[^}]*pid=/m.test(text), 'no pid labels');
