@@ -108,7 +108,7 @@ test('walstream primary and standby --metrics-port: series over HTTP, /healthz, 
   assert.notEqual(sUrl, pUrl);
 
   // The standby's series.
-  let text = await scrapeUntil(sUrl, (t) => t.includes('walstream_wal_receiver_connected 1'), 'a connected walreceiver');
+  let text = await scrapeUntil(sUrl, (t) => t.includes('walstream_wal_receiver_connected 1') && t.includes('walstream_wal_receiver_connects_total 1'), 'a connected walreceiver');
   assert.equal(value(text, 'walstream_in_recovery'), 1);
   assert.equal(value(text, 'walstream_timeline'), 1);
   assert.equal(value(text, 'walstream_wal_receiver_received_tli'), 1);
