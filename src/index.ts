@@ -4,9 +4,14 @@ import './util/no-native.js'; // first: before anything loads msgpackr
 
 export { Primary, Transaction } from './primary/primary.js';
 export type { TransactionOptions, RecoveryInfo, PrimaryStats, ScanOptions } from './primary/primary.js';
+export type { PrimaryEvents, CheckpointEvent, LogEvent, WalSenderEvent } from './primary/primary-events.js';
 export type { PrimaryOptions, SynchronousCommit } from './primary/options.js';
 export { Standby } from './standby/standby.js';
-export type { WalReceiverStatus, RestartpointInfo } from './standby/standby.js';
+export type { WalReceiverStatus, RestartpointInfo, ReplayPauseState } from './standby/standby.js';
+export type { StandbyEvents, WalReceiverConnectedEvent, WalReceiverDisconnectedEvent } from './standby/standby-events.js';
+export { startMonitoringServer, DEFAULT_METRICS_PORT } from './cli/http-endpoint.js';
+export type { MetricsServer, MonitoringOptions } from './cli/http-endpoint.js';
+export type { HealthBounds, HealthReason, HealthReport } from './replication/health.js';
 export type { StandbyOptions } from './standby/options.js';
 export type { ReplicationStatusRow } from './replication/server.js';
 export { ReaderPool } from './storage/reader-pool.js';

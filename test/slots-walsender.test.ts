@@ -179,8 +179,8 @@ test('pg_receivewal --synchronous as the synchronous standby: sync_state, commit
   assert.equal(p.synchronousStandbyNames, 'FIRST 1 (pg_receivewal)');
 
   const events: Array<[string, string, string]> = [];
-  for (const ev of ['walsenderConnected', 'walsenderCaughtUp', 'syncStateChanged', 'walsenderDisconnected']) {
-    p.on(ev, (e: { applicationName: string; syncState: string }) => events.push([ev, e.applicationName, e.syncState]));
+  for (const ev of ['walsenderConnected', 'walsenderCaughtUp', 'syncStateChanged', 'walsenderDisconnected'] as const) {
+    p.on(ev, (e) => events.push([ev, e.applicationName, e.syncState]));
   }
   // No standby yet: a remote commit waits…
   const lonely = p.commit((tx) => tx.put('t', 'k0', 0), { synchronousCommit: 'on' });

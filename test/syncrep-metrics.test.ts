@@ -39,8 +39,20 @@ test('registry: positions, cumulative counters, per-standby lag, slots, sync wai
   let commits = 10;
   let standbys: ReturnType<NonNullable<MetricsSource['standbys']>> = [
     {
-      pid: 3, applicationName: 'standby1', state: 'streaming', syncState: 'sync', syncPriority: 1,
+      applicationName: 'standby1', clientAddr: '127.0.0.1', state: 'streaming', syncState: 'sync', syncPriority: 1,
+      lsn: { sent: 0x2fff000, write: 0x2ffef80, flush: 0x2ffef00, replay: null },
       lagBytes: { sent: 0, write: 128, flush: 256, replay: null }, lagSeconds: { write: 0.001, flush: 0.002, replay: null },
+    },
+    // A second walsender with the same application_name, further behind: its figures are the series'.
+    {
+      applicationName: 'standby1', clientAddr: '127.0.0.1', state: 'catchup', syncState: 'potential', syncPriority: 1,
+      lsn: { sent: 0x2f00000, write: 0x2e00000, flush: 0x2e00000, replay: null },
+      lagBytes: { sent: 0xff000, write: 0x1ff000, flush: 0x1ff000, replay: null }, lagSeconds: { write: 2, flush: 2, replay: null },
+    },
+    {
+      applicationName: 'standby2', clientAddr: null, state: 'streaming', syncState: 'async', syncPriority: 0,
+      lsn: { sent: 0x2fff000, write: 0x2fff000, flush: 0x2fff000, replay: 0x2fff000 },
+      lagBytes: { sent: 0, write: 0, flush: 0, replay: 0 }, lagSeconds: { write: 0, flush: 0, replay: 0 },
     },
   ];
   const m = new WalstreamMetrics({
@@ -48,6 +60,7 @@ test('registry: positions, cumulative counters, per-standby lag, slots, sync wai
     standbys: () => standbys,
     slots: () => [{ name: 's1', active: true, walStatus: 'reserved', retainedBytes: 4096 }],
     syncDegraded: () => false,
+    timeline: () => 3,
   });
   m.recordSyncWait({ outcome: 'confirmed', confirmed: true, lsn: 1, mode: 'remote_flush', waitedMs: 0.3 });
   m.recordSyncWait({ outcome: 'timeout', confirmed: false, lsn: 2, mode: 'remote_apply', waitedMs: 1500 });
@@ -56,20 +69,29 @@ test('registry: positions, cumulative counters, per-standby lag, slots, sync wai
   has(`walstream_wal_lsn_bytes{position="flush"} ${0x2fff000}`);
   has('walstream_commits_total 10');
   has('walstream_wal_fsyncs_total 4');
-  has('walstream_standby_lag_bytes{application_name="standby1",pid="3",position="flush"} 256');
-  has('walstream_standby_lag_seconds{application_name="standby1",pid="3",position="write"} 0.001');
-  has('walstream_standby_info{application_name="standby1",pid="3",state="streaming",sync_state="sync"} 1');
+  has(`walstream_replication_lsn_bytes{application_name="standby1",position="flush"} ${0x2e00000}`);
+  has(`walstream_replication_lag_bytes{application_name="standby1",position="flush"} ${0x1ff000}`);
+  has('walstream_replication_lag_seconds{application_name="standby1",position="write"} 2');
+  has('walstream_replication_info{application_name="standby1",client_addr="127.0.0.1",state="catchup",sync_state="potential"} 1');
+  has('walstream_replication_info{application_name="standby2",client_addr="",state="streaming",sync_state="async"} 0');
+  has(`walstream_replication_lsn_bytes{application_name="standby2",position="replay"} ${0x2fff000}`);
+  has('walstream_replication_senders 3');
+  has('walstream_in_recovery 0');
+  has('walstream_timeline 3');
+  assert.match(text, /^process_cpu_user_seconds_total /m, 'default process metrics');
+  assert.match(text, /^nodejs_eventloop_lag_seconds /m, 'default Node.js metrics');
+  assert.equal(text.split('\n').filter((l) => l.startsWith('walstream_replication_info{')).length, 2, 'one series per application_name');
   has('walstream_replication_slot_retained_bytes{slot_name="s1",wal_status="reserved",active="true"} 4096');
   has('walstream_sync_degraded 0');
   has('walstream_sync_wait_outcomes_total{outcome="confirmed",mode="remote_flush"} 1');
   has('walstream_sync_wait_outcomes_total{outcome="timeout",mode="remote_apply"} 1');
   has('walstream_sync_wait_seconds_bucket{le="0.0005",mode="remote_flush"} 1');
-  assert.ok(!text.includes('position="replay"} '), 'unknown lag is not exported');
+  assert.ok(!text.includes('application_name="standby1",position="replay"'), 'unknown positions and lags are not exported');
 
   // Counters follow the primary's cumulative figures; a departed standby disappears.
   commits = 25;
   standbys = [];
-  const srv = await startMetricsServer({ port: 0, metrics: m });
+  const srv = await startMetricsServer({ port: 0, registry: m.registry });
   t.after(() => srv.close());
   assert.match(srv.url, /^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
   const res = await fetch(srv.url);

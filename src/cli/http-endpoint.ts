@@ -1,17 +1,27 @@
-// The monitoring endpoint of `walstream primary --metrics-port`: GET /metrics (Prometheus text
-// format, from a WalstreamMetrics registry) and GET /status (JSON for `walstream status`), on
-// 127.0.0.1 unless told otherwise. startMetricsServer owns its http.Server; close() stops it and
-// drops open connections. Nothing else holds a handle.
+// The monitoring endpoint of `walstream primary|standby --metrics-port` and of library users
+// (startMonitoringServer): GET /metrics (Prometheus text format, from the node's prom-client
+// Registry), GET /healthz (200 or 503 with a JSON reason, src/replication/health.ts) and GET /status
+// (JSON; `walstream status` reads a primary's), on 127.0.0.1 unless told otherwise.
+// startMetricsServer owns its http.Server; close() stops it and drops open connections. Nothing
+// else holds a handle.
 
 import http from 'node:http';
+import type { Registry } from 'prom-client';
 import { Errors } from '../errors.js';
 import type { Primary } from '../primary/primary.js';
-import type { WalstreamMetrics } from '../replication/metrics.js';
+import type { Standby } from '../standby/standby.js';
+import { type HealthBounds, type HealthReport, primaryHealth, resolveHealthBounds, standbyHealth } from '../replication/health.js';
+import { metricsForPrimary } from '../replication/metrics.js';
+import { standbyMetrics } from '../standby/standby-metrics.js';
+import { DEFAULT_METRICS_PORT } from './options.js';
+
+export { DEFAULT_METRICS_PORT };
 
 /** A JSON-friendly snapshot of a primary for `walstream status` (served at /status). */
 export function primaryStatus(p: Primary): Record<string, unknown> {
   const st = p.stats();
   return {
+    role: 'primary',
     systemIdentifier: st.systemIdentifier,
     timeline: st.timeline,
     insertLsn: st.insertLsn,
@@ -25,20 +35,58 @@ export function primaryStatus(p: Primary): Record<string, unknown> {
   };
 }
 
+/** A JSON-friendly snapshot of a standby (served at /status). */
+export function standbyStatus(s: Standby): Record<string, unknown> {
+  if (s.promoted !== null) return primaryStatus(s.promoted);
+  return {
+    role: 'standby',
+    mode: s.mode,
+    systemIdentifier: s.systemIdentifier?.toString() ?? null,
+    timeline: s.timeline,
+    replayPauseState: s.replayPauseState,
+    ...s.stats(),
+    walReceiver: s.receiverStatus(),
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // HTTP endpoint
 
 export interface MetricsServer {
   readonly port: number;
+  /** The /metrics URL. */
   readonly url: string;
   close(): Promise<void>;
 }
 
+export interface MetricsServerOptions {
+  /** 0 = ephemeral. */
+  port: number;
+  host?: string;
+  /** Served at /metrics. */
+  registry: Registry;
+  /** Served at /status (JSON) when given. */
+  status?: () => unknown;
+  /** Served at /healthz when given: 200 when healthy, else 503; the report as JSON either way. */
+  health?: () => HealthReport;
+}
+
+function sendJson(res: http.ServerResponse, head: boolean, code: number, body: () => unknown): void {
+  let text: string;
+  try {
+    text = JSON.stringify(body());
+  } catch (e) {
+    res.writeHead(500, { 'content-type': 'text/plain' }).end(`failed: ${(e as Error).message}\n`);
+    return;
+  }
+  res.writeHead(code, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(head ? undefined : text + '\n');
+}
+
 /**
- * Serve `GET /metrics` (Prometheus text format) — and `GET /status` (JSON) when `status` is given —
- * on host:port (127.0.0.1 unless told otherwise; port 0 = ephemeral).
+ * Serve `GET /metrics` (Prometheus text format), `GET /healthz` and `GET /status` (JSON) when
+ * given, on host:port (127.0.0.1 unless told otherwise; port 0 = ephemeral).
  */
-export async function startMetricsServer(opts: { port: number; host?: string; metrics: WalstreamMetrics; status?: () => unknown }): Promise<MetricsServer> {
+export async function startMetricsServer(opts: MetricsServerOptions): Promise<MetricsServer> {
   const host = opts.host ?? '127.0.0.1';
   if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) throw Errors.invalidOption('port', 'must be an integer from 0 to 65535');
   const server = http.createServer((req, res) => {
@@ -47,25 +95,30 @@ export async function startMetricsServer(opts: { port: number; host?: string; me
       res.writeHead(405, { allow: 'GET, HEAD' }).end();
       return;
     }
+    const head = req.method === 'HEAD';
     if (url === '/status' && opts.status) {
-      let body: string;
+      sendJson(res, head, 200, opts.status);
+      return;
+    }
+    if (url === '/healthz' && opts.health) {
+      let report: HealthReport;
       try {
-        body = JSON.stringify(opts.status());
+        report = opts.health();
       } catch (e) {
-        res.writeHead(500, { 'content-type': 'text/plain' }).end(`status failed: ${(e as Error).message}\n`);
+        res.writeHead(500, { 'content-type': 'text/plain' }).end(`health check failed: ${(e as Error).message}\n`);
         return;
       }
-      res.writeHead(200, { 'content-type': 'application/json' }).end(req.method === 'HEAD' ? undefined : body);
+      sendJson(res, head, report.healthy ? 200 : 503, () => report);
       return;
     }
     if (url !== '/metrics') {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics\n');
+      res.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: try /metrics${opts.health ? ', /healthz' : ''}${opts.status ? ', /status' : ''}\n`);
       return;
     }
-    opts.metrics.metrics().then(
+    opts.registry.metrics().then(
       (text) => {
-        res.writeHead(200, { 'content-type': opts.metrics.registry.contentType });
-        res.end(req.method === 'HEAD' ? undefined : text);
+        res.writeHead(200, { 'content-type': opts.registry.contentType });
+        res.end(head ? undefined : text);
       },
       (e: unknown) => {
         res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics collection failed: ${(e as Error).message}\n`);
@@ -91,4 +144,25 @@ export async function startMetricsServer(opts: { port: number; host?: string; me
         server.closeAllConnections();
       }),
   };
+}
+
+export interface MonitoringOptions {
+  /** Default DEFAULT_METRICS_PORT; 0 = ephemeral. */
+  port?: number;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** A standby's /healthz bounds on its lag (replay lag; flush lag in wal-only mode). */
+  healthz?: Partial<HealthBounds>;
+}
+
+/** /metrics, /healthz and /status of a Primary or Standby on one HTTP port. */
+export function startMonitoringServer(node: Primary | Standby, opts: MonitoringOptions = {}): Promise<MetricsServer> {
+  const bounds = resolveHealthBounds(opts.healthz);
+  const port = opts.port ?? DEFAULT_METRICS_PORT;
+  const host = opts.host ?? '127.0.0.1';
+  if ('receiverStatus' in node) {
+    const m = standbyMetrics(node);
+    return startMetricsServer({ port, host, registry: m.registry, status: () => standbyStatus(node), health: () => standbyHealth(node, m.lag(), bounds) });
+  }
+  return startMetricsServer({ port, host, registry: metricsForPrimary(node).registry, status: () => primaryStatus(node), health: () => primaryHealth(node) });
 }

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { WalstreamError } from '../errors.js';
 import { registerBenchCommands } from './bench.js';
-import { conninfoArg, intArg, maxRateArg, numberArg, portArg, urlArg } from './options.js';
+import { conninfoArg, DEFAULT_METRICS_PORT, intArg, maxRateArg, numberArg, portArg, urlArg } from './options.js';
 import { dumpWal } from './waldump.js';
 
 /** Exit code of a usage error (bad option, unknown command); errors while running exit with 1. */
@@ -100,7 +100,7 @@ program
   .option('--sync-timeout-ms <ms>', 'bound on a commit\'s wait for synchronous standbys, in ms (integer >= 0)', intArg(0))
   .addOption(new Option('--sync-timeout-policy <policy>', 'what a commit does after --sync-timeout-ms').choices(['block', 'degrade', 'fail']))
   .option('--max-slot-wal-keep-size <bytes>', 'max_slot_wal_keep_size in bytes (integer >= -1; -1 = unlimited)', intArg(-1))
-  .option('--metrics-port <port>', 'serve Prometheus /metrics and /status (for `walstream status`) on 127.0.0.1 (0 to 65535; 0 = ephemeral)', portArg)
+  .option('--metrics-port [port]', `serve Prometheus /metrics, /healthz and /status (for \`walstream status\`) on 127.0.0.1 (0 to 65535; 0 = ephemeral; no value: ${DEFAULT_METRICS_PORT})`, portArg)
   .action(async (o: import('./primary.js').PrimaryCliOptions) => {
     const { runPrimary } = await import('./primary.js');
     await runPrimary(o);
@@ -121,6 +121,9 @@ program
   .option('--port <port>', 'replication TCP port to serve once promoted (0 to 65535; 0 = ephemeral)', portArg)
   .option('--promote-port <port>', 'replication TCP port once promoted, when it differs from --port (0 to 65535)', portArg)
   .option('--promote-trigger-file <path>', 'promote_trigger_file: promote when this file appears (as when `walstream promote` signals)')
+  .option('--metrics-port [port]', `serve Prometheus /metrics, /healthz and /status on 127.0.0.1 (0 to 65535; 0 = ephemeral; no value: ${DEFAULT_METRICS_PORT})`, portArg)
+  .option('--healthz-max-lag-ms <ms>', '/healthz answers 503 when WAL has waited longer than this for replay (flush in wal-only mode), in ms (integer >= 0)', intArg(0))
+  .option('--healthz-max-lag-bytes <bytes>', '/healthz answers 503 when replay (flush in wal-only mode) is more than this many bytes behind the upstream (integer >= 0)', intArg(0))
   .action(async (o: import('./standby.js').StandbyCliOptions) => {
     const { runStandby } = await import('./standby.js');
     await runStandby(o);
@@ -176,7 +179,7 @@ program
 program
   .command('status')
   .description("print a running primary's pg_stat_replication and replication slots (from its --metrics-port)")
-  .option('--url <url>', 'the primary\'s metrics endpoint (http:// or https:// URL)', urlArg, 'http://127.0.0.1:9187')
+  .option('--url <url>', 'the primary\'s metrics endpoint (http:// or https:// URL)', urlArg, `http://127.0.0.1:${DEFAULT_METRICS_PORT}`)
   .option('--json', 'print JSON')
   .action(async (o: import('./status.js').StatusCliOptions) => {
     const { runStatus } = await import('./status.js');

@@ -9,6 +9,13 @@ import { InvalidArgumentError } from 'commander';
 import { MAX_RATE_LOWER, MAX_RATE_UPPER } from '../replication/protocol/command-options.js';
 import { parseConninfo } from '../standby/options.js';
 
+/**
+ * The metrics port when `--metrics-port` is given without a value, and `walstream status`'s.
+ * Prometheus's default port allocations give exporters 9100-9999, all taken (9187 is
+ * postgres_exporter's); 10432 lies beyond them and recalls PostgreSQL's 5432.
+ */
+export const DEFAULT_METRICS_PORT = 10432;
+
 const INT = /^[+-]?\d+$/;
 const NUM = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
 
@@ -86,7 +93,7 @@ export function urlArg(v: string): string {
   try {
     u = new URL(v);
   } catch {
-    throw new InvalidArgumentError('Expected a URL such as http://127.0.0.1:9187.');
+    throw new InvalidArgumentError('Expected a URL such as http://127.0.0.1:10432.');
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new InvalidArgumentError('Expected an http:// or https:// URL.');
   return v;

@@ -7,6 +7,7 @@ import { Errors } from '../errors.js';
 import { Primary } from '../primary/primary.js';
 import type { HbaRule } from '../replication/protocol/hba.js';
 import { untilSignal } from './until-signal.js';
+import { DEFAULT_METRICS_PORT, type MetricsServer, startMonitoringServer } from './http-endpoint.js';
 
 export interface PrimaryCliOptions {
   data: string;
@@ -23,8 +24,8 @@ export interface PrimaryCliOptions {
   syncTimeoutMs?: number;
   syncTimeoutPolicy?: 'block' | 'degrade' | 'fail';
   maxSlotWalKeepSize?: number;
-  /** Serve Prometheus /metrics and /status on 127.0.0.1:<port>. */
-  metricsPort?: number;
+  /** Serve Prometheus /metrics, /healthz and /status on 127.0.0.1:<port> (true: the default port). */
+  metricsPort?: number | true;
 }
 
 /**
@@ -32,7 +33,7 @@ export interface PrimaryCliOptions {
  * no such address), before anything touches the data directory. A probe: the port is released
  * again at once, so another process could still take it before the primary binds.
  */
-async function assertCanListen(option: string, host: string, port: number): Promise<void> {
+export async function assertCanListen(option: string, host: string, port: number): Promise<void> {
   if (port === 0) return;
   await new Promise<void>((resolve, reject) => {
     const srv = net.createServer();
@@ -46,7 +47,8 @@ async function assertCanListen(option: string, host: string, port: number): Prom
 
 export async function runPrimary(o: PrimaryCliOptions): Promise<void> {
   await assertCanListen('--port', o.host, o.port);
-  if (o.metricsPort !== undefined) await assertCanListen('--metrics-port', '127.0.0.1', o.metricsPort);
+  const metricsPort = o.metricsPort === true ? DEFAULT_METRICS_PORT : o.metricsPort;
+  if (metricsPort !== undefined) await assertCanListen('--metrics-port', '127.0.0.1', metricsPort);
   let users: Record<string, string> | undefined;
   let hba: HbaRule[];
   if (o.auth === 'scram-sha-256') {
@@ -72,11 +74,10 @@ export async function runPrimary(o: PrimaryCliOptions): Promise<void> {
     ...(o.syncTimeoutPolicy !== undefined ? { syncTimeoutPolicy: o.syncTimeoutPolicy } : {}),
     ...(o.maxSlotWalKeepSize !== undefined ? { maxSlotWalKeepSizeBytes: o.maxSlotWalKeepSize } : {}),
   });
-  let metrics: import('./http-endpoint.js').MetricsServer | null = null;
-  if (o.metricsPort !== undefined) {
-    const [{ metricsForPrimary }, { primaryStatus, startMetricsServer }] = await Promise.all([import('../replication/metrics.js'), import('./http-endpoint.js')]);
+  let metrics: MetricsServer | null = null;
+  if (metricsPort !== undefined) {
     try {
-      metrics = await startMetricsServer({ port: o.metricsPort, host: '127.0.0.1', metrics: metricsForPrimary(p), status: () => primaryStatus(p) });
+      metrics = await startMonitoringServer(p, { port: metricsPort, host: '127.0.0.1' });
     } catch (e) {
       await p.close();
       throw e;

@@ -1,5 +1,6 @@
 // `walstream standby`: run a standby as a server process until SIGINT or SIGTERM, then stop
 // cleanly (CopyDone, Terminate, control file "shut down in recovery"). Owns the Standby it opens.
+// With --metrics-port it serves /metrics, /healthz and /status (src/cli/http-endpoint.ts).
 // Prints one JSON line on stdout once it is consistent (or streaming, in wal-only mode), then a
 // status line every --status-every-ms on stderr, warnings and restartpoints as they happen.
 // Promotion (walstream promote, or --promote-trigger-file): it becomes a primary on a new timeline
@@ -17,6 +18,9 @@ import { readPrimaryConninfo } from '../standby/auto-conf.js';
 import { displayConninfo, resolveConninfo } from '../standby/options.js';
 import { Standby } from '../standby/standby.js';
 import { untilSignal } from './until-signal.js';
+import { Errors } from '../errors.js';
+import { DEFAULT_METRICS_PORT, startMonitoringServer } from './http-endpoint.js';
+import { assertCanListen } from './primary.js';
 import type { StandbyMode } from '../standby/options.js';
 
 export interface StandbyCliOptions {
@@ -34,9 +38,18 @@ export interface StandbyCliOptions {
   port?: number;
   promotePort?: number;
   promoteTriggerFile?: string;
+  /** Serve Prometheus /metrics, /healthz and /status on 127.0.0.1:<port> (true: the default port). */
+  metricsPort?: number | true;
+  healthzMaxLagMs?: number;
+  healthzMaxLagBytes?: number;
 }
 
 export async function runStandby(o: StandbyCliOptions): Promise<void> {
+  const metricsPort = o.metricsPort === true ? DEFAULT_METRICS_PORT : o.metricsPort;
+  if (metricsPort === undefined && (o.healthzMaxLagMs !== undefined || o.healthzMaxLagBytes !== undefined)) {
+    throw Errors.invalidOption(o.healthzMaxLagMs !== undefined ? '--healthz-max-lag-ms' : '--healthz-max-lag-bytes', '/healthz is served on --metrics-port, which is not given');
+  }
+  if (metricsPort !== undefined) await assertCanListen('--metrics-port', '127.0.0.1', metricsPort);
   const s = await Standby.open({
     dataDir: o.data,
     ...(o.primary !== undefined ? { primaryConninfo: o.primary } : {}),
@@ -46,6 +59,13 @@ export async function runStandby(o: StandbyCliOptions): Promise<void> {
     ...(o.statusIntervalMs !== undefined ? { walReceiverStatusIntervalMs: o.statusIntervalMs } : {}),
     ...(o.receiverTimeoutMs !== undefined ? { walReceiverTimeoutMs: o.receiverTimeoutMs } : {}),
     ...(o.retryIntervalMs !== undefined ? { walRetrieveRetryIntervalMs: o.retryIntervalMs } : {}),
+  });
+  const metrics = metricsPort === undefined ? null : await startMonitoringServer(s, {
+    port: metricsPort,
+    healthz: { maxLagMs: o.healthzMaxLagMs ?? null, maxLagBytes: o.healthzMaxLagBytes ?? null },
+  }).catch(async (e: unknown) => {
+    await s.close();
+    throw e;
   });
   s.on('warning', (e: Error) => console.error(`WARNING: ${e.message}`));
   s.on('error', (e: Error) => console.error(`ERROR: ${e.message}`));
@@ -82,13 +102,14 @@ export async function runStandby(o: StandbyCliOptions): Promise<void> {
   const stopped = untilSignal(async () => {
     stopWatching();
     if (promoting) await promoting;
+    await metrics?.close();
     if (primary) await (primary as Primary).close();
     await s.close();
   }, () => {
     if (timer) clearInterval(timer);
     process.removeListener('SIGHUP', onHup);
   });
-  console.log(JSON.stringify({ standby: { dataDir: s.dataDir, mode: s.mode, systemIdentifier: s.systemIdentifier?.toString() ?? null, timeline: s.timeline, replayLsn: st.replay_lsn, conninfo: st.conninfo } }));
+  console.log(JSON.stringify({ standby: { dataDir: s.dataDir, mode: s.mode, systemIdentifier: s.systemIdentifier?.toString() ?? null, timeline: s.timeline, replayLsn: st.replay_lsn, conninfo: st.conninfo }, ...(metrics ? { metrics: metrics.url } : {}) }));
   await stopped;
   console.error('shut down');
 }

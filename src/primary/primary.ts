@@ -11,7 +11,6 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { EventEmitter } from 'node:events';
 import { type MessagePort, Worker } from 'node:worker_threads';
 import { Errors } from '../errors.js';
 import { acquirePidFile, releasePidFile } from '../storage/datadir.js';
@@ -43,12 +42,17 @@ import { CKPT_DIR, initDataDir, readControlOrRefuse, recover, type RecoveryInfo 
 import { checkKey, checkTable, Transaction } from './transaction.js';
 import { cleanupAfterPromotion, type EndOfLog, promoteStep } from './promotion.js';
 import type { CommitResult, PrimaryStats, TransactionOptions } from './primary-types.js';
+import { emitSyncWaitEvent, type PrimaryEvents } from './primary-events.js';
+import { TypedEventEmitter } from '../util/typed-events.js';
+import type { Registry } from 'prom-client';
+import { metricsForPrimary } from '../replication/metrics.js';
 
 export { Transaction };
 export type { RecoveryInfo };
 export type { CommitResult, PrimaryStats, TransactionOptions };
+export type { PrimaryEvents };
 
-export class Primary extends EventEmitter {
+export class Primary extends TypedEventEmitter<PrimaryEvents> {
   readonly dataDir: string;
   readonly walDir: string;
   readonly options: ResolvedPrimaryOptions;
@@ -104,7 +108,7 @@ export class Primary extends EventEmitter {
     this.syncWaiter = new SyncWaiter(this.syncRep, {
       syncTimeoutMs: args.options.syncTimeoutMs,
       policy: args.options.syncTimeoutPolicy,
-      onEvent: (e) => this.emit(e.type, e),
+      onEvent: (e) => emitSyncWaitEvent(this, e),
     });
     // Kick the walwriter once wal_writer_flush_after bytes are waiting (PostgreSQL's walwriter rule).
     this.inserter = new WalInserter(this.ctl, args.insertPos, args.prevRecord, Math.max(64 * 1024, args.options.walWriterFlushAfterBytes));
@@ -383,6 +387,21 @@ export class Primary extends EventEmitter {
   inProcessListener(): MessagePort {
     if (this.replServer === null) throw Errors.invalidOption('port', 'an in-process standby needs the primary to serve replication: open it with `port` (0 = any free port)');
     return this.replServer.inProcessListener();
+  }
+
+  /** The error that stopped the walwriter (no commit completes after it), or null. */
+  get failed(): Error | null {
+    return this.walWriterError;
+  }
+
+  /** close() was called. */
+  get isClosed(): boolean {
+    return this.closing !== null;
+  }
+
+  /** This primary's prom-client Registry (src/replication/metrics.ts); one per primary, made on first use. */
+  metricsRegistry(): Registry {
+    return metricsForPrimary(this).registry;
   }
 
   /** One row per walsender (PostgreSQL's pg_stat_replication columns). */

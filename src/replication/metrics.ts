@@ -1,12 +1,17 @@
-// Monitoring: a prom-client registry for a primary (WAL positions, fsyncs, commits, per-standby
-// lag in bytes and seconds, sync state, synchronous-commit wait outcomes). Runs on the thread that
-// owns the primary: gauges are filled from a `MetricsSource` at scrape time (collect), sync waits
-// are pushed as they end. The registry holds no handle; serving it over HTTP is the command line's
-// business (src/cli/http-endpoint.ts).
+// Monitoring: a prom-client registry for a primary (WAL positions, fsyncs, commits, checkpoints,
+// per-walsender positions and lag in bytes and seconds, sync state, synchronous-commit wait
+// outcomes) plus prom-client's default process and Node.js metrics. Runs on the thread that owns
+// the primary: gauges are filled from a `MetricsSource` at scrape time (collect), sync waits are
+// pushed as they end. The registry holds no handle; `primaryMetrics(p)` keeps one per primary
+// (Primary.metricsRegistry()). Serving it over HTTP is src/cli/http-endpoint.ts's business; the
+// standby's registry is src/standby/standby-metrics.ts.
 //
+// Names follow PostgreSQL's views: per-walsender series are pg_stat_replication's
+// (`walstream_replication_*`, labelled by application_name: stable across reconnections, unlike
+// the walsender's pid; two walsenders with one application_name show the one furthest behind).
 // Time lag: see src/replication/lag.ts.
 
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Lsn } from '../wal/lsn.js';
 import type { SyncWaitResult } from './syncrep-queue.js';
 import { parseLsn } from '../wal/lsn.js';
@@ -27,13 +32,16 @@ export interface MetricsSource {
     walBytesWritten: number;
     checkpoints: number;
   };
-  /** One entry per walsender (pg_stat_replication-like; lags null when unknown). */
+  /** The primary's timeline (exported as walstream_timeline). */
+  timeline?: () => number;
+  /** One entry per walsender (pg_stat_replication-like; positions and lags null when unknown). */
   standbys?: () => Array<{
-    pid: number;
     applicationName: string;
+    clientAddr: string | null;
     state: string;
     syncState: string;
     syncPriority: number;
+    lsn: { sent: Lsn | null; write: Lsn | null; flush: Lsn | null; replay: Lsn | null };
     lagBytes: { sent: number | null; write: number | null; flush: number | null; replay: number | null };
     lagSeconds: { write: number | null; flush: number | null; replay: number | null };
   }>;
@@ -44,7 +52,7 @@ export interface MetricsSource {
 const SYNC_WAIT_BUCKETS_S = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 /** A counter that follows a cumulative value read at scrape time. */
-function followCounter(registry: Registry, name: string, help: string, read: () => number | undefined): void {
+export function followCounter(registry: Registry, name: string, help: string, read: () => number | undefined): void {
   let last = 0;
   new Counter({
     name,
@@ -63,14 +71,44 @@ function followCounter(registry: Registry, name: string, help: string, read: () 
   });
 }
 
+type StandbyRow = ReturnType<NonNullable<MetricsSource['standbys']>>[number];
+
+/** One row per application_name: of several walsenders with one name, the one furthest behind (largest flush lag; unknown counts as largest). */
+function byApplicationName(rows: StandbyRow[]): StandbyRow[] {
+  const worst = new Map<string, StandbyRow>();
+  const behind = (r: StandbyRow) => r.lagBytes.flush ?? Infinity;
+  for (const r of rows) {
+    const cur = worst.get(r.applicationName);
+    if (cur === undefined || behind(r) > behind(cur)) worst.set(r.applicationName, r);
+  }
+  return [...worst.values()];
+}
+
 export class WalstreamMetrics {
   readonly registry: Registry;
   private readonly syncOutcomes: Counter<'outcome' | 'mode'>;
   private readonly syncWaitSeconds: Histogram<'mode'>;
 
-  constructor(private readonly source: MetricsSource = {}, opts: { registry?: Registry } = {}) {
+  constructor(private readonly source: MetricsSource = {}, opts: { registry?: Registry; defaultMetrics?: boolean } = {}) {
     const reg = (this.registry = opts.registry ?? new Registry());
     const src = this.source;
+    if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: reg });
+    new Gauge({
+      name: 'walstream_in_recovery',
+      help: 'pg_is_in_recovery(): 0 on a primary',
+      registers: [reg],
+      collect() {
+        this.set(0);
+      },
+    });
+    new Gauge({
+      name: 'walstream_timeline',
+      help: "The node's timeline ID",
+      registers: [reg],
+      collect() {
+        if (src.timeline) this.set(src.timeline());
+      },
+    });
     let cachedPrimary: ReturnType<NonNullable<MetricsSource['primary']>> | undefined;
     const primary = () => (cachedPrimary = src.primary?.());
     new Gauge({
@@ -93,46 +131,74 @@ export class WalstreamMetrics {
     followCounter(reg, 'walstream_wal_written_bytes_total', 'WAL bytes written', () => cachedPrimary?.walBytesWritten);
     followCounter(reg, 'walstream_checkpoints_total', 'Checkpoints completed', () => cachedPrimary?.checkpoints);
 
-    let cachedStandbys: ReturnType<NonNullable<MetricsSource['standbys']>> = [];
+    let cachedStandbys: StandbyRow[] = [];
+    let senders = 0;
+    const labels = (s: StandbyRow, position: string) => ({ application_name: s.applicationName, position });
     new Gauge({
-      name: 'walstream_standby_lag_bytes',
-      help: "Bytes between the primary's flush position and a standby's position (sent, write, flush, replay)",
-      labelNames: ['application_name', 'pid', 'position'] as const,
+      name: 'walstream_replication_lsn_bytes',
+      help: "pg_stat_replication's sent_lsn, write_lsn, flush_lsn and replay_lsn of each standby, as byte offsets",
+      labelNames: ['application_name', 'position'] as const,
       registers: [reg],
       collect() {
         this.reset();
-        cachedStandbys = src.standbys?.() ?? [];
+        const rows = src.standbys?.() ?? [];
+        senders = rows.length;
+        cachedStandbys = byApplicationName(rows);
+        for (const s of cachedStandbys) {
+          for (const k of ['sent', 'write', 'flush', 'replay'] as const) {
+            const v = s.lsn[k];
+            if (v !== null) this.set(labels(s, k), v);
+          }
+        }
+      },
+    });
+    // The gauges below read the rows taken by the gauge above in the same scrape.
+    new Gauge({
+      name: 'walstream_replication_lag_bytes',
+      help: "Bytes between the primary's flush position and a standby's position (sent, write, flush, replay)",
+      labelNames: ['application_name', 'position'] as const,
+      registers: [reg],
+      collect() {
+        this.reset();
         for (const s of cachedStandbys) {
           for (const k of ['sent', 'write', 'flush', 'replay'] as const) {
             const v = s.lagBytes[k];
-            if (v !== null) this.set({ application_name: s.applicationName, pid: String(s.pid), position: k }, v);
+            if (v !== null) this.set(labels(s, k), v);
           }
         }
       },
     });
     new Gauge({
-      name: 'walstream_standby_lag_seconds',
-      help: 'Age of the oldest WAL a standby has not confirmed at each level (0 when caught up)',
-      labelNames: ['application_name', 'pid', 'position'] as const,
+      name: 'walstream_replication_lag_seconds',
+      help: "pg_stat_replication's write_lag, flush_lag and replay_lag: age of the oldest WAL a standby has not confirmed at each level (0 when caught up)",
+      labelNames: ['application_name', 'position'] as const,
       registers: [reg],
       collect() {
         this.reset();
         for (const s of cachedStandbys) {
           for (const k of ['write', 'flush', 'replay'] as const) {
             const v = s.lagSeconds[k];
-            if (v !== null) this.set({ application_name: s.applicationName, pid: String(s.pid), position: k }, v);
+            if (v !== null) this.set(labels(s, k), v);
           }
         }
       },
     });
     new Gauge({
-      name: 'walstream_standby_info',
-      help: 'One series per walsender: its state and sync_state as labels, sync_priority as the value',
-      labelNames: ['application_name', 'pid', 'state', 'sync_state'] as const,
+      name: 'walstream_replication_info',
+      help: "One series per standby: pg_stat_replication's client_addr, state and sync_state as labels, sync_priority as the value",
+      labelNames: ['application_name', 'client_addr', 'state', 'sync_state'] as const,
       registers: [reg],
       collect() {
         this.reset();
-        for (const s of cachedStandbys) this.set({ application_name: s.applicationName, pid: String(s.pid), state: s.state, sync_state: s.syncState }, s.syncPriority);
+        for (const s of cachedStandbys) this.set({ application_name: s.applicationName, client_addr: s.clientAddr ?? '', state: s.state, sync_state: s.syncState }, s.syncPriority);
+      },
+    });
+    new Gauge({
+      name: 'walstream_replication_senders',
+      help: 'Walsenders running (rows of pg_stat_replication)',
+      registers: [reg],
+      collect() {
+        if (src.standbys) this.set(senders);
       },
     });
     new Gauge({
@@ -192,9 +258,14 @@ export interface PrimaryMetricsSubject {
   readonly flushLsn: Lsn;
   stats(): { writeLsn: string; commits: number; walFsyncs: number; walWrites: number; walBytesWritten: number; checkpoints: number };
   /** pg_stat_replication-like rows (lags null when unknown). */
+  readonly timeline: number;
   replicationStatus(): ReadonlyArray<{
-    pid: number;
     application_name: string;
+    client_addr: string | null;
+    sent_lsn: string | null;
+    write_lsn: string | null;
+    flush_lsn: string | null;
+    replay_lsn: string | null;
     state: string;
     sync_state: string;
     sync_priority: number;
@@ -213,8 +284,22 @@ export interface PrimaryMetricsSubject {
   on(event: 'syncWait', listener: (r: SyncWaitResult) => void): unknown;
 }
 
-/** The registry for a primary: scrapes read it, and every synchronous-commit wait is counted as it ends. */
+const lsnOrNull = (text: string | null): Lsn | null => (text === null ? null : parseLsn(text));
+
+const perPrimary = new WeakMap<PrimaryMetricsSubject, WalstreamMetrics>();
+
+/** The registry of a primary, made on first use and kept while the primary lives (Primary.metricsRegistry()). */
 export function metricsForPrimary(p: PrimaryMetricsSubject): WalstreamMetrics {
+  let m = perPrimary.get(p);
+  if (m === undefined) {
+    m = newPrimaryMetrics(p);
+    perPrimary.set(p, m);
+  }
+  return m;
+}
+
+/** A new registry for a primary: scrapes read it, and every synchronous-commit wait is counted as it ends. */
+function newPrimaryMetrics(p: PrimaryMetricsSubject): WalstreamMetrics {
   const m = new WalstreamMetrics({
     primary: () => {
       const st = p.stats();
@@ -223,13 +308,15 @@ export function metricsForPrimary(p: PrimaryMetricsSubject): WalstreamMetrics {
         walFsyncs: st.walFsyncs, walWrites: st.walWrites, walBytesWritten: st.walBytesWritten, checkpoints: st.checkpoints,
       };
     },
+    timeline: () => p.timeline,
     standbys: () =>
       p.replicationStatus().map((r) => ({
-        pid: r.pid,
         applicationName: r.application_name,
+        clientAddr: r.client_addr,
         state: r.state,
         syncState: r.sync_state,
         syncPriority: r.sync_priority,
+        lsn: { sent: lsnOrNull(r.sent_lsn), write: lsnOrNull(r.write_lsn), flush: lsnOrNull(r.flush_lsn), replay: lsnOrNull(r.replay_lsn) },
         lagBytes: { sent: r.sent_lag_bytes, write: r.write_lag_bytes, flush: r.flush_lag_bytes, replay: r.replay_lag_bytes },
         lagSeconds: {
           write: r.write_lag_ms === null ? null : r.write_lag_ms / 1000,

@@ -15,6 +15,7 @@
 // ring-socket.ts), but the standby's walreceiver is the other end of the rings. It is trusted (the same process, like a local socket of the same user) and
 // shows client_addr NULL, client_port -1 in replicationStatus(), as PostgreSQL shows a unix socket.
 
+import type { PrimaryEvents } from '../primary/primary-events.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { MessageChannel, MessagePort, type TransferListItem, Worker } from 'node:worker_threads';
@@ -52,6 +53,9 @@ const TCP_BRIDGE_EXIT_SLACK_MS = 1_000;
 /** A walsender told to terminate (its slot was invalidated) that has not exited by then is stopped by force. */
 const WALSENDER_TERMINATE_TIMEOUT_MS = 5_000;
 
+/** The primary's events the server emits (src/primary/primary-events.ts). */
+type ReplicationHostEvents = Pick<PrimaryEvents, 'log' | 'error' | 'walsenderConnected' | 'walsenderStateChanged' | 'walsenderCaughtUp' | 'syncStateChanged' | 'walsenderDisconnected'>;
+
 /** What the server needs from the primary it serves. */
 export interface ReplicationHost {
   readonly ctl: XLogCtl;
@@ -62,7 +66,7 @@ export interface ReplicationHost {
   pinWal(fn: () => Lsn | null): () => void;
   checkpoint(): Promise<void>;
   checkpointInfo(): { redoLsn: Lsn; checkpointLsn: Lsn; snapshotName: string; tli: number };
-  emit(event: string | symbol, ...args: unknown[]): boolean;
+  emit<K extends keyof ReplicationHostEvents & string>(event: K, ...args: ReplicationHostEvents[K]): boolean;
   /** Replication slots shared with the walsenders, if any. */
   readonly slots?: ReplicationSlots | null;
   /** Synchronous-commit wait queues the walsenders release, if any. */
@@ -137,6 +141,8 @@ export interface WalSenderEvent {
   syncState: SyncState;
   /** syncStateChanged: the previous sync_state. */
   previousSyncState?: SyncState;
+  /** walsenderStateChanged: the previous state. */
+  previousState?: string;
 }
 
 interface WorkerEntry {
@@ -478,7 +484,7 @@ export class ReplicationServer {
 
   /**
    * Re-derive every walsender's state and sync state and emit what changed: `walsenderConnected`,
-   * `walsenderCaughtUp` (catchup → streaming), `syncStateChanged`, `walsenderDisconnected`, each
+   * `walsenderStateChanged`, `walsenderCaughtUp` (catchup → streaming), `syncStateChanged`, `walsenderDisconnected`, each
    * with a WalSenderEvent. Called on worker messages, worker exit and
    * synchronous_standby_names changes — never on a timer.
    */
@@ -492,6 +498,7 @@ export class ReplicationServer {
     for (const [id, cur] of now) {
       const prev = this.known.get(id);
       if (!prev) this.host.emit('walsenderConnected', cur);
+      if (prev && prev.state !== cur.state) this.host.emit('walsenderStateChanged', { ...cur, previousState: prev.state });
       if (cur.state === 'streaming' && prev?.state !== 'streaming' && prev?.state !== 'stopping') this.host.emit('walsenderCaughtUp', cur);
       if (prev && prev.syncState !== cur.syncState) this.host.emit('syncStateChanged', { ...cur, previousSyncState: prev.syncState });
     }

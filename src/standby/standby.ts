@@ -31,7 +31,6 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { EventEmitter } from 'node:events';
 import { type MessagePort, Worker } from 'node:worker_threads';
 import { errorFromInfo, Errors, WalstreamError } from '../errors.js';
 import { acquirePidFile, PID_FILE, releasePidFile } from '../storage/datadir.js';
@@ -57,32 +56,28 @@ import type { WalReceiverCommand, WalReceiverConfig, WalReceiverMessage } from '
 import { Primary, type RecoveryInfo } from '../primary/primary.js';
 import type { PrimaryOptions } from '../primary/options.js';
 import { finishRecovery, initNewTimeline, promoteStep, type ReplayResume } from '../primary/promotion.js';
+import { TypedEventEmitter } from '../util/typed-events.js';
+import { type RestartpointInfo, type StandbyEvents, WalReceiverEvents } from './standby-events.js';
+import type { Registry } from 'prom-client';
+import { standbyMetrics } from './standby-metrics.js';
+import type { ReplayPauseState } from './walrcvdata.js';
 
 /** Standby.promote's options: the new Primary's (its data directory is the standby's). */
 export type PromoteOptions = Omit<PrimaryOptions, 'dataDir'>;
 
-export type { WalReceiverStatus };
+export type { WalReceiverStatus, RestartpointInfo, StandbyEvents, ReplayPauseState };
 
 const CKPT_DIR = 'checkpoints';
 /** How long close() waits for a worker to stop by itself before terminating it. */
 export const WORKER_STOP_TIMEOUT_MS = 10_000;
 
 
-export interface RestartpointInfo {
-  checkpointLsn: Lsn;
-  redoLsn: Lsn;
-  minRecoveryPoint: Lsn;
-  snapshotName: string;
-  segmentsRemoved: number;
-  /** Segments renamed to future names for the walreceiver to overwrite (min_wal_size). */
-  segmentsRecycled: number;
-}
 
 function snapshotNameFor(redo: Lsn): string {
   return `${redo.toString(16).toUpperCase().padStart(16, '0')}.snap`;
 }
 
-export class Standby extends EventEmitter {
+export class Standby extends TypedEventEmitter<StandbyEvents> {
   readonly dataDir: string;
   readonly walDir: string;
   readonly options: ResolvedStandbyOptions;
@@ -114,6 +109,8 @@ export class Standby extends EventEmitter {
   private stopPromoteWatch: (() => void) | null = null;
   /** The Primary this standby became (promote()): it owns the directory and store from then on. */
   private promotedTo: Primary | null = null;
+  /** The walreceiver's connect / disconnect / state events, and its connection count. */
+  readonly receiverEvents: WalReceiverEvents;
 
   private constructor(args: { options: ResolvedStandbyOptions; control: ControlData | null; store: SharedStore | null; walrcv: WalRcvData }) {
     super();
@@ -125,6 +122,7 @@ export class Standby extends EventEmitter {
     this.store = args.store;
     this.walrcv = args.walrcv;
     this.replayWaiters = new ReplayWaiters(args.walrcv);
+    this.receiverEvents = new WalReceiverEvents(this, args.walrcv);
     this.pool = args.store !== null && args.options.readerThreads > 0 ? new ReaderPool(args.store.handle, { threads: args.options.readerThreads }) : null;
     // 'error' events without a listener would throw: failures are also reported through open(),
     // waitForReplay() and `failed`.
@@ -280,6 +278,7 @@ export class Standby extends EventEmitter {
     const w = this.spawn('./walreceiver.js', { walreceiver: cfg }, 'walreceiver', cfg.inProcess !== null ? [cfg.inProcess] : []);
     this.walreceiver = w;
     w.on('message', (m: WalReceiverMessage) => {
+      this.receiverEvents.onMessage(m);
       switch (m.type) {
         case 'identified':
           this.control = readControl(this.dataDir);
@@ -425,6 +424,23 @@ export class Standby extends EventEmitter {
   }
 
 
+  /** This standby's prom-client Registry (src/standby/standby-metrics.ts); one per standby, made on first use. */
+  metricsRegistry(): Registry {
+    return standbyMetrics(this).registry;
+  }
+
+  /** pg_wal_replay_pause() (replay stops at the next record boundary; streaming goes on), pg_wal_replay_resume(), pg_get_wal_replay_pause_state(). */
+  pauseReplay(): void {
+    if (this.mode !== 'replica') throw Errors.featureNotSupported('a wal-only standby does not replay');
+    this.walrcv.requestReplayPause();
+  }
+  resumeReplay(): void {
+    this.walrcv.resumeReplay();
+  }
+  get replayPauseState(): ReplayPauseState {
+    return this.walrcv.replayPauseState;
+  }
+
   /** Control file state, restartpoints made. */
   stats(): { state: string; redoLsn: string; minRecoveryPoint: string; restartpoints: number } {
     const c = this.control;
@@ -508,6 +524,7 @@ export class Standby extends EventEmitter {
     // Stop streaming and replay; startup reports where it stopped.
     this.walrcv.requestStop();
     await Promise.all([this.walreceiver, this.startup].map((w) => (w === null ? undefined : this.exited.get(w))));
+    this.walrcv.resumeReplay(); // promotion ends a replay pause (as PostgreSQL's does)
     const resume = this.startupStopped;
     if (resume === null) throw Errors.promoteNotPossible(`the startup process stopped without reporting its position${this.failure ? `: ${this.failure.message}` : ''}`);
     promoteStep('stopped');

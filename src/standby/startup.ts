@@ -15,7 +15,8 @@
 // report apply at once while the primary asks for prompt reports (synchronous standbys), else at
 // most every APPLY_REPORT_MAX_DELAY_MS; and it tells the main thread about every checkpoint record
 // it replays (restartpoint candidates). When it stops it reports where (next record, last record,
-// last xid): a promotion replays the rest of pg_wal from there.
+// last xid): a promotion replays the rest of pg_wal from there. pg_wal_replay_pause (WalRcvData
+// REPLAY_PAUSE) stops it between records while it follows the stream, until resumed or stopped.
 //
 // Redo is redoRecord (src/wal/replay.ts), the same function as the primary's crash recovery;
 // each transaction is applied whole under the store's write latch, so hot-standby readers never
@@ -327,6 +328,10 @@ class Startup {
     const latch = this.walrcv.startupLatch;
     for (;;) {
       if (this.walrcv.stopRequested) break;
+      if (this.walrcv.replayPauseRequested) {
+        this.pauseReplay();
+        continue;
+      }
       const flushed = this.walrcv.flushed;
       if (flushed !== this.checkedFlush) {
         // (RECEIVED_TLI is read after FLUSHED: it was stored before any flush past the switch point.)
@@ -355,6 +360,16 @@ class Startup {
       latch.wait(reportInMs);
     }
     if (this.unpublished > 0) this.publish();
+  }
+
+  /**
+   * pg_wal_replay_pause(): publish what was applied, mark the pause as in effect, and sleep on the
+   * latch (the walreceiver sets it after each flush: streaming goes on) until resumed or stopped.
+   */
+  private pauseReplay(): void {
+    if (this.unpublished > 0) this.publish();
+    if (!this.walrcv.acknowledgeReplayPause()) return;
+    while (this.walrcv.replayPauseRequested && !this.walrcv.stopRequested) this.walrcv.startupLatch.wait(Infinity);
   }
 
   /**

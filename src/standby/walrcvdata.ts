@@ -9,7 +9,8 @@
 //                bumps FLUSH_SEQ and sets STARTUP_LATCH.
 //   startup      REPLAY, LAST_COMMIT_TIME, RECORDS_REPLAYED; bumps REPLAY_SEQ (main-thread waiters
 //                use Atomics.waitAsync on it) and sets WALRCV_LATCH when caught up (apply feedback).
-//   main         STOP (then sets both latches).
+//   main         STOP (then sets both latches); REPLAY_PAUSE requested / not paused (then sets
+//                the startup latch). startup moves REPLAY_PAUSE requested → paused once it stopped.
 // Multi-field updates (write+flush, walEnd+times, replay+commit time) happen under the MUTEX
 // spinlock, and snapshot() reads under it, so a reader never sees half an update.
 // Invariants, asserted on every update: REPLAY <= FLUSHED <= WRITTEN, each monotonic.
@@ -63,6 +64,8 @@ export const WI_SENDER_HOST_LEN = I32_BASE + 10;
 export const WI_PROMPT_APPLY_REPORT = I32_BASE + 11;
 /** 1 while the main thread has (or is about to arm) an Atomics.waitAsync on REPLAY_SEQ: publishReplay notifies only then. */
 export const WI_REPLAY_WAITING = I32_BASE + 12;
+/** pg_wal_replay_pause(): RecoveryPauseState (main requests and resumes, startup acknowledges). */
+export const WI_REPLAY_PAUSE = I32_BASE + 13;
 const N_I32 = I32_BASE + 14;
 const HOST_OFF = N_I32 * 4;
 /** Longest sender host name kept (PostgreSQL's NI_MAXHOST is 1025; host names here are short). */
@@ -80,6 +83,15 @@ export const enum WalRcvState {
 }
 export const WALRCV_STATE_NAMES = ['stopped', 'starting', 'streaming', 'waiting', 'restarting', 'stopping'] as const;
 export type WalRcvStateName = (typeof WALRCV_STATE_NAMES)[number];
+
+/** PostgreSQL's RecoveryPauseState (xlogrecovery.h), in pg_get_wal_replay_pause_state()'s spelling. */
+export const enum RecoveryPauseState {
+  NotPaused = 0,
+  PauseRequested = 1,
+  Paused = 2,
+}
+export const REPLAY_PAUSE_STATE_NAMES = ['not paused', 'pause requested', 'paused'] as const;
+export type ReplayPauseState = (typeof REPLAY_PAUSE_STATE_NAMES)[number];
 
 export interface WalRcvDataHandle {
   buffer: SharedArrayBuffer;
@@ -190,6 +202,32 @@ export class WalRcvData {
 
   get stopRequested(): boolean {
     return Atomics.load(this.i32, WI_STOP) !== 0;
+  }
+
+  /** Main thread (pg_wal_replay_pause): ask startup to pause replay at the next record boundary. */
+  requestReplayPause(): void {
+    Atomics.compareExchange(this.i32, WI_REPLAY_PAUSE, RecoveryPauseState.NotPaused, RecoveryPauseState.PauseRequested);
+    this.startupLatch.set();
+  }
+
+  /** Main thread (pg_wal_replay_resume). */
+  resumeReplay(): void {
+    Atomics.store(this.i32, WI_REPLAY_PAUSE, RecoveryPauseState.NotPaused);
+    this.startupLatch.set();
+  }
+
+  /** startup: a requested pause has taken effect (false if it was resumed meanwhile). */
+  acknowledgeReplayPause(): boolean {
+    const was = Atomics.compareExchange(this.i32, WI_REPLAY_PAUSE, RecoveryPauseState.PauseRequested, RecoveryPauseState.Paused);
+    return was !== RecoveryPauseState.NotPaused;
+  }
+
+  get replayPauseRequested(): boolean {
+    return Atomics.load(this.i32, WI_REPLAY_PAUSE) !== RecoveryPauseState.NotPaused;
+  }
+
+  get replayPauseState(): ReplayPauseState {
+    return REPLAY_PAUSE_STATE_NAMES[Atomics.load(this.i32, WI_REPLAY_PAUSE)] ?? 'not paused';
   }
 
   /** Main thread: ask both workers to stop and wake them. */

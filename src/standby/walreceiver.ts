@@ -83,6 +83,10 @@ export type WalReceiverMessage =
   | { type: 'timeline'; tli: number; prevTli: number; switchpoint: Lsn }
   | { type: 'warning'; message: string; sqlstate: string }
   | { type: 'failed'; error: ErrorInfo }
+  /** WalRcvData's state changed (the main thread reads it there). */
+  | { type: 'state' }
+  /** A connection ended (`message`/`sqlstate`: why, null when we ended it: stop, re-point). */
+  | { type: 'disconnected'; message: string | null; sqlstate: string | null }
   | { type: 'stopped' };
 
 /** Main thread → walreceiver. */
@@ -190,7 +194,7 @@ class WalReceiver {
     void this.watchLatch();
     try {
       while (!this.walrcv.stopRequested) {
-        this.walrcv.setState(WalRcvState.Starting);
+        this.setState(WalRcvState.Starting);
         this.repointRequested = false;
         let conn: WalRcvConnection;
         this.connecting = new AbortController();
@@ -205,9 +209,11 @@ class WalReceiver {
           this.connecting = null;
         }
         this.conn = conn;
+        let endedBy: WalstreamError | null = null;
         try {
           await this.stream(conn);
         } catch (e) {
+          endedBy = e instanceof FatalError ? e.err : e instanceof WalstreamError ? e : Errors.internal(String((e as Error)?.message ?? e));
           if (e instanceof FatalError) throw e;
           if (isFatal(e)) throw new FatalError(e as WalstreamError);
           if (!this.repointRequested) this.warn(e);
@@ -215,6 +221,7 @@ class WalReceiver {
           this.conn = null;
           this.inCopy = false;
           conn.disconnect();
+          post({ type: 'disconnected', message: endedBy?.message ?? null, sqlstate: endedBy?.sqlstate ?? null });
           await this.flushSettled(false);
         }
         if (this.walrcv.stopRequested) break;
@@ -223,7 +230,7 @@ class WalReceiver {
     } finally {
       this.stopped = true;
       await this.files.close();
-      this.walrcv.setState(WalRcvState.Stopped);
+      this.setState(WalRcvState.Stopped);
     }
   }
 
@@ -263,6 +270,11 @@ class WalReceiver {
     this.sleepWake?.();
   }
 
+  private setState(state: WalRcvState): void {
+    this.walrcv.setState(state);
+    post({ type: 'state' });
+  }
+
   private warn(e: unknown): void {
     const err = e instanceof WalstreamError ? e : Errors.internal(String((e as Error)?.message ?? e));
     post({ type: 'warning', message: err.message, sqlstate: err.sqlstate });
@@ -270,7 +282,7 @@ class WalReceiver {
 
   private async retryWait(): Promise<void> {
     if (this.walrcv.stopRequested) return;
-    this.walrcv.setState(WalRcvState.Waiting);
+    this.setState(WalRcvState.Waiting);
     await new Promise<void>((resolve) => {
       const t = setTimeout(done, this.cfg.retryIntervalMs);
       function done(): void {
