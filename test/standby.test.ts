@@ -266,7 +266,7 @@ test('walstream standby runs until SIGTERM and leaves a directory it can reopen'
       await waitFor(() => out.includes('\n') && /^\S+Z +streaming +/m.test(err), 20_000, 'the standby to stream');
       assert.match(err, /^time +status +latest_end_lsn +written_lsn +flushed_lsn +replay_lsn +write_lag_bytes +write_lag_ms /m);
       const j = JSON.parse(out.split('\n')[0]!) as { standby: { systemIdentifier: string; mode: string } };
-      assert.equal(j.standby.systemIdentifier, p.systemIdentifier.toString());
+      assert.equal(j.standby.systemIdentifier, p.systemIdentifier);
       assert.equal(j.standby.mode, 'replica');
       proc.kill('SIGTERM');
       const [code] = (await once(proc, 'exit')) as [number | null];

@@ -5,9 +5,9 @@
 // transactions); status lines (status-lines.ts) go to stderr every --status-every-ms. Both stop
 // before the primary closes.
 
-import net from 'node:net';
 import { Errors } from '../errors.js';
 import { Primary } from '../primary/primary.js';
+import { assertCanListen } from '../replication/listen-probe.js';
 import type { HbaRule } from '../replication/protocol/hba.js';
 import { commitRateMeter, type LoadHandle, startLoad } from './load.js';
 import { PRIMARY_COLUMNS, primaryStatusLines, statusHeader } from './status-lines.js';
@@ -40,23 +40,6 @@ export interface PrimaryCliOptions {
 
 /** --status-every-ms when --load is given without it, ms. */
 const LOAD_STATUS_EVERY_MS = 1000;
-
-/**
- * Fail with one line naming `option` when host:port cannot be listened on (in use, not permitted,
- * no such address), before anything touches the data directory. A probe: the port is released
- * again at once, so another process could still take it before the primary binds.
- */
-async function assertCanListen(option: string, host: string, port: number): Promise<void> {
-  if (port === 0) return;
-  await new Promise<void>((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', (e: NodeJS.ErrnoException) => {
-      const why = e.code === 'EADDRINUSE' ? 'is already in use' : e.code === 'EACCES' ? 'needs privileges this process lacks' : e.code === 'EADDRNOTAVAIL' ? 'is not an address of this machine' : `cannot be listened on (${e.code ?? e.message})`;
-      reject(Errors.invalidOption(option, `${host}:${port} ${why}`));
-    });
-    srv.listen({ host, port, exclusive: true }, () => srv.close(() => resolve()));
-  });
-}
 
 export async function runPrimary(o: PrimaryCliOptions): Promise<void> {
   await assertCanListen('--port', o.host, o.port);
@@ -108,7 +91,7 @@ export async function runPrimary(o: PrimaryCliOptions): Promise<void> {
     await metrics?.close();
     await p.close();
   });
-  console.log(JSON.stringify({ listening: { host: o.host, port: p.port }, ...(metrics ? { metrics: metrics.url } : {}), systemIdentifier: p.systemIdentifier.toString(), timeline: p.timeline, flushLsn: p.stats().flushLsn, dataDir: p.dataDir }));
+  console.log(JSON.stringify({ listening: { host: o.host, port: p.port }, ...(metrics ? { metrics: metrics.url } : {}), systemIdentifier: p.systemIdentifier, timeline: p.timeline, flushLsn: p.stats().flushLsn, dataDir: p.dataDir }));
   await stopped;
   console.error('shut down');
 }

@@ -84,7 +84,7 @@ export async function runStandby(o: StandbyCliOptions): Promise<void> {
     stopStatus();
     process.removeListener('SIGHUP', onHup);
   });
-  console.log(JSON.stringify({ standby: { dataDir: s.dataDir, mode: s.mode, systemIdentifier: s.systemIdentifier?.toString() ?? null, timeline: s.timeline, replayLsn: st.replay_lsn, conninfo: st.conninfo } }));
+  console.log(JSON.stringify({ standby: { dataDir: s.dataDir, mode: s.mode, systemIdentifier: s.systemIdentifier, timeline: s.timeline, replayLsn: st.replay_lsn, conninfo: st.conninfo } }));
   await stopped;
   console.error('shut down');
 }

@@ -26,6 +26,8 @@ export interface PrimaryConninfo {
 /** What a standby needs of a primary in its own process (walstream's Primary has it). */
 export interface InProcessPrimary {
   inProcessListener(): MessagePort;
+  /** Ask for WAL up to lsn to be flushed now (waitForReplay of an unflushed synchronousCommit 'off' commit); see Primary.requestWalFlush. */
+  requestWalFlush?(lsn: number): boolean;
 }
 
 /** A primary in this process: streaming goes through SharedArrayBuffer rings, not TCP (no authentication). */

@@ -351,8 +351,9 @@ export class Standby extends EventEmitter {
     return this.walrcv.written;
   }
 
-  get systemIdentifier(): bigint | null {
-    return this.control?.sysid ?? null;
+  /** The database system identifier in decimal, as pg_controldata prints it (null before the control file exists). */
+  get systemIdentifier(): string | null {
+    return this.control?.sysid.toString() ?? null;
   }
 
   get timeline(): number {
@@ -371,6 +372,10 @@ export class Standby extends EventEmitter {
     if (r >= lsn) return Promise.resolve(r);
     if (this.failure !== null) return Promise.reject(this.failure);
     if (this.closing !== null) return Promise.reject(Errors.closed('standby'));
+    // A synchronousCommit 'off' commit may not be flushed yet, and walsenders send flushed WAL
+    // only: a primary in this process is asked to flush it now instead of at wal_writer_delay.
+    // (Over TCP the primary is out of reach: its walwriter flushes within wal_writer_delay.)
+    this.options.inProcess?.requestWalFlush?.(lsn);
     return this.replayWaiters.wait(lsn, timeoutMs);
   }
 
