@@ -3,14 +3,15 @@
 // when the port is taken between the check and the listener's bind); the system identifier is
 // one decimal string on Primary, Standby, stats() and IDENTIFY_SYSTEM's column; an in-process
 // standby's waitForReplay of a synchronousCommit 'off' commit asks the walwriter for the flush it
-// needs (counted in stats().walFlushRequests) instead of waiting for wal_writer_delay.
+// needs (counted in stats().walFlushRequests) instead of waiting for wal_writer_delay; waitForReplay
+// takes an LSN as a number or as PostgreSQL's X/X text (lsnToString / parseLsn convert).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { Primary, Standby, WalstreamError } from '../src/index.js';
+import { lsnToString, parseLsn, Primary, Standby, WalstreamError } from '../src/index.js';
 import { rmrf, tmpDir } from './helpers/tmp.js';
 
 /** The longest wal_writer_delay (ms) Primary accepts: nothing is flushed by the delay while a test runs. */
@@ -82,4 +83,21 @@ test("waitForReplay of a synchronousCommit 'off' commit asks the walwriter for i
   // Already flushed WAL: nothing is asked.
   await s.waitForReplay(lsn);
   assert.equal(p.stats().walFlushRequests, after.walFlushRequests);
+});
+
+test("waitForReplay takes an LSN as transaction() returns it or as PostgreSQL's X/X text", async (t) => {
+  const dir = tmpDir('walstream-api-lsn-');
+  const p = await Primary.open({ dataDir: path.join(dir, 'p'), port: 0 });
+  const s = await Standby.open({ dataDir: path.join(dir, 's'), primary: p, readerThreads: 0 });
+  t.after(async () => {
+    await s.close();
+    await p.close();
+    rmrf(dir);
+  });
+  const lsn = await p.transaction((tx) => tx.put('t', 'a', 1));
+  assert.equal(await s.waitForReplay(lsnToString(lsn)) >= lsn, true);
+  assert.equal(parseLsn(lsnToString(lsn)), lsn);
+  const flushText = p.stats().flushLsn;
+  assert.ok((await s.waitForReplay(flushText)) >= parseLsn(flushText));
+  await assert.rejects(s.waitForReplay('12345'), (e: unknown) => e instanceof WalstreamError && e.code === 'WS_INVALID_OPTION' && /0\/16B3748/.test(e.message));
 });
