@@ -97,6 +97,8 @@ test('precedence: conninfo password > PGPASSWORD > passfile > PGPASSFILE > ~/.pg
   assert.deepEqual(parseConninfo('', e, noWarn), { host: '10.1.1.1', port: 6543, user: 'envuser', password: 'pw', applicationName: 'envapp' });
   assert.deepEqual(parseConninfo('host=h port=5 user=u application_name=a', e, noWarn), { host: 'h', port: 5, user: 'u', password: 'pw', applicationName: 'a' });
   assert.throws(() => parseConninfo('host=h', env({ PGPORT: 'x', PGPASSWORD: 'pw' }), noWarn), /invalid port number: "x"/);
+  // A socket directory (from PGHOST or the string) is refused by name: walstream speaks TCP only.
+  assert.throws(() => parseConninfo('port=5432', env({ PGHOST: '/var/run/postgresql', PGPASSWORD: 'pw' }), noWarn), /host "\/var\/run\/postgresql" is a Unix-domain socket; walstream connects over TCP only/);
 });
 
 test('walstream basebackup and psql 15 agree on every password source against a SCRAM-SHA-256 primary', async (t) => {

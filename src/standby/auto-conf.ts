@@ -18,7 +18,7 @@ import { fsyncDir } from '../wal/segfile.js';
 import { parseBackupManifest } from '../replication/backup-manifest.js';
 import type { PrimaryConninfo, StandbyOptions } from './options.js';
 import { splitConninfo } from './options.js';
-import { type Env, libpqTarget, MAX_PASSFILE_BYTES, type WarningSink } from './libpq-env.js';
+import { type Env, isUnixSocketHost, libpqTarget, MAX_PASSFILE_BYTES, type WarningSink } from './libpq-env.js';
 
 export const AUTO_CONF_FILE = 'postgresql.auto.conf';
 export const STANDBY_SIGNAL_FILE = 'standby.signal';
@@ -119,6 +119,7 @@ export function conninfoFromLibpq(text: string, env: Env = process.env, warn?: W
   const t = libpqTarget(kv, env, warn);
   const host = t.host;
   if (host.includes(',')) throw conninfoError(`multiple hosts ("${host}") are not supported`);
+  if (isUnixSocketHost(host)) throw conninfoError(`host "${host}" is a Unix-domain socket; walstream connects over TCP only`);
   const portText = t.port;
   if (!/^\d{1,5}$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535) throw conninfoError(`invalid port number: "${portText}"`);
   const out: PrimaryConninfo = { host, port: Number(portText), user: t.user };

@@ -63,6 +63,11 @@ function setting(kv: ReadonlyMap<string, string>, key: string, env: Env): string
   return fromEnv !== undefined && fromEnv !== '' ? fromEnv : null;
 }
 
+/** A host libpq would reach through a Unix-domain socket (a directory path, or an abstract name with '@'). */
+export function isUnixSocketHost(host: string): boolean {
+  return host.startsWith('/') || host.startsWith('@');
+}
+
 /** The OS user libpq defaults to (pg_fe_getauthname). */
 function osUser(): string {
   try {

@@ -9,7 +9,7 @@ import { type StageTraceHandle, stageTraceOption } from '../util/stage-trace.js'
 import { Errors } from '../errors.js';
 import { validateSlotName } from '../replication/protocol/commands.js';
 import { boolOption, intOption } from '../util/option-checks.js';
-import { type Env, libpqTarget, type WarningSink } from './libpq-env.js';
+import { type Env, isUnixSocketHost, libpqTarget, type WarningSink } from './libpq-env.js';
 import type { BaseBackupProgressListener } from './bootstrap-progress.js';
 
 export type StandbyMode = 'replica' | 'wal-only';
@@ -283,6 +283,7 @@ export function checkConninfoSyntax(text: string): void {
  */
 export function parseConninfo(text: string, env: Env = process.env, warn?: WarningSink): PrimaryConninfo {
   const t = libpqTarget(conninfoPairs(text), env, warn);
+  if (isUnixSocketHost(t.host)) throw conninfoError(`host "${t.host}" is a Unix-domain socket; walstream connects over TCP only`);
   checkPortText(t.port);
   const out: PrimaryConninfo = { host: t.host, port: Number(t.port), user: t.user };
   if (t.password !== null) out.password = t.password;
