@@ -3,7 +3,8 @@
 // line starts with an ISO timestamp and keeps its columns under the header's, the standby's time
 // lag is the age of the oldest reported WAL not yet written / flushed / replayed, the load never
 // commits more than its schedule allows, and `walstream primary --load` drives a standby that
-// replays what it commits, with status lines on stderr.
+// replays what it commits, with status lines on stderr; `walstream status` says when it was taken
+// and shows byte lag beside time lag.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,6 +18,7 @@ import type { ReplicationStatusRow } from '../src/replication/server.js';
 import type { WalReceiverStatus } from '../src/standby/wal-receiver-status.js';
 import { LOAD_TABLE, startLoad } from '../src/cli/load.js';
 import { PRIMARY_COLUMNS, primaryStatusLines, STANDBY_COLUMNS, StandbyLagTracker, statusHeader } from '../src/cli/status-lines.js';
+import { formatStatus } from '../src/cli/status.js';
 import { ROOT } from './helpers/bench-report.js';
 import { rmrf, tmpDir } from './helpers/tmp.js';
 
@@ -142,4 +144,14 @@ test('walstream primary --load: a standby replays the load; status lines on stde
   const [code] = (await once(proc, 'exit')) as [number | null];
   assert.equal(code, 0, err);
   assert.ok(s.scan(LOAD_TABLE).every((r) => (r.value as Uint8Array).length === 32));
+});
+
+test('walstream status: the time it was taken, byte lag beside time lag per level', () => {
+  const text = formatStatus({ systemIdentifier: '7716689170669883634', timeline: 1, insertLsn: '0/3000148', flushLsn: '0/3000148', synchronousStandbyNames: '', replication: [row({})], slots: [] }, new Date('2026-12-07T21:54:29.123Z'));
+  const lines = text.split('\n');
+  assert.equal(lines[0], 'time 2026-12-07T21:54:29.123Z  system 7716689170669883634  timeline 1  insert 0/3000148  flush 0/3000148');
+  const header = lines[3]!.split('|').map((h) => h.trim());
+  assert.deepEqual(header.slice(header.indexOf('write_lag_bytes'), header.indexOf('replay_lag_ms') + 1), ['write_lag_bytes', 'write_lag_ms', 'flush_lag_bytes', 'flush_lag_ms', 'replay_lag_bytes', 'replay_lag_ms']);
+  const cells = lines[5]!.split('|').map((c) => c.trim());
+  assert.deepEqual(cells.slice(header.indexOf('write_lag_bytes'), header.indexOf('replay_lag_ms') + 1), ['0', '0.000', '328', '1.600', '4424', '2.400']);
 });
