@@ -364,10 +364,8 @@ export class Primary extends EventEmitter {
   }
 
   /**
-   * Ask the walwriter to flush WAL up to `lsn` now rather than at its next wal_writer_delay: for a
-   * waiter elsewhere that needs that WAL durable and sent (an in-process standby's waitForReplay of
-   * a synchronousCommit 'off' commit; walsenders send flushed WAL only). The caller does not wait.
-   * False when nothing was asked (already flushed, or beyond what was inserted, or closed).
+   * Ask the walwriter to flush up to `lsn` now, not at wal_writer_delay (an in-process standby's
+   * waitForReplay of a synchronousCommit 'off' commit); no wait. False when nothing was asked.
    */
   requestWalFlush(lsn: Lsn): boolean {
     if (this.closed || this.walWriterError !== null || this.ctl.load(XC_FLUSHED) >= lsn || lsn > this.inserter.insertPos) return false;
