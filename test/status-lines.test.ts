@@ -2,9 +2,9 @@
 // their snapshot (test/snapshots/status-lines.headers.txt; UPDATE_SNAPSHOTS=1 rewrites it), every
 // line starts with an ISO timestamp and keeps its columns under the header's, the standby's time
 // lag is the age of the oldest reported WAL not yet written / flushed / replayed, the load never
-// commits more than its schedule allows, and `walstream primary --load` drives a standby that
-// replays what it commits, with status lines on stderr; `walstream status` says when it was taken
-// and shows byte lag beside time lag.
+// commits more than its schedule allows and stops without waiting for a slot, `walstream primary
+// --load` drives a standby that replays what it commits, with status lines on stderr, and
+// `walstream status` says when it was taken and shows byte lag beside time lag.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -154,4 +154,26 @@ test('walstream status: the time it was taken, byte lag beside time lag per leve
   assert.deepEqual(header.slice(header.indexOf('write_lag_bytes'), header.indexOf('replay_lag_ms') + 1), ['write_lag_bytes', 'write_lag_ms', 'flush_lag_bytes', 'flush_lag_ms', 'replay_lag_bytes', 'replay_lag_ms']);
   const cells = lines[5]!.split('|').map((c) => c.trim());
   assert.deepEqual(cells.slice(header.indexOf('write_lag_bytes'), header.indexOf('replay_lag_ms') + 1), ['0', '0.000', '328', '1.600', '4424', '2.400']);
+});
+
+test('stopping a slow load wakes the clients waiting for their slot (no timer has to fire)', { timeout: 120_000 }, async (t) => {
+  const dir = tmpDir('walstream-load-stop-');
+  const p = await Primary.open({ dataDir: dir });
+  t.after(async () => {
+    await p.close();
+    rmrf(dir);
+  });
+  // Timers are frozen: a client whose slot is in the future sleeps until stop() wakes it.
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  // 1 commit/s over 8 clients: client 0 commits at once, the others' slots are 1..7 s away.
+  const load = startLoad(p, { rate: 1, clients: 8, valueBytes: 1 });
+  for (let i = 0; load.commits < 1; i++) {
+    assert.ok(i < 100_000, 'the first commit');
+    await new Promise((r) => setImmediate(r));
+  }
+  await load.stop();
+  t.mock.timers.reset();
+  assert.equal(load.error, null);
+  assert.equal(load.commits, 1);
+  assert.equal(p.scan(LOAD_TABLE).length, 1);
 });

@@ -4,8 +4,8 @@
 // `valueBytes` value into table LOAD_TABLE. It runs in the primary's process because walstream
 // has no client protocol for transactions: its listener speaks the replication protocol only
 // (writes come from Primary.transaction in the process that owns the primary). The owner stops
-// it (stop(): the clients finish their commit in flight and end); a failed commit stops it too
-// and is kept in `error`.
+// it (stop(): clients waiting for their slot wake at once, the others finish their commit in
+// flight, and all end); a failed commit stops it too and is kept in `error`.
 
 import type { Primary } from '../primary/primary.js';
 import type { Transaction } from '../primary/transaction.js';
@@ -41,10 +41,18 @@ export interface LoadHandle {
   stop(): Promise<void>;
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
 export function startLoad(p: Primary, o: LoadOptions): LoadHandle {
   let stopped = false;
+  // Clients waiting for their slot: stop() wakes them at once (a slot may be seconds away at a low rate).
+  const sleepers = new Map<NodeJS.Timeout, () => void>();
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const t = setTimeout(() => {
+        sleepers.delete(t);
+        resolve();
+      }, ms);
+      sleepers.set(t, resolve);
+    });
   let commits = 0;
   let error: Error | null = null;
   // The uniform schedule: the k-th commit since t0 is due at t0 + k / rate.
@@ -92,6 +100,11 @@ export function startLoad(p: Primary, o: LoadOptions): LoadHandle {
     },
     async stop() {
       stopped = true;
+      for (const [t, wake] of sleepers) {
+        clearTimeout(t);
+        wake();
+      }
+      sleepers.clear();
       await done;
     },
   };
