@@ -27,7 +27,7 @@ for (let i = 0; i < RECORDS; i += 1000) {
 }
 const endLsn = await primary.flush();
 if (Math.floor(startLsn / SEG) !== Math.floor(endLsn / SEG)) throw new Error('replay bench: the WAL must fit in one segment');
-const sysid = primary.systemIdentifier;
+const sysid = BigInt(primary.systemIdentifier);
 await primary.close();
 const walDir = path.join(dir, 'd', 'pg_wal');
 const walBytes = endLsn - startLsn;

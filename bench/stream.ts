@@ -301,7 +301,7 @@ export async function runStreamBench(o: StreamBenchOptions) {
     const env = { ...process.env, PGCONNECT_TIMEOUT: '10' };
 
     const pgSysid = BigInt(pg.psql('select system_identifier from pg_control_system()').trim());
-    const wsSysid = primary.systemIdentifier;
+    const wsSysid = BigInt(primary.systemIdentifier);
     const ws = { host: '127.0.0.1', port: wsPort, user: 'bench' };
     const pgc = { host: '127.0.0.1', port: pg.port, user: 'postgres' };
 

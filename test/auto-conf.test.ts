@@ -6,7 +6,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { adoptBaseBackup, conninfoFromLibpq, parseAutoConf, passwordFromPassFile, withDirectorySettings } from '../src/standby/auto-conf.js';
+import { adoptBaseBackup, conninfoFromLibpq, parseAutoConf, withDirectorySettings } from '../src/standby/auto-conf.js';
+import { passwordFromPassFile } from '../src/standby/libpq-env.js';
 import { DbState, readControl, writeControl } from '../src/storage/control.js';
 import { rmrf, tmpDir } from './helpers/tmp.js';
 
@@ -37,9 +38,10 @@ test('primary_conninfo: libpq keywords, defaults, passfile, refused TLS', (t) =>
   const ci = conninfoFromLibpq(parseAutoConf(PG_BASEBACKUP_R_LINE).get('primary_conninfo')!);
   assert.deepEqual(ci, { host: '127.0.0.1', port: 54329, user: 'postgres' });
   const pass = path.join(dir, 'pgpass');
-  fs.writeFileSync(pass, '# comment\nother:1:*:postgres:no\n127.0.0.1:54329:replication:postgres:s3cr\\:et\n');
-  assert.equal(passwordFromPassFile(pass, '127.0.0.1', '54329', 'postgres'), 's3cr:et');
-  assert.equal(passwordFromPassFile(pass, '127.0.0.1', '54329', 'alice'), null);
+  fs.writeFileSync(pass, '# comment\nother:1:*:postgres:no\n127.0.0.1:54329:replication:postgres:s3cr\\:et\n', { mode: 0o600 });
+  const want = (user: string) => ({ host: '127.0.0.1', port: '54329', dbname: 'replication', user });
+  assert.equal(passwordFromPassFile(pass, want('postgres')), 's3cr:et');
+  assert.equal(passwordFromPassFile(pass, want('alice')), null);
   assert.equal(conninfoFromLibpq(`host=127.0.0.1 port=54329 user=postgres passfile='${pass}'`).password, 's3cr:et');
   assert.equal(conninfoFromLibpq(`host=127.0.0.1 port=54329 user=postgres password=given passfile='${pass}'`).password, 'given');
   assert.equal(conninfoFromLibpq("host=h application_name='my app'").applicationName, 'my app');

@@ -55,6 +55,13 @@ test('bad option values: one line naming the option and what it accepts', async 
     [['standby', '--data', data, '--primary', 'bogus'], /'--primary <conninfo>'/, /key=value/, /missing "=" after "bogus"/],
     [['standby', '--data', data, '--primary', 'host=x port=abc'], /'--primary <conninfo>'/, /invalid port number/],
     [['bench', 'commit', '--bogus'], /unknown option '--bogus'/],
+    [['primary', '--data', data, '--port', '0', '--load', '0'], /'--load <rate>'/, /integer from 1 to 1000000/],
+    [['primary', '--data', data, '--port', '0', '--load', '10', '--load-clients', 'x'], /'--load-clients <n>'/, /integer from 1 to 1024/],
+    [['primary', '--data', data, '--port', '0', '--load', '10', '--load-value-bytes', '-1'], /'--load-value-bytes <bytes>'/, /integer from 0 to 1048576/],
+    [['primary', '--data', data, '--port', '0', '--status-every-ms', '1.5'], /'--status-every-ms <ms>'/, /integer >= 0/],
+    [['demo', '--dir', data, '--load', 'fast'], /'--load <rate>'/, /integer from 1 to 1000000/],
+    [['demo', '--dir', data, '--load-clients', '0'], /'--load-clients <n>'/, /integer from 1 to 1024/],
+    [['basebackup', '--data', data, '--primary', 'host=x passfile'], /'--primary <conninfo>'/, /missing "=" after "passfile"/],
   ];
   for (const [args, ...res] of cases) {
     await t.test(args.join(' '), async () => assertOneLineError(await walstream(args), ...res));

@@ -263,9 +263,11 @@ test('walstream standby runs until SIGTERM and leaves a directory it can reopen'
       let err = '';
       proc.stdout!.on('data', (d) => (out += d));
       proc.stderr!.on('data', (d) => (err += d));
-      await waitFor(() => out.includes('\n') && err.includes('status=streaming'), 20_000, 'the standby to stream');
+      // status lines: the header, then one per interval with status "streaming" after the timestamp
+      await waitFor(() => out.includes('\n') && /^\S+Z +streaming +/m.test(err), 20_000, 'the standby to stream');
+      assert.match(err, /^time +status +latest_end_lsn +written_lsn +flushed_lsn +replay_lsn +write_lag_bytes +write_lag_ms /m);
       const j = JSON.parse(out.split('\n')[0]!) as { standby: { systemIdentifier: string; mode: string } };
-      assert.equal(j.standby.systemIdentifier, p.systemIdentifier.toString());
+      assert.equal(j.standby.systemIdentifier, p.systemIdentifier);
       assert.equal(j.standby.mode, 'replica');
       proc.kill('SIGTERM');
       const [code] = (await once(proc, 'exit')) as [number | null];

@@ -210,7 +210,7 @@ test('replay (remote_apply) does not stall on a record that ends just past a pag
   // Every record, read with no limit: find those ending 8 bytes after a short page header.
   const all: Array<{ start: number; end: number }> = [];
   const src = new FileSegmentSource(p.walDir, 1, SEG);
-  const r0 = new XLogReader(src, { segSize: SEG, sysid: p.systemIdentifier }, start, null);
+  const r0 = new XLogReader(src, { segSize: SEG, sysid: BigInt(p.systemIdentifier) }, start, null);
   for (;;) {
     const r = r0.readRecord();
     if (r.kind !== 'record') break;
@@ -219,7 +219,7 @@ test('replay (remote_apply) does not stall on a record that ends just past a pag
   const edge = all.filter((r) => r.end % XLOG_BLCKSZ === 32 && r.end % SEG !== 32 && r.start < r.end - 32);
   assert.ok(edge.length > 0, 'the workload produced a record ending 8 bytes into a page');
   for (const rec of edge) {
-    const reader = new XLogReader(src, { segSize: SEG, sysid: p.systemIdentifier }, rec.start, null);
+    const reader = new XLogReader(src, { segSize: SEG, sysid: BigInt(p.systemIdentifier) }, rec.start, null);
     reader.limit = rec.end; // flushed exactly up to the end of this record
     const r = reader.readRecord();
     assert.equal(r.kind, 'record', `record ${rec.start}..${rec.end} is complete at limit ${rec.end}`);

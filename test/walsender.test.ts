@@ -192,8 +192,9 @@ test('pg_receivewal --synchronous: its flush reports reach replicationStatus(); 
   assert.equal(row.flush_lag_bytes, 0);
   assert.ok(row.reply_time instanceof Date && Math.abs(row.reply_time.getTime() - Date.now()) < 60_000);
 
-  // The same port again: open() fails with the listen error and leaves the directory reusable.
-  await assert.rejects(Primary.open({ dataDir: path.join(dir, 'other'), port: p.port! }), /EADDRINUSE/);
+  // The same port again: open() fails naming the port before it initialises the directory.
+  await assert.rejects(Primary.open({ dataDir: path.join(dir, 'other'), port: p.port! }), /invalid value for option "port": 127\.0\.0\.1:\d+ is already in use/);
+  assert.equal(fs.existsSync(path.join(dir, 'other')), false);
   const again = await Primary.open({ dataDir: path.join(dir, 'other') });
   await again.close();
 });

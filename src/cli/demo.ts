@@ -1,16 +1,37 @@
 // `walstream demo` (the README's main command): a primary on an embedded default, listening on
 // 127.0.0.1, with two in-process standbys (walreceiver + startup worker threads each), under a
-// load of concurrent committers. Prints pg_stat_replication-style rows once a second, checks
-// read-your-writes on a standby (waitForReplay of a commit's LSN), and at the end compares the
-// standbys' store digests with the primary's.
+// pgbench-like load (load.ts: concurrent committers, optionally rate-limited with --load). Prints
+// status lines once a second (status-lines.ts: a header, then per standby an ISO timestamp,
+// positions, byte and time lag per level), checks read-your-writes on a standby (waitForReplay of
+// a commit's LSN), and at the end compares the standbys' store digests with the primary's. Owns
+// everything it opens and closes it before returning.
 
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Primary } from '../primary/primary.js';
 import { Standby } from '../standby/standby.js';
+import { commitRateMeter, startLoad } from './load.js';
+import { PRIMARY_COLUMNS, primaryStatusLines, statusHeader } from './status-lines.js';
 
-export async function runDemo(o: { seconds: number; dir?: string; standbys?: number }): Promise<void> {
+export interface DemoOptions {
+  seconds: number;
+  dir?: string;
+  standbys?: number;
+  /** Commits/s of the load (default: as fast as the clients commit). */
+  load?: number;
+  loadClients?: number;
+}
+
+/** Status lines every this many ms. */
+const DEMO_STATUS_EVERY_MS = 1000;
+/** Client 0 checks read-your-writes on a standby every this many of its commits. */
+const RYW_EVERY_COMMITS = 200;
+/** Bound on a read-your-writes wait, and on the standbys' final catch-up, ms (hang bounds). */
+const RYW_TIMEOUT_MS = 10_000;
+const FINAL_REPLAY_TIMEOUT_MS = 30_000;
+
+export async function runDemo(o: DemoOptions): Promise<void> {
   const base = o.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'walstream-demo-'));
   const nStandbys = o.standbys ?? 2;
   const p = await Primary.open({ dataDir: path.join(base, 'primary'), port: 0 });
@@ -26,59 +47,47 @@ export async function runDemo(o: { seconds: number; dir?: string; standbys?: num
     );
     console.log(`standby${i}: base backup done, streaming`);
   }
-  let stop = false;
-  let commits = 0;
   let rywChecks = 0;
   let rywMaxMs = 0;
-  const load = Promise.all(
-    Array.from({ length: 32 }, async (_, w) => {
-      let i = 0;
-      while (!stop) {
-        const lsn = await p.transaction((tx) => {
-          tx.put('accounts', `acct-${w}-${i % 1000}`, { balance: i, at: Date.now() });
-          tx.put('events', `${w}-${i}`, { kind: 'deposit', amount: i % 100 });
-        });
-        commits++;
-        if (w === 0 && i % 200 === 0 && standbys.length > 0) {
-          // read-your-writes on a standby: wait until it has replayed this commit, then read it
-          const t0 = performance.now();
-          const s = standbys[(i / 200) % standbys.length]!;
-          await s.waitForReplay(lsn, 10_000);
-          const v = s.get('events', `${w}-${i}`) as { amount: number } | undefined;
-          if (v?.amount !== i % 100) throw new Error(`read-your-writes failed on a standby for ${w}-${i}`);
-          rywChecks++;
-          rywMaxMs = Math.max(rywMaxMs, performance.now() - t0);
-        }
-        i++;
-      }
-    }),
-  );
-  let last = { commits: 0, wal: p.insertLsn, t: performance.now() };
+  const load = startLoad(p, {
+    rate: o.load ?? null,
+    clients: o.loadClients ?? 32,
+    valueBytes: 0,
+    body: (tx, w, i) => {
+      tx.put('accounts', `acct-${w}-${i % 1000}`, { balance: i, at: Date.now() });
+      tx.put('events', `${w}-${i}`, { kind: 'deposit', amount: i % 100 });
+    },
+    onCommit: async (lsn, w, i) => {
+      if (w !== 0 || i % RYW_EVERY_COMMITS !== 0 || standbys.length === 0) return;
+      // read-your-writes on a standby: wait until it has replayed this commit, then read it
+      const t0 = performance.now();
+      const s = standbys[(i / RYW_EVERY_COMMITS) % standbys.length]!;
+      await s.waitForReplay(lsn, RYW_TIMEOUT_MS);
+      const v = s.get('events', `${w}-${i}`) as { amount: number } | undefined;
+      if (v?.amount !== i % 100) throw new Error(`read-your-writes failed on a standby for ${w}-${i}`);
+      rywChecks++;
+      rywMaxMs = Math.max(rywMaxMs, performance.now() - t0);
+    },
+  });
+  const rate = commitRateMeter(() => load.commits);
+  console.log(statusHeader(PRIMARY_COLUMNS));
   const timer = setInterval(() => {
-    const s = p.stats();
-    const now = performance.now();
-    const dt = (now - last.t) / 1000;
-    console.log(
-      `primary insert ${s.insertLsn} flush ${s.flushLsn} | ${Math.round((commits - last.commits) / dt)} commits/s, ` +
-        `${((p.insertLsn - last.wal) / dt / 1e6).toFixed(1)} MB/s WAL, ${s.walFsyncs} fsyncs, ${s.store.entries} rows`,
-    );
-    for (const r of p.replicationStatus()) {
-      console.log(
-        `  ${r.application_name.padEnd(9)} ${r.state.padEnd(9)} sent ${String(r.sent_lsn).padEnd(11)} write ${String(r.write_lsn).padEnd(11)} ` +
-          `flush ${String(r.flush_lsn).padEnd(11)} replay ${String(r.replay_lsn).padEnd(11)} lag ${r.replay_lag_bytes ?? '?'} B`,
-      );
-    }
-    last = { commits, wal: p.insertLsn, t: now };
-  }, 1000);
+    for (const line of primaryStatusLines(new Date(), rate(), p.stats().flushLsn, p.replicationStatus())) console.log(line);
+  }, DEMO_STATUS_EVERY_MS);
   await new Promise((r) => setTimeout(r, o.seconds * 1000));
-  stop = true;
-  await load;
+  await load.stop();
   clearInterval(timer);
+  if (load.error) {
+    for (const s of standbys) await s.close();
+    await p.close();
+    throw load.error;
+  }
   const end = await p.flush();
-  for (const s of standbys) await s.waitForReplay(end, 30_000);
+  for (const s of standbys) await s.waitForReplay(end, FINAL_REPLAY_TIMEOUT_MS);
   const digest = p.store.digest();
   const same = standbys.map((s) => s.store?.digest() === digest);
-  console.log(`done: ${commits} commits; ${rywChecks} read-your-writes checks on standbys (worst wait ${rywMaxMs.toFixed(1)} ms); standby digests equal the primary's: ${same.join(', ')}`);
+  const st = p.stats();
+  console.log(`done: ${load.commits} commits, ${st.walFsyncs} WAL fsyncs, ${st.store.entries} rows; ${rywChecks} read-your-writes checks on standbys (worst wait ${rywMaxMs.toFixed(1)} ms); standby digests equal the primary's: ${same.join(', ')}`);
   for (const s of standbys) await s.close();
   await p.close();
   if (o.dir === undefined) fs.rmSync(base, { recursive: true, force: true });

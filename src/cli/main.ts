@@ -6,6 +6,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { WalstreamError } from '../errors.js';
 import { registerBenchCommands } from './bench.js';
 import { conninfoArg, DEFAULT_METRICS_PORT, intArg, maxRateArg, numberArg, portArg, urlArg } from './options.js';
+import { MAX_LOAD_CLIENTS, MAX_LOAD_RATE, MAX_LOAD_VALUE_BYTES } from './load.js';
 import { dumpWal } from './waldump.js';
 
 /** Exit code of a usage error (bad option, unknown command); errors while running exit with 1. */
@@ -79,7 +80,9 @@ program
   .option('--seconds <s>', 'how long to run (> 0)', numberArg(0, { exclusive: true }), 15)
   .option('--dir <dir>', 'data directory (default: a temp dir, removed at the end)')
   .option('--standbys <n>', 'in-process standbys (integer from 0 to 16)', intArg(0, 16), 2)
-  .action(async (o: { seconds: number; dir?: string; standbys: number }) => {
+  .option('--load <rate>', `commits/s of the load (integer from 1 to ${MAX_LOAD_RATE}; default: as fast as the clients commit)`, intArg(1, MAX_LOAD_RATE))
+  .option('--load-clients <n>', `concurrent committers, like pgbench -c (integer from 1 to ${MAX_LOAD_CLIENTS})`, intArg(1, MAX_LOAD_CLIENTS), 32)
+  .action(async (o: import('./demo.js').DemoOptions) => {
     const { runDemo } = await import('./demo.js');
     await runDemo(o);
   });
@@ -101,6 +104,10 @@ program
   .addOption(new Option('--sync-timeout-policy <policy>', 'what a commit does after --sync-timeout-ms').choices(['block', 'degrade', 'fail']))
   .option('--max-slot-wal-keep-size <bytes>', 'max_slot_wal_keep_size in bytes (integer >= -1; -1 = unlimited)', intArg(-1))
   .option('--metrics-port [port]', `serve Prometheus /metrics, /healthz and /status (for \`walstream status\`) on 127.0.0.1 (0 to 65535; 0 = ephemeral; no value: ${DEFAULT_METRICS_PORT})`, portArg)
+  .option('--load <rate>', `run a pgbench-like write load in this process at this many commits/s (integer from 1 to ${MAX_LOAD_RATE}); walstream has no client protocol for transactions, so a load on a primary runs inside it`, intArg(1, MAX_LOAD_RATE))
+  .option('--load-clients <n>', `concurrent committers of --load, like pgbench -c (integer from 1 to ${MAX_LOAD_CLIENTS})`, intArg(1, MAX_LOAD_CLIENTS), 8)
+  .option('--load-value-bytes <bytes>', `size of the value each --load commit writes (integer from 0 to ${MAX_LOAD_VALUE_BYTES})`, intArg(0, MAX_LOAD_VALUE_BYTES), 100)
+  .option('--status-every-ms <ms>', 'print a status line per standby on stderr this often, in ms (integer >= 0; 0 = never; default 1000 with --load, else 0)', intArg(0))
   .action(async (o: import('./primary.js').PrimaryCliOptions) => {
     const { runPrimary } = await import('./primary.js');
     await runPrimary(o);

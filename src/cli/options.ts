@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { InvalidArgumentError } from 'commander';
 import { MAX_RATE_LOWER, MAX_RATE_UPPER } from '../replication/protocol/command-options.js';
-import { parseConninfo } from '../standby/options.js';
+import { checkConninfoSyntax } from '../standby/options.js';
 
 /**
  * The metrics port when `--metrics-port` is given without a value, and `walstream status`'s.
@@ -99,10 +99,13 @@ export function urlArg(v: string): string {
   return v;
 }
 
-/** A libpq key=value connection string, as the standby's primary_conninfo accepts it. */
+/**
+ * A libpq key=value connection string, as the standby's primary_conninfo accepts it (its syntax
+ * and keywords only: the environment and the password file complete it when it is used).
+ */
 export function conninfoArg(v: string): string {
   try {
-    parseConninfo(v);
+    checkConninfoSyntax(v);
   } catch (e) {
     const why = (e as Error).message.replace(/^invalid value for option "primaryConninfo": /, '');
     throw new InvalidArgumentError(`Expected key=value pairs such as 'host=127.0.0.1 port=5433 user=rep' (${why}).`);

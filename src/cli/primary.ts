@@ -1,11 +1,16 @@
 // `walstream primary`: run a primary as a server process (replication listener on), until SIGINT
 // or SIGTERM, then shut down cleanly (walsenders finish with "COPY 0", shutdown checkpoint).
 // Owns the Primary it opens; prints one "listening" line on stdout and walsender logs on stderr.
+// --load N runs a write load in this process (load.ts: walstream has no client protocol for
+// transactions); status lines (status-lines.ts) go to stderr every --status-every-ms. Both stop
+// before the primary closes.
 
-import net from 'node:net';
 import { Errors } from '../errors.js';
 import { Primary } from '../primary/primary.js';
+import { assertCanListen } from '../replication/listen-probe.js';
 import type { HbaRule } from '../replication/protocol/hba.js';
+import { commitRateMeter, type LoadHandle, startLoad } from './load.js';
+import { PRIMARY_COLUMNS, primaryStatusLines, statusHeader } from './status-lines.js';
 import { untilSignal } from './until-signal.js';
 import { DEFAULT_METRICS_PORT, type MetricsServer, startMonitoringServer } from './http-endpoint.js';
 
@@ -26,24 +31,16 @@ export interface PrimaryCliOptions {
   maxSlotWalKeepSize?: number;
   /** Serve Prometheus /metrics, /healthz and /status on 127.0.0.1:<port> (true: the default port). */
   metricsPort?: number | true;
+  /** A write load in this process (src/cli/load.ts), commits/s. */
+  load?: number;
+  loadClients?: number;
+  loadValueBytes?: number;
+  /** Status lines on stderr this often (ms; 0 = never). Default 1000 with load, else 0. */
+  statusEveryMs?: number;
 }
 
-/**
- * Fail with one line naming `option` when host:port cannot be listened on (in use, not permitted,
- * no such address), before anything touches the data directory. A probe: the port is released
- * again at once, so another process could still take it before the primary binds.
- */
-export async function assertCanListen(option: string, host: string, port: number): Promise<void> {
-  if (port === 0) return;
-  await new Promise<void>((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', (e: NodeJS.ErrnoException) => {
-      const why = e.code === 'EADDRINUSE' ? 'is already in use' : e.code === 'EACCES' ? 'needs privileges this process lacks' : e.code === 'EADDRNOTAVAIL' ? 'is not an address of this machine' : `cannot be listened on (${e.code ?? e.message})`;
-      reject(Errors.invalidOption(option, `${host}:${port} ${why}`));
-    });
-    srv.listen({ host, port, exclusive: true }, () => srv.close(() => resolve()));
-  });
-}
+/** --status-every-ms when --load is given without it, ms. */
+const LOAD_STATUS_EVERY_MS = 1000;
 
 export async function runPrimary(o: PrimaryCliOptions): Promise<void> {
   await assertCanListen('--port', o.host, o.port);
@@ -83,15 +80,43 @@ export async function runPrimary(o: PrimaryCliOptions): Promise<void> {
       throw e;
     }
   }
+  const load = o.load === undefined ? null : startLoad(p, { rate: o.load, clients: o.loadClients ?? 8, valueBytes: o.loadValueBytes ?? 100 });
+  const stopStatus = startPrimaryStatusLines(p, o.statusEveryMs ?? (load ? LOAD_STATUS_EVERY_MS : 0), () => load?.commits ?? p.stats().commits, load);
   if (!o.quiet) p.on('log', (l: { level: string; message: string }) => console.error(`${l.level.toUpperCase()}: ${l.message}`));
   p.on('error', (e: Error) => console.error(`ERROR: ${e.message}`));
   // The signal handlers go in before the ready line: a SIGTERM right after it must shut down
   // cleanly, not meet the default disposition.
   const stopped = untilSignal(async () => {
+    stopStatus();
+    await load?.stop();
     await metrics?.close();
     await p.close();
   });
-  console.log(JSON.stringify({ listening: { host: o.host, port: p.port }, ...(metrics ? { metrics: metrics.url } : {}), systemIdentifier: p.systemIdentifier.toString(), timeline: p.timeline, flushLsn: p.stats().flushLsn, dataDir: p.dataDir }));
+  console.log(JSON.stringify({ listening: { host: o.host, port: p.port }, ...(metrics ? { metrics: metrics.url } : {}), systemIdentifier: p.systemIdentifier, timeline: p.timeline, flushLsn: p.stats().flushLsn, dataDir: p.dataDir }));
   await stopped;
   console.error('shut down');
+}
+
+/**
+ * Status lines on stderr every `everyMs` (none for 0): the header once, then one line per standby
+ * with the commit rate since the last line. A load that stopped on an error says so once, on
+ * its own line. Returns the stop function.
+ */
+function startPrimaryStatusLines(p: Primary, everyMs: number, commits: () => number, load: LoadHandle | null): () => void {
+  if (everyMs === 0) return () => undefined;
+  const rate = commitRateMeter(commits);
+  let headerDone = false;
+  let loadErrorShown = false;
+  const timer = setInterval(() => {
+    if (!headerDone) {
+      console.error(statusHeader(PRIMARY_COLUMNS));
+      headerDone = true;
+    }
+    for (const line of primaryStatusLines(new Date(), rate(), p.stats().flushLsn, p.replicationStatus())) console.error(line);
+    if (load?.error && !loadErrorShown) {
+      console.error(`ERROR: load stopped: ${load.error.message}`);
+      loadErrorShown = true;
+    }
+  }, everyMs);
+  return () => clearInterval(timer);
 }

@@ -2,7 +2,8 @@
 // cleanly (CopyDone, Terminate, control file "shut down in recovery"). Owns the Standby it opens.
 // With --metrics-port it serves /metrics, /healthz and /status (src/cli/http-endpoint.ts).
 // Prints one JSON line on stdout once it is consistent (or streaming, in wal-only mode), then a
-// status line every --status-every-ms on stderr, warnings and restartpoints as they happen.
+// status line every --status-every-ms on stderr (status-lines.ts: a header first), warnings and
+// restartpoints as they happen.
 // Promotion (walstream promote, or --promote-trigger-file): it becomes a primary on a new timeline
 // in this process, serving replication on --promote-port or --port if given, prints a "promoted"
 // JSON line, and runs until the signal as before (then closes the primary).
@@ -17,10 +18,11 @@ import { PROMOTE_SIGNAL_FILE, watchPromoteSignal } from '../standby/promote-sign
 import { readPrimaryConninfo } from '../standby/auto-conf.js';
 import { displayConninfo, resolveConninfo } from '../standby/options.js';
 import { Standby } from '../standby/standby.js';
+import { startStandbyStatusLines } from './status-lines.js';
 import { untilSignal } from './until-signal.js';
 import { Errors } from '../errors.js';
 import { DEFAULT_METRICS_PORT, startMonitoringServer } from './http-endpoint.js';
-import { assertCanListen } from './primary.js';
+import { assertCanListen } from '../replication/listen-probe.js';
 import type { StandbyMode } from '../standby/options.js';
 
 export interface StandbyCliOptions {
@@ -74,12 +76,7 @@ export async function runStandby(o: StandbyCliOptions): Promise<void> {
   const st = s.receiverStatus();
   const onHup = () => reloadPrimaryConninfo(s);
   process.on('SIGHUP', onHup);
-  const timer = o.statusEveryMs > 0
-    ? setInterval(() => {
-        const x = s.receiverStatus();
-        console.error(`status=${x.status} flushed=${x.flushed_lsn} replay=${x.replay_lsn ?? '-'} latest_end=${x.latest_end_lsn} replay_lag_bytes=${x.replay_lag_bytes}`);
-      }, o.statusEveryMs)
-    : null;
+  const stopStatus = o.statusEveryMs > 0 ? startStandbyStatusLines(s, o.statusEveryMs) : () => undefined;
   // Promotion: the `promote` signal file (walstream promote, SIGUSR1) or --promote-trigger-file.
   let primary: Primary | null = null;
   let promoting: Promise<void> | null = null;
@@ -106,10 +103,10 @@ export async function runStandby(o: StandbyCliOptions): Promise<void> {
     if (primary) await (primary as Primary).close();
     await s.close();
   }, () => {
-    if (timer) clearInterval(timer);
+    stopStatus();
     process.removeListener('SIGHUP', onHup);
   });
-  console.log(JSON.stringify({ standby: { dataDir: s.dataDir, mode: s.mode, systemIdentifier: s.systemIdentifier?.toString() ?? null, timeline: s.timeline, replayLsn: st.replay_lsn, conninfo: st.conninfo }, ...(metrics ? { metrics: metrics.url } : {}) }));
+  console.log(JSON.stringify({ standby: { dataDir: s.dataDir, mode: s.mode, systemIdentifier: s.systemIdentifier, timeline: s.timeline, replayLsn: st.replay_lsn, conninfo: st.conninfo }, ...(metrics ? { metrics: metrics.url } : {}) }));
   await stopped;
   console.error('shut down');
 }

@@ -1,6 +1,7 @@
 // `walstream status`: ask a running primary (its metrics endpoint, `walstream primary
 // --metrics-port`) for GET /status and print pg_stat_replication-like tables, or the JSON with
-// --json. One HTTP request, then exit; nothing to stop.
+// --json. The table's first line says when it was taken (ISO 8601); pg_stat_replication has byte
+// lag beside time lag for each level. One HTTP request, then exit; nothing to stop.
 
 import { Errors } from '../errors.js';
 
@@ -21,7 +22,9 @@ interface StatusRow {
   write_lag_ms: number | null;
   flush_lag_ms: number | null;
   replay_lag_ms: number | null;
+  write_lag_bytes: number | null;
   flush_lag_bytes: number | null;
+  replay_lag_bytes: number | null;
   sync_priority: number;
   sync_state: string;
   reply_time: string | null;
@@ -47,17 +50,18 @@ function formatTable(headers: string[], rows: Array<Array<string | number | bool
 
 const ms = (v: number | null) => (v === null ? null : v.toFixed(3));
 
-function formatStatus(s: Record<string, unknown>): string {
+/** The report: when it was taken, the primary's positions, pg_stat_replication (byte lag beside time lag per level), pg_replication_slots. */
+export function formatStatus(s: Record<string, unknown>, now: Date): string {
   const repl = (s.replication as StatusRow[]) ?? [];
   const slots = (s.slots as SlotRow[]) ?? [];
   const out: string[] = [];
-  out.push(`system ${String(s.systemIdentifier)}  timeline ${String(s.timeline)}  insert ${String(s.insertLsn)}  flush ${String(s.flushLsn)}`);
+  out.push(`time ${now.toISOString()}  system ${String(s.systemIdentifier)}  timeline ${String(s.timeline)}  insert ${String(s.insertLsn)}  flush ${String(s.flushLsn)}`);
   out.push(`synchronous_standby_names = '${String(s.synchronousStandbyNames ?? '')}'${s.syncDegraded ? '  (DEGRADED: commits are local only)' : ''}`);
   out.push('');
   out.push(
     formatTable(
-      ['pid', 'application_name', 'client_addr', 'state', 'sent_lsn', 'write_lsn', 'flush_lsn', 'replay_lsn', 'write_lag_ms', 'flush_lag_ms', 'replay_lag_ms', 'flush_lag_bytes', 'sync_priority', 'sync_state'],
-      repl.map((r) => [r.pid, r.application_name, r.client_addr, r.state, r.sent_lsn, r.write_lsn, r.flush_lsn, r.replay_lsn, ms(r.write_lag_ms), ms(r.flush_lag_ms), ms(r.replay_lag_ms), r.flush_lag_bytes, r.sync_priority, r.sync_state]),
+      ['pid', 'application_name', 'client_addr', 'state', 'sent_lsn', 'write_lsn', 'flush_lsn', 'replay_lsn', 'write_lag_bytes', 'write_lag_ms', 'flush_lag_bytes', 'flush_lag_ms', 'replay_lag_bytes', 'replay_lag_ms', 'sync_priority', 'sync_state'],
+      repl.map((r) => [r.pid, r.application_name, r.client_addr, r.state, r.sent_lsn, r.write_lsn, r.flush_lsn, r.replay_lsn, r.write_lag_bytes, ms(r.write_lag_ms), r.flush_lag_bytes, ms(r.flush_lag_ms), r.replay_lag_bytes, ms(r.replay_lag_ms), r.sync_priority, r.sync_state]),
     ),
   );
   out.push('');
@@ -80,5 +84,5 @@ export async function runStatus(o: StatusCliOptions): Promise<void> {
   }
   if (res.status !== 200) throw Errors.connectionFailure(`${base}/status answered HTTP ${res.status}`);
   const s = (await res.json()) as Record<string, unknown>;
-  console.log(o.json ? JSON.stringify(s, null, 2) : formatStatus(s));
+  console.log(o.json ? JSON.stringify(s, null, 2) : formatStatus(s, new Date()));
 }

@@ -36,6 +36,8 @@ export interface PrimaryStats {
   walFsyncs: number;
   /** Flushes a lone commit did on its own thread (committerFlush); the rest of walFsyncs were the walwriter's. */
   committerFlushes: number;
+  /** Flushes an in-process standby's waitForReplay asked the walwriter for (WAL of synchronousCommit 'off' commits, otherwise flushed at wal_writer_delay). */
+  walFlushRequests: number;
   walBytesWritten: number;
   ringWaits: number;
   /** Of those, waits whose safety timeout expired although the walwriter had written (lost wake-ups; 0 unless a bug). */

@@ -29,16 +29,17 @@ import { StageTrace } from '../util/stage-trace.js';
 import { WalFileWriter } from '../wal/wal-file-writer.js';
 import { segNo } from '../wal/segment.js';
 import {
-  XC_BYTES_WRITTEN, XC_FLUSHED, XC_FSYNC_COUNT, XC_STOP, XC_WRITE_COUNT,
+  XC_BYTES_WRITTEN, XC_FLUSHED, XC_FSYNC_COUNT, XC_STOP, XC_WRITE_COUNT, XC_WRITE_REQUEST,
   XC_WRITTEN, XLogCtl,
 } from '../wal/xlogctl.js';
 import { FlushWaiter } from './flush-waiter.js';
+import { assertCanListen } from '../replication/listen-probe.js';
 import { ReplicationServer, type ReplicationStatusRow } from '../replication/server.js';
 import { ReplicationSlots, type ReplicationSlotRow, type SlotData, type WalRetention } from '../replication/slots.js';
 import { SyncRepQueue, SyncWaiter, syncNotConfirmedError } from '../replication/syncrep-queue.js';
 import { waitModeOf } from '../replication/syncrep.js';
 import { type PrimaryOptions, type ResolvedPrimaryOptions, resolvePrimaryOptions, type SynchronousCommit } from './options.js';
-import { CKPT_DIR, initDataDir, readControlOrRefuse, recover, type RecoveryInfo } from './recovery.js';
+import { CKPT_DIR, initDataDir, readControlOrRefuse, recover, type RecoveryInfo, removeInitialisedDataDir } from './recovery.js';
 import { checkKey, checkTable, Transaction } from './transaction.js';
 import { cleanupAfterPromotion, type EndOfLog, promoteStep } from './promotion.js';
 import type { CommitResult, PrimaryStats, TransactionOptions } from './primary-types.js';
@@ -71,6 +72,8 @@ export class Primary extends TypedEventEmitter<PrimaryEvents> {
   private checkpointRunning: Promise<void> | null = null;
   private checkpointTimer: NodeJS.Timeout | null = null;
   private commits = 0;
+  /** Flushes asked for by requestWalFlush (in-process standbys' waitForReplay). */
+  private walFlushRequests = 0;
   private checkpoints = 0;
   /** The WAL record builder transactions write into (null while one is using it). */
   private txBuilder: TxnRecordBuilder | null = new TxnRecordBuilder();
@@ -123,6 +126,10 @@ export class Primary extends TypedEventEmitter<PrimaryEvents> {
     const dataDir = path.resolve(options.dataDir);
     options.dataDir = dataDir;
     let control = readControlOrRefuse(dataDir);
+    // The replication port first: a port in use is an error before the directory is touched.
+    if (options.port !== null) await assertCanListen('port', options.host, options.port);
+    const existed = fs.existsSync(dataDir);
+    const initialised = control === null;
     if (control === null) control = await initDataDir(dataDir, options);
     acquirePidFile(dataDir);
     try {
@@ -142,6 +149,8 @@ export class Primary extends TypedEventEmitter<PrimaryEvents> {
           await p.listen();
         } catch (e) {
           await p.close();
+          // Taken after the probe: leave no directory this call initialised behind.
+          if (initialised) removeInitialisedDataDir(dataDir, existed);
           throw e;
         }
       }
@@ -358,6 +367,18 @@ export class Primary extends TypedEventEmitter<PrimaryEvents> {
     return lsn;
   }
 
+  /**
+   * Ask the walwriter to flush up to `lsn` now, not at wal_writer_delay (an in-process standby's
+   * waitForReplay of a synchronousCommit 'off' commit); no wait. False when nothing was asked.
+   */
+  requestWalFlush(lsn: Lsn): boolean {
+    if (this.closed || this.walWriterError !== null || this.ctl.load(XC_FLUSHED) >= lsn || lsn > this.inserter.insertPos) return false;
+    this.ctl.advance(XC_WRITE_REQUEST, lsn);
+    this.ctl.wakeWalWriter();
+    this.walFlushRequests++;
+    return true;
+  }
+
   get insertLsn(): Lsn {
     return this.inserter.insertPos;
   }
@@ -366,8 +387,9 @@ export class Primary extends TypedEventEmitter<PrimaryEvents> {
     return this.ctl.load(XC_FLUSHED);
   }
 
-  get systemIdentifier(): bigint {
-    return this.control.sysid;
+  /** The database system identifier in decimal, as pg_controldata and IDENTIFY_SYSTEM print it (a uint64: a string keeps it exact and JSON-safe). */
+  get systemIdentifier(): string {
+    return this.control.sysid.toString();
   }
 
   get timeline(): number {
@@ -505,6 +527,7 @@ export class Primary extends TypedEventEmitter<PrimaryEvents> {
       walWrites: c.load(XC_WRITE_COUNT),
       walFsyncs: c.load(XC_FSYNC_COUNT),
       committerFlushes: this.flushWaiter.selfFlushes,
+      walFlushRequests: this.walFlushRequests,
       walBytesWritten: c.load(XC_BYTES_WRITTEN),
       ringWaits: this.inserter.waitsForRingSpace,
       ringWaitMissedWakeups: this.inserter.ringSpaceMissedWakeups,

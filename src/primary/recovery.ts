@@ -60,6 +60,18 @@ export function readControlOrRefuse(dataDir: string): ControlData | null {
   return control;
 }
 
+/**
+ * Undo initDataDir (Primary.open could not listen after all): remove the directory when it did
+ * not exist before, else its contents (it was empty: initDataDir accepts nothing else).
+ */
+export function removeInitialisedDataDir(dataDir: string, existedBefore: boolean): void {
+  if (!existedBefore) {
+    fs.rmSync(dataDir, { recursive: true, force: true });
+    return;
+  }
+  for (const e of fs.readdirSync(dataDir)) fs.rmSync(path.join(dataDir, e), { recursive: true, force: true });
+}
+
 export async function initDataDir(dataDir: string, options: ResolvedPrimaryOptions): Promise<ControlData> {
   fs.mkdirSync(path.join(dataDir, 'pg_wal'), { recursive: true });
   fs.mkdirSync(path.join(dataDir, CKPT_DIR), { recursive: true });

@@ -61,7 +61,8 @@ export interface ReplicationHost {
   readonly ctl: XLogCtl;
   readonly dataDir: string;
   readonly walDir: string;
-  readonly systemIdentifier: bigint;
+  /** Decimal, as IDENTIFY_SYSTEM and pg_controldata print it. */
+  readonly systemIdentifier: string;
   readonly flushLsn: Lsn;
   pinWal(fn: () => Lsn | null): () => void;
   checkpoint(): Promise<void>;
@@ -296,7 +297,7 @@ export class ReplicationServer {
       backendStartMs: Date.now(),
       xlog: this.host.ctl.handle,
       walsnd: this.walsnd.handle,
-      systemIdentifier: this.host.systemIdentifier.toString(),
+      systemIdentifier: this.host.systemIdentifier,
       walDir: this.host.walDir,
       hba: this.hba,
       users: this.users,

@@ -11,7 +11,6 @@
 // nothing runs afterwards.
 
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { Errors } from '../errors.js';
 import { CONTROL_FILE, DbState, readControl, writeControl } from '../storage/control.js';
@@ -19,14 +18,15 @@ import { fsyncDir } from '../wal/segfile.js';
 import { parseBackupManifest } from '../replication/backup-manifest.js';
 import type { PrimaryConninfo, StandbyOptions } from './options.js';
 import { splitConninfo } from './options.js';
+import { type Env, isUnixSocketHost, libpqTarget, MAX_PASSFILE_BYTES, type WarningSink } from './libpq-env.js';
 
 export const AUTO_CONF_FILE = 'postgresql.auto.conf';
 export const STANDBY_SIGNAL_FILE = 'standby.signal';
 export const BACKUP_LABEL_FILE = 'backup_label';
 export const BACKUP_LABEL_OLD_FILE = 'backup_label.old';
 export const BACKUP_MANIFEST_FILE = 'backup_manifest';
-/** Largest postgresql.auto.conf / passfile read, bytes. */
-const MAX_CONF_BYTES = 1024 * 1024;
+/** Largest postgresql.auto.conf read, bytes. */
+const MAX_CONF_BYTES = MAX_PASSFILE_BYTES;
 
 const confError = (why: string) => Errors.invalidOption(AUTO_CONF_FILE, why);
 const conninfoError = (why: string) => Errors.invalidOption('primary_conninfo', why);
@@ -110,59 +110,23 @@ export function parseLibpqConninfo(text: string): Map<string, string> {
   return kv;
 }
 
-/**
- * passwordFromConnPassFile: the first passfile line whose host, port, database and user fields
- * match ('*' matches anything; '\' escapes ':' and '\'); a replication connection matches the
- * database "replication". A missing or unreadable file is no password, as in libpq.
- */
-export function passwordFromPassFile(file: string, host: string, port: string, user: string): string | null {
-  let text: string;
-  try {
-    if (fs.statSync(file).size > MAX_CONF_BYTES) return null;
-    text = fs.readFileSync(file, 'utf8');
-  } catch {
-    return null;
-  }
-  const want = [host === '' || host.startsWith('/') ? 'localhost' : host, port, 'replication', user];
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#') || line.trim() === '') continue;
-    const fields: string[] = [];
-    let cur = '';
-    for (let k = 0; k < line.length; k++) {
-      const ch = line[k]!;
-      if (ch === '\\' && k + 1 < line.length) cur += line[++k];
-      else if (ch === ':' && fields.length < 4) {
-        fields.push(cur);
-        cur = '';
-      } else cur += ch;
-    }
-    fields.push(cur.replace(/\r$/, ''));
-    if (fields.length !== 5) continue;
-    if (want.every((w, k) => fields[k] === '*' || fields[k] === w)) return fields[4]!;
-  }
-  return null;
-}
-
-/** primary_conninfo as a PrimaryConninfo: libpq's defaults (port 5432, the OS user), TLS and GSS encryption refused where required. */
-export function conninfoFromLibpq(text: string): PrimaryConninfo {
+/** primary_conninfo as a PrimaryConninfo: libpq's defaults (environment, port 5432, the OS user, the password sources of libpq-env.ts), TLS and GSS encryption refused where required. */
+export function conninfoFromLibpq(text: string, env: Env = process.env, warn?: WarningSink): PrimaryConninfo {
   const kv = parseLibpqConninfo(text);
   const sslmode = kv.get('sslmode');
   if (sslmode !== undefined && !['disable', 'allow', 'prefer'].includes(sslmode)) throw conninfoError(`sslmode "${sslmode}" needs TLS, which walstream does not support`);
   if (kv.get('gssencmode') === 'require') throw conninfoError('gssencmode "require" needs GSSAPI encryption, which walstream does not support');
-  const host = kv.get('hostaddr') || kv.get('host') || 'localhost';
+  const t = libpqTarget(kv, env, warn);
+  const host = t.host;
   if (host.includes(',')) throw conninfoError(`multiple hosts ("${host}") are not supported`);
-  const portText = kv.get('port') || '5432';
+  if (isUnixSocketHost(host)) throw conninfoError(`host "${host}" is a Unix-domain socket; walstream connects over TCP only`);
+  const portText = t.port;
   if (!/^\d{1,5}$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535) throw conninfoError(`invalid port number: "${portText}"`);
-  const user = kv.get('user') || os.userInfo().username;
-  const out: PrimaryConninfo = { host, port: Number(portText), user };
-  let password = kv.get('password') ?? null;
-  if (password === null || password === '') {
-    const passfile = kv.get('passfile') || process.env.PGPASSFILE || path.join(os.homedir(), '.pgpass');
-    password = passwordFromPassFile(passfile, host, portText, user);
-  }
+  const out: PrimaryConninfo = { host, port: Number(portText), user: t.user };
+  const password = t.password;
   if (password !== null && password !== '') out.password = password;
-  const app = kv.get('application_name') || kv.get('fallback_application_name');
-  if (app !== undefined) out.applicationName = app;
+  const app = t.applicationName ?? kv.get('fallback_application_name');
+  if (app !== undefined && app !== '') out.applicationName = app;
   return out;
 }
 

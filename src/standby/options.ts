@@ -10,6 +10,7 @@ import { type StageTraceHandle, stageTraceOption } from '../util/stage-trace.js'
 import { Errors } from '../errors.js';
 import { validateSlotName } from '../replication/protocol/commands.js';
 import { boolOption, intOption } from '../util/option-checks.js';
+import { type Env, isUnixSocketHost, libpqTarget, type WarningSink } from './libpq-env.js';
 import type { BaseBackupProgressListener } from './bootstrap-progress.js';
 import type { PrimaryOptions } from '../primary/options.js';
 
@@ -27,6 +28,8 @@ export interface PrimaryConninfo {
 /** What a standby needs of a primary in its own process (walstream's Primary has it). */
 export interface InProcessPrimary {
   inProcessListener(): MessagePort;
+  /** Ask for WAL up to lsn to be flushed now (waitForReplay of an unflushed synchronousCommit 'off' commit); see Primary.requestWalFlush. */
+  requestWalFlush?(lsn: number): boolean;
 }
 
 /** A primary in this process: streaming goes through SharedArrayBuffer rings, not TCP (no authentication). */
@@ -266,31 +269,53 @@ function resolveInProcessConninfo(c: InProcessConninfo): Required<PrimaryConninf
 }
 
 /** Keywords of libpq's conninfo that we accept (others are refused like libpq: `invalid connection option "x"`). */
-const CONNINFO_KEYS = new Set(['host', 'hostaddr', 'port', 'user', 'password', 'application_name', 'dbname', 'sslmode', 'connect_timeout', 'replication']);
+const CONNINFO_KEYS = new Set(['host', 'hostaddr', 'port', 'user', 'password', 'passfile', 'application_name', 'dbname', 'sslmode', 'connect_timeout', 'replication']);
 
-/**
- * Parse a libpq key/value conninfo string: `key=value` separated by spaces; values may be single
- * quoted with `\'` and `\\` escapes. Defaults as libpq: port 5432, user = the OS user name.
- */
-export function parseConninfo(text: string): PrimaryConninfo {
-  if (typeof text !== 'string') throw Errors.invalidOption('primaryConninfo', 'must be a string');
-  if (/^postgres(ql)?:\/\//.test(text.trim())) throw Errors.invalidOption('primaryConninfo', 'URI connection strings are not supported; use key=value pairs');
-  const kv = splitConninfo(text, (why) => Errors.invalidOption('primaryConninfo', why));
+const conninfoError = (why: string) => Errors.invalidOption('primaryConninfo', why);
+
+/** A conninfo string's pairs, checked: no URI, known keywords, no TLS required, a port number if one is given. */
+function conninfoPairs(text: string): Map<string, string> {
+  if (typeof text !== 'string') throw conninfoError('must be a string');
+  if (/^postgres(ql)?:\/\//.test(text.trim())) throw conninfoError('URI connection strings are not supported; use key=value pairs');
+  const kv = splitConninfo(text, conninfoError);
   for (const key of kv.keys()) {
-    if (!CONNINFO_KEYS.has(key)) throw Errors.invalidOption('primaryConninfo', `invalid connection option "${key}"`);
+    if (!CONNINFO_KEYS.has(key)) throw conninfoError(`invalid connection option "${key}"`);
   }
   const sslmode = kv.get('sslmode');
   if (sslmode !== undefined && !['disable', 'allow', 'prefer'].includes(sslmode)) {
-    throw Errors.invalidOption('primaryConninfo', `sslmode "${sslmode}" needs TLS, which walstream does not support`);
+    throw conninfoError(`sslmode "${sslmode}" needs TLS, which walstream does not support`);
   }
-  const host = kv.get('hostaddr') ?? kv.get('host') ?? 'localhost';
-  const portText = kv.get('port') ?? '5432';
-  if (!/^\d{1,5}$/.test(portText)) throw Errors.invalidOption('primaryConninfo', `invalid port number: "${portText}"`);
-  const out: PrimaryConninfo = { host, port: Number(portText), user: kv.get('user') ?? os.userInfo().username };
-  const pw = kv.get('password');
-  if (pw !== undefined) out.password = pw;
-  const app = kv.get('application_name');
-  if (app !== undefined) out.applicationName = app;
+  const port = kv.get('port');
+  if (port !== undefined && port !== '') checkPortText(port);
+  return kv;
+}
+
+function checkPortText(portText: string): void {
+  if (!/^\d{1,5}$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535) throw conninfoError(`invalid port number: "${portText}"`);
+}
+
+/**
+ * Check a conninfo string's syntax and keywords without completing it (nothing read from the
+ * environment or the password file): what the command line checks while parsing its options.
+ */
+export function checkConninfoSyntax(text: string): void {
+  conninfoPairs(text);
+}
+
+/**
+ * Parse a libpq key/value conninfo string: `key=value` separated by spaces; values may be single
+ * quoted with `\'` and `\\` escapes. Completed as libpq completes it (src/standby/libpq-env.ts):
+ * PGHOST, PGHOSTADDR, PGPORT, PGUSER, PGAPPNAME for absent keywords, then port 5432 and the OS
+ * user; the password from the string, else PGPASSWORD, else the password file (passfile,
+ * PGPASSFILE, ~/.pgpass).
+ */
+export function parseConninfo(text: string, env: Env = process.env, warn?: WarningSink): PrimaryConninfo {
+  const t = libpqTarget(conninfoPairs(text), env, warn);
+  if (isUnixSocketHost(t.host)) throw conninfoError(`host "${t.host}" is a Unix-domain socket; walstream connects over TCP only`);
+  checkPortText(t.port);
+  const out: PrimaryConninfo = { host: t.host, port: Number(t.port), user: t.user };
+  if (t.password !== null) out.password = t.password;
+  if (t.applicationName !== null) out.applicationName = t.applicationName;
   return out;
 }
 

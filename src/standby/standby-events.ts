@@ -62,6 +62,8 @@ export interface StandbyEvents {
   walreceiverStateChanged: [{ state: WalRcvStateName; previousState: WalRcvStateName }];
   /** The walreceiver followed the upstream onto a new timeline. */
   timeline: [{ tli: number; prevTli: number; switchpoint: Lsn }];
+  /** Replay moved onto a new timeline (the control file records it: a restart stays on it). */
+  replayTimeline: [{ tli: number; prevTli: number; switchpoint: Lsn }];
   /** A restartpoint finished. */
   restartpoint: [RestartpointInfo];
   /** promote() began / finished (the new timeline and where it forked). */

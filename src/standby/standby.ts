@@ -38,7 +38,7 @@ import { CONTROL_FILE, type ControlData, DbState, DB_STATE_NAMES, readControl, w
 import { ReaderPool } from '../storage/reader-pool.js';
 import { readSnapshot, writeSnapshot } from '../storage/snapshot.js';
 import { type ScanEntry, type ScanOptions, SharedStore, type StoreReadView } from '../storage/store.js';
-import { type Lsn, lsnToString } from '../wal/lsn.js';
+import { type Lsn, lsnToString, parseLsn } from '../wal/lsn.js';
 import { fsyncDir, listSegments, recycleOldSegments } from '../wal/segfile.js';
 import { segNo } from '../wal/segment.js';
 import { adoptBaseBackup, withDirectorySettings } from './auto-conf.js';
@@ -368,8 +368,9 @@ export class Standby extends TypedEventEmitter<StandbyEvents> {
     return this.walrcv.written;
   }
 
-  get systemIdentifier(): bigint | null {
-    return this.control?.sysid ?? null;
+  /** The database system identifier in decimal, as pg_controldata prints it (null before the control file exists). */
+  get systemIdentifier(): string | null {
+    return this.control?.sysid.toString() ?? null;
   }
 
   get timeline(): number {
@@ -377,17 +378,28 @@ export class Standby extends TypedEventEmitter<StandbyEvents> {
   }
 
   /**
-   * Resolve (with the replay position) once replay has passed `lsn`; reject after timeoutMs
-   * (Infinity: no timeout), or if replay stops for good.
+   * Resolve (with the replay position) once replay has passed `lsn` (what transaction() returned,
+   * or PostgreSQL's `X/X` text as status rows show it); reject after timeoutMs (Infinity: no
+   * timeout), or if replay stops for good.
    */
-  waitForReplay(lsn: Lsn, timeoutMs = 30_000): Promise<Lsn> {
+  waitForReplay(lsnOrText: Lsn | string, timeoutMs = 30_000): Promise<Lsn> {
     if (this.mode !== 'replica') return Promise.reject(Errors.invalidOption('mode', 'waitForReplay needs a replica (wal-only mode does not replay)'));
+    let lsn: Lsn;
+    try {
+      lsn = typeof lsnOrText === 'string' ? parseLsn(lsnOrText) : lsnOrText;
+    } catch {
+      return Promise.reject(Errors.invalidOption('lsn', `must be an LSN such as 0/16B3748, got "${lsnOrText}"`));
+    }
     if (!Number.isFinite(lsn) || lsn < 0) return Promise.reject(Errors.invalidOption('lsn', `must be a non-negative LSN, got ${String(lsn)}`));
     if (!(timeoutMs >= 0)) return Promise.reject(Errors.invalidOption('timeoutMs', `must be >= 0, got ${String(timeoutMs)}`));
     const r = this.walrcv.replay;
     if (r >= lsn) return Promise.resolve(r);
     if (this.failure !== null) return Promise.reject(this.failure);
     if (this.closing !== null) return Promise.reject(Errors.closed('standby'));
+    // A synchronousCommit 'off' commit may not be flushed yet, and walsenders send flushed WAL
+    // only: a primary in this process is asked to flush it now instead of at wal_writer_delay.
+    // (Over TCP the primary is out of reach: its walwriter flushes within wal_writer_delay.)
+    this.options.inProcess?.requestWalFlush?.(lsn);
     return this.replayWaiters.wait(lsn, timeoutMs);
   }
 
