@@ -72,6 +72,12 @@ function verify(dir: string, args: string[] = []): string {
 test('pg_basebackup 15 against walstream: formats, WAL methods, rate, -R, verify, open as a standby', async (t) => {
   const root = pgTempRoot('walstream-bbpg-');
   const p = await Primary.open({ dataDir: path.join(root, 'primary'), walSegmentSize: SEG, checkpointTimeoutMs: 0, maxWalSizeBytes: 64 * SEG, port: 0 });
+  // The walsenders' log lines, shown if a wait below fails (what each connection did last).
+  const logs: string[] = [];
+  p.on('log', (l) => {
+    logs.push(`${new Date().toISOString()} ${l.level} ${l.message}`);
+    if (logs.length > 200) logs.shift();
+  });
   const standbys: Standby[] = [];
   let stop = true;
   let writes = 0;
@@ -195,7 +201,9 @@ test('pg_basebackup 15 against walstream: formats, WAL methods, rate, -R, verify
   killed.child.kill('SIGKILL');
   const kr = await killed.done;
   assert.equal(kr.signal, 'SIGKILL');
-  await waitFor(() => p.backupsInProgress().length === 0, 30_000, 'the killed backup to end');
+  await waitFor(() => p.backupsInProgress().length === 0, 30_000, 'the killed backup to end').catch((e: Error) => {
+    throw new Error(`${e.message}\nbackups: ${JSON.stringify(p.backupsInProgress())}\nwalsenders: ${JSON.stringify(p.replicationStatus())}\nlog:\n${logs.slice(-30).join('\n')}`);
+  });
   await pause();
   const redoSeg = segmentFileName(1, segNo(redo, SEG), SEG);
   for (let i = 0; segNo(p.flushLsn, SEG) <= segNo(redo, SEG) + 1; i += 100) {
