@@ -118,7 +118,10 @@ program
   .option('--receiver-timeout-ms <ms>', 'wal_receiver_timeout in ms (integer >= 0)', intArg(0))
   .option('--retry-interval-ms <ms>', 'wal_retrieve_retry_interval in ms (integer >= 1)', intArg(1))
   .option('--status-every-ms <ms>', 'print a status line on stderr this often, in ms (integer >= 0; 0 = never)', intArg(0), 10_000)
-  .option('--port <port>', 'replication TCP port to serve once promoted (0 to 65535; 0 = ephemeral)', portArg)
+  .option('--port <port>', 'serve replication (cascading walsenders, base backups) on this TCP port of 127.0.0.1, and once promoted (0 to 65535; 0 = ephemeral; replica mode)', portArg)
+  .addOption(new Option('--auth <method>', 'authentication for replication connections (with --port)').choices(['trust', 'scram-sha-256']).default('trust'))
+  .option('--user <name>', 'replication user (with --auth scram-sha-256)')
+  .option('--password <password>', 'its password (with --auth scram-sha-256)')
   .option('--promote-port <port>', 'replication TCP port once promoted, when it differs from --port (0 to 65535)', portArg)
   .option('--promote-trigger-file <path>', 'promote_trigger_file: promote when this file appears (as when `walstream promote` signals)')
   .action(async (o: import('./standby.js').StandbyCliOptions) => {

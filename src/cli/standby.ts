@@ -4,7 +4,8 @@
 // status line every --status-every-ms on stderr, warnings and restartpoints as they happen.
 // Promotion (walstream promote, or --promote-trigger-file): it becomes a primary on a new timeline
 // in this process, serving replication on --promote-port or --port if given, prints a "promoted"
-// JSON line, and runs until the signal as before (then closes the primary).
+// JSON line, and runs until the signal as before (then closes the primary). With --port the
+// standby serves replication itself until then (cascading walsenders, src/standby/cascade.ts).
 // SIGHUP reloads primary_conninfo from the data directory's postgresql.auto.conf (as PostgreSQL 15
 // re-reads it on reload; `pg_basebackup -R` and ALTER SYSTEM write that file): when it is set and
 // differs from the current one, the standby is re-pointed (Standby.setPrimaryConninfo).
@@ -17,6 +18,7 @@ import { readPrimaryConninfo } from '../standby/auto-conf.js';
 import { displayConninfo, resolveConninfo } from '../standby/options.js';
 import { Standby } from '../standby/standby.js';
 import { untilSignal } from './until-signal.js';
+import { replicationAuth } from './primary.js';
 import type { StandbyMode } from '../standby/options.js';
 
 export interface StandbyCliOptions {
@@ -30,8 +32,12 @@ export interface StandbyCliOptions {
   receiverTimeoutMs?: number;
   retryIntervalMs?: number;
   statusEveryMs: number;
-  /** Replication port to serve once promoted (--port, or --promote-port which wins). */
+  /** Replication port served by the standby (cascading walsenders) and once promoted (unless --promote-port). */
   port?: number;
+  /** Authentication of its replication connections (as walstream primary's). */
+  auth?: 'trust' | 'scram-sha-256';
+  user?: string;
+  password?: string;
   promotePort?: number;
   promoteTriggerFile?: string;
 }
@@ -46,6 +52,7 @@ export async function runStandby(o: StandbyCliOptions): Promise<void> {
     ...(o.statusIntervalMs !== undefined ? { walReceiverStatusIntervalMs: o.statusIntervalMs } : {}),
     ...(o.receiverTimeoutMs !== undefined ? { walReceiverTimeoutMs: o.receiverTimeoutMs } : {}),
     ...(o.retryIntervalMs !== undefined ? { walRetrieveRetryIntervalMs: o.retryIntervalMs } : {}),
+    ...(o.port !== undefined ? { port: o.port, host: '127.0.0.1', ...replicationAuth({ ...o, auth: o.auth ?? 'trust' }) } : {}),
   });
   s.on('warning', (e: Error) => console.error(`WARNING: ${e.message}`));
   s.on('error', (e: Error) => console.error(`ERROR: ${e.message}`));
@@ -87,7 +94,7 @@ export async function runStandby(o: StandbyCliOptions): Promise<void> {
     if (timer) clearInterval(timer);
     process.removeListener('SIGHUP', onHup);
   });
-  console.log(JSON.stringify({ standby: { dataDir: s.dataDir, mode: s.mode, systemIdentifier: s.systemIdentifier?.toString() ?? null, timeline: s.timeline, replayLsn: st.replay_lsn, conninfo: st.conninfo } }));
+  console.log(JSON.stringify({ standby: { dataDir: s.dataDir, mode: s.mode, systemIdentifier: s.systemIdentifier?.toString() ?? null, timeline: s.timeline, replayLsn: st.replay_lsn, conninfo: st.conninfo, port: s.replication?.port ?? null } }));
   await stopped;
   console.error('shut down');
 }

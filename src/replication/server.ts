@@ -1,5 +1,6 @@
-// ReplicationServer: the primary's replication listener (PostgreSQL's postmaster role for
-// walsenders). Runs in the primary's thread. It owns the replication I/O thread (tcp-bridge.ts:
+// ReplicationServer: the replication listener of a primary, or of a standby serving cascading
+// walsenders (src/standby/cascade.ts) (PostgreSQL's postmaster role for walsenders). Runs in the
+// thread of the server it belongs to; what it needs of that server is ReplicationHost. It owns the replication I/O thread (tcp-bridge.ts:
 // it listens, accepts and owns every TCP socket, bridging each to the SharedArrayBuffer rings of
 // one connection), WalSndCtl, one walsender worker per connection (served its rings, like an
 // in-process standby; no descriptor is shared between threads), the WAL pins
@@ -22,7 +23,6 @@ import type { StageTraceHandle } from '../util/stage-trace.js';
 import { Errors, WalstreamError } from '../errors.js';
 import { CONTROL_FILE } from '../storage/control.js';
 import { lsnToString, type Lsn } from '../wal/lsn.js';
-import type { XLogCtl } from '../wal/xlogctl.js';
 import type { HbaRule } from './protocol/hba.js';
 import { pgTimestampToDate } from './protocol/messages.js';
 import { makeScramVerifier } from './protocol/scram.js';
@@ -35,6 +35,7 @@ import { WalSndLag } from './lag.js';
 import { ByteRing, type RingPairHandle } from './ring.js';
 import { type FromTcpBridge, type TcpBridgeConfig, type ToTcpBridge, toClientRingBytesFor, BRIDGE_DRAIN_TIMEOUT_MS } from './tcp-bridge.js';
 import { FRAME_PAD } from './walsend.js';
+import type { WalSourceHandle } from './wal-source.js';
 import { XLOGDATA_FRAME_HEADER_BYTES } from './protocol/messages.js';
 
 /** What a standby's thread posts on an in-process listener port to connect. */
@@ -52,16 +53,21 @@ const TCP_BRIDGE_EXIT_SLACK_MS = 1_000;
 /** A walsender told to terminate (its slot was invalidated) that has not exited by then is stopped by force. */
 const WALSENDER_TERMINATE_TIMEOUT_MS = 5_000;
 
-/** What the server needs from the primary it serves. */
+/**
+ * What the server needs from the server it runs in: a primary (Primary), or a standby serving
+ * cascading walsenders (src/standby/cascade.ts).
+ */
 export interface ReplicationHost {
-  readonly ctl: XLogCtl;
+  /** Where WAL is readable up to, for the walsenders (wal-source.ts). */
+  readonly walSource: WalSourceHandle;
   readonly dataDir: string;
   readonly walDir: string;
   readonly systemIdentifier: bigint;
   readonly flushLsn: Lsn;
   pinWal(fn: () => Lsn | null): () => void;
   checkpoint(): Promise<void>;
-  checkpointInfo(): { redoLsn: Lsn; checkpointLsn: Lsn; snapshotName: string; tli: number };
+  /** The checkpoint (restartpoint) a base backup starts from; minRecoveryPoint: a standby's, the least end of a backup of it. */
+  checkpointInfo(): { redoLsn: Lsn; checkpointLsn: Lsn; snapshotName: string; tli: number; minRecoveryPoint?: Lsn };
   emit(event: string | symbol, ...args: unknown[]): boolean;
   /** Replication slots shared with the walsenders, if any. */
   readonly slots?: ReplicationSlots | null;
@@ -288,7 +294,7 @@ export class ReplicationServer {
     return {
       kind: 'walsender',
       backendStartMs: Date.now(),
-      xlog: this.host.ctl.handle,
+      source: this.host.walSource,
       walsnd: this.walsnd.handle,
       systemIdentifier: this.host.systemIdentifier.toString(),
       walDir: this.host.walDir,
@@ -431,7 +437,7 @@ export class ReplicationServer {
     entry.backupRedoLsn = redo;
     entry.unpins.push(close);
     this.log('info', `base backup starts at redo ${lsnToString(redo)} (snapshot ${info.snapshotName})`);
-    return { type: 'backupStarted', redoLsn: redo, checkpointLsn: info.checkpointLsn, tli: info.tli, files };
+    return { type: 'backupStarted', redoLsn: redo, checkpointLsn: info.checkpointLsn, tli: info.tli, files, minRecoveryPoint: info.minRecoveryPoint ?? 0 };
   }
 
   /** Base backups whose archive is being sent: the walsender serving each and its redo point (whose WAL stays pinned until that connection ends). */

@@ -10,6 +10,7 @@ import { Errors } from '../errors.js';
 import { validateSlotName } from '../replication/protocol/commands.js';
 import { boolOption, intOption } from '../util/option-checks.js';
 import type { BaseBackupProgressListener } from './bootstrap-progress.js';
+import { CASCADE_OPTION_NAMES, type CascadeOptions, resolveCascadeOptions, type ResolvedCascadeOptions } from './cascade.js';
 
 export type StandbyMode = 'replica' | 'wal-only';
 
@@ -36,7 +37,8 @@ export interface InProcessConninfo {
   applicationName?: string;
 }
 
-export interface StandbyOptions {
+/** `port` and the other CascadeOptions: this standby serves replication (cascading walsenders, src/standby/cascade.ts). */
+export interface StandbyOptions extends CascadeOptions {
   dataDir: string;
   /**
    * An object, a libpq key/value string (`host=127.0.0.1 port=5432 user=rep password=x
@@ -125,6 +127,8 @@ export interface ResolvedStandbyOptions {
   maxStoreBytes: number;
   maxValueBytes: number;
   maxMessageBytes: number;
+  /** Serving replication (cascade.ts): null without `port`. */
+  cascade: ResolvedCascadeOptions | null;
 }
 
 const INT32_MAX = 2_147_483_647;
@@ -134,7 +138,7 @@ const KNOWN_OPTIONS = new Set([
   'dataDir', 'primaryConninfo', 'primary', 'walReceiverRingBytes', 'mode', 'primarySlotName', 'walReceiverStatusIntervalMs', 'walReceiverTimeoutMs',
   'walRetrieveRetryIntervalMs', 'walReceiverFlushAfterBytes', 'walReceiverMaxBufferedBytes', 'walInitZero', 'walReceiverDirectIo', 'stageTrace', 'connectTimeoutMs',
   'readerThreads', 'checkpointTimeoutMs', 'maxWalSizeBytes', 'minWalSizeBytes', 'maxBaseBackupBytes', 'maxStoreBytes', 'maxValueBytes',
-  'maxMessageBytes', 'onBaseBackupProgress',
+  'maxMessageBytes', 'onBaseBackupProgress', ...CASCADE_OPTION_NAMES,
 ]);
 
 export function resolveStandbyOptions(o: StandbyOptions): ResolvedStandbyOptions {
@@ -196,6 +200,7 @@ export function resolveStandbyOptions(o: StandbyOptions): ResolvedStandbyOptions
     maxStoreBytes: intOption('maxStoreBytes', o.maxStoreBytes ?? 1024 * 1024 * 1024, 1 << 20, Number.MAX_SAFE_INTEGER),
     maxValueBytes: intOption('maxValueBytes', o.maxValueBytes ?? 16 * 1024 * 1024, 1, 256 * 1024 * 1024),
     maxMessageBytes: intOption('maxMessageBytes', o.maxMessageBytes ?? 64 * 1024 * 1024, 1 << 16, 1 << 30),
+    cascade: resolveCascadeOptions(o, mode),
   };
 }
 
