@@ -15,7 +15,7 @@ import { Standby } from '../src/standby/standby.js';
 import { type Lsn, parseLsn } from '../src/wal/lsn.js';
 import { waitFor } from './helpers/rawpg.js';
 import { rmrf, tmpDir } from './helpers/tmp.js';
-import { killStandbyChildren } from './helpers/standby-proc.js';
+import { killStandbyChildren, StandbyChild } from './helpers/standby-proc.js';
 
 const SEG = 1 << 20;
 /** Hang bound of every wait (never a timing assertion). */
@@ -106,4 +106,54 @@ test('primary → s1 → s2, s1 → s3 under load: digests equal; status lists d
   assert.deepEqual(s2.get('kv', 'sync'), 1);
   assert.deepEqual(p.replicationStatus().map((r) => r.application_name), ['s1']);
   assert.equal(s2.receiverStatus().sender_port, s1Port, 's2 streams from s1');
+});
+
+test('s1 closed, then SIGKILLed (a child process), and restarted on the same port: s2 and s3 reconnect to it and converge with the primary', async () => {
+  const dir = tmpDir('walstream-cascade-kill-');
+  dirs.push(dir);
+  const p = await Primary.open({ dataDir: path.join(dir, 'p'), walSegmentSize: SEG, walBuffersBytes: 256 * 1024, port: 0, users: { rep: 'pw' }, checkpointTimeoutMs: 0, maxWalSizeBytes: 8 * SEG });
+  open.push(p);
+  await load(p, 200, 'start');
+  // 1. s1 in this process: close() and open again on the same port.
+  const s1Dir = path.join(dir, 's1');
+  const s1Opts = { dataDir: s1Dir, primaryConninfo: `${conninfo(p.port!, 's1')} password=pw`, readerThreads: 0, walRetrieveRetryIntervalMs: 100 };
+  let s1 = await Standby.open({ ...s1Opts, port: 0 });
+  const s1Port = s1.replication!.port;
+  const down = { readerThreads: 0, walRetrieveRetryIntervalMs: 100 };
+  const s2 = await Standby.open({ dataDir: path.join(dir, 's2'), primaryConninfo: conninfo(s1Port, 's2'), ...down });
+  open.push(s2);
+  const s3 = await Standby.open({ dataDir: path.join(dir, 's3'), primaryConninfo: conninfo(s1Port, 's3'), ...down });
+  open.push(s3);
+  const connects = (s: Standby) => s.receiverStatus().connects ?? 0;
+  const before = [connects(s2), connects(s3)];
+  let running = load(p, 800, 'closed');
+  await s1.close();
+  await running;
+  s1 = await Standby.open({ ...s1Opts, port: s1Port });
+  await p.checkpoint();
+  let end = p.flushLsn;
+  for (const s of [s1, s2, s3]) await caughtUp(s, end);
+  for (const s of [s1, s2, s3]) assert.equal(s.store!.digest(), p.store.digest());
+  assert.ok(connects(s2) > before[0]! && connects(s3) > before[1]!, 's2 and s3 reconnected');
+  assert.deepEqual(s1.replicationStatus().map((r) => r.application_name).sort(), ['s2', 's3']);
+  await s1.close();
+
+  // 2. s1 as a child process, SIGKILLed under load and restarted on the same port.
+  let child = new StandbyChild(s1Dir, p.port!, { port: s1Port, applicationName: 's1' });
+  assert.equal((await child.line('ready', HANG_MS)).split(' ')[3], String(s1Port));
+  running = load(p, 1500, 'killed');
+  await waitFor(() => s2.replayLsn > end && s3.replayLsn > end, HANG_MS, 's2 and s3 streaming from the child s1');
+  await child.kill('SIGKILL');
+  await running;
+  await p.checkpoint();
+  child = new StandbyChild(s1Dir, p.port!, { port: s1Port, applicationName: 's1' });
+  await child.line('ready', HANG_MS);
+  end = p.flushLsn;
+  const digest = p.store.digest();
+  assert.equal(await child.digest(end), digest);
+  for (const s of [s2, s3]) await caughtUp(s, end);
+  assert.equal(s2.store!.digest(), digest);
+  assert.equal(s3.store!.digest(), digest);
+  assert.equal(s2.receiverStatus().sender_port, s1Port);
+  await child.stop();
 });
