@@ -9,7 +9,9 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Primary } from '../src/primary/primary.js';
 import { Standby } from '../src/standby/standby.js';
 import { type Lsn, parseLsn } from '../src/wal/lsn.js';
@@ -21,10 +23,13 @@ const SEG = 1 << 20;
 /** Hang bound of every wait (never a timing assertion). */
 const HANG_MS = 120_000;
 
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const dirs: string[] = [];
 const open: Array<{ close(): Promise<void> }> = [];
+const procs: ChildProcess[] = [];
 after(async () => {
   killStandbyChildren();
+  for (const c of procs) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   for (const x of open.reverse()) await x.close().catch(() => undefined);
   dirs.forEach(rmrf);
 });
@@ -156,4 +161,30 @@ test('s1 closed, then SIGKILLed (a child process), and restarted on the same por
   assert.equal(s3.store!.digest(), digest);
   assert.equal(s2.receiverStatus().sender_port, s1Port);
   await child.stop();
+});
+
+test('walstream standby --port: the standby process serves replication (a downstream takes its base backup from it and streams)', async () => {
+  const dir = tmpDir('walstream-cascade-cli-');
+  dirs.push(dir);
+  const p = await Primary.open({ dataDir: path.join(dir, 'p'), walSegmentSize: SEG, port: 0, users: { rep: 'pw' }, checkpointTimeoutMs: 0 });
+  open.push(p);
+  await load(p, 200, 'cli');
+  const proc = spawn(process.execPath, [path.join(ROOT, 'bin', 'walstream.js'), 'standby', '--data', path.join(dir, 's1'), '--primary', `host=127.0.0.1 port=${p.port!} user=rep password=pw`,
+    '--port', '0', '--auth', 'scram-sha-256', '--user', 'down', '--password', 'pw2', '--status-every-ms', '0'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  procs.push(proc);
+  let out = '';
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  await waitFor(() => out.includes('"standby"') || proc.exitCode !== null, HANG_MS, 'the ready line');
+  const ready = JSON.parse(out.split('\n').find((l) => l.includes('"standby"'))!) as { standby: { port: number } };
+  assert.ok(ready.standby.port > 0, out);
+  const s2 = await Standby.open({ dataDir: path.join(dir, 's2'), primaryConninfo: `host=127.0.0.1 port=${ready.standby.port} user=down password=pw2 application_name=s2`, readerThreads: 0 });
+  open.push(s2);
+  await load(p, 300, 'cli-2');
+  const end = p.flushLsn;
+  await caughtUp(s2, end);
+  assert.equal(s2.store!.digest(), p.store.digest());
+  const exited = new Promise((r) => proc.once('exit', r));
+  proc.kill('SIGTERM');
+  assert.equal(await exited, 0, out);
 });
