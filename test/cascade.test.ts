@@ -181,7 +181,7 @@ test('walstream standby --port: the standby process serves replication (a downst
   const s2 = await Standby.open({ dataDir: path.join(dir, 's2'), primaryConninfo: `host=127.0.0.1 port=${ready.standby.port} user=down password=pw2 application_name=s2`, readerThreads: 0 });
   open.push(s2);
   await load(p, 300, 'cli-2');
-  const end = p.flushLsn;
+  const end = await p.flush(); // commits at 'off' are acknowledged before their flush
   await caughtUp(s2, end);
   assert.equal(s2.store!.digest(), p.store.digest());
   const exited = new Promise((r) => proc.once('exit', r));

@@ -16,7 +16,10 @@
 //     flush per batch and usually nobody waits), so the waiter adds to FLUSH_WAITERS first, then
 //     reads FLUSH_SEQ and FLUSHED; the walreceiver bumps FLUSH_SEQ before it reads FLUSH_WAITERS.
 //     Both sides use sequentially consistent Atomics, so either the waiter sees the new FLUSHED or
-//     the walreceiver sees the waiter and notifies. The count is dropped when the wait ends.
+//     the walreceiver sees the waiter and notifies. The count is dropped when the wait ends, or at
+//     the end of streaming (release(): the send loop forgets a wait it no longer wants, so a
+//     walsender that exits leaves no count behind; only one terminated by force does, which costs
+//     the walreceiver a needless notify per flush).
 //   * Why WAL up to the standby's FLUSHED is safe to send: the walreceiver publishes FLUSHED only
 //     after the fdatasync of every byte up to it (the flush rule, flush-pipeline.ts), so the files
 //     hold it, and it never moves back. A downstream thus never gets WAL its upstream could lose.
@@ -49,6 +52,8 @@ export interface WalSource {
    * (then read flushed() again). One call arms one wait.
    */
   waitForFlushPast(sent: Lsn): Promise<unknown> | null;
+  /** The armed wait is no longer wanted (end of streaming): stop counting as a waiter. Idempotent. */
+  release(): void;
   /** Copy WAL [from, to) out of memory (a primary's wal_buffers, validated); false: read the segment files. */
   copyFromMemory(buf: Uint8Array, off: number, from: Lsn, to: Lsn): boolean;
 }
@@ -76,6 +81,9 @@ export class PrimaryWalSource implements WalSource {
     const r = Atomics.waitAsync(ctl.i32, XC_FLUSH_SEQ, seq);
     return r.async ? r.value : null;
   }
+  release(): void {
+    // The walwriter notifies FLUSH_SEQ at every flush: nothing to undo.
+  }
   copyFromMemory(buf: Uint8Array, off: number, from: Lsn, to: Lsn): boolean {
     return copyFromWalBuffers(this.ctl, buf, off, from, to);
   }
@@ -85,6 +93,10 @@ export class PrimaryWalSource implements WalSource {
 export class StandbyWalSource implements WalSource {
   readonly cascading = true;
   private readonly walrcv: WalRcvData;
+  /** This walsender counts in FLUSH_WAITERS (one wait at a time). */
+  private counted = false;
+  /** Which wait is the current one: a wait that ends after a newer one was armed leaves the count alone. */
+  private waitToken = 0;
   constructor(handle: WalRcvDataHandle, readonly segSize: number) {
     this.walrcv = new WalRcvData(handle);
   }
@@ -101,19 +113,29 @@ export class StandbyWalSource implements WalSource {
   }
   waitForFlushPast(sent: Lsn): Promise<unknown> | null {
     const i32 = this.walrcv.i32;
-    Atomics.add(i32, WI_FLUSH_WAITERS, 1); // before FLUSH_SEQ and FLUSHED (see DEV DOCS)
+    if (!this.counted) {
+      this.counted = true;
+      Atomics.add(i32, WI_FLUSH_WAITERS, 1); // before FLUSH_SEQ and FLUSHED (see DEV DOCS)
+    }
     const seq = Atomics.load(i32, WI_FLUSH_SEQ);
-    const done = () => void Atomics.sub(i32, WI_FLUSH_WAITERS, 1);
     if (this.walrcv.flushed > sent) {
-      done();
+      this.release();
       return null;
     }
     const r = Atomics.waitAsync(i32, WI_FLUSH_SEQ, seq);
     if (!r.async) {
-      done();
+      this.release();
       return null;
     }
-    return r.value.finally(done);
+    const token = ++this.waitToken;
+    return r.value.finally(() => {
+      if (token === this.waitToken) this.release();
+    });
+  }
+  release(): void {
+    if (!this.counted) return;
+    this.counted = false;
+    Atomics.sub(this.walrcv.i32, WI_FLUSH_WAITERS, 1);
   }
   copyFromMemory(): boolean {
     return false; // the walreceiver keeps no WAL in shared memory: the segment files have it

@@ -9,8 +9,9 @@
 //
 // DEV DOCS — how WAL is read and sent:
 //   * The target is the WalSource's flushed position (wal-source.ts: XLogCtl FLUSHED on a
-//     primary, WalRcvData FLUSHED on a cascading standby). One XLogData carries at most `maxSendBytes` (1 MiB); when
-//     more is pending its end is rounded down to a page boundary, else it ends at FLUSHED.
+//     primary, WalRcvData FLUSHED on a cascading standby). One XLogData carries at most
+//     `maxSendBytes` (1 MiB); when more is pending its end is rounded down to a page boundary,
+//     else it ends at FLUSHED.
 //   * The bytes come from the wal_buffers ring when it still holds them (validated page by page,
 //     see wal-read.ts), else from the segment files (catch-up). wal_buffers is never handed to the
 //     socket directly: a queued write could go out after the slot was recycled, and the inserter
@@ -101,6 +102,8 @@ export class WalSendLoop {
   private _streaming = false;
   private sent: Lsn = 0;
   private waitArmed = false;
+  /** Bumped when streaming stops: a wait armed before then wakes nobody. */
+  private waitGen = 0;
   private waitingDrain = false;
   private yielded = false;
   private lastReceiptMs = 0;
@@ -162,6 +165,9 @@ export class WalSendLoop {
   stop(): void {
     if (!this._streaming) return;
     this._streaming = false;
+    this.waitGen++;
+    this.waitArmed = false;
+    this.o.source.release();
     this.reader.close();
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
@@ -285,7 +291,9 @@ export class WalSendLoop {
       return;
     }
     this.waitArmed = true;
+    const gen = this.waitGen;
     void w.then(() => {
+      if (gen !== this.waitGen) return; // streaming stopped meanwhile (a new START_REPLICATION arms its own)
       this.waitArmed = false;
       this.sendPending();
     });
