@@ -1,5 +1,5 @@
-// Cascading replication: primary → s1 → s2 and s1 → s3, where s1 is a walstream standby serving
-// replication (Standby.open({ port })). s2 and s3 take their base backups from s1 (a standby's
+// Cascading replication: primary → s1 → s2 (TCP) and s1 → s3 (in-process rings), where s1 is a
+// walstream standby serving replication (Standby.open({ port })). s2 and s3 take their base backups from s1 (a standby's
 // BASE_BACKUP: its last restartpoint, "BACKUP FROM: standby") and stream from it. Under load all
 // reach the primary's flush position with the primary's digest; replicationStatus on s1 lists s2
 // and s3, on the primary only s1; a cascaded standby named in the primary's
@@ -78,7 +78,8 @@ test('primary → s1 → s2, s1 → s3 under load: digests equal; status lists d
   const running = load(p, 1500, 'during');
   const s2 = await Standby.open({ dataDir: path.join(dir, 's2'), primaryConninfo: conninfo(s1Port, 's2'), readerThreads: 0 });
   open.push(s2);
-  const s3 = await Standby.open({ dataDir: path.join(dir, 's3'), primaryConninfo: conninfo(s1Port, 's3'), readerThreads: 0 });
+  // s3 in this process through SharedArrayBuffer rings (s1's in-process listener), s2 over TCP.
+  const s3 = await Standby.open({ dataDir: path.join(dir, 's3'), primaryConninfo: { inProcess: s1.replication!, applicationName: 's3' }, readerThreads: 0 });
   open.push(s3);
   assert.equal(s2.baseBackup?.control.sysid, p.systemIdentifier, 'base backup of s1 carries the primary system identifier');
   await running;
@@ -99,6 +100,7 @@ test('primary → s1 → s2, s1 → s3 under load: digests equal; status lists d
   await waitFor(() => s1.replicationStatus().filter((r) => r.state === 'streaming' && r.flush_lsn !== null && parseLsn(r.flush_lsn) >= end).length === 2, HANG_MS, 'both downstreams report their flush to s1');
   const rows = s1.replicationStatus().sort((a, b) => a.application_name.localeCompare(b.application_name));
   assert.deepEqual(rows.map((r) => r.application_name), ['s2', 's3']);
+  assert.deepEqual(rows.map((r) => r.client_addr), ['127.0.0.1', null], 's2 over TCP, s3 through the in-process rings');
   assert.deepEqual(rows.map((r) => r.sync_state), ['async', 'async'], 'synchronous_standby_names has no effect on a standby');
   for (const r of rows) assert.ok(parseLsn(r.sent_lsn!) <= s1.flushLsn, 'a cascading walsender never sends past what s1 flushed');
 

@@ -25,6 +25,7 @@
 //   * Replica mode only: a wal-only standby keeps its current segment as `.partial` (as
 //     pg_receivewal) and has no checkpoint to back up from; `port` is refused there.
 
+import type { MessagePort } from 'node:worker_threads';
 import { Errors } from '../errors.js';
 import { type ControlData } from '../storage/control.js';
 import { type Lsn, lsnToString } from '../wal/lsn.js';
@@ -35,6 +36,7 @@ import { parseSynchronousStandbyNames } from '../replication/syncrep.js';
 import type { WalSourceHandle } from '../replication/wal-source.js';
 import { resolveReplicationOptions } from '../primary/options.js';
 import { intOption } from '../util/option-checks.js';
+import type { InProcessPrimary } from './options.js';
 import type { WalRcvData } from './walrcvdata.js';
 
 /** Longest a standby's close() waits for its cascading walsenders to finish before terminating them (ms), when wal_sender_timeout is 0. */
@@ -122,7 +124,7 @@ export interface CascadeStandby {
   emit(event: string | symbol, ...args: unknown[]): boolean;
 }
 
-export class CascadeServer implements ReplicationHost {
+export class CascadeServer implements ReplicationHost, InProcessPrimary {
   readonly slots: ReplicationSlots | null;
   readonly syncRep = null;
   readonly walSource: WalSourceHandle;
@@ -224,6 +226,15 @@ export class CascadeServer implements ReplicationHost {
       if (p !== null && p > 0 && p < keep) keep = p;
     }
     return keep;
+  }
+
+  /**
+   * A port for standbys in this process streaming from this one through SharedArrayBuffer rings
+   * instead of TCP: `Standby.open({ primary: s1.replication })` (InProcessPrimary).
+   */
+  inProcessListener(): MessagePort {
+    if (this.server === null) throw Errors.closed('replication server');
+    return this.server.inProcessListener();
   }
 
   /** pg_stat_replication of this standby: its downstream walsenders (all `async`). */
