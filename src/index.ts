@@ -8,6 +8,7 @@ export type { PrimaryOptions, SynchronousCommit } from './primary/options.js';
 export { Standby } from './standby/standby.js';
 export type { WalReceiverStatus, RestartpointInfo } from './standby/standby.js';
 export type { StandbyOptions } from './standby/options.js';
+export type { CascadeOptions, CascadeServer } from './standby/cascade.js';
 export type { ReplicationStatusRow } from './replication/server.js';
 export { ReaderPool } from './storage/reader-pool.js';
 export { Errors, WalstreamError } from './errors.js';
