@@ -1,6 +1,7 @@
 // walsender: one worker thread per replication connection (PostgreSQL forks one process per
 // connection; this is walsender.c's connection and command half). Started by ReplicationServer
-// (src/replication/server.ts) in the primary's thread, which hands over the connection's two
+// (src/replication/server.ts) in the thread of a primary or of a standby serving cascading
+// replication (its WalSource says which, wal-source.ts), which hands over the connection's two
 // SharedArrayBuffer rings and MessagePort; this thread owns its end of them (a RingSocket,
 // ring-socket.ts), one ReplicationServerConn (startup, authentication, command parsing, COPY
 // sub-protocols), its WalSndCtl slot and the replication slot it acquired. The other roles are

@@ -3,7 +3,8 @@
 // by the Standby that opens it with `port`. It owns the replication listener (ReplicationServer,
 // src/replication/server.ts, with its I/O thread and walsender workers, exactly as on a primary),
 // the standby's physical replication slots (pg_replslot/) and the WAL pins of its walsenders, its
-// slots and its running base backups. Stops with close(): no new connections, then every
+// slots and its running base backups. Downstreams connect over TCP, or from this process through
+// the listener's rings (it is an InProcessPrimary: Standby.open({ primary: s1.replication })). Stops with close(): no new connections, then every
 // walsender sends what the standby flushed, ends with "COPY 0" and exits (Standby.close calls
 // it after its walreceiver and startup workers stopped, so that is everything).
 //
