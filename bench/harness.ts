@@ -9,6 +9,7 @@ export { runCommitBench } from './commit.js';
 export { runStreamBench } from './stream.js';
 export { runStandbyBench } from './standby.js';
 export { runGcTailBench } from './gc-tail.js';
+export { runCascadeBench } from './cascade.js';
 export { runSyncBench, BENCH_SYNC_LEVELS } from './sync.js';
 export { runBaseBackupBench } from './basebackup.js';
 export { reportOf, REPORTED_BENCHES, type BenchResult } from './report/reports.js';

@@ -13,6 +13,7 @@ export { startMonitoringServer, DEFAULT_METRICS_PORT } from './cli/http-endpoint
 export type { MetricsServer, MonitoringOptions } from './cli/http-endpoint.js';
 export type { HealthBounds, HealthReason, HealthReport } from './replication/health.js';
 export type { StandbyOptions } from './standby/options.js';
+export type { CascadeOptions, CascadeServer } from './standby/cascade.js';
 export type { ReplicationStatusRow } from './replication/server.js';
 export { ReaderPool } from './storage/reader-pool.js';
 export { Errors, WalstreamError } from './errors.js';

@@ -52,6 +52,7 @@ test('bad option values: one line naming the option and what it accepts', async 
     [['waldump', tmp, '--limit', 'x'], /'-n, --limit <n>'/, /integer >= 1/],
     [['standby', '--data', data, '--primary', 'host=x', '--mode', 'hot'], /'--mode <mode>'/, /replica, wal-only/],
     [['status', '--url', 'nope'], /'--url <url>'/, /URL/],
+    [['standby', '--data', data, '--primary', 'host=127.0.0.1 port=1 user=x', '--mode', 'wal-only', '--port', '0'], /port/, /wal-only standby does not serve replication/],
     [['standby', '--data', data, '--primary', 'bogus'], /'--primary <conninfo>'/, /key=value/, /missing "=" after "bogus"/],
     [['standby', '--data', data, '--primary', 'host=x port=abc'], /'--primary <conninfo>'/, /invalid port number/],
     [['bench', 'commit', '--bogus'], /unknown option '--bogus'/],
@@ -71,7 +72,7 @@ test('bad option values: one line naming the option and what it accepts', async 
 
 test('unknown commands: one line naming the accepted ones', async () => {
   assertOneLineError(await walstream(['frob']), /unknown command 'frob'/, /expected one of: .*bench.*primary/);
-  assertOneLineError(await walstream(['bench', 'frob']), /unknown command 'frob'/, /expected one of: commit, stream, standby, gc-tail, sync, report/);
+  assertOneLineError(await walstream(['bench', 'frob']), /unknown command 'frob'/, /expected one of: commit, stream, standby, gc-tail, cascade, sync, report/);
 });
 
 test('bench report: a file that is not a bench result is one line', async (t) => {

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { copyFromWalBuffers, WalSendReader } from '../src/replication/wal-read.js';
+import { PrimaryWalSource } from '../src/replication/wal-source.js';
 import { Primary } from '../src/primary/primary.js';
 import { XLOG_BLCKSZ } from '../src/wal/consts.js';
 import { writePageHeader } from '../src/wal/insert.js';
@@ -55,7 +56,7 @@ test('a copy from wal_buffers is used only while every page in it names its own 
   const dir = tmpDir('walstream-walread-');
   t.after(() => rmrf(dir));
   const { ctl, lap1, base } = setup(dir);
-  const reader = new WalSendReader(ctl, dir);
+  const reader = new WalSendReader(new PrimaryWalSource(ctl), dir);
   t.after(() => reader.close());
   const from = base + 100;
   const to = base + 3 * XLOG_BLCKSZ + 50;

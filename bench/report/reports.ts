@@ -5,6 +5,7 @@
 
 import type { runCommitBench } from '../commit.js';
 import { baseBackupReport, type BaseBackupResult } from './basebackup-report.js';
+import type { CascadeResult } from '../cascade.js';
 import type { GcTailResult } from '../gc-tail.js';
 import type { runStandbyBench } from '../standby.js';
 import type { runStreamBench } from '../stream.js';
@@ -15,11 +16,11 @@ export type CommitResult = Awaited<ReturnType<typeof runCommitBench>>;
 export type SyncResult = Awaited<ReturnType<typeof runSyncBench>>;
 export type StandbyResult = Awaited<ReturnType<typeof runStandbyBench>>;
 export type StreamResult = Awaited<ReturnType<typeof runStreamBench>>;
-export type { GcTailResult };
-export type BenchResult = CommitResult | SyncResult | StandbyResult | StreamResult | GcTailResult | BaseBackupResult;
+export type { CascadeResult, GcTailResult };
+export type BenchResult = CommitResult | SyncResult | StandbyResult | StreamResult | GcTailResult | BaseBackupResult | CascadeResult;
 
 /** The benches that have a report, by the `bench` field of their JSON. */
-export const REPORTED_BENCHES = ['commit', 'stream', 'standby', 'sync', 'gc-tail', 'basebackup'] as const;
+export const REPORTED_BENCHES = ['commit', 'stream', 'standby', 'sync', 'gc-tail', 'basebackup', 'cascade'] as const;
 
 const plural = (n: number, one: string) => `${n} ${one}${n === 1 ? '' : 's'}`;
 const cdfPoints = (cdf: ReadonlyArray<{ p: number; ms: number }>): Point[] => cdf.map((c) => ({ x: c.ms, y: c.p }));
@@ -323,6 +324,30 @@ export function gcTailReport(r: GcTailResult): Report {
   };
 }
 
+export function cascadeReport(r: CascadeResult): Report {
+  const [l1, l2] = r.levels as [CascadeResult['levels'][0], CascadeResult['levels'][0]];
+  return {
+    bench: 'cascade',
+    title: `commit-to-visible latency one and two levels down a cascade (primary → s1 → s2, TCP, ${r.rate} commits/s)`,
+    tables: [
+      {
+        title: 'Commit acknowledged → replayed, per level (the same commits; reference: level 1)',
+        columns: ['level', 'standby', 'commits', 'p50 ms', 'p99 ms', 'max ms', 'ratio p50', 'ratio p99'],
+        rows: r.levels.map((l) => [l.level, l.standby, r.commits, l.p50Ms, l.p99Ms, l.maxMs, ratio(l.p50Ms, l1.p50Ms), ratio(l.p99Ms, l1.p99Ms)]),
+        note: `level 2 / level 1: p50 ${r.ratioP50}, p99 ${r.ratioP99}`,
+      },
+    ],
+    charts: [
+      {
+        id: 'cascade-levels', title: 'p50 and p99 per level', kind: 'bar', xLabel: 'level', yLabel: 'ms',
+        labels: r.levels.map((l) => `level ${l.level}: ${l.standby}`),
+        series: [{ label: 'p50', data: [l1.p50Ms, l2.p50Ms] }, { label: 'p99', data: [l1.p99Ms, l2.p99Ms] }],
+      },
+      cdfChart('cascade-cdf', 'Commit-to-visible CDF per level', r.levels.map((l) => ({ label: `level ${l.level}: ${l.standby}`, data: cdfPoints(l.cdf) }))),
+    ],
+  };
+}
+
 /** The report of any bench result, by its `bench` field. */
 export function reportOf(result: BenchResult): Report {
   switch (result.bench) {
@@ -332,5 +357,6 @@ export function reportOf(result: BenchResult): Report {
     case 'stream': return streamReport(result);
     case 'gc-tail': return gcTailReport(result);
     case 'basebackup': return baseBackupReport(result);
+    case 'cascade': return cascadeReport(result);
   }
 }

@@ -114,6 +114,14 @@ export function registerBenchCommands(program: Command): void {
       await runBench('gc-tail', o, (h, progress) => h.runGcTailBench({ standbys: o.standbys, seconds: o.seconds, rate: o.rate, transport: o.transport, dir: o.dir, keep: o.keep === true, progress }));
     });
 
+  withCommon(bench.command('cascade'))
+    .description('commit-to-visible latency p50/p99 one and two levels down a cascade (primary → s1 → s2 over TCP, s1 serving replication), the same commits at both levels, and their ratio')
+    .option('--seconds <s>', 'seconds measured, after the warm-up (> 0)', numberArg(0, { exclusive: true }), 3)
+    .option('--rate <n>', 'paced commits/s (integer >= 1)', intArg(1), 2000)
+    .action(async (o: OutputOptions & WorkOptions & { seconds: number; rate: number }) => {
+      await runBench('cascade', o, (h, progress) => h.runCascadeBench({ seconds: o.seconds, rate: o.rate, dir: o.dir, keep: o.keep === true, progress }));
+    });
+
   const SYNC_LEVELS = ['off', 'local', 'remote_receive', 'remote_write', 'on', 'remote_apply'] as const;
   withCommon(bench.command('sync'))
     .description('commit latency p50/p99 and commits/s per synchronous_commit level at 1 and 64 committers with 1 and 2 walstream standbys, beside pgbench -N on a real PostgreSQL 15 primary + standby; ratios')

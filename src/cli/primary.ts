@@ -42,21 +42,21 @@ export interface PrimaryCliOptions {
 /** --status-every-ms when --load is given without it, ms. */
 const LOAD_STATUS_EVERY_MS = 1000;
 
+/** --auth/--user/--password as the listener's hba rules and users (walstream primary, and standby --port). */
+export function replicationAuth(o: { auth: string; user?: string; password?: string }): { users?: Record<string, string>; hba: HbaRule[] } {
+  if (o.auth === 'scram-sha-256') {
+    if (!o.user || !o.password) throw Errors.invalidOption('auth', 'scram-sha-256 needs --user and --password');
+    return { users: { [o.user]: o.password }, hba: [{ type: 'host', database: 'replication', user: o.user, address: 'all', method: 'scram-sha-256' }] };
+  }
+  if (o.auth === 'trust') return { hba: [{ type: 'host', database: 'replication', user: 'all', address: 'all', method: 'trust' }] };
+  throw Errors.invalidOption('auth', `must be trust or scram-sha-256, got "${String(o.auth)}"`);
+}
+
 export async function runPrimary(o: PrimaryCliOptions): Promise<void> {
   await assertCanListen('--port', o.host, o.port);
   const metricsPort = o.metricsPort === true ? DEFAULT_METRICS_PORT : o.metricsPort;
   if (metricsPort !== undefined) await assertCanListen('--metrics-port', '127.0.0.1', metricsPort);
-  let users: Record<string, string> | undefined;
-  let hba: HbaRule[];
-  if (o.auth === 'scram-sha-256') {
-    if (!o.user || !o.password) throw Errors.invalidOption('auth', 'scram-sha-256 needs --user and --password');
-    users = { [o.user]: o.password };
-    hba = [{ type: 'host', database: 'replication', user: o.user, address: 'all', method: 'scram-sha-256' }];
-  } else if (o.auth === 'trust') {
-    hba = [{ type: 'host', database: 'replication', user: 'all', address: 'all', method: 'trust' }];
-  } else {
-    throw Errors.invalidOption('auth', `must be trust or scram-sha-256, got "${String(o.auth)}"`);
-  }
+  const { users, hba } = replicationAuth(o);
   const p = await Primary.open({
     dataDir: o.data,
     port: o.port,

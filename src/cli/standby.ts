@@ -6,7 +6,8 @@
 // restartpoints as they happen.
 // Promotion (walstream promote, or --promote-trigger-file): it becomes a primary on a new timeline
 // in this process, serving replication on --promote-port or --port if given, prints a "promoted"
-// JSON line, and runs until the signal as before (then closes the primary).
+// JSON line, and runs until the signal as before (then closes the primary). With --port the
+// standby serves replication itself until then (cascading walsenders, src/standby/cascade.ts).
 // SIGHUP reloads primary_conninfo from the data directory's postgresql.auto.conf (as PostgreSQL 15
 // re-reads it on reload; `pg_basebackup -R` and ALTER SYSTEM write that file): when it is set and
 // differs from the current one, the standby is re-pointed (Standby.setPrimaryConninfo).
@@ -23,6 +24,7 @@ import { untilSignal } from './until-signal.js';
 import { Errors } from '../errors.js';
 import { DEFAULT_METRICS_PORT, startMonitoringServer } from './http-endpoint.js';
 import { assertCanListen } from '../replication/listen-probe.js';
+import { replicationAuth } from './primary.js';
 import type { StandbyMode } from '../standby/options.js';
 
 export interface StandbyCliOptions {
@@ -36,8 +38,12 @@ export interface StandbyCliOptions {
   receiverTimeoutMs?: number;
   retryIntervalMs?: number;
   statusEveryMs: number;
-  /** Replication port to serve once promoted (--port, or --promote-port which wins). */
+  /** Replication port served by the standby (cascading walsenders) and once promoted (unless --promote-port). */
   port?: number;
+  /** Authentication of its replication connections (as walstream primary's). */
+  auth?: 'trust' | 'scram-sha-256';
+  user?: string;
+  password?: string;
   promotePort?: number;
   promoteTriggerFile?: string;
   /** Serve Prometheus /metrics, /healthz and /status on 127.0.0.1:<port> (true: the default port). */
@@ -61,6 +67,7 @@ export async function runStandby(o: StandbyCliOptions): Promise<void> {
     ...(o.statusIntervalMs !== undefined ? { walReceiverStatusIntervalMs: o.statusIntervalMs } : {}),
     ...(o.receiverTimeoutMs !== undefined ? { walReceiverTimeoutMs: o.receiverTimeoutMs } : {}),
     ...(o.retryIntervalMs !== undefined ? { walRetrieveRetryIntervalMs: o.retryIntervalMs } : {}),
+    ...(o.port !== undefined ? { port: o.port, host: '127.0.0.1', ...replicationAuth({ ...o, auth: o.auth ?? 'trust' }) } : {}),
   });
   const metrics = metricsPort === undefined ? null : await startMonitoringServer(s, {
     port: metricsPort,
@@ -106,7 +113,7 @@ export async function runStandby(o: StandbyCliOptions): Promise<void> {
     stopStatus();
     process.removeListener('SIGHUP', onHup);
   });
-  console.log(JSON.stringify({ standby: { dataDir: s.dataDir, mode: s.mode, systemIdentifier: s.systemIdentifier, timeline: s.timeline, replayLsn: st.replay_lsn, conninfo: st.conninfo }, ...(metrics ? { metrics: metrics.url } : {}) }));
+  console.log(JSON.stringify({ standby: { dataDir: s.dataDir, mode: s.mode, systemIdentifier: s.systemIdentifier, timeline: s.timeline, replayLsn: st.replay_lsn, conninfo: st.conninfo, port: s.replication?.port ?? null }, ...(metrics ? { metrics: metrics.url } : {}) }));
   await stopped;
   console.error('shut down');
 }

@@ -171,7 +171,12 @@ function resolveSyncRepOptions(o: PrimaryOptions) {
   };
 }
 
-function resolveReplicationOptions(o: PrimaryOptions) {
+/** The replication listener's options (a primary's, or a standby's serving cascading walsenders: src/standby/cascade.ts). */
+export type ReplicationListenerOptions = Pick<PrimaryOptions,
+  'port' | 'host' | 'hba' | 'users' | 'maxWalSenders' | 'walSenderTimeoutMs' | 'maxSendBytes' | 'authenticationTimeoutMs' | 'maxClientMessageBytes' |
+  'walSenderMaxQueuedBytes' | 'walSenderSpinMicros' | 'walSenderAsyncDelayMs' | 'stageTrace'>;
+
+export function resolveReplicationOptions(o: ReplicationListenerOptions) {
   const port = o.port === undefined || o.port === null ? null : intOption('port', o.port, 0, 65535);
   const host = o.host ?? '127.0.0.1';
   if (typeof host !== 'string' || host.length === 0) throw Errors.invalidOption('host', 'must be a non-empty string');

@@ -35,6 +35,7 @@ import {
 import { FlushWaiter } from './flush-waiter.js';
 import { assertCanListen } from '../replication/listen-probe.js';
 import { ReplicationServer, type ReplicationStatusRow } from '../replication/server.js';
+import type { WalSourceHandle } from '../replication/wal-source.js';
 import { ReplicationSlots, type ReplicationSlotRow, type SlotData, type WalRetention } from '../replication/slots.js';
 import { SyncRepQueue, SyncWaiter, syncNotConfirmedError } from '../replication/syncrep-queue.js';
 import { waitModeOf } from '../replication/syncrep.js';
@@ -505,6 +506,11 @@ export class Primary extends TypedEventEmitter<PrimaryEvents> {
   checkpointInfo(): { redoLsn: Lsn; checkpointLsn: Lsn; snapshotName: string; tli: number } {
     const c = this.control;
     return { redoLsn: c.redoLsn, checkpointLsn: c.checkpointLsn, snapshotName: c.snapshotName, tli: c.tli };
+  }
+
+  /** Where the walsenders read WAL up to (ReplicationHost): XLogCtl's FLUSHED and wal_buffers. */
+  get walSource(): WalSourceHandle {
+    return { kind: 'primary', xlog: this.ctl.handle };
   }
 
   /** Register a WAL pin (a walsender or slot): checkpoints keep WAL from the minimum pinned LSN. */

@@ -52,6 +52,8 @@ export interface BaseBackupHost {
   /** The primary's pg_wal, and its segment size (for WAL). */
   readonly walDir: string;
   readonly segSize: number;
+  /** A cascading standby serves this backup: backup_label says "BACKUP FROM: standby". */
+  readonly fromStandby: boolean;
   flushedLsn(): Lsn;
   post(m: ToPrimary): void;
   setState(s: WalSndStateValue): void;
@@ -74,7 +76,7 @@ interface Member {
 }
 
 /** The backup_label PostgreSQL writes (do_pg_backup_start), START TIME in UTC. */
-export function backupLabelText(a: { redoLsn: Lsn; checkpointLsn: Lsn; tli: number; segSize: number; startTime: Date; label: string }): string {
+export function backupLabelText(a: { redoLsn: Lsn; checkpointLsn: Lsn; tli: number; segSize: number; startTime: Date; label: string; fromStandby?: boolean }): string {
   const d = a.startTime;
   const p2 = (v: number) => String(v).padStart(2, '0');
   const when = `${d.getUTCFullYear()}-${p2(d.getUTCMonth() + 1)}-${p2(d.getUTCDate())} ${p2(d.getUTCHours())}:${p2(d.getUTCMinutes())}:${p2(d.getUTCSeconds())} UTC`;
@@ -82,7 +84,7 @@ export function backupLabelText(a: { redoLsn: Lsn; checkpointLsn: Lsn; tli: numb
     `START WAL LOCATION: ${lsnToString(a.redoLsn)} (file ${segmentFileName(a.tli, segNo(a.redoLsn, a.segSize), a.segSize)})\n` +
     `CHECKPOINT LOCATION: ${lsnToString(a.checkpointLsn)}\n` +
     'BACKUP METHOD: streamed\n' +
-    'BACKUP FROM: primary\n' +
+    `BACKUP FROM: ${a.fromStandby === true ? 'standby' : 'primary'}\n` +
     `START TIME: ${when}\n` +
     `LABEL: ${a.label}\n` +
     `START TIMELINE: ${a.tli}\n`
@@ -149,7 +151,7 @@ export class BaseBackupSender {
       if (conn.closed) return;
       const startTime = new Date();
       const startSec = Math.floor(startTime.getTime() / 1000);
-      const label = Buffer.from(backupLabelText({ redoLsn: reply.redoLsn, checkpointLsn: reply.checkpointLsn, tli: reply.tli, segSize: host.segSize, startTime, label: o.label }), 'utf8');
+      const label = Buffer.from(backupLabelText({ redoLsn: reply.redoLsn, checkpointLsn: reply.checkpointLsn, tli: reply.tli, segSize: host.segSize, startTime, label: o.label, fromStandby: host.fromStandby }), 'utf8');
       const members: Member[] = [
         { name: BACKUP_LABEL_FILE, dir: false, size: label.length, mtimeSec: startSec, data: label, inManifest: true },
         ...BACKUP_DIRECTORIES.map((name) => ({ name, dir: true, size: 0, mtimeSec: startSec, inManifest: false })),
@@ -164,8 +166,10 @@ export class BaseBackupSender {
       conn.enterCopyOut();
       sink.beginArchive(sink.archiveName('base.tar'));
       for (const m of members) await this.sendMember(sink, m, manifest);
-      // do_pg_backup_stop: the end is what is flushed now (past the checkpoint, so the snapshot is covered).
-      const endLsn = host.flushedLsn();
+      // do_pg_backup_stop: the end is what is flushed now (past the checkpoint, so the snapshot is
+      // covered). On a standby the snapshot is its last restartpoint's, fuzzy up to that
+      // restartpoint's minRecoveryPoint (sent with it): the end is at least that.
+      const endLsn = Math.max(host.flushedLsn(), reply.minRecoveryPoint ?? 0);
       if (o.includeWal) {
         for (const m of this.walMembers(reply.redoLsn, endLsn, reply.tli)) await this.sendMember(sink, m, null);
       }

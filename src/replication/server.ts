@@ -1,5 +1,6 @@
-// ReplicationServer: the primary's replication listener (PostgreSQL's postmaster role for
-// walsenders). Runs in the primary's thread. It owns the replication I/O thread (tcp-bridge.ts:
+// ReplicationServer: the replication listener of a primary, or of a standby serving cascading
+// walsenders (src/standby/cascade.ts) (PostgreSQL's postmaster role for walsenders). Runs in the
+// thread of the server it belongs to; what it needs of that server is ReplicationHost. It owns the replication I/O thread (tcp-bridge.ts:
 // it listens, accepts and owns every TCP socket, bridging each to the SharedArrayBuffer rings of
 // one connection), WalSndCtl, one walsender worker per connection (served its rings, like an
 // in-process standby; no descriptor is shared between threads), the WAL pins
@@ -23,7 +24,6 @@ import type { StageTraceHandle } from '../util/stage-trace.js';
 import { Errors, WalstreamError } from '../errors.js';
 import { CONTROL_FILE } from '../storage/control.js';
 import { lsnToString, type Lsn } from '../wal/lsn.js';
-import type { XLogCtl } from '../wal/xlogctl.js';
 import type { HbaRule } from './protocol/hba.js';
 import { pgTimestampToDate } from './protocol/messages.js';
 import { makeScramVerifier } from './protocol/scram.js';
@@ -36,6 +36,7 @@ import { WalSndLag } from './lag.js';
 import { ByteRing, type RingPairHandle } from './ring.js';
 import { type FromTcpBridge, type TcpBridgeConfig, type ToTcpBridge, toClientRingBytesFor, BRIDGE_DRAIN_TIMEOUT_MS } from './tcp-bridge.js';
 import { FRAME_PAD } from './walsend.js';
+import type { WalSourceHandle } from './wal-source.js';
 import { XLOGDATA_FRAME_HEADER_BYTES } from './protocol/messages.js';
 
 /** What a standby's thread posts on an in-process listener port to connect. */
@@ -56,9 +57,13 @@ const WALSENDER_TERMINATE_TIMEOUT_MS = 5_000;
 /** The primary's events the server emits (src/primary/primary-events.ts). */
 type ReplicationHostEvents = Pick<PrimaryEvents, 'log' | 'error' | 'walsenderConnected' | 'walsenderStateChanged' | 'walsenderCaughtUp' | 'syncStateChanged' | 'walsenderDisconnected'>;
 
-/** What the server needs from the primary it serves. */
+/**
+ * What the server needs from the node it runs in: a primary (Primary), or a standby serving
+ * cascading walsenders (src/standby/cascade.ts).
+ */
 export interface ReplicationHost {
-  readonly ctl: XLogCtl;
+  /** Where WAL is readable up to, for the walsenders (wal-source.ts). */
+  readonly walSource: WalSourceHandle;
   readonly dataDir: string;
   readonly walDir: string;
   /** Decimal, as IDENTIFY_SYSTEM and pg_controldata print it. */
@@ -66,7 +71,8 @@ export interface ReplicationHost {
   readonly flushLsn: Lsn;
   pinWal(fn: () => Lsn | null): () => void;
   checkpoint(): Promise<void>;
-  checkpointInfo(): { redoLsn: Lsn; checkpointLsn: Lsn; snapshotName: string; tli: number };
+  /** The checkpoint (restartpoint) a base backup starts from; minRecoveryPoint: a standby's, the least end of a backup of it. */
+  checkpointInfo(): { redoLsn: Lsn; checkpointLsn: Lsn; snapshotName: string; tli: number; minRecoveryPoint?: Lsn };
   emit<K extends keyof ReplicationHostEvents & string>(event: K, ...args: ReplicationHostEvents[K]): boolean;
   /** Replication slots shared with the walsenders, if any. */
   readonly slots?: ReplicationSlots | null;
@@ -295,7 +301,7 @@ export class ReplicationServer {
     return {
       kind: 'walsender',
       backendStartMs: Date.now(),
-      xlog: this.host.ctl.handle,
+      source: this.host.walSource,
       walsnd: this.walsnd.handle,
       systemIdentifier: this.host.systemIdentifier,
       walDir: this.host.walDir,
@@ -438,7 +444,7 @@ export class ReplicationServer {
     entry.backupRedoLsn = redo;
     entry.unpins.push(close);
     this.log('info', `base backup starts at redo ${lsnToString(redo)} (snapshot ${info.snapshotName})`);
-    return { type: 'backupStarted', redoLsn: redo, checkpointLsn: info.checkpointLsn, tli: info.tli, files };
+    return { type: 'backupStarted', redoLsn: redo, checkpointLsn: info.checkpointLsn, tli: info.tli, files, minRecoveryPoint: info.minRecoveryPoint ?? 0 };
   }
 
   /** Base backups whose archive is being sent: the walsender serving each and its redo point (whose WAL stays pinned until that connection ends). */

@@ -13,7 +13,7 @@
 // call is a no-op but the received-report advice, which then says off.
 
 import type { Lsn } from '../wal/lsn.js';
-import { XC_FLUSHED, XC_INSERTED_UPTO, type XLogCtl } from '../wal/xlogctl.js';
+import type { WalSource } from './wal-source.js';
 import type { ReplicationServerConn } from './protocol/server-conn.js';
 import type { SyncRepQueue } from './syncrep-queue.js';
 import { WalSndState, type WalSndCtl, type WalSndStateValue } from './walsndctl.js';
@@ -37,7 +37,8 @@ export interface SyncRepSendLoop {
 }
 
 export interface SyncRepSenderOptions {
-  ctl: XLogCtl;
+  /** Where WAL is flushed and inserted up to (the spin watches it). */
+  source: WalSource;
   walsnd: WalSndCtl;
   queue: SyncRepQueue | null;
   conn: ReplicationServerConn;
@@ -144,10 +145,10 @@ export class SyncRepSender {
     const budgetMs = this.o.spinMicros / 1000;
     const loop = this.loop!;
     if (budgetMs <= 0 || !loop.streaming || this.o.queue!.queued > 0) return;
-    const ctl = this.o.ctl;
+    const src = this.o.source;
     const deadline = performance.now() + budgetMs;
     for (let i = 0; ; i++) {
-      if (ctl.load(XC_FLUSHED) > loop.sentLsn) {
+      if (src.flushed() > loop.sentLsn) {
         loop.sendPending();
         return;
       }
@@ -155,7 +156,7 @@ export class SyncRepSender {
       if ((i & SPIN_CLOCK_MASK) === SPIN_CLOCK_MASK) {
         const now = performance.now();
         if (now >= deadline) return;
-        if (ctl.load(XC_INSERTED_UPTO) <= loop.sentLsn && now >= deadline - budgetMs / 2) return;
+        if (src.insertedUpto() <= loop.sentLsn && now >= deadline - budgetMs / 2) return;
       }
     }
   }

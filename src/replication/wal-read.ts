@@ -1,6 +1,7 @@
 // WalSendReader: where a walsender gets the WAL bytes it sends (PostgreSQL's WALRead, plus the
 // read from wal_buffers that PostgreSQL's xlog.c does for walsenders in later releases).
-// Run by one walsender worker (src/replication/walsend.ts calls read() for each XLogData). It owns
+// Run by one walsender worker (src/replication/walsend.ts calls read() for each XLogData); on a
+// cascading standby there is no ring and every read is a segment-file read. It owns
 // one open segment file (catch-up reads); it only reads the wal_buffers ring, which the inserter
 // (src/wal/insert.ts) owns. Stops: close() closes the segment file (at the end of streaming and
 // when the connection ends).
@@ -40,6 +41,7 @@ import { XLOG_BLCKSZ } from '../wal/consts.js';
 import { lsnToString, readLsnLE, type Lsn } from '../wal/lsn.js';
 import { segmentFileName, segNo } from '../wal/segment.js';
 import { XC_FLUSHED, XC_RING_VALID_FROM, type XLogCtl } from '../wal/xlogctl.js';
+import type { WalSource } from './wal-source.js';
 
 /** Byte offset of xlp_pageaddr in a WAL page header (XLogPageHeaderData, src/include/access/xlog_internal.h). */
 export const XLP_PAGEADDR_OFFSET = 8;
@@ -91,7 +93,8 @@ export class WalSendReader {
    */
   private segTli: ((seg: number) => number) | null = null;
 
-  constructor(private readonly ctl: XLogCtl, private readonly walDir: string) {}
+  /** `source`: where WAL is readable (wal-source.ts: a primary's XLogCtl, or a standby's WalRcvData). */
+  constructor(private readonly source: WalSource, private readonly walDir: string) {}
 
   /** Read the segment files of another timeline (null: the current one). */
   setTimeline(segTli: ((seg: number) => number) | null): void {
@@ -100,13 +103,13 @@ export class WalSendReader {
   }
 
   private tliOf(seg: number): number {
-    return this.segTli === null ? this.ctl.tli : this.segTli(seg);
+    return this.segTli === null ? this.source.timeline() : this.segTli(seg);
   }
 
   /** Copy WAL [from, to) into buf[off…]: from the ring if it still holds it (validated), else from the segment files. */
   read(buf: Uint8Array, off: number, from: Lsn, to: Lsn): void {
     // wal_buffers hold the current timeline only (from its start on, past every switch point).
-    if (this.segTli === null && copyFromWalBuffers(this.ctl, buf, off, from, to)) {
+    if (this.segTli === null && this.source.copyFromMemory(buf, off, from, to)) {
       this.ringReads++;
       return;
     }
@@ -115,7 +118,7 @@ export class WalSendReader {
   }
 
   private readSegments(buf: Uint8Array, off: number, from: Lsn, to: Lsn): void {
-    const segSize = this.ctl.segSize;
+    const segSize = this.source.segSize;
     let p = from;
     let o = off;
     while (p < to) {
@@ -136,7 +139,7 @@ export class WalSendReader {
   private openSegment(seg: number): number {
     if (this.segFdNo === seg) return this.segFd;
     this.close();
-    const name = segmentFileName(this.tliOf(seg), seg, this.ctl.segSize);
+    const name = segmentFileName(this.tliOf(seg), seg, this.source.segSize);
     try {
       this.segFd = fs.openSync(path.join(this.walDir, name), 'r');
     } catch (e) {

@@ -8,8 +8,10 @@
 // file closed, no wait re-armed.
 //
 // DEV DOCS — how WAL is read and sent:
-//   * The target is XLogCtl FLUSHED. One XLogData carries at most `maxSendBytes` (1 MiB); when
-//     more is pending its end is rounded down to a page boundary, else it ends at FLUSHED.
+//   * The target is the WalSource's flushed position (wal-source.ts: XLogCtl FLUSHED on a
+//     primary, WalRcvData FLUSHED on a cascading standby). One XLogData carries at most
+//     `maxSendBytes` (1 MiB); when more is pending its end is rounded down to a page boundary,
+//     else it ends at FLUSHED.
 //   * The bytes come from the wal_buffers ring when it still holds them (validated page by page,
 //     see wal-read.ts), else from the segment files (catch-up). wal_buffers is never handed to the
 //     socket directly: a queued write could go out after the slot was recycled, and the inserter
@@ -18,8 +20,8 @@
 //   * The message buffer is 2 + 30 + n bytes and the frame starts at offset 2, so the WAL bytes sit
 //     at offset 32: 8-aligned like the ring, which keeps the SharedArrayBuffer copy on V8's fast
 //     path. Over an in-process ring the message is built in place in the outgoing ring.
-//   * Wake-ups: when caught up, one Atomics.waitAsync on FLUSH_SEQ is armed (sequence read before
-//     FLUSHED, so a flush in between is never missed); the socket keeps the event loop alive.
+//   * Wake-ups: when caught up, one Atomics.waitAsync on the source's FLUSH_SEQ is armed (see
+//     wal-source.ts for why a flush in between is never missed); the socket keeps the event loop alive.
 //     Backpressure: sending pauses while the socket holds more than `maxQueuedBytes` and resumes on
 //     'drain'. There is no polling and no sleep anywhere (the synchronous-replication policy may
 //     put a send off by walSenderAsyncDelayMs, with a timer).
@@ -33,13 +35,13 @@ import { assert } from '../util/assert.js';
 import type { StageTrace } from '../util/stage-trace.js';
 import { XLOG_BLCKSZ } from '../wal/consts.js';
 import { lsnToString, type Lsn } from '../wal/lsn.js';
-import { XC_FLUSHED, XC_FLUSH_SEQ, type XLogCtl } from '../wal/xlogctl.js';
 import { pgTimestampNow, writeXLogDataFrameHeader, XLOGDATA_FRAME_HEADER_BYTES } from './protocol/messages.js';
 import type { ReplicationServerConn, ServerConnEvent } from './protocol/server-conn.js';
 import type { ByteSocket } from './ring-socket.js';
 import type { ReplicationSlots } from './slots.js';
 import type { SyncRepSender } from './syncrep-sender.js';
 import { WalSendReader } from './wal-read.js';
+import type { WalSource } from './wal-source.js';
 import { WalSndState, type WalSndCtl, type WalSndStateValue } from './walsndctl.js';
 import type { WalSndLag } from './lag.js';
 
@@ -80,7 +82,8 @@ export interface WalSendHost {
 }
 
 export interface WalSendLoopOptions {
-  ctl: XLogCtl;
+  /** Where WAL is readable up to and how to wait for more (a primary's XLogCtl, a standby's WalRcvData). */
+  source: WalSource;
   walsnd: WalSndCtl;
   walDir: string;
   slots: ReplicationSlots | null;
@@ -99,6 +102,8 @@ export class WalSendLoop {
   private _streaming = false;
   private sent: Lsn = 0;
   private waitArmed = false;
+  /** Bumped when streaming stops: a wait armed before then wakes nobody. */
+  private waitGen = 0;
   private waitingDrain = false;
   private yielded = false;
   private lastReceiptMs = 0;
@@ -119,7 +124,7 @@ export class WalSendLoop {
   constructor(host: WalSendHost, o: WalSendLoopOptions) {
     this.host = host;
     this.o = o;
-    this.reader = new WalSendReader(o.ctl, o.walDir);
+    this.reader = new WalSendReader(o.source, o.walDir);
     this.framePoolMax = Math.ceil(o.maxQueuedBytes / o.maxSendBytes) + FRAME_POOL_SPARE;
     o.syncRep.attach(this);
   }
@@ -144,7 +149,7 @@ export class WalSendLoop {
     this.validUpto = historic?.validUpto ?? Infinity;
     this.timelineEnded = false;
     this.reader.setTimeline(historic?.segTli ?? null);
-    assert(start <= this.o.ctl.load(XC_FLUSHED), `streaming start ${lsnToString(start)} is past FLUSHED`);
+    assert(start <= this.o.source.flushed(), `streaming start ${lsnToString(start)} is past FLUSHED`);
     this.o.lag?.begin(this.host.slot);
     this.flushReported = false;
     this.sent = start;
@@ -160,6 +165,9 @@ export class WalSendLoop {
   stop(): void {
     if (!this._streaming) return;
     this._streaming = false;
+    this.waitGen++;
+    this.waitArmed = false;
+    this.o.source.release();
     this.reader.close();
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
@@ -226,7 +234,7 @@ export class WalSendLoop {
     const sock = host.socket;
     const syncRep = this.o.syncRep;
     syncRep.beforeSend();
-    let flushed = Math.min(this.o.ctl.load(XC_FLUSHED), this.validUpto);
+    let flushed = Math.min(this.o.source.flushed(), this.validUpto);
     if (this.sent < flushed && syncRep.deferSend()) return;
     if (this.sent < flushed) {
       const turnEnd = this.sent + MAX_SEND_BYTES_PER_TURN;
@@ -246,7 +254,7 @@ export class WalSendLoop {
         this.sent = end;
         this.o.walsnd.setSent(host.slot, end);
         this.o.lag?.sent(host.slot, end);
-        flushed = Math.min(this.o.ctl.load(XC_FLUSHED), this.validUpto);
+        flushed = Math.min(this.o.source.flushed(), this.validUpto);
       }
       if (!this._streaming) return;
       if (this.sent < flushed) {
@@ -274,22 +282,18 @@ export class WalSendLoop {
     this.armWait();
   }
 
-  /** Arm one FLUSH_SEQ wait. The sequence is read before FLUSHED so no flush is missed. */
+  /** Arm one wait for the flush position to move past `sent` (WalSource: no flush is missed). */
   private armWait(): void {
     if (this.waitArmed || !this._streaming) return;
-    const ctl = this.o.ctl;
-    const seq = Atomics.load(ctl.i32, XC_FLUSH_SEQ);
-    if (ctl.load(XC_FLUSHED) > this.sent) {
-      queueMicrotask(() => this.sendPending());
-      return;
-    }
-    const r = Atomics.waitAsync(ctl.i32, XC_FLUSH_SEQ, seq);
-    if (!r.async) {
+    const w = this.o.source.waitForFlushPast(this.sent);
+    if (w === null) {
       queueMicrotask(() => this.sendPending());
       return;
     }
     this.waitArmed = true;
-    void r.value.then(() => {
+    const gen = this.waitGen;
+    void w.then(() => {
+      if (gen !== this.waitGen) return; // streaming stopped meanwhile (a new START_REPLICATION arms its own)
       this.waitArmed = false;
       this.sendPending();
     });

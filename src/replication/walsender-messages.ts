@@ -6,13 +6,13 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { StageTraceHandle } from '../util/stage-trace.js';
 import type { Lsn } from '../wal/lsn.js';
-import type { XLogCtlHandle } from '../wal/xlogctl.js';
 import type { HbaRule } from './protocol/hba.js';
 import type { RingPairHandle } from './ring.js';
 import type { WalSndCtlHandle } from './walsndctl.js';
 import type { ReplicationSlotsHandle } from './slots.js';
 import type { SyncRepQueueHandle } from './syncrep-queue.js';
 import type { WalSndLagHandle } from './lag.js';
+import type { WalSourceHandle } from './wal-source.js';
 
 /** Everything a walsender worker gets at start (structured-cloneable). */
 export interface WalSenderConfig {
@@ -28,7 +28,8 @@ export interface WalSenderConfig {
   remoteAddress: string;
   remotePort: number;
   backendStartMs: number;
-  xlog: XLogCtlHandle;
+  /** Where WAL is readable up to: the primary's XLogCtl, or a cascading standby's WalRcvData (wal-source.ts). */
+  source: WalSourceHandle;
   walsnd: WalSndCtlHandle;
   systemIdentifier: string;
   walDir: string;
@@ -74,7 +75,7 @@ export type FromPrimary =
   | { type: 'stop' }
   /** pg_terminate_backend: FATAL 57P01 to the client and close, now (the primary invalidated this walsender's slot). */
   | { type: 'terminate' }
-  | { type: 'backupStarted'; redoLsn: Lsn; checkpointLsn: Lsn; tli: number; files: BackupFile[] }
+  | { type: 'backupStarted'; redoLsn: Lsn; checkpointLsn: Lsn; tli: number; files: BackupFile[]; minRecoveryPoint?: Lsn }
   | { type: 'backupFailed'; sqlstate: string; code: string; message: string };
 
 export interface BackupFile {

@@ -1,6 +1,7 @@
 // walsender: one worker thread per replication connection (PostgreSQL forks one process per
 // connection; this is walsender.c's connection and command half). Started by ReplicationServer
-// (src/replication/server.ts) in the primary's thread, which hands over the connection's two
+// (src/replication/server.ts) in the thread of a primary or of a standby serving cascading
+// replication (its WalSource says which, wal-source.ts), which hands over the connection's two
 // SharedArrayBuffer rings and MessagePort; this thread owns its end of them (a RingSocket,
 // ring-socket.ts), one ReplicationServerConn (startup, authentication, command parsing, COPY
 // sub-protocols), its WalSndCtl slot and the replication slot it acquired. The other roles are
@@ -27,7 +28,6 @@ import { XLOG_BLCKSZ } from '../wal/consts.js';
 import { lsnToString, type Lsn } from '../wal/lsn.js';
 import { historyFileName, segmentFileName, segNo } from '../wal/segment.js';
 import { readTimeLineHistory, TIMELINE_NOT_IN_HISTORY, tliSwitchPoint } from '../wal/timeline.js';
-import { XC_FLUSHED, XLogCtl } from '../wal/xlogctl.js';
 import type { ReplicationCommand } from './protocol/commands.js';
 import { ReplicationColumns, XLOGDATA_FRAME_HEADER_BYTES } from './protocol/messages.js';
 import { ReplicationServerConn, type ServerConnEvent } from './protocol/server-conn.js';
@@ -38,6 +38,7 @@ import { SyncRepQueue } from './syncrep-queue.js';
 import { WalSndLag } from './lag.js';
 import { BaseBackupSender } from './basebackup.js';
 import { SyncRepSender } from './syncrep-sender.js';
+import { openWalSource, type WalSource } from './wal-source.js';
 import { FRAME_PAD, WalSendLoop, type WalSendHost } from './walsend.js';
 import type { FromPrimary, ToPrimary, WalSenderConfig, WalSenderConnConfig } from './walsender-messages.js';
 
@@ -61,7 +62,8 @@ function msText(ms: number): string {
 
 export class WalSender implements WalSendHost {
   private readonly cfg: WalSenderConfig;
-  private readonly ctl: XLogCtl;
+  /** Where WAL is readable up to, and the current timeline (a primary's XLogCtl or a standby's WalRcvData). */
+  private readonly source: WalSource;
   private readonly walsnd: WalSndCtl;
   readonly socket: ByteSocket;
   readonly conn: ReplicationServerConn;
@@ -87,10 +89,10 @@ export class WalSender implements WalSendHost {
     // the kernel took it): sending pauses at its high-water mark.
     this.cfg = { ...cfg, maxQueuedBytes: sock.highWaterBytes };
     this.socket = sock;
-    this.ctl = new XLogCtl(cfg.xlog);
+    this.source = openWalSource(cfg.source);
     this.walsnd = new WalSndCtl(cfg.walsnd);
     this.slots = cfg.slots ? new ReplicationSlots(cfg.slots) : null;
-    this.segSize = this.ctl.segSize;
+    this.segSize = this.source.segSize;
     this.port = cfg.port;
     this.socket.setNoDelay(true);
     const users = cfg.users;
@@ -110,7 +112,7 @@ export class WalSender implements WalSendHost {
       pauseInputAtBytes: cfg.maxClientMessageBytes,
     });
     const syncRep = new SyncRepSender({
-      ctl: this.ctl,
+      source: this.source,
       walsnd: this.walsnd,
       queue: cfg.syncRep ? new SyncRepQueue(cfg.syncRep) : null,
       conn: this.conn,
@@ -118,7 +120,7 @@ export class WalSender implements WalSendHost {
       spinMicros: cfg.walSenderSpinMicros,
     });
     this.stream = new WalSendLoop(this, {
-      ctl: this.ctl,
+      source: this.source,
       walsnd: this.walsnd,
       walDir: cfg.walDir,
       slots: this.slots,
@@ -139,7 +141,8 @@ export class WalSender implements WalSendHost {
       get stopRequested() {
         return self._stopRequested;
       },
-      flushedLsn: () => this.ctl.load(XC_FLUSHED),
+      fromStandby: this.source.cascading,
+      flushedLsn: () => this.source.flushed(),
       post: (m) => this.postToPrimary(m),
       setState: (s) => this.setState(s),
       afterBackup: () => {
@@ -390,7 +393,7 @@ export class WalSender implements WalSendHost {
     try {
       switch (cmd.kind) {
         case 'IDENTIFY_SYSTEM':
-          conn.sendResultSet(ReplicationColumns.identifySystem, [[this.cfg.systemIdentifier, String(this.ctl.tli), lsnToString(this.ctl.load(XC_FLUSHED)), null]], 'IDENTIFY_SYSTEM');
+          conn.sendResultSet(ReplicationColumns.identifySystem, [[this.cfg.systemIdentifier, String(this.source.timeline()), lsnToString(this.source.flushed()), null]], 'IDENTIFY_SYSTEM');
           break;
         case 'SHOW': {
           const v = this.showVariable(cmd.name);
@@ -409,7 +412,7 @@ export class WalSender implements WalSendHost {
           return;
         case 'READ_REPLICATION_SLOT':
           // Unknown slot (or no slot table): one all-NULL row, as PostgreSQL answers.
-          conn.sendResultSet(ReplicationColumns.readReplicationSlot, [this.slots ? this.slots.readRow(cmd.slotName, this.ctl.tli) : [null, null, null]], 'READ_REPLICATION_SLOT');
+          conn.sendResultSet(ReplicationColumns.readReplicationSlot, [this.slots ? this.slots.readRow(cmd.slotName, this.source.timeline()) : [null, null, null]], 'READ_REPLICATION_SLOT');
           break;
         case 'CREATE_REPLICATION_SLOT': {
           if (cmd.replicationKind !== 'physical') throw Errors.featureNotSupported('logical replication is not supported by walstream');
@@ -493,8 +496,9 @@ export class WalSender implements WalSendHost {
       if (this._replSlot >= 0) this.slots.release(this._replSlot, this._id);
       this._replSlot = this.slots.acquire(slotName, this._id);
     }
-    const tli = timeline ?? this.ctl.tli;
-    const historic = tli === this.ctl.tli ? null : this.historicTimeline(tli, start);
+    const current = this.source.timeline();
+    const tli = timeline ?? current;
+    const historic = tli === current ? null : this.historicTimeline(tli, start, current);
     this.historicEnd = historic;
     if (historic !== null && start === historic.validUpto) {
       // Nothing to stream: straight to the next timeline's row (PostgreSQL skips COPY BOTH).
@@ -508,7 +512,7 @@ export class WalSender implements WalSendHost {
       this.releaseReplSlot();
       return; // the client's pipelined input ended the copy already
     }
-    const flush = this.ctl.load(XC_FLUSHED);
+    const flush = this.source.flushed();
     if (start > flush) {
       this.releaseReplSlot();
       conn.sendError(Errors.internal(`requested starting point ${lsnToString(start)} is ahead of the WAL flush position of this server ${lsnToString(flush)}`));
@@ -520,7 +524,7 @@ export class WalSender implements WalSendHost {
     this._state = WalSndState.CATCHUP;
     this.notifyStateChanged();
     const startSeg = segNo(start, this.segSize);
-    const segName = segmentFileName(historic === null ? this.ctl.tli : historic.segTli(startSeg), startSeg, this.segSize);
+    const segName = segmentFileName(historic === null ? current : historic.segTli(startSeg), startSeg, this.segSize);
     if (start < flush && !fs.existsSync(path.join(this.cfg.walDir, segName))) {
       this.stopStreamingState();
       conn.sendError(Errors.walSegmentRemoved(segName));
@@ -536,10 +540,10 @@ export class WalSender implements WalSendHost {
    * the current timeline's history) and which timeline's file holds each segment
    * (WalSndSegmentOpen: the switch point's segment is read from the next timeline's file).
    */
-  private historicTimeline(tli: number, start: Lsn): { tli: number; validUpto: Lsn; nextTli: number; segTli: (seg: number) => number } {
+  private historicTimeline(tli: number, start: Lsn, current: number): { tli: number; validUpto: Lsn; nextTli: number; segTli: (seg: number) => number } {
     let sp: { switchpoint: Lsn; nextTli: number };
     try {
-      sp = tliSwitchPoint(tli, readTimeLineHistory(this.cfg.walDir, this.ctl.tli));
+      sp = tliSwitchPoint(tli, readTimeLineHistory(this.cfg.walDir, current));
     } catch (e) {
       if (e instanceof WalstreamError && e.code === TIMELINE_NOT_IN_HISTORY) throw Errors.timelineNotInHistory(tli);
       throw e;

@@ -173,19 +173,26 @@ export function readStandbySettings(dataDir: string): DirectoryStandbySettings {
 }
 
 /**
- * A pg_basebackup'd directory (backup_label, the primary's control file) becomes a standby's,
- * once; returns whether it did. Directories without backup_label, or already in recovery, are
- * left alone.
+ * A pg_basebackup'd directory (backup_label, the control file of the primary or of the standby it
+ * was taken from) becomes a standby's, once (backup_label → backup_label.old); returns whether it
+ * did. Directories without backup_label are left alone. A backup of a standby ("BACKUP FROM:
+ * standby") has a control file in recovery already; its minRecoveryPoint is raised to the backup's
+ * end all the same.
  */
 export function adoptBaseBackup(dataDir: string): boolean {
   const labelPath = path.join(dataDir, BACKUP_LABEL_FILE);
   if (!fs.existsSync(labelPath) || !fs.existsSync(path.join(dataDir, CONTROL_FILE))) return false;
   const control = readControl(dataDir);
-  if (control === null || control.state === DbState.InArchiveRecovery || control.state === DbState.ShutDownInRecovery) return false;
+  if (control === null) return false;
   const label = fs.readFileSync(labelPath, 'utf8');
   const m = /^CHECKPOINT LOCATION: ([0-9A-F]+)\/([0-9A-F]+)$/m.exec(label);
+  const labelCheckpoint = m ? parseInt(m[1]!, 16) * 0x1_0000_0000 + parseInt(m[2]!, 16) : -1;
+  if (control.state === DbState.InArchiveRecovery || control.state === DbState.ShutDownInRecovery) {
+    // A standby's directory already (a base backup our walreceiver took keeps its label), unless
+    // this is a backup of a standby that was never opened: its label names the control's checkpoint.
+    if (!/^BACKUP FROM: standby$/m.test(label) || labelCheckpoint !== control.checkpointLsn) return false;
+  }
   if (!m) throw Errors.notADataDir(dataDir, `invalid data in file "${BACKUP_LABEL_FILE}"`);
-  const labelCheckpoint = parseInt(m[1]!, 16) * 0x1_0000_0000 + parseInt(m[2]!, 16);
   if (labelCheckpoint !== control.checkpointLsn) throw Errors.notADataDir(dataDir, `${BACKUP_LABEL_FILE} names checkpoint ${m[1]}/${m[2]}, the control file another`);
   let end = control.checkpointLsn + 1;
   const manifestPath = path.join(dataDir, BACKUP_MANIFEST_FILE);

@@ -13,6 +13,7 @@ import { boolOption, intOption } from '../util/option-checks.js';
 import { type Env, isUnixSocketHost, libpqTarget, type WarningSink } from './libpq-env.js';
 import type { BaseBackupProgressListener } from './bootstrap-progress.js';
 import type { PrimaryOptions } from '../primary/options.js';
+import { CASCADE_OPTION_NAMES, type CascadeOptions, resolveCascadeOptions, type ResolvedCascadeOptions } from './cascade.js';
 
 export type StandbyMode = 'replica' | 'wal-only';
 
@@ -41,7 +42,8 @@ export interface InProcessConninfo {
   applicationName?: string;
 }
 
-export interface StandbyOptions {
+/** `port` and the other CascadeOptions: this standby serves replication (cascading walsenders, src/standby/cascade.ts). */
+export interface StandbyOptions extends CascadeOptions {
   dataDir: string;
   /**
    * An object, a libpq key/value string (`host=127.0.0.1 port=5432 user=rep password=x
@@ -153,6 +155,8 @@ export interface ResolvedStandbyOptions {
   /** Absolute path, or null. */
   promoteTriggerFile: string | null;
   promoteOptions: Omit<PrimaryOptions, 'dataDir'>;
+  /** Serving replication (cascade.ts): null without `port`. */
+  cascade: ResolvedCascadeOptions | null;
 }
 
 const INT32_MAX = 2_147_483_647;
@@ -162,7 +166,7 @@ const KNOWN_OPTIONS = new Set([
   'dataDir', 'primaryConninfo', 'primary', 'walReceiverRingBytes', 'mode', 'primarySlotName', 'walReceiverStatusIntervalMs', 'walReceiverTimeoutMs',
   'walRetrieveRetryIntervalMs', 'walReceiverFlushAfterBytes', 'walReceiverMaxBufferedBytes', 'walInitZero', 'walReceiverDirectIo', 'stageTrace', 'connectTimeoutMs',
   'readerThreads', 'checkpointTimeoutMs', 'maxWalSizeBytes', 'minWalSizeBytes', 'maxBaseBackupBytes', 'maxStoreBytes', 'maxValueBytes',
-  'maxMessageBytes', 'onBaseBackupProgress', 'rebuildIfDiverged', 'promoteTriggerFile', 'promoteOptions',
+  'maxMessageBytes', 'onBaseBackupProgress', 'rebuildIfDiverged', 'promoteTriggerFile', 'promoteOptions', ...CASCADE_OPTION_NAMES,
 ]);
 
 export function resolveStandbyOptions(o: StandbyOptions): ResolvedStandbyOptions {
@@ -227,6 +231,7 @@ export function resolveStandbyOptions(o: StandbyOptions): ResolvedStandbyOptions
     rebuildIfDiverged: boolOption('rebuildIfDiverged', o.rebuildIfDiverged ?? false),
     promoteTriggerFile: triggerFileOption(o.promoteTriggerFile, mode),
     promoteOptions: promoteOptionsOption(o.promoteOptions),
+    cascade: resolveCascadeOptions(o, mode),
   };
 }
 

@@ -10,6 +10,8 @@ import type { WalRcvData, WalRcvStateName } from './walrcvdata.js';
 import type { WalReceiverMessage } from './walreceiver.js';
 import { WALRCV_STATE_NAMES } from './walrcvdata.js';
 import type { TypedEventEmitter } from '../util/typed-events.js';
+import type { LogEvent, WalSenderEvent } from '../primary/primary-events.js';
+import type { SlotInvalidation } from '../replication/slots.js';
 
 /** A restartpoint finished (the standby's checkpoint: snapshot, control file, old WAL removed). */
 export interface RestartpointInfo {
@@ -64,6 +66,16 @@ export interface StandbyEvents {
   timeline: [{ tli: number; prevTli: number; switchpoint: Lsn }];
   /** Replay moved onto a new timeline (the control file records it: a restart stays on it). */
   replayTimeline: [{ tli: number; prevTli: number; switchpoint: Lsn }];
+  /** Cascading walsenders (option `port`, cascade.ts): as the primary's events of the same names. */
+  walsenderConnected: [WalSenderEvent];
+  walsenderStateChanged: [WalSenderEvent];
+  walsenderCaughtUp: [WalSenderEvent];
+  syncStateChanged: [WalSenderEvent];
+  walsenderDisconnected: [WalSenderEvent];
+  /** A slot on this standby lost its WAL (max_slot_wal_keep_size). */
+  slotInvalidated: [SlotInvalidation];
+  /** A log line of the cascading walsenders' server. */
+  log: [LogEvent];
   /** A restartpoint finished. */
   restartpoint: [RestartpointInfo];
   /** promote() began / finished (the new timeline and where it forked). */

@@ -33,8 +33,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { type MessagePort, Worker } from 'node:worker_threads';
 import { errorFromInfo, Errors, WalstreamError } from '../errors.js';
-import { acquirePidFile, PID_FILE, releasePidFile } from '../storage/datadir.js';
-import { CONTROL_FILE, type ControlData, DbState, DB_STATE_NAMES, readControl, writeControl } from '../storage/control.js';
+import { acquirePidFile, releasePidFile } from '../storage/datadir.js';
+import { type ControlData, DbState, DB_STATE_NAMES, readControl, writeControl } from '../storage/control.js';
 import { ReaderPool } from '../storage/reader-pool.js';
 import { readSnapshot, writeSnapshot } from '../storage/snapshot.js';
 import { type ScanEntry, type ScanOptions, SharedStore, type StoreReadView } from '../storage/store.js';
@@ -49,6 +49,9 @@ import { runBaseBackup, type BaseBackupResult } from './basebackup-client.js';
 import { displayConninfo, type PrimaryConninfo, resolveConninfo, type ResolvedStandbyOptions, resolveStandbyOptions, type StandbyMode, type StandbyOptions } from './options.js';
 import type { StartupConfig, StartupMessage } from './startup.js';
 import { upstreamRunner } from './upstream-command.js';
+import { inspectDataDir } from './datadir-check.js';
+import { CascadeServer, type CascadeStandby } from './cascade.js';
+import type { ReplicationStatusRow } from '../replication/server.js';
 import { ReplayWaiters } from './replay-waiters.js';
 import { WalRcvData } from './walrcvdata.js';
 import { type WalReceiverStatus, walReceiverStatusRow } from './wal-receiver-status.js';
@@ -111,6 +114,10 @@ export class Standby extends TypedEventEmitter<StandbyEvents> {
   private promotedTo: Primary | null = null;
   /** The walreceiver's connect / disconnect / state events, and its connection count. */
   readonly receiverEvents: WalReceiverEvents;
+  /** Cascading walsenders (options `port`, src/standby/cascade.ts), or null. */
+  private cascade: CascadeServer | null = null;
+  /** The newest checkpoint record replayed (a base backup of this standby may restart from it). */
+  private lastCheckpointReplayed: { lsn: Lsn; end: Lsn; redo: Lsn; nextXid: number } | null = null;
 
   private constructor(args: { options: ResolvedStandbyOptions; control: ControlData | null; store: SharedStore | null; walrcv: WalRcvData }) {
     super();
@@ -177,9 +184,11 @@ export class Standby extends TypedEventEmitter<StandbyEvents> {
       s = new Standby({ options, control, store, walrcv });
       s.baseBackup = baseBackup;
       s.rejoin = rejoin;
+      if (control !== null) walrcv.setTimeline(control.tli);
       if (options.mode === 'replica') await s.startReplica();
       else s.startWalOnly();
       s.watchPromoteTrigger();
+      if (options.cascade !== null) s.cascade = await CascadeServer.start(s.cascadeStandby(), options.cascade);
       return s;
     } catch (e) {
       if (s !== null) await s.close().catch(() => undefined);
@@ -467,12 +476,16 @@ export class Standby extends TypedEventEmitter<StandbyEvents> {
   // ---- restartpoints ------------------------------------------------------------------------
 
   private onCheckpointReplayed(m: StartupMessage & { type: 'checkpoint' }): void {
+    this.lastCheckpointReplayed = { lsn: m.lsn, end: m.end, redo: m.redo, nextXid: m.nextXid };
     const c = this.control;
     if (c === null || this.closing !== null || this.restartpointRunning !== null || m.redo <= c.redoLsn) return;
     const due =
       performance.now() - this.lastRestartpointAt >= this.options.checkpointTimeoutMs ||
       m.redo - c.redoLsn >= this.options.maxWalSizeBytes;
-    if (!due) return;
+    if (due) this.startRestartpoint(m);
+  }
+
+  private startRestartpoint(m: { lsn: Lsn; end: Lsn; redo: Lsn; nextXid: number }): void {
     this.restartpointRunning = this.restartpoint(m)
       .then((info) => {
         this.emit('restartpoint', info);
@@ -508,8 +521,34 @@ export class Standby extends TypedEventEmitter<StandbyEvents> {
     // Future names start past the walreceiver's current segment (it may be creating the next one).
     const segSize = prev.segSize;
     const maxFutureSegments = Math.floor(Math.max(this.options.minWalSizeBytes, this.options.maxWalSizeBytes) / segSize);
-    const r = recycleOldSegments(this.walDir, segSize, prev.tli, segNo(m.redo, segSize), segNo(this.walrcv.written, segSize) + 2, maxFutureSegments);
+    // WAL downstreams still need (cascading walsenders, slots, base backups of this standby) stays.
+    const keepFrom = this.cascade?.keepFrom(m.redo) ?? m.redo;
+    const r = recycleOldSegments(this.walDir, segSize, prev.tli, segNo(keepFrom, segSize), segNo(this.walrcv.written, segSize) + 2, maxFutureSegments);
     return { checkpointLsn: m.lsn, redoLsn: m.redo, minRecoveryPoint, snapshotName, segmentsRemoved: r.removed, segmentsRecycled: r.recycled };
+  }
+
+  // ---- serving replication (options `port`: cascading walsenders, src/standby/cascade.ts) ------
+
+  private cascadeStandby(): CascadeStandby {
+    const restartpointForBackup = async (): Promise<void> => {
+      // A base backup starts at a restartpoint: at the newest replayed checkpoint record if it is newer.
+      if (this.restartpointRunning) await this.restartpointRunning;
+      const m = this.lastCheckpointReplayed;
+      if (m !== null && this.control !== null && m.redo > this.control.redoLsn && this.closing === null && this.restartpointRunning === null) this.startRestartpoint(m);
+      if (this.restartpointRunning) await this.restartpointRunning;
+    };
+    const { dataDir, walDir, walrcv } = this;
+    return { dataDir, walDir, walrcv, maxWalSizeBytes: this.options.maxWalSizeBytes, control: () => this.control!, restartpointForBackup, emit: (e, ...args) => (this.emit as (event: string, ...a: unknown[]) => boolean)(e, ...args) };
+  }
+
+  /** What this standby serves (port, downstream walsenders, slots, base backups); null without `port`. */
+  get replication(): CascadeServer | null {
+    return this.cascade;
+  }
+
+  /** pg_stat_replication here (the primary's shape): the downstream walsenders, all `async`. */
+  replicationStatus(): ReplicationStatusRow[] {
+    return this.cascade?.status() ?? [];
   }
 
   // ---- promotion (src/primary/promotion.ts) ---------------------------------------------------
@@ -532,11 +571,14 @@ export class Standby extends TypedEventEmitter<StandbyEvents> {
 
   private async runPromotion(opts: PromoteOptions): Promise<Primary> {
     this.emit('promoting');
+    this.cascade?.stopListening();
     if (this.restartpointRunning) await this.restartpointRunning;
     // Stop streaming and replay; startup reports where it stopped.
     this.walrcv.requestStop();
     await Promise.all([this.walreceiver, this.startup].map((w) => (w === null ? undefined : this.exited.get(w))));
     this.walrcv.resumeReplay(); // promotion ends a replay pause (as PostgreSQL's does)
+    // Downstreams get what was flushed, then "COPY 0"; they reconnect to the new primary's port.
+    await this.cascade?.close();
     const resume = this.startupStopped;
     if (resume === null) throw Errors.promoteNotPossible(`the startup process stopped without reporting its position${this.failure ? `: ${this.failure.message}` : ''}`);
     promoteStep('stopped');
@@ -598,6 +640,7 @@ export class Standby extends TypedEventEmitter<StandbyEvents> {
         this.emit('close');
         return;
       }
+      this.cascade?.stopListening();
       if (this.restartpointRunning) await this.restartpointRunning;
       this.walrcv.requestStop();
       const stopWorker = async (w: Worker | null) => {
@@ -608,6 +651,8 @@ export class Standby extends TypedEventEmitter<StandbyEvents> {
         clearTimeout(t);
       };
       await Promise.all([stopWorker(this.walreceiver), stopWorker(this.startup)]);
+      // Nothing more is flushed: downstreams get everything up to here, then "COPY 0".
+      await this.cascade?.close();
       if (this.pool) await this.pool.close();
       this.replayWaiters.rejectAll(Errors.closed('standby'));
       const c = this.mode === 'replica' ? this.control : readControl(this.dataDir);
@@ -621,37 +666,3 @@ export class Standby extends TypedEventEmitter<StandbyEvents> {
     return this.closing;
   }
 }
-
-// ---- data directory -------------------------------------------------------------------------
-
-/** The control file of a standby directory, or null if the directory is empty/missing. */
-function inspectDataDir(dataDir: string, mode: StandbyMode): ControlData | null {
-  let entries: string[];
-  try {
-    entries = fs.readdirSync(dataDir);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return null;
-    if (code === 'ENOTDIR') throw Errors.notADataDir(dataDir, 'it is not a directory');
-    throw e;
-  }
-  const control = readControl(dataDir);
-  if (control === null) {
-    // Empty, or left so by an interrupted start (a stale pid file; wal-only: an empty pg_wal).
-    const fresh = entries.every((n) => n === PID_FILE || (mode === 'wal-only' && n === 'pg_wal')) && listSegments(path.join(dataDir, 'pg_wal'), 1 << 24).length === 0;
-    if (fresh) return null;
-    throw Errors.notADataDir(dataDir, `it is not empty and has no ${CONTROL_FILE}`);
-  }
-  // (A primary's directory is opened as a standby: rejoin.ts checks it against the upstream first.)
-  const primaryDir = isPrimaryState(control);
-  if (!primaryDir && control.state !== DbState.InArchiveRecovery && control.state !== DbState.ShutDownInRecovery) {
-    throw Errors.notADataDir(dataDir, `its control file says "${DB_STATE_NAMES[control.state] ?? control.state}"`);
-  }
-  if (primaryDir && mode === 'wal-only') throw Errors.notADataDir(dataDir, `its control file says "${DB_STATE_NAMES[control.state]}": it belongs to a primary; open it with mode 'replica' to rejoin`);
-  const walOnly = control.snapshotName === '';
-  if (walOnly && mode === 'replica') throw Errors.notADataDir(dataDir, 'it holds WAL only (made in wal-only mode): there is no checkpoint to replay from');
-  if (!walOnly && mode === 'wal-only') throw Errors.notADataDir(dataDir, "it is a replica's directory; open it with mode 'replica'");
-  if (!fs.existsSync(path.join(dataDir, 'pg_wal'))) throw Errors.notADataDir(dataDir, 'pg_wal is missing');
-  return control;
-}
-

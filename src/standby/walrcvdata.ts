@@ -5,8 +5,9 @@
 //
 // DEV DOCS — who writes what (everyone may read):
 //   walreceiver  STATE, RECEIVE_START(+TLI), RECEIVED_TLI, WRITTEN, FLUSHED, LATEST_WAL_END(+TIME),
-//                LAST_SEND_TIME, LAST_RECEIPT_TIME, sender host/port, counters. After a flush it
-//                bumps FLUSH_SEQ and sets STARTUP_LATCH.
+//                LAST_SEND_TIME, LAST_RECEIPT_TIME, sender host/port, counters, TIMELINE (at each
+//                startStreaming). After a flush it bumps FLUSH_SEQ, notifies it while FLUSH_WAITERS
+//                > 0 (cascading walsenders, src/replication/wal-source.ts) and sets STARTUP_LATCH.
 //   startup      REPLAY, LAST_COMMIT_TIME, RECORDS_REPLAYED; bumps REPLAY_SEQ (main-thread waiters
 //                use Atomics.waitAsync on it) and sets WALRCV_LATCH when caught up (apply feedback).
 //   main         STOP (then sets both latches); REPLAY_PAUSE requested / not paused (then sets
@@ -66,7 +67,15 @@ export const WI_PROMPT_APPLY_REPORT = I32_BASE + 11;
 export const WI_REPLAY_WAITING = I32_BASE + 12;
 /** pg_wal_replay_pause(): RecoveryPauseState (main requests and resumes, startup acknowledges). */
 export const WI_REPLAY_PAUSE = I32_BASE + 13;
-const N_I32 = I32_BASE + 14;
+/** Cascading walsenders waiting on FLUSH_SEQ (Atomics.waitAsync armed): publishFlushed notifies only while > 0. */
+export const WI_FLUSH_WAITERS = I32_BASE + 14;
+/**
+ * The standby's timeline: the one its flushed WAL is on (set at open from the control file, and by
+ * startStreaming to the timeline being received). The one place a cascading walsender reads it
+ * (IDENTIFY_SYSTEM, TIMELINE_HISTORY's current timeline, START_REPLICATION's default).
+ */
+export const WI_TIMELINE = I32_BASE + 15;
+const N_I32 = I32_BASE + 16;
 const HOST_OFF = N_I32 * 4;
 /** Longest sender host name kept (PostgreSQL's NI_MAXHOST is 1025; host names here are short). */
 export const SENDER_HOST_MAX_BYTES = 256;
@@ -200,6 +209,16 @@ export class WalRcvData {
     return Atomics.load(this.i32, WI_RECEIVED_TLI);
   }
 
+  /** The standby's timeline (WI_TIMELINE; 0 before open() set it). */
+  get timeline(): number {
+    return Atomics.load(this.i32, WI_TIMELINE);
+  }
+
+  /** Standby.open: the control file's timeline, before any streaming. */
+  setTimeline(tli: number): void {
+    Atomics.store(this.i32, WI_TIMELINE, tli);
+  }
+
   get stopRequested(): boolean {
     return Atomics.load(this.i32, WI_STOP) !== 0;
   }
@@ -261,6 +280,7 @@ export class WalRcvData {
       this.put(WR_RECEIVE_START, lsn);
       Atomics.store(this.i32, WI_RECEIVE_START_TLI, tli);
       Atomics.store(this.i32, WI_RECEIVED_TLI, tli);
+      Atomics.store(this.i32, WI_TIMELINE, tli);
       this.bytes.set(hb, HOST_OFF);
       Atomics.store(this.i32, WI_SENDER_HOST_LEN, hb.length);
       Atomics.store(this.i32, WI_SENDER_PORT, port);
@@ -294,9 +314,12 @@ export class WalRcvData {
       this.mutex.unlock();
     }
     this.addCounter(WR_FSYNCS, 1);
-    // FLUSH_SEQ counts publishes; nobody sleeps on it (startup has its latch), so no notify: every
-    // Atomics.notify takes a mutex that all threads of the process share inside V8.
+    // FLUSH_SEQ counts publishes. Only cascading walsenders sleep on it (startup has its latch), so
+    // notify only while one may (every Atomics.notify takes a mutex that all threads of the process
+    // share inside V8). Sequentially consistent with the waiter: it adds to FLUSH_WAITERS before it
+    // reads FLUSH_SEQ and FLUSHED; we bump FLUSH_SEQ before we read FLUSH_WAITERS.
     Atomics.add(this.i32, WI_FLUSH_SEQ, 1);
+    if (Atomics.load(this.i32, WI_FLUSH_WAITERS) !== 0) Atomics.notify(this.i32, WI_FLUSH_SEQ);
     this.startupLatch.set();
   }
 

@@ -20,9 +20,13 @@ export class StandbyChild {
   readonly exited: Promise<number | null>;
   output = '';
 
-  /** A standby of the primary at 127.0.0.1:`port`, user rep / password pw. */
-  constructor(dataDir: string, port: number) {
-    this.proc = spawn(process.execPath, [CHILD, dataDir, '127.0.0.1', String(port), 'rep', 'pw', '0'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  /**
+   * A standby of the primary at 127.0.0.1:`port`, user rep / password pw. `serve`: it serves
+   * replication on that port (0 = ephemeral: the fourth field of its ready line) as `applicationName`.
+   */
+  constructor(dataDir: string, port: number, serve: { port: number; applicationName: string } | null = null) {
+    const extra = serve === null ? [] : [String(serve.port), serve.applicationName];
+    this.proc = spawn(process.execPath, [CHILD, dataDir, '127.0.0.1', String(port), 'rep', 'pw', '0', ...extra], { stdio: ['pipe', 'pipe', 'pipe'] });
     children.push(this.proc);
     let buf = '';
     this.proc.stdout!.on('data', (d: Buffer) => {
