@@ -60,6 +60,8 @@ async function runBench(name: string, o: OutputOptions, run: (h: BenchHarness, p
 const TRANSPORTS = ['tcp', 'ring'] as const;
 /** Standbys per live run: the chain floor (bench/chain-floor.ts) models at most 16. */
 const MAX_LIVE_STANDBYS = 16;
+/** Load connections in the failover bench: within the PostgreSQL side's max_connections (40) with room for the probes and psql. */
+const MAX_FAILOVER_COMMITTERS = 32;
 
 export function registerBenchCommands(program: Command): void {
   const bench = program
@@ -127,6 +129,14 @@ export function registerBenchCommands(program: Command): void {
       await runBench('sync', o, (h, progress) => h.runSyncBench({
         seconds: o.quick ? 1 : o.seconds, levels: o.levels ?? h.BENCH_SYNC_LEVELS, committers: o.committers, standbys: o.standbys, realPg: o.realPg, dir: o.dir, keep: o.keep === true, progress,
       }));
+    });
+
+  withCommon(bench.command('failover'))
+    .description('failover time (SIGKILL of the primary → first commit accepted by the promoted standby, synchronous_commit=on) p50/p99/max over rounds, beside PostgreSQL 15 (pg_basebackup -R standby, pg_ctl promote) in the same run; ratio')
+    .option('--rounds <n>', 'failovers per side (integer >= 1)', intArg(1), 10)
+    .option('--committers <n>', `concurrent committers / connections of the load (integer from 1 to ${MAX_FAILOVER_COMMITTERS})`, intArg(1, MAX_FAILOVER_COMMITTERS), 8)
+    .action(async (o: OutputOptions & WorkOptions & { rounds: number; committers: number }) => {
+      await runBench('failover', o, (h, progress) => h.runFailoverBench({ rounds: o.rounds, committers: o.committers, dir: o.dir, keep: o.keep === true, progress }));
     });
 
   bench
