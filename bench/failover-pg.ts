@@ -46,9 +46,10 @@ export class SqlConn {
     socket.on('data', (d: Buffer) => this.onData(d));
     socket.on('error', () => undefined);
     socket.on('close', () => {
-      this.closedError = new SqlError('server closed the connection', null);
       const p = this.pending;
       this.pending = null;
+      // A FATAL (e.g. "the database system is starting up") comes before the close.
+      this.closedError = p?.error ?? new SqlError('server closed the connection', null);
       p?.reject(this.closedError);
     });
   }
@@ -181,9 +182,9 @@ async function until(cond: () => boolean, timeoutMs: number, what: string): Prom
   }
 }
 
-/** A primary (a copy of the template) and a synchronous standby of it (pg_basebackup -R), both started. */
-export async function startPgPair(t: PgTemplate, round: number): Promise<PgPair> {
-  const dir = path.join(t.root, `r${round}`);
+/** A primary (a copy of the template) and a synchronous standby of it (pg_basebackup -R, `standbySettings` on top), both started. */
+export async function startPgPair(t: PgTemplate, round: number, standbySettings: Record<string, string | number> = {}): Promise<PgPair> {
+  const dir = fs.mkdtempSync(path.join(t.root, `r${round}-`));
   const pdir = path.join(dir, 'primary');
   const sdir = path.join(dir, 'standby');
   let primary: PgNode | null = null;
@@ -194,7 +195,6 @@ export async function startPgPair(t: PgTemplate, round: number): Promise<PgPair>
     fs.rmSync(dir, { recursive: true, force: true });
   };
   try {
-    fs.mkdirSync(dir);
     if (account) fs.chownSync(dir, account.uid, account.gid);
     const cp = spawnSync('cp', ['-a', path.join(t.root, 'template'), pdir], { ...asPg, encoding: 'utf8' });
     if (cp.status !== 0) throw new Error(`cp -a of the template failed: ${String(cp.stderr)}`);
@@ -208,7 +208,7 @@ export async function startPgPair(t: PgTemplate, round: number): Promise<PgPair>
       setup.close();
     }
     pgBaseBackup(primary.port, sdir);
-    standby = await startPgNode(sdir, dir, { ...SETTINGS, hot_standby: 'on' });
+    standby = await startPgNode(sdir, dir, { ...SETTINGS, hot_standby: 'on', ...standbySettings });
     const p = primary;
     await until(() => p.psql("SELECT sync_state FROM pg_stat_replication WHERE state = 'streaming'").trim() === 'sync', SYNC_WAIT_MS, 'the PostgreSQL standby to be synchronous');
     const primaryPid = Number(fs.readFileSync(path.join(pdir, 'postmaster.pid'), 'utf8').split('\n')[0]);

@@ -33,6 +33,14 @@ export interface FailoverBenchOptions {
   rounds?: number;
   /** Concurrent committers / connections of the load (default 8). */
   committers?: number;
+  /**
+   * The PostgreSQL standby's wal_retrieve_retry_interval, ms: one PostgreSQL configuration per
+   * value (default PG_RETRY_INTERVALS_MS). PostgreSQL 15's startup process, promoted right after
+   * its walreceiver lost the primary, first sleeps out the rest of this interval
+   * (xlogrecovery.c, WaitForWALToBecomeAvailable: "waiting for WAL to become available"), so its
+   * default (5 s) dominates its failover; a short one shows the rest of its promotion.
+   */
+  pgWalRetrieveRetryIntervalsMs?: readonly number[];
   dir?: string | undefined;
   keep?: boolean;
   progress?: BenchProgress;
@@ -41,6 +49,8 @@ export interface FailoverBenchOptions {
 /** Load before the kill: LOAD_MIN_MS plus a uniformly random part of LOAD_SPREAD_MS, ms. */
 const LOAD_MIN_MS = 1000;
 const LOAD_SPREAD_MS = 1000;
+/** PostgreSQL's default wal_retrieve_retry_interval, and a short one (see pgWalRetrieveRetryIntervalsMs), ms. */
+export const PG_RETRY_INTERVALS_MS: readonly number[] = [5000, 50];
 /** Between a refused attempt and the next, on both sides, ms. */
 export const POLL_INTERVAL_MS = 10;
 /** Upper bound on one failover (a hang bound: the run fails past it), ms. */
@@ -60,6 +70,8 @@ export interface FailoverRound {
   lostAcknowledged: number;
   /** Attempts until the first accepted one (that one included). */
   attempts: number;
+  /** walstream: SIGKILL → the standby's process reported its promotion done (its "promoted" line). */
+  promotedMs?: number;
 }
 
 export interface FailoverSide {
@@ -75,8 +87,9 @@ const loadMs = () => LOAD_MIN_MS + Math.round(Math.random() * LOAD_SPREAD_MS);
 /** A child node's stdout as lines, awaited by prefix. */
 class NodeProc {
   readonly proc: ChildProcess;
-  private lines: string[] = [];
-  private wake: (() => void) | null = null;
+  /** Lines not yet taken, with the time they arrived (performance.now()). */
+  private lines: Array<{ text: string; at: number }> = [];
+  private waiters: Array<() => void> = [];
   output = '';
   lastAcked: number[] = [];
 
@@ -91,7 +104,7 @@ class NodeProc {
         buf = buf.slice(i + 1);
         if (l.startsWith('acked ')) this.lastAcked = l.slice(6).split(' ').map(Number);
         else {
-          this.lines.push(l);
+          this.lines.push({ text: l, at: performance.now() });
           this.output += `${l}\n`;
         }
       }
@@ -106,9 +119,7 @@ class NodeProc {
   }
 
   private poke(): void {
-    const w = this.wake;
-    this.wake = null;
-    w?.();
+    for (const w of this.waiters.splice(0)) w();
   }
 
   get gone(): boolean {
@@ -117,18 +128,23 @@ class NodeProc {
 
   /** The next line starting with `prefix`, or matching it (fails if the child exits first). */
   async line(prefix: string | ((l: string) => boolean), timeoutMs = LINE_TIMEOUT_MS): Promise<string> {
+    return (await this.lineAt(prefix, timeoutMs)).text;
+  }
+
+  /** line(), with the time it arrived. */
+  async lineAt(prefix: string | ((l: string) => boolean), timeoutMs = LINE_TIMEOUT_MS): Promise<{ text: string; at: number }> {
     const deadline = performance.now() + timeoutMs;
     const match = typeof prefix === 'string' ? (l: string) => l.startsWith(prefix) : prefix;
     for (;;) {
-      const i = this.lines.findIndex(match);
+      const i = this.lines.findIndex((l) => match(l.text));
       if (i >= 0) return this.lines.splice(i, 1)[0]!;
       if (this.gone || performance.now() > deadline) throw new Error(`failover node: no ${typeof prefix === 'string' ? `"${prefix}"` : 'awaited'} line ${this.gone ? 'before it exited' : `within ${timeoutMs} ms`}:\n${this.output}`);
       await new Promise<void>((r) => {
         const t = setTimeout(r, 100);
-        this.wake = () => {
+        this.waiters.push(() => {
           clearTimeout(t);
           r();
-        };
+        });
       });
     }
   }
@@ -179,27 +195,32 @@ async function oursRound(root: string, round: number, committers: number): Promi
     primary.proc.kill('SIGKILL');
     writePromoteSignal(sdir);
     s.proc.kill('SIGUSR1');
-    await new Promise((r) => primary.proc.once('exit', r));
-    // Every "acked" line the primary printed has been read once its stdout ended.
-    await new Promise((r) => (primary.proc.stdout!.readableEnded ? r(undefined) : primary.proc.stdout!.once('end', r)));
     let id = 0;
     const first = await untilAccepted(async () => {
       const me = ++id;
       s.send(`commit ${me}`);
       return (await s.line((l) => l === `ok ${me}` || l.startsWith(`err ${me} `), FAILOVER_TIMEOUT_MS)).startsWith('ok');
     }, 'walstream');
+    // Every "acked" line the primary printed has been read once its stdout ended.
+    const stdout = primary.proc.stdout!;
+    if (!stdout.readableEnded) await new Promise((r) => stdout.once('end', r));
     const acked = primary.lastAcked;
     s.send(`check ${acked.join(' ')}`);
     const missing = Number((await s.line('missing ')).split(' ')[1]);
-    return { round, failoverMs: +(first.at - t0).toFixed(3), loadMs: load, commitsAcknowledged: acked.reduce((a, n) => a + n + 1, 0), lostAcknowledged: missing, attempts: first.attempts };
+    // Printed before the first commit's "ok", so it has arrived (its arrival time, not now).
+    const promoted = await s.lineAt('promoted ');
+    return {
+      round, failoverMs: +(first.at - t0).toFixed(3), loadMs: load, commitsAcknowledged: acked.reduce((a, n) => a + n + 1, 0), lostAcknowledged: missing, attempts: first.attempts,
+      promotedMs: +(promoted.at - t0).toFixed(3),
+    };
   } finally {
     await primary.stop('SIGKILL');
     await standby?.stop();
   }
 }
 
-async function pgRound(t: PgTemplate, round: number, committers: number): Promise<FailoverRound> {
-  const pair = await startPgPair(t, round);
+async function pgRound(t: PgTemplate, round: number, committers: number, retryIntervalMs: number): Promise<FailoverRound> {
+  const pair = await startPgPair(t, round, { wal_retrieve_retry_interval: `${retryIntervalMs}ms` });
   const conns: SqlConn[] = [];
   try {
     for (let c = 0; c < committers; c++) conns.push(await SqlConn.connect(pair.primary.port));
@@ -243,27 +264,31 @@ async function pgRound(t: PgTemplate, round: number, committers: number): Promis
 export async function runFailoverBench(o: FailoverBenchOptions = {}) {
   const rounds = o.rounds ?? 10;
   const committers = o.committers ?? 8;
+  const intervals = o.pgWalRetrieveRetryIntervalsMs ?? PG_RETRY_INTERVALS_MS;
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error('rounds must be an integer >= 1');
   if (!Number.isInteger(committers) || committers < 1) throw new Error('committers must be an integer >= 1');
+  if (intervals.length === 0 || !intervals.every((x) => Number.isInteger(x) && x >= 1)) throw new Error('pgWalRetrieveRetryIntervalsMs must be integers >= 1');
   const progress = o.progress ?? noProgress;
   const t0 = performance.now();
   const work = benchWorkDir('failover', o);
   let template: PgTemplate | null = null;
-  progress.plan(1 + 2 * rounds);
+  progress.plan(1 + (1 + intervals.length) * rounds);
   try {
     progress.step('PostgreSQL: initdb (template of every round\'s primary)');
     template = makePgTemplate();
     const ours: FailoverRound[] = [];
-    const pg: FailoverRound[] = [];
+    const pg: FailoverRound[][] = intervals.map(() => []);
     for (let r = 1; r <= rounds; r++) {
       progress.step(`walstream: round ${r}/${rounds}`);
       ours.push(await oursRound(work.root, r, committers));
-      progress.step(`PostgreSQL: round ${r}/${rounds}`);
-      pg.push(await pgRound(template, r, committers));
+      for (const [i, ms] of intervals.entries()) {
+        progress.step(`PostgreSQL (wal_retrieve_retry_interval ${ms} ms): round ${r}/${rounds}`);
+        pg[i]!.push(await pgRound(template, r, committers, ms));
+      }
     }
     const w = summary(ours);
-    const p = summary(pg);
     const ratio = (a: number, b: number) => (b === 0 ? null : +(a / b).toFixed(2));
+    const postgres = intervals.map((ms, i) => ({ walRetrieveRetryIntervalMs: ms, ...summary(pg[i]!), promote: 'pg_ctl promote -W', firstCommit: 'an INSERT on a fresh connection (connect + startup + INSERT)' }));
     return {
       bench: 'failover' as const,
       units: { latency: 'ms' as const },
@@ -273,8 +298,8 @@ export async function runFailoverBench(o: FailoverBenchOptions = {}) {
       synchronous_commit: 'on' as const,
       pollIntervalMs: POLL_INTERVAL_MS,
       walstream: { ...w, promote: 'signal file + SIGUSR1 (walstream promote --no-wait)', firstCommit: 'a commit sent to the standby\'s process over a pipe' },
-      postgres: { ...p, promote: 'pg_ctl promote -W', firstCommit: 'an INSERT on a fresh connection (connect + startup + INSERT)' },
-      ratios: { p50: ratio(w.p50Ms, p.p50Ms), p99: ratio(w.p99Ms, p.p99Ms), max: ratio(w.maxMs, p.maxMs) },
+      postgres,
+      ratios: postgres.map((p) => ({ walRetrieveRetryIntervalMs: p.walRetrieveRetryIntervalMs, p50: ratio(w.p50Ms, p.p50Ms), p99: ratio(w.p99Ms, p.p99Ms), max: ratio(w.maxMs, p.maxMs) })),
       elapsedSeconds: +((performance.now() - t0) / 1000).toFixed(1),
     };
   } finally {

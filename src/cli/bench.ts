@@ -135,8 +135,11 @@ export function registerBenchCommands(program: Command): void {
     .description('failover time (SIGKILL of the primary → first commit accepted by the promoted standby, synchronous_commit=on) p50/p99/max over rounds, beside PostgreSQL 15 (pg_basebackup -R standby, pg_ctl promote) in the same run; ratio')
     .option('--rounds <n>', 'failovers per side (integer >= 1)', intArg(1), 10)
     .option('--committers <n>', `concurrent committers / connections of the load (integer from 1 to ${MAX_FAILOVER_COMMITTERS})`, intArg(1, MAX_FAILOVER_COMMITTERS), 8)
-    .action(async (o: OutputOptions & WorkOptions & { rounds: number; committers: number }) => {
-      await runBench('failover', o, (h, progress) => h.runFailoverBench({ rounds: o.rounds, committers: o.committers, dir: o.dir, keep: o.keep === true, progress }));
+    .option('--pg-retry-intervals <list>', 'the PostgreSQL standby\'s wal_retrieve_retry_interval in ms, one PostgreSQL configuration each (distinct integers >= 1; default: 5000 (PostgreSQL\'s default),50)', intListArg(1))
+    .action(async (o: OutputOptions & WorkOptions & { rounds: number; committers: number; pgRetryIntervals?: number[] }) => {
+      await runBench('failover', o, (h, progress) => h.runFailoverBench({
+        rounds: o.rounds, committers: o.committers, pgWalRetrieveRetryIntervalsMs: o.pgRetryIntervals ?? h.PG_RETRY_INTERVALS_MS, dir: o.dir, keep: o.keep === true, progress,
+      }));
     });
 
   bench
