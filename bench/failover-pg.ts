@@ -158,7 +158,23 @@ export function makePgTemplate(): PgTemplate {
     fs.rmSync(root, { recursive: true, force: true });
     throw e;
   }
-  return { root, remove: () => fs.rmSync(root, { recursive: true, force: true }) };
+  // Also when the bench process exits without remove() (SIGINT); its postmasters are killed by
+  // their own exit hooks (test/helpers/pgnode.ts).
+  const onExit = () => {
+    try {
+      fs.rmSync(root, { recursive: true, force: true });
+    } catch {
+      // a postmaster still writing: nothing more to do in an exit hook
+    }
+  };
+  process.once('exit', onExit);
+  return {
+    root,
+    remove: () => {
+      process.removeListener('exit', onExit);
+      fs.rmSync(root, { recursive: true, force: true });
+    },
+  };
 }
 
 /** Settings of both postmasters: durable commits (fsync on), as walstream's. */

@@ -9,12 +9,14 @@
 //  - after a random 1–2 s of load, SIGKILL of the primary (the child process; the postmaster) and at
 //    once the promote request an operator's script makes: ours the `promote` signal file + SIGUSR1
 //    (what `walstream promote --no-wait` does), PostgreSQL `pg_ctl promote -W`;
+//  - ours promotes with its replication listener (port 0), as a PostgreSQL standby listens;
 //  - failover time: from just before the SIGKILL to the first commit the promoted node
 //    acknowledges. Attempts every POLL_INTERVAL_MS: ours a commit sent to the standby's process
 //    (answered at once while it is still a standby), PostgreSQL an INSERT on a fresh connection
 //    (connect + startup + INSERT, refused while in recovery);
 //  - then the promoted node is checked for every commit acknowledged before the kill (lost: 0).
-// Rounds alternate ours and PostgreSQL. Owns the run's directory (benchWorkDir), the child
+// PostgreSQL runs once per wal_retrieve_retry_interval asked for (its default 5 s, and 50 ms), and
+// each round runs ours, then each PostgreSQL configuration. Owns the run's directory (benchWorkDir), the child
 // processes and the PostgreSQL template and postmasters; all are stopped and removed at the end,
 // also on error. Returns a JSON-ready object (ms).
 
@@ -35,10 +37,11 @@ export interface FailoverBenchOptions {
   committers?: number;
   /**
    * The PostgreSQL standby's wal_retrieve_retry_interval, ms: one PostgreSQL configuration per
-   * value (default PG_RETRY_INTERVALS_MS). PostgreSQL 15's startup process, promoted right after
-   * its walreceiver lost the primary, first sleeps out the rest of this interval
-   * (xlogrecovery.c, WaitForWALToBecomeAvailable: "waiting for WAL to become available"), so its
-   * default (5 s) dominates its failover; a short one shows the rest of its promotion.
+   * value (default PG_RETRY_INTERVALS_MS). PostgreSQL 15's startup process, when the promote
+   * request finds it just after its walreceiver lost the primary, first sleeps out the rest of
+   * this interval (xlogrecovery.c, WaitForWALToBecomeAvailable: "waiting for WAL to become
+   * available"), 5 s at the default; whether it does depends on which of the two it sees first.
+   * A short interval shows the rest of its promotion.
    */
   pgWalRetrieveRetryIntervalsMs?: readonly number[];
   dir?: string | undefined;
@@ -64,7 +67,7 @@ export interface FailoverRound {
   failoverMs: number;
   /** Load before the kill. */
   loadMs: number;
-  /** Commits acknowledged before the kill (as known to their client). */
+  /** Commits acknowledged to their client by the old primary (before the kill, or in the instant after it). */
   commitsAcknowledged: number;
   /** Of those, absent on the promoted node. */
   lostAcknowledged: number;
@@ -114,7 +117,13 @@ class NodeProc {
       this.output += d.toString();
       if (this.output.length > 1 << 16) this.output = this.output.slice(-(1 << 15));
     });
-    this.proc.once('exit', () => this.poke());
+    // The bench process ending first (SIGINT: benchWorkDir exits) must not leave the node running.
+    const orphan = () => this.proc.kill('SIGKILL');
+    process.once('exit', orphan);
+    this.proc.once('exit', () => {
+      process.removeListener('exit', orphan);
+      this.poke();
+    });
     this.proc.stdin!.on('error', () => undefined);
   }
 

@@ -2,26 +2,30 @@
 // committers): its --json validates against the schema, its text report's headings match the
 // snapshot, its --html report draws both charts (per-round bars, CDF) in headless Chromium; every
 // round of both sides failed over after acknowledged commits and lost none of them; p50 ≤ p99 ≤ max;
-// the run leaves no directory and no postmaster behind; a bad --rounds is one line naming it.
+// the run leaves no directory and no postmaster behind, also when SIGINT stops it; a bad option is
+// one line naming it.
 // Structure and behaviour only, never a figure's size.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import type { FailoverResult } from '../bench/report/failover.js';
 import { PG_FAILOVER_DIR_PREFIX } from '../bench/failover-pg.js';
-import { benchReportSmoke, STACK_FRAME, walstream } from './helpers/bench-report.js';
+import { benchReportSmoke, ROOT, STACK_FRAME, walstream } from './helpers/bench-report.js';
+import { waitFor } from './helpers/rawpg.js';
 import { rmrf, tmpDir } from './helpers/tmp.js';
 
 const ROUNDS = 2;
 const COMMITTERS = 4;
 
-function postmastersUnder(dirPart: string): string[] {
+function processesWith(...parts: string[]): string[] {
   const r = spawnSync('ps', ['-eo', 'args'], { encoding: 'utf8' });
-  return r.stdout.split('\n').filter((l) => l.includes('postgres') && l.includes(dirPart));
+  return r.stdout.split('\n').filter((l) => parts.every((p) => l.includes(p)));
 }
+const postmastersUnder = (dirPart: string) => processesWith('postgres', dirPart);
 
 test('bench failover: --json valid, text headings, HTML charts in Chromium; every round fails over and loses no acknowledged commit; cleaned up', async (t) => {
   const tmp = tmpDir('walstream-report-failover-');
@@ -63,4 +67,30 @@ test('bench failover: a bad --rounds or --committers is one line naming the opti
     assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
     assert.doesNotMatch(r.stderr, STACK_FRAME);
   }
+});
+
+test('bench failover: SIGINT while our nodes run removes the run\'s directories and leaves no process (exit 130)', async (t) => {
+  const tmp = tmpDir('walstream-report-failover-sigint-');
+  t.after(() => rmrf(tmp));
+  const pgDirsBefore = fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith(PG_FAILOVER_DIR_PREFIX));
+  const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'walstream.js'), 'bench', 'failover', '--rounds', '1', '--dir', tmp], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  let armed = false;
+  const code = await new Promise<number | null>((resolve) => {
+    child.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+      // step 2 is our round: once both nodes are up, their data directories are inside --dir
+      if (/step 2\/\d+/.test(err) && !armed) {
+        armed = true;
+        const interrupt = () => child.kill('SIGINT');
+        void waitFor(() => processesWith('failover-node', tmp).length >= 2, 60_000, 'our primary and standby processes', 50).then(interrupt, interrupt);
+      }
+    });
+    child.once('exit', (c) => resolve(c));
+  });
+  assert.equal(code, 130, err);
+  assert.deepEqual(fs.readdirSync(tmp), [], 'nothing left inside --dir');
+  await waitFor(() => processesWith('failover-node', tmp).length === 0, 30_000, `our node processes to end: ${processesWith('failover-node', tmp).join('; ')}`, 100);
+  assert.deepEqual(fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith(PG_FAILOVER_DIR_PREFIX)), pgDirsBefore, 'the PostgreSQL template is removed');
+  await waitFor(() => postmastersUnder(PG_FAILOVER_DIR_PREFIX).length === 0, 30_000, 'no postmaster left', 100);
 });
