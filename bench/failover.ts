@@ -178,11 +178,11 @@ function summary(rounds: FailoverRound[]): FailoverSide {
 }
 
 /** Attempts until one is accepted; the time of its acknowledgement. */
-async function untilAccepted(attempt: () => Promise<boolean>, what: string): Promise<{ at: number; attempts: number }> {
+async function untilAccepted(attempt: () => Promise<boolean>, what: string, detail: () => string): Promise<{ at: number; attempts: number }> {
   const deadline = performance.now() + FAILOVER_TIMEOUT_MS;
   for (let attempts = 1; ; attempts++) {
     if (await attempt()) return { at: performance.now(), attempts };
-    if (performance.now() > deadline) throw new Error(`${what}: no commit accepted within ${FAILOVER_TIMEOUT_MS} ms of the kill`);
+    if (performance.now() > deadline) throw new Error(`${what}: no commit accepted within ${FAILOVER_TIMEOUT_MS} ms of the kill:\n${detail()}`);
     await sleep(POLL_INTERVAL_MS);
   }
 }
@@ -209,7 +209,7 @@ async function oursRound(root: string, round: number, committers: number): Promi
       const me = ++id;
       s.send(`commit ${me}`);
       return (await s.line((l) => l === `ok ${me}` || l.startsWith(`err ${me} `), FAILOVER_TIMEOUT_MS)).startsWith('ok');
-    }, 'walstream');
+    }, 'walstream', () => s.output);
     // Every "acked" line the primary printed has been read once its stdout ended.
     const stdout = primary.proc.stdout!;
     if (!stdout.readableEnded) await new Promise((r) => stdout.once('end', r));
@@ -259,7 +259,7 @@ async function pgRound(t: PgTemplate, round: number, committers: number, retryIn
         if (e instanceof SqlError) return false;
         throw e;
       }
-    }, 'PostgreSQL');
+    }, 'PostgreSQL', () => pair.standby.log().slice(-4000));
     // Every commit acknowledged, also in the instant between the kill and the backends' exit.
     await Promise.all(load);
     const missing = await pgMissing(pair.standby.port, acked);
