@@ -25,8 +25,9 @@ import { Standby } from '../src/standby/standby.js';
 
 /** How often the primary reports its acknowledged commits, ms. */
 const ACK_REPORT_MS = 20;
-/** Upper bound on waiting for s1 to become synchronous, ms. */
+/** Upper bound on waiting for s1 to become synchronous, and how often it is looked at, ms. */
 const SYNC_WAIT_MS = 60_000;
+const SYNC_CHECK_MS = 10;
 /** Bytes of filler per inserted value (the PostgreSQL side inserts the same). */
 export const FAILOVER_PAD_BYTES = 100;
 /** The table (walstream: key space) the load and the probes write. */
@@ -41,7 +42,7 @@ async function runPrimary(dataDir: string, committers: number): Promise<void> {
   const deadline = Date.now() + SYNC_WAIT_MS;
   while (!p.replicationStatus().some((r) => r.sync_state === 'sync')) {
     if (Date.now() > deadline) throw new Error('s1 did not become synchronous');
-    await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, SYNC_CHECK_MS));
   }
   const acked = new Array<number>(committers).fill(-1);
   const pad = 'x'.repeat(FAILOVER_PAD_BYTES);

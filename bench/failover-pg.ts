@@ -21,8 +21,9 @@ import { FAILOVER_PAD_BYTES, FAILOVER_TABLE } from './failover-node.js';
 
 /** Upper bound on one connection + statement, ms (a hang bound, not a measurement). */
 const SQL_TIMEOUT_MS = 30_000;
-/** Upper bound on waiting for the standby to become synchronous, ms. */
+/** Upper bound on waiting for the standby to become synchronous, and how often it is looked at, ms. */
 const SYNC_WAIT_MS = 60_000;
+const SYNC_CHECK_MS = 50;
 const MSG_AUTH = 0x52; // 'R'
 const MSG_ERROR = 0x45; // 'E'
 const MSG_READY = 0x5a; // 'Z'
@@ -194,7 +195,7 @@ async function until(cond: () => boolean, timeoutMs: number, what: string): Prom
   const deadline = Date.now() + timeoutMs;
   while (!cond()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, SYNC_CHECK_MS));
   }
 }
 

@@ -60,6 +60,12 @@ export const POLL_INTERVAL_MS = 10;
 const FAILOVER_TIMEOUT_MS = 120_000;
 /** Upper bound on a child's expected line, ms. */
 const LINE_TIMEOUT_MS = 120_000;
+/** A line awaited is looked for at least this often (new output wakes the waiters at once), ms. */
+const LINE_RECHECK_MS = 100;
+/** A node that has not exited this long after SIGTERM is SIGKILLed, ms. */
+const STOP_GRACE_MS = 30_000;
+/** Output of a node kept for error messages (the last part of it), characters. */
+const OUTPUT_KEEP_CHARS = 32_768;
 
 export interface FailoverRound {
   round: number;
@@ -115,7 +121,7 @@ class NodeProc {
     });
     this.proc.stderr!.on('data', (d: Buffer) => {
       this.output += d.toString();
-      if (this.output.length > 1 << 16) this.output = this.output.slice(-(1 << 15));
+      if (this.output.length > 2 * OUTPUT_KEEP_CHARS) this.output = this.output.slice(-OUTPUT_KEEP_CHARS);
     });
     // The bench process ending first (SIGINT: benchWorkDir exits) must not leave the node running.
     const orphan = () => this.proc.kill('SIGKILL');
@@ -149,7 +155,7 @@ class NodeProc {
       if (i >= 0) return this.lines.splice(i, 1)[0]!;
       if (this.gone || performance.now() > deadline) throw new Error(`failover node: no ${typeof prefix === 'string' ? `"${prefix}"` : 'awaited'} line ${this.gone ? 'before it exited' : `within ${timeoutMs} ms`}:\n${this.output}`);
       await new Promise<void>((r) => {
-        const t = setTimeout(r, 100);
+        const t = setTimeout(r, LINE_RECHECK_MS);
         this.waiters.push(() => {
           clearTimeout(t);
           r();
@@ -166,7 +172,7 @@ class NodeProc {
     if (this.gone) return;
     const exited = new Promise((r) => this.proc.once('exit', r));
     this.proc.kill(signal);
-    const t = setTimeout(() => this.proc.kill('SIGKILL'), 30_000);
+    const t = setTimeout(() => this.proc.kill('SIGKILL'), STOP_GRACE_MS);
     await exited;
     clearTimeout(t);
   }
