@@ -102,7 +102,15 @@ export class SqlConn {
   private onData(d: Buffer): void {
     this.decoder.push(d);
     for (;;) {
-      const f = this.decoder.next();
+      let f;
+      try {
+        f = this.decoder.next();
+      } catch (e) {
+        // Not PostgreSQL's protocol: the connection is useless ('close' rejects what is pending).
+        if (this.pending) this.pending.error ??= new SqlError(`protocol violation: ${(e as Error).message}`, '08P01');
+        this.socket.destroy();
+        return;
+      }
       if (!f) return;
       const p = this.pending;
       if (!p) continue;
