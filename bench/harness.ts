@@ -10,7 +10,7 @@ export { runStreamBench } from './stream.js';
 export { runStandbyBench } from './standby.js';
 export { runGcTailBench } from './gc-tail.js';
 export { runSyncBench, BENCH_SYNC_LEVELS } from './sync.js';
-export { runFailoverBench, PG_RETRY_INTERVALS_MS } from './failover.js';
+export { runFailoverBench } from './failover.js';
 export { reportOf, REPORTED_BENCHES, type BenchResult } from './report/reports.js';
 export { renderText } from './report/text.js';
 export { renderHtml } from './report/html.js';

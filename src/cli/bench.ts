@@ -138,7 +138,7 @@ export function registerBenchCommands(program: Command): void {
     .option('--pg-retry-intervals <list>', 'the PostgreSQL standby\'s wal_retrieve_retry_interval in ms, one PostgreSQL configuration each (distinct integers >= 1; default: 5000 (PostgreSQL\'s default),50)', intListArg(1))
     .action(async (o: OutputOptions & WorkOptions & { rounds: number; committers: number; pgRetryIntervals?: number[] }) => {
       await runBench('failover', o, (h, progress) => h.runFailoverBench({
-        rounds: o.rounds, committers: o.committers, pgWalRetrieveRetryIntervalsMs: o.pgRetryIntervals ?? h.PG_RETRY_INTERVALS_MS, dir: o.dir, keep: o.keep === true, progress,
+        rounds: o.rounds, committers: o.committers, pgWalRetrieveRetryIntervalsMs: o.pgRetryIntervals, dir: o.dir, keep: o.keep === true, progress,
       }));
     });
 
