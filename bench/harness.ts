@@ -12,6 +12,7 @@ export { runGcTailBench } from './gc-tail.js';
 export { runCascadeBench } from './cascade.js';
 export { runSyncBench, BENCH_SYNC_LEVELS } from './sync.js';
 export { runBaseBackupBench } from './basebackup.js';
+export { runFailoverBench } from './failover.js';
 export { reportOf, REPORTED_BENCHES, type BenchResult } from './report/reports.js';
 export { renderText } from './report/text.js';
 export { renderHtml } from './report/html.js';

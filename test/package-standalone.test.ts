@@ -2,7 +2,7 @@
 // copied into a temp dir beside the runtime dependencies only (no devDependencies), work:
 // `walstream --help`, the library entry point, and `walstream bench`, which fails with one line
 // naming the missing development package instead of a stack trace. Also: the package ships no
-// TypeScript sources, no tests (only the PostgreSQL cluster helper the benchmarks use) and no
+// TypeScript sources, no tests (only the PostgreSQL helpers the benchmarks use) and no
 // native code. The temp dir is removed at the end.
 
 import { test, after } from 'node:test';
@@ -13,6 +13,8 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { rmrf, tmpDir } from './helpers/tmp.js';
 
+/** The PostgreSQL helpers the benchmarks use (bench/sync.ts, bench/failover-pg.ts): shipped with them. */
+const BENCH_PG_HELPERS = ['dist/test/helpers/pgcluster.js', 'dist/test/helpers/pgnode.js'];
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const dirs: string[] = [];
 after(() => dirs.forEach(rmrf));
@@ -32,7 +34,7 @@ test('the packed files work on their own with the runtime dependencies only', as
     assert.ok(files.includes(f), `the package ships ${f}`);
   }
   assert.deepEqual(files.filter((f) => /\.(ts|cts|mts)$/.test(f) && !f.endsWith('.d.ts')), [], 'no TypeScript sources');
-  assert.deepEqual(files.filter((f) => f.startsWith('test/') || (f.startsWith('dist/test/') && f !== 'dist/test/helpers/pgcluster.js')), [], 'no tests');
+  assert.deepEqual(files.filter((f) => f.startsWith('test/') || (f.startsWith('dist/test/') && !BENCH_PG_HELPERS.includes(f))), [], 'no tests');
   assert.deepEqual(files.filter((f) => /\.(node|wasm)$/.test(f) || f.endsWith('.map')), [], 'no binaries, no source maps');
 
   const pkgDir = tmpDir('walstream-pack-');

@@ -10,17 +10,18 @@ import type { GcTailResult } from '../gc-tail.js';
 import type { runStandbyBench } from '../standby.js';
 import type { runStreamBench } from '../stream.js';
 import type { runSyncBench } from '../sync.js';
+import { failoverReport, type FailoverResult } from './failover.js';
 import { ratio, type ChartSeries, type ChartSpec, type Point, type Report, type Table } from './model.js';
 
 export type CommitResult = Awaited<ReturnType<typeof runCommitBench>>;
 export type SyncResult = Awaited<ReturnType<typeof runSyncBench>>;
 export type StandbyResult = Awaited<ReturnType<typeof runStandbyBench>>;
 export type StreamResult = Awaited<ReturnType<typeof runStreamBench>>;
-export type { CascadeResult, GcTailResult };
-export type BenchResult = CommitResult | SyncResult | StandbyResult | StreamResult | GcTailResult | BaseBackupResult | CascadeResult;
+export type { CascadeResult, GcTailResult, FailoverResult };
+export type BenchResult = CommitResult | SyncResult | StandbyResult | StreamResult | GcTailResult | BaseBackupResult | CascadeResult | FailoverResult;
 
 /** The benches that have a report, by the `bench` field of their JSON. */
-export const REPORTED_BENCHES = ['commit', 'stream', 'standby', 'sync', 'gc-tail', 'basebackup', 'cascade'] as const;
+export const REPORTED_BENCHES = ['commit', 'stream', 'standby', 'sync', 'gc-tail', 'basebackup', 'cascade', 'failover'] as const;
 
 const plural = (n: number, one: string) => `${n} ${one}${n === 1 ? '' : 's'}`;
 const cdfPoints = (cdf: ReadonlyArray<{ p: number; ms: number }>): Point[] => cdf.map((c) => ({ x: c.ms, y: c.p }));
@@ -358,5 +359,6 @@ export function reportOf(result: BenchResult): Report {
     case 'gc-tail': return gcTailReport(result);
     case 'basebackup': return baseBackupReport(result);
     case 'cascade': return cascadeReport(result);
+    case 'failover': return failoverReport(result);
   }
 }

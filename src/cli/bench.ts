@@ -60,6 +60,8 @@ async function runBench(name: string, o: OutputOptions, run: (h: BenchHarness, p
 const TRANSPORTS = ['tcp', 'ring'] as const;
 /** Standbys per live run: the chain floor (bench/chain-floor.ts) models at most 16. */
 const MAX_LIVE_STANDBYS = 16;
+/** Load connections in the failover bench: within the PostgreSQL side's max_connections (40) with room for the probes and psql. */
+const MAX_FAILOVER_COMMITTERS = 32;
 
 export function registerBenchCommands(program: Command): void {
   const bench = program
@@ -144,6 +146,17 @@ export function registerBenchCommands(program: Command): void {
     .option('--no-real-pg', 'skip the real PostgreSQL 15 primary')
     .action(async (o: OutputOptions & WorkOptions & { mib: number; runs: number; realPg: boolean }) => {
       await runBench('basebackup', o, (h, progress) => h.runBaseBackupBench({ mib: o.mib, runs: o.runs, realPg: o.realPg, dir: o.dir, keep: o.keep === true, progress }));
+    });
+
+  withCommon(bench.command('failover'))
+    .description('failover time (SIGKILL of the primary → first commit accepted by the promoted standby, synchronous_commit=on) p50/p99/max over rounds, beside PostgreSQL 15 (pg_basebackup -R standby, pg_ctl promote) in the same run; ratio')
+    .option('--rounds <n>', 'failovers per side (integer >= 1)', intArg(1), 10)
+    .option('--committers <n>', `concurrent committers / connections of the load (integer from 1 to ${MAX_FAILOVER_COMMITTERS})`, intArg(1, MAX_FAILOVER_COMMITTERS), 8)
+    .option('--pg-retry-intervals <list>', 'the PostgreSQL standby\'s wal_retrieve_retry_interval in ms, one PostgreSQL configuration each (distinct integers >= 1; default: 5000 (PostgreSQL\'s default),50)', intListArg(1))
+    .action(async (o: OutputOptions & WorkOptions & { rounds: number; committers: number; pgRetryIntervals?: number[] }) => {
+      await runBench('failover', o, (h, progress) => h.runFailoverBench({
+        rounds: o.rounds, committers: o.committers, pgWalRetrieveRetryIntervalsMs: o.pgRetryIntervals, dir: o.dir, keep: o.keep === true, progress,
+      }));
     });
 
   bench
