@@ -7,8 +7,9 @@
 //   walreceiver  STATE, RECEIVE_START(+TLI), RECEIVED_TLI, WRITTEN, FLUSHED, LATEST_WAL_END(+TIME),
 //                LAST_SEND_TIME, LAST_RECEIPT_TIME, sender host/port, counters. After a flush it
 //                bumps FLUSH_SEQ and sets STARTUP_LATCH.
-//   startup      REPLAY, LAST_COMMIT_TIME, RECORDS_REPLAYED; bumps REPLAY_SEQ (main-thread waiters
-//                use Atomics.waitAsync on it) and sets WALRCV_LATCH when caught up (apply feedback).
+//   startup      REPLAY, LAST_COMMIT_TIME, RECORDS_REPLAYED; bumps REPLAY_SEQ (waiters in any
+//                thread use Atomics.waitAsync on it, counted in REPLAY_WAITING) and sets
+//                WALRCV_LATCH when caught up (apply feedback).
 //   main         STOP (then sets both latches).
 // Multi-field updates (write+flush, walEnd+times, replay+commit time) happen under the MUTEX
 // spinlock, and snapshot() reads under it, so a reader never sees half an update.
@@ -61,7 +62,7 @@ export const WI_SENDER_PORT = I32_BASE + 9;
 export const WI_SENDER_HOST_LEN = I32_BASE + 10;
 /** 1 while the primary wants apply reported as soon as it moves (synchronous replication): the walreceiver sets it, startup reads it. */
 export const WI_PROMPT_APPLY_REPORT = I32_BASE + 11;
-/** 1 while the main thread has (or is about to arm) an Atomics.waitAsync on REPLAY_SEQ: publishReplay notifies only then. */
+/** Threads (ReplayWaiters objects) that have, or are about to arm, an Atomics.waitAsync on REPLAY_SEQ: publishReplay notifies only while it is non-zero. */
 export const WI_REPLAY_WAITING = I32_BASE + 12;
 const N_I32 = I32_BASE + 14;
 const HOST_OFF = N_I32 * 4;
@@ -287,7 +288,7 @@ export class WalRcvData {
       this.mutex.unlock();
     }
     Atomics.add(this.i32, WI_REPLAY_SEQ, 1);
-    // Only if a waiter may sleep (sequentially consistent with the main thread's store of
+    // Only if a waiter may sleep (sequentially consistent with a waiting thread's add to
     // REPLAY_WAITING before it reads REPLAY_SEQ and arms its wait).
     if (Atomics.load(this.i32, WI_REPLAY_WAITING) !== 0) Atomics.notify(this.i32, WI_REPLAY_SEQ);
   }
