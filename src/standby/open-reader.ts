@@ -30,7 +30,7 @@ export const DEFAULT_REPLAY_WAIT_TIMEOUT_MS = 30_000;
 /** A keep-alive timer's period, in ms: it only holds the event loop open while waits are pending. */
 const KEEP_ALIVE_MS = 2 ** 30;
 
-/** One attached store per store id in this thread (attach costs a few buffers; reads share them). */
+/** The attached store of each store id in this thread (attach costs a few buffers; readers of the same handle share it). */
 const stores = new Map<number, SharedStore>();
 
 /** Open a reader on the shared store named by `handle` (from standby.readerHandle() or primary.readerHandle()). */
@@ -38,7 +38,7 @@ export function openReader(handle: ReaderHandle): SharedReader {
   const h = checkReaderHandle(handle);
   if (Atomics.load(new Int32Array(h.control, 0, 1), RC_STATE) === ReaderState.CLOSED) throw Errors.closed(h.role);
   let store = stores.get(h.store.id);
-  if (store === undefined) {
+  if (store === undefined || store.handle.buffer !== h.store.buffer) {
     store = SharedStore.attach(h.store);
     stores.set(h.store.id, store);
   }
