@@ -9,6 +9,7 @@ export { runCommitBench } from './commit.js';
 export { runStreamBench } from './stream.js';
 export { runStandbyBench } from './standby.js';
 export { runGcTailBench } from './gc-tail.js';
+export { runReadsBench } from './reads.js';
 export { runSyncBench, BENCH_SYNC_LEVELS } from './sync.js';
 export { reportOf, REPORTED_BENCHES, type BenchResult } from './report/reports.js';
 export { renderText } from './report/text.js';
