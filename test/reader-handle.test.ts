@@ -6,7 +6,9 @@
 // then get sees that commit (also while the main thread waits on the same word), a thread whose
 // only work is a wait stays alive until replay comes, a primary's handle reads its store the same
 // way, and misuse gives typed errors: a bad handle (WS_INVALID_OPTION), a wait that times out
-// (WS_WAIT_TIMEOUT), a closed standby or primary (WS_CLOSED for handles, reads and pending waits).
+// (WS_WAIT_TIMEOUT), a closed standby or primary (WS_CLOSED for handles, reads and pending waits);
+// after a promotion or a replay failure (a system identifier mismatch) reads go on and pending
+// waits reject with the reason (55000 recovery is not in progress, WS_SYSID_MISMATCH).
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -245,6 +247,56 @@ test('reader handles: typed errors for bad handles, timeouts and closed standbys
     Atomics.store(new Int32Array(ctl), 0, 1);
     await t?.worker.terminate();
     await keeper?.terminate();
+    await s.close();
+    await p.close();
+  }
+});
+
+test('reader threads across a replay failure and a promotion: reads go on, waits reject with the reason', async () => {
+  const { p, s, dir } = await openPair('rh3');
+  const ctl = new SharedArrayBuffer(4 * 4);
+  const threads: ReaderThread[] = [];
+  const others: Array<{ close(): Promise<void> }> = [];
+  try {
+    // Promotion: a wait past the last replayed LSN rejects (55000), reads go on and see the new primary's commits.
+    const t = new ReaderThread(s.readerHandle(), ctl, 0);
+    threads.push(t);
+    t.post({ type: 'wait', lsn: s.replayLsn + 1e9, timeoutMs: Infinity });
+    await t.next('armed');
+    const promoted = await s.promote();
+    others.push(promoted);
+    const w = await t.next('waited');
+    assert.equal(w.code, 'WS_OBJECT_NOT_IN_PREREQUISITE_STATE');
+    await promoted.transaction((tx) => tx.put('marker', 'm', 'after promotion'));
+    t.post({ type: 'get', table: 'marker', key: 'm' });
+    assert.equal((await t.next('got')).value, 'after promotion');
+    const r = openReader(s.readerHandle());
+    assert.ok((await r.waitForReplay(0)) >= 0, 'a wait already met resolves');
+    await assert.rejects(r.waitForReplay(s.replayLsn + 1), (e: unknown) => codeOf(e) === 'WS_OBJECT_NOT_IN_PREREQUISITE_STATE' && (e as { sqlstate?: string }).sqlstate === '55000');
+
+    // Replay stopped for good (this standby's directory pointed at another primary: a system
+    // identifier mismatch): waits reject with that error's code, reads go on.
+    await p.close();
+    const p2 = await Primary.open({ dataDir: path.join(dir, 'p2'), walSegmentSize: SEG, port: 0 });
+    others.push(p2);
+    const p1 = await Primary.open({ dataDir: path.join(dir, 'p1'), walSegmentSize: SEG, port: 0 });
+    others.push(p1);
+    const s1 = await Standby.open({ dataDir: path.join(dir, 's1'), primaryConninfo: { host: '127.0.0.1', port: p1.port!, user: 'u' }, readerThreads: 0 });
+    await s1.close();
+    const s2 = await Standby.open({ dataDir: path.join(dir, 's1'), primaryConninfo: { host: '127.0.0.1', port: p2.port!, user: 'u' }, readerThreads: 0 });
+    others.push(s2);
+    const t2 = new ReaderThread(s2.readerHandle(), ctl, 1);
+    threads.push(t2);
+    t2.post({ type: 'wait', lsn: s2.replayLsn + 1e9, timeoutMs: Infinity });
+    await t2.next('armed');
+    assert.equal((await t2.next('waited')).code, 'WS_SYSID_MISMATCH');
+    assert.equal(s2.failed?.code, 'WS_SYSID_MISMATCH');
+    t2.post({ type: 'get', table: 'bank', key: 'a0' });
+    assert.equal((await t2.next('got')).value, undefined, 'reads go on (this store never had the key)');
+  } finally {
+    Atomics.store(new Int32Array(ctl), 0, 1);
+    await Promise.all(threads.map((x) => x.worker.terminate()));
+    for (const o of others.reverse()) await o.close();
     await s.close();
     await p.close();
   }
