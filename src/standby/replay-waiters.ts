@@ -10,6 +10,8 @@
 // thread) that have waiters: each adds 1 before it reads REPLAY_SEQ and REPLAY (sequentially
 // consistent pair: a replay published after our read bumps the sequence we wait on), and takes
 // its 1 back when its last waiter is gone, so one thread going idle never silences another's.
+// A thread terminated while it waits leaves its 1 behind: startup then notifies after every replay
+// (a wasted notify each time, never a missed wake-up).
 
 import { Errors } from '../errors.js';
 import { type Lsn, lsnToString } from '../wal/lsn.js';
