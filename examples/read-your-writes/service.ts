@@ -224,22 +224,25 @@ export async function startService(o: ServiceOptions): Promise<Service> {
 
 // From the command line: node dist/examples/read-your-writes/service.js --data DIR [--port P]
 if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const { values } = parseArgs({ options: { data: { type: 'string' }, port: { type: 'string', default: '8080' }, readers: { type: 'string', default: String(DEFAULT_READER_THREADS) } } });
+  const usage = (why: string): never => {
+    process.stderr.write(`read-your-writes: ${why}\n`);
+    process.exit(2);
+  };
+  let values: { data?: string; port: string; readers: string } = { port: '8080', readers: String(DEFAULT_READER_THREADS) };
+  try {
+    values = parseArgs({ options: { data: { type: 'string' }, port: { type: 'string', default: '8080' }, readers: { type: 'string', default: String(DEFAULT_READER_THREADS) } } }).values as typeof values;
+  } catch (e) {
+    usage(`${(e as Error).message} (accepted: --data DIR, --port P, --readers N)`);
+  }
   const port = Number(values.port);
   const readers = Number(values.readers);
-  if (values.data === undefined) {
-    process.stderr.write('read-your-writes: --data DIR is required (it holds primary/ and standby/)\n');
-    process.exit(2);
-  }
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    process.stderr.write(`read-your-writes: invalid value for option "--port": must be an integer from 0 to 65535, got ${values.port}\n`);
-    process.exit(2);
-  }
-  if (!Number.isInteger(readers) || readers < 1 || readers > 64) {
-    process.stderr.write(`read-your-writes: invalid value for option "--readers": must be an integer from 1 to 64, got ${values.readers}\n`);
-    process.exit(2);
-  }
-  const svc = await startService({ dataDir: values.data, port, readerThreads: readers });
+  if (values.data === undefined) usage('--data DIR is required (it holds primary/ and standby/)');
+  if (!/^\d+$/.test(values.port) || port > 65535) usage(`invalid value for option "--port": must be an integer from 0 to 65535, got ${values.port}`);
+  if (!/^\d+$/.test(values.readers) || readers < 1 || readers > 64) usage(`invalid value for option "--readers": must be an integer from 1 to 64, got ${values.readers}`);
+  const svc = await startService({ dataDir: values.data!, port, readerThreads: readers }).catch((e: unknown) => {
+    process.stderr.write(`read-your-writes: ${(e as Error).message}\n`);
+    return process.exit(1);
+  });
   process.stdout.write(`read-your-writes: listening on http://127.0.0.1:${svc.port}/kv/<key>\n`);
   const stop = () => void svc.close().then(() => process.exit(0));
   process.once('SIGINT', stop);
