@@ -10,6 +10,7 @@ export { runStreamBench } from './stream.js';
 export { runStandbyBench } from './standby.js';
 export { runGcTailBench } from './gc-tail.js';
 export { runCascadeBench } from './cascade.js';
+export { runReadsBench } from './reads.js';
 export { runSyncBench, BENCH_SYNC_LEVELS } from './sync.js';
 export { runBaseBackupBench } from './basebackup.js';
 export { runFailoverBench } from './failover.js';

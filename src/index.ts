@@ -16,5 +16,7 @@ export type { StandbyOptions } from './standby/options.js';
 export type { CascadeOptions, CascadeServer } from './standby/cascade.js';
 export type { ReplicationStatusRow } from './replication/server.js';
 export { ReaderPool } from './storage/reader-pool.js';
+export { openReader, SharedReader } from './standby/open-reader.js';
+export type { ReaderHandle, ReaderRole } from './standby/reader-handle.js';
 export { Errors, WalstreamError } from './errors.js';
 export { type Lsn, lsnToString, parseLsn } from './wal/lsn.js';

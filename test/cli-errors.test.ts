@@ -48,6 +48,7 @@ test('bad option values: one line naming the option and what it accepts', async 
     [['bench', 'commit', '--html', path.join(tmp, 'missing', 'r.html')], /'--html <file>'/, /existing directory/],
     [['bench', 'sync', '--levels', 'on,bogus'], /'--levels <list>'/, /remote_apply/, /not: bogus/],
     [['bench', 'gc-tail', '--transport', 'udp'], /'--transport <t>'/, /tcp, ring/],
+    [['bench', 'reads', '--threads', '0,2'], /'--threads <list>'/, /integers from 1 to 64/],
     [['bench', 'gc-tail', '--rate', '-5'], /'--rate <n>'/, /integer >= 1/],
     [['waldump', tmp, '--limit', 'x'], /'-n, --limit <n>'/, /integer >= 1/],
     [['standby', '--data', data, '--primary', 'host=x', '--mode', 'hot'], /'--mode <mode>'/, /replica, wal-only/],

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 
 test("the package entry point exports the public API", async () => {
   const m = await import('walstream');
-  for (const name of ['Primary', 'Standby', 'Errors', 'WalstreamError', 'lsnToString', 'parseLsn', 'ReaderPool']) {
+  for (const name of ['Primary', 'Standby', 'Errors', 'WalstreamError', 'lsnToString', 'parseLsn', 'ReaderPool', 'openReader', 'SharedReader']) {
     assert.ok(name in m, `${name} is exported`);
   }
   assert.equal(m.lsnToString(m.parseLsn('1/7FD0FA98')), '1/7FD0FA98');

@@ -10,6 +10,7 @@ import type { GcTailResult } from '../gc-tail.js';
 import type { runStandbyBench } from '../standby.js';
 import type { runStreamBench } from '../stream.js';
 import type { runSyncBench } from '../sync.js';
+import type { ReadsResult } from '../reads.js';
 import { failoverReport, type FailoverResult } from './failover.js';
 import { ratio, type ChartSeries, type ChartSpec, type Point, type Report, type Table } from './model.js';
 
@@ -17,11 +18,11 @@ export type CommitResult = Awaited<ReturnType<typeof runCommitBench>>;
 export type SyncResult = Awaited<ReturnType<typeof runSyncBench>>;
 export type StandbyResult = Awaited<ReturnType<typeof runStandbyBench>>;
 export type StreamResult = Awaited<ReturnType<typeof runStreamBench>>;
-export type { CascadeResult, GcTailResult, FailoverResult };
-export type BenchResult = CommitResult | SyncResult | StandbyResult | StreamResult | GcTailResult | BaseBackupResult | CascadeResult | FailoverResult;
+export type { CascadeResult, GcTailResult, FailoverResult, ReadsResult };
+export type BenchResult = CommitResult | SyncResult | StandbyResult | StreamResult | GcTailResult | BaseBackupResult | CascadeResult | FailoverResult | ReadsResult;
 
 /** The benches that have a report, by the `bench` field of their JSON. */
-export const REPORTED_BENCHES = ['commit', 'stream', 'standby', 'sync', 'gc-tail', 'basebackup', 'cascade', 'failover'] as const;
+export const REPORTED_BENCHES = ['commit', 'stream', 'standby', 'sync', 'gc-tail', 'basebackup', 'cascade', 'failover', 'reads'] as const;
 
 const plural = (n: number, one: string) => `${n} ${one}${n === 1 ? '' : 's'}`;
 const cdfPoints = (cdf: ReadonlyArray<{ p: number; ms: number }>): Point[] => cdf.map((c) => ({ x: c.ms, y: c.p }));
@@ -349,6 +350,43 @@ export function cascadeReport(r: CascadeResult): Report {
   };
 }
 
+// ---------------------------------------------------------------------------------------------
+
+export function readsReport(r: ReadsResult): Report {
+  const threads = [...new Set(r.points.map((x) => x.threads))];
+  const pt = (target: string, n: number) => r.points.find((x) => x.target === target && x.threads === n);
+  return {
+    bench: 'reads',
+    title: `point reads of ${r.keys} keys from ${threads.join('/')} application threads while the standby replays a write load (target ${r.targetCommitsPerSec} commits/s, ${r.secondsPerPoint} s per point)`,
+    tables: [
+      {
+        title: 'Reads/s per application thread count (references: the same reads on the primary, and through a piscina pool)',
+        columns: ['threads', 'standby reads/s', 'primary reads/s', 'piscina reads/s', 'ratio standby / primary', 'ratio standby / piscina', 'standby scaling vs 1 thread'],
+        rows: r.ratios.map((x) => [x.threads, pt('standby', x.threads)?.readsPerSec ?? null, pt('primary', x.threads)?.readsPerSec ?? null, pt('piscina', x.threads)?.readsPerSec ?? null, x.standbyOverPrimary, x.standbyOverPiscina, x.standbyOverOneThread]),
+        note: 'standby and primary: openReader(handle) in each thread, reads in place under the store\'s read latch; piscina: ReaderPool, one message each way per read.',
+      },
+      {
+        title: 'Write load while reading (commits/s achieved against the target; replay lag at the end of each point)',
+        columns: ['reads from', 'threads', 'commits/s', 'target commits/s', 'ratio', 'replay lag bytes'],
+        rows: r.points.map((x) => [x.target, x.threads, x.commitsPerSec, r.targetCommitsPerSec, ratio(x.commitsPerSec, r.targetCommitsPerSec), x.replayLagBytes]),
+        note: `over every point: ${r.commitsPerSec} commits/s achieved of ${r.targetCommitsPerSec} targeted.`,
+      },
+    ],
+    charts: [
+      {
+        id: 'reads-throughput', title: 'Reads/s per application thread count: standby (openReader) beside the primary and a piscina pool', kind: 'bar',
+        xLabel: 'application threads', yLabel: 'reads/s', labels: threads.map(String),
+        series: ['standby', 'primary', 'piscina'].map((t) => ({ label: t === 'piscina' ? 'piscina pool (standby store)' : `${t} (openReader)`, data: threads.map((n) => pt(t, n)?.readsPerSec ?? null) })),
+        logY: true,
+      },
+      {
+        id: 'reads-commits', title: 'Commits/s the write load achieved during each point', kind: 'bar', xLabel: 'application threads', yLabel: 'commits/s', labels: threads.map(String),
+        series: ['standby', 'primary', 'piscina'].map((t) => ({ label: `reading from ${t}`, data: threads.map((n) => pt(t, n)?.commitsPerSec ?? null) })),
+      },
+    ],
+  };
+}
+
 /** The report of any bench result, by its `bench` field. */
 export function reportOf(result: BenchResult): Report {
   switch (result.bench) {
@@ -360,5 +398,6 @@ export function reportOf(result: BenchResult): Report {
     case 'basebackup': return baseBackupReport(result);
     case 'cascade': return cascadeReport(result);
     case 'failover': return failoverReport(result);
+    case 'reads': return readsReport(result);
   }
 }

@@ -124,6 +124,16 @@ export function registerBenchCommands(program: Command): void {
       await runBench('cascade', o, (h, progress) => h.runCascadeBench({ seconds: o.seconds, rate: o.rate, dir: o.dir, keep: o.keep === true, progress }));
     });
 
+  withCommon(bench.command('reads'))
+    .description('point reads/s from 1/2/4 application threads (openReader on a standby replaying a steady write load), beside the same reads on the primary and through a piscina pool; commits/s achieved')
+    .option('--seconds <s>', 'seconds per measured point (> 0)', numberArg(0, { exclusive: true }), 2)
+    .option('--threads <list>', 'application thread counts (integers from 1 to 64)', intListArg(1, 64), [1, 2, 4])
+    .option('--rate <n>', 'target commits/s of the write load (integer >= 1)', intArg(1), 10_000)
+    .option('--keys <n>', 'keys in the table read and written (integer >= 1)', intArg(1), 10_000)
+    .action(async (o: OutputOptions & WorkOptions & { seconds: number; threads: number[]; rate: number; keys: number }) => {
+      await runBench('reads', o, (h, progress) => h.runReadsBench({ seconds: o.seconds, threads: o.threads, rate: o.rate, keys: o.keys, dir: o.dir, keep: o.keep === true, progress }));
+    });
+
   const SYNC_LEVELS = ['off', 'local', 'remote_receive', 'remote_write', 'on', 'remote_apply'] as const;
   withCommon(bench.command('sync'))
     .description('commit latency p50/p99 and commits/s per synchronous_commit level at 1 and 64 committers with 1 and 2 walstream standbys, beside pgbench -N on a real PostgreSQL 15 primary + standby; ratios')

@@ -34,6 +34,7 @@ import {
 } from '../wal/xlogctl.js';
 import { FlushWaiter } from './flush-waiter.js';
 import { assertCanListen } from '../replication/listen-probe.js';
+import { ReaderControl, type ReaderHandle } from '../standby/reader-handle.js';
 import { ReplicationServer, type ReplicationStatusRow } from '../replication/server.js';
 import type { WalSourceHandle } from '../replication/wal-source.js';
 import { ReplicationSlots, type ReplicationSlotRow, type SlotData, type WalRetention } from '../replication/slots.js';
@@ -382,6 +383,15 @@ export class Primary extends TypedEventEmitter<PrimaryEvents> {
 
   get insertLsn(): Lsn {
     return this.inserter.insertPos;
+  }
+
+  private readerControl: ReaderControl | null = null;
+
+  /** A structured-cloneable handle: openReader(handle) in any thread reads this store in place (src/standby/reader-handle.ts). */
+  readerHandle(): ReaderHandle {
+    if (this.closing !== null) throw Errors.closed('primary');
+    this.readerControl ??= ReaderControl.forPrimary(this, this.store.handle, this.ctl.handle.ctl);
+    return this.readerControl.handle;
   }
 
   get flushLsn(): Lsn {

@@ -1,13 +1,17 @@
-// ReplayWaiters: the read-your-writes waits of a Standby (waitForReplay), on the thread that
-// opened it. Owns the waiting promises, one timer for all their timeouts (armed for the earliest
-// deadline: a timer per call costs allocation and timer-list work on every wait), and at most one
+// ReplayWaiters: the read-your-writes waits of one thread: a Standby's (waitForReplay, on the
+// thread that opened it) or a reader's in an application thread (openReader, open-reader.ts).
+// Owns the waiting promises, one timer for all their timeouts (armed for the earliest deadline: a
+// timer per call costs allocation and timer-list work on every wait), and at most one
 // Atomics.waitAsync on WalRcvData's REPLAY_SEQ while anyone waits. Stops with rejectAll() (a
 // worker failed for good, or close()).
 //
 // DEV DOCS (threads): the startup worker bumps REPLAY_SEQ after publishing REPLAY and notifies it
-// only while REPLAY_WAITING is set. This side stores REPLAY_WAITING before it reads REPLAY_SEQ and
-// REPLAY (sequentially consistent pair: a replay published after our read bumps the sequence we
-// wait on), and clears it when the last waiter is gone.
+// only while REPLAY_WAITING is non-zero. REPLAY_WAITING counts the ReplayWaiters objects (in any
+// thread) that have waiters: each adds 1 before it reads REPLAY_SEQ and REPLAY (sequentially
+// consistent pair: a replay published after our read bumps the sequence we wait on), and takes
+// its 1 back when its last waiter is gone, so one thread going idle never silences another's.
+// A thread terminated while it waits leaves its 1 behind: startup then notifies after every replay
+// (a wasted notify each time, never a missed wake-up).
 
 import { Errors } from '../errors.js';
 import { type Lsn, lsnToString } from '../wal/lsn.js';
@@ -31,6 +35,8 @@ export class ReplayWaiters {
   private waitTimer: NodeJS.Timeout | null = null;
   private waitTimerAt = Infinity;
   private armed = false;
+  /** This object's 1 is in REPLAY_WAITING. */
+  private counted = false;
 
   constructor(private readonly walrcv: WalRcvData) {}
 
@@ -79,7 +85,14 @@ export class ReplayWaiters {
     const ws = this.list;
     this.list = [];
     this.armWaitTimer(Infinity);
+    if (!this.armed) this.uncount();
     for (const w of ws) w.reject(e);
+  }
+
+  private uncount(): void {
+    if (!this.counted) return;
+    this.counted = false;
+    Atomics.sub(this.walrcv.i32, WI_REPLAY_WAITING, 1); // startup stops notifying once no one counts
   }
 
   /** One Atomics.waitAsync on REPLAY_SEQ while anyone waits; the startup worker bumps and notifies it. */
@@ -87,10 +100,13 @@ export class ReplayWaiters {
     if (this.armed) return;
     const i32 = this.walrcv.i32;
     if (this.list.length === 0) {
-      Atomics.store(i32, WI_REPLAY_WAITING, 0); // startup stops notifying REPLAY_SEQ
+      this.uncount();
       return;
     }
-    Atomics.store(i32, WI_REPLAY_WAITING, 1); // (before REPLAY_SEQ is read: see publishReplay)
+    if (!this.counted) {
+      this.counted = true;
+      Atomics.add(i32, WI_REPLAY_WAITING, 1); // (before REPLAY_SEQ is read: see publishReplay)
+    }
     const seq = Atomics.load(i32, WI_REPLAY_SEQ);
     if (this.drain()) {
       this.arm();

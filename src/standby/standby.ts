@@ -53,6 +53,7 @@ import { inspectDataDir } from './datadir-check.js';
 import { CascadeServer, type CascadeStandby } from './cascade.js';
 import type { ReplicationStatusRow } from '../replication/server.js';
 import { ReplayWaiters } from './replay-waiters.js';
+import { ReaderControl, type ReaderHandle } from './reader-handle.js';
 import { WalRcvData } from './walrcvdata.js';
 import { type WalReceiverStatus, walReceiverStatusRow } from './wal-receiver-status.js';
 import type { WalReceiverCommand, WalReceiverConfig, WalReceiverMessage } from './walreceiver.js';
@@ -431,6 +432,15 @@ export class Standby extends TypedEventEmitter<StandbyEvents> {
   /** Several reads under one read latch: one transaction-consistent state. */
   readConsistent<T>(fn: (view: StoreReadView) => T): T {
     return this.readStore().readConsistent(fn);
+  }
+
+  private readerControl: ReaderControl | null = null;
+
+  /** A structured-cloneable handle: openReader(handle) in any thread reads this store in place (reader-handle.ts). */
+  readerHandle(): ReaderHandle {
+    if (this.closing !== null) throw Errors.closed('standby');
+    this.readerControl ??= ReaderControl.forStandby(this, this.readStore().handle, this.walrcv.handle.buffer, { failure: this.failure, promoted: this.promotedTo !== null });
+    return this.readerControl.handle;
   }
 
   // ---- status -------------------------------------------------------------------------------

@@ -8,8 +8,9 @@
 //                LAST_SEND_TIME, LAST_RECEIPT_TIME, sender host/port, counters, TIMELINE (at each
 //                startStreaming). After a flush it bumps FLUSH_SEQ, notifies it while FLUSH_WAITERS
 //                > 0 (cascading walsenders, src/replication/wal-source.ts) and sets STARTUP_LATCH.
-//   startup      REPLAY, LAST_COMMIT_TIME, RECORDS_REPLAYED; bumps REPLAY_SEQ (main-thread waiters
-//                use Atomics.waitAsync on it) and sets WALRCV_LATCH when caught up (apply feedback).
+//   startup      REPLAY, LAST_COMMIT_TIME, RECORDS_REPLAYED; bumps REPLAY_SEQ (waiters in any
+//                thread use Atomics.waitAsync on it, counted in REPLAY_WAITING) and sets
+//                WALRCV_LATCH when caught up (apply feedback).
 //   main         STOP (then sets both latches); REPLAY_PAUSE requested / not paused (then sets
 //                the startup latch). startup moves REPLAY_PAUSE requested → paused once it stopped.
 // Multi-field updates (write+flush, walEnd+times, replay+commit time) happen under the MUTEX
@@ -63,7 +64,7 @@ export const WI_SENDER_PORT = I32_BASE + 9;
 export const WI_SENDER_HOST_LEN = I32_BASE + 10;
 /** 1 while the primary wants apply reported as soon as it moves (synchronous replication): the walreceiver sets it, startup reads it. */
 export const WI_PROMPT_APPLY_REPORT = I32_BASE + 11;
-/** 1 while the main thread has (or is about to arm) an Atomics.waitAsync on REPLAY_SEQ: publishReplay notifies only then. */
+/** Threads (ReplayWaiters objects) that have, or are about to arm, an Atomics.waitAsync on REPLAY_SEQ: publishReplay notifies only while it is non-zero. */
 export const WI_REPLAY_WAITING = I32_BASE + 12;
 /** pg_wal_replay_pause(): RecoveryPauseState (main requests and resumes, startup acknowledges). */
 export const WI_REPLAY_PAUSE = I32_BASE + 13;
@@ -353,7 +354,7 @@ export class WalRcvData {
       this.mutex.unlock();
     }
     Atomics.add(this.i32, WI_REPLAY_SEQ, 1);
-    // Only if a waiter may sleep (sequentially consistent with the main thread's store of
+    // Only if a waiter may sleep (sequentially consistent with a waiting thread's add to
     // REPLAY_WAITING before it reads REPLAY_SEQ and arms its wait).
     if (Atomics.load(this.i32, WI_REPLAY_WAITING) !== 0) Atomics.notify(this.i32, WI_REPLAY_SEQ);
   }
