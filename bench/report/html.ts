@@ -95,7 +95,7 @@ export function renderHtml(r: Report, result: unknown): string {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>walstream bench ${esc(r.bench)}</title>
+<title>${esc(r.heading ?? `walstream bench ${r.bench}`)}</title>
 <style>
   body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; padding: 0 1em; }
   h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 1.6em; }
@@ -112,9 +112,9 @@ export function renderHtml(r: Report, result: unknown): string {
 </style>
 </head>
 <body>
-<h1>walstream bench ${esc(r.bench)}</h1>
+<h1>${esc(r.heading ?? `walstream bench ${r.bench}`)}</h1>
 <p>${esc(r.title)}</p>
-<p class="units">${esc(UNITS_LINE)}</p>
+<p class="units">${esc(r.units ?? UNITS_LINE)}</p>
 <section class="charts">
 ${charts}
 </section>

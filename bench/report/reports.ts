@@ -8,6 +8,8 @@ import type { GcTailResult } from '../gc-tail.js';
 import type { runStandbyBench } from '../standby.js';
 import type { runStreamBench } from '../stream.js';
 import type { runSyncBench } from '../sync.js';
+import type { ProfileJson } from '../../src/profile/result.js';
+import { profileReport } from './profile-report.js';
 import { ratio, type ChartSeries, type ChartSpec, type Point, type Report, type Table } from './model.js';
 
 export type CommitResult = Awaited<ReturnType<typeof runCommitBench>>;
@@ -15,10 +17,10 @@ export type SyncResult = Awaited<ReturnType<typeof runSyncBench>>;
 export type StandbyResult = Awaited<ReturnType<typeof runStandbyBench>>;
 export type StreamResult = Awaited<ReturnType<typeof runStreamBench>>;
 export type { GcTailResult };
-export type BenchResult = CommitResult | SyncResult | StandbyResult | StreamResult | GcTailResult;
+export type BenchResult = CommitResult | SyncResult | StandbyResult | StreamResult | GcTailResult | ProfileJson;
 
 /** The benches that have a report, by the `bench` field of their JSON. */
-export const REPORTED_BENCHES = ['commit', 'stream', 'standby', 'sync', 'gc-tail'] as const;
+export const REPORTED_BENCHES = ['commit', 'stream', 'standby', 'sync', 'gc-tail', 'profile'] as const;
 
 const plural = (n: number, one: string) => `${n} ${one}${n === 1 ? '' : 's'}`;
 const cdfPoints = (cdf: ReadonlyArray<{ p: number; ms: number }>): Point[] => cdf.map((c) => ({ x: c.ms, y: c.p }));
@@ -330,5 +332,6 @@ export function reportOf(result: BenchResult): Report {
     case 'standby': return standbyReport(result);
     case 'stream': return streamReport(result);
     case 'gc-tail': return gcTailReport(result);
+    case 'profile': return profileReport(result);
   }
 }

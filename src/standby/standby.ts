@@ -54,6 +54,7 @@ import type { WalReceiverCommand, WalReceiverConfig, WalReceiverMessage } from '
 import { Primary, type RecoveryInfo } from '../primary/primary.js';
 import type { PrimaryOptions } from '../primary/options.js';
 import { finishRecovery, initNewTimeline, promoteStep, type ReplayResume } from '../primary/promotion.js';
+import type { LiveProfileOptions, LiveProfileResult } from '../profile/live.js';
 
 /** Standby.promote's options: the new Primary's (its data directory is the standby's). */
 export type PromoteOptions = Omit<PrimaryOptions, 'dataDir'>;
@@ -416,6 +417,16 @@ export class Standby extends EventEmitter {
       minRecoveryPoint: lsnToString(c?.minRecoveryPoint ?? 0),
       restartpoints: this.restartpoints,
     };
+  }
+
+  /**
+   * Profile WAL apply latency over `seconds` of real traffic: each hop from the primary's flush to
+   * visible here, redo cost per record kind and size band, lag over time (src/profile/live.ts).
+   * Needs the standby opened with `stageTrace: profileTrace()`.
+   */
+  async profile(opts: LiveProfileOptions = {}): Promise<LiveProfileResult> {
+    const { profileStandby } = await import('../profile/live.js');
+    return profileStandby(this, opts);
   }
 
   // ---- restartpoints ------------------------------------------------------------------------
