@@ -7,13 +7,19 @@
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { Errors } from '../../src/errors.js';
 import { UNITS_LINE, type Cell, type Report } from './model.js';
 
 const require = createRequire(import.meta.url);
 
-/** Chart.js's UMD build (chart.umd.min.js), as text. */
+/** Chart.js's UMD build (chart.umd.min.js), as text; a one-line error when chart.js (a development dependency) is not installed. */
 function chartJsSource(): string {
-  const main = require.resolve('chart.js'); // .../chart.js/dist/chart.cjs
+  let main: string;
+  try {
+    main = require.resolve('chart.js'); // .../chart.js/dist/chart.cjs
+  } catch {
+    throw Errors.featureNotSupported('the HTML report needs the package "chart.js", which is a development dependency and is not installed (npm install chart.js)');
+  }
   return fs.readFileSync(path.join(path.dirname(main), 'chart.umd.min.js'), 'utf8');
 }
 

@@ -78,7 +78,7 @@ export function liveProfileReport(r: LiveProfileJson): Report {
   }
   return {
     bench: 'profile', heading: 'walstream profile live', units: PROFILE_UNITS_LINE,
-    title: `each hop of real traffic from the primary's commit flush to visible on the standby, redo cost per record kind, lag over time (${r.seconds} s)`,
+    title: "each hop of real traffic from the primary's commit flush to visible on the standby, redo cost per record kind, lag over time",
     tables, charts,
   };
 }
@@ -89,7 +89,7 @@ export function replayProfileReport(r: ReplayProfileJson): Report {
       title: 'Offline replay into a scratch store, beside the CRC-32C limit of the same bytes (same run)',
       columns: ['WAL range', 'records', 'MB', 'records/s', 'replay MB/s', 'CRC-32C MB/s', 'ratio'],
       rows: [[`${r.startLsn} – ${r.endLsn}`, r.records, +(r.bytes / 1e6).toFixed(3), r.recordsPerSec, r.replayMbPerSec, r.crc.mbPerSec, r.ratioToCrc]],
-      note: `replay = read, check (CRC-32C included), decode and redo: ${r.replayMs} ms, of which redo ${r.applyMs} ms; CRC-32C (${r.crc.implementation}) of the same ${r.crc.bytes} bytes: ${r.crc.ms} ms. Stopped at ${r.endReason}.`,
+      note: `${r.target}: replay = read, check (CRC-32C included), decode and redo: ${r.replayMs} ms, of which redo ${r.applyMs} ms; CRC-32C (${r.crc.implementation}) of the same ${r.crc.bytes} bytes: ${r.crc.ms} ms. Stopped at ${r.endReason}.`,
     },
     kindTable('Apply time per record kind and size band (redo only)', r.byKind, `the rows add up to ${r.byKind.reduce((a, k) => a + k.records, 0)} of ${r.records} records.`),
     {
@@ -109,7 +109,7 @@ export function replayProfileReport(r: ReplayProfileJson): Report {
   if (withCdf.length > 0) charts.push({ id: 'replay-kind-cdf', title: 'Apply time CDF per record kind', kind: 'cdf', xLabel: 'ms (log scale)', yLabel: 'percent of records at or below', series: withCdf.map((k) => ({ label: k.kind, data: cdfPoints(k.cdf) })) });
   return {
     bench: 'profile', heading: 'walstream profile replay', units: PROFILE_UNITS_LINE,
-    title: `apply time per record kind and size band of ${r.target}, records/s and MB/s beside the CRC-32C limit`,
+    title: 'apply time per record kind and size band of an offline WAL range, records/s and MB/s beside the CRC-32C limit',
     tables, charts,
   };
 }

@@ -18,7 +18,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import cliProgress from 'cli-progress';
-import { Errors } from '../errors.js';
 import { resolveConninfo, resolveStandbyOptions } from '../standby/options.js';
 import { Standby } from '../standby/standby.js';
 import { TcpTransport } from '../standby/transport.js';
@@ -84,14 +83,7 @@ async function emit(result: ProfileJson, o: ProfileOutputOptions): Promise<void>
   const report = profileReport(result);
   if (o.html !== undefined) {
     const { renderHtml } = await import('../../bench/report/html.js');
-    let html: string;
-    try {
-      html = renderHtml(report, result);
-    } catch (e) {
-      if ((e as { code?: unknown }).code === 'MODULE_NOT_FOUND') throw Errors.featureNotSupported('walstream profile --html needs the package "chart.js", which is a development dependency and is not installed (npm install chart.js)');
-      throw e;
-    }
-    fs.writeFileSync(o.html, html);
+    fs.writeFileSync(o.html, renderHtml(report, result)); // (chart.js, a development dependency: one line if missing)
     if (!o.json) process.stderr.write(`${report.heading}: HTML report written to ${o.html}\n`);
   }
   if (o.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);

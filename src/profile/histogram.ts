@@ -43,9 +43,11 @@ export class LatencyHistogram {
   summary(): LatencySummary {
     const n = this.h.totalCount;
     if (n === 0) return { count: 0, p50Ms: 0, p90Ms: 0, p99Ms: 0, p999Ms: 0, maxMs: 0, meanMs: 0, cdf: [] };
-    const at = (p: number) => ms3(this.h.getValueAtPercentile(p));
+    // (A percentile is its bucket's highest equivalent value, which may lie above the exact max.)
+    const max = this.h.maxValue;
+    const at = (p: number) => ms3(Math.min(max, this.h.getValueAtPercentile(p)));
     return {
-      count: n, p50Ms: at(50), p90Ms: at(90), p99Ms: at(99), p999Ms: at(99.9), maxMs: ms3(this.h.maxValue), meanMs: ms3(this.h.mean),
+      count: n, p50Ms: at(50), p90Ms: at(90), p99Ms: at(99), p999Ms: at(99.9), maxMs: ms3(max), meanMs: ms3(this.h.mean),
       cdf: PROFILE_CDF_PERCENTILES.map((p) => ({ p, ms: at(p === 0 ? 0.0001 : p) })),
     };
   }

@@ -37,6 +37,8 @@ export const DEFAULT_PROFILE_SECONDS = 10;
 export const MAX_PROFILE_SECONDS = 3600;
 /** After the window: wait at most this long for the units received in it to be flushed, replayed and seen, ms. */
 const DRAIN_MAX_MS = 5_000;
+/** How often the drain checks its positions, ms. */
+const DRAIN_POLL_MS = 10;
 /** Lag buckets, ms. */
 const LAG_BUCKET_MS = 250;
 /** Progress callbacks at most this often, ms. */
@@ -55,6 +57,8 @@ export interface HopResult extends LatencySummary {
   why: string | null;
   /** Values below 0 (derived hops across two clocks), counted as 0. */
   negatives: number;
+  /** Units of the window this hop has no time for (a stage crossed outside the window, or the hop is not visible): count + unitsMissing = window.units. */
+  unitsMissing: number;
 }
 
 export interface LagPoint {
@@ -88,8 +92,10 @@ export interface LiveProfileResult {
 export interface LiveProfileOptions {
   /** Window length, s (default 10). */
   seconds?: number;
-  /** Called about every 250 ms while the window runs. */
+  /** Called when the window starts (elapsedMs 0), then about every 250 ms while it runs. */
   onProgress?: (p: { elapsedMs: number; totalMs: number }) => void;
+  /** Ends the window early when aborted (the result covers the window up to then). */
+  signal?: AbortSignal;
 }
 
 const sharedNow = () => performance.timeOrigin + performance.now();
@@ -117,54 +123,72 @@ export async function profileStandby(standby: Standby, opts: LiveProfileOptions 
   if (standby.failed !== null) throw standby.failed;
   running.add(handle.sab);
   try {
-    return await runWindow(standby, new StageTrace(handle), seconds, opts.onProgress);
+    return await runWindow(standby, new StageTrace(handle), seconds, opts.onProgress, opts.signal);
   } finally {
     running.delete(handle.sab);
   }
 }
 
-async function runWindow(standby: Standby, trace: StageTrace, seconds: number, onProgress: LiveProfileOptions['onProgress']): Promise<LiveProfileResult> {
+async function runWindow(standby: Standby, trace: StageTrace, seconds: number, onProgress: LiveProfileOptions['onProgress'], signal: AbortSignal | undefined): Promise<LiveProfileResult> {
   const replica = standby.mode === 'replica';
   trace.restart();
   const costs0 = trace.replayCosts();
   const replayed0 = standby.walrcv.snapshot().recordsReplayed;
   const t0 = sharedNow();
   const totalMs = seconds * 1000;
-  const t1 = t0 + totalMs;
+  let t1 = t0 + totalMs;
+  // An abort ends the window where it is (a sleep in progress ends with it).
+  let wake: (() => void) | null = null;
+  const onAbort = () => {
+    t1 = Math.min(t1, sharedNow());
+    wake?.();
+  };
+  if (signal?.aborted) onAbort();
+  signal?.addEventListener('abort', onAbort, { once: true });
   // The visible stage: what a reader waiting on this thread learns, each time replay moves.
   let watching = replica;
+  let lastVisible = 0;
   const watcher = replica ? (async () => {
     while (watching) {
       const left = Math.max(1, t1 + DRAIN_MAX_MS - sharedNow());
       try {
         const lsn = await standby.waitForReplay(standby.replayLsn + 1, left);
         trace.record('visible', lsn);
+        lastVisible = lsn;
       } catch {
         if (standby.failed !== null || sharedNow() >= t1 + DRAIN_MAX_MS) return;
       }
     }
   })() : Promise.resolve();
   try {
+    onProgress?.({ elapsedMs: 0, totalMs });
     for (let now = sharedNow(); now < t1; now = sharedNow()) {
-      onProgress?.({ elapsedMs: now - t0, totalMs });
-      await sleep(Math.min(PROGRESS_EVERY_MS, t1 - now));
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(PROGRESS_EVERY_MS, t1 - now));
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      wake = null;
       if (standby.failed !== null) throw standby.failed;
+      onProgress?.({ elapsedMs: Math.min(sharedNow(), t1) - t0, totalMs });
     }
-    onProgress?.({ elapsedMs: totalMs, totalMs });
     // Drain: what was received in the window gets flushed, replayed and seen.
     const received = trace.entries('received').filter((e) => e[1] >= t0 && e[1] <= t1);
     const lastUnit = received.length > 0 ? received[received.length - 1]![0] : 0;
     const drainEnd = sharedNow() + DRAIN_MAX_MS;
-    const done = () => (replica ? standby.replayLsn >= lastUnit && (trace.entries('visible').at(-1)?.[0] ?? 0) >= lastUnit : standby.flushLsn >= lastUnit);
-    while (!done() && sharedNow() < drainEnd) await sleep(10);
+    const done = () => (replica ? lastVisible >= lastUnit : standby.flushLsn >= lastUnit);
+    while (!done() && sharedNow() < drainEnd) await sleep(DRAIN_POLL_MS);
   } finally {
     watching = false;
+    signal?.removeEventListener('abort', onAbort);
   }
   const costs1 = trace.replayCosts();
   const replayed1 = standby.walrcv.snapshot().recordsReplayed;
   // The watcher ends at its next wake-up (replay moving, or its timeout): do not wait for it.
   void watcher;
-  return analyse(trace, { t0, t1, seconds, replica, inProcess: standby.options.inProcess !== null, costs0, costs1, recordsReplayed: replayed1 - replayed0 });
+  return analyse(trace, { t0, t1, seconds: +((t1 - t0) / 1000).toFixed(3), replica, inProcess: standby.options.inProcess !== null, costs0, costs1, recordsReplayed: replayed1 - replayed0 });
 }
 
 interface WindowFacts {
@@ -260,6 +284,7 @@ export function analyse(trace: StageTrace, f: WindowFacts): LiveProfileResult {
       source: nv !== undefined ? 'not visible' : derived ? 'derived' : 'measured',
       why: nv ?? (derived ? derivedWhy : null),
       negatives: h.negatives,
+      unitsMissing: units.length - h.count,
       ...h.summary(),
     };
   });
