@@ -11,8 +11,11 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Primary } from '../src/primary/primary.js';
+import { analyse } from '../src/profile/live.js';
 import { profileTrace } from '../src/profile/trace.js';
-import { SIZE_BANDS } from '../src/profile/record-kind.js';
+import { StageTrace } from '../src/util/stage-trace.js';
+import { recordKindSlot, SIZE_BANDS } from '../src/profile/record-kind.js';
+import { RM_WALSTREAM_ID, WS_TXN } from '../src/wal/consts.js';
 import type { LiveProfileJson, ReplayProfileJson } from '../src/profile/result.js';
 import { Standby } from '../src/standby/standby.js';
 import { type Lsn } from '../src/wal/lsn.js';
@@ -49,6 +52,55 @@ async function htmlChecked(html: string, shotDir: string): Promise<string[]> {
   return ids;
 }
 
+test('analysis of a synthetic trace: each hop the time it was built with; a unit crossing a stage before the window is left out; hops a wal-only standby cannot see', () => {
+  const trace = new StageTrace(profileTrace(1000));
+  const t0 = 1_000_000;
+  // Positions below the first unit, seen in the window (so that the first unit's crossings count).
+  for (const s of ['flushed', 'sent', 'sendTime', 'received', 'written', 'standbyFlushed', 'replayed', 'visible'] as const) trace.recordAt(s, 100, t0 + 1);
+  for (let i = 1; i <= 50; i++) {
+    const lsn = 100 + i * 1000;
+    const b = t0 + 10 * i;
+    trace.recordAt('flushed', lsn, b);
+    trace.recordAt('sent', lsn, b + 0.1);
+    trace.recordAt('received', lsn, b + 0.3);
+    trace.recordAt('written', lsn, b + 0.35);
+    trace.recordAt('standbyFlushed', lsn, b + 1.35);
+    trace.recordAt('replayed', lsn, b + 1.55);
+    trace.recordAt('visible', lsn, b + 1.6);
+  }
+  const costs0 = trace.replayCosts();
+  for (let i = 0; i < 50; i++) trace.noteReplay(recordKindSlot(RM_WALSTREAM_ID, WS_TXN), 100, 0.01);
+  const facts = { t0, t1: t0 + 1000, seconds: 1, replica: true, inProcess: true, costs0, costs1: trace.replayCosts(), recordsReplayed: 50 };
+  const r = analyse(trace, facts);
+  assert.deepEqual(r.hops.map((h) => [h.hop, h.source, h.count, h.p50Ms, h.maxMs]), [
+    ['send', 'measured', 50, 0.1, 0.1], ['network', 'measured', 50, 0.2, 0.2], ['write', 'measured', 50, 0.05, 0.05],
+    ['fdatasync', 'measured', 50, 1, 1], ['replay', 'measured', 50, 0.2, 0.2], ['visible', 'measured', 50, 0.05, 0.05],
+  ]);
+  assert.deepEqual(r.replay.byKind.map((k) => [k.kind, k.sizeBand, k.records]), [['walstream/TXN', '≤ 128 B', 50]]);
+  assert.equal(r.lagFrom, 'primary flush');
+  assert.deepEqual(r.lag.map((x) => x.units), [24, 25, 1], 'every unit in the bucket of its flush time');
+
+  // A window that starts after the first unit's flush: that unit is not timed for the send hop.
+  const late = analyse(trace, { ...facts, t0: t0 + 5 });
+  const send = late.hops.find((h) => h.hop === 'send')!;
+  assert.equal(send.count + send.unitsMissing, late.window.units);
+  assert.equal(send.unitsMissing, 1);
+
+  // wal-only, no primary flushes: send, replay, visible not visible; network derived from sendTime.
+  const w = new StageTrace(profileTrace(100));
+  for (const [lsn, b] of [[100, t0 + 1], [1100, t0 + 10], [2100, t0 + 20]] as const) {
+    w.recordAt('sendTime', lsn, b);
+    w.recordAt('received', lsn, b + 0.5);
+    w.recordAt('written', lsn, b + 0.6);
+    w.recordAt('standbyFlushed', lsn, b + 1.6);
+  }
+  const wr = analyse(w, { ...facts, replica: false, inProcess: false, costs0: w.replayCosts(), costs1: w.replayCosts(), recordsReplayed: 0 });
+  assert.deepEqual(wr.hops.map((h) => [h.hop, h.source, h.count]), [['send', 'not visible', 0], ['network', 'derived', 2], ['write', 'measured', 2], ['fdatasync', 'measured', 2], ['replay', 'not visible', 0], ['visible', 'not visible', 0]]);
+  assert.equal(wr.hops[1]!.p50Ms, 0.5);
+  assert.equal(wr.lagFrom, 'send time');
+  assert.ok(wr.lag.every((x) => x.replayLagMs === null));
+});
+
 test('standby.profile() on an embedded primary + in-process standby: every hop measured, per-kind counts add up to the records replayed', async () => {
   const dir = tmp('walstream-profile-live-');
   const trace = profileTrace(1 << 16);
@@ -78,6 +130,7 @@ test('standby.profile() on an embedded primary + in-process standby: every hop m
       assert.ok(h.count > 0 && h.unitsMissing <= r.window.unitsIncomplete, `${h.hop}: ${h.count} units, ${h.unitsMissing} missing`);
       assert.equal(h.cdf.length > 0, true);
       assert.ok(h.p50Ms <= h.p90Ms && h.p90Ms <= h.p99Ms && h.p99Ms <= h.p999Ms && h.p999Ms <= h.maxMs, `${h.hop}: percentiles ordered`);
+      assert.equal(h.negatives, 0, `${h.hop}: each stage reached a position after the stage before it`);
     }
     // Redo counts: exactly the records committed in the window, by kind and size band.
     const byKind = new Map<string, number>();

@@ -156,7 +156,7 @@ async function runWindow(standby: Standby, trace: StageTrace, seconds: number, o
         trace.record('visible', lsn);
         lastVisible = lsn;
       } catch {
-        if (standby.failed !== null || sharedNow() >= t1 + DRAIN_MAX_MS) return;
+        return; // past the drain's end, or the standby failed or closed: nothing more becomes visible
       }
     }
   })() : Promise.resolve();
@@ -191,7 +191,7 @@ async function runWindow(standby: Standby, trace: StageTrace, seconds: number, o
   return analyse(trace, { t0, t1, seconds: +((t1 - t0) / 1000).toFixed(3), replica, inProcess: standby.options.inProcess !== null, costs0, costs1, recordsReplayed: replayed1 - replayed0 });
 }
 
-interface WindowFacts {
+export interface WindowFacts {
   t0: number;
   t1: number;
   seconds: number;
@@ -208,7 +208,7 @@ function windowTimeline(trace: StageTrace, stage: TraceStage, t0: number): { tl:
   return { tl: new StageTimeline(e), min: e.length > 0 ? e[0]![0] : Infinity, n: e.length };
 }
 
-/** The result of a window from the trace (exported for tests of the analysis on a synthetic trace). */
+/** The result of a window from the trace (exported for the test of the analysis on a synthetic trace). */
 export function analyse(trace: StageTrace, f: WindowFacts): LiveProfileResult {
   // sendTime entries carry the sender's clock: filtered by it, which is our clock on one host.
   const stages = new Map<TraceStage, ReturnType<typeof windowTimeline>>();
