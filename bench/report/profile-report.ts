@@ -49,7 +49,7 @@ export function liveProfileReport(r: LiveProfileJson): Report {
   }
   if (r.mode === 'replica') {
     tables.push(kindTable('Replay cost per record kind and size band (startup worker, redo only)', r.replay.byKind,
-      `records replayed in the window: ${r.replay.recordsReplayed}; the rows add up to ${r.replay.recordsByKind}. max µs is the largest since the trace was created.`));
+      `records replayed in the window: ${r.replay.recordsReplayed}; the rows add up to ${r.replay.recordsByKind}.`));
   }
   tables.push({
     title: `Write, flush and replay lag over time, from the ${r.lagFrom} (250 ms buckets, mean)`,

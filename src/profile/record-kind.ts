@@ -75,8 +75,8 @@ export interface KindCost {
 /**
  * Rows of a cost table (count, total ms, max ms per slot × band, as StageTrace.replayCosts() returns
  * it), minus `before` (the table at the window's start; null: nothing). Empty cells are left out;
- * rows in slot order, then band order. A max cannot be subtracted: it is the table's max since the
- * trace was created, an upper bound for the window.
+ * rows in slot order, then band order. Maxima are `after`'s (the live profile zeroes them at its
+ * window's start).
  */
 export function costRows(after: Float64Array, before: Float64Array | null): KindCost[] {
   const out: KindCost[] = [];

@@ -18,7 +18,8 @@
 // by time window (profile: restart() sets the counters back to 0 while writers go on; a slot a
 // writer reserved before the restart may be rewritten, a slot not written yet holds an older
 // time: readers keep entries whose time lies in their window). The replay cost table has one
-// writer, the startup worker; profile reads it twice and keeps the difference.
+// writer, the startup worker; profile reads it twice and keeps the difference of counts and
+// totals (restart() zeroes the maxima: a record redone at that moment may keep an older max).
 
 import { Errors } from '../errors.js';
 import { assert } from './assert.js';
@@ -76,9 +77,10 @@ export class StageTrace {
     this.costs = new Float64Array(handle.sab, HEADER_BYTES + n * handle.capacity * 16, REPLAY_COST_BYTES / 8);
   }
 
-  /** Start a new window: every stage's counter back to 0 (see DEV DOCS for what writers meanwhile do). */
+  /** Start a new window: every stage's counter back to 0, the replay cost table's maxima too (see DEV DOCS for what writers meanwhile do). */
   restart(): void {
     for (let s = 0; s < TRACE_STAGES.length; s++) Atomics.store(this.counts, s, 0);
+    for (let o = 2; o < this.costs.length; o += REPLAY_COST_FIELDS) this.costs[o] = 0;
   }
 
   /** One record redone by the startup worker: its kind slot (record-kind.ts), total length and redo time. */
