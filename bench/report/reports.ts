@@ -1,7 +1,7 @@
 // Each bench's JSON result as a Report (bench/report/model.ts): the tables printed by default
 // (ours, the same-run reference — PostgreSQL 15 or the raw limit —, and their ratio) and the charts
 // of `--html`. Pure functions of the result: `walstream bench report FILE` renders a saved result
-// again.
+// again (also a `walstream profile … --json` result: profile-report.ts).
 
 import type { runCommitBench } from '../commit.js';
 import type { GcTailResult } from '../gc-tail.js';

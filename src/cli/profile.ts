@@ -45,6 +45,8 @@ export interface ProfileReplayCliOptions extends ProfileOutputOptions {
 
 /** Trace entries per stage and second of window (XLogData messages or flushes per second it can hold without dropping). */
 const TRACE_ENTRIES_PER_SECOND = 20_000;
+/** Trace entries per stage beyond the window's share (the drain after it, bursts), entries. */
+const TRACE_ENTRIES_SLACK = 10_000;
 /** Trace entries per stage at most (8 stages × 16 bytes each: 128 MiB). */
 const MAX_TRACE_ENTRIES = 1 << 20;
 /** The temporary standby's application_name (pg_stat_replication on the primary). */
@@ -127,7 +129,7 @@ export async function runProfileLive(o: ProfileLiveCliOptions): Promise<void> {
   let standby: Standby | null = null;
   try {
     const { profileTrace } = await import('../profile/trace.js');
-    const entries = Math.min(MAX_TRACE_ENTRIES, Math.ceil(o.seconds * TRACE_ENTRIES_PER_SECOND) + 10_000);
+    const entries = Math.min(MAX_TRACE_ENTRIES, Math.ceil(o.seconds * TRACE_ENTRIES_PER_SECOND) + TRACE_ENTRIES_SLACK);
     const info = resolveConninfo(o.primary);
     bar.tick(0, o.seconds, upstream.kind === 'walstream' ? 'base backup' : 'connecting');
     standby = await Standby.open({
