@@ -37,6 +37,8 @@ export const DEFAULT_PROFILE_SECONDS = 10;
 export const MAX_PROFILE_SECONDS = 3600;
 /** After the window: wait at most this long for the units received in it to be flushed, replayed and seen, ms. */
 const DRAIN_MAX_MS = 5_000;
+/** Each replay wait of the visible watcher ends after this long without replay, ms (then it waits again while the window lasts). */
+const VISIBLE_WAIT_MS = 250;
 /** How often the drain checks its positions, ms. */
 const DRAIN_POLL_MS = 10;
 /** Lag buckets, ms. */
@@ -150,13 +152,14 @@ async function runWindow(standby: Standby, trace: StageTrace, seconds: number, o
   let lastVisible = 0;
   const watcher = replica ? (async () => {
     while (watching) {
-      const left = Math.max(1, t1 + DRAIN_MAX_MS - sharedNow());
       try {
-        const lsn = await standby.waitForReplay(standby.replayLsn + 1, left);
+        const lsn = await standby.waitForReplay(standby.replayLsn + 1, VISIBLE_WAIT_MS);
         trace.record('visible', lsn);
         lastVisible = lsn;
-      } catch {
-        return; // past the drain's end, or the standby failed or closed: nothing more becomes visible
+      } catch (e) {
+        // Timeouts only bound the wait left pending once the window is over; anything else (the
+        // standby failed or closed) means nothing more becomes visible.
+        if ((e as { code?: unknown }).code !== 'WS_WAIT_TIMEOUT') return;
       }
     }
   })() : Promise.resolve();
@@ -186,8 +189,8 @@ async function runWindow(standby: Standby, trace: StageTrace, seconds: number, o
   }
   const costs1 = trace.replayCosts();
   const replayed1 = standby.walrcv.snapshot().recordsReplayed;
-  // The watcher ends at its next wake-up (replay moving, or its timeout): do not wait for it.
-  void watcher;
+  // The watcher ends at its next wake-up (replay moving, or within VISIBLE_WAIT_MS).
+  await watcher;
   return analyse(trace, { t0, t1, seconds: +((t1 - t0) / 1000).toFixed(3), replica, inProcess: standby.options.inProcess !== null, costs0, costs1, recordsReplayed: replayed1 - replayed0 });
 }
 
