@@ -82,7 +82,7 @@ profile
   .description('attach to a running primary as a temporary standby and report each hop from commit flush to visible, redo cost per record kind and size band, and lag over time')
   .requiredOption('--primary <conninfo>', "primary_conninfo of a walstream or PostgreSQL 15 primary, e.g. 'host=127.0.0.1 port=5433 user=rep password=secret'", conninfoArg)
   .option('--seconds <s>', 'how long to profile (> 0 and <= 3600)', numberArg(0, { exclusive: true, max: 3600 }), 10)
-  .option('--dir <dir>', 'parent directory of the temporary standby (default: the temp directory); removed at the end')
+  .option('--dir <dir>', 'parent directory of the temporary standby (default: the temp directory); what the run creates there is removed at the end')
   .option('--keep', "keep the temporary standby's directory (its path is printed on stderr)")
   .option('--json', 'print the result as JSON (schema: bench/schemas/bench.schema.json, #/$defs/profile); no progress output')
   .option('--html <file>', 'also write a self-contained HTML report with charts to <file>', outputFileArg)
