@@ -3,12 +3,16 @@
 // (network from the XLogData sendTime, write, fdatasync) are reported with every complete unit
 // counted, and the ones it cannot see (send, replay, visible) are named with the reason, in the
 // JSON and in the text report. The --json result validates against the schema and the temporary
-// directory is removed. Counts and states only.
+// directory is removed. And `walstream profile replay` of a copy of the server's pg_wal counts
+// every record per resource manager (and XLOG record type) as pg_waldump --stats does. Counts and
+// states only.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import type { ReplayProfileJson } from '../src/profile/result.js';
 import type { LiveProfileJson } from '../src/profile/result.js';
 import { schemaErrors, walstream } from './helpers/bench-report.js';
 import { startPgCluster, type PgCluster } from './helpers/pgcluster.js';
@@ -87,4 +91,45 @@ test('profile live against PostgreSQL 15: wal-only; network (derived), write and
   assert.equal(rep.code, 0, rep.stderr);
   assert.match(rep.stdout, /== Hops not measured on one clock, and why/);
   for (const h of ['send', 'replay', 'visible']) assert.match(rep.stdout, new RegExp(`│ ${h}\\s+│ not visible`));
+});
+
+/** pg_waldump --stats[=record] rows with a count: name → N. */
+function waldumpStats(walDir: string, firstSegment: string, perRecord: boolean): Record<string, number> {
+  // (pg_waldump reads to the end of valid WAL and then reports that end as an error: exit code 1.)
+  const r = spawnSync(pg.bin('pg_waldump'), [perRecord ? '--stats=record' : '--stats', '-p', walDir, firstSegment], { encoding: 'utf8' });
+  const out: Record<string, number> = {};
+  for (const m of r.stdout.matchAll(/^(\S+)\s+(\d+) \(/gm)) if (Number(m[2]) > 0) out[m[1]!] = Number(m[2]);
+  const total = /^Total\s+(\d+)\s/m.exec(r.stdout);
+  if (total) out.Total = Number(total[1]);
+  assert.ok(Object.keys(out).length > 0, `pg_waldump printed statistics: ${r.stdout}${r.stderr}`);
+  return out;
+}
+
+test("profile replay of PostgreSQL 15's pg_wal: every record counted per resource manager and XLOG record type as pg_waldump --stats does", async () => {
+  pg.psql(`insert into t select g, repeat('y', 300) from generate_series(1, 5000) g; checkpoint; update t set pad = 'z' where id < 500`);
+  const walDir = path.join(dir, 'pg_wal_copy');
+  fs.mkdirSync(walDir);
+  const src = path.join(pg.dataDir, 'pg_wal');
+  const segments = fs.readdirSync(src).filter((n) => /^[0-9A-F]{24}$/.test(n)).sort();
+  for (const n of segments) fs.copyFileSync(path.join(src, n), path.join(walDir, n));
+
+  const run = await walstream(['profile', 'replay', walDir, '--json']);
+  assert.equal(run.code, 0, run.stderr);
+  const r = JSON.parse(run.stdout) as ReplayProfileJson;
+  assert.deepEqual(schemaErrors('profile', r), []);
+  const byRmgr: Record<string, number> = {};
+  const xlog: Record<string, number> = {};
+  for (const k of r.byKind) {
+    const [rmgr, type] = k.kind.split('/');
+    byRmgr[rmgr!] = (byRmgr[rmgr!] ?? 0) + k.records;
+    if (rmgr === 'XLOG') xlog[`XLOG/${type}`] = (xlog[`XLOG/${type}`] ?? 0) + k.records;
+  }
+  const theirs = waldumpStats(walDir, segments[0]!, false);
+  const total = theirs.Total;
+  delete theirs.Total;
+  assert.deepEqual(byRmgr, theirs, 'records per resource manager as pg_waldump --stats counts them');
+  assert.equal(r.records, total);
+  assert.equal(r.crc.bytes, r.bytes, 'the CRC-32C limit over the same bytes');
+  const theirXlog = Object.fromEntries(Object.entries(waldumpStats(walDir, segments[0]!, true)).filter(([k]) => k.startsWith('XLOG/')));
+  assert.deepEqual(xlog, theirXlog, 'XLOG records per record type');
 });

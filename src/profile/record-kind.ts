@@ -30,11 +30,11 @@ export function sizeBandOf(totLen: number): number {
   return SIZE_BANDS.length - 1;
 }
 
-/** PostgreSQL 15's XLOG record types by info >> 4 (xlog_identify). */
-const XLOG_INFO_NAMES = [
-  'CHECKPOINT_SHUTDOWN', 'CHECKPOINT_ONLINE', 'NOOP', 'NEXTOID', 'SWITCH', 'BACKUP_END', 'PARAMETER_CHANGE', 'RESTORE_POINT',
-  'FPW_CHANGE', 'END_OF_RECOVERY', 'FPI_FOR_HINT', 'FPI', 'OVERWRITE_CONTRECORD',
-];
+/** PostgreSQL 15's XLOG record types by info >> 4 (src/include/catalog/pg_control.h, xlog_identify; 0xC0 is unused since 12). */
+const XLOG_INFO_NAMES: Record<number, string> = {
+  0x0: 'CHECKPOINT_SHUTDOWN', 0x1: 'CHECKPOINT_ONLINE', 0x2: 'NOOP', 0x3: 'NEXTOID', 0x4: 'SWITCH', 0x5: 'BACKUP_END', 0x6: 'PARAMETER_CHANGE',
+  0x7: 'RESTORE_POINT', 0x8: 'FPW_CHANGE', 0x9: 'END_OF_RECOVERY', 0xa: 'FPI_FOR_HINT', 0xb: 'FPI', 0xd: 'OVERWRITE_CONTRECORD',
+};
 
 /** PostgreSQL 15's built-in resource managers by id (src/include/access/rmgrlist.h). */
 const BUILTIN_RMGRS = [
