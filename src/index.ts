@@ -12,6 +12,10 @@ export type { StandbyEvents, WalReceiverConnectedEvent, WalReceiverDisconnectedE
 export { startMonitoringServer, DEFAULT_METRICS_PORT } from './cli/http-endpoint.js';
 export type { MetricsServer, MonitoringOptions } from './cli/http-endpoint.js';
 export type { HealthBounds, HealthReason, HealthReport } from './replication/health.js';
+export { profileTrace } from './profile/trace.js';
+export type { HopResult, LagPoint, LiveProfileOptions, LiveProfileResult } from './profile/live.js';
+export type { OfflineProfileResult } from './profile/offline.js';
+export type { KindCost } from './profile/record-kind.js';
 export type { StandbyOptions } from './standby/options.js';
 export type { CascadeOptions, CascadeServer } from './standby/cascade.js';
 export type { ReplicationStatusRow } from './replication/server.js';

@@ -1,8 +1,10 @@
 // The npm package on its own: exactly the files `npm pack` would ship (package.json "files"),
 // copied into a temp dir beside the runtime dependencies only (no devDependencies), work:
-// `walstream --help`, the library entry point, and `walstream bench`, which fails with one line
-// naming the missing development package instead of a stack trace. Also: the package ships no
-// TypeScript sources, no tests (only the PostgreSQL helpers the benchmarks use) and no
+// `walstream --help`, the library entry point, and `walstream profile replay` of WAL the packaged
+// library wrote (the profiler's histograms and tables are runtime dependencies), whose `--html`
+// fails with one line naming the missing development package (chart.js) instead of a stack
+// trace. Also: the package ships no TypeScript sources, no tests (only the PostgreSQL helpers the
+// benchmarks use) and no
 // native code. The temp dir is removed at the end.
 
 import { test, after } from 'node:test';
@@ -45,7 +47,7 @@ test('the packed files work on their own with the runtime dependencies only', as
   }
   // Runtime dependencies only, as links (their own dependencies resolve beside their real paths).
   const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
-  assert.ok(!('tinybench' in pkg.dependencies) && !('hdr-histogram-js' in pkg.dependencies), 'benchmark-only packages are devDependencies');
+  assert.ok(!('tinybench' in pkg.dependencies) && !('chart.js' in pkg.dependencies), 'benchmark-only packages and the HTML reports\' chart.js are devDependencies');
   for (const dep of Object.keys(pkg.dependencies)) {
     const link = path.join(pkgDir, 'node_modules', dep);
     fs.mkdirSync(path.dirname(link), { recursive: true });
@@ -60,10 +62,23 @@ test('the packed files work on their own with the runtime dependencies only', as
   assert.equal(lib.code, 0, lib.stderr);
   assert.equal(lib.stdout.trim(), 'function function');
 
-  const bench = await run(pkgDir, ['bin/walstream.js', 'bench', 'commit', '--seconds', '0.1']);
-  assert.equal(bench.code, 1);
-  assert.equal(bench.stdout, '');
-  const lines = bench.stderr.trim().split('\n');
-  assert.equal(lines.length, 1, `one line: ${bench.stderr}`);
-  assert.match(lines[0]!, /^walstream: .*"hdr-histogram-js".*npm install hdr-histogram-js/);
+  const data = path.join(pkgDir, 'data');
+  // (A script file: the primary's worker threads inherit --input-type, which they cannot use.)
+  fs.writeFileSync(path.join(pkgDir, 'write-wal.mjs'), `const { Primary } = await import(${JSON.stringify(pathToFileURL(path.join(pkgDir, 'dist/src/index.js')).href)});
+    const p = await Primary.open({ dataDir: ${JSON.stringify(data)} });
+    for (let i = 0; i < 20; i++) await p.transaction((tx) => tx.put('t', 'k' + i, { i }));
+    await p.close();`);
+  const write = await run(pkgDir, ['write-wal.mjs']);
+  assert.equal(write.code, 0, write.stderr);
+  const profile = await run(pkgDir, ['bin/walstream.js', 'profile', 'replay', data]);
+  assert.equal(profile.code, 0, profile.stderr);
+  assert.match(profile.stdout, /^walstream profile replay: /);
+  assert.match(profile.stdout, /│ walstream\/TXN\s+│ ≤ 128 B\s+│\s+20 │/, 'the 20 transactions in the per-kind table');
+
+  const html = await run(pkgDir, ['bin/walstream.js', 'profile', 'replay', data, '--html', path.join(pkgDir, 'r.html')]);
+  assert.equal(html.code, 1);
+  assert.equal(html.stdout, '');
+  const lines = html.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, `one line: ${html.stderr}`);
+  assert.match(lines[0]!, /^walstream: .*"chart.js".*npm install chart.js/);
 });

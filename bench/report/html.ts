@@ -7,13 +7,19 @@
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { Errors } from '../../src/errors.js';
 import { UNITS_LINE, type Cell, type Report } from './model.js';
 
 const require = createRequire(import.meta.url);
 
-/** Chart.js's UMD build (chart.umd.min.js), as text. */
+/** Chart.js's UMD build (chart.umd.min.js), as text; a one-line error when chart.js (a development dependency) is not installed. */
 function chartJsSource(): string {
-  const main = require.resolve('chart.js'); // .../chart.js/dist/chart.cjs
+  let main: string;
+  try {
+    main = require.resolve('chart.js'); // .../chart.js/dist/chart.cjs
+  } catch {
+    throw Errors.featureNotSupported('the HTML report needs the package "chart.js", which is a development dependency and is not installed (npm install chart.js)');
+  }
   return fs.readFileSync(path.join(path.dirname(main), 'chart.umd.min.js'), 'utf8');
 }
 
@@ -95,7 +101,7 @@ export function renderHtml(r: Report, result: unknown): string {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>walstream bench ${esc(r.bench)}</title>
+<title>${esc(r.heading ?? `walstream bench ${r.bench}`)}</title>
 <style>
   body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; padding: 0 1em; }
   h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 1.6em; }
@@ -112,9 +118,9 @@ export function renderHtml(r: Report, result: unknown): string {
 </style>
 </head>
 <body>
-<h1>walstream bench ${esc(r.bench)}</h1>
+<h1>${esc(r.heading ?? `walstream bench ${r.bench}`)}</h1>
 <p>${esc(r.title)}</p>
-<p class="units">${esc(UNITS_LINE)}</p>
+<p class="units">${esc(r.units ?? UNITS_LINE)}</p>
 <section class="charts">
 ${charts}
 </section>

@@ -43,6 +43,10 @@ export interface ChartSpec {
 
 export interface Report {
   bench: string;
+  /** First line of the text report and the HTML title (default: `walstream bench <bench>`). */
+  heading?: string;
+  /** The units line (default: UNITS_LINE). */
+  units?: string;
   title: string;
   tables: Table[];
   charts: ChartSpec[];

@@ -1,7 +1,7 @@
 // Each bench's JSON result as a Report (bench/report/model.ts): the tables printed by default
 // (ours, the same-run reference — PostgreSQL 15 or the raw limit —, and their ratio) and the charts
 // of `--html`. Pure functions of the result: `walstream bench report FILE` renders a saved result
-// again.
+// again (also a `walstream profile … --json` result: profile-report.ts).
 
 import type { runCommitBench } from '../commit.js';
 import { baseBackupReport, type BaseBackupResult } from './basebackup-report.js';
@@ -12,6 +12,8 @@ import type { runStreamBench } from '../stream.js';
 import type { runSyncBench } from '../sync.js';
 import type { ReadsResult } from '../reads.js';
 import { failoverReport, type FailoverResult } from './failover.js';
+import type { ProfileJson } from '../../src/profile/result.js';
+import { profileReport } from './profile-report.js';
 import { ratio, type ChartSeries, type ChartSpec, type Point, type Report, type Table } from './model.js';
 
 export type CommitResult = Awaited<ReturnType<typeof runCommitBench>>;
@@ -19,10 +21,10 @@ export type SyncResult = Awaited<ReturnType<typeof runSyncBench>>;
 export type StandbyResult = Awaited<ReturnType<typeof runStandbyBench>>;
 export type StreamResult = Awaited<ReturnType<typeof runStreamBench>>;
 export type { CascadeResult, GcTailResult, FailoverResult, ReadsResult };
-export type BenchResult = CommitResult | SyncResult | StandbyResult | StreamResult | GcTailResult | BaseBackupResult | CascadeResult | FailoverResult | ReadsResult;
+export type BenchResult = CommitResult | SyncResult | StandbyResult | StreamResult | GcTailResult | BaseBackupResult | CascadeResult | FailoverResult | ReadsResult | ProfileJson;
 
 /** The benches that have a report, by the `bench` field of their JSON. */
-export const REPORTED_BENCHES = ['commit', 'stream', 'standby', 'sync', 'gc-tail', 'basebackup', 'cascade', 'failover', 'reads'] as const;
+export const REPORTED_BENCHES = ['commit', 'stream', 'standby', 'sync', 'gc-tail', 'basebackup', 'cascade', 'failover', 'reads', 'profile'] as const;
 
 const plural = (n: number, one: string) => `${n} ${one}${n === 1 ? '' : 's'}`;
 const cdfPoints = (cdf: ReadonlyArray<{ p: number; ms: number }>): Point[] => cdf.map((c) => ({ x: c.ms, y: c.p }));
@@ -399,5 +401,6 @@ export function reportOf(result: BenchResult): Report {
     case 'cascade': return cascadeReport(result);
     case 'failover': return failoverReport(result);
     case 'reads': return readsReport(result);
+    case 'profile': return profileReport(result);
   }
 }

@@ -12,7 +12,7 @@ function cell(c: Cell): string {
 
 /** The report as text, for stdout. `color`: cli-table3's header colours (a TTY only). */
 export function renderText(r: Report, color = false): string {
-  const out: string[] = [`walstream bench ${r.bench}: ${r.title}`, UNITS_LINE, ''];
+  const out: string[] = [`${r.heading ?? `walstream bench ${r.bench}`}: ${r.title}`, r.units ?? UNITS_LINE, ''];
   for (const t of r.tables) {
     out.push(`== ${t.title}`);
     const table = new Table({
@@ -37,7 +37,7 @@ export function headingLines(text: string): string[] {
   const out: string[] = [];
   for (let i = 0; i < lines.length; i++) {
     const l = lines[i]!;
-    if (l.startsWith('walstream bench ') || l.startsWith('Units: ') || l.startsWith('== ')) out.push(l);
+    if (l.startsWith('walstream bench ') || l.startsWith('walstream profile ') || l.startsWith('Units: ') || l.startsWith('== ')) out.push(l);
     // the column header row: the first row after a section title's top border
     if (l.startsWith('== ') && lines[i + 2] !== undefined) out.push(lines[i + 2]!.replace(/\s+/g, ' ').trim());
   }

@@ -1,7 +1,8 @@
 // Loads the benchmark harness (bench/harness.ts, compiled to dist/bench/harness.js) for `walstream
-// bench`, only when a bench sub-command runs. The harness needs development-only packages
-// (hdr-histogram-js); when one is missing, or the harness itself is not installed, the command
-// fails with one line saying which, instead of a stack trace.
+// bench`, only when a bench sub-command runs. When a package it imports is missing (a development
+// dependency), or the harness itself is not installed, the command fails with one line saying
+// which, instead of a stack trace. (Its `--html` reports need chart.js, a development dependency:
+// bench/report/html.ts says so in one line.)
 
 import { Errors } from '../errors.js';
 

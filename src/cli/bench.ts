@@ -172,7 +172,7 @@ export function registerBenchCommands(program: Command): void {
   bench
     .command('report')
     .description('print a result saved with --json as the table again, or write its HTML report')
-    .argument('<file>', 'a JSON result of walstream bench … --json')
+    .argument('<file>', 'a JSON result of walstream bench … --json or walstream profile … --json')
     .option('--html <file>', 'write the self-contained HTML report with charts to <file> instead of printing the table', outputFileArg)
     .action(async (file: string, o: { html?: string }) => {
       const h = await loadBench();
@@ -184,7 +184,8 @@ export function registerBenchCommands(program: Command): void {
       }
       const name = (res as { bench?: unknown } | null)?.bench;
       if (typeof name !== 'string' || !(h.REPORTED_BENCHES as readonly string[]).includes(name)) {
-        throw Errors.invalidOption('<file>', `${file} is not a result of walstream bench ${h.REPORTED_BENCHES.join('|')} --json (its "bench" field is ${JSON.stringify(name)})`);
+        const benches = h.REPORTED_BENCHES.filter((b) => b !== 'profile').join('|');
+        throw Errors.invalidOption('<file>', `${file} is not a result of walstream bench ${benches} --json or walstream profile live|replay --json (its "bench" field is ${JSON.stringify(name)})`);
       }
       if (o.html !== undefined) {
         fs.writeFileSync(o.html, h.renderHtml(h.reportOf(res as BenchResult), res));

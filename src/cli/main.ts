@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { WalstreamError } from '../errors.js';
 import { registerBenchCommands } from './bench.js';
-import { conninfoArg, DEFAULT_METRICS_PORT, intArg, maxRateArg, numberArg, portArg, urlArg } from './options.js';
+import { conninfoArg, DEFAULT_METRICS_PORT, intArg, lsnArg, maxRateArg, numberArg, outputFileArg, portArg, urlArg } from './options.js';
 import { MAX_LOAD_CLIENTS, MAX_LOAD_RATE, MAX_LOAD_VALUE_BYTES } from './load.js';
 import { dumpWal } from './waldump.js';
 
@@ -73,6 +73,37 @@ program
   });
 
 registerBenchCommands(program);
+
+const profile = program
+  .command('profile')
+  .description('profile WAL apply latency: live (each hop of real traffic from the primary\'s flush to visible on a temporary standby) or replay (an offline WAL range)');
+
+profile
+  .command('live')
+  .description('attach to a running primary as a temporary standby and report each hop from commit flush to visible, redo cost per record kind and size band, and lag over time')
+  .requiredOption('--primary <conninfo>', "primary_conninfo of a walstream or PostgreSQL 15 primary, e.g. 'host=127.0.0.1 port=5433 user=rep password=secret'", conninfoArg)
+  .option('--seconds <s>', 'how long to profile (> 0 and <= 3600)', numberArg(0, { exclusive: true, max: 3600 }), 10)
+  .option('--dir <dir>', 'parent directory of the temporary standby (default: the temp directory); what the run creates there is removed at the end')
+  .option('--keep', "keep the temporary standby's directory (its path is printed on stderr)")
+  .option('--json', 'print the result as JSON (schema: bench/schemas/bench.schema.json, #/$defs/profile); no progress output')
+  .option('--html <file>', 'also write a self-contained HTML report with charts to <file>', outputFileArg)
+  .action(async (o: import('./profile.js').ProfileLiveCliOptions) => {
+    const { runProfileLive } = await import('./profile.js');
+    await runProfileLive(o);
+  });
+
+profile
+  .command('replay')
+  .description('replay a WAL range into a scratch store: apply time per record kind and size band, records/s and MB/s beside the CRC-32C limit of the same bytes')
+  .argument('<target>', 'data directory, pg_wal directory or segment file')
+  .option('--from <lsn>', 'start at the first record at or after this WAL location (X/X)', lsnArg)
+  .option('--to <lsn>', 'stop before the first record at or after this WAL location (X/X)', lsnArg)
+  .option('--json', 'print the result as JSON (schema: bench/schemas/bench.schema.json, #/$defs/profile); no progress output')
+  .option('--html <file>', 'also write a self-contained HTML report with charts to <file>', outputFileArg)
+  .action(async (target: string, o: import('./profile.js').ProfileReplayCliOptions) => {
+    const { runProfileReplay } = await import('./profile.js');
+    await runProfileReplay(target, o);
+  });
 
 program
   .command('demo')

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { InvalidArgumentError } from 'commander';
 import { MAX_RATE_LOWER, MAX_RATE_UPPER } from '../replication/protocol/command-options.js';
 import { checkConninfoSyntax } from '../standby/options.js';
+import { type Lsn, parseLsn } from '../wal/lsn.js';
 
 /**
  * The metrics port when `--metrics-port` is given without a value, and `walstream status`'s.
@@ -121,4 +122,13 @@ export function maxRateArg(v: string): number {
     throw new InvalidArgumentError(`Expected a transfer rate in kB/s from ${MAX_RATE_LOWER} to ${MAX_RATE_UPPER}, optionally with the suffix k or M (e.g. 512, 100M).`);
   }
   return kb;
+}
+
+/** A WAL location as PostgreSQL prints it: two hexadecimal numbers, X/X. */
+export function lsnArg(v: string): Lsn {
+  try {
+    return parseLsn(v);
+  } catch {
+    throw new InvalidArgumentError('Expected a WAL location X/X in hexadecimal, e.g. 0/16B3748.');
+  }
 }

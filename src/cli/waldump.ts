@@ -59,7 +59,7 @@ export interface DumpTarget {
 }
 
 /** Work out directory, segment size (from the first long page header), timeline and start. */
-function resolveTarget(target: string): DumpTarget {
+export function resolveTarget(target: string): DumpTarget {
   let st: fs.Stats;
   try {
     st = fs.statSync(target);

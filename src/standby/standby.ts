@@ -65,6 +65,7 @@ import { type RestartpointInfo, type StandbyEvents, WalReceiverEvents } from './
 import type { Registry } from 'prom-client';
 import { standbyMetrics } from './standby-metrics.js';
 import type { ReplayPauseState } from './walrcvdata.js';
+import type { LiveProfileOptions, LiveProfileResult } from '../profile/live.js';
 
 /** Standby.promote's options: the new Primary's (its data directory is the standby's). */
 export type PromoteOptions = Omit<PrimaryOptions, 'dataDir'>;
@@ -481,6 +482,16 @@ export class Standby extends TypedEventEmitter<StandbyEvents> {
       minRecoveryPoint: lsnToString(c?.minRecoveryPoint ?? 0),
       restartpoints: this.restartpoints,
     };
+  }
+
+  /**
+   * Profile WAL apply latency over `seconds` of real traffic: each hop from the primary's flush to
+   * visible here, redo cost per record kind and size band, lag over time (src/profile/live.ts).
+   * Needs the standby opened with `stageTrace: profileTrace()`.
+   */
+  async profile(opts: LiveProfileOptions = {}): Promise<LiveProfileResult> {
+    const { profileStandby } = await import('../profile/live.js');
+    return profileStandby(this, opts);
   }
 
   // ---- restartpoints ------------------------------------------------------------------------

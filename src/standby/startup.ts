@@ -28,6 +28,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { type ErrorInfo, errorInfo, Errors } from '../errors.js';
 import { SharedStore, type StoreHandle } from '../storage/store.js';
 import { StageTrace, type StageTraceHandle } from '../util/stage-trace.js';
+import { recordKindSlot } from '../profile/record-kind.js';
 import { XLOG_BLCKSZ } from '../wal/consts.js';
 import { type Lsn, lsnToString } from '../wal/lsn.js';
 import { ChunkPages, type EndOfWalReason, type PageSource, type ReadResult, type SegmentTimelines, tliOfSegment, XLogReader } from '../wal/reader.js';
@@ -275,7 +276,9 @@ class Startup {
 
   private apply(r: ReadResult & { kind: 'record' }): void {
     const rec = r.record;
+    const t0 = this.trace === null ? 0 : performance.now();
     const out = redoRecord(this.store, rec);
+    if (this.trace !== null) this.trace.noteReplay(recordKindSlot(rec.header.rmid, rec.header.info), rec.header.totLen, performance.now() - t0);
     if (out.kind === 'txn') {
       this.lastCommitTime = out.commitTimeUs;
       this.lastXid = out.xid;

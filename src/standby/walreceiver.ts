@@ -37,7 +37,7 @@ import { type ErrorInfo, errorInfo, Errors, WalstreamError } from '../errors.js'
 import { type ControlData, DbState, readControl, writeControl } from '../storage/control.js';
 import { assert } from '../util/assert.js';
 import { StageTrace, type StageTraceHandle } from '../util/stage-trace.js';
-import { validSegmentSize } from '../wal/consts.js';
+import { PG_EPOCH_OFFSET_MS, validSegmentSize } from '../wal/consts.js';
 import { type Lsn, lsnToString } from '../wal/lsn.js';
 import { BACKGROUND_FLUSH_MIN_BYTES, FlushPipeline } from './flush-pipeline.js';
 import type { PrimaryConninfo, StandbyMode } from './options.js';
@@ -371,7 +371,10 @@ class WalReceiver {
         got = true;
         switch (m.kind) {
           case 'xlogData': {
-            this.trace?.record('received', m.dataStart + m.data.length);
+            if (this.trace !== null) {
+              this.trace.record('received', m.dataStart + m.data.length);
+              this.trace.recordAt('sendTime', m.dataStart + m.data.length, m.sendTime / 1000 + PG_EPOCH_OFFSET_MS); // (the sender's clock)
+            }
             if (m.dataStart !== expected) {
               throw Errors.protocolViolation(`unexpected XLogData at ${lsnToString(m.dataStart)}, expected ${lsnToString(expected)}`);
             }
@@ -382,6 +385,7 @@ class WalReceiver {
             // Live WAL (no direct-I/O stage, inside the open segment): written here, without the
             // promise and turn of the general path.
             if (!this.files.writeFast(m.dataStart, m.data)) await this.files.write(m.dataStart, m.data);
+            this.trace?.record('written', this.files.writtenLsn);
             expected = m.dataStart + m.data.length;
             this.startLsn = expected;
             this.walrcv.noteMessage(m.walEnd, m.sendTime, preciseNowPgMicros());

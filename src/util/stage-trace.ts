@@ -4,25 +4,42 @@
 // Who writes it: the threads of one process that pass WAL along, each when it moves a position —
 // the thread that fdatasyncs the primary's WAL (walwriter, or a committer in latency mode):
 // `flushed`; a walsender: `sent` (end of an XLogData); a walreceiver: `received` (end of an
-// XLogData taken) and `standbyFlushed`; a startup worker: `replayed`. Each entry is (LSN, time in ms
-// on the shared clock performance.timeOrigin + performance.now()). Who reads it: the bench, after
-// the run. It owns one SharedArrayBuffer; nothing to stop. Disabled (null) everywhere by default:
-// the hot paths then pay one null check.
+// XLogData taken), `sendTime` (the same end at the XLogData header's sendTime, the sender's clock),
+// `written` (write(2) returned) and `standbyFlushed`; a startup worker: `replayed`, and the redo
+// cost of each record by kind and size band (src/profile/record-kind.ts); `walstream profile`'s
+// main thread: `visible` (a waitForReplay learnt the replay position). Each entry is (LSN, time in
+// ms on the shared clock performance.timeOrigin + performance.now()). Who reads it: the bench
+// after the run, `Standby.profile()` at the end of its window. It owns one SharedArrayBuffer;
+// nothing to stop. Disabled (null) everywhere by default: the hot paths then pay one null check.
 //
 // DEV DOCS: an entry's slot is reserved with Atomics.add on its stage's counter (several writers per
 // stage are fine: a walwriter and a committer, or several walsenders); past `capacity` entries
-// further ones are dropped (counted). Entries are read only once the writers are done, so a reader
-// never sees half an entry.
+// further ones are dropped (counted). Entries are read once the writers are done (the bench), or
+// by time window (profile: restart() sets the counters back to 0 while writers go on; a slot a
+// writer reserved before the restart may be rewritten, a slot not written yet holds an older
+// time: readers keep entries whose time lies in their window). The replay cost table has one
+// writer, the startup worker; profile reads it twice and keeps the difference of counts and
+// totals (restart() zeroes the maxima: a record redone at that moment may keep an older max).
 
 import { Errors } from '../errors.js';
 import { assert } from './assert.js';
 import { quantileMs } from './quantile.js';
+import { RECORD_KIND_SLOTS, SIZE_BANDS, sizeBandOf } from '../profile/record-kind.js';
 
-const TRACE_STAGES = ['flushed', 'sent', 'received', 'standbyFlushed', 'replayed'] as const;
+const TRACE_STAGES = ['flushed', 'sent', 'received', 'standbyFlushed', 'replayed', 'sendTime', 'written', 'visible'] as const;
 export type TraceStage = (typeof TRACE_STAGES)[number];
-const STAGE_INDEX: Record<TraceStage, number> = { flushed: 0, sent: 1, received: 2, standbyFlushed: 3, replayed: 4 };
+const STAGE_INDEX: Record<TraceStage, number> = { flushed: 0, sent: 1, received: 2, standbyFlushed: 3, replayed: 4, sendTime: 5, written: 6, visible: 7 };
 /** Entries per stage at most (2 float64 each). */
 const MAX_TRACE_ENTRIES = 1 << 22;
+/** Bytes before the entries: one Int32 counter per stage (room for 10). */
+const HEADER_BYTES = 40;
+/** The replay cost table: per record kind slot and size band, count, total ms, max ms (float64). */
+export const REPLAY_COST_FIELDS = 3;
+const REPLAY_COST_BYTES = RECORD_KIND_SLOTS * SIZE_BANDS.length * REPLAY_COST_FIELDS * 8;
+
+function traceBytes(capacity: number): number {
+  return HEADER_BYTES + TRACE_STAGES.length * capacity * 16 + REPLAY_COST_BYTES;
+}
 
 export interface StageTraceHandle {
   sab: SharedArrayBuffer;
@@ -33,8 +50,7 @@ export interface StageTraceHandle {
 export function stageTraceOption(v: unknown): StageTraceHandle | null {
   if (v === undefined || v === null) return null;
   const h = v as Partial<StageTraceHandle>;
-  const n = TRACE_STAGES.length;
-  if (typeof v !== 'object' || !(h.sab instanceof SharedArrayBuffer) || !Number.isInteger(h.capacity) || h.capacity! < 1 || h.sab.byteLength !== 8 * n + n * h.capacity! * 16) {
+  if (typeof v !== 'object' || !(h.sab instanceof SharedArrayBuffer) || !Number.isInteger(h.capacity) || h.capacity! < 1 || h.sab.byteLength !== traceBytes(h.capacity!)) {
     throw Errors.invalidOption('stageTrace', 'must be null or the handle of a StageTrace.create()');
   }
   return { sab: h.sab, capacity: h.capacity! };
@@ -44,13 +60,12 @@ export class StageTrace {
   readonly handle: StageTraceHandle;
   private readonly counts: Int32Array;
   private readonly data: Float64Array;
+  private readonly costs: Float64Array;
   private readonly capacity: number;
 
   static create(capacity: number): StageTrace {
     assert(Number.isInteger(capacity) && capacity > 0 && capacity <= MAX_TRACE_ENTRIES, `StageTrace: capacity must be 1..${MAX_TRACE_ENTRIES} entries per stage`);
-    const n = TRACE_STAGES.length;
-    const sab = new SharedArrayBuffer(8 * n + n * capacity * 16);
-    return new StageTrace({ sab, capacity });
+    return new StageTrace({ sab: new SharedArrayBuffer(traceBytes(capacity)), capacity });
   }
 
   constructor(handle: StageTraceHandle) {
@@ -58,7 +73,28 @@ export class StageTrace {
     this.capacity = handle.capacity;
     const n = TRACE_STAGES.length;
     this.counts = new Int32Array(handle.sab, 0, n);
-    this.data = new Float64Array(handle.sab, 8 * n, n * handle.capacity * 2);
+    this.data = new Float64Array(handle.sab, HEADER_BYTES, n * handle.capacity * 2);
+    this.costs = new Float64Array(handle.sab, HEADER_BYTES + n * handle.capacity * 16, REPLAY_COST_BYTES / 8);
+  }
+
+  /** Start a new window: every stage's counter back to 0, the replay cost table's maxima too (see DEV DOCS for what writers meanwhile do). */
+  restart(): void {
+    for (let s = 0; s < TRACE_STAGES.length; s++) Atomics.store(this.counts, s, 0);
+    for (let o = 2; o < this.costs.length; o += REPLAY_COST_FIELDS) this.costs[o] = 0;
+  }
+
+  /** One record redone by the startup worker: its kind slot (record-kind.ts), total length and redo time. */
+  noteReplay(kindSlot: number, totLen: number, ms: number): void {
+    const o = (kindSlot * SIZE_BANDS.length + sizeBandOf(totLen)) * REPLAY_COST_FIELDS;
+    const c = this.costs;
+    c[o] = c[o]! + 1;
+    c[o + 1] = c[o + 1]! + ms;
+    if (ms > c[o + 2]!) c[o + 2] = ms;
+  }
+
+  /** A copy of the replay cost table (count, total ms, max ms per kind slot × size band). */
+  replayCosts(): Float64Array {
+    return this.costs.slice();
   }
 
   record(stage: TraceStage, lsn: number): void {
@@ -121,6 +157,9 @@ export class StageTimeline {
   }
 }
 
+/** The stages hopBreakdown joins. */
+const HOP_STAGES: readonly TraceStage[] = ['flushed', 'sent', 'received', 'standbyFlushed', 'replayed'];
+
 /** The hops of one commit on its way to a standby's readers, between traced positions. */
 const LIVE_HOPS = [
   ['flushed', 'acknowledged', 'the committer learns its flush'],
@@ -146,12 +185,12 @@ export interface HopFigure {
  * Commits a stage never covered are left out.
  */
 export function hopBreakdown(trace: StageTrace, commits: ReadonlyArray<readonly [number, number, number]>): HopFigure[] {
-  const tl = new Map<string, StageTimeline>(TRACE_STAGES.map((s) => [s, new StageTimeline(trace.entries(s))]));
+  const tl = new Map<string, StageTimeline>(HOP_STAGES.map((s) => [s, new StageTimeline(trace.entries(s))]));
   const rows: Array<{ total: number; t: Record<string, number> }> = [];
   for (const [lsn, acked, visible] of commits) {
     const t: Record<string, number> = { acknowledged: acked, visible };
     let ok = true;
-    for (const s of TRACE_STAGES) {
+    for (const s of HOP_STAGES) {
       const at = tl.get(s)!.reached(lsn);
       if (at === null) ok = false;
       else t[s] = at;
