@@ -73,7 +73,7 @@ test('bad option values: one line naming the option and what it accepts', async 
 
 test('unknown commands: one line naming the accepted ones', async () => {
   assertOneLineError(await walstream(['frob']), /unknown command 'frob'/, /expected one of: .*bench.*primary/);
-  assertOneLineError(await walstream(['bench', 'frob']), /unknown command 'frob'/, /expected one of: commit, stream, standby, gc-tail, cascade, sync, report/);
+  assertOneLineError(await walstream(['bench', 'frob']), /unknown command 'frob'/, /expected one of: commit, stream, standby, gc-tail, cascade, reads, sync, basebackup, failover, report/);
 });
 
 test('bench report: a file that is not a bench result is one line', async (t) => {
