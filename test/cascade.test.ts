@@ -81,7 +81,7 @@ test('primary → s1 → s2, s1 → s3 under load: digests equal; status lists d
   // s3 in this process through SharedArrayBuffer rings (s1's in-process listener), s2 over TCP.
   const s3 = await Standby.open({ dataDir: path.join(dir, 's3'), primaryConninfo: { inProcess: s1.replication!, applicationName: 's3' }, readerThreads: 0 });
   open.push(s3);
-  assert.equal(s2.baseBackup?.control.sysid, p.systemIdentifier, 'base backup of s1 carries the primary system identifier');
+  assert.equal(s2.baseBackup?.control.sysid.toString(), p.systemIdentifier, 'base backup of s1 carries the primary system identifier');
   await running;
   // Checkpoints on the primary: s1 replays them and makes restartpoints while serving s2 and s3.
   await p.checkpoint();

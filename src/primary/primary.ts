@@ -11,28 +11,27 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { type MessagePort, Worker } from 'node:worker_threads';
+import type { MessagePort } from 'node:worker_threads';
 import { Errors } from '../errors.js';
 import { acquirePidFile, releasePidFile } from '../storage/datadir.js';
 import { type ScanOptions, SharedStore } from '../storage/store.js';
 export type { ScanOptions };
-import { writeSnapshot } from '../storage/snapshot.js';
 import { DbState, type ControlData, writeControl } from '../storage/control.js';
-import { FIRST_NORMAL_XID, MAX_RECORD_BYTES, nowPgMicros, WS_CHECKPOINT_ONLINE, WS_CHECKPOINT_SHUTDOWN, XLOG_BLCKSZ } from '../wal/consts.js';
+import { FIRST_NORMAL_XID, MAX_RECORD_BYTES, nowPgMicros, XLOG_BLCKSZ } from '../wal/consts.js';
 import { WalInserter } from '../wal/insert.js';
 import { type Lsn, lsnToString } from '../wal/lsn.js';
-import { buildCheckpointRecord, TxnRecordBuilder } from '../wal/record.js';
+import { TxnRecordBuilder } from '../wal/record.js';
 import { buildEndOfRecoveryRecord } from '../wal/end-of-recovery.js';
 import { assert } from '../util/assert.js';
-import { fsyncDir, recycleOldSegments } from '../wal/segfile.js';
 import { StageTrace } from '../util/stage-trace.js';
 import { WalFileWriter } from '../wal/wal-file-writer.js';
-import { segNo } from '../wal/segment.js';
 import {
-  XC_BYTES_WRITTEN, XC_FLUSHED, XC_FSYNC_COUNT, XC_STOP, XC_WRITE_COUNT, XC_WRITE_REQUEST,
+  XC_BYTES_WRITTEN, XC_FLUSHED, XC_FSYNC_COUNT, XC_WRITE_COUNT, XC_WRITE_REQUEST,
   XC_WRITTEN, XLogCtl,
 } from '../wal/xlogctl.js';
 import { FlushWaiter } from './flush-waiter.js';
+import { WalWriterProcess } from './walwriter-process.js';
+import { createCheckpoint } from './checkpointer.js';
 import { assertCanListen } from '../replication/listen-probe.js';
 import { ReaderControl, type ReaderHandle } from '../standby/reader-handle.js';
 import { ReplicationServer, type ReplicationStatusRow } from '../replication/server.js';
@@ -41,7 +40,7 @@ import { ReplicationSlots, type ReplicationSlotRow, type SlotData, type WalReten
 import { SyncRepQueue, SyncWaiter, syncNotConfirmedError } from '../replication/syncrep-queue.js';
 import { waitModeOf } from '../replication/syncrep.js';
 import { type PrimaryOptions, type ResolvedPrimaryOptions, resolvePrimaryOptions, type SynchronousCommit } from './options.js';
-import { CKPT_DIR, initDataDir, readControlOrRefuse, recover, type RecoveryInfo, removeInitialisedDataDir } from './recovery.js';
+import { initDataDir, readControlOrRefuse, recover, type RecoveryInfo, removeInitialisedDataDir } from './recovery.js';
 import { checkKey, checkTable, Transaction } from './transaction.js';
 import { cleanupAfterPromotion, type EndOfLog, promoteStep } from './promotion.js';
 import type { CommitResult, PrimaryStats, TransactionOptions } from './primary-types.js';
@@ -66,7 +65,7 @@ export class Primary extends TypedEventEmitter<PrimaryEvents> {
   private readonly flushWaiter: FlushWaiter;
   /** This thread's WAL writer for lone commits (committerFlush), closed after the walwriter stops. */
   private readonly commitWriter: WalFileWriter | null;
-  private walwriter: Worker;
+  private readonly walwriter: WalWriterProcess;
   private control: ControlData;
   private nextXid: number;
   private closed = false;
@@ -119,7 +118,12 @@ export class Primary extends TypedEventEmitter<PrimaryEvents> {
     this.inserter = new WalInserter(this.ctl, args.insertPos, args.prevRecord, Math.max(64 * 1024, args.options.walWriterFlushAfterBytes));
     this.commitWriter = args.options.committerFlush ? new WalFileWriter(this.ctl, this.walDir, false, args.options.stageTrace ? new StageTrace(args.options.stageTrace) : null) : null;
     this.flushWaiter = new FlushWaiter(this.ctl, this.commitWriter);
-    this.walwriter = this.startWalWriter();
+    this.walwriter = new WalWriterProcess(this.ctl, this.walDir, args.options, (e, crashed) => {
+      this.walWriterError = e;
+      if (crashed) this.flushWaiter.rejectAll(e);
+      else this.flushWaiter.drain();
+      this.emit('error', e);
+    });
   }
 
   /** Open (or initialise) a data directory, run crash recovery, start the walwriter. */
@@ -224,42 +228,9 @@ export class Primary extends TypedEventEmitter<PrimaryEvents> {
   /** Stop the walwriter (and this thread's writer) without a checkpoint. */
   private async stopWalWriter(): Promise<void> {
     this.closed = true;
-    Atomics.store(this.ctl.i32, XC_STOP, 1);
-    this.ctl.wakeWalWriter();
-    await new Promise<void>((resolve) => {
-      this.walwriter.once('exit', () => resolve());
-    });
+    await this.walwriter.stop();
     this.commitWriter?.close();
     this.flushWaiter.rejectAll(Errors.closed('primary'));
-  }
-
-  private startWalWriter(): Worker {
-    const w = new Worker(new URL('./walwriter.js', import.meta.url), {
-      workerData: {
-        handle: this.ctl.handle,
-        walDir: this.walDir,
-        walWriterDelayMs: this.options.walWriterDelayMs,
-        walWriterFlushAfterBytes: this.options.walWriterFlushAfterBytes,
-        commitDelayUs: this.options.commitDelayUs,
-        commitSiblings: this.options.commitSiblings,
-        spinIterations: this.options.walWriterSpinIterations,
-        stageTrace: this.options.stageTrace,
-      },
-      name: 'walwriter',
-    });
-    w.on('message', (m: { type: string; message?: string }) => {
-      if (m.type === 'failed') {
-        this.walWriterError = Errors.internal(`walwriter failed: ${m.message}`);
-        this.flushWaiter.drain();
-        this.emit('error', this.walWriterError);
-      }
-    });
-    w.on('error', (e) => {
-      this.walWriterError = e;
-      this.flushWaiter.rejectAll(e);
-      this.emit('error', e);
-    });
-    return w;
   }
 
   private checkOpen(): void {
@@ -578,39 +549,14 @@ export class Primary extends TypedEventEmitter<PrimaryEvents> {
   }
 
   private async doCheckpoint(shutdown: boolean): Promise<void> {
-    const redo = this.inserter.nextRecordLsn();
-    const snapshotName = `${redo.toString(16).toUpperCase().padStart(16, '0')}.snap`;
-    const ckptDir = path.join(this.dataDir, CKPT_DIR);
-    await writeSnapshot(this.store, path.join(ckptDir, snapshotName), new Uint8Array(0));
-    fsyncDir(ckptDir);
-    const data = { redo, nextXid: this.nextXid, tli: this.control.tli, timeUs: nowPgMicros(), snapshotName };
-    const rec = buildCheckpointRecord(this.inserter.prevRecord, shutdown ? WS_CHECKPOINT_SHUTDOWN : WS_CHECKPOINT_ONLINE, data);
-    const { start, end } = this.inserter.insert(rec, rec.length);
-    await this.flushWaiter.waitFor(end);
-    const prevSnapshot = this.control.snapshotName;
-    this.control = {
-      ...this.control,
-      state: shutdown ? DbState.ShutDown : DbState.InProduction,
-      checkpointLsn: start,
-      redoLsn: redo,
-      nextXid: this.nextXid,
-      timeMs: Date.now(),
-      snapshotName,
-    };
-    writeControl(this.dataDir, this.control);
+    const { control, event } = await createCheckpoint({
+      dataDir: this.dataDir, walDir: this.walDir, store: this.store, inserter: this.inserter, flushWaiter: this.flushWaiter,
+      control: this.control, nextXid: this.nextXid, walPins: this.walPins,
+      minWalSizeBytes: this.options.minWalSizeBytes, maxWalSizeBytes: this.options.maxWalSizeBytes, writtenLsn: () => this.ctl.load(XC_WRITTEN),
+    }, shutdown);
+    this.control = control;
     this.checkpoints++;
-    if (prevSnapshot !== snapshotName) fs.rmSync(path.join(ckptDir, prevSnapshot), { force: true });
-    let keepFrom = redo;
-    for (const pin of this.walPins) {
-      const p = pin();
-      if (p !== null && p > 0 && p < keepFrom) keepFrom = p;
-    }
-    // RemoveOldXlogFiles: recycle into future names past the walwriter's segment (it may be
-    // creating the next one: link() never replaces, so either file wins), remove the rest.
-    const segSize = this.control.segSize;
-    const maxFutureSegments = Math.floor(Math.max(this.options.minWalSizeBytes, this.options.maxWalSizeBytes) / segSize);
-    const seg = recycleOldSegments(this.walDir, segSize, this.control.tli, segNo(keepFrom, segSize), segNo(this.ctl.load(XC_WRITTEN), segSize) + 1, maxFutureSegments);
-    this.emit('checkpoint', { lsn: start, redo, shutdown, segmentsRecycled: seg.recycled, segmentsRemoved: seg.removed });
+    this.emit('checkpoint', event);
   }
 
   /** Shut down: flush, shutdown checkpoint, stop the walwriter, release the data directory. */

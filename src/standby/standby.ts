@@ -6,50 +6,40 @@
 // the walreceiver ends the stream (CopyDone, Terminate), the startup worker stops between
 // records, the pool is destroyed, and the control file says "shut down in recovery".
 //
-// Opening: an empty directory gets a base backup from the primary (replica mode; wal-only mode
-// starts from nothing); a directory made by `pg_basebackup -R` is adopted (auto-conf.ts). The checkpoint snapshot is loaded into the store, the startup worker
-// replays the local WAL and reports where it ends, the walreceiver starts streaming at that
-// segment's start, and open() resolves once replay has passed the control file's
-// minRecoveryPoint (a consistent state; PostgreSQL's "ready to accept read-only connections").
+// Opening (the directory and the store: standby-datadir.ts): the startup worker replays the local
+// WAL and reports where it ends, the walreceiver starts streaming at that segment's start, and
+// open() resolves once replay has passed the control file's minRecoveryPoint (a consistent state;
+// PostgreSQL's "ready to accept read-only connections").
 //
 // Reads (hot standby): get/scan/readConsistent on this thread and `pool` (ReaderPool) on reader
 // threads read the shared store in place under its read latch, so each read sees whole
 // transactions only. waitForReplay(lsn) resolves once replay has passed lsn (Atomics.waitAsync on
 // REPLAY_SEQ, no polling): read-your-writes for LSNs returned by primary.transaction().
 //
-// Restart safety: at replayed checkpoint records (at most every checkpointTimeoutMs, or after
-// maxWalSizeBytes of WAL) a restartpoint writes the store's snapshot (fuzzy, while replay goes on),
-// then the control file with the checkpoint's redo point and minRecoveryPoint = the flushed WAL
-// position (an upper bound of what the snapshot can contain), then drops older WAL. After a crash,
-// replay from that redo point repairs the fuzzy snapshot (redo carries whole values) and the
-// standby is consistent again once it passes minRecoveryPoint: no gap, and nothing applied twice
-// changes the result.
+// Restart safety: a restartpoint (restartpoint.ts) at replayed checkpoint records, at most every
+// checkpointTimeoutMs or after maxWalSizeBytes of WAL, one at a time.
 //
-// Promotion (promote(), src/primary/promotion.ts): the workers stop, the rest of pg_wal is replayed,
-// and a Primary on a new timeline takes over the data directory and this very store; this object
+// Promotion (promote(); standby-promote.ts, src/primary/promotion.ts): the workers stop, the rest of
+// pg_wal is replayed, and a Primary on a new timeline takes over the directory and this store; this object
 // then keeps only its readers (get/scan/pool), and close() closes just those.
 
-import fs from 'node:fs';
 import path from 'node:path';
 import { type MessagePort, Worker } from 'node:worker_threads';
 import { errorFromInfo, Errors, WalstreamError } from '../errors.js';
-import { acquirePidFile, releasePidFile } from '../storage/datadir.js';
+import { releasePidFile } from '../storage/datadir.js';
 import { type ControlData, DbState, DB_STATE_NAMES, readControl, writeControl } from '../storage/control.js';
 import { ReaderPool } from '../storage/reader-pool.js';
-import { readSnapshot, writeSnapshot } from '../storage/snapshot.js';
 import { type ScanEntry, type ScanOptions, SharedStore, type StoreReadView } from '../storage/store.js';
 import { type Lsn, lsnToString, parseLsn } from '../wal/lsn.js';
-import { fsyncDir, listSegments, recycleOldSegments } from '../wal/segfile.js';
-import { segNo } from '../wal/segment.js';
-import { adoptBaseBackup, withDirectorySettings } from './auto-conf.js';
-import { fetchStartTimelineHistory, receiveTimelineAt, recordReplayTimeline } from './timeline-follow.js';
-import { isPrimaryState, prepareRejoin, type RejoinInfo } from './rejoin.js';
+import { listSegments } from '../wal/segfile.js';
+import { receiveTimelineAt, recordReplayTimeline } from './timeline-follow.js';
+import type { RejoinInfo } from './rejoin.js';
 import { watchPromoteSignal } from './promote-signal.js';
-import { runBaseBackup, type BaseBackupResult } from './basebackup-client.js';
-import { displayConninfo, type PrimaryConninfo, resolveConninfo, type ResolvedStandbyOptions, resolveStandbyOptions, type StandbyMode, type StandbyOptions } from './options.js';
+import type { BaseBackupResult } from './basebackup-client.js';
+import { displayConninfo, type PrimaryConninfo, resolveConninfo, type ResolvedStandbyOptions, type StandbyMode, type StandbyOptions } from './options.js';
 import type { StartupConfig, StartupMessage } from './startup.js';
-import { upstreamRunner } from './upstream-command.js';
-import { inspectDataDir } from './datadir-check.js';
+import { prepareStandbyDataDir } from './standby-datadir.js';
+import { createRestartpoint, type ReplayedCheckpoint } from './restartpoint.js';
 import { CascadeServer, type CascadeStandby } from './cascade.js';
 import type { ReplicationStatusRow } from '../replication/server.js';
 import { ReplayWaiters } from './replay-waiters.js';
@@ -57,9 +47,10 @@ import { ReaderControl, type ReaderHandle } from './reader-handle.js';
 import { WalRcvData } from './walrcvdata.js';
 import { type WalReceiverStatus, walReceiverStatusRow } from './wal-receiver-status.js';
 import type { WalReceiverCommand, WalReceiverConfig, WalReceiverMessage } from './walreceiver.js';
-import { Primary, type RecoveryInfo } from '../primary/primary.js';
+import type { Primary } from '../primary/primary.js';
 import type { PrimaryOptions } from '../primary/options.js';
-import { finishRecovery, initNewTimeline, promoteStep, type ReplayResume } from '../primary/promotion.js';
+import type { ReplayResume } from '../primary/promotion.js';
+import { becomePrimary } from './standby-promote.js';
 import { TypedEventEmitter } from '../util/typed-events.js';
 import { type RestartpointInfo, type StandbyEvents, WalReceiverEvents } from './standby-events.js';
 import type { Registry } from 'prom-client';
@@ -72,15 +63,8 @@ export type PromoteOptions = Omit<PrimaryOptions, 'dataDir'>;
 
 export type { WalReceiverStatus, RestartpointInfo, StandbyEvents, ReplayPauseState };
 
-const CKPT_DIR = 'checkpoints';
 /** How long close() waits for a worker to stop by itself before terminating it. */
 export const WORKER_STOP_TIMEOUT_MS = 10_000;
-
-
-
-function snapshotNameFor(redo: Lsn): string {
-  return `${redo.toString(16).toUpperCase().padStart(16, '0')}.snap`;
-}
 
 export class Standby extends TypedEventEmitter<StandbyEvents> {
   readonly dataDir: string;
@@ -119,7 +103,7 @@ export class Standby extends TypedEventEmitter<StandbyEvents> {
   /** Cascading walsenders (options `port`, src/standby/cascade.ts), or null. */
   private cascade: CascadeServer | null = null;
   /** The newest checkpoint record replayed (a base backup of this standby may restart from it). */
-  private lastCheckpointReplayed: { lsn: Lsn; end: Lsn; redo: Lsn; nextXid: number } | null = null;
+  private lastCheckpointReplayed: ReplayedCheckpoint | null = null;
 
   private constructor(args: { options: ResolvedStandbyOptions; control: ControlData | null; store: SharedStore | null; walrcv: WalRcvData }) {
     super();
@@ -140,49 +124,10 @@ export class Standby extends TypedEventEmitter<StandbyEvents> {
 
   /** Open a standby data directory (base backup if empty), start replay and streaming. */
   static async open(opts: StandbyOptions): Promise<Standby> {
-    // A directory made by `pg_basebackup -R`: primary_conninfo from postgresql.auto.conf, the backup adopted.
-    const options = resolveStandbyOptions(withDirectorySettings(opts));
-    const dataDir = path.resolve(options.dataDir);
-    options.dataDir = dataDir;
-    if (options.mode === 'replica') adoptBaseBackup(dataDir);
-    let control = inspectDataDir(dataDir, options.mode);
-    fs.mkdirSync(dataDir, { recursive: true });
-    acquirePidFile(dataDir); // before a base backup too: one owner fills the directory
-    let baseBackup: BaseBackupResult | null = null;
-    let rejoin: RejoinInfo | null = null;
-    try {
-      const withUpstream = upstreamRunner(options);
-      // An old primary's directory (or, asked to, any replica's) rejoining after a failover.
-      if (control !== null && options.mode === 'replica' && (isPrimaryState(control) || options.rebuildIfDiverged)) {
-        const r = await prepareRejoin(dataDir, control, withUpstream, options.rebuildIfDiverged);
-        control = r.control;
-        rejoin = r.info;
-      }
-      if (control === null && options.mode === 'replica') {
-        baseBackup = await withUpstream(async (conn) => {
-          const b = await runBaseBackup(conn, dataDir, { maxBytes: options.maxBaseBackupBytes, onProgress: opts.onBaseBackupProgress ?? null, wal: 'none' });
-          fs.mkdirSync(path.join(dataDir, 'pg_wal'), { recursive: true });
-          await fetchStartTimelineHistory(conn, path.join(dataDir, 'pg_wal'), b.control.tli);
-          return b;
-        });
-        control = baseBackup.control;
-      }
-      fs.mkdirSync(path.join(dataDir, 'pg_wal'), { recursive: true });
-    } catch (e) {
-      releasePidFile(dataDir);
-      throw e;
-    }
+    const { options, control, store, baseBackup, rejoin } = await prepareStandbyDataDir(opts);
     let s: Standby | null = null;
     try {
       const walrcv = WalRcvData.create();
-      let store: SharedStore | null = null;
-      if (options.mode === 'replica') {
-        const c = control!;
-        store = SharedStore.create({ maxStoreBytes: options.maxStoreBytes, maxValueBytes: options.maxValueBytes });
-        const snap = path.join(dataDir, CKPT_DIR, c.snapshotName);
-        if (!fs.existsSync(snap)) throw Errors.checkpointCorrupt(snap, 'checkpoint snapshot file is missing');
-        await readSnapshot(snap, store);
-      }
       s = new Standby({ options, control, store, walrcv });
       s.baseBackup = baseBackup;
       s.rejoin = rejoin;
@@ -194,7 +139,7 @@ export class Standby extends TypedEventEmitter<StandbyEvents> {
       return s;
     } catch (e) {
       if (s !== null) await s.close().catch(() => undefined);
-      else releasePidFile(dataDir);
+      else releasePidFile(options.dataDir);
       throw e;
     }
   }
@@ -455,7 +400,6 @@ export class Standby extends TypedEventEmitter<StandbyEvents> {
     });
   }
 
-
   /** This standby's prom-client Registry (src/standby/standby-metrics.ts); one per standby, made on first use. */
   metricsRegistry(): Registry {
     return standbyMetrics(this).registry;
@@ -476,12 +420,8 @@ export class Standby extends TypedEventEmitter<StandbyEvents> {
   /** Control file state, restartpoints made. */
   stats(): { state: string; redoLsn: string; minRecoveryPoint: string; restartpoints: number } {
     const c = this.control;
-    return {
-      state: c ? (DB_STATE_NAMES[c.state] ?? String(c.state)) : 'uninitialised',
-      redoLsn: lsnToString(c?.redoLsn ?? 0),
-      minRecoveryPoint: lsnToString(c?.minRecoveryPoint ?? 0),
-      restartpoints: this.restartpoints,
-    };
+    const state = c ? (DB_STATE_NAMES[c.state] ?? String(c.state)) : 'uninitialised';
+    return { state, redoLsn: lsnToString(c?.redoLsn ?? 0), minRecoveryPoint: lsnToString(c?.minRecoveryPoint ?? 0), restartpoints: this.restartpoints };
   }
 
   /**
@@ -506,7 +446,7 @@ export class Standby extends TypedEventEmitter<StandbyEvents> {
     if (due) this.startRestartpoint(m);
   }
 
-  private startRestartpoint(m: { lsn: Lsn; end: Lsn; redo: Lsn; nextXid: number }): void {
+  private startRestartpoint(m: ReplayedCheckpoint): void {
     this.restartpointRunning = this.restartpoint(m)
       .then((info) => {
         this.emit('restartpoint', info);
@@ -519,33 +459,15 @@ export class Standby extends TypedEventEmitter<StandbyEvents> {
       });
   }
 
-  private async restartpoint(m: { lsn: Lsn; end: Lsn; redo: Lsn; nextXid: number }): Promise<RestartpointInfo> {
-    const store = this.store!;
-    const snapshotName = snapshotNameFor(m.redo);
-    const ckptDir = path.join(this.dataDir, CKPT_DIR);
-    await writeSnapshot(store, path.join(ckptDir, snapshotName), new Uint8Array(0));
-    fsyncDir(ckptDir);
-    // (Read after the snapshot: replay may have moved the control file to a newer timeline meanwhile.)
-    const prev = this.control!;
-    // Everything the snapshot can hold was applied, hence flushed, before this read.
-    const minRecoveryPoint = Math.max(this.walrcv.flushed, m.end, prev.minRecoveryPoint);
-    const next: ControlData = {
-      ...prev, state: DbState.InArchiveRecovery, checkpointLsn: m.lsn, redoLsn: m.redo, nextXid: m.nextXid, timeMs: Date.now(), snapshotName, minRecoveryPoint,
-    };
-    writeControl(this.dataDir, next);
-    this.control = next;
+  private async restartpoint(m: ReplayedCheckpoint): Promise<RestartpointInfo> {
+    const { control, info } = await createRestartpoint({
+      dataDir: this.dataDir, walDir: this.walDir, store: this.store!, control: () => this.control!, flushed: () => this.walrcv.flushed, written: () => this.walrcv.written,
+      keepFrom: (redo) => this.cascade?.keepFrom(redo) ?? redo, minWalSizeBytes: this.options.minWalSizeBytes, maxWalSizeBytes: this.options.maxWalSizeBytes,
+    }, m);
+    this.control = control;
     this.restartpoints++;
     this.lastRestartpointAt = performance.now();
-    if (prev.snapshotName !== snapshotName) fs.rmSync(path.join(ckptDir, prev.snapshotName), { force: true });
-    // Segments of every timeline (and `.partial` ones) before the redo point go, history files stay
-    // (RemoveOldXlogFiles, xlog.c: the timeline part of the name is ignored).
-    // Future names start past the walreceiver's current segment (it may be creating the next one).
-    const segSize = prev.segSize;
-    const maxFutureSegments = Math.floor(Math.max(this.options.minWalSizeBytes, this.options.maxWalSizeBytes) / segSize);
-    // WAL downstreams still need (cascading walsenders, slots, base backups of this standby) stays.
-    const keepFrom = this.cascade?.keepFrom(m.redo) ?? m.redo;
-    const r = recycleOldSegments(this.walDir, segSize, prev.tli, segNo(keepFrom, segSize), segNo(this.walrcv.written, segSize) + 2, maxFutureSegments);
-    return { checkpointLsn: m.lsn, redoLsn: m.redo, minRecoveryPoint, snapshotName, segmentsRemoved: r.removed, segmentsRecycled: r.recycled };
+    return info;
   }
 
   // ---- serving replication (options `port`: cascading walsenders, src/standby/cascade.ts) ------
@@ -563,9 +485,7 @@ export class Standby extends TypedEventEmitter<StandbyEvents> {
   }
 
   /** What this standby serves (port, downstream walsenders, slots, base backups); null without `port`. */
-  get replication(): CascadeServer | null {
-    return this.cascade;
-  }
+  get replication(): CascadeServer | null { return this.cascade; }
 
   /** pg_stat_replication here (the primary's shape): the downstream walsenders, all `async`. */
   replicationStatus(): ReplicationStatusRow[] {
@@ -602,25 +522,14 @@ export class Standby extends TypedEventEmitter<StandbyEvents> {
     await this.cascade?.close();
     const resume = this.startupStopped;
     if (resume === null) throw Errors.promoteNotPossible(`the startup process stopped without reporting its position${this.failure ? `: ${this.failure.message}` : ''}`);
-    promoteStep('stopped');
     const control = this.control!;
-    const end = finishRecovery(this.walDir, control, this.store!, resume);
-    promoteStep('replayed');
-    const newTli = initNewTimeline(this.walDir, control, end.endOfLog);
-    const recovery: RecoveryInfo = {
-      redoLsn: control.redoLsn, endLsn: end.endOfLog, recordsReplayed: end.records, endReason: 'promotion', endReasonCode: null, tornTail: false, wasCleanShutdown: false,
-    };
-    const primary = await Primary.fromPromotion({
-      options: { maxStoreBytes: this.options.maxStoreBytes, maxValueBytes: this.options.maxValueBytes, ...opts, dataDir: this.dataDir },
-      store: this.store!,
-      control: { ...control, tli: newTli, minRecoveryPoint: 0 },
-      prevTli: control.tli,
-      end,
-      recovery,
+    const { primary, tli, switchpoint } = await becomePrimary({
+      dataDir: this.dataDir, walDir: this.walDir, control, store: this.store!, resume,
+      options: { maxStoreBytes: this.options.maxStoreBytes, maxValueBytes: this.options.maxValueBytes, ...opts },
     });
     this.promotedTo = primary;
-    this.control = { ...control, tli: newTli, state: DbState.InProduction };
-    this.emit('promoted', { tli: newTli, switchpoint: end.endOfLog });
+    this.control = { ...control, tli, state: DbState.InProduction };
+    this.emit('promoted', { tli, switchpoint });
     return primary;
   }
 

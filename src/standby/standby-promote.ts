@@ -1,0 +1,37 @@
+// The end of a standby's promotion (pg_promote), once streaming and replay have stopped: replay the
+// rest of pg_wal (finishRecovery), start the new timeline (history file, the new timeline's first
+// segment: initNewTimeline), and open the Primary over the same data directory and the same shared
+// store (Primary.fromPromotion: END_OF_RECOVERY, checkpoint, control file in production). Each step
+// is crash-safe on its own (src/primary/promotion.ts). Runs on the standby's thread.
+
+import type { ControlData } from '../storage/control.js';
+import type { SharedStore } from '../storage/store.js';
+import type { Lsn } from '../wal/lsn.js';
+import { Primary, type RecoveryInfo } from '../primary/primary.js';
+import type { PrimaryOptions } from '../primary/options.js';
+import { finishRecovery, initNewTimeline, promoteStep, type ReplayResume } from '../primary/promotion.js';
+
+export interface BecomePrimaryInput {
+  dataDir: string;
+  walDir: string;
+  control: ControlData;
+  store: SharedStore;
+  /** Where the startup thread stopped. */
+  resume: ReplayResume;
+  /** The new Primary's options (its data directory is the standby's). */
+  options: Omit<PrimaryOptions, 'dataDir'>;
+}
+
+export async function becomePrimary(a: BecomePrimaryInput): Promise<{ primary: Primary; tli: number; switchpoint: Lsn }> {
+  promoteStep('stopped');
+  const end = finishRecovery(a.walDir, a.control, a.store, a.resume);
+  promoteStep('replayed');
+  const tli = initNewTimeline(a.walDir, a.control, end.endOfLog);
+  const recovery: RecoveryInfo = {
+    redoLsn: a.control.redoLsn, endLsn: end.endOfLog, recordsReplayed: end.records, endReason: 'promotion', endReasonCode: null, tornTail: false, wasCleanShutdown: false,
+  };
+  const primary = await Primary.fromPromotion({
+    options: { ...a.options, dataDir: a.dataDir }, store: a.store, control: { ...a.control, tli, minRecoveryPoint: 0 }, prevTli: a.control.tli, end, recovery,
+  });
+  return { primary, tli, switchpoint: end.endOfLog };
+}
