@@ -25,7 +25,7 @@ export function failoverReport(r: FailoverResult): Report {
   const pg0 = pgs[0]!;
   return {
     bench: 'failover',
-    title: `failover time: SIGKILL of the primary → first commit accepted by the promoted standby (${r.committers} committers at synchronous_commit=${r.synchronous_commit}, 1 synchronous standby, ${r.rounds} rounds each), beside PostgreSQL 15`,
+    title: `failover time: SIGKILL of the primary → first commit accepted by the promoted standby (${r.committers} committers at synchronous_commit=${r.synchronous_commit}, 1 synchronous standby, ${r.rounds} round${r.rounds === 1 ? "" : "s"} each), beside PostgreSQL 15`,
     tables: [
       {
         title: 'Failover time (reference: PostgreSQL 15 primary + pg_basebackup -R standby, same run; retry = the standby\'s wal_retrieve_retry_interval)',

@@ -38,6 +38,8 @@ export interface CheckpointInput {
   maxWalSizeBytes: number;
   /** WRITTEN now (the walwriter may be preparing the segment after it: recycling starts past that). */
   writtenLsn: () => Lsn;
+  /** The new control file is on disk: called before the pins are read (a slot's pin reads the redo point). */
+  controlWritten: (control: ControlData) => void;
 }
 
 /** Take a checkpoint; returns the new control file (already written) and the event to emit. */
@@ -63,6 +65,7 @@ export async function createCheckpoint(c: CheckpointInput, shutdown: boolean): P
     snapshotName,
   };
   writeControl(c.dataDir, control);
+  c.controlWritten(control);
   if (prevSnapshot !== snapshotName) fs.rmSync(path.join(ckptDir, prevSnapshot), { force: true });
   let keepFrom = redo;
   for (const pin of c.walPins) {

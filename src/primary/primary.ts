@@ -549,13 +549,15 @@ export class Primary extends TypedEventEmitter<PrimaryEvents> {
   }
 
   private async doCheckpoint(shutdown: boolean): Promise<void> {
-    const { control, event } = await createCheckpoint({
+    const { event } = await createCheckpoint({
       dataDir: this.dataDir, walDir: this.walDir, store: this.store, inserter: this.inserter, flushWaiter: this.flushWaiter,
       control: this.control, nextXid: this.nextXid, walPins: this.walPins,
       minWalSizeBytes: this.options.minWalSizeBytes, maxWalSizeBytes: this.options.maxWalSizeBytes, writtenLsn: () => this.ctl.load(XC_WRITTEN),
+      controlWritten: (control) => {
+        this.control = control;
+        this.checkpoints++;
+      },
     }, shutdown);
-    this.control = control;
-    this.checkpoints++;
     this.emit('checkpoint', event);
   }
 

@@ -42,6 +42,8 @@ export interface RestartpointInput {
   keepFrom: (redo: Lsn) => Lsn;
   minWalSizeBytes: number;
   maxWalSizeBytes: number;
+  /** The new control file is on disk: called before old WAL is judged (downstreams' pins may read it). */
+  controlWritten: (control: ControlData) => void;
 }
 
 export function snapshotNameFor(redo: Lsn): string {
@@ -61,6 +63,7 @@ export async function createRestartpoint(c: RestartpointInput, m: ReplayedCheckp
     ...prev, state: DbState.InArchiveRecovery, checkpointLsn: m.lsn, redoLsn: m.redo, nextXid: m.nextXid, timeMs: Date.now(), snapshotName, minRecoveryPoint,
   };
   writeControl(c.dataDir, control);
+  c.controlWritten(control);
   if (prev.snapshotName !== snapshotName) fs.rmSync(path.join(ckptDir, prev.snapshotName), { force: true });
   // Segments of every timeline (and `.partial` ones) before the redo point go, history files stay
   // (RemoveOldXlogFiles, xlog.c: the timeline part of the name is ignored). Future names start

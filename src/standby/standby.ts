@@ -460,13 +460,15 @@ export class Standby extends TypedEventEmitter<StandbyEvents> {
   }
 
   private async restartpoint(m: ReplayedCheckpoint): Promise<RestartpointInfo> {
-    const { control, info } = await createRestartpoint({
+    const { info } = await createRestartpoint({
       dataDir: this.dataDir, walDir: this.walDir, store: this.store!, control: () => this.control!, flushed: () => this.walrcv.flushed, written: () => this.walrcv.written,
       keepFrom: (redo) => this.cascade?.keepFrom(redo) ?? redo, minWalSizeBytes: this.options.minWalSizeBytes, maxWalSizeBytes: this.options.maxWalSizeBytes,
+      controlWritten: (control) => {
+        this.control = control;
+        this.restartpoints++;
+        this.lastRestartpointAt = performance.now();
+      },
     }, m);
-    this.control = control;
-    this.restartpoints++;
-    this.lastRestartpointAt = performance.now();
     return info;
   }
 
