@@ -40,6 +40,7 @@ import { assert } from '../util/assert.js';
 import { XLOG_BLCKSZ } from '../wal/consts.js';
 import { lsnToString, readLsnLE, type Lsn } from '../wal/lsn.js';
 import { segmentFileName, segNo } from '../wal/segment.js';
+import { readTimeLineHistory, tliOfPointInHistory, type TimeLineHistoryEntry } from '../wal/timeline.js';
 import { XC_FLUSHED, XC_RING_VALID_FROM, type XLogCtl } from '../wal/xlogctl.js';
 import type { WalSource } from './wal-source.js';
 
@@ -82,6 +83,7 @@ export function copyFromWalBuffers(ctl: XLogCtl, buf: Uint8Array, off: number, f
 export class WalSendReader {
   private segFd = -1;
   private segFdNo = -1;
+  private segFdTli = 0;
   /** Reads served from the ring / from segment files (the ring's copy was refused or too old). */
   ringReads = 0;
   fileReads = 0;
@@ -92,6 +94,8 @@ export class WalSendReader {
    * from the next timeline's file (the old one is `.partial`, or may be gone).
    */
   private segTli: ((seg: number) => number) | null = null;
+  /** A cascading walsender's map of WAL to timelines: the history of the standby's timeline `tli`. */
+  private history: { tli: number; entries: TimeLineHistoryEntry[] } | null = null;
 
   /** `source`: where WAL is readable (wal-source.ts: a primary's XLogCtl, or a standby's WalRcvData). */
   constructor(private readonly source: WalSource, private readonly walDir: string) {}
@@ -102,8 +106,33 @@ export class WalSendReader {
     this.segTli = segTli;
   }
 
-  private tliOf(seg: number): number {
-    return this.segTli === null ? this.source.timeline() : this.segTli(seg);
+  /**
+   * Which timeline's file holds WAL at `p`, and up to where that holds (Infinity: the segment's end).
+   * A primary: its own timeline (or the historic one's segTli). A cascading standby: the timeline
+   * `p` belongs to in the standby's history, read from that timeline's file up to its switch point.
+   * Its walreceiver rewrites a followed timeline's first segment from the segment start into the
+   * new timeline's file while its flushed position stays at the old timeline's end, so the new
+   * file may not hold the bytes below the switch point yet; the old timeline's file does (it is
+   * kept until a restartpoint removes its segment). Without it (a standby cloned on the new
+   * timeline), the new timeline's file, as WalSndSegmentOpen reads the switch segment.
+   */
+  private fileRun(p: Lsn): { tli: number; end: Lsn } {
+    if (!this.source.cascading) return { tli: this.segTli === null ? this.source.timeline() : this.segTli(segNo(p, this.source.segSize)), end: Infinity };
+    const cur = this.source.timeline();
+    if (this.history === null || this.history.tli !== cur) this.history = { tli: cur, entries: readTimeLineHistory(this.walDir, cur) };
+    const tli = tliOfPointInHistory(p, this.history.entries);
+    const e = this.history.entries.find((h) => h.tli === tli)!;
+    return { tli, end: e.end === 0 ? Infinity : e.end };
+  }
+
+  /** The segment file a read at `p` opens first (START_REPLICATION checks that it still exists). */
+  segmentFileAt(p: Lsn): string {
+    const seg = segNo(p, this.source.segSize);
+    const run = this.fileRun(p);
+    if (this.source.cascading && run.end !== Infinity && segNo(run.end, this.source.segSize) === seg && !fs.existsSync(path.join(this.walDir, segmentFileName(run.tli, seg, this.source.segSize)))) {
+      return segmentFileName(this.fileRun(run.end).tli, seg, this.source.segSize);
+    }
+    return segmentFileName(run.tli, seg, this.source.segSize);
   }
 
   /** Copy WAL [from, to) into buf[off…]: from the ring if it still holds it (validated), else from the segment files. */
@@ -123,12 +152,14 @@ export class WalSendReader {
     let o = off;
     while (p < to) {
       const seg = segNo(p, segSize);
-      const fd = this.openSegment(seg);
-      const k = Math.min(to, (seg + 1) * segSize) - p;
+      const run = this.fileRun(p);
+      assert(run.end > p, `WAL at ${lsnToString(p)} past its timeline's end`);
+      const { fd, tli } = this.openSegment(seg, run);
+      const k = Math.min(to, (seg + 1) * segSize, run.end) - p;
       let done = 0;
       while (done < k) {
         const r = fs.readSync(fd, buf, o + done, k - done, (p % segSize) + done);
-        if (r === 0) throw Errors.walCorrupt(lsnToString(p + done), `segment file ${segmentFileName(this.tliOf(seg), seg, segSize)} is too short`);
+        if (r === 0) throw Errors.walCorrupt(lsnToString(p + done), `segment file ${segmentFileName(tli, seg, segSize)} is too short`);
         done += r;
       }
       p += k;
@@ -136,10 +167,17 @@ export class WalSendReader {
     }
   }
 
-  private openSegment(seg: number): number {
-    if (this.segFdNo === seg) return this.segFd;
+  private openSegment(seg: number, run: { tli: number; end: Lsn }): { fd: number; tli: number } {
+    if (this.segFdNo === seg && this.segFdTli === run.tli) return { fd: this.segFd, tli: run.tli };
     this.close();
-    const name = segmentFileName(this.tliOf(seg), seg, this.source.segSize);
+    const segSize = this.source.segSize;
+    let tli = run.tli;
+    let name = segmentFileName(tli, seg, segSize);
+    // A cascading standby's switch segment without the old timeline's file: the new one's (see fileRun).
+    if (this.source.cascading && run.end !== Infinity && segNo(run.end, segSize) === seg && !fs.existsSync(path.join(this.walDir, name))) {
+      tli = this.fileRun(run.end).tli;
+      name = segmentFileName(tli, seg, segSize);
+    }
     try {
       this.segFd = fs.openSync(path.join(this.walDir, name), 'r');
     } catch (e) {
@@ -147,7 +185,9 @@ export class WalSendReader {
       throw e;
     }
     this.segFdNo = seg;
-    return this.segFd;
+    // (Keyed by the timeline asked for, so the next read of this run finds the file open.)
+    this.segFdTli = run.tli;
+    return { fd: this.segFd, tli };
   }
 
   /** Close the open segment file, if any (idempotent). */
@@ -155,5 +195,6 @@ export class WalSendReader {
     if (this.segFd >= 0) fs.closeSync(this.segFd);
     this.segFd = -1;
     this.segFdNo = -1;
+    this.segFdTli = 0;
   }
 }

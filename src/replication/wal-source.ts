@@ -20,6 +20,16 @@
 //     the end of streaming (release(): the send loop forgets a wait it no longer wants, so a
 //     walsender that exits leaves no count behind; only one terminated by force does, which costs
 //     the walreceiver a needless notify per flush).
+//   * A timeline switch (threads: the walreceiver following its upstream onto a new timeline, the
+//     cascading walsender streaming the old one): the walreceiver stores TIMELINE at the start of
+//     the new timeline's stream (WalRcvData.startStreaming), before any of its WAL is published
+//     as flushed, then bumps FLUSH_SEQ and notifies waiters. The walsender reads FLUSHED first,
+//     then TIMELINE (flushedOn()): if TIMELINE is still the one it streams, that FLUSHED is WAL of
+//     it; if TIMELINE moved, its timeline became historic (walsend.ts) and it sends only up to the
+//     switch point, which FLUSHED never exceeds on the old timeline (the walreceiver checked the
+//     new history against its flush before following). A waiter that streams the current
+//     timeline passes it to waitForFlushPast, which returns null once TIMELINE differs: the same
+//     FLUSH_WAITERS / FLUSH_SEQ handshake as for a flush, so no switch is missed either.
 //   * Why WAL up to the standby's FLUSHED is safe to send: the walreceiver publishes FLUSHED only
 //     after the fdatasync of every byte up to it (the flush rule, flush-pipeline.ts), so the files
 //     hold it, and it never moves back. A downstream thus never gets WAL its upstream could lose.
@@ -48,10 +58,15 @@ export interface WalSource {
   /** WAL on its way to durable (a primary's INSERTED_UPTO; a standby's flushed: nothing is behind it). */
   insertedUpto(): Lsn;
   /**
-   * A promise that settles once flushed() may have moved past `sent`; null if it already has
-   * (then read flushed() again). One call arms one wait.
+   * The flushed position and the timeline it is on, read in that order (see DEV DOCS): if `tli`
+   * is the timeline a walsender streams, every byte below `flushed` is WAL of that timeline.
    */
-  waitForFlushPast(sent: Lsn): Promise<unknown> | null;
+  flushedOn(): { flushed: Lsn; tli: number };
+  /**
+   * A promise that settles once flushed() may have moved past `sent` (or, `tli` > 0, the timeline
+   * is no longer `tli`); null if it already has (then read flushedOn() again). One call arms one wait.
+   */
+  waitForFlushPast(sent: Lsn, tli?: number): Promise<unknown> | null;
   /** The armed wait is no longer wanted (end of streaming): stop counting as a waiter. Idempotent. */
   release(): void;
   /** Copy WAL [from, to) out of memory (a primary's wal_buffers, validated); false: read the segment files. */
@@ -73,6 +88,9 @@ export class PrimaryWalSource implements WalSource {
   }
   insertedUpto(): Lsn {
     return this.ctl.load(XC_INSERTED_UPTO);
+  }
+  flushedOn(): { flushed: Lsn; tli: number } {
+    return { flushed: this.ctl.load(XC_FLUSHED), tli: this.ctl.tli }; // (a primary's timeline never changes)
   }
   waitForFlushPast(sent: Lsn): Promise<unknown> | null {
     const ctl = this.ctl;
@@ -111,14 +129,18 @@ export class StandbyWalSource implements WalSource {
   insertedUpto(): Lsn {
     return this.walrcv.flushed;
   }
-  waitForFlushPast(sent: Lsn): Promise<unknown> | null {
+  flushedOn(): { flushed: Lsn; tli: number } {
+    const flushed = this.walrcv.flushed; // before TIMELINE (see DEV DOCS)
+    return { flushed, tli: this.timeline() };
+  }
+  waitForFlushPast(sent: Lsn, tli = 0): Promise<unknown> | null {
     const i32 = this.walrcv.i32;
     if (!this.counted) {
       this.counted = true;
-      Atomics.add(i32, WI_FLUSH_WAITERS, 1); // before FLUSH_SEQ and FLUSHED (see DEV DOCS)
+      Atomics.add(i32, WI_FLUSH_WAITERS, 1); // before FLUSH_SEQ, FLUSHED and TIMELINE (see DEV DOCS)
     }
     const seq = Atomics.load(i32, WI_FLUSH_SEQ);
-    if (this.walrcv.flushed > sent) {
+    if (this.walrcv.flushed > sent || (tli > 0 && this.walrcv.timeline !== tli)) {
       this.release();
       return null;
     }

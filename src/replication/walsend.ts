@@ -25,6 +25,11 @@
 //     Backpressure: sending pauses while the socket holds more than `maxQueuedBytes` and resumes on
 //     'drain'. There is no polling and no sleep anywhere (the synchronous-replication policy may
 //     put a send off by walSenderAsyncDelayMs, with a timer).
+//   * A cascading walsender's timeline can become historic while it streams (its standby followed
+//     a promotion upstream): sendLimit() notices it (FLUSHED read before the timeline), caps the
+//     target at the switch point and ends the timeline there as a historic START_REPLICATION does
+//     (CopyDone, then the next timeline's row: walsender.ts). The caught-up wait wakes on the
+//     timeline change too (wal-source.ts).
 //   * Timeouts: a keepalive with replyRequested at walSenderTimeoutMs/2 of client silence, and the
 //     connection is dropped (no message, as PostgreSQL) after walSenderTimeoutMs.
 //   * Invariants, asserted: sent only grows; sent <= FLUSHED; a standby's apply <= flush <= write
@@ -79,6 +84,12 @@ export interface WalSendHost {
   streamingFailed(err: WalstreamError): void;
   /** A historic timeline was sent to its switch point (sendTimeLineValidUpto): CopyDone, then wait for the client's. */
   endOfTimeline(): void;
+  /**
+   * The timeline `tli` being streamed is no longer the server's (`current`): a cascading standby
+   * followed its upstream onto a new timeline. Read `current`'s history: `tli`'s switch point
+   * (sendTimeLineValidUpto) and the next timeline, kept for the end of the stream.
+   */
+  timelineBecameHistoric(tli: number, current: number): { validUpto: Lsn; segTli: (seg: number) => number };
 }
 
 export interface WalSendLoopOptions {
@@ -120,6 +131,8 @@ export class WalSendLoop {
   /** sendTimeLineValidUpto: the switch point of a historic timeline being sent (Infinity: the current one). */
   private validUpto = Infinity;
   private timelineEnded = false;
+  /** The timeline being streamed (sendTimeLine). */
+  private tli = 0;
 
   constructor(host: WalSendHost, o: WalSendLoopOptions) {
     this.host = host;
@@ -143,9 +156,11 @@ export class WalSendLoop {
   }
 
   /** Start streaming at `start` (START_REPLICATION accepted, CopyBothResponse sent). */
-  start(start: Lsn, historic: { validUpto: Lsn; segTli: (seg: number) => number } | null = null): void {
+  start(start: Lsn, tli: number, historic: { validUpto: Lsn; segTli: (seg: number) => number } | null = null): void {
     assert(!this._streaming, 'START_REPLICATION while streaming');
     assert(historic === null || start < historic.validUpto, 'a historic timeline starts before its switch point');
+    assert(tli > 0, 'streaming needs a timeline');
+    this.tli = tli;
     this.validUpto = historic?.validUpto ?? Infinity;
     this.timelineEnded = false;
     this.reader.setTimeline(historic?.segTli ?? null);
@@ -159,6 +174,33 @@ export class WalSendLoop {
     this.waitingForPing = false;
     this.armTimer();
     this.sendPending();
+  }
+
+  /** The segment file START_REPLICATION at `start` reads first (for the check that it still exists). */
+  startSegmentFile(start: Lsn, historic: { segTli: (seg: number) => number } | null): string {
+    this.reader.setTimeline(historic?.segTli ?? null);
+    return this.reader.segmentFileAt(start);
+  }
+
+  /**
+   * Where WAL may be sent up to: the flushed position, capped at the switch point of a historic
+   * timeline. The current timeline becomes historic here when the server's timeline moved on
+   * (XLogSendPhysical's becameHistoric on a cascading walsender): FLUSHED is read before the
+   * timeline (wal-source.ts DEV DOCS), so a FLUSHED read with the same timeline is WAL of it.
+   */
+  private sendLimit(): Lsn {
+    const { flushed, tli } = this.o.source.flushedOn();
+    if (this.validUpto === Infinity && tli !== this.tli) {
+      assert(tli > this.tli, `timeline went back from ${this.tli} to ${tli}`);
+      const h = this.host.timelineBecameHistoric(this.tli, tli);
+      // The walreceiver followed only because its flush was not past the switch point, and we
+      // never sent past its flush.
+      assert(this.sent <= h.validUpto, `sent ${lsnToString(this.sent)} past the switch point ${lsnToString(h.validUpto)} of timeline ${this.tli}`);
+      this.validUpto = h.validUpto;
+      this.reader.setTimeline(h.segTli);
+      this.host.log('info', `timeline ${this.tli} became historic: streaming it up to ${lsnToString(h.validUpto)}, then timeline ${tli}`);
+    }
+    return Math.min(flushed, this.validUpto);
   }
 
   /** End of streaming (idempotent): no timer, no wait, no open segment file. */
@@ -234,7 +276,7 @@ export class WalSendLoop {
     const sock = host.socket;
     const syncRep = this.o.syncRep;
     syncRep.beforeSend();
-    let flushed = Math.min(this.o.source.flushed(), this.validUpto);
+    let flushed = this.sendLimit();
     if (this.sent < flushed && syncRep.deferSend()) return;
     if (this.sent < flushed) {
       const turnEnd = this.sent + MAX_SEND_BYTES_PER_TURN;
@@ -254,7 +296,7 @@ export class WalSendLoop {
         this.sent = end;
         this.o.walsnd.setSent(host.slot, end);
         this.o.lag?.sent(host.slot, end);
-        flushed = Math.min(this.o.source.flushed(), this.validUpto);
+        flushed = this.sendLimit();
       }
       if (!this._streaming) return;
       if (this.sent < flushed) {
@@ -285,7 +327,8 @@ export class WalSendLoop {
   /** Arm one wait for the flush position to move past `sent` (WalSource: no flush is missed). */
   private armWait(): void {
     if (this.waitArmed || !this._streaming) return;
-    const w = this.o.source.waitForFlushPast(this.sent);
+    // (The current timeline's stream also wakes when the timeline moves on: it became historic.)
+    const w = this.o.source.waitForFlushPast(this.sent, this.validUpto === Infinity ? this.tli : 0);
     if (w === null) {
       queueMicrotask(() => this.sendPending());
       return;

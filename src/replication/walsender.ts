@@ -23,10 +23,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { isMainThread, type MessagePort, workerData } from 'node:worker_threads';
 import { Errors, WalstreamError } from '../errors.js';
+import { assert } from '../util/assert.js';
 import { StageTrace } from '../util/stage-trace.js';
 import { XLOG_BLCKSZ } from '../wal/consts.js';
 import { lsnToString, type Lsn } from '../wal/lsn.js';
-import { historyFileName, segmentFileName, segNo } from '../wal/segment.js';
+import { historyFileName, segNo } from '../wal/segment.js';
 import { readTimeLineHistory, TIMELINE_NOT_IN_HISTORY, tliSwitchPoint } from '../wal/timeline.js';
 import type { ReplicationCommand } from './protocol/commands.js';
 import { ReplicationColumns, XLOGDATA_FRAME_HEADER_BYTES } from './protocol/messages.js';
@@ -523,8 +524,7 @@ export class WalSender implements WalSendHost {
     this.walsnd.startStreaming(this._slot, start, WalSndState.CATCHUP);
     this._state = WalSndState.CATCHUP;
     this.notifyStateChanged();
-    const startSeg = segNo(start, this.segSize);
-    const segName = segmentFileName(historic === null ? current : historic.segTli(startSeg), startSeg, this.segSize);
+    const segName = this.stream.startSegmentFile(start, historic);
     if (start < flush && !fs.existsSync(path.join(this.cfg.walDir, segName))) {
       this.stopStreamingState();
       conn.sendError(Errors.walSegmentRemoved(segName));
@@ -532,7 +532,7 @@ export class WalSender implements WalSendHost {
       return;
     }
     if (this._stopRequested) this.setState(WalSndState.STOPPING);
-    this.stream.start(start, historic);
+    this.stream.start(start, tli, historic);
   }
 
   /**
@@ -551,6 +551,12 @@ export class WalSender implements WalSendHost {
     if (start > sp.switchpoint) throw Errors.startPointNotInHistory(lsnToString(start), tli, lsnToString(sp.switchpoint));
     const endSeg = segNo(sp.switchpoint, this.segSize);
     return { tli, validUpto: sp.switchpoint, nextTli: sp.nextTli, segTli: (seg) => (seg === endSeg ? sp.nextTli : tli) };
+  }
+
+  /** WalSendHost: the streamed timeline became historic (see WalSendLoop.sendLimit); its end is sent as a historic START_REPLICATION's. */
+  timelineBecameHistoric(tli: number, current: number): { validUpto: Lsn; segTli: (seg: number) => number } {
+    assert(this.historicEnd === null, 'a historic timeline cannot become historic');
+    return (this.historicEnd = this.historicTimeline(tli, 0, current));
   }
 
   /** WalSndLoop's end for a historic timeline: CopyDone; the client's CopyDone brings finishHistoric(). */

@@ -6,7 +6,8 @@
 // DEV DOCS — who writes what (everyone may read):
 //   walreceiver  STATE, RECEIVE_START(+TLI), RECEIVED_TLI, WRITTEN, FLUSHED, LATEST_WAL_END(+TIME),
 //                LAST_SEND_TIME, LAST_RECEIPT_TIME, sender host/port, counters, TIMELINE (at each
-//                startStreaming). After a flush it bumps FLUSH_SEQ, notifies it while FLUSH_WAITERS
+//                startStreaming; then, if it changed, bumps FLUSH_SEQ as below: a cascading walsender reads
+//                FLUSHED before TIMELINE). After a flush it bumps FLUSH_SEQ, notifies it while FLUSH_WAITERS
 //                > 0 (cascading walsenders, src/replication/wal-source.ts) and sets STARTUP_LATCH.
 //   startup      REPLAY, LAST_COMMIT_TIME, RECORDS_REPLAYED; bumps REPLAY_SEQ (waiters in any
 //                thread use Atomics.waitAsync on it, counted in REPLAY_WAITING) and sets
@@ -276,12 +277,15 @@ export class WalRcvData {
   /** walreceiver: a new streaming session starts at `lsn` on `tli` from host:port. */
   startStreaming(lsn: Lsn, tli: number, host: string, port: number): void {
     const hb = enc.encode(host).subarray(0, SENDER_HOST_MAX_BYTES);
+    let switched = false;
     this.mutex.lock();
     try {
       this.put(WR_RECEIVE_START, lsn);
       Atomics.store(this.i32, WI_RECEIVE_START_TLI, tli);
       Atomics.store(this.i32, WI_RECEIVED_TLI, tli);
-      Atomics.store(this.i32, WI_TIMELINE, tli);
+      const prevTli = Atomics.exchange(this.i32, WI_TIMELINE, tli);
+      assert(prevTli === 0 || tli >= prevTli, `WalRcvData: timeline ${tli} after ${prevTli}`);
+      switched = prevTli !== 0 && tli !== prevTli;
       this.bytes.set(hb, HOST_OFF);
       Atomics.store(this.i32, WI_SENDER_HOST_LEN, hb.length);
       Atomics.store(this.i32, WI_SENDER_PORT, port);
@@ -290,6 +294,9 @@ export class WalRcvData {
       this.mutex.unlock();
     }
     this.addCounter(WR_CONNECTS, 1);
+    // A new timeline: cascading walsenders streaming the old one wake (it became historic; the
+    // waiter's side of this handshake is in src/replication/wal-source.ts: TIMELINE, then FLUSH_SEQ).
+    if (switched) this.bumpFlushSeq();
   }
 
   /** walreceiver: bytes up to `lsn` are written (not yet fsynced). Never goes backwards. */
@@ -319,9 +326,14 @@ export class WalRcvData {
     // notify only while one may (every Atomics.notify takes a mutex that all threads of the process
     // share inside V8). Sequentially consistent with the waiter: it adds to FLUSH_WAITERS before it
     // reads FLUSH_SEQ and FLUSHED; we bump FLUSH_SEQ before we read FLUSH_WAITERS.
+    this.bumpFlushSeq();
+    this.startupLatch.set();
+  }
+
+  /** FLUSH_SEQ moves (a flush, or a new timeline); waiters, if any, wake. */
+  private bumpFlushSeq(): void {
     Atomics.add(this.i32, WI_FLUSH_SEQ, 1);
     if (Atomics.load(this.i32, WI_FLUSH_WAITERS) !== 0) Atomics.notify(this.i32, WI_FLUSH_SEQ);
-    this.startupLatch.set();
   }
 
   /** walreceiver: an XLogData or keepalive arrived: the primary's walEnd and clocks (PostgreSQL's ProcessWalSndrMessage). */

@@ -350,7 +350,9 @@ class WalReceiver {
       this.files.resetPositions(Math.max(this.walrcv.written, start), Math.max(this.walrcv.flushed, start));
       this.publishedFlush = this.files.flushed;
     }
-    this.walrcv.initPositions(this.files.flushed, this.walrcv.replay);
+    // (A followed timeline restarts below what is published, and replay may be past its start:
+    // the published positions stay where they are.)
+    if (!newTimeline) this.walrcv.initPositions(this.files.flushed, this.walrcv.replay);
     let expected = start;
     this.lastRecvAt = performance.now();
     this.pingSent = false;
