@@ -6,7 +6,8 @@
 // timeline 1 became historic, send it up to the switch point only, end it (CopyDone and the next
 // timeline's row), and serve timeline 2, so that s2 follows through s1. Checked: s2 (still streaming
 // from s1) is on timeline 2, in its walreceiver and control file; its store digest is s1b's once
-// s1b's commits reached it; its timeline 2 segment files are s1's bytes.
+// s1b's commits reached it; its timeline 2 segment files are s1's bytes. Then a new downstream s3,
+// cloned from s1 after the switch, streams timeline 2 from it.
 
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -66,6 +67,7 @@ test('a downstream of a cascading standby follows it onto timeline 2 without bei
   let s1: Standby | null = null;
   let s1b: Standby | null = null;
   let s2: Standby | null = null;
+  let s3: Standby | null = null;
   let np: Primary | null = null;
   try {
     s1 = await Standby.open({ dataDir: s1dir, primaryConninfo: conninfo(p.port!, 's1'), port: 0, readerThreads: 0, walRetrieveRetryIntervalMs: 100 });
@@ -152,7 +154,19 @@ test('a downstream of a cascading standby follows it onto timeline 2 without bei
     const lastName = segmentFileName(2, segNo(end3, SEG), SEG);
     const upto = end3 % SEG;
     assert.ok(fs.readFileSync(path.join(w2, lastName)).subarray(0, upto).equals(fs.readFileSync(path.join(w1, lastName)).subarray(0, upto)), `${lastName} up to ${upto}: s1's bytes`);
+
+    // A downstream that starts after the switch: s3's base backup comes from s1 (a restartpoint on
+    // timeline 2), then it streams timeline 2 from s1 (whose switch segment has two files).
+    s3 = await Standby.open({ dataDir: path.join(root, 's3'), primaryConninfo: conninfo(s1.replication!.port, 's3'), readerThreads: 0 });
+    const end4 = await load(np, 'f', 300);
+    await s3.waitForReplay(end4, HANG_MS);
+    await s2.waitForReplay(end4, HANG_MS);
+    assert.equal(s3.timeline, 2);
+    assert.equal(s3.receiverStatus().received_tli, 2);
+    assert.equal(s3.store!.digest(), np.store.digest(), "s3's store is s1b's");
+    assert.equal(s2.store!.digest(), np.store.digest(), "s2's store is s1b's");
   } finally {
+    await s3?.close().catch(() => undefined);
     await s2?.close().catch(() => undefined);
     await s1?.close().catch(() => undefined);
     await np?.close().catch(() => undefined);
