@@ -53,3 +53,32 @@ test('standby WalSource: timeline from WalRcvData TIMELINE; flushed; waits woken
   await Promise.all([p2, p3]);
   assert.equal(waiters(w), 0);
 });
+
+test('standby WalSource: a new timeline wakes a wait on the old one; flushedOn reads FLUSHED, then TIMELINE', async () => {
+  const w = WalRcvData.create();
+  const src = new StandbyWalSource(w.handle, SEG);
+  w.setTimeline(1);
+  w.startStreaming(0x1000000, 1, '127.0.0.1', 5432);
+  w.publishWritten(0x1000100);
+  w.publishFlushed(0x1000100);
+  assert.deepEqual(src.flushedOn(), { flushed: 0x1000100, tli: 1 });
+
+  // Caught up on timeline 1: the wait is woken by the walreceiver starting timeline 2, with no flush.
+  const p = src.waitForFlushPast(0x1000100, 1);
+  assert.ok(p !== null);
+  assert.equal(waiters(w), 1);
+  w.startStreaming(0x1000000, 2, '127.0.0.1', 5433); // the followed timeline restarts at its segment start
+  await p;
+  assert.equal(waiters(w), 0);
+  // FLUSHED did not go back to the segment start; the timeline is 2.
+  assert.deepEqual(src.flushedOn(), { flushed: 0x1000100, tli: 2 });
+  assert.equal(src.waitForFlushPast(0x1000100, 1), null, 'timeline 1 is not current: no wait');
+  assert.equal(waiters(w), 0);
+  const q = src.waitForFlushPast(0x1000100, 2);
+  assert.ok(q !== null, 'timeline 2 is current: a wait for its WAL');
+  src.release();
+  // The same timeline again (a reconnect) does not wake anyone; timelines never go back.
+  w.startStreaming(0x1000000, 2, '127.0.0.1', 5433);
+  assert.throws(() => w.startStreaming(0x1000000, 1, '127.0.0.1', 5432), /timeline 1 after 2/);
+  assert.equal(src.timeline(), 2, 'refused before anything changed');
+});

@@ -280,12 +280,13 @@ export class WalRcvData {
     let switched = false;
     this.mutex.lock();
     try {
+      const prevTli = Atomics.load(this.i32, WI_TIMELINE);
+      assert(prevTli === 0 || tli >= prevTli, `WalRcvData: timeline ${tli} after ${prevTli}`);
+      switched = prevTli !== 0 && tli !== prevTli;
       this.put(WR_RECEIVE_START, lsn);
       Atomics.store(this.i32, WI_RECEIVE_START_TLI, tli);
       Atomics.store(this.i32, WI_RECEIVED_TLI, tli);
-      const prevTli = Atomics.exchange(this.i32, WI_TIMELINE, tli);
-      assert(prevTli === 0 || tli >= prevTli, `WalRcvData: timeline ${tli} after ${prevTli}`);
-      switched = prevTli !== 0 && tli !== prevTli;
+      Atomics.store(this.i32, WI_TIMELINE, tli);
       this.bytes.set(hb, HOST_OFF);
       Atomics.store(this.i32, WI_SENDER_HOST_LEN, hb.length);
       Atomics.store(this.i32, WI_SENDER_PORT, port);
