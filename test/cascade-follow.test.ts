@@ -6,8 +6,9 @@
 // timeline 1 became historic, send it up to the switch point only, end it (CopyDone and the next
 // timeline's row), and serve timeline 2, so that s2 follows through s1. Checked: s2 (still streaming
 // from s1) is on timeline 2, in its walreceiver and control file; its store digest is s1b's once
-// s1b's commits reached it; its timeline 2 segment files are s1's bytes. Then a new downstream s3,
-// cloned from s1 after the switch, streams timeline 2 from it.
+// s1b's commits reached it; its timeline 2 segment files are s1's bytes. A real pg_receivewal
+// streaming from s1 follows the same way (timeline 1's last segment .partial, timeline 2's segments
+// s1's bytes). Then a new downstream s3, cloned from s1 after the switch, streams timeline 2 from it.
 
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,7 +18,7 @@ import { Primary } from '../src/primary/primary.js';
 import { readControl } from '../src/storage/control.js';
 import { Standby } from '../src/standby/standby.js';
 import { segmentFileName, segNo } from '../src/wal/segment.js';
-import { waitFor } from './helpers/rawpg.js';
+import { type ReceiveWal, startPgReceivewal, waitFor } from './helpers/rawpg.js';
 import { rmrf, tmpDir } from './helpers/tmp.js';
 
 const SEG = 1 << 20;
@@ -69,6 +70,7 @@ test('a downstream of a cascading standby follows it onto timeline 2 without bei
   let s2: Standby | null = null;
   let s3: Standby | null = null;
   let np: Primary | null = null;
+  let rw: ReceiveWal | null = null;
   try {
     s1 = await Standby.open({ dataDir: s1dir, primaryConninfo: conninfo(p.port!, 's1'), port: 0, readerThreads: 0, walRetrieveRetryIntervalMs: 100 });
     s1b = await Standby.open({ dataDir: path.join(root, 's1b'), primaryConninfo: conninfo(p.port!, 's1b'), readerThreads: 0 });
@@ -84,6 +86,10 @@ test('a downstream of a cascading standby follows it onto timeline 2 without bei
     s1.on('timeline', (m: { tli: number }) => s1Timelines.push(m.tli));
     s2.on('timeline', (m: { tli: number }) => s2Timelines.push(m.tli));
     s2.on('replayTimeline', (m: { tli: number; switchpoint: number }) => s2Replayed.push(m));
+
+    // A real PostgreSQL 15 client downstream of s1 as well: pg_receivewal, streaming timeline 1.
+    rw = startPgReceivewal(s1Port, path.join(root, 'rw'));
+    await waitFor(() => s1!.replicationStatus().filter((r) => r.state === 'streaming').length === 2, HANG_MS, `s2 and pg_receivewal streaming from s1 (${rw.output()})`);
 
     const end1 = await load(p, 'a', 800);
     await s2.waitForReplay(end1, HANG_MS);
@@ -155,6 +161,20 @@ test('a downstream of a cascading standby follows it onto timeline 2 without bei
     const upto = end3 % SEG;
     assert.ok(fs.readFileSync(path.join(w2, lastName)).subarray(0, upto).equals(fs.readFileSync(path.join(w1, lastName)).subarray(0, upto)), `${lastName} up to ${upto}: s1's bytes`);
 
+    // pg_receivewal followed through s1 too (the end of timeline 1 and the next timeline's row as
+    // PostgreSQL's walsender sends them): timeline 1's last segment is .partial, timeline 2's
+    // complete segments are s1's bytes.
+    const rwDir = path.join(root, 'rw');
+    const lastFull = segmentFileName(2, segNo(end3, SEG) - 1, SEG);
+    await waitFor(() => fs.existsSync(path.join(rwDir, lastFull)), HANG_MS, `pg_receivewal to complete ${lastFull} (${rw.output()})`);
+    assert.match(rw.output(), /switched to timeline 2 at /, 'pg_receivewal followed timeline 2 on the same connection');
+    assert.ok(fs.existsSync(path.join(rwDir, `${segmentFileName(1, segNo(switchpoint, SEG), SEG)}.partial`)), "timeline 1's last segment is .partial");
+    assert.ok(fs.readFileSync(path.join(rwDir, '00000002.history')).equals(hist), "pg_receivewal fetched s1b's history file from s1");
+    for (let seg = segNo(switchpoint, SEG); seg < segNo(end3, SEG); seg++) {
+      const name = segmentFileName(2, seg, SEG);
+      assert.ok(fs.readFileSync(path.join(rwDir, name)).equals(fs.readFileSync(path.join(w1, name))), `pg_receivewal's ${name}: s1's bytes`);
+    }
+
     // A downstream that starts after the switch: s3's base backup comes from s1 (a restartpoint on
     // timeline 2), then it streams timeline 2 from s1 (whose switch segment has two files).
     s3 = await Standby.open({ dataDir: path.join(root, 's3'), primaryConninfo: conninfo(s1.replication!.port, 's3'), readerThreads: 0 });
@@ -166,6 +186,7 @@ test('a downstream of a cascading standby follows it onto timeline 2 without bei
     assert.equal(s3.store!.digest(), np.store.digest(), "s3's store is s1b's");
     assert.equal(s2.store!.digest(), np.store.digest(), "s2's store is s1b's");
   } finally {
+    await rw?.stop();
     await s3?.close().catch(() => undefined);
     await s2?.close().catch(() => undefined);
     await s1?.close().catch(() => undefined);
