@@ -1,7 +1,8 @@
 // WalSendReader: where a walsender gets the WAL bytes it sends (PostgreSQL's WALRead, plus the
 // read from wal_buffers that PostgreSQL's xlog.c does for walsenders in later releases).
 // Run by one walsender worker (src/replication/walsend.ts calls read() for each XLogData); on a
-// cascading standby there is no ring and every read is a segment-file read. It owns
+// cascading standby there is no ring and every read is a segment-file read, from the file of the
+// timeline each byte belongs to in the standby's history (WalSendReader.fileRun). It owns
 // one open segment file (catch-up reads); it only reads the wal_buffers ring, which the inserter
 // (src/wal/insert.ts) owns. Stops: close() closes the segment file (at the end of streaming and
 // when the connection ends).
