@@ -267,10 +267,6 @@ export class WalSender implements WalSendHost {
 
   private cleanup(): void {
     if (this.closed) return;
-    if (process.env.WALSTREAM_DEBUG_CPU === '1') {
-      const f = fs.readFileSync('/proc/thread-self/stat', 'utf8').split(') ')[1]!.split(' ');
-      this.log('info', `thread cpu user ${Number(f[11]) / 100} s sys ${Number(f[12]) / 100} s`);
-    }
     this.closed = true;
     this.stream.close();
     if (this.authTimer) clearTimeout(this.authTimer);
