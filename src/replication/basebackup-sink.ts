@@ -171,14 +171,15 @@ export class BackupCopySink {
         const timer = setTimeout(done, waitMs);
         this.host.socket.on('close', done);
       });
+      this.checkOpen(); // the client went away while this slept
     }
     this.throttleCount -= slices * this.throttleSampleBytes;
     this.throttleSince = performance.now();
   }
 
   private checkOpen(): void {
-    const { conn } = this.host;
-    if (conn.closed || conn.state !== 'copyOut') throw Errors.connectionFailure('base backup connection closed');
+    const { conn, socket } = this.host;
+    if (conn.closed || conn.state !== 'copyOut' || socket.destroyed) throw Errors.connectionFailure('base backup connection closed');
   }
 
   private send(payload: Buffer): void {

@@ -5,9 +5,8 @@
 // SharedArrayBuffer rings and MessagePort; this thread owns its end of them (a RingSocket,
 // ring-socket.ts), one ReplicationServerConn (startup, authentication, command parsing, COPY
 // sub-protocols), its WalSndCtl slot and the replication slot it acquired. The other roles are
-// modules it drives: the send loop (walsend.ts, XLogSendPhysical), its WAL reads (wal-read.ts),
-// the synchronous-replication policy (syncrep-sender.ts) and BASE_BACKUP (basebackup.ts); the
-// port messages are in walsender-messages.ts.
+// modules it drives: the send loop (walsend.ts, XLogSendPhysical), its WAL reads (wal-read.ts), the
+// sync-rep policy (syncrep-sender.ts), BASE_BACKUP (basebackup.ts); messages: walsender-messages.ts.
 // The other end of the rings is the replication I/O thread for a TCP client (tcp-bridge.ts: it
 // owns the socket and writes to it straight from the ring) or an in-process standby's
 // walreceiver (Standby.open({ primary })): the protocol, WalSndCtl, limits and shutdown are the
@@ -268,6 +267,7 @@ export class WalSender implements WalSendHost {
   private cleanup(): void {
     if (this.closed) return;
     this.closed = true;
+    this.conn.close(); // a running command (BASE_BACKUP) stops at its next send
     this.stream.close();
     if (this.authTimer) clearTimeout(this.authTimer);
     // ReplicationSlotCleanup: release the slot in use, drop this session's temporary slots.
