@@ -30,12 +30,11 @@ import type { MessagePort } from 'node:worker_threads';
 import { Errors } from '../errors.js';
 import { type ControlData } from '../storage/control.js';
 import { type Lsn, lsnToString } from '../wal/lsn.js';
-import type { HbaRule } from '../replication/protocol/hba.js';
 import { ReplicationServer, type ReplicationHost, type ReplicationStatusRow } from '../replication/server.js';
 import { ReplicationSlots, type ReplicationSlotRow, type WalRetention } from '../replication/slots.js';
 import { parseSynchronousStandbyNames } from '../replication/syncrep.js';
 import type { WalSourceHandle } from '../replication/wal-source.js';
-import { resolveReplicationOptions } from '../primary/options.js';
+import { type PrimaryOptions, resolveReplicationOptions } from '../primary/options.js';
 import { intOption } from '../util/option-checks.js';
 import type { InProcessPrimary } from './options.js';
 import type { WalRcvData } from './walrcvdata.js';
@@ -48,34 +47,15 @@ const CASCADE_WALSENDER_PRESTART = 1;
 /** Connections still authenticating beyond maxWalSenders before new ones are dropped unanswered. */
 const CASCADE_MIN_STARTUP_CONNECTIONS = 4;
 
-/** Standby.open's options for serving replication (the primary's names and meanings). */
-export interface CascadeOptions {
-  /** Serve replication on this TCP port (0 = ephemeral; see standby.port). Absent = no listener. */
-  port?: number;
-  /** Listen address. Default '127.0.0.1'. */
-  host?: string;
-  /** pg_hba-style rules. Default: `host replication all all`, scram-sha-256 with `users`, else trust. */
-  hba?: HbaRule[];
-  /** Replication roles: name → password (or a SCRAM verifier). */
-  users?: Record<string, string>;
-  /** max_wal_senders of this standby. */
-  maxWalSenders?: number;
-  /** wal_sender_timeout (ms, 0 = none). */
-  walSenderTimeoutMs?: number;
-  /** Largest XLogData payload in bytes (default 1 MiB). */
-  maxSendBytes?: number;
-  authenticationTimeoutMs?: number;
-  maxClientMessageBytes?: number;
-  walSenderMaxQueuedBytes?: number;
-  /** max_replication_slots of this standby (CREATE_REPLICATION_SLOT on it). Default 10. */
-  maxReplicationSlots?: number;
-  /** max_slot_wal_keep_size in bytes; -1 = unlimited. */
-  maxSlotWalKeepSizeBytes?: number;
-  /** wal_keep_size in bytes: WAL kept for downstreams without slots. */
-  walKeepSizeBytes?: number;
-  /** synchronous_standby_names: accepted (and checked) but without effect on a standby, as in PostgreSQL. */
-  synchronousStandbyNames?: string;
-}
+/**
+ * Standby.open's options for serving replication: the primary's, with its names and meanings
+ * (src/primary/options.ts). On a standby: without `port` there is no listener;
+ * synchronousStandbyNames is accepted (and checked) but has no effect, as in PostgreSQL.
+ */
+export type CascadeOptions = Pick<PrimaryOptions,
+  'port' | 'host' | 'hba' | 'users' | 'maxWalSenders' | 'walSenderTimeoutMs' | 'maxSendBytes' | 'authenticationTimeoutMs'
+  | 'maxClientMessageBytes' | 'walSenderMaxQueuedBytes' | 'maxReplicationSlots' | 'maxSlotWalKeepSizeBytes' | 'walKeepSizeBytes'
+  | 'synchronousStandbyNames'>;
 
 export const CASCADE_OPTION_NAMES = [
   'port', 'host', 'hba', 'users', 'maxWalSenders', 'walSenderTimeoutMs', 'maxSendBytes', 'authenticationTimeoutMs', 'maxClientMessageBytes',
