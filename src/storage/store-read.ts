@@ -12,7 +12,7 @@ import { Errors } from '../errors.js';
 import { assert } from '../util/assert.js';
 import { MAX_KEY_BYTES } from '../wal/txn-ops.js';
 import type { CheckedScan, ScanEntry, StoreCursor, StoreHandle } from './store-api.js';
-import { EMPTY, SL, textEncoder, utf8 } from './store-layout.js';
+import { EMPTY, type SearchKey, SL, textEncoder, utf8 } from './store-layout.js';
 import { StoreWriter } from './store-write.js';
 
 /** Copies of at most COPY_SLAB_MAX_BYTES share COPY_SLAB_BYTES ArrayBuffers. */
@@ -128,28 +128,14 @@ export abstract class StoreReader extends StoreWriter {
     let leaf: number;
     let pos: number;
     if (!o.reverse) {
-      if (lo !== undefined) {
-        leaf = this.descend(desc, lo, false).leaf;
-        pos = this.bound(leaf, lo, o.loExclusive);
-      } else {
-        leaf = u32[dw + SL.D_FIRST]!;
-        pos = 0;
-      }
-      while (leaf !== 0) {
-        const w = leaf >>> 2;
-        const count = u32[w + SL.N_META]! & SL.COUNT_MASK;
-        for (; pos < count; pos++) {
-          const s = w + SL.N_SLOTS + pos * SL.SLOT_WORDS;
-          if (hi !== undefined) {
-            const c = this.cmpSlot(hi, s); // sign of hi - key
-            if (c < 0 || (c === 0 && o.hiExclusive)) return out;
-          }
-          out.push({ key: this.slotKey(s), value: this.decodeValue(u32[s + SL.S_VAL]!, u32[s + SL.S_LEN]! & SL.LEN_MASK) });
-          if (out.length >= limit) return out;
+      this.walkForward(desc, lo, o.loExclusive, (s) => {
+        if (hi !== undefined) {
+          const c = this.cmpSlot(hi, s); // sign of hi - key
+          if (c < 0 || (c === 0 && o.hiExclusive)) return false;
         }
-        leaf = u32[w + SL.N_NEXT]!;
-        pos = 0;
-      }
+        out.push({ key: this.slotKey(s), value: this.decodeValue(u32[s + SL.S_VAL]!, u32[s + SL.S_LEN]! & SL.LEN_MASK) });
+        return out.length < limit;
+      });
     } else {
       if (hi !== undefined) {
         leaf = this.descend(desc, hi, false).leaf;
@@ -179,27 +165,35 @@ export abstract class StoreReader extends StoreWriter {
   /** Calls fn(name, nameBytes view) for each table in name order until it returns false. */
   protected forEachTable(fn: (name: string, desc: number, nameView: Uint8Array) => boolean, startAfterOrAt?: { name: Uint8Array; inclusive: boolean }): void {
     const u32 = this.m.u32;
-    const dw = SL.S_DIR >>> 2;
+    const from = startAfterOrAt === undefined ? undefined : this.skB.set(startAfterOrAt.name);
+    this.walkForward(SL.S_DIR, from, !(startAfterOrAt?.inclusive ?? true), (s) => {
+      const kr = u32[s + SL.S_KEY]!;
+      const klen = u32[(kr >>> 2) + SL.K_LEN]!;
+      const nv = this.m.u8.subarray(kr + SL.K_BYTES, kr + SL.K_BYTES + klen);
+      return fn(utf8(this.m.u8, kr + SL.K_BYTES, kr + SL.K_BYTES + klen), u32[s + SL.S_VAL]!, nv);
+    });
+  }
+
+  /**
+   * Visit the slots of the tree `desc` in key order, from the first key ≥ `from` (> with
+   * `fromExclusive`; the first key when `from` is undefined), along the leaves' next links, while
+   * `visit(slotWord)` returns true.
+   */
+  private walkForward(desc: number, from: SearchKey | undefined, fromExclusive: boolean, visit: (slotWord: number) => boolean): void {
+    const u32 = this.m.u32;
     let leaf: number;
     let pos: number;
-    if (startAfterOrAt !== undefined) {
-      const k = this.skB.set(startAfterOrAt.name);
-      leaf = this.descend(SL.S_DIR, k, false).leaf;
-      pos = this.bound(leaf, k, !startAfterOrAt.inclusive);
+    if (from !== undefined) {
+      leaf = this.descend(desc, from, false).leaf;
+      pos = this.bound(leaf, from, fromExclusive);
     } else {
-      leaf = u32[dw + SL.D_FIRST]!;
+      leaf = u32[(desc >>> 2) + SL.D_FIRST]!;
       pos = 0;
     }
     while (leaf !== 0) {
       const w = leaf >>> 2;
       const count = u32[w + SL.N_META]! & SL.COUNT_MASK;
-      for (; pos < count; pos++) {
-        const s = w + SL.N_SLOTS + pos * SL.SLOT_WORDS;
-        const kr = u32[s + SL.S_KEY]!;
-        const klen = u32[(kr >>> 2) + SL.K_LEN]!;
-        const nv = this.m.u8.subarray(kr + SL.K_BYTES, kr + SL.K_BYTES + klen);
-        if (!fn(utf8(this.m.u8, kr + SL.K_BYTES, kr + SL.K_BYTES + klen), u32[s + SL.S_VAL]!, nv)) return;
-      }
+      for (; pos < count; pos++) if (!visit(w + SL.N_SLOTS + pos * SL.SLOT_WORDS)) return;
       leaf = u32[w + SL.N_NEXT]!;
       pos = 0;
     }
