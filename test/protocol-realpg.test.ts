@@ -18,7 +18,11 @@ let pg: PgCluster;
 const conns: WalRcvConnection[] = [];
 
 before(async () => {
-  pg = await startPgCluster({ hbaLines: ['host replication all 127.0.0.1/32 scram-sha-256'] });
+  // Every replication connection this file makes (six: three kept open until the end, two refused
+  // logins, one more) fits under max_wal_senders at once, however late the server's backends of
+  // closed or refused connections exit: a refused login's walsender backend holds its slot until
+  // it has exited (InitProcess counts it), which on a busy machine is after the next test connects.
+  pg = await startPgCluster({ hbaLines: ['host replication all 127.0.0.1/32 scram-sha-256'], settings: { max_wal_senders: 8 } });
 });
 
 after(async () => {

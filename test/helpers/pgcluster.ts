@@ -97,7 +97,9 @@ export async function startPgCluster(opts: PgClusterOptions = {}): Promise<PgClu
       listen_addresses: '127.0.0.1',
       unix_socket_directories: root,
       wal_level: 'replica',
-      max_wal_senders: 4,
+      // room for a test's replication connections plus the backends of closed or refused ones that
+      // have not exited yet (each holds a walsender slot until it has; slow on a busy machine)
+      max_wal_senders: 10,
       max_replication_slots: 4,
       fsync: 'off',
       shared_buffers: '16MB',
