@@ -36,7 +36,12 @@ export interface PrimaryStats {
   walFsyncs: number;
   /** Flushes a lone commit did on its own thread (committerFlush); the rest of walFsyncs were the walwriter's. */
   committerFlushes: number;
-  /** Flushes an in-process standby's waitForReplay asked the walwriter for (WAL of synchronousCommit 'off' commits, otherwise flushed at wal_writer_delay). */
+  /**
+   * Flushes standbys' waitForReplay asked the walwriter for (WAL of synchronousCommit 'off'
+   * commits, otherwise flushed at wal_writer_delay): an in-process standby's directly, a walstream
+   * standby's over the wire (StandbyFlushRequest `F` to its walsender). Only requests that found
+   * WAL to flush count.
+   */
   walFlushRequests: number;
   walBytesWritten: number;
   ringWaits: number;

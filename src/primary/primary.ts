@@ -26,7 +26,7 @@ import { assert } from '../util/assert.js';
 import { StageTrace } from '../util/stage-trace.js';
 import { WalFileWriter } from '../wal/wal-file-writer.js';
 import {
-  XC_BYTES_WRITTEN, XC_FLUSHED, XC_FSYNC_COUNT, XC_WRITE_COUNT, XC_WRITE_REQUEST,
+  XC_BYTES_WRITTEN, XC_FLUSHED, XC_FSYNC_COUNT, XC_WRITE_COUNT,
   XC_WRITTEN, XLogCtl,
 } from '../wal/xlogctl.js';
 import { FlushWaiter } from './flush-waiter.js';
@@ -73,8 +73,6 @@ export class Primary extends TypedEventEmitter<PrimaryEvents> {
   private checkpointRunning: Promise<void> | null = null;
   private checkpointTimer: NodeJS.Timeout | null = null;
   private commits = 0;
-  /** Flushes asked for by requestWalFlush (in-process standbys' waitForReplay). */
-  private walFlushRequests = 0;
   private checkpoints = 0;
   /** The WAL record builder transactions write into (null while one is using it). */
   private txBuilder: TxnRecordBuilder | null = new TxnRecordBuilder();
@@ -345,11 +343,8 @@ export class Primary extends TypedEventEmitter<PrimaryEvents> {
    * waitForReplay of a synchronousCommit 'off' commit); no wait. False when nothing was asked.
    */
   requestWalFlush(lsn: Lsn): boolean {
-    if (this.closed || this.walWriterError !== null || this.ctl.load(XC_FLUSHED) >= lsn || lsn > this.inserter.insertPos) return false;
-    this.ctl.advance(XC_WRITE_REQUEST, lsn);
-    this.ctl.wakeWalWriter();
-    this.walFlushRequests++;
-    return true;
+    if (this.closed || this.walWriterError !== null || lsn > this.inserter.insertPos) return false;
+    return this.ctl.requestFlush(lsn);
   }
 
   get insertLsn(): Lsn {
@@ -514,7 +509,7 @@ export class Primary extends TypedEventEmitter<PrimaryEvents> {
       walWrites: c.load(XC_WRITE_COUNT),
       walFsyncs: c.load(XC_FSYNC_COUNT),
       committerFlushes: this.flushWaiter.selfFlushes,
-      walFlushRequests: this.walFlushRequests,
+      walFlushRequests: this.ctl.flushRequests,
       walBytesWritten: c.load(XC_BYTES_WRITTEN),
       ringWaits: this.inserter.waitsForRingSpace,
       ringWaitMissedWakeups: this.inserter.ringSpaceMissedWakeups,

@@ -71,6 +71,12 @@ export interface WalSource {
   release(): void;
   /** Copy WAL [from, to) out of memory (a primary's wal_buffers, validated); false: read the segment files. */
   copyFromMemory(buf: Uint8Array, off: number, from: Lsn, to: Lsn): boolean;
+  /**
+   * A standby's StandbyFlushRequest `F`: a primary asks its walwriter to flush up to `lsn` now
+   * (XLogCtl.requestFlush); a standby flushes only what it receives, so a cascading walsender has
+   * nothing to ask. False when nothing was asked.
+   */
+  requestFlush(lsn: Lsn): boolean;
 }
 
 /** A primary's walsender: XLogCtl's FLUSHED, FLUSH_SEQ and wal_buffers ring. */
@@ -104,6 +110,9 @@ export class PrimaryWalSource implements WalSource {
   }
   copyFromMemory(buf: Uint8Array, off: number, from: Lsn, to: Lsn): boolean {
     return copyFromWalBuffers(this.ctl, buf, off, from, to);
+  }
+  requestFlush(lsn: Lsn): boolean {
+    return this.ctl.requestFlush(lsn);
   }
 }
 
@@ -161,6 +170,9 @@ export class StandbyWalSource implements WalSource {
   }
   copyFromMemory(): boolean {
     return false; // the walreceiver keeps no WAL in shared memory: the segment files have it
+  }
+  requestFlush(): boolean {
+    return false;
   }
 }
 

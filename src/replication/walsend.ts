@@ -369,7 +369,7 @@ export class WalSendLoop {
     return end;
   }
 
-  /** A standby message in COPY BOTH: `r` (status update), `R` (walstream: received), `h` (hot standby feedback). */
+  /** A standby message in COPY BOTH: `r` (status update), `R` (walstream: received), `F` (walstream: flush request), `h` (hot standby feedback). */
   onStandbyMessage(m: StandbyMessage): void {
     const host = this.host;
     const slot = host.slot;
@@ -398,6 +398,8 @@ export class WalSendLoop {
     } else if (m.kind === 'R') {
       walsnd.reportReceived(slot, m.received);
       this.o.syncRep.onReceived();
+    } else if (m.kind === 'F') {
+      this.o.source.requestFlush(m.lsn);
     } else {
       walsnd.reportFeedback(slot, { xmin: m.xmin, xminEpoch: m.xminEpoch, catalogXmin: m.catalogXmin, catalogXminEpoch: m.catalogXminEpoch, replyTime: m.clientTime });
       if (host.replSlot >= 0 && slots) slots.setXmin(host.replSlot, host.id, m.xmin, m.catalogXmin);

@@ -353,9 +353,11 @@ export class Standby extends TypedEventEmitter<StandbyEvents> {
     if (this.failure !== null) return Promise.reject(this.failure);
     if (this.closing !== null) return Promise.reject(Errors.closed('standby'));
     // A synchronousCommit 'off' commit may not be flushed yet, and walsenders send flushed WAL
-    // only: a primary in this process is asked to flush it now instead of at wal_writer_delay.
-    // (Over TCP the primary is out of reach: its walwriter flushes within wal_writer_delay.)
-    this.options.inProcess?.requestWalFlush?.(lsn);
+    // only: the primary is asked to flush it now instead of at wal_writer_delay — a primary in
+    // this process directly, one over the wire through the walreceiver (StandbyFlushRequest `F`,
+    // walstream primaries only: PostgreSQL's walwriter flushes within its wal_writer_delay).
+    if (this.options.inProcess !== null) this.options.inProcess.requestWalFlush?.(lsn);
+    else if (lsn > this.walrcv.flushed && this.walreceiver !== null) this.walreceiver.postMessage({ type: 'flushRequest', lsn } satisfies WalReceiverCommand);
     return this.replayWaiters.wait(lsn, timeoutMs);
   }
 

@@ -80,6 +80,7 @@ export class StreamConnection implements WalRcvConnection {
       applicationName: info.applicationName,
       maxMessageBytes: opts.maxMessageBytes,
       requestReceivedReport: true, // remote_receive: `R` to a walstream primary (PostgreSQL ignores the request)
+      requestFlushRequest: true, // waitForReplay: `F` to a walstream primary (PostgreSQL ignores the request)
       sslRequest: opts.sslRequest === true,
     });
   }
@@ -405,6 +406,15 @@ export class StreamConnection implements WalRcvConnection {
   sendReceived(received: Lsn, clientTime: number): void {
     if (this.failure !== null || !this.streaming || !this.conn.peerAcceptsReceivedReport) return;
     this.conn.sendStandbyReceived({ received, clientTime });
+  }
+
+  get acceptsFlushRequest(): boolean {
+    return this.conn.peerAcceptsFlushRequest;
+  }
+
+  sendFlushRequest(lsn: Lsn): void {
+    if (this.failure !== null || !this.streaming || !this.conn.peerAcceptsFlushRequest || this.conn.state !== 'copyBoth') return;
+    this.conn.sendStandbyFlushRequest(lsn);
   }
 
   endStreaming(timeoutMs: number): Promise<EndOfStreamingResult | null> {

@@ -94,6 +94,10 @@ export interface WalRcvConnection {
   readonly acceptsReceivedReport: boolean;
   /** `R` (remote_receive): WAL up to `received` is in hand. Only when acceptsReceivedReport. */
   sendReceived(received: Lsn, clientTime: number): void;
+  /** The primary agreed to StandbyFlushRequest `F` when we asked at startup (walstream's walsender; never PostgreSQL's). */
+  readonly acceptsFlushRequest: boolean;
+  /** `F`: ask the primary to flush its WAL up to `lsn` now (waitForReplay). Only while streaming, and only when acceptsFlushRequest; else nothing. */
+  sendFlushRequest(lsn: Lsn): void;
   /**
    * Our CopyDone (walrcv_endstreaming); waits (up to timeoutMs) for the server's end of the
    * command. After the server's CopyDone at the end of a historic timeline: resolves with the next

@@ -90,7 +90,10 @@ export type WalReceiverMessage =
   | { type: 'stopped' };
 
 /** Main thread → walreceiver. */
-export type WalReceiverCommand = { type: 'conninfo'; conninfo: Required<PrimaryConninfo> };
+export type WalReceiverCommand =
+  | { type: 'conninfo'; conninfo: Required<PrimaryConninfo> }
+  /** waitForReplay of WAL the primary may not have flushed yet: StandbyFlushRequest `F` (walstream primaries only). */
+  | { type: 'flushRequest'; lsn: Lsn };
 
 /** How long to wait for the primary to finish the COPY after our CopyDone at shutdown. */
 export const END_STREAMING_TIMEOUT_MS = 2_000;
@@ -142,6 +145,8 @@ class WalReceiver {
   private segSize: number;
   private startLsn: Lsn | null;
   private conn: WalRcvConnection | null = null;
+  /** The highest LSN waitForReplay asked the primary to flush (requestFlush), 0: none. */
+  private flushRequested: Lsn = 0;
   private connecting: AbortController | null = null;
   /** True while the COPY stream runs (a stop then ends it cleanly with CopyDone). */
   private inCopy = false;
@@ -270,6 +275,17 @@ class WalReceiver {
     this.sleepWake?.();
   }
 
+  /**
+   * waitForReplay of `lsn`: ask the primary to flush its WAL up to there now (StandbyFlushRequest
+   * `F`, when the upstream agreed: walstream's walsender), instead of at its wal_writer_delay.
+   * Remembered, and asked again at the start of the next stream while still above our flush.
+   */
+  requestFlush(lsn: Lsn): void {
+    if (lsn <= this.flushRequested) return;
+    this.flushRequested = lsn;
+    if (this.inCopy) this.conn?.sendFlushRequest(lsn);
+  }
+
   private setState(state: WalRcvState): void {
     this.walrcv.setState(state);
     post({ type: 'state' });
@@ -359,6 +375,7 @@ class WalReceiver {
     this.lastSent = { write: -1, flush: -1, apply: -1, at: 0 };
     this.reportedBytes = 0;
     this.sendReply(conn, true, false);
+    if (this.flushRequested > this.files.flushed) conn.sendFlushRequest(this.flushRequested);
     let receivedSent = 0;
     for (;;) {
       // remote_receive: say what is in hand before writing it (`R`), while a walstream primary
@@ -584,6 +601,7 @@ if (parentPort !== null && (workerData as { walreceiver?: WalReceiverConfig } | 
   const receiver = new WalReceiver(cfg);
   parentPort.on('message', (m: WalReceiverCommand) => {
     if (m.type === 'conninfo') receiver.repoint(m.conninfo);
+    else receiver.requestFlush(m.lsn);
   });
   parentPort.unref(); // (the connection and the latch keep the worker alive, not this port)
   receiver

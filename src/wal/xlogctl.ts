@@ -8,6 +8,9 @@
 //     advances RING_VALID_FROM (oldest LSN whose page is still in the ring).
 //   walwriter (worker) reads INSERTED_UPTO, writes [WRITTEN, target) to segment files, fdatasyncs,
 //     publishes WRITTEN then FLUSHED, bumps FLUSH_SEQ and notifies it.
+//   flush requests (requestFlush: Primary.requestWalFlush for an in-process standby, a walsender for
+//     a standby's StandbyFlushRequest `F`) raise WRITE_REQUEST to at most INSERTED_UPTO, count in
+//     FLUSH_REQUESTS and set WALWRITER_LATCH, as a committer does, without waiting.
 //   committers set WRITE_REQUEST (max) and SetLatch(WALWRITER_LATCH) (wakeWalWriter: it notifies
 //     only while the walwriter sleeps, WALWRITER_SLEEPING); they wait on FLUSH_SEQ. A
 //     committer that finds no other commit waiting may instead write and fdatasync WAL itself
@@ -46,6 +49,8 @@ export const XC_WRITE_LOCK = I32_BASE + 6;
 export const XC_WALWRITER_SLEEPING = I32_BASE + 7;
 /** Threads waiting on WRITE_SEQ (an inserter waiting for ring space): bumpWriteSeq() notifies only then. */
 export const XC_WRITE_SEQ_WAITERS = I32_BASE + 8;
+/** Flush requests that asked the walwriter for WAL it had not flushed (requestFlush), a counter. */
+export const XC_FLUSH_REQUESTS = I32_BASE + 9;
 const N_I32 = I32_BASE + 10;
 export const XLOGCTL_BYTES = N_I32 * 4;
 
@@ -126,6 +131,26 @@ export class XLogCtl {
   wakeWalWriter(): void {
     Atomics.add(this.i32, XC_WALWRITER_LATCH, 1);
     if (Atomics.load(this.i32, XC_WALWRITER_SLEEPING) !== 0) Atomics.notify(this.i32, XC_WALWRITER_LATCH);
+  }
+
+  /**
+   * Ask the walwriter to flush up to `lsn` now rather than at wal_writer_delay (a standby's
+   * waitForReplay of a synchronousCommit 'off' commit); no wait. Never past INSERTED_UPTO: the
+   * LSN may come from another process, and WAL not inserted cannot be flushed. False when there
+   * was nothing to ask (flushed already).
+   */
+  requestFlush(lsn: Lsn): boolean {
+    const target = Math.min(lsn, this.load(XC_INSERTED_UPTO));
+    if (this.load(XC_FLUSHED) >= target) return false;
+    this.advance(XC_WRITE_REQUEST, target);
+    Atomics.add(this.i32, XC_FLUSH_REQUESTS, 1);
+    this.wakeWalWriter();
+    return true;
+  }
+
+  /** Flush requests that found WAL to flush (requestFlush), since this XLogCtl was created. */
+  get flushRequests(): number {
+    return Atomics.load(this.i32, XC_FLUSH_REQUESTS);
   }
 
   /** Walwriter: sleep on WALWRITER_LATCH while it still holds `seen`, up to timeoutMs. */

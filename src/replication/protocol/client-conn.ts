@@ -32,6 +32,7 @@ import {
   encodeSASLInitialResponse,
   encodeSASLResponse,
   encodeSSLRequest,
+  encodeStandbyFlushRequest,
   encodeStandbyReceivedUpdate,
   encodeStandbyStatusUpdate,
   encodeStartupMessage,
@@ -45,6 +46,7 @@ import {
   type StandbyReceivedUpdate,
   type StandbyStatusUpdate,
   type XLogData,
+  FLUSH_REQUEST_PARAMETER,
   RECEIVED_REPORT_PARAMETER,
 } from './messages.js';
 import { type Lsn, parseLsn } from '../../wal/lsn.js';
@@ -67,6 +69,11 @@ export interface ClientConnOptions {
    * only a walstream walsender agrees (see peerAcceptsReceivedReport). Default false.
    */
   requestReceivedReport?: boolean;
+  /**
+   * Ask the server to accept StandbyFlushRequest `F` (startup parameter FLUSH_REQUEST_PARAMETER);
+   * only a walstream walsender agrees (see peerAcceptsFlushRequest). Default false.
+   */
+  requestFlushRequest?: boolean;
   /** Send SSLRequest first and accept only the 'N' answer (as libpq's sslmode=prefer does without TLS). Default false. */
   sslRequest?: boolean;
   /** Limit of a server message's length word, in bytes. Default 1 GiB. */
@@ -178,6 +185,7 @@ export class ReplicationClientConn {
       application_name: this.opts.applicationName ?? 'walstream',
       ...this.opts.extraParams,
       ...(this.opts.requestReceivedReport ? { [RECEIVED_REPORT_PARAMETER]: 'on' } : {}),
+      ...(this.opts.requestFlushRequest ? { [FLUSH_REQUEST_PARAMETER]: 'on' } : {}),
     };
     this._state = 'auth';
     this.opts.send(encodeStartupMessage(params));
@@ -248,6 +256,16 @@ export class ReplicationClientConn {
     assert(this._state === 'copyBoth' && !this.clientCopyDone, `sendStandbyReceived() in state ${this._state}`);
     assert(this.peerAcceptsReceivedReport, 'sendStandbyReceived() to a server that did not agree to it (PostgreSQL would end the connection)');
     this.opts.send(encodeStandbyReceivedUpdate(u));
+  }
+  /** True when we asked to send StandbyFlushRequest `F` and the server agreed (walstream's walsender; never PostgreSQL's). */
+  get peerAcceptsFlushRequest(): boolean {
+    return this.opts.requestFlushRequest === true && this.parameters.get(FLUSH_REQUEST_PARAMETER) === 'on';
+  }
+  /** StandbyFlushRequest `F` (COPY BOTH), only to a server that accepts it (peerAcceptsFlushRequest). */
+  sendStandbyFlushRequest(lsn: Lsn): void {
+    assert(this._state === 'copyBoth' && !this.clientCopyDone, `sendStandbyFlushRequest() in state ${this._state}`);
+    assert(this.peerAcceptsFlushRequest, 'sendStandbyFlushRequest() to a server that did not agree to it (PostgreSQL would end the connection)');
+    this.opts.send(encodeStandbyFlushRequest({ lsn }));
   }
   /** HotStandbyFeedback `h` (COPY BOTH). */
   sendHotStandbyFeedback(h: HotStandbyFeedback): void {

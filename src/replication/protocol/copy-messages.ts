@@ -220,12 +220,45 @@ export function decodeStandbyReceivedUpdate(payload: Uint8Array): StandbyReceive
   return { received, clientTime };
 }
 
+// walstream extension: StandbyFlushRequest `F` (standby → primary): "flush WAL up to here now".
+// A standby's waitForReplay of a synchronousCommit 'off' commit needs WAL the primary has not
+// flushed yet, and walsenders send flushed WAL only: without it, the wait lasts until the
+// primary's walwriter flushes on its own (wal_writer_delay). Agreed the same way as `R`: the
+// client asks with the startup parameter FLUSH_REQUEST_PARAMETER = 'on', walstream's walsender
+// answers a ParameterStatus of the same name and value; PostgreSQL never does, and never gets `F`.
+// A primary's walsender asks its walwriter to flush up to the LSN (no further than WAL inserted);
+// a cascading walsender (a standby flushes only what it receives) agrees but has nothing to ask.
+
+/** Startup parameter (client's request) and ParameterStatus (server's agreement), value 'on'. */
+export const FLUSH_REQUEST_PARAMETER = 'walstream.flush_request';
+
+export interface StandbyFlushRequest {
+  /** Flush the primary's WAL up to this LSN (end of the commit record waited for). */
+  lsn: Lsn;
+}
+/** A whole StandbyFlushRequest CopyData message: Byte1('F') Int64 lsn. */
+export function encodeStandbyFlushRequest(f: StandbyFlushRequest): Buffer {
+  const b = Buffer.allocUnsafe(5 + 9);
+  writeCopyDataHeader(b, 0, 9);
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  b[5] = 0x46;
+  writeLsnBE(dv, 6, f.lsn);
+  return b;
+}
+/** Short: 08P01 "insufficient data left in message"; extra bytes are ignored (as for `r`). */
+export function decodeStandbyFlushRequest(payload: Uint8Array): StandbyFlushRequest {
+  const r = new MessageReader(payload);
+  if (r.byte() !== 0x46) throw Errors.protocolViolation('not a standby flush request');
+  return { lsn: r.lsn() };
+}
+
 export type CopyBothMessage =
   | ({ kind: 'w' } & XLogData)
   | ({ kind: 'k' } & PrimaryKeepalive)
   | ({ kind: 'r' } & StandbyStatusUpdate)
   | ({ kind: 'h' } & HotStandbyFeedback)
   | ({ kind: 'R' } & StandbyReceivedUpdate)
+  | ({ kind: 'F' } & StandbyFlushRequest)
   | { kind: 'unknown'; type: number };
 
 /** Decodes any CopyBoth sub-message by its kind byte; an empty payload or another kind gives `unknown`. */
@@ -242,6 +275,8 @@ export function decodeCopyBothMessage(payload: Uint8Array): CopyBothMessage {
       return { kind: 'h', ...decodeHotStandbyFeedback(payload) };
     case 0x52:
       return { kind: 'R', ...decodeStandbyReceivedUpdate(payload) };
+    case 0x46:
+      return { kind: 'F', ...decodeStandbyFlushRequest(payload) };
     default:
       return { kind: 'unknown', type: k };
   }

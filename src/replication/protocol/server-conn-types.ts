@@ -5,7 +5,7 @@
 import type { WalstreamError } from '../../errors.js';
 import type { ReplicationCommand } from './commands.js';
 import type { CompiledHbaRule, HbaConnType, HbaMethod, HbaRule } from './hba.js';
-import type { HotStandbyFeedback, StandbyReceivedUpdate, StandbyStatusUpdate } from './messages.js';
+import type { HotStandbyFeedback, StandbyFlushRequest, StandbyReceivedUpdate, StandbyStatusUpdate } from './messages.js';
 import type { RandomBytes } from './scram.js';
 import type { UserLookup } from './server-auth.js';
 
@@ -51,8 +51,11 @@ export type ServerConnEvent =
   | { type: 'authenticated'; user: string; applicationName: string; method: Exclude<HbaMethod, 'reject'> }
   /** A parsed command; answer with send* and finish with sendReadyForQuery(). Notices (if any) were sent already. */
   | { type: 'command'; command: ReplicationCommand; text: string }
-  /** Standby replies; `R` (walstream's received position) only from a client that asked for it (RECEIVED_REPORT_PARAMETER). */
-  | { type: 'copyData'; message: ({ kind: 'r' } & StandbyStatusUpdate) | ({ kind: 'h' } & HotStandbyFeedback) | ({ kind: 'R' } & StandbyReceivedUpdate) }
+  /**
+   * Standby replies; `R` (walstream's received position) and `F` (walstream's flush request) only
+   * from a client that asked for them (RECEIVED_REPORT_PARAMETER, FLUSH_REQUEST_PARAMETER).
+   */
+  | { type: 'copyData'; message: ({ kind: 'r' } & StandbyStatusUpdate) | ({ kind: 'h' } & HotStandbyFeedback) | ({ kind: 'R' } & StandbyReceivedUpdate) | ({ kind: 'F' } & StandbyFlushRequest) }
   /** The client sent CopyDone (our CopyDone went back already): finish with CommandCompletes and sendReadyForQuery(). */
   | { type: 'copyDone' }
   /** A malformed reply ended streaming with ERROR + ReadyForQuery (sent already); stop streaming. */

@@ -24,6 +24,7 @@ import { compileHba, type CompiledHbaRule, type HbaRule } from './hba.js';
 import {
   decodeHotStandbyFeedback,
   decodeQuery,
+  decodeStandbyFlushRequest,
   decodeStandbyReceivedUpdate,
   decodeStandbyStatusUpdate,
   encodeAuthenticationOk,
@@ -49,6 +50,7 @@ import {
   type CellValue,
   type ColumnSpec,
   type XLogDataHeader,
+  FLUSH_REQUEST_PARAMETER,
   RECEIVED_REPORT_PARAMETER,
 } from './messages.js';
 import type { RandomBytes } from './scram.js';
@@ -95,6 +97,7 @@ export class ReplicationServerConn {
   private _params: ReadonlyMap<string, string> = new Map();
   /** The client asked for StandbyReceivedUpdate `R` (startup parameter) and we agreed. */
   private _receivedReportAgreed = false;
+  private _flushRequestAgreed = false;
   readonly processId: number;
   readonly secretKey: number;
 
@@ -312,6 +315,11 @@ export class ReplicationServerConn {
       this._receivedReportAgreed = true;
       status.push([RECEIVED_REPORT_PARAMETER, 'on']);
     }
+    // walstream extension, only when the client asked: this walsender accepts `F` flush requests.
+    if (this._params.get(FLUSH_REQUEST_PARAMETER) === 'on') {
+      this._flushRequestAgreed = true;
+      status.push([FLUSH_REQUEST_PARAMETER, 'on']);
+    }
     this.out(Buffer.concat([...status.map(([k, v]) => encodeParameterStatus(k, v)), encodeBackendKeyData(this.processId, this.secretKey), encodeReadyForQuery('I')]));
     this._state = 'ready';
     this.decoder.phase = 'normal';
@@ -374,6 +382,7 @@ export class ReplicationServerConn {
         if (kind === T('r')) this.emit({ type: 'copyData', message: { kind: 'r', ...decodeStandbyStatusUpdate(body) } });
         else if (kind === T('h')) this.emit({ type: 'copyData', message: { kind: 'h', ...decodeHotStandbyFeedback(body) } });
         else if (kind === T('R') && this._receivedReportAgreed) this.emit({ type: 'copyData', message: { kind: 'R', ...decodeStandbyReceivedUpdate(body) } });
+        else if (kind === T('F') && this._flushRequestAgreed) this.emit({ type: 'copyData', message: { kind: 'F', ...decodeStandbyFlushRequest(body) } });
         else {
           // PostgreSQL logs "unexpected message type" and exits without telling the client.
           this._state = 'closed';
