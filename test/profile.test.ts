@@ -279,6 +279,7 @@ test('walstream profile: bad options end with one line naming the option', async
   const cases: Array<[string[], RegExp]> = [
     [['profile', 'replay', dir, '--from', 'zz'], /--from <lsn>.*'zz' is invalid\. Expected a WAL location X\/X/],
     [['profile', 'replay', dir, '--to', '1/2/3'], /--to <lsn>.*Expected a WAL location/],
+    [['profile', 'replay', dir, '--to', '200000/0'], /--to <lsn>.*'200000\/0' is invalid\. Expected a WAL location X\/X in hexadecimal below 200000\/0 \(2\^53 bytes\)/],
     [['profile', 'live', '--seconds', '2'], /required option '--primary <conninfo>' not specified/],
     [['profile', 'live', '--primary', 'host=127.0.0.1 port=1', '--seconds', '0'], /--seconds <s>.*Expected a number > 0 and <= 3600/],
     [['profile', 'live', '--primary', 'bogus', '--seconds', '1'], /--primary <conninfo>.*Expected key=value pairs/],
