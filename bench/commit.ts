@@ -8,7 +8,6 @@ import os from 'node:os';
 import path from 'node:path';
 import * as hdr from 'hdr-histogram-js';
 import { Primary } from '../src/primary/primary.js';
-import { parseLsn } from '../src/wal/lsn.js';
 import { measureRawFsync } from './raw-limits.js';
 import { cdfOf, CDF_PERCENTILES } from './report/model.js';
 import { noProgress, type BenchProgress } from './report/progress.js';
@@ -105,7 +104,7 @@ export async function runCommitBench(o: CommitBenchOptions) {
     progress.step('filling WAL for the steady state');
     const steadyBytes = Math.max(cold.walMbPerSec, 600) * 1e6 * o.seconds * 1.25;
     const filler = new Uint8Array(256 * 1024).fill(0x62);
-    while (p.insertLsn - parseLsn(p.stats().redoLsn) < steadyBytes) {
+    while (p.insertLsn - p.stats().redoLsn < steadyBytes) {
       await p.transaction((tx) => tx.put('fill', 'f', filler), { synchronousCommit: 'off' });
     }
     await p.flush();

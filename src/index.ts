@@ -19,6 +19,7 @@ export type { KindCost } from './profile/record-kind.js';
 export type { StandbyOptions } from './standby/options.js';
 export type { CascadeOptions, CascadeServer } from './standby/cascade.js';
 export type { ReplicationStatusRow } from './replication/server.js';
+export type { ReplicationSlotRow } from './replication/slots.js';
 export { ReaderPool } from './storage/reader-pool.js';
 export { openReader, SharedReader } from './standby/open-reader.js';
 export type { ReaderHandle, ReaderRole } from './standby/reader-handle.js';

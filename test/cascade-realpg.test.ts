@@ -90,7 +90,7 @@ test('pg_receivewal through a slot on a cascading standby: segments identical to
   }
   end = p.flushLsn;
   await s1.waitForReplay(end, HANG_MS);
-  await waitFor(() => segNo(parseLsn(s1.stats().redoLsn), SEG) > segNo(held, SEG) + 1, HANG_MS, "s1's restartpoint redo point past the slot");
+  await waitFor(() => segNo(s1.stats().redoLsn, SEG) > segNo(held, SEG) + 1, HANG_MS, "s1's restartpoint redo point past the slot");
   assert.ok(s1.stats().restartpoints > restartpoints);
   assert.ok(fs.existsSync(path.join(s1.walDir, segmentFileName(1, segNo(held, SEG), SEG))), 'the slot kept its segment on s1');
 

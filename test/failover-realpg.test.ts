@@ -115,7 +115,7 @@ test('wal-only walreceiver follows a promotion to timeline 2 like pg_receivewal,
   assert.deepEqual(timelines, [{ tli: 2, prevTli: 1, switchpoint }]);
   assert.equal(readControl(ourDir)!.tli, 2);
   assert.equal(ours.receiverStatus().received_tli, 2);
-  assert.equal(ours.receiverStatus().receive_start_lsn, lsnToString(switchpoint - (switchpoint % SEG)), 'timeline 2 streams from the segment start');
+  assert.equal(ours.receiverStatus().receive_start_lsn, switchpoint - (switchpoint % SEG), 'timeline 2 streams from the segment start');
 
   // History file.
   sameBytes(path.join(pgDir, '00000002.history'), path.join(walDir, '00000002.history'), '00000002.history');

@@ -2,7 +2,7 @@
 // pg_stat_wal_receiver's positions, lag, connected state, timeline and connection counters
 // (scraped over HTTP), the primary's carries each standby's pg_stat_replication positions labelled
 // by application_name (no pid), both carry the default process metrics; /healthz and /status on
-// the same port; the standby's /healthz turns 503 when its primary stops. Bad monitoring options
+// the same port (/status and the commands' first JSON line print LSNs as X/X); the standby's /healthz turns 503 when its primary stops. Bad monitoring options
 // end the command with one line naming the option.
 
 import { test, after } from 'node:test';
@@ -154,7 +154,18 @@ test('walstream primary and standby --metrics-port: series over HTTP, /healthz, 
   assert.equal(st.code, 200);
   assert.equal(st.body.role, 'standby');
   assert.equal((st.body.walReceiver as { status: string }).status, 'streaming');
-  assert.equal((await get(pUrl, '/status')).body.role, 'primary');
+  // /status and the commands' first JSON line are text: their LSNs are PostgreSQL's X/X.
+  const X_X = /^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/;
+  const rcv = st.body.walReceiver as Record<string, string>;
+  for (const k of ['receive_start_lsn', 'written_lsn', 'flushed_lsn', 'latest_end_lsn', 'replay_lsn']) assert.match(rcv[k]!, X_X, k);
+  for (const k of ['redoLsn', 'minRecoveryPoint']) assert.match(st.body[k] as string, X_X, k);
+  assert.match(prim.first.flushLsn as string, X_X);
+  assert.match((sb.first.standby as { replayLsn: string }).replayLsn, X_X);
+  const pst = (await get(pUrl, '/status')).body;
+  assert.equal(pst.role, 'primary');
+  for (const k of ['insertLsn', 'writeLsn', 'flushLsn']) assert.match(pst[k] as string, X_X, k);
+  const row = (pst.replication as Array<Record<string, string>>).find((r) => r.application_name === 's1')!;
+  for (const k of ['sent_lsn', 'write_lsn', 'flush_lsn', 'replay_lsn']) assert.match(row[k]!, X_X, k);
 
   // The primary stops: the standby's walreceiver is no longer streaming.
   assert.equal(await stop(prim.proc), 0, prim.err());

@@ -3,19 +3,24 @@
 // when the port is taken between the check and the listener's bind); the system identifier is
 // one decimal string on Primary, Standby, stats() and IDENTIFY_SYSTEM's column; an in-process
 // standby's waitForReplay of a synchronousCommit 'off' commit asks the walwriter for the flush it
-// needs (counted in stats().walFlushRequests) instead of waiting for wal_writer_delay; waitForReplay
-// takes an LSN as a number or as PostgreSQL's X/X text (lsnToString / parseLsn convert).
+// needs (counted in stats().walFlushRequests) instead of waiting for wal_writer_delay; every LSN
+// of the API is one number: transaction()'s, stats()', replicationStatus()', receiverStatus()'
+// and the slots' compare without conversion, waitForReplay takes one (text converts with
+// parseLsn, and is refused as an argument), and an LSN past 2^53 is refused, not rounded.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { lsnToString, parseLsn, Primary, Standby, WalstreamError } from '../src/index.js';
+import { lsnToString, openReader, parseLsn, Primary, Standby, WalstreamError } from '../src/index.js';
+import { waitFor } from './helpers/rawpg.js';
 import { rmrf, tmpDir } from './helpers/tmp.js';
 
 /** The longest wal_writer_delay (ms) Primary accepts: nothing is flushed by the delay while a test runs. */
 const LONGEST_WAL_WRITER_DELAY_MS = 10_000;
+/** Hang bound of a wait, ms (a failure bound, not a timing assertion). */
+const HANG_MS = 30_000;
 
 test('a port in use: one error naming the option, no data directory initialised', async (t) => {
   const dir = tmpDir('walstream-api-port-');
@@ -85,19 +90,44 @@ test("waitForReplay of a synchronousCommit 'off' commit asks the walwriter for i
   assert.equal(p.stats().walFlushRequests, after.walFlushRequests);
 });
 
-test("waitForReplay takes an LSN as transaction() returns it or as PostgreSQL's X/X text", async (t) => {
+test('one LSN representation: numbers from transaction(), stats() and the status rows; waitForReplay takes a number', async (t) => {
   const dir = tmpDir('walstream-api-lsn-');
   const p = await Primary.open({ dataDir: path.join(dir, 'p'), port: 0 });
-  const s = await Standby.open({ dataDir: path.join(dir, 's'), primary: p, readerThreads: 0 });
+  p.createReplicationSlot('s1');
+  const s = await Standby.open({ dataDir: path.join(dir, 's'), primary: p, readerThreads: 0, primarySlotName: 's1' });
   t.after(async () => {
     await s.close();
     await p.close();
     rmrf(dir);
   });
   const lsn = await p.transaction((tx) => tx.put('t', 'a', 1));
-  assert.equal(await s.waitForReplay(lsnToString(lsn)) >= lsn, true);
+  assert.ok((await s.waitForReplay(lsn)) >= lsn);
+  const st = p.stats();
+  for (const v of [st.insertLsn, st.writeLsn, st.flushLsn, st.lastCheckpointLsn, st.redoLsn]) assert.equal(typeof v, 'number');
+  assert.ok(st.redoLsn <= st.lastCheckpointLsn && st.lastCheckpointLsn < lsn && lsn <= st.flushLsn && st.flushLsn <= st.writeLsn);
+  assert.ok((await s.waitForReplay(st.flushLsn)) >= st.flushLsn);
+  // The standby's reports reach the primary: its row's positions are the numbers transaction() returned.
+  await waitFor(() => (p.replicationStatus()[0]?.replay_lsn ?? 0) >= st.flushLsn, HANG_MS, 'the standby reports its replay');
+  const row = p.replicationStatus()[0]!;
+  assert.ok(row.replay_lsn! <= row.flush_lsn! && row.flush_lsn! <= row.write_lsn! && row.write_lsn! <= row.sent_lsn! && row.sent_lsn! <= p.flushLsn);
+  assert.ok(lsn <= row.flush_lsn!);
+  const slot = p.replicationSlots().find((r) => r.slot_name === 's1')!;
+  assert.ok(slot.restart_lsn !== null && slot.restart_lsn <= p.flushLsn);
+  const rcv = s.receiverStatus();
+  assert.ok(rcv.replay_lsn! <= rcv.flushed_lsn && rcv.flushed_lsn <= rcv.written_lsn && rcv.receive_start_lsn <= rcv.written_lsn);
+  assert.ok(lsn <= rcv.replay_lsn!);
+  const ss = s.stats();
+  assert.ok(typeof ss.redoLsn === 'number' && typeof ss.minRecoveryPoint === 'number');
+  // Text converts both ways, exactly.
   assert.equal(parseLsn(lsnToString(lsn)), lsn);
-  const flushText = p.stats().flushLsn;
-  assert.ok((await s.waitForReplay(flushText)) >= parseLsn(flushText));
-  await assert.rejects(s.waitForReplay('12345'), (e: unknown) => e instanceof WalstreamError && e.code === 'WS_INVALID_OPTION' && /0\/16B3748/.test(e.message));
+  assert.equal(lsnToString(2 ** 53 - 1), '1FFFFF/FFFFFFFF');
+  assert.equal(parseLsn('1FFFFF/FFFFFFFF'), 2 ** 53 - 1);
+  assert.throws(() => parseLsn('200000/0'), (e: unknown) => e instanceof WalstreamError && e.code === 'WS_SYNTAX_ERROR');
+  // What is not an exact LSN number is refused with one error naming the argument.
+  const bad = (e: unknown) => e instanceof WalstreamError && e.code === 'WS_INVALID_OPTION' && e.message.includes('"lsn"');
+  await assert.rejects(s.waitForReplay(lsnToString(lsn) as unknown as number), (e: unknown) => bad(e) && /parseLsn/.test((e as Error).message));
+  for (const v of [-1, 1.5, 2 ** 53, Number.NaN, Infinity]) await assert.rejects(s.waitForReplay(v), bad, String(v));
+  const reader = openReader(s.readerHandle());
+  t.after(() => reader.close());
+  await assert.rejects(reader.waitForReplay(2 ** 53), bad);
 });

@@ -18,7 +18,8 @@ import { recordKindSlot, SIZE_BANDS } from '../src/profile/record-kind.js';
 import { RM_WALSTREAM_ID, WS_TXN } from '../src/wal/consts.js';
 import type { LiveProfileJson, ReplayProfileJson } from '../src/profile/result.js';
 import { Standby } from '../src/standby/standby.js';
-import { type Lsn } from '../src/wal/lsn.js';
+import { type Lsn, lsnToString, parseLsn } from '../src/wal/lsn.js';
+import { profileReplay } from '../src/profile/offline.js';
 import { checkHtmlInChromium, declaredChartIds, headingLines, headingSnapshot, schemaErrors, STACK_FRAME, walstream } from './helpers/bench-report.js';
 import { rmrf, tmpDir } from './helpers/tmp.js';
 
@@ -125,6 +126,7 @@ test('standby.profile() on an embedded primary + in-process standby: every hop m
     assert.equal(r.lagFrom, 'primary flush');
     assert.deepEqual(r.hops.map((h) => [h.hop, h.source]), [['send', 'measured'], ['network', 'measured'], ['write', 'measured'], ['fdatasync', 'measured'], ['replay', 'measured'], ['visible', 'measured']]);
     assert.ok(r.window.units > 0 && r.window.unitsIncomplete < r.window.units, JSON.stringify(r.window));
+    assert.ok(r.window.startLsn < r.window.endLsn && r.window.endLsn <= last, 'the window is `Lsn` numbers, within the WAL committed');
     for (const h of r.hops) {
       assert.equal(h.count + h.unitsMissing, r.window.units, `${h.hop}: every unit counted or missing`);
       assert.ok(h.count > 0 && h.unitsMissing <= r.window.unitsIncomplete, `${h.hop}: ${h.count} units, ${h.unitsMissing} missing`);
@@ -259,6 +261,9 @@ test('walstream profile replay of a recorded pg_wal: per-kind counts equal waldu
   assert.equal(pr.records, 20);
   assert.equal(pr.startLsn, lsns[10]!.replace(/\/0+(?=[0-9A-F])/, '/'));
   assert.match(pr.endReason, /^--to /);
+  // The library takes and reports `Lsn` numbers; the command prints them as X/X.
+  const lib = profileReplay(data, { from: parseLsn(lsns[10]!), to: parseLsn(lsns[30]!) });
+  assert.deepEqual([lib.records, lib.startLsn, lsnToString(lib.startLsn), lsnToString(lib.endLsn)], [20, parseLsn(lsns[10]!), pr.startLsn, pr.endLsn]);
 
   const saved = path.join(dir, 'profile-replay.json');
   fs.writeFileSync(saved, run.stdout);
@@ -274,6 +279,7 @@ test('walstream profile: bad options end with one line naming the option', async
   const cases: Array<[string[], RegExp]> = [
     [['profile', 'replay', dir, '--from', 'zz'], /--from <lsn>.*'zz' is invalid\. Expected a WAL location X\/X/],
     [['profile', 'replay', dir, '--to', '1/2/3'], /--to <lsn>.*Expected a WAL location/],
+    [['profile', 'replay', dir, '--to', '200000/0'], /--to <lsn>.*'200000\/0' is invalid\. Expected a WAL location X\/X in hexadecimal below 200000\/0 \(2\^53 bytes\)/],
     [['profile', 'live', '--seconds', '2'], /required option '--primary <conninfo>' not specified/],
     [['profile', 'live', '--primary', 'host=127.0.0.1 port=1', '--seconds', '0'], /--seconds <s>.*Expected a number > 0 and <= 3600/],
     [['profile', 'live', '--primary', 'bogus', '--seconds', '1'], /--primary <conninfo>.*Expected key=value pairs/],

@@ -70,7 +70,7 @@ function generate(node: { psql(sql: string): string }, rounds: number): void {
 
 async function caughtUp(ours: Standby, p: PgCluster): Promise<void> {
   const end = parseLsn(p.psql('SELECT pg_current_wal_flush_lsn()').trim());
-  await waitFor(() => parseLsn(ours.receiverStatus().flushed_lsn) >= end, 30_000, `our flush to reach ${lsnToString(end)}`);
+  await waitFor(() => ours.receiverStatus().flushed_lsn >= end, 30_000, `our flush to reach ${lsnToString(end)}`);
 }
 
 async function replayedAll(s: PgNode): Promise<void> {
@@ -95,13 +95,13 @@ test('setPrimaryConninfo re-points to a promoted standby: history fetched, timel
   generate(s, 2);
   const history = fs.readFileSync(path.join(sDir, 'pg_wal', '00000002.history'));
   const switchpoint = parseLsn(/^1\t(\S+)\t/.exec(history.toString('latin1'))![1]!);
-  assert.ok(parseLsn(ours.receiverStatus().flushed_lsn) <= switchpoint, 'we have nothing past the switch point');
+  assert.ok(ours.receiverStatus().flushed_lsn <= switchpoint, 'we have nothing past the switch point');
 
   ours.setPrimaryConninfo(conninfo(s.port));
   const walDir = path.join(ourDir, 'pg_wal');
   await waitFor(() => timelines.includes(2), 30_000, `the walreceiver to follow to timeline 2 (${warnings.join(' | ')})`);
   const sFlush = parseLsn(s.psql('SELECT pg_current_wal_flush_lsn()').trim());
-  await waitFor(() => parseLsn(ours.receiverStatus().flushed_lsn) >= sFlush, 30_000, 'our flush to reach S\'s');
+  await waitFor(() => ours.receiverStatus().flushed_lsn >= sFlush, 30_000, 'our flush to reach S\'s');
   const st = ours.receiverStatus();
   assert.equal(st.sender_port, s.port);
   assert.equal(st.received_tli, 2);
@@ -125,7 +125,7 @@ test('re-pointed to a standby promoted behind our flush: refuses to stream, nami
   generate(p, 1); // WAL that S never gets
   await caughtUp(ours, p);
   await p.stop();
-  const flushed = parseLsn(ours.receiverStatus().flushed_lsn);
+  const flushed = ours.receiverStatus().flushed_lsn;
   const s2 = await startPgNode(sDir, root);
   nodes.push(s2);
   s2.promote();
@@ -139,7 +139,7 @@ test('re-pointed to a standby promoted behind our flush: refuses to stream, nami
   assert.deepEqual(timelines, []);
   assert.ok(!fs.existsSync(path.join(walDir, '00000002.history')), 'no history file written');
   assert.deepEqual(fs.readdirSync(walDir).filter((n) => n.startsWith('00000002')), [], 'nothing of timeline 2');
-  assert.equal(parseLsn(ours.receiverStatus().flushed_lsn), flushed, 'our WAL is untouched');
+  assert.equal(ours.receiverStatus().flushed_lsn, flushed, 'our WAL is untouched');
   assert.equal(readControl(ourDir)!.tli, 1);
 });
 

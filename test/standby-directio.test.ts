@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Primary } from '../src/primary/primary.js';
 import { Standby } from '../src/standby/standby.js';
-import { parseLsn } from '../src/wal/lsn.js';
+import type { Lsn } from '../src/wal/lsn.js';
 import { segmentFileName } from '../src/wal/segment.js';
 import { DIRECT_IO_ALIGN_BYTES, DirectWriteStage, openDirect } from '../src/wal/direct-io.js';
 import { prng } from './helpers/prng.js';
@@ -224,18 +224,18 @@ test('SIGKILL of the standby process in the middle of a direct catch-up, 6 to 12
       c = new StandbyChild(sdir, p.port!);
       await c.line('ready');
       // Kill once the catch-up is under way (WAL written direct) or over, a random moment later.
-      type Status = { bytes_written_direct: number; flushed_lsn: string };
+      type Status = { bytes_written_direct: number; flushed_lsn: Lsn };
       let st: Status;
       const deadline = Date.now() + 20_000;
       for (;;) {
         st = await c.status<Status>();
-        if (st.bytes_written_direct > 0 || parseLsn(st.flushed_lsn) >= p.flushLsn || Date.now() > deadline) break;
+        if (st.bytes_written_direct > 0 || st.flushed_lsn >= p.flushLsn || Date.now() > deadline) break;
         await new Promise((r) => setTimeout(r, 5));
       }
       if (st.bytes_written_direct > 0) sawDirect = true;
       if (round % 2 === 1) await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 6)));
       st = await c.status<Status>();
-      if (parseLsn(st.flushed_lsn) < p.flushLsn) killedBehind++;
+      if (st.flushed_lsn < p.flushLsn) killedBehind++;
       await c.kill('SIGKILL');
     }
     assert.ok(sawDirect, 'catch-up went direct in some round before the kill');

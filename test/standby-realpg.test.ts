@@ -69,7 +69,7 @@ test('wal-only standby writes segments byte-identical to pg_receivewal (with a r
     await waitFor(() => fs.readdirSync(walDir0).some((n) => n.endsWith('.partial')), 15_000, 'our first .partial segment');
     const st = s.receiverStatus();
     assert.equal(st.receive_start_tli, 1);
-    assert.match(st.receive_start_lsn, /^0\/[0-9A-F]*000000$/, 'streaming starts at a segment start');
+    assert.equal(st.receive_start_lsn % (16 << 20), 0, 'streaming starts at a segment start (PostgreSQL 15\'s default 16 MiB wal_segment_size)');
     assert.equal(st.sender_host, pg.host);
     assert.equal(st.sender_port, pg.port);
     assert.match(st.conninfo, /password=\*{8}/);
@@ -110,7 +110,7 @@ test('wal-only standby writes segments byte-identical to pg_receivewal (with a r
     // Caught up: our flush reaches the server's flush position (a condition, not a bound on a lag
     // that depends on how fast this machine's disk is today).
     const serverFlush = parseLsn(pg.psql('select pg_current_wal_flush_lsn()').trim());
-    await waitFor(() => parseLsn(s.receiverStatus().flushed_lsn) >= serverFlush, 30_000, `our flush reaches the server's ${lsnToString(serverFlush)}`);
+    await waitFor(() => s.receiverStatus().flushed_lsn >= serverFlush, 30_000, `our flush reaches the server's ${lsnToString(serverFlush)}`);
   } finally {
     await s.close();
   }

@@ -37,7 +37,7 @@ test('status line headers match their snapshot', () => {
 
 const row = (over: Partial<ReplicationStatusRow>): ReplicationStatusRow => ({
   pid: 1, application_name: 'standby1', client_addr: '127.0.0.1', client_port: 5, backend_start: new Date(0), state: 'streaming',
-  sent_lsn: '0/3000148', write_lsn: '0/3000148', flush_lsn: '0/3000000', replay_lsn: '0/2FFF000', receive_lsn: null, reply_time: null,
+  sent_lsn: 0x3000148, write_lsn: 0x3000148, flush_lsn: 0x3000000, replay_lsn: 0x2FFF000, receive_lsn: null, reply_time: null,
   backend_xmin: null, sent_lag_bytes: 0, write_lag_bytes: 0, flush_lag_bytes: 328, replay_lag_bytes: 4424, sync_priority: 0, sync_state: 'async',
   write_lag_ms: 0, flush_lag_ms: 1.6, replay_lag_ms: 2.4, ...over,
 });
@@ -45,7 +45,7 @@ const row = (over: Partial<ReplicationStatusRow>): ReplicationStatusRow => ({
 test('primary lines: a timestamp first, one line per standby, columns under the header', () => {
   const now = new Date('2026-12-07T21:54:29.123Z');
   const header = statusHeader(PRIMARY_COLUMNS);
-  const lines = primaryStatusLines(now, 1234.4, '0/3000148', [row({}), row({ application_name: 'my app', state: 'catchup', write_lag_ms: null, replay_lsn: null, replay_lag_bytes: null })]);
+  const lines = primaryStatusLines(now, 1234.4, 0x3000148, [row({}), row({ application_name: 'my app', state: 'catchup', write_lag_ms: null, replay_lsn: null, replay_lag_bytes: null })]);
   assert.equal(lines.length, 2);
   for (const l of lines) {
     const f = l.split(/\s+/);
@@ -60,15 +60,15 @@ test('primary lines: a timestamp first, one line per standby, columns under the 
     flush_lag_bytes: '328', flush_lag_ms: '2', replay_lag_bytes: '-', replay_lag_ms: '2', sync_state: 'async',
   });
   // No standby: still one line, with "-" for the standby's columns.
-  const none = primaryStatusLines(now, 0, '0/3000148', []);
+  const none = primaryStatusLines(now, 0, 0x3000148, []);
   assert.equal(none.length, 1);
   assert.deepEqual(none[0]!.split(/\s+/).slice(1), ['0', '0/3000148', ...Array<string>(PRIMARY_COLUMNS.length - 3).fill('-')]);
 });
 
 const rcv = (over: Partial<WalReceiverStatus>): WalReceiverStatus => ({
-  pid: 1, status: 'streaming', receive_start_lsn: '0/1000000', receive_start_tli: 1, written_lsn: '0/100', flushed_lsn: '0/100', received_tli: 1,
-  last_msg_send_time: null, last_msg_receipt_time: null, latest_end_lsn: '0/100', latest_end_time: null, slot_name: null, sender_host: '127.0.0.1',
-  sender_port: 5, conninfo: '', replay_lsn: '0/100', last_xact_replay_timestamp: null, write_lag_bytes: 0, flush_lag_bytes: 0, replay_lag_bytes: 0,
+  pid: 1, status: 'streaming', receive_start_lsn: 0x1000000, receive_start_tli: 1, written_lsn: 0x100, flushed_lsn: 0x100, received_tli: 1,
+  last_msg_send_time: null, last_msg_receipt_time: null, latest_end_lsn: 0x100, latest_end_time: null, slot_name: null, sender_host: '127.0.0.1',
+  sender_port: 5, conninfo: '', replay_lsn: 0x100, last_xact_replay_timestamp: null, write_lag_bytes: 0, flush_lag_bytes: 0, replay_lag_bytes: 0,
   replay_delay_ms: null, bytes_received: 0, fsyncs: 0, messages: 0, records_replayed: 0, replies_sent: 0, connects: 1, bytes_written_direct: 0,
   apply_reports_put_off: 0, ...over,
 });
@@ -76,17 +76,19 @@ const rcv = (over: Partial<WalReceiverStatus>): WalReceiverStatus => ({
 test('standby lag: the age of the oldest reported WAL not yet written, flushed, replayed', () => {
   const lag = new StandbyLagTracker();
   const col = (line: string, name: string) => line.split(/\s+/)[STANDBY_COLUMNS.findIndex((c) => c.name === name)];
-  lag.sample(rcv({ latest_end_lsn: '0/200', latest_end_time: new Date(1000) }), 1000);
-  lag.sample(rcv({ latest_end_lsn: '0/300', latest_end_time: new Date(1100) }), 1100);
-  lag.sample(rcv({ latest_end_lsn: '0/300', latest_end_time: new Date(1200) }), 1200); // no new WAL: no sample
-  const behind = rcv({ latest_end_lsn: '0/300', written_lsn: '0/300', flushed_lsn: '0/200', replay_lsn: '0/100', write_lag_bytes: 0, flush_lag_bytes: 256, replay_lag_bytes: 256 });
+  lag.sample(rcv({ latest_end_lsn: 0x200, latest_end_time: new Date(1000) }), 1000);
+  lag.sample(rcv({ latest_end_lsn: 0x300, latest_end_time: new Date(1100) }), 1100);
+  lag.sample(rcv({ latest_end_lsn: 0x300, latest_end_time: new Date(1200) }), 1200); // no new WAL: no sample
+  const behind = rcv({ latest_end_lsn: 0x300, written_lsn: 0x300, flushed_lsn: 0x200, replay_lsn: 0x100, write_lag_bytes: 0, flush_lag_bytes: 256, replay_lag_bytes: 256 });
   const l1 = lag.line(behind, new Date(1500));
   assert.match(col(l1, 'time')!, ISO);
   assert.deepEqual(['write_lag_bytes', 'write_lag_ms', 'flush_lag_bytes', 'flush_lag_ms', 'replay_lag_bytes', 'replay_lag_ms'].map((n) => col(l1, n)), ['0', '0', '256', '400', '256', '500']);
+  assert.deepEqual(['latest_end_lsn', 'written_lsn', 'flushed_lsn', 'replay_lsn'].map((n) => col(l1, n)), ['0/300', '0/300', '0/200', '0/100'], 'LSN columns print X/X');
+  assert.equal(col(lag.line(rcv({ latest_end_lsn: 0x1_7fd0fa98 }), new Date(2000)), 'latest_end_lsn'), '1/7FD0FA98');
   // Caught up: every time lag is 0; wal-only (no replay): "-".
-  const l2 = lag.line(rcv({ latest_end_lsn: '0/300', written_lsn: '0/300', flushed_lsn: '0/300', replay_lsn: '0/300' }), new Date(2000));
+  const l2 = lag.line(rcv({ latest_end_lsn: 0x300, written_lsn: 0x300, flushed_lsn: 0x300, replay_lsn: 0x300 }), new Date(2000));
   assert.deepEqual(['write_lag_ms', 'flush_lag_ms', 'replay_lag_ms'].map((n) => col(l2, n)), ['0', '0', '0']);
-  const l3 = lag.line(rcv({ latest_end_lsn: '0/300', written_lsn: '0/300', flushed_lsn: '0/300', replay_lsn: null }), new Date(2000));
+  const l3 = lag.line(rcv({ latest_end_lsn: 0x300, written_lsn: 0x300, flushed_lsn: 0x300, replay_lsn: null }), new Date(2000));
   assert.deepEqual(['replay_lsn', 'replay_lag_bytes', 'replay_lag_ms'].map((n) => col(l3, n)), ['-', '-', '-']);
 });
 
@@ -147,7 +149,9 @@ test('walstream primary --load: a standby replays the load; status lines on stde
 });
 
 test('walstream status: the time it was taken, byte lag beside time lag per level', () => {
-  const text = formatStatus({ systemIdentifier: '7716689170669883634', timeline: 1, insertLsn: '0/3000148', flushLsn: '0/3000148', synchronousStandbyNames: '', replication: [row({})], slots: [] }, new Date('2026-12-07T21:54:29.123Z'));
+  // /status's JSON carries X/X text (src/cli/http-endpoint.ts formats the API's numbers).
+  const statusRow = { ...row({}), sent_lsn: '0/3000148', write_lsn: '0/3000148', flush_lsn: '0/3000000', replay_lsn: '0/2FFF000' };
+  const text = formatStatus({ systemIdentifier: '7716689170669883634', timeline: 1, insertLsn: '0/3000148', flushLsn: '0/3000148', synchronousStandbyNames: '', replication: [statusRow], slots: [] }, new Date('2026-12-07T21:54:29.123Z'));
   const lines = text.split('\n');
   assert.equal(lines[0], 'time 2026-12-07T21:54:29.123Z  system 7716689170669883634  timeline 1  insert 0/3000148  flush 0/3000148');
   const header = lines[3]!.split('|').map((h) => h.trim());

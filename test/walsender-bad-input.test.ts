@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Primary } from '../src/primary/primary.js';
 import { decodeCopyBothMessage, encodeQuery, encodeStartupMessage, encodeStandbyStatusUpdate, encodeCopyDone } from '../src/replication/protocol/messages.js';
-import { lsnToString, parseLsn } from '../src/wal/lsn.js';
+import { type Lsn, lsnToString } from '../src/wal/lsn.js';
 import { segmentFileName, segNo } from '../src/wal/segment.js';
 import { rmrf, tmpDir } from './helpers/tmp.js';
 import { errorOf, RawClient, startPgReceivewal, typeOf, waitFor } from './helpers/rawpg.js';
@@ -275,15 +275,15 @@ test('WAL that disappears under a catching-up client: ERROR 58P01, then close', 
   c.socket.pause(); // a slow reader: the walsender stops at walSenderMaxQueuedBytes + the socket buffers
   c.send(encodeQuery(`START_REPLICATION ${lsnToString(SEG)} TIMELINE 1`));
   // Wait until the walsender is blocked (sent stops moving), then remove a segment it has not opened.
-  let last = '';
+  let last: Lsn | null = null;
   await waitFor(() => {
-    const now = p.replicationStatus()[0]?.sent_lsn ?? '';
-    const still = now !== '' && now === last;
+    const now = p.replicationStatus()[0]?.sent_lsn ?? null;
+    const still = now !== null && now === last;
     last = now;
     return still;
   }, 10_000, 'the walsender to block on the paused client', 200);
-  const sentSeg = segNo(parseLsn(last), SEG);
-  assert.ok(sentSeg + 1 < segNo(p.flushLsn, SEG), `enough WAL ahead of the blocked walsender (sent ${last})`);
+  const sentSeg = segNo(last!, SEG);
+  assert.ok(sentSeg + 1 < segNo(p.flushLsn, SEG), `enough WAL ahead of the blocked walsender (sent ${lsnToString(last!)})`);
   const victim = segmentFileName(1, sentSeg + 1, SEG);
   fs.rmSync(path.join(p.walDir, victim)); // as if removed behind the walsender's back
   c.socket.resume();

@@ -1,7 +1,9 @@
 // The monitoring endpoint of `walstream primary|standby --metrics-port` and of library users
 // (startMonitoringServer): GET /metrics (Prometheus text format, from the node's prom-client
 // Registry), GET /healthz (200 or 503 with a JSON reason, src/replication/health.ts) and GET /status
-// (JSON; `walstream status` reads a primary's), on 127.0.0.1 unless told otherwise.
+// (JSON; `walstream status` reads a primary's), on 127.0.0.1 unless told otherwise. /status is
+// text for people and scripts: its LSNs are PostgreSQL's X/X, as its views print them, formatted
+// here from the API's `Lsn` numbers (statusLsnText).
 // startMetricsServer owns its http.Server; close() stops it and drops open connections. Nothing
 // else holds a handle.
 
@@ -13,29 +15,38 @@ import type { Standby } from '../standby/standby.js';
 import { type HealthBounds, type HealthReport, primaryHealth, resolveHealthBounds, standbyHealth } from '../replication/health.js';
 import { metricsForPrimary } from '../replication/metrics.js';
 import { standbyMetrics } from '../standby/standby-metrics.js';
+import { type Lsn, lsnToString } from '../wal/lsn.js';
 import { DEFAULT_METRICS_PORT } from './options.js';
 
 export { DEFAULT_METRICS_PORT };
 
-/** A JSON-friendly snapshot of a primary for `walstream status` (served at /status). */
+/** `row` with its LSN fields `keys` as X/X text (null stays null). */
+function statusLsnText<T extends object, K extends keyof T>(row: T, keys: readonly K[]): Omit<T, K> & Record<K, string | null> {
+  const out: Record<PropertyKey, unknown> = { ...(row as Record<PropertyKey, unknown>) };
+  for (const k of keys) {
+    const v = row[k] as Lsn | null;
+    out[k] = v === null ? null : lsnToString(v);
+  }
+  return out as Omit<T, K> & Record<K, string | null>;
+}
+
+/** A JSON-friendly snapshot of a primary for `walstream status` (served at /status; LSNs as X/X). */
 export function primaryStatus(p: Primary): Record<string, unknown> {
   const st = p.stats();
   return {
     role: 'primary',
     systemIdentifier: st.systemIdentifier,
     timeline: st.timeline,
-    insertLsn: st.insertLsn,
-    writeLsn: st.writeLsn,
-    flushLsn: st.flushLsn,
+    ...statusLsnText({ insertLsn: st.insertLsn, writeLsn: st.writeLsn, flushLsn: st.flushLsn }, ['insertLsn', 'writeLsn', 'flushLsn']),
     synchronousStandbyNames: p.synchronousStandbyNames,
     syncDegraded: p.syncRep.degraded,
     syncWaits: p.syncWaitCounts(),
-    replication: p.replicationStatus(),
-    slots: p.replicationSlots(),
+    replication: p.replicationStatus().map((r) => statusLsnText(r, ['sent_lsn', 'write_lsn', 'flush_lsn', 'replay_lsn', 'receive_lsn'])),
+    slots: p.replicationSlots().map((r) => statusLsnText(r, ['restart_lsn'])),
   };
 }
 
-/** A JSON-friendly snapshot of a standby (served at /status). */
+/** A JSON-friendly snapshot of a standby (served at /status; LSNs as X/X). */
 export function standbyStatus(s: Standby): Record<string, unknown> {
   if (s.promoted !== null) return primaryStatus(s.promoted);
   return {
@@ -44,8 +55,8 @@ export function standbyStatus(s: Standby): Record<string, unknown> {
     systemIdentifier: s.systemIdentifier?.toString() ?? null,
     timeline: s.timeline,
     replayPauseState: s.replayPauseState,
-    ...s.stats(),
-    walReceiver: s.receiverStatus(),
+    ...statusLsnText(s.stats(), ['redoLsn', 'minRecoveryPoint']),
+    walReceiver: statusLsnText(s.receiverStatus(), ['receive_start_lsn', 'written_lsn', 'flushed_lsn', 'latest_end_lsn', 'replay_lsn']),
   };
 }
 

@@ -9,6 +9,7 @@
 
 import type { Primary } from '../primary/primary.js';
 import type { Transaction } from '../primary/transaction.js';
+import type { Lsn } from '../wal/lsn.js';
 
 /** The table the load writes. */
 export const LOAD_TABLE = 'walstream_load';
@@ -29,7 +30,7 @@ export interface LoadOptions {
   /** What each commit does (default: one upsert of a valueBytes value into LOAD_TABLE). */
   body?: (tx: Transaction, client: number, i: number) => void;
   /** Called after each commit with its end LSN (the demo's read-your-writes checks); awaited. */
-  onCommit?: (lsn: number, client: number, i: number) => Promise<void> | void;
+  onCommit?: (lsn: Lsn, client: number, i: number) => Promise<void> | void;
 }
 
 export interface LoadHandle {

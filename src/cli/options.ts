@@ -8,7 +8,7 @@ import path from 'node:path';
 import { InvalidArgumentError } from 'commander';
 import { MAX_RATE_LOWER, MAX_RATE_UPPER } from '../replication/protocol/command-options.js';
 import { checkConninfoSyntax } from '../standby/options.js';
-import { type Lsn, parseLsn } from '../wal/lsn.js';
+import { type Lsn, LSN_HI_LIMIT, parseLsn } from '../wal/lsn.js';
 
 /**
  * The metrics port when `--metrics-port` is given without a value, and `walstream status`'s.
@@ -129,6 +129,6 @@ export function lsnArg(v: string): Lsn {
   try {
     return parseLsn(v);
   } catch {
-    throw new InvalidArgumentError('Expected a WAL location X/X in hexadecimal, e.g. 0/16B3748.');
+    throw new InvalidArgumentError(`Expected a WAL location X/X in hexadecimal below ${LSN_HI_LIMIT.toString(16).toUpperCase()}/0 (2^53 bytes), e.g. 0/16B3748.`);
   }
 }

@@ -12,6 +12,7 @@ import type { HbaRule } from '../replication/protocol/hba.js';
 import { commitRateMeter, type LoadHandle, startLoad } from './load.js';
 import { PRIMARY_COLUMNS, primaryStatusLines, statusHeader } from './status-lines.js';
 import { untilSignal } from './until-signal.js';
+import { lsnToString } from '../wal/lsn.js';
 import { DEFAULT_METRICS_PORT, type MetricsServer, startMonitoringServer } from './http-endpoint.js';
 
 export interface PrimaryCliOptions {
@@ -92,7 +93,7 @@ export async function runPrimary(o: PrimaryCliOptions): Promise<void> {
     await metrics?.close();
     await p.close();
   });
-  console.log(JSON.stringify({ listening: { host: o.host, port: p.port }, ...(metrics ? { metrics: metrics.url } : {}), systemIdentifier: p.systemIdentifier, timeline: p.timeline, flushLsn: p.stats().flushLsn, dataDir: p.dataDir }));
+  console.log(JSON.stringify({ listening: { host: o.host, port: p.port }, ...(metrics ? { metrics: metrics.url } : {}), systemIdentifier: p.systemIdentifier, timeline: p.timeline, flushLsn: lsnToString(p.stats().flushLsn), dataDir: p.dataDir }));
   await stopped;
   console.error('shut down');
 }

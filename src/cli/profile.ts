@@ -23,8 +23,7 @@ import { Standby } from '../standby/standby.js';
 import { TcpTransport } from '../standby/transport.js';
 import type { Lsn } from '../wal/lsn.js';
 import { RECEIVED_REPORT_PARAMETER } from '../replication/protocol/copy-messages.js';
-import type { LiveProfileJson, ProfileJson, ReplayProfileJson } from '../profile/result.js';
-import { PROFILE_UNITS } from '../profile/result.js';
+import { liveProfileJson, type ProfileJson, type ProfileUpstream, replayProfileJson } from '../profile/result.js';
 
 export interface ProfileOutputOptions {
   json?: boolean;
@@ -93,7 +92,7 @@ async function emit(result: ProfileJson, o: ProfileOutputOptions): Promise<void>
 }
 
 /** Which server `conninfo` names: a walstream walsender answers walstream.received_report, PostgreSQL does not. */
-async function identifyUpstream(conninfo: string): Promise<LiveProfileJson['upstream']> {
+async function identifyUpstream(conninfo: string): Promise<ProfileUpstream> {
   const o = resolveStandbyOptions({ dataDir: os.tmpdir(), primaryConninfo: conninfo });
   const transport = new TcpTransport(o.primaryConninfo, { connectTimeoutMs: o.connectTimeoutMs, commandTimeoutMs: o.connectTimeoutMs, maxMessageBytes: o.maxMessageBytes, maxBufferedBytes: o.walReceiverMaxBufferedBytes });
   const conn = await transport.connect();
@@ -146,7 +145,7 @@ export async function runProfileLive(o: ProfileLiveCliOptions): Promise<void> {
     }
     await standby.close();
     standby = null;
-    await emit({ bench: 'profile', units: PROFILE_UNITS, upstream, ...res }, o);
+    await emit(liveProfileJson(res, upstream), o);
   } finally {
     bar.stop();
     if (standby !== null) await standby.close().catch(() => undefined);
@@ -169,6 +168,5 @@ export async function runProfileReplay(target: string, o: ProfileReplayCliOption
   } finally {
     bar.stop();
   }
-  const json: ReplayProfileJson = { bench: 'profile', units: PROFILE_UNITS, ...res };
-  await emit(json, o);
+  await emit(replayProfileJson(res), o);
 }

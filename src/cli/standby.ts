@@ -18,7 +18,7 @@ import type { Primary } from '../primary/primary.js';
 import { PROMOTE_SIGNAL_FILE, watchPromoteSignal } from '../standby/promote-signal.js';
 import { readPrimaryConninfo } from '../standby/auto-conf.js';
 import { displayConninfo, resolveConninfo } from '../standby/options.js';
-import { Standby } from '../standby/standby.js';
+import { type RestartpointInfo, Standby } from '../standby/standby.js';
 import { startStandbyStatusLines } from './status-lines.js';
 import { untilSignal } from './until-signal.js';
 import { Errors } from '../errors.js';
@@ -26,6 +26,7 @@ import { DEFAULT_METRICS_PORT, startMonitoringServer } from './http-endpoint.js'
 import { assertCanListen } from '../replication/listen-probe.js';
 import { replicationAuth } from './primary.js';
 import type { StandbyMode } from '../standby/options.js';
+import { lsnToString } from '../wal/lsn.js';
 
 export interface StandbyCliOptions {
   data: string;
@@ -79,7 +80,7 @@ export async function runStandby(o: StandbyCliOptions): Promise<void> {
   s.on('warning', (e: Error) => console.error(`WARNING: ${e.message}`));
   s.on('error', (e: Error) => console.error(`ERROR: ${e.message}`));
   s.on('replayTimeline', (m: { tli: number }) => console.error(`LOG: new target timeline is ${m.tli}`));
-  s.on('restartpoint', (i: { redoLsn: number; segmentsRemoved: number; segmentsRecycled: number }) => console.error(`LOG: restartpoint at redo ${i.redoLsn}, ${i.segmentsRemoved} segments removed, ${i.segmentsRecycled} recycled`));
+  s.on('restartpoint', (i: RestartpointInfo) => console.error(`LOG: restartpoint at redo ${lsnToString(i.redoLsn)}, ${i.segmentsRemoved} segments removed, ${i.segmentsRecycled} recycled`));
   const st = s.receiverStatus();
   const onHup = () => reloadPrimaryConninfo(s);
   process.on('SIGHUP', onHup);
@@ -113,7 +114,7 @@ export async function runStandby(o: StandbyCliOptions): Promise<void> {
     stopStatus();
     process.removeListener('SIGHUP', onHup);
   });
-  console.log(JSON.stringify({ standby: { dataDir: s.dataDir, mode: s.mode, systemIdentifier: s.systemIdentifier, timeline: s.timeline, replayLsn: st.replay_lsn, conninfo: st.conninfo, port: s.replication?.port ?? null }, ...(metrics ? { metrics: metrics.url } : {}) }));
+  console.log(JSON.stringify({ standby: { dataDir: s.dataDir, mode: s.mode, systemIdentifier: s.systemIdentifier, timeline: s.timeline, replayLsn: st.replay_lsn === null ? null : lsnToString(st.replay_lsn), conninfo: st.conninfo, port: s.replication?.port ?? null }, ...(metrics ? { metrics: metrics.url } : {}) }));
   await stopped;
   console.error('shut down');
 }

@@ -5,11 +5,13 @@
 // that line only; no value ever contains a blank). Byte lag sits beside time lag for each level
 // with PostgreSQL's pg_stat_replication meaning: write_lag / flush_lag / replay_lag, the time since
 // the oldest WAL not yet written / flushed / replayed by the standby was flushed on the primary
-// ("-" while unknown). Pure formatting plus the standby's lag tracker; the caller owns the timer.
+// ("-" while unknown). LSN columns take the API's `Lsn` numbers and print PostgreSQL's X/X text
+// (formatRow is the one place they are formatted). Pure formatting plus the standby's lag
+// tracker; the caller owns the timer.
 
 import type { ReplicationStatusRow } from '../replication/server.js';
 import type { WalReceiverStatus } from '../standby/wal-receiver-status.js';
-import { parseLsn } from '../wal/lsn.js';
+import { type Lsn, lsnToString } from '../wal/lsn.js';
 
 export interface Column {
   name: string;
@@ -17,13 +19,17 @@ export interface Column {
   width: number;
   /** Numbers right-aligned, text left-aligned. */
   align: 'left' | 'right';
+  /** An LSN column: its number is printed as X/X. */
+  lsn?: true;
 }
 
 const col = (name: string, width: number, align: 'left' | 'right' = 'left'): Column => ({ name, width: Math.max(width, name.length), align });
 
 /** `2026-12-07T21:54:29.123Z`. */
 const TIME = col('time', 24);
+/** Characters of an LSN column (`1F/ABCDEF01` and one to spare). */
 const LSN_WIDTH = 12;
+const lsnCol = (name: string): Column => ({ ...col(name, LSN_WIDTH), lsn: true });
 
 /** Write, flush and replay lag: bytes beside ms, for each level. */
 const LAG_COLUMNS = ['write', 'flush', 'replay'].flatMap((level) => [col(`${level}_lag_bytes`, 10, 'right'), col(`${level}_lag_ms`, 9, 'right')]);
@@ -32,13 +38,13 @@ const LAG_COLUMNS = ['write', 'flush', 'replay'].flatMap((level) => [col(`${leve
 export const PRIMARY_COLUMNS: readonly Column[] = [
   TIME,
   col('commits_per_s', 9, 'right'),
-  col('primary_flush_lsn', LSN_WIDTH),
+  lsnCol('primary_flush_lsn'),
   col('application_name', 16),
   col('state', 9),
-  col('sent_lsn', LSN_WIDTH),
-  col('write_lsn', LSN_WIDTH),
-  col('flush_lsn', LSN_WIDTH),
-  col('replay_lsn', LSN_WIDTH),
+  lsnCol('sent_lsn'),
+  lsnCol('write_lsn'),
+  lsnCol('flush_lsn'),
+  lsnCol('replay_lsn'),
   ...LAG_COLUMNS,
   col('sync_state', 9),
 ];
@@ -47,10 +53,10 @@ export const PRIMARY_COLUMNS: readonly Column[] = [
 export const STANDBY_COLUMNS: readonly Column[] = [
   TIME,
   col('status', 9),
-  col('latest_end_lsn', LSN_WIDTH),
-  col('written_lsn', LSN_WIDTH),
-  col('flushed_lsn', LSN_WIDTH),
-  col('replay_lsn', LSN_WIDTH),
+  lsnCol('latest_end_lsn'),
+  lsnCol('written_lsn'),
+  lsnCol('flushed_lsn'),
+  lsnCol('replay_lsn'),
   ...LAG_COLUMNS,
 ];
 
@@ -61,7 +67,14 @@ function cell(v: string | number | null | undefined): string {
 }
 
 function formatRow(cols: readonly Column[], values: ReadonlyArray<string | number | null | undefined>): string {
-  return cols.map((c, i) => (c.align === 'right' ? cell(values[i]).padStart(c.width) : cell(values[i]).padEnd(c.width))).join('  ').trimEnd();
+  return cols
+    .map((c, i) => {
+      const v = values[i];
+      const text = cell(c.lsn && typeof v === 'number' ? lsnToString(v) : v);
+      return c.align === 'right' ? text.padStart(c.width) : text.padEnd(c.width);
+    })
+    .join('  ')
+    .trimEnd();
 }
 
 /** The header line for `cols`. */
@@ -75,7 +88,7 @@ const ms = (v: number | null): number | null => (v === null ? null : Math.round(
  * A primary's status lines at `now`: one per standby, or one with "-" standby columns when none
  * is connected (so every interval prints at least one line).
  */
-export function primaryStatusLines(now: Date, commitsPerSec: number, primaryFlushLsn: string, rows: readonly ReplicationStatusRow[]): string[] {
+export function primaryStatusLines(now: Date, commitsPerSec: number, primaryFlushLsn: Lsn, rows: readonly ReplicationStatusRow[]): string[] {
   const head = [now.toISOString(), Math.round(commitsPerSec), primaryFlushLsn];
   if (rows.length === 0) return [formatRow(PRIMARY_COLUMNS, head)];
   return rows.map((r) =>
@@ -111,10 +124,10 @@ const MAX_LAG_SAMPLES = 10_000;
  */
 export class StandbyLagTracker {
   /** (end of WAL the primary had flushed, when the primary reported it), increasing in both. */
-  private samples: Array<{ lsn: number; at: number }> = [];
+  private samples: Array<{ lsn: Lsn; at: number }> = [];
 
   sample(s: WalReceiverStatus, nowMs: number): void {
-    const lsn = parseLsn(s.latest_end_lsn);
+    const lsn = s.latest_end_lsn;
     const last = this.samples[this.samples.length - 1];
     if (lsn === 0 || (last !== undefined && lsn <= last.lsn)) return;
     this.samples.push({ lsn, at: s.latest_end_time?.getTime() ?? nowMs });
@@ -122,9 +135,8 @@ export class StandbyLagTracker {
   }
 
   /** The age in ms of the oldest reported WAL past `doneLsn` (null when unknown, 0 when caught up). */
-  private lagMs(doneLsn: string | null, nowMs: number): number | null {
-    if (doneLsn === null) return null;
-    const done = parseLsn(doneLsn);
+  private lagMs(done: Lsn | null, nowMs: number): number | null {
+    if (done === null) return null;
     const oldest = this.samples.find((x) => x.lsn > done);
     return oldest === undefined ? 0 : Math.max(0, nowMs - oldest.at);
   }
@@ -147,7 +159,7 @@ export class StandbyLagTracker {
       s.replay_lsn === null ? null : s.replay_lag_bytes,
       ms(this.lagMs(s.replay_lsn, t)),
     ]);
-    const slowest = parseLsn(s.replay_lsn ?? s.flushed_lsn);
+    const slowest = s.replay_lsn ?? s.flushed_lsn;
     const keep = this.samples.findIndex((x) => x.lsn > slowest);
     this.samples = keep < 0 ? this.samples.slice(-1) : this.samples.slice(Math.max(0, keep - 1));
     return line;

@@ -10,6 +10,7 @@ export interface StatusCliOptions {
   json?: boolean;
 }
 
+/** A row of /status's `replication`: its LSNs are already X/X text (src/cli/http-endpoint.ts formats them). */
 interface StatusRow {
   pid: number;
   application_name: string;
@@ -30,6 +31,7 @@ interface StatusRow {
   reply_time: string | null;
 }
 
+/** A row of /status's `slots` (restart_lsn as X/X text). */
 interface SlotRow {
   slot_name: string;
   temporary: boolean;

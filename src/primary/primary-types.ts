@@ -23,13 +23,14 @@ export interface CommitResult {
 }
 
 
+/** What primary.stats() reports. LSNs are `Lsn` numbers (lsnToString prints PostgreSQL's X/X). */
 export interface PrimaryStats {
   systemIdentifier: string;
   timeline: number;
   walSegmentSize: number;
-  insertLsn: string;
-  writeLsn: string;
-  flushLsn: string;
+  insertLsn: Lsn;
+  writeLsn: Lsn;
+  flushLsn: Lsn;
   commits: number;
   walBytesInserted: number;
   walWrites: number;
@@ -48,7 +49,7 @@ export interface PrimaryStats {
   /** Of those, waits whose safety timeout expired although the walwriter had written (lost wake-ups; 0 unless a bug). */
   ringWaitMissedWakeups: number;
   checkpoints: number;
-  lastCheckpointLsn: string;
-  redoLsn: string;
+  lastCheckpointLsn: Lsn;
+  redoLsn: Lsn;
   store: { bytesUsed: number; bytesReserved: number; entries: number; tables: number };
 }

@@ -501,9 +501,9 @@ export class Primary extends TypedEventEmitter<PrimaryEvents> {
       systemIdentifier: this.control.sysid.toString(),
       timeline: this.control.tli,
       walSegmentSize: this.control.segSize,
-      insertLsn: lsnToString(this.inserter.insertPos),
-      writeLsn: lsnToString(c.load(XC_WRITTEN)),
-      flushLsn: lsnToString(c.load(XC_FLUSHED)),
+      insertLsn: this.inserter.insertPos,
+      writeLsn: c.load(XC_WRITTEN),
+      flushLsn: c.load(XC_FLUSHED),
       commits: this.commits,
       walBytesInserted: this.inserter.insertPos - this.startInsertLsn,
       walWrites: c.load(XC_WRITE_COUNT),
@@ -514,8 +514,8 @@ export class Primary extends TypedEventEmitter<PrimaryEvents> {
       ringWaits: this.inserter.waitsForRingSpace,
       ringWaitMissedWakeups: this.inserter.ringSpaceMissedWakeups,
       checkpoints: this.checkpoints,
-      lastCheckpointLsn: lsnToString(this.control.checkpointLsn),
-      redoLsn: lsnToString(this.control.redoLsn),
+      lastCheckpointLsn: this.control.checkpointLsn,
+      redoLsn: this.control.redoLsn,
       store: this.store.stats(),
     };
   }

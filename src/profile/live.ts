@@ -28,7 +28,7 @@
 import { Errors } from '../errors.js';
 import type { Standby } from '../standby/standby.js';
 import { StageTimeline, StageTrace, type TraceStage } from '../util/stage-trace.js';
-import { lsnToString } from '../wal/lsn.js';
+import type { Lsn } from '../wal/lsn.js';
 import { LatencyHistogram, type LatencySummary } from './histogram.js';
 import { costRows, type KindCost } from './record-kind.js';
 
@@ -78,7 +78,8 @@ export interface LiveProfileResult {
   seconds: number;
   /** What the lag and hop times start from: the primary's flush, or the send time. */
   lagFrom: 'primary flush' | 'send time';
-  window: { startLsn: string; endLsn: string; units: number; bytes: number; unitsIncomplete: number };
+  /** The window's first and last traced WAL position (`Lsn` numbers; 0 when it saw none). */
+  window: { startLsn: Lsn; endLsn: Lsn; units: number; bytes: number; unitsIncomplete: number };
   hops: HopResult[];
   replay: {
     /** Records replayed in the window (WalRcvData), and the sum of the per-kind rows. */
@@ -303,8 +304,8 @@ export function analyse(trace: StageTrace, f: WindowFacts): LiveProfileResult {
     seconds: f.seconds,
     lagFrom: lagFromFlush ? 'primary flush' : 'send time',
     window: {
-      startLsn: lsnToString(units.length > 0 ? units[0]! : 0),
-      endLsn: lsnToString(units.length > 0 ? units[units.length - 1]! : 0),
+      startLsn: units.length > 0 ? units[0]! : 0,
+      endLsn: units.length > 0 ? units[units.length - 1]! : 0,
       units: units.length,
       bytes: units.length > 1 ? units[units.length - 1]! - units[0]! : 0,
       unitsIncomplete: incomplete,

@@ -39,8 +39,9 @@ export interface OfflineProfileOptions {
 export interface OfflineProfileResult {
   profile: 'replay';
   target: string;
-  startLsn: string;
-  endLsn: string;
+  /** The first record replayed and where replay stopped (`Lsn` numbers). */
+  startLsn: Lsn;
+  endLsn: Lsn;
   /** Why replay stopped: the --to position, or the end of valid WAL (the reader's message). */
   endReason: string;
   records: number;
@@ -148,8 +149,8 @@ export function profileReplay(target: string, o: OfflineProfileOptions = {}): Of
     return {
       profile: 'replay',
       target,
-      startLsn: lsnToString(start),
-      endLsn: lsnToString(end),
+      startLsn: start,
+      endLsn: end,
       endReason,
       records,
       bytes,

@@ -14,7 +14,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Lsn } from '../wal/lsn.js';
 import type { SyncWaitResult } from './syncrep-queue.js';
-import { parseLsn } from '../wal/lsn.js';
 import { SYNC_WAIT_OUTCOMES } from './syncrep-queue.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -256,16 +255,16 @@ export class WalstreamMetrics {
 export interface PrimaryMetricsSubject {
   readonly insertLsn: Lsn;
   readonly flushLsn: Lsn;
-  stats(): { writeLsn: string; commits: number; walFsyncs: number; walWrites: number; walBytesWritten: number; checkpoints: number };
+  stats(): { writeLsn: Lsn; commits: number; walFsyncs: number; walWrites: number; walBytesWritten: number; checkpoints: number };
   /** pg_stat_replication-like rows (lags null when unknown). */
   readonly timeline: number;
   replicationStatus(): ReadonlyArray<{
     application_name: string;
     client_addr: string | null;
-    sent_lsn: string | null;
-    write_lsn: string | null;
-    flush_lsn: string | null;
-    replay_lsn: string | null;
+    sent_lsn: Lsn | null;
+    write_lsn: Lsn | null;
+    flush_lsn: Lsn | null;
+    replay_lsn: Lsn | null;
     state: string;
     sync_state: string;
     sync_priority: number;
@@ -278,13 +277,11 @@ export interface PrimaryMetricsSubject {
     replay_lag_ms: number | null;
   }>;
   /** pg_replication_slots-like rows. */
-  replicationSlots(): ReadonlyArray<{ slot_name: string; active: boolean; wal_status: string | null; restart_lsn: string | null }>;
+  replicationSlots(): ReadonlyArray<{ slot_name: string; active: boolean; wal_status: string | null; restart_lsn: Lsn | null }>;
   readonly syncRep: { readonly degraded: boolean };
   /** Emits 'syncWait' as each synchronous-commit wait ends. */
   on(event: 'syncWait', listener: (r: SyncWaitResult) => void): unknown;
 }
-
-const lsnOrNull = (text: string | null): Lsn | null => (text === null ? null : parseLsn(text));
 
 const perPrimary = new WeakMap<PrimaryMetricsSubject, WalstreamMetrics>();
 
@@ -304,7 +301,7 @@ function newPrimaryMetrics(p: PrimaryMetricsSubject): WalstreamMetrics {
     primary: () => {
       const st = p.stats();
       return {
-        insertLsn: p.insertLsn, writeLsn: parseLsn(st.writeLsn), flushLsn: p.flushLsn, commits: st.commits,
+        insertLsn: p.insertLsn, writeLsn: st.writeLsn, flushLsn: p.flushLsn, commits: st.commits,
         walFsyncs: st.walFsyncs, walWrites: st.walWrites, walBytesWritten: st.walBytesWritten, checkpoints: st.checkpoints,
       };
     },
@@ -316,7 +313,7 @@ function newPrimaryMetrics(p: PrimaryMetricsSubject): WalstreamMetrics {
         state: r.state,
         syncState: r.sync_state,
         syncPriority: r.sync_priority,
-        lsn: { sent: lsnOrNull(r.sent_lsn), write: lsnOrNull(r.write_lsn), flush: lsnOrNull(r.flush_lsn), replay: lsnOrNull(r.replay_lsn) },
+        lsn: { sent: r.sent_lsn, write: r.write_lsn, flush: r.flush_lsn, replay: r.replay_lsn },
         lagBytes: { sent: r.sent_lag_bytes, write: r.write_lag_bytes, flush: r.flush_lag_bytes, replay: r.replay_lag_bytes },
         lagSeconds: {
           write: r.write_lag_ms === null ? null : r.write_lag_ms / 1000,
@@ -328,7 +325,7 @@ function newPrimaryMetrics(p: PrimaryMetricsSubject): WalstreamMetrics {
       const flush = p.flushLsn;
       return p.replicationSlots().map((s) => ({
         name: s.slot_name, active: s.active, walStatus: s.wal_status,
-        retainedBytes: s.restart_lsn === null ? null : Math.max(0, flush - parseLsn(s.restart_lsn)),
+        retainedBytes: s.restart_lsn === null ? null : Math.max(0, flush - s.restart_lsn),
       }));
     },
     syncDegraded: () => p.syncRep.degraded,

@@ -112,12 +112,13 @@ export interface ReplicationStatusRow {
   client_port: number;
   backend_start: Date;
   state: string;
-  sent_lsn: string | null;
-  write_lsn: string | null;
-  flush_lsn: string | null;
-  replay_lsn: string | null;
+  /** Positions as `Lsn` numbers (lsnToString prints PostgreSQL's X/X); null while not yet reported, as the view shows NULL. */
+  sent_lsn: Lsn | null;
+  write_lsn: Lsn | null;
+  flush_lsn: Lsn | null;
+  replay_lsn: Lsn | null;
   /** walstream only (not in pg_stat_replication): what the standby reported received (`R`); null for standbys that report none (PostgreSQL's). */
-  receive_lsn: string | null;
+  receive_lsn: Lsn | null;
   reply_time: Date | null;
   backend_xmin: number | null;
   /** Bytes between the primary's flush position and each position (null when unknown). */
@@ -456,7 +457,7 @@ export class ReplicationServer {
 
   status(): ReplicationStatusRow[] {
     const flush = this.host.flushLsn;
-    const lsn = (v: number) => (v === 0 ? null : lsnToString(v));
+    const lsn = (v: Lsn): Lsn | null => (v === 0 ? null : v);
     const lag = (v: number) => (v === 0 ? null : Math.max(0, flush - v));
     const senders = this.walsnd.all();
     const sync = syncStates(this.host.syncRep?.config() ?? null, senders);

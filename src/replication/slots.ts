@@ -63,7 +63,8 @@ export interface ReplicationSlotRow {
   active_pid: number | null;
   xmin: number | null;
   catalog_xmin: null;
-  restart_lsn: string | null;
+  /** An `Lsn` number (null for a slot that reserves no WAL yet). */
+  restart_lsn: Lsn | null;
   confirmed_flush_lsn: null;
   wal_status: WalStatus | null;
   safe_wal_size: number | null;
@@ -533,7 +534,7 @@ export class ReplicationSlots extends SlotTable {
         active_pid: s.activePid === 0 ? null : s.activePid,
         xmin: s.xmin === 0 ? null : s.xmin,
         catalog_xmin: null,
-        restart_lsn: s.restartLsn === 0 ? null : lsnToString(s.restartLsn),
+        restart_lsn: s.restartLsn === 0 ? null : s.restartLsn,
         confirmed_flush_lsn: null,
         wal_status: walStatus,
         safe_wal_size: safeWalSize,

@@ -17,7 +17,7 @@
 import { Errors } from '../errors.js';
 import { SharedStore } from '../storage/store.js';
 import type { ScanEntry, ScanOptions, StoreReadView } from '../storage/store-api.js';
-import { type Lsn, lsnToString } from '../wal/lsn.js';
+import { checkLsn, type Lsn, lsnToString } from '../wal/lsn.js';
 import { XC_INSERTED_UPTO } from '../wal/xlogctl.js';
 import { checkReaderHandle, RC_STATE, type ReaderHandle, type ReaderRole, ReaderState, stateError } from './reader-handle.js';
 import { ReplayWaiters } from './replay-waiters.js';
@@ -116,7 +116,11 @@ export class SharedReader {
    * (Infinity: no timeout), when the standby closes or replay stops for good.
    */
   waitForReplay(lsn: Lsn, timeoutMs = DEFAULT_REPLAY_WAIT_TIMEOUT_MS): Promise<Lsn> {
-    if (typeof lsn !== 'number' || !Number.isFinite(lsn) || lsn < 0) return Promise.reject(Errors.invalidOption('lsn', `must be a non-negative LSN, got ${String(lsn)}`));
+    try {
+      checkLsn('lsn', lsn);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) return Promise.reject(Errors.invalidOption('timeoutMs', `must be >= 0, got ${String(timeoutMs)}`));
     if (this.closed) return Promise.reject(Errors.closed('reader'));
     const state = Atomics.load(this.control, RC_STATE);

@@ -13,6 +13,7 @@ import { boolOption, intOption } from '../util/option-checks.js';
 import { type Env, isUnixSocketHost, libpqTarget, type WarningSink } from './libpq-env.js';
 import type { BaseBackupProgressListener } from './bootstrap-progress.js';
 import type { PrimaryOptions } from '../primary/options.js';
+import type { Lsn } from '../wal/lsn.js';
 import { CASCADE_OPTION_NAMES, type CascadeOptions, resolveCascadeOptions, type ResolvedCascadeOptions } from './cascade.js';
 
 export type StandbyMode = 'replica' | 'wal-only';
@@ -30,7 +31,7 @@ export interface PrimaryConninfo {
 export interface InProcessPrimary {
   inProcessListener(): MessagePort;
   /** Ask for WAL up to lsn to be flushed now (waitForReplay of an unflushed synchronousCommit 'off' commit); see Primary.requestWalFlush. */
-  requestWalFlush?(lsn: number): boolean;
+  requestWalFlush?(lsn: Lsn): boolean;
 }
 
 /** A primary in this process: streaming goes through SharedArrayBuffer rings, not TCP (no authentication). */

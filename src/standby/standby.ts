@@ -30,7 +30,7 @@ import { releasePidFile } from '../storage/datadir.js';
 import { type ControlData, DbState, DB_STATE_NAMES, readControl, writeControl } from '../storage/control.js';
 import { ReaderPool } from '../storage/reader-pool.js';
 import { type ScanEntry, type ScanOptions, SharedStore, type StoreReadView } from '../storage/store.js';
-import { type Lsn, lsnToString, parseLsn } from '../wal/lsn.js';
+import { checkLsn, type Lsn } from '../wal/lsn.js';
 import { listSegments } from '../wal/segfile.js';
 import { receiveTimelineAt, recordReplayTimeline } from './timeline-follow.js';
 import type { RejoinInfo } from './rejoin.js';
@@ -335,18 +335,16 @@ export class Standby extends TypedEventEmitter<StandbyEvents> {
 
   /**
    * Resolve (with the replay position) once replay has passed `lsn` (what transaction() returned,
-   * or PostgreSQL's `X/X` text as status rows show it); reject after timeoutMs (Infinity: no
-   * timeout), or if replay stops for good.
+   * or any LSN of a status row; parseLsn converts PostgreSQL's `X/X` text); reject after timeoutMs
+   * (Infinity: no timeout), or if replay stops for good.
    */
-  waitForReplay(lsnOrText: Lsn | string, timeoutMs = 30_000): Promise<Lsn> {
+  waitForReplay(lsn: Lsn, timeoutMs = 30_000): Promise<Lsn> {
     if (this.mode !== 'replica') return Promise.reject(Errors.invalidOption('mode', 'waitForReplay needs a replica (wal-only mode does not replay)'));
-    let lsn: Lsn;
     try {
-      lsn = typeof lsnOrText === 'string' ? parseLsn(lsnOrText) : lsnOrText;
-    } catch {
-      return Promise.reject(Errors.invalidOption('lsn', `must be an LSN such as 0/16B3748, got "${lsnOrText}"`));
+      checkLsn('lsn', lsn);
+    } catch (err) {
+      return Promise.reject(err);
     }
-    if (!Number.isFinite(lsn) || lsn < 0) return Promise.reject(Errors.invalidOption('lsn', `must be a non-negative LSN, got ${String(lsn)}`));
     if (!(timeoutMs >= 0)) return Promise.reject(Errors.invalidOption('timeoutMs', `must be >= 0, got ${String(timeoutMs)}`));
     const r = this.walrcv.replay;
     if (r >= lsn) return Promise.resolve(r);
@@ -419,11 +417,11 @@ export class Standby extends TypedEventEmitter<StandbyEvents> {
     return this.walrcv.replayPauseState;
   }
 
-  /** Control file state, restartpoints made. */
-  stats(): { state: string; redoLsn: string; minRecoveryPoint: string; restartpoints: number } {
+  /** Control file state (LSNs as `Lsn` numbers; 0 before the control file exists), restartpoints made. */
+  stats(): { state: string; redoLsn: Lsn; minRecoveryPoint: Lsn; restartpoints: number } {
     const c = this.control;
     const state = c ? (DB_STATE_NAMES[c.state] ?? String(c.state)) : 'uninitialised';
-    return { state, redoLsn: lsnToString(c?.redoLsn ?? 0), minRecoveryPoint: lsnToString(c?.minRecoveryPoint ?? 0), restartpoints: this.restartpoints };
+    return { state, redoLsn: c?.redoLsn ?? 0, minRecoveryPoint: c?.minRecoveryPoint ?? 0, restartpoints: this.restartpoints };
   }
 
   /**

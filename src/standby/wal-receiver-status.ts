@@ -4,29 +4,29 @@
 
 import { pgTimestampToDate } from '../replication/protocol/messages.js';
 import { nowPgMicros } from '../wal/consts.js';
-import { lsnToString } from '../wal/lsn.js';
+import type { Lsn } from '../wal/lsn.js';
 import { IN_PROCESS_HOST } from './options.js';
 import type { WalRcvSnapshot, WalRcvStateName } from './walrcvdata.js';
 
-/** pg_stat_wal_receiver's columns, plus replay position, lag figures and counters. */
+/** pg_stat_wal_receiver's columns, plus replay position, lag figures and counters. Positions are `Lsn` numbers (lsnToString prints X/X). */
 export interface WalReceiverStatus {
   pid: number | null;
   status: WalRcvStateName;
-  receive_start_lsn: string;
+  receive_start_lsn: Lsn;
   receive_start_tli: number;
-  written_lsn: string;
-  flushed_lsn: string;
+  written_lsn: Lsn;
+  flushed_lsn: Lsn;
   received_tli: number;
   last_msg_send_time: Date | null;
   last_msg_receipt_time: Date | null;
-  latest_end_lsn: string;
+  latest_end_lsn: Lsn;
   latest_end_time: Date | null;
   slot_name: string | null;
   sender_host: string | null;
   sender_port: number | null;
   conninfo: string;
   /** pg_last_wal_replay_lsn() (null in wal-only mode). */
-  replay_lsn: string | null;
+  replay_lsn: Lsn | null;
   /** pg_last_xact_replay_timestamp(): commit time of the last replayed transaction. */
   last_xact_replay_timestamp: Date | null;
   /** Bytes the primary reported (latest_end_lsn) but not yet written / flushed here. */
@@ -67,20 +67,20 @@ export function walReceiverStatusRow(s: WalRcvSnapshot, w: WalReceiverStatusCont
   return {
     pid: w.pid,
     status: s.state,
-    receive_start_lsn: lsnToString(s.receiveStart),
+    receive_start_lsn: s.receiveStart,
     receive_start_tli: s.receiveStartTli,
-    written_lsn: lsnToString(s.written),
-    flushed_lsn: lsnToString(s.flushed),
+    written_lsn: s.written,
+    flushed_lsn: s.flushed,
     received_tli: s.receivedTli,
     last_msg_send_time: date(s.lastSendTime),
     last_msg_receipt_time: date(s.lastReceiptTime),
-    latest_end_lsn: lsnToString(s.latestWalEnd),
+    latest_end_lsn: s.latestWalEnd,
     latest_end_time: date(s.latestWalEndTime),
     slot_name: w.slotName,
     sender_host: streaming ? s.senderHost : null,
     sender_port: streaming ? s.senderPort : null,
     conninfo: w.conninfo,
-    replay_lsn: replica ? lsnToString(s.replay) : null,
+    replay_lsn: replica ? s.replay : null,
     last_xact_replay_timestamp: replica ? date(s.lastCommitTime) : null,
     write_lag_bytes: Math.max(0, s.latestWalEnd - s.written),
     flush_lag_bytes: Math.max(0, s.latestWalEnd - s.flushed),

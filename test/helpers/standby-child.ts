@@ -2,7 +2,7 @@
 // SIGCONT it. argv: dataDir host port user password [checkpointTimeoutMs [servePort [applicationName]]].
 // With servePort it serves replication itself (cascading walsenders, trust). Prints
 // "ready <replayLsn> <redoLsn> <servePort|->" once open() resolved (consistent), with its redo
-// point, then answers stdin lines:
+// point (replayLsn a number, redoLsn X/X), then answers stdin lines:
 //   digest <lsn>   → waits until replay passed lsn, prints "digest <lsn> <hex>"
 //   status         → prints "status <json of receiverStatus()>"
 // Events: "restartpoint <redo>" for each restartpoint, "error <message>" for failures. SIGTERM closes
@@ -22,7 +22,7 @@ const s = await Standby.open({
 });
 s.on('restartpoint', (i: { redoLsn: number }) => process.stdout.write(`restartpoint ${lsnToString(i.redoLsn)}\n`));
 s.on('error', (e: Error) => process.stdout.write(`error ${e.message}\n`));
-process.stdout.write(`ready ${s.replayLsn} ${s.stats().redoLsn} ${s.replication?.port ?? '-'}\n`);
+process.stdout.write(`ready ${s.replayLsn} ${lsnToString(s.stats().redoLsn)} ${s.replication?.port ?? '-'}\n`);
 
 let closing = false;
 process.on('SIGTERM', () => {
