@@ -37,7 +37,8 @@ import { type ErrorInfo, errorInfo, Errors, WalstreamError } from '../errors.js'
 import { type ControlData, DbState, readControl, writeControl } from '../storage/control.js';
 import { assert } from '../util/assert.js';
 import { StageTrace, type StageTraceHandle } from '../util/stage-trace.js';
-import { PG_EPOCH_OFFSET_MS, validSegmentSize } from '../wal/consts.js';
+import { PG_EPOCH_OFFSET_MS } from '../wal/consts.js';
+import { parseSegmentSizeSetting } from '../wal/segment.js';
 import { type Lsn, lsnToString } from '../wal/lsn.js';
 import { BACKGROUND_FLUSH_MIN_BYTES, FlushPipeline } from './flush-pipeline.js';
 import type { PrimaryConninfo, StandbyMode } from './options.js';
@@ -120,17 +121,6 @@ function isFatal(e: unknown): boolean {
 
 function post(m: WalReceiverMessage): void {
   parentPort?.postMessage(m);
-}
-
-/** `16MB` / `1GB` / `1024kB` (SHOW wal_segment_size) in bytes, as pg_receivewal parses it. */
-export function parseSegmentSizeSetting(text: string): number {
-  const m = /^(\d+)\s*(kB|MB|GB)$/.exec(text.trim());
-  const unit = m ? { kB: 1024, MB: 1024 * 1024, GB: 1024 * 1024 * 1024 }[m[2] as 'kB' | 'MB' | 'GB'] : 0;
-  const bytes = m ? Number(m[1]) * unit : NaN;
-  if (!validSegmentSize(bytes)) {
-    throw Errors.invalidParameterValue(`WAL segment size must be a power of two between 1 MB and 1 GB, but the remote server reported a value of ${text}`);
-  }
-  return bytes;
 }
 
 class WalReceiver {
@@ -276,9 +266,8 @@ class WalReceiver {
   }
 
   /**
-   * waitForReplay of `lsn`: ask the primary to flush its WAL up to there now (StandbyFlushRequest
-   * `F`, when the upstream agreed: walstream's walsender), instead of at its wal_writer_delay.
-   * Remembered, and asked again at the start of the next stream while still above our flush.
+   * waitForReplay of `lsn`: ask the primary to flush up to there now (`F`, to a walstream walsender),
+   * not at its wal_writer_delay; asked again at the next stream's start while above our flush.
    */
   requestFlush(lsn: Lsn): void {
     if (lsn <= this.flushRequested) return;

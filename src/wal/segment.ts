@@ -1,7 +1,7 @@
 // WAL segment file naming and LSN arithmetic (PostgreSQL's XLogFileName / XLByteToSeg).
 
 import { Errors } from '../errors.js';
-import { XLOG_BLCKSZ, SIZE_OF_LONG_PHD, SIZE_OF_SHORT_PHD } from './consts.js';
+import { XLOG_BLCKSZ, SIZE_OF_LONG_PHD, SIZE_OF_SHORT_PHD, validSegmentSize } from './consts.js';
 import type { Lsn } from './lsn.js';
 
 const TWO32 = 0x1_0000_0000;
@@ -62,4 +62,15 @@ export function assertSegmentSize(n: number): void {
   if (!(Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0 && n >= 1 << 20 && n <= 1 << 30)) {
     throw Errors.invalidOption('walSegmentSize', `must be a power of two from 1 MiB to 1 GiB, got ${n}`);
   }
+}
+
+/** `16MB` / `1GB` / `1024kB` (SHOW wal_segment_size) in bytes, as pg_receivewal parses it. */
+export function parseSegmentSizeSetting(text: string): number {
+  const m = /^(\d+)\s*(kB|MB|GB)$/.exec(text.trim());
+  const unit = m ? { kB: 1024, MB: 1024 * 1024, GB: 1024 * 1024 * 1024 }[m[2] as 'kB' | 'MB' | 'GB'] : 0;
+  const bytes = m ? Number(m[1]) * unit : NaN;
+  if (!validSegmentSize(bytes)) {
+    throw Errors.invalidParameterValue(`WAL segment size must be a power of two between 1 MB and 1 GB, but the remote server reported a value of ${text}`);
+  }
+  return bytes;
 }
