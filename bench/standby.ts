@@ -135,7 +135,7 @@ async function pipe(root: string, volume: number, transport: BenchTransport) {
   try {
     const start = p.flushLsn - (p.flushLsn % SEG);
     const end = await writeWal(p, volume);
-    const info = { host: '127.0.0.1', port: p.port!, user: 'bench', password: null, applicationName: 'pipe' };
+    const info = { host: '127.0.0.1', port: p.port!, user: 'bench', password: null, passfile: null, applicationName: 'pipe' };
     const topts = { connectTimeoutMs: 10_000, commandTimeoutMs: 10_000, maxMessageBytes: 64 * MiB, maxBufferedBytes: 32 * MiB };
     const t: WalRcvTransport = transport === 'ring'
       ? new RingTransport(p.inProcessListener(), { ...info, host: '[in-process]', port: 0 }, { ...topts, ringBytes: 8 * MiB, spinIterations: 1000 })

@@ -36,7 +36,7 @@ test('primary_conninfo: libpq keywords, defaults, passfile, refused TLS', (t) =>
   const dir = tmpDir('walstream-autoconf-');
   t.after(() => rmrf(dir));
   const ci = conninfoFromLibpq(parseAutoConf(PG_BASEBACKUP_R_LINE).get('primary_conninfo')!);
-  assert.deepEqual(ci, { host: '127.0.0.1', port: 54329, user: 'postgres' });
+  assert.deepEqual(ci, { host: '127.0.0.1', port: 54329, user: 'postgres', passfile: '/nonexistent/.pgpass' }, 'no password in the file (yet): the file is consulted again at each connection');
   const pass = path.join(dir, 'pgpass');
   fs.writeFileSync(pass, '# comment\nother:1:*:postgres:no\n127.0.0.1:54329:replication:postgres:s3cr\\:et\n', { mode: 0o600 });
   const want = (user: string) => ({ host: '127.0.0.1', port: '54329', dbname: 'replication', user });
@@ -58,7 +58,7 @@ test('a pg_basebackup -R directory: options from postgresql.auto.conf, the backu
   fs.writeFileSync(path.join(dir, 'postgresql.auto.conf'), `${PG_BASEBACKUP_R_LINE}\nprimary_slot_name = 's1'\n`);
   fs.writeFileSync(path.join(dir, 'standby.signal'), '');
   const o = withDirectorySettings({ dataDir: dir });
-  assert.deepEqual(o.primaryConninfo, { host: '127.0.0.1', port: 54329, user: 'postgres' });
+  assert.deepEqual(o.primaryConninfo, { host: '127.0.0.1', port: 54329, user: 'postgres', passfile: '/nonexistent/.pgpass' });
   assert.equal(o.primarySlotName, 's1');
   assert.equal(withDirectorySettings({ dataDir: dir, primaryConninfo: 'host=x' }).primaryConninfo, 'host=x', 'given options win');
 

@@ -5,7 +5,7 @@
 // SCRAM-SHA-256 under each source, with the real psql 15 given the same connection string and
 // environment as the oracle (with dbname=replication, the database a walreceiver and pg_basebackup
 // name, which the password file matches): both log in, or both are refused, and both print the
-// same warning.
+// same warning. A walreceiver's connection reads the password file again at each attempt.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,7 +15,9 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { Primary } from '../src/primary/primary.js';
 import { libpqTarget, passwordFromPassFile } from '../src/standby/libpq-env.js';
-import { parseConninfo } from '../src/standby/options.js';
+import { parseConninfo, resolveConninfo } from '../src/standby/options.js';
+import { TcpTransport } from '../src/standby/transport.js';
+import { WalstreamError } from '../src/errors.js';
 import { PG_BIN, rmrf, tmpDir } from './helpers/tmp.js';
 
 const run = promisify(execFile);
@@ -156,4 +158,32 @@ test('walstream basebackup and psql 15 agree on every password source against a 
     assert.equal(r.ourErr.includes(warning), c.warn !== undefined, `${c.name}: ${r.ourErr}`);
     if (!c.ok) assert.match(r.ourErr, /password/, c.name);
   }
+});
+
+test('the password file is read again at each connection attempt, as libpq reads it at each connect', async (t) => {
+  const dir = tmpDir('walstream-pgpass-reconnect-');
+  const p = await Primary.open({
+    dataDir: path.join(dir, 'p'),
+    port: 0,
+    users: { rep: PASSWORD },
+    hba: [{ type: 'host', database: 'replication', user: 'rep', address: 'all', method: 'scram-sha-256' }],
+  });
+  t.after(async () => {
+    await p.close();
+    rmrf(dir);
+  });
+  const file = passFile(dir, 'pgpass', [`127.0.0.1:${p.port}:replication:rep:not-it`]);
+  const info = resolveConninfo(parseConninfo(`host=127.0.0.1 port=${p.port} user=rep passfile=${file}`, cleanEnv()));
+  assert.equal(info.passfile, file);
+  assert.equal(info.password, 'not-it', 'what the file held when the conninfo was parsed');
+  const transport = new TcpTransport(info, { connectTimeoutMs: 10_000, commandTimeoutMs: 10_000, maxMessageBytes: 1 << 20, maxBufferedBytes: 1 << 20 });
+  await assert.rejects(transport.connect(), (e: unknown) => e instanceof WalstreamError && e.sqlstate === '28P01');
+  // The operator fixes the file: the same transport's next attempt (a walreceiver's reconnect) logs in.
+  passFile(dir, 'pgpass', [`127.0.0.1:${p.port}:replication:rep:${esc(PASSWORD)}`]);
+  const conn = await transport.connect();
+  assert.equal((await conn.identifySystem()).timeline, 1);
+  conn.disconnect();
+  // A password in the conninfo string is used as given: no file is consulted.
+  const given = resolveConninfo(parseConninfo(`host=127.0.0.1 port=${p.port} user=rep password=x passfile=${file}`, cleanEnv()));
+  assert.equal(given.passfile, null);
 });

@@ -32,7 +32,7 @@ after(async () => {
 
 function transport(user: string, password: string): TcpTransport {
   return new TcpTransport(
-    { host: pg.host, port: pg.port, user, password, applicationName: 'walstream-test' },
+    { host: pg.host, port: pg.port, user, password, passfile: null, applicationName: 'walstream-test' },
     // sslRequest: like libpq's sslmode=prefer, the server must answer 'N' here
     { connectTimeoutMs: 10_000, commandTimeoutMs: 30_000, maxMessageBytes: 1 << 30, maxBufferedBytes: 8 << 20, sslRequest: true },
   );

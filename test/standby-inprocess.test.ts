@@ -89,7 +89,7 @@ test('in-process standbys: base backup, streaming under a workload, digests, sta
     assert.equal(errorOf(got)?.code, '53300');
     assert.equal(errorOf(got)?.severity, 'FATAL');
     await extra.untilClosed();
-    const t = new RingTransport(p.inProcessListener(), { host: '[in-process]', port: 0, user: 'x', password: null, applicationName: 'third' }, {
+    const t = new RingTransport(p.inProcessListener(), { host: '[in-process]', port: 0, user: 'x', password: null, passfile: null, applicationName: 'third' }, {
       connectTimeoutMs: 5000, commandTimeoutMs: 5000, maxMessageBytes: 1 << 26, maxBufferedBytes: 1 << 25, ringBytes: 1 << 16, spinIterations: 0,
     });
     await assert.rejects(t.connect(), (e: unknown) => e instanceof WalstreamError && e.sqlstate === '53300');
@@ -218,7 +218,7 @@ test('a damaged record from the primary side fails the connection attempt with 0
     publishRawHeader(ring, 1 << 20, (RECORD_MAGIC << 16) | 0x7700, RECORD_HEADER_BYTES);
     setTimeout(() => m.peer.close(), 2000).unref();
   });
-  const t = new RingTransport(listener, { host: '[in-process]', port: 0, user: 'x', password: null, applicationName: 'a' }, {
+  const t = new RingTransport(listener, { host: '[in-process]', port: 0, user: 'x', password: null, passfile: null, applicationName: 'a' }, {
     connectTimeoutMs: 5000, commandTimeoutMs: 5000, maxMessageBytes: 1 << 26, maxBufferedBytes: 1 << 25, ringBytes: 1 << 16, spinIterations: 0,
   });
   await assert.rejects(t.connect(), (e: unknown) => e instanceof WalstreamError && e.sqlstate === '08P01' && /in-process replication ring/.test(e.message));

@@ -135,7 +135,7 @@ test('end to end: our walreceiver reports R to a walstream primary (receive_lsn,
   });
   // Our walreceiver's transport asks; a walstream primary agrees.
   const topts = { connectTimeoutMs: 5000, commandTimeoutMs: 5000, maxMessageBytes: 1 << 26, maxBufferedBytes: 1 << 25 };
-  const probe = await new TcpTransport({ host: '127.0.0.1', port: p.port!, user: 'u', password: null, applicationName: 'probe' }, topts).connect();
+  const probe = await new TcpTransport({ host: '127.0.0.1', port: p.port!, user: 'u', password: null, passfile: null, applicationName: 'probe' }, topts).connect();
   assert.equal(probe.acceptsReceivedReport, true);
   probe.disconnect();
 
@@ -155,7 +155,7 @@ test('end to end: our walreceiver reports R to a walstream primary (receive_lsn,
   // A real PostgreSQL primary accepts the request silently (a custom placeholder) and never agrees, so no R; it keeps streaming to us and our flush
   // reports release its synchronous commits on the same walsender (no reconnect).
   pg = await startPgCluster({ hbaLines: ['host replication all 127.0.0.1/32 scram-sha-256'], settings: { synchronous_standby_names: 'ours', wal_receiver_status_interval: '1s' } });
-  const pgInfo = { host: pg.host, port: pg.port, user: 'postgres', password: pg.superuserPassword, applicationName: 'ours' };
+  const pgInfo = { host: pg.host, port: pg.port, user: 'postgres', password: pg.superuserPassword, passfile: null, applicationName: 'ours' };
   const pgProbe = await new TcpTransport(pgInfo, topts).connect();
   assert.equal(pgProbe.acceptsReceivedReport, false);
   pgProbe.disconnect();

@@ -125,6 +125,7 @@ export function conninfoFromLibpq(text: string, env: Env = process.env, warn?: W
   const out: PrimaryConninfo = { host, port: Number(portText), user: t.user };
   const password = t.password;
   if (password !== null && password !== '') out.password = password;
+  if (t.passfile !== null) out.passfile = t.passfile;
   const app = t.applicationName ?? kv.get('fallback_application_name');
   if (app !== undefined && app !== '') out.applicationName = app;
   return out;

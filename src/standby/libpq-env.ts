@@ -6,8 +6,10 @@
 // comes from, in this order: the `password` keyword, PGPASSWORD, the password file (`passfile`
 // keyword, else PGPASSFILE, else .pgpass in the OS user's home directory), whose first line matching host, port, database
 // "replication" and user gives it. A password file that is not a plain file, or that its group or
-// others may access, is ignored with libpq's warning on stderr. Synchronous reads on the caller's
-// thread, once per connection string resolved; nothing runs afterwards.
+// others may access, is ignored with libpq's warning on stderr. libpq reads the password file at
+// each connection attempt: the target names the file (`passfile`) so that a walreceiver looks the
+// password up again at each reconnect (src/standby/transport.ts). Synchronous reads on the
+// caller's thread; nothing runs afterwards.
 
 import fs from 'node:fs';
 import os from 'node:os';
@@ -48,6 +50,8 @@ export interface LibpqTarget {
   user: string;
   /** null: none given, none in the environment, none in the password file. */
   password: string | null;
+  /** The password file consulted (no password given, no PGPASSWORD), looked up again at each connection; else null. */
+  passfile: string | null;
   applicationName: string | null;
 }
 
@@ -97,12 +101,13 @@ export function libpqTarget(kv: ReadonlyMap<string, string>, env: Env = process.
   const port = setting(kv, 'port', env) ?? String(DEFAULT_PGPORT);
   const user = setting(kv, 'user', env) ?? osUser();
   let password = setting(kv, 'password', env);
+  let passfile: string | null = null;
   if (password === null) {
-    const passfile = setting(kv, 'passfile', env) ?? path.join(home, '.pgpass');
+    passfile = setting(kv, 'passfile', env) ?? path.join(home, '.pgpass');
     // connectOptions2: the host name is the search key if given, else hostaddr.
     password = passwordFromPassFile(passfile, { host: hostName ?? hostaddr ?? '', port, dbname: REPLICATION_DBNAME, user }, warn);
   }
-  return { host, port, user, password, applicationName: setting(kv, 'application_name', env) };
+  return { host, port, user, password, passfile, applicationName: setting(kv, 'application_name', env) };
 }
 
 /** One field of a password file line: its de-escaped text and whether it was a bare `*`. */

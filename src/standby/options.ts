@@ -23,6 +23,13 @@ export interface PrimaryConninfo {
   port: number;
   user: string;
   password?: string | null;
+  /**
+   * libpq's passfile: the password file to look the password up in again at each connection
+   * attempt (as libpq reads it at each connect; `password`, if set, is what it held when the
+   * conninfo was parsed, and stays in use when the file no longer has a matching line). Set by a
+   * conninfo string without a password and without PGPASSWORD. Default null.
+   */
+  passfile?: string | null;
   /** Reported to the primary (pg_stat_replication.application_name). Default 'walreceiver'. */
   applicationName?: string;
 }
@@ -241,7 +248,7 @@ export function resolveConninfo(c: PrimaryConninfo | string): Required<PrimaryCo
   const obj = typeof c === 'string' ? parseConninfo(c) : c;
   if (obj === null || typeof obj !== 'object') throw Errors.invalidOption('primaryConninfo', 'must be an object or a conninfo string');
   for (const k of Object.keys(obj)) {
-    if (!['host', 'port', 'user', 'password', 'applicationName'].includes(k)) throw Errors.invalidOption('primaryConninfo', `unknown field "${k}"`);
+    if (!['host', 'port', 'user', 'password', 'passfile', 'applicationName'].includes(k)) throw Errors.invalidOption('primaryConninfo', `unknown field "${k}"`);
   }
   if (typeof obj.host !== 'string' || obj.host.length === 0) throw Errors.invalidOption('primaryConninfo', 'host must be a non-empty string');
   const port = obj.port;
@@ -251,11 +258,13 @@ export function resolveConninfo(c: PrimaryConninfo | string): Required<PrimaryCo
   if (typeof obj.user !== 'string' || obj.user.length === 0) throw Errors.invalidOption('primaryConninfo', 'user must be a non-empty string');
   const password = obj.password ?? null;
   if (password !== null && typeof password !== 'string') throw Errors.invalidOption('primaryConninfo', 'password must be a string');
+  const passfile = obj.passfile ?? null;
+  if (passfile !== null && (typeof passfile !== 'string' || passfile.length === 0)) throw Errors.invalidOption('primaryConninfo', 'passfile must be a non-empty path');
   const applicationName = obj.applicationName ?? 'walreceiver';
   if (typeof applicationName !== 'string' || applicationName.length > 63 || /[^\x20-\x7e]/.test(applicationName)) {
     throw Errors.invalidOption('primaryConninfo', 'applicationName must be at most 63 printable ASCII characters');
   }
-  return { host: obj.host, port, user: obj.user, password, applicationName };
+  return { host: obj.host, port, user: obj.user, password, passfile, applicationName };
 }
 
 /** sender_host of an in-process connection (pg_stat_wal_receiver). */
@@ -271,7 +280,7 @@ function resolveInProcessConninfo(c: InProcessConninfo): Required<PrimaryConninf
   if (typeof applicationName !== 'string' || applicationName.length > 63 || /[^\x20-\x7e]/.test(applicationName)) {
     throw Errors.invalidOption('primaryConninfo', 'applicationName must be at most 63 printable ASCII characters');
   }
-  return { host: IN_PROCESS_HOST, port: 0, user, password: null, applicationName };
+  return { host: IN_PROCESS_HOST, port: 0, user, password: null, passfile: null, applicationName };
 }
 
 /** Keywords of libpq's conninfo that we accept (others are refused like libpq: `invalid connection option "x"`). */
@@ -321,6 +330,7 @@ export function parseConninfo(text: string, env: Env = process.env, warn?: Warni
   checkPortText(t.port);
   const out: PrimaryConninfo = { host: t.host, port: Number(t.port), user: t.user };
   if (t.password !== null) out.password = t.password;
+  if (t.passfile !== null) out.passfile = t.passfile;
   if (t.applicationName !== null) out.applicationName = t.applicationName;
   return out;
 }

@@ -34,6 +34,7 @@ import type { InProcessConnectRequest } from '../replication/in-process-connect.
 import { StreamConnection } from './stream-connection.js';
 import type { Lsn } from '../wal/lsn.js';
 import { IN_PROCESS_HOST, type PrimaryConninfo } from './options.js';
+import { passwordFromPassFile, REPLICATION_DBNAME } from './libpq-env.js';
 
 export interface IdentifySystemResult {
   /** Decimal text: it may exceed 2^53. */
@@ -136,7 +137,11 @@ export class TcpTransport implements WalRcvTransport {
   constructor(private readonly info: Required<PrimaryConninfo>, private readonly opts: TcpTransportOptions) {}
 
   connect(signal?: AbortSignal): Promise<WalRcvConnection> {
-    const info = this.info;
+    // libpq reads the password file at each connection attempt (a password changed in it is used
+    // at the next reconnect); the password found when the conninfo was parsed stays otherwise.
+    const base = this.info;
+    const fromFile = base.passfile === null ? null : passwordFromPassFile(base.passfile, { host: base.host, port: String(base.port), dbname: REPLICATION_DBNAME, user: base.user });
+    const info = fromFile === null ? base : { ...base, password: fromFile };
     const socket = new net.Socket();
     return StreamConnection.open(socket, info.host, info.port, info, this.opts, signal, (c) => {
       socket.setNoDelay(true);
