@@ -262,6 +262,11 @@ export const LatchSlot = { WAKE_COUNT: 0 } as const;
 
 export type LatchWaitResult = 'set' | 'timeout';
 
+/** performance.now() at which a wait of timeoutMs (Infinity: none; negative: 0) ends. */
+function latchDeadline(timeoutMs: number): number {
+  return timeoutMs === Infinity ? Infinity : performance.now() + Math.max(0, timeoutMs);
+}
+
 export class Latch {
   private readonly at: number;
   private seen: number;
@@ -289,18 +294,22 @@ export class Latch {
 
   /** WaitLatch: block up to timeoutMs (Infinity = forever) until set() is called. */
   wait(timeoutMs: number = Infinity): LatchWaitResult {
-    const a = this.i32;
-    const deadline = timeoutMs === Infinity ? Infinity : performance.now() + Math.max(0, timeoutMs);
+    const deadline = latchDeadline(timeoutMs);
     for (;;) {
-      const cur = Atomics.load(a, this.at);
-      if (cur !== this.seen) {
-        this.seen = cur;
-        return 'set';
-      }
-      const left = deadline === Infinity ? Infinity : deadline - performance.now();
+      const cur = this.pending();
+      if (cur === 'set') return 'set';
+      const left = deadline - performance.now();
       if (left <= 0) return 'timeout';
-      Atomics.wait(a, this.at, cur, left);
+      Atomics.wait(this.i32, this.at, cur, left);
     }
+  }
+
+  /** 'set' (and remembered as seen) when set() was called since the last reset or return; else the word's value to sleep on. */
+  private pending(): number | 'set' {
+    const cur = Atomics.load(this.i32, this.at);
+    if (cur === this.seen) return cur;
+    this.seen = cur;
+    return 'set';
   }
 
   /**
@@ -308,21 +317,17 @@ export class Latch {
    * Node's loop alive; with keepAlive (default) a timer holds the loop open until this settles.
    */
   async waitAsync(timeoutMs: number = Infinity, opts: { keepAlive?: boolean } = {}): Promise<LatchWaitResult> {
-    const a = this.i32;
     const keepAlive = opts.keepAlive ?? true;
-    const deadline = timeoutMs === Infinity ? Infinity : performance.now() + Math.max(0, timeoutMs);
+    const deadline = latchDeadline(timeoutMs);
     let timer: ReturnType<typeof setInterval> | undefined;
     if (keepAlive) timer = setInterval(() => {}, 1 << 30);
     try {
       for (;;) {
-        const cur = Atomics.load(a, this.at);
-        if (cur !== this.seen) {
-          this.seen = cur;
-          return 'set';
-        }
-        const left = deadline === Infinity ? Infinity : deadline - performance.now();
+        const cur = this.pending();
+        if (cur === 'set') return 'set';
+        const left = deadline - performance.now();
         if (left <= 0) return 'timeout';
-        const r = Atomics.waitAsync(a, this.at, cur, left);
+        const r = Atomics.waitAsync(this.i32, this.at, cur, left);
         if (r.async) await r.value;
       }
     } finally {

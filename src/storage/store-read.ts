@@ -219,38 +219,23 @@ export abstract class StoreReader extends StoreWriter {
       (name, desc, nameView) => {
         const u32 = this.m.u32;
         const u8 = this.m.u8;
-        let leaf: number;
-        let pos: number;
-        if (afterKey !== undefined && name === after!.table) {
-          const k = this.skA.set(afterKey);
-          leaf = this.descend(desc, k, false).leaf;
-          pos = this.bound(leaf, k, true);
-        } else {
-          leaf = u32[(desc >>> 2) + SL.D_FIRST]!;
-          pos = 0;
-        }
-        while (leaf !== 0) {
-          const w = leaf >>> 2;
-          const count = u32[w + SL.N_META]! & SL.COUNT_MASK;
-          for (; pos < count; pos++) {
-            if (entries >= maxEntries || bytes >= maxBytes) {
-              stopped = true;
-              return false;
-            }
-            const s = w + SL.N_SLOTS + pos * SL.SLOT_WORDS;
-            const kr = u32[s + SL.S_KEY]!;
-            const klen = u32[(kr >>> 2) + SL.K_LEN]!;
-            const vr = u32[s + SL.S_VAL]!;
-            const lf = u32[s + SL.S_LEN]!;
-            const vlen = lf & SL.LEN_MASK;
-            visit(name, nameView, u8.subarray(kr + SL.K_BYTES, kr + SL.K_BYTES + klen), (lf & SL.KEY_IS_STRING) !== 0, vlen === 0 ? EMPTY : u8.subarray(vr, vr + vlen));
-            entries++;
-            bytes += klen + vlen;
+        const from = afterKey !== undefined && name === after!.table ? this.skA.set(afterKey) : undefined;
+        this.walkForward(desc, from, true, (s) => {
+          if (entries >= maxEntries || bytes >= maxBytes) {
+            stopped = true;
+            return false;
           }
-          leaf = u32[w + SL.N_NEXT]!;
-          pos = 0;
-        }
-        return true;
+          const kr = u32[s + SL.S_KEY]!;
+          const klen = u32[(kr >>> 2) + SL.K_LEN]!;
+          const vr = u32[s + SL.S_VAL]!;
+          const lf = u32[s + SL.S_LEN]!;
+          const vlen = lf & SL.LEN_MASK;
+          visit(name, nameView, u8.subarray(kr + SL.K_BYTES, kr + SL.K_BYTES + klen), (lf & SL.KEY_IS_STRING) !== 0, vlen === 0 ? EMPTY : u8.subarray(vr, vr + vlen));
+          entries++;
+          bytes += klen + vlen;
+          return true;
+        });
+        return !stopped;
       },
       afterName === undefined ? undefined : { name: afterName, inclusive: true },
     );
