@@ -119,7 +119,7 @@ export function registerBenchCommands(program: Command): void {
   withCommon(bench.command('cascade'))
     .description('commit-to-visible latency p50/p99 one and two levels down a cascade (primary → s1 → s2 over TCP, s1 serving replication), the same commits at both levels, and their ratio')
     .option('--seconds <s>', 'seconds measured, after the warm-up (> 0)', numberArg(0, { exclusive: true }), 3)
-    .option('--rate <n>', 'paced commits/s (integer >= 1)', intArg(1), 2000)
+    .option('--rate <n>', 'paced commits/s (integer >= 1)', intArg(1), 10_000)
     .action(async (o: OutputOptions & WorkOptions & { seconds: number; rate: number }) => {
       await runBench('cascade', o, (h, progress) => h.runCascadeBench({ seconds: o.seconds, rate: o.rate, dir: o.dir, keep: o.keep === true, progress }));
     });
