@@ -37,7 +37,7 @@ import { acquirePidFile, PID_FILE, releasePidFile } from '../storage/datadir.js'
 import { type Lsn, lsnToString, parseLsn } from '../wal/lsn.js';
 import { fsyncDir } from '../wal/segfile.js';
 import { segmentFileName, segNo } from '../wal/segment.js';
-import { fsyncSync } from '../util/fsync.js';
+import { fsync, fsyncSync } from '../util/fsync.js';
 import { BaseBackupProgressTracker, type BaseBackupProgressListener } from './bootstrap-progress.js';
 import { resolveStandbyOptions, type PrimaryConninfo } from './options.js';
 import { TcpTransport, type WalRcvConnection } from './transport.js';
@@ -138,6 +138,8 @@ export class TarExtractor {
   private remaining = 0;
   private pad = 0;
   private ended = false;
+  /** fsyncs of finished members still running (each settles to its error or null; never rejects). */
+  private syncing: Promise<Error | null>[] = [];
 
   constructor(private readonly dir: string, private readonly maxBytes: number, private readonly corruptFile: string | null = null) {}
 
@@ -223,8 +225,18 @@ export class TarExtractor {
   }
 
   private finishMember(): void {
-    fsyncSync(this.fd);
-    fs.closeSync(this.fd);
+    // fsync on the threadpool while the archive goes on arriving (pg_basebackup syncs at the end);
+    // synced() waits for all of them before anything is moved into place.
+    const fd = this.fd;
+    const closed = (e: Error | null): Error | null => {
+      try {
+        fs.closeSync(fd);
+      } catch (c) {
+        return e ?? (c as Error);
+      }
+      return e;
+    };
+    this.syncing.push(fsync(fd).then(() => closed(null), (e: Error) => closed(e)));
     this.fd = -1;
     this.files.push(this.memberName);
     this.received.set(this.memberName, { size: this.memberSize, checksum: this.checksum?.final() ?? null });
@@ -237,9 +249,19 @@ export class TarExtractor {
     if (!this.ended) throw bad('archive has no end-of-archive marker');
   }
 
-  abort(): void {
+  /** Every finished member is on disk (its fsync done, its descriptor closed); rejects if an fsync failed. */
+  async synced(): Promise<void> {
+    const all = this.syncing;
+    this.syncing = [];
+    const failed = (await Promise.all(all)).find((e) => e !== null);
+    if (failed) throw Errors.internal(`could not fsync a file of the base backup: ${failed.message}`);
+  }
+
+  /** After a failure: close the open member; the fsyncs in flight close theirs when done. */
+  async abort(): Promise<void> {
     if (this.fd >= 0) fs.closeSync(this.fd);
     this.fd = -1;
+    await Promise.all(this.syncing.splice(0));
   }
 }
 
@@ -379,6 +401,7 @@ export async function runBaseBackup(conn: WalRcvConnection, dataDir: string, opt
     });
     if (failure !== null) throw failure;
     tar.finish();
+    await tar.synced();
     if (result.resultSets.length < 3) throw bad(`expected 3 result sets, got ${result.resultSets.length}`);
     const start = lsnTliRow(result.resultSets[0], 'start position');
     const end = lsnTliRow(result.resultSets[result.resultSets.length - 1], 'end position');
@@ -422,7 +445,7 @@ export async function runBaseBackup(conn: WalRcvConnection, dataDir: string, opt
       startLsn: start.lsn, startTli: start.tli, endLsn: end.lsn, endTli: end.tli, files: tar.files, archiveBytes: tar.bytes, announcedBytes, filesVerified, control: standbyControl,
     };
   } catch (e) {
-    tar.abort();
+    await tar.abort();
     for (const n of fs.readdirSync(dataDir)) if (n !== PID_FILE) fs.rmSync(path.join(dataDir, n), { recursive: true, force: true });
     throw e;
   }
