@@ -366,10 +366,14 @@ export async function runBaseBackup(conn: WalRcvConnection, dataDir: string, opt
   let manifestBytes = 0;
   let failure: WalstreamError | null = null;
   try {
-    const result = await conn.baseBackup(baseBackupCommand(opts), (payload, headerSets) => {
+    // The kind of the payload whose parts are arriving (a large 'd' comes in parts, written as they come).
+    let kind = '';
+    const result = await conn.baseBackup(baseBackupCommand(opts), (payload, headerSets, part) => {
       if (failure !== null) return;
       try {
-        const kind = payload.length > 0 ? String.fromCharCode(payload[0]!) : '';
+        if (part === null || part.first) kind = payload.length > 0 ? String.fromCharCode(payload[0]!) : '';
+        if (part !== null && kind !== 'd') throw bad(`COPY message "${kind}" of unexpected size`);
+        const data = part === null || part.first ? payload.subarray(1) : payload;
         if (kind === 'n') {
           archives++;
           if (archives > 1) throw bad('more than one archive (tablespaces are not supported)');
@@ -379,13 +383,13 @@ export async function runBaseBackup(conn: WalRcvConnection, dataDir: string, opt
           if (inManifest) throw bad('archive after the manifest');
         } else if (kind === 'd') {
           if (inManifest) {
-            manifestBytes += payload.length - 1;
+            manifestBytes += data.length;
             if (manifestBytes > MAX_MANIFEST_RECEIVE_BYTES) throw bad(`backup manifest exceeds ${MAX_MANIFEST_RECEIVE_BYTES} bytes`);
-            manifestChunks.push(Buffer.from(payload.subarray(1)));
+            manifestChunks.push(Buffer.from(data));
           } else {
             if (archives !== 1) throw bad('archive data before the archive header');
-            tar.push(payload.subarray(1));
-            progress.add(payload.length - 1);
+            tar.push(data);
+            progress.add(data.length);
           }
         } else if (kind === 'p') {
           // The primary's count of what it sent: the client counts what it received instead.
