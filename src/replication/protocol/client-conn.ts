@@ -302,6 +302,7 @@ export class ReplicationClientConn {
       this.result.error = err;
       this.result.errorFields = fields;
       this._state = 'query';
+      this.decoder.splitCopyData(false);
       return;
     }
     if (t === T('v')) return; // NegotiateProtocolVersion: we ask for 3.0 without options, nothing to adjust
@@ -416,6 +417,7 @@ export class ReplicationClientConn {
       return;
     }
     if (t === T('W')) {
+      this.decoder.splitCopyData(false); // XLogData is decoded whole
       this._state = 'copyBoth';
       this.serverCopyDone = false;
       this.clientCopyDone = false;
