@@ -265,3 +265,57 @@ test('pg_waldump reads a primary\'s random mixed workload end to end; walstream 
     await p.close();
   }
 });
+
+test('a checkpoint with nothing changed since the last keeps its snapshot (new redo point); the next write makes the next one write a snapshot; a crash image recovers either way', async () => {
+  const { PID_FILE } = await import('../src/storage/datadir.js');
+  const dataDir = newDir();
+  const opts = { dataDir, checkpointTimeoutMs: 0 };
+  let p = await Primary.open(opts);
+  const snaps = () => fs.readdirSync(path.join(dataDir, 'checkpoints')).sort();
+  const events: Array<{ redo: number; snapshotWritten: boolean }> = [];
+  const crashImage = async (keys: number) => {
+    const copy = newDir();
+    fs.cpSync(dataDir, copy, { recursive: true });
+    fs.rmSync(path.join(copy, PID_FILE), { force: true }); // the crashed process is gone
+    const q = await Primary.open({ dataDir: copy, checkpointTimeoutMs: 0 });
+    try {
+      for (let k = 0; k < keys; k++) assert.equal((q.get('t', `k${k}`) as { k: number }).k, k, `k${k} after recovery`);
+      assert.equal(q.get('t', `k${keys}`), undefined);
+    } finally {
+      await q.close();
+    }
+  };
+  try {
+    p.on('checkpoint', (e) => events.push(e));
+    for (let k = 0; k < 100; k++) await p.transaction((tx) => tx.put('t', `k${k}`, { k }));
+    await p.checkpoint();
+    const first = p.checkpointInfo();
+    assert.equal(events.at(-1)!.snapshotWritten, true);
+    assert.deepEqual(snaps(), [first.snapshotName]);
+    await p.checkpoint();
+    await p.checkpoint();
+    const kept = p.checkpointInfo();
+    assert.deepEqual(events.slice(-2).map((e) => e.snapshotWritten), [false, false]);
+    assert.equal(kept.snapshotName, first.snapshotName);
+    assert.ok(kept.redoLsn > first.redoLsn, 'the redo point moves on');
+    assert.deepEqual(snaps(), [first.snapshotName]);
+    // WAL after the kept snapshot's new redo point is replayed over it.
+    for (let k = 100; k < 150; k++) await p.transaction((tx) => tx.put('t', `k${k}`, { k }));
+    await crashImage(150);
+    await p.checkpoint();
+    const next = p.checkpointInfo();
+    assert.equal(events.at(-1)!.snapshotWritten, true);
+    assert.notEqual(next.snapshotName, first.snapshotName);
+    assert.deepEqual(snaps(), [next.snapshotName], 'the old snapshot is removed');
+    await crashImage(150);
+    // A clean shutdown and reopen: the store is the snapshot, so the next checkpoint keeps it.
+    await p.close();
+    p = await Primary.open(opts);
+    p.on('checkpoint', (e) => events.push(e));
+    await p.checkpoint();
+    assert.equal(events.at(-1)!.snapshotWritten, false);
+    for (let k = 0; k < 150; k++) assert.equal((p.get('t', `k${k}`) as { k: number }).k, k);
+  } finally {
+    await p.close();
+  }
+});

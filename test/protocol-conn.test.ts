@@ -425,6 +425,38 @@ test('streaming: shutdown sends COPY 0 inside COPY BOTH; an ERROR after W ends t
   assert.deepEqual(serverMessages(e).slice(-3).map((m) => m.type), ['W', 'E', 'Z']);
 });
 
+test('COPY OUT: a large CopyData spanning chunks comes in parts; after an ERROR ends the COPY OUT, XLogData in COPY BOTH is whole again', () => {
+  const l = new Link({ user: 'trusted', chunk: 4096 }).connect();
+  const archive = Buffer.alloc(20_000);
+  for (let i = 0; i < archive.length; i++) archive[i] = (i * 7) & 0xff;
+  l.walsender = (ev, link) => {
+    if (ev.type !== 'command') return;
+    link.server.enterCopyOut();
+    link.server.sendCopyData(Buffer.concat([Buffer.from('d'), archive]));
+    link.server.sendError(Errors.internal('the backup failed'));
+    link.server.sendReadyForQuery();
+  };
+  l.client.query("BASE_BACKUP ( LABEL 'x', TARGET 'client' )");
+  l.run();
+  const parts = l.clientEvents.filter((e) => e.type === 'copyData');
+  assert.ok(parts.length >= 2, 'in parts');
+  assert.ok(parts.every((e) => e.type === 'copyData' && e.part !== null && e.data.length > 0));
+  const body = Buffer.concat(parts.map((e) => (e.type === 'copyData' ? Buffer.from(e.data) : Buffer.alloc(0))));
+  assert.ok(body.equals(Buffer.concat([Buffer.from('d'), archive])), 'the parts are the payload');
+  assert.equal(l.results[0]!.error?.sqlstate, 'XX000');
+  assert.equal(l.client.state, 'idle');
+  // The same connection streams: a 20 kB XLogData spanning five chunks arrives whole.
+  l.walsender = defaultWalsender;
+  l.client.query('START_REPLICATION 0/1000000 TIMELINE 1');
+  l.run();
+  assert.equal(l.client.state, 'copyBoth');
+  l.server.sendXLogData({ dataStart: 0x1000000, walEnd: 0x1005000, sendTime: 1 }, archive);
+  l.run();
+  const x = l.clientEvents.filter((e) => e.type === 'xlogData');
+  assert.equal(x.length, 1);
+  assert.ok(x[0]!.type === 'xlogData' && Buffer.from(x[0].message.data).equals(archive));
+});
+
 test('COPY BOTH protocol violations', () => {
   // unknown CopyData kind: closed without any ErrorResponse
   const z = new Link({ user: 'trusted' }).connect();

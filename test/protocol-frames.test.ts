@@ -11,6 +11,7 @@ import {
   FrontendDecoder,
   MAX_AUTH_MESSAGE_BYTES,
   SMALL_MESSAGE_LIMIT_BYTES,
+  SPLIT_MIN_BODY_BYTES,
   UNTYPED,
   type Frame,
 } from '../src/replication/protocol/frames.js';
@@ -126,6 +127,64 @@ test('a body wholly inside one chunk is a view of that chunk, a split one is a f
   assert.equal(f3.body.length, 100);
   assert.notEqual(f3.body.buffer, m.buffer);
   assert.equal(f3.body.buffer.byteLength, 100, 'allocated exactly the validated length');
+});
+
+test('COPY OUT split: a large CopyData spanning chunks comes in parts (views, never empty, first/last marked), everything else whole', () => {
+  const big = Buffer.alloc(SPLIT_MIN_BODY_BYTES * 3 + 17);
+  for (let i = 0; i < big.length; i++) big[i] = (i * 131) & 0xff;
+  const small = Buffer.alloc(SPLIT_MIN_BODY_BYTES - 1, 3); // below the split size: assembled whole
+  const wire = Buffer.concat([encodeCopyData(big), encodeCopyData(small), msg('c', ''), encodeCopyData(big)]);
+  for (const cut of [1, 5, 6, 4096, SPLIT_MIN_BODY_BYTES + 3, 65536]) {
+    const d = new BackendDecoder();
+    d.splitCopyData(true);
+    const frames: Frame[] = [];
+    for (let off = 0; off < wire.length; off += cut) {
+      const chunk = wire.subarray(off, off + cut);
+      d.push(chunk);
+      for (let f = d.next(); f !== null; f = d.next()) {
+        if (f.part) assert.equal(f.body.buffer, chunk.buffer, 'a part is a view of the chunk');
+        frames.push({ type: f.type, body: Buffer.from(f.body), ...(f.part ? { part: f.part } : {}) });
+      }
+    }
+    assert.equal(d.finish(), null);
+    // Rebuild the messages from their parts.
+    const msgs: { type: number; body: Buffer; parts: number }[] = [];
+    let open: { type: number; chunks: Buffer[] } | null = null;
+    for (const f of frames) {
+      if (!f.part) {
+        assert.equal(open, null, 'a whole frame inside a split one');
+        msgs.push({ type: f.type, body: f.body as Buffer, parts: 0 });
+        continue;
+      }
+      assert.ok(f.body.length > 0, 'no empty part');
+      assert.equal(f.part.first, open === null, `cut ${cut}: first marks the first part only`);
+      if (open === null) open = { type: f.type, chunks: [] };
+      open.chunks.push(f.body as Buffer);
+      if (f.part.last) {
+        msgs.push({ type: open.type, body: Buffer.concat(open.chunks), parts: open.chunks.length });
+        open = null;
+      }
+    }
+    assert.equal(open, null);
+    assert.deepEqual(msgs.map((m) => String.fromCharCode(m.type)), ['d', 'd', 'c', 'd']);
+    assert.ok(msgs[0]!.body.equals(big) && msgs[3]!.body.equals(big), `cut ${cut}: the parts are the body`);
+    // Spanning chunks: in parts; wholly inside one chunk: one whole view as always.
+    if (cut < big.length) assert.ok(msgs[0]!.parts >= 2, `cut ${cut}: split`);
+    else assert.equal(msgs[0]!.parts, 0, `cut ${cut}: whole`);
+    assert.ok(msgs[1]!.body.equals(small) && msgs[1]!.parts === 0, `cut ${cut}: a small body is whole`);
+  }
+  // Off (the default, and COPY BOTH's XLogData): whole messages only.
+  const d = new BackendDecoder();
+  for (let off = 0; off < wire.length; off += 4096) d.push(wire.subarray(off, off + 4096));
+  const whole = drain(d);
+  assert.deepEqual(whole.map((f) => f.body.length), [big.length, small.length, 0, big.length]);
+  // A stream that ends inside a split body is truncated.
+  const t = new BackendDecoder();
+  t.splitCopyData(true);
+  t.push(encodeCopyData(big).subarray(0, 20_000));
+  assert.ok(t.next()!.part!.first);
+  assert.equal(t.next(), null);
+  assert.ok(t.finish() instanceof WalstreamError);
 });
 
 test('length word below 4 is a protocol violation, and it poisons the decoder', () => {

@@ -29,8 +29,10 @@ test('events at run time: checkpoint payloads as typed, close', async () => {
     await p.close();
     assert.equal(seen.length, 2, 'one requested checkpoint, one shutdown checkpoint');
     assert.deepEqual(seen.map((e) => e.shutdown), [false, true]);
+    // Nothing changed between the two: the shutdown checkpoint keeps the first one's snapshot.
+    assert.deepEqual(seen.map((e) => e.snapshotWritten), [true, false]);
     for (const e of seen) {
-      assert.deepEqual(Object.keys(e).sort(), ['lsn', 'redo', 'segmentsRecycled', 'segmentsRemoved', 'shutdown']);
+      assert.deepEqual(Object.keys(e).sort(), ['lsn', 'redo', 'segmentsRecycled', 'segmentsRemoved', 'shutdown', 'snapshotWritten']);
       assert.ok(e.redo <= e.lsn);
     }
     assert.ok(seen[1]!.lsn > seen[0]!.lsn);

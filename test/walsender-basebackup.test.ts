@@ -169,3 +169,50 @@ for (const how of ['FIN', 'RST'] as const) {
     await waitFor(() => p.replicationStatus().length === 0, 20_000, 'its walsender to exit');
   });
 }
+
+test('BASE_BACKUP with WAL through a small ring: every chunk fits a frame of it, files byte-equal, a segment file shorter than the segment size arrives zero-padded', async (t) => {
+  // A 64 KiB outgoing ring (the smallest maxSendBytes and queue) wraps many times while the
+  // snapshot goes out, so the ring memory a short WAL segment is read into held archive bytes
+  // before: what the file lacks must arrive as zeros, not as those bytes.
+  const dir = tmpDir('walstream-bb-wal-');
+  const p = await Primary.open({ dataDir: path.join(dir, 'data'), walSegmentSize: SEG, checkpointTimeoutMs: 0, maxWalSizeBytes: 64 * SEG, port: 0, maxSendBytes: 8192, walSenderMaxQueuedBytes: 8192 });
+  const clients: RawClient[] = [];
+  t.after(async () => {
+    clients.forEach((c) => c.close());
+    await p.close();
+    rmrf(dir);
+  });
+  await load(p, 1500, 'pre');
+  while (p.flushLsn % SEG > (SEG * 3) / 4) await load(p, 50, `more${p.flushLsn}`);
+  // The end's segment: cut after the page holding the flush position (the backup's checkpoint
+  // record goes after it, so the file stays shorter than a segment).
+  const endSeg = path.join(p.walDir, segmentFileName(1, segNo(p.flushLsn, SEG), SEG));
+  fs.truncateSync(endSeg, Math.ceil((p.flushLsn % SEG) / 8192) * 8192);
+  const c = await RawClient.connect(p.port!);
+  clients.push(c);
+  await c.startup('tester', 'standby1');
+  const got = await c.query("BASE_BACKUP ( LABEL 'walstream', CHECKPOINT 'fast', WAIT 0, WAL, MANIFEST 'no', TARGET 'client' )");
+  assert.equal(errorOf(got), null, errorOf(got)?.message);
+  const copies = got.filter((f) => typeOf(f) === 'd').map((f) => Buffer.from(f.body));
+  // The ring's largest frame is an XLogData of maxSendBytes (8 kB, its 30-byte header, 2 of pad).
+  const largest = Math.max(...copies.slice(1).map((b) => b.length - 1));
+  assert.ok(largest > 4096 && largest <= 8192 + 32, `archive chunks fit one frame of the ring (largest ${largest})`);
+  const all = parseTar(Buffer.concat(copies.slice(1).map((b) => b.subarray(1))));
+  const files = all.filter((e) => e.type === '0' && e.name !== 'backup_label');
+  const wal = files.filter((e) => e.name.startsWith('pg_wal/'));
+  assert.ok(wal.length >= 1, 'WAL segments in the archive');
+  let short = 0;
+  for (const e of files) {
+    const onDisk = fs.readFileSync(path.join(p.dataDir, e.name));
+    if (e.name.startsWith('pg_wal/')) {
+      assert.equal(e.data.length, SEG, `${e.name}: a whole segment`);
+      if (onDisk.length < SEG) short++;
+      const want = Buffer.alloc(SEG);
+      onDisk.copy(want, 0, 0, Math.min(onDisk.length, SEG));
+      assert.ok(Buffer.from(e.data).equals(want), `${e.name}: the file's bytes, then zeros`);
+    } else {
+      assert.ok(Buffer.from(e.data).equals(onDisk), `${e.name} differs from the primary's`);
+    }
+  }
+  assert.equal(short, 1, 'the end\'s segment file is shorter than a segment');
+});

@@ -2,7 +2,11 @@
 // point is the next insert position; a fuzzy snapshot of the store is written and fsynced; a
 // CHECKPOINT record is inserted and flushed; the control file points at it; WAL before the redo
 // point that nothing pins (walsenders, slots, base backups) is recycled into future segment names
-// or removed. Runs on the primary's thread, called by Primary.checkpoint() and close() (one at a
+// or removed. A checkpoint with nothing to write (the last checkpoint record is the newest record
+// and began at its own redo point, so the store is exactly that checkpoint's snapshot) keeps the
+// snapshot file and writes only the record and the control file: PostgreSQL's forced checkpoint of
+// an idle server flushes no buffers either (pg_basebackup's CHECKPOINT 'fast' on an idle primary).
+// Runs on the primary's thread, called by Primary.checkpoint() and close() (one at a
 // time: the Primary serialises them); owns nothing between calls.
 
 import fs from 'node:fs';
@@ -46,10 +50,16 @@ export interface CheckpointInput {
 export async function createCheckpoint(c: CheckpointInput, shutdown: boolean): Promise<{ control: ControlData; event: CheckpointEvent }> {
   const redo = c.inserter.nextRecordLsn();
   assert(redo >= c.control.redoLsn, 'checkpoint: redo point moved backwards');
-  const snapshotName = `${redo.toString(16).toUpperCase().padStart(16, '0')}.snap`;
   const ckptDir = path.join(c.dataDir, CKPT_DIR);
-  await writeSnapshot(c.store, path.join(ckptDir, snapshotName), new Uint8Array(0));
-  fsyncDir(ckptDir);
+  // The store changes only with a TXN record (applied and inserted in one synchronous step), so
+  // when no record follows the last checkpoint's and none came between its redo point and it,
+  // its snapshot is the store as it is now, and stays valid from the new redo point on.
+  const unchanged = c.control.snapshotName !== '' && c.control.checkpointLsn === c.control.redoLsn && c.inserter.prevRecord === c.control.checkpointLsn;
+  const snapshotName = unchanged ? c.control.snapshotName : `${redo.toString(16).toUpperCase().padStart(16, '0')}.snap`;
+  if (!unchanged) {
+    await writeSnapshot(c.store, path.join(ckptDir, snapshotName), new Uint8Array(0));
+    fsyncDir(ckptDir);
+  }
   const data = { redo, nextXid: c.nextXid, tli: c.control.tli, timeUs: nowPgMicros(), snapshotName };
   const rec = buildCheckpointRecord(c.inserter.prevRecord, shutdown ? WS_CHECKPOINT_SHUTDOWN : WS_CHECKPOINT_ONLINE, data);
   const { start, end } = c.inserter.insert(rec, rec.length);
@@ -77,5 +87,5 @@ export async function createCheckpoint(c: CheckpointInput, shutdown: boolean): P
   const segSize = control.segSize;
   const maxFutureSegments = Math.floor(Math.max(c.minWalSizeBytes, c.maxWalSizeBytes) / segSize);
   const seg = recycleOldSegments(c.walDir, segSize, control.tli, segNo(keepFrom, segSize), segNo(c.writtenLsn(), segSize) + 1, maxFutureSegments);
-  return { control, event: { lsn: start, redo, shutdown, segmentsRecycled: seg.recycled, segmentsRemoved: seg.removed } };
+  return { control, event: { lsn: start, redo, shutdown, snapshotWritten: !unchanged, segmentsRecycled: seg.recycled, segmentsRemoved: seg.removed } };
 }

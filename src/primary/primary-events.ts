@@ -19,6 +19,8 @@ export interface CheckpointEvent {
   redo: Lsn;
   /** The shutdown checkpoint of close(). */
   shutdown: boolean;
+  /** A new snapshot was written (false: nothing changed since the last checkpoint, whose snapshot it keeps). */
+  snapshotWritten: boolean;
   segmentsRecycled: number;
   segmentsRemoved: number;
 }

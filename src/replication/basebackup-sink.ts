@@ -10,14 +10,37 @@
 // the archive with node:zlib (one gzip stream per archive; the manifest goes uncompressed, as
 // PostgreSQL sends it). Owned by one BASE_BACKUP run (BaseBackupSender); stops when the run ends:
 // close() ends a gzip stream left open by an error.
+//
+// DEV DOCS — the bulk path (threads: this walsender worker; the replication I/O thread or an
+// in-process walreceiver at the other end of the outgoing ring). A file's bytes are not copied on
+// their way out: archiveFill() reserves one CopyData record in the outgoing ring (a RingSocket's
+// allocFrame: its 'd' header, the 'd' kind byte, then the data 8-aligned), the caller reads the
+// file straight into it and checksums it there, and the record is published as it is (the I/O
+// thread writes it to the socket from the ring and releases it when the kernel has it). Each read
+// covers `chunkBytes` (BACKUP_CHUNK_BYTES, bounded by the ring's largest frame; under MAX_RATE
+// PostgreSQL's 32 kB, so the throttle's sleeps stay fine-grained): one read, one CRC pass, one
+// record, one I/O-thread write per chunk, and no allocation. Memory stays the ring's: when a
+// reservation finds no room (the ring is at its high-water mark), the sink waits for 'drain'.
+// With gzip (or a socket without frames) the bytes are read into a buffer and go the copying way.
 
 import zlib from 'node:zlib';
 import { Errors } from '../errors.js';
+import { assert } from '../util/assert.js';
+import { COPY_DATA_HEADER_BYTES, writeCopyDataHeader } from './protocol/messages.js';
 import type { ReplicationServerConn } from './protocol/server-conn.js';
 import type { ByteSocket } from './ring-socket.js';
 
-/** Bytes per CopyData of a base backup (PostgreSQL's bbsink buffer is 32 kB). */
-export const BACKUP_CHUNK_BYTES = 64 * 1024;
+/**
+ * Bytes of a file read (and sent as one 'd' CopyData) at a time, unthrottled. PostgreSQL's bbsink
+ * buffer is 32 kB; bigger chunks cost fewer reads, records and socket writes per byte.
+ */
+export const BACKUP_CHUNK_BYTES = 256 * 1024;
+/** Bytes per chunk under MAX_RATE (PostgreSQL's SINK_BUFFER_LENGTH, 32 kB): the throttle sleeps per chunk. */
+export const BACKUP_THROTTLED_CHUNK_BYTES = 32 * 1024;
+/** CopyData header + the 'd' kind byte before a chunk's bytes. */
+const DATA_FRAME_HEADER_BYTES = COPY_DATA_HEADER_BYTES + 1;
+/** Pad before a data frame so that the chunk's bytes start 8-aligned in the ring (V8 copies shared memory fastest then). */
+const DATA_FRAME_PAD = (8 - (DATA_FRAME_HEADER_BYTES % 8)) % 8;
 /** THROTTLING_FREQUENCY: MAX_RATE is enforced over slices of 1/8 s. */
 const THROTTLING_FREQUENCY = 8;
 /** USECS_PER_SEC / THROTTLING_FREQUENCY, in ms. */
@@ -58,9 +81,14 @@ export class BackupCopySink {
   private throttleSince = performance.now();
   private lastProgressAt = performance.now();
   private readonly throttleSampleBytes: number;
+  /** Bytes per archiveFill() call (see BACKUP_CHUNK_BYTES). */
+  readonly chunkBytes: number;
 
   constructor(private readonly host: BackupCopySinkHost, private readonly opts: BackupCopySinkOptions) {
     this.throttleSampleBytes = opts.maxRateKBps > 0 ? (opts.maxRateKBps * 1024) / THROTTLING_FREQUENCY : 0;
+    const frameMax = host.socket.maxFrameBytes;
+    const chunk = opts.maxRateKBps > 0 ? BACKUP_THROTTLED_CHUNK_BYTES : BACKUP_CHUNK_BYTES;
+    this.chunkBytes = frameMax === undefined ? chunk : Math.max(1, Math.min(chunk, frameMax - DATA_FRAME_PAD - DATA_FRAME_HEADER_BYTES));
   }
 
   /** The archive name for a tablespace's tar ("base.tar", "base.tar.gz"). */
@@ -89,14 +117,47 @@ export class BackupCopySink {
       await this.throttle(part.length);
       this.bytesDone += part.length;
       if (this.gzip !== null) {
-        const gz = this.gzip;
-        await new Promise<void>((resolve) => gz.write(part, () => resolve()));
-        await this.sendGzipOutput();
+        await this.gzipWrite(part);
       } else {
         await this.sendData(part);
       }
       this.maybeReportProgress(false);
     }
+  }
+
+  /**
+   * `n` (≤ chunkBytes) archive bytes that `fill` writes into the view it is given (all of it, or it
+   * throws): throttled, counted, then sent. Uncompressed over a RingSocket the view is the CopyData
+   * record's own data in the outgoing ring, published as filled (no copy); else a new buffer.
+   */
+  async archiveFill(n: number, fill: (dst: Uint8Array) => void): Promise<void> {
+    assert(n > 0 && n <= this.chunkBytes, `archive chunk of ${n} bytes (at most ${this.chunkBytes})`);
+    await this.throttle(n);
+    const socket = this.host.socket;
+    if (this.gzip !== null || socket.allocFrame === undefined) {
+      const buf = Buffer.allocUnsafe(n);
+      fill(buf);
+      this.bytesDone += n;
+      if (this.gzip !== null) await this.gzipWrite(buf);
+      else await this.sendData(buf);
+    } else {
+      let frame = socket.allocFrame(DATA_FRAME_HEADER_BYTES + n, DATA_FRAME_PAD);
+      while (frame === null) {
+        this.checkOpen();
+        await this.waitDrain(true);
+        frame = socket.allocFrame(DATA_FRAME_HEADER_BYTES + n, DATA_FRAME_PAD);
+      }
+      const msg = frame.subarray(DATA_FRAME_PAD, DATA_FRAME_PAD + DATA_FRAME_HEADER_BYTES + n);
+      fill(msg.subarray(DATA_FRAME_HEADER_BYTES));
+      writeCopyDataHeader(msg, 0, 1 + n);
+      msg[COPY_DATA_HEADER_BYTES] = KIND_DATA;
+      this.bytesDone += n;
+      this.checkOpen();
+      this.host.conn.sendCopyDataFrame(msg);
+      this.bytesSent += n;
+      if (socket.writableLength >= this.host.maxQueuedBytes) await this.waitDrain(false);
+    }
+    this.maybeReportProgress(false);
   }
 
   /** End of an archive: the gzip trailer, then the final progress report. */
@@ -129,6 +190,12 @@ export class BackupCopySink {
     this.gzip?.destroy();
     this.gzip = null;
     this.gzipOut = [];
+  }
+
+  private async gzipWrite(b: Uint8Array): Promise<void> {
+    const gz = this.gzip!;
+    await new Promise<void>((resolve) => gz.write(b, () => resolve()));
+    await this.sendGzipOutput();
   }
 
   private async sendGzipOutput(): Promise<void> {
@@ -197,17 +264,22 @@ export class BackupCopySink {
       payload.set(part, 1);
       this.send(payload);
       this.bytesSent += part.length;
-      if (socket.writableLength >= this.host.maxQueuedBytes) {
-        await new Promise<void>((resolve) => {
-          const done = () => {
-            socket.off('drain', done);
-            socket.off('close', done);
-            resolve();
-          };
-          socket.on('drain', done);
-          socket.on('close', done);
-        });
-      }
+      if (socket.writableLength >= this.host.maxQueuedBytes) await this.waitDrain(false);
     }
+  }
+
+  /** Until the socket's 'drain' (or its close); `ask`: the ring refused a frame, so ask it for one. */
+  private waitDrain(ask: boolean): Promise<void> {
+    const { socket } = this.host;
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        socket.off('drain', done);
+        socket.off('close', done);
+        resolve();
+      };
+      socket.on('drain', done);
+      socket.on('close', done);
+      if (ask) socket.requestDrain?.();
+    });
   }
 }

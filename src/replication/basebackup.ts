@@ -23,7 +23,7 @@ import { assert } from '../util/assert.js';
 import { lsnToString, type Lsn } from '../wal/lsn.js';
 import { historyFileName, segmentFileName, segNo } from '../wal/segment.js';
 import { BackupManifest, type FileChecksum } from './backup-manifest.js';
-import { BACKUP_CHUNK_BYTES, BackupCopySink } from './basebackup-sink.js';
+import { BackupCopySink } from './basebackup-sink.js';
 import type { BaseBackupOptions } from './protocol/commands.js';
 import { ReplicationColumns } from './protocol/messages.js';
 import type { ReplicationServerConn } from './protocol/server-conn.js';
@@ -104,6 +104,23 @@ function gzipLevel(detail: string | null): number | null {
   if (!m) return null;
   const v = Number(m[1]);
   return v === -1 ? null : v;
+}
+
+/**
+ * dst.length bytes of a member's file from `pos` into `dst` (which may be ring memory: every byte
+ * is written). A snapshot never changes size; a WAL segment still being prepared is zero-padded
+ * (its WAL up to the backup's end is written).
+ */
+function readChunk(fd: number, dst: Uint8Array, pos: number, m: Member): void {
+  let got = 0;
+  while (got < dst.length) {
+    const r = fs.readSync(fd, dst, got, dst.length - got, pos + got);
+    if (r === 0) break;
+    got += r;
+  }
+  if (got === dst.length) return;
+  if (m.walPath === undefined) throw Errors.internal(`checkpoint snapshot "${m.name}" changed size during the backup`);
+  dst.fill(0, got);
 }
 
 export class BaseBackupSender {
@@ -234,15 +251,15 @@ export class BaseBackupSender {
     } else {
       const fd = m.fd ?? fs.openSync(m.walPath!, 'r');
       try {
-        let pos = 0;
-        while (pos < m.size) {
-          const chunk = Buffer.alloc(Math.min(BACKUP_CHUNK_BYTES, m.size - pos));
-          const r = fs.readSync(fd, chunk, 0, chunk.length, pos);
-          // A snapshot never changes size; a WAL segment still being prepared is zero-padded (its WAL up to the end is written).
-          if (r !== chunk.length && m.walPath === undefined) throw Errors.internal(`checkpoint snapshot "${m.name}" changed size during the backup`);
-          pos += chunk.length;
-          checksum?.update(chunk);
-          await sink.archiveContents(chunk);
+        // Read straight into the outgoing CopyData record, checksummed where it lies (basebackup-sink.ts).
+        for (let pos = 0; pos < m.size; ) {
+          const at = pos;
+          const n = Math.min(sink.chunkBytes, m.size - pos);
+          await sink.archiveFill(n, (dst) => {
+            readChunk(fd, dst, at, m);
+            checksum?.update(dst);
+          });
+          pos += n;
         }
       } finally {
         if (m.fd === undefined) fs.closeSync(fd);

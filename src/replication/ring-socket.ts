@@ -42,6 +42,10 @@ export interface ByteSocket {
   off(event: string, listener: (...args: any[]) => void): unknown;
   /** RingSocket only: a view of a reserved outgoing record to build a message in place. */
   allocFrame?(dataBytes: number, pad: number): Uint8Array | null;
+  /** RingSocket only: the largest `pad + dataBytes` allocFrame() serves whenever writableLength is below the high-water mark. */
+  readonly maxFrameBytes?: number;
+  /** RingSocket only: emit 'drain' once the ring is down to its low-water mark (even if no write was refused). */
+  requestDrain?(): void;
 }
 
 export interface RingSocketOptions {
@@ -70,6 +74,8 @@ export class RingSocket extends EventEmitter {
   readonly tx: ByteRing;
   /** writableLength at and above which the writer should wait for 'drain'. */
   readonly highWaterBytes: number;
+  /** Largest `pad + dataBytes` of a frame that always fits below highWaterBytes. */
+  readonly maxFrameBytes: number;
   private readonly lowWaterBytes: number;
   private readonly zeroCopy: boolean;
   private readonly spin: number;
@@ -98,7 +104,8 @@ export class RingSocket extends EventEmitter {
     this.zeroCopy = o.zeroCopy;
     this.spin = o.spinIterations ?? 0;
     const cap = this.tx.capacity;
-    const frame = Math.min(o.maxFrameBytes ?? this.tx.maxRecordData, this.tx.maxRecordData) + 16;
+    this.maxFrameBytes = Math.min(o.maxFrameBytes ?? this.tx.maxRecordData, this.tx.maxRecordData);
+    const frame = this.maxFrameBytes + 16;
     // Below this, any reservation of a frame fits (worst case: a wrap wastes one frame's room).
     this.highWaterBytes = Math.max(cap >>> 1, cap - 2 * frame);
     this.lowWaterBytes = this.highWaterBytes >>> 1;
@@ -218,6 +225,12 @@ export class RingSocket extends EventEmitter {
       off += part.length;
     }
     return null;
+  }
+
+  requestDrain(): void {
+    if (this._destroyed) return;
+    this.needDrain = true;
+    this.armSpace();
   }
 
   private afterWrite(): boolean {

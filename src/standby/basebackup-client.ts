@@ -37,7 +37,7 @@ import { acquirePidFile, PID_FILE, releasePidFile } from '../storage/datadir.js'
 import { type Lsn, lsnToString, parseLsn } from '../wal/lsn.js';
 import { fsyncDir } from '../wal/segfile.js';
 import { segmentFileName, segNo } from '../wal/segment.js';
-import { fsyncSync } from '../util/fsync.js';
+import { fsync, fsyncSync } from '../util/fsync.js';
 import { BaseBackupProgressTracker, type BaseBackupProgressListener } from './bootstrap-progress.js';
 import { resolveStandbyOptions, type PrimaryConninfo } from './options.js';
 import { TcpTransport, type WalRcvConnection } from './transport.js';
@@ -138,6 +138,8 @@ export class TarExtractor {
   private remaining = 0;
   private pad = 0;
   private ended = false;
+  /** fsyncs of finished members still running (each settles to its error or null; never rejects). */
+  private syncing: Promise<Error | null>[] = [];
 
   constructor(private readonly dir: string, private readonly maxBytes: number, private readonly corruptFile: string | null = null) {}
 
@@ -223,8 +225,18 @@ export class TarExtractor {
   }
 
   private finishMember(): void {
-    fsyncSync(this.fd);
-    fs.closeSync(this.fd);
+    // fsync on the threadpool while the archive goes on arriving (pg_basebackup syncs at the end);
+    // synced() waits for all of them before anything is moved into place.
+    const fd = this.fd;
+    const closed = (e: Error | null): Error | null => {
+      try {
+        fs.closeSync(fd);
+      } catch (c) {
+        return e ?? (c as Error);
+      }
+      return e;
+    };
+    this.syncing.push(fsync(fd).then(() => closed(null), (e: Error) => closed(e)));
     this.fd = -1;
     this.files.push(this.memberName);
     this.received.set(this.memberName, { size: this.memberSize, checksum: this.checksum?.final() ?? null });
@@ -237,9 +249,19 @@ export class TarExtractor {
     if (!this.ended) throw bad('archive has no end-of-archive marker');
   }
 
-  abort(): void {
+  /** Every finished member is on disk (its fsync done, its descriptor closed); rejects if an fsync failed. */
+  async synced(): Promise<void> {
+    const all = this.syncing;
+    this.syncing = [];
+    const failed = (await Promise.all(all)).find((e) => e !== null);
+    if (failed) throw Errors.internal(`could not fsync a file of the base backup: ${failed.message}`);
+  }
+
+  /** After a failure: close the open member; the fsyncs in flight close theirs when done. */
+  async abort(): Promise<void> {
     if (this.fd >= 0) fs.closeSync(this.fd);
     this.fd = -1;
+    await Promise.all(this.syncing.splice(0));
   }
 }
 
@@ -344,10 +366,14 @@ export async function runBaseBackup(conn: WalRcvConnection, dataDir: string, opt
   let manifestBytes = 0;
   let failure: WalstreamError | null = null;
   try {
-    const result = await conn.baseBackup(baseBackupCommand(opts), (payload, headerSets) => {
+    // The kind of the payload whose parts are arriving (a large 'd' comes in parts, written as they come).
+    let kind = '';
+    const result = await conn.baseBackup(baseBackupCommand(opts), (payload, headerSets, part) => {
       if (failure !== null) return;
       try {
-        const kind = payload.length > 0 ? String.fromCharCode(payload[0]!) : '';
+        if (part === null || part.first) kind = payload.length > 0 ? String.fromCharCode(payload[0]!) : '';
+        if (part !== null && kind !== 'd') throw bad(`COPY message "${kind}" of unexpected size`);
+        const data = part === null || part.first ? payload.subarray(1) : payload;
         if (kind === 'n') {
           archives++;
           if (archives > 1) throw bad('more than one archive (tablespaces are not supported)');
@@ -357,13 +383,13 @@ export async function runBaseBackup(conn: WalRcvConnection, dataDir: string, opt
           if (inManifest) throw bad('archive after the manifest');
         } else if (kind === 'd') {
           if (inManifest) {
-            manifestBytes += payload.length - 1;
+            manifestBytes += data.length;
             if (manifestBytes > MAX_MANIFEST_RECEIVE_BYTES) throw bad(`backup manifest exceeds ${MAX_MANIFEST_RECEIVE_BYTES} bytes`);
-            manifestChunks.push(Buffer.from(payload.subarray(1)));
+            manifestChunks.push(Buffer.from(data));
           } else {
             if (archives !== 1) throw bad('archive data before the archive header');
-            tar.push(payload.subarray(1));
-            progress.add(payload.length - 1);
+            tar.push(data);
+            progress.add(data.length);
           }
         } else if (kind === 'p') {
           // The primary's count of what it sent: the client counts what it received instead.
@@ -379,6 +405,7 @@ export async function runBaseBackup(conn: WalRcvConnection, dataDir: string, opt
     });
     if (failure !== null) throw failure;
     tar.finish();
+    await tar.synced();
     if (result.resultSets.length < 3) throw bad(`expected 3 result sets, got ${result.resultSets.length}`);
     const start = lsnTliRow(result.resultSets[0], 'start position');
     const end = lsnTliRow(result.resultSets[result.resultSets.length - 1], 'end position');
@@ -422,7 +449,7 @@ export async function runBaseBackup(conn: WalRcvConnection, dataDir: string, opt
       startLsn: start.lsn, startTli: start.tli, endLsn: end.lsn, endTli: end.tli, files: tar.files, archiveBytes: tar.bytes, announcedBytes, filesVerified, control: standbyControl,
     };
   } catch (e) {
-    tar.abort();
+    await tar.abort();
     for (const n of fs.readdirSync(dataDir)) if (n !== PID_FILE) fs.rmSync(path.join(dataDir, n), { recursive: true, force: true });
     throw e;
   }

@@ -17,7 +17,7 @@ import type { StandbyStatusUpdate } from '../replication/protocol/messages.js';
 import { type ByteSocket, RingSocket } from '../replication/ring-socket.js';
 import { type Lsn, parseLsn } from '../wal/lsn.js';
 import type { PrimaryConninfo } from './options.js';
-import type { IdentifySystemResult, StreamMessage, TcpTransportOptions, WalRcvConnection } from './transport.js';
+import type { CopyDataPart, IdentifySystemResult, StreamMessage, TcpTransportOptions, WalRcvConnection } from './transport.js';
 
 /** Node's socket read size: a chunk this long means the kernel may hold more. */
 const SOCKET_READ_BYTES = 64 * 1024;
@@ -56,7 +56,7 @@ export class StreamConnection implements WalRcvConnection {
   private readableWaiter: ((v: boolean) => void) | null = null;
   private readableTimer: NodeJS.Timeout | null = null;
   private immediate: NodeJS.Immediate | null = null;
-  private copySink: ((payload: Uint8Array) => void) | null = null;
+  private copySink: ((payload: Uint8Array, part: CopyDataPart | null) => void) | null = null;
   private endWaiter: (() => void) | null = null;
   /** The START_REPLICATION command's result, once its ReadyForQuery came (after both CopyDones). */
   private endResult: QueryResult | null = null;
@@ -251,7 +251,7 @@ export class StreamConnection implements WalRcvConnection {
         }
         return;
       case 'copyData':
-        this.copySink?.(ev.data);
+        this.copySink?.(ev.data, ev.part);
         return;
       case 'error':
         this.fail(ev.error);
@@ -448,8 +448,8 @@ export class StreamConnection implements WalRcvConnection {
     return { fileName: row[0] ?? '', content: set.rawRows[0]![1] ?? new Uint8Array(0) };
   }
 
-  async baseBackup(command: string, onCopyData: (payload: Uint8Array, headerSets: readonly ResultSet[]) => void): Promise<QueryResult> {
-    this.copySink = (payload) => onCopyData(payload, this.conn.partialResultSets);
+  async baseBackup(command: string, onCopyData: (payload: Uint8Array, headerSets: readonly ResultSet[], part: CopyDataPart | null) => void): Promise<QueryResult> {
+    this.copySink = (payload, part) => onCopyData(payload, this.conn.partialResultSets, part);
     try {
       // The archive may take long: no answer timeout (the socket's failure ends it).
       return await this.query(command, 2_147_483_647);

@@ -36,6 +36,12 @@ import type { Lsn } from '../wal/lsn.js';
 import { IN_PROCESS_HOST, type PrimaryConninfo } from './options.js';
 import { passwordFromPassFile, REPLICATION_DBNAME } from './libpq-env.js';
 
+/** Which part of a COPY OUT payload split across received chunks a callback holds. */
+export interface CopyDataPart {
+  first: boolean;
+  last: boolean;
+}
+
 export interface IdentifySystemResult {
   /** Decimal text: it may exceed 2^53. */
   systemId: string;
@@ -111,9 +117,10 @@ export interface WalRcvConnection {
   /**
    * BASE_BACKUP: `onCopyData` gets each COPY OUT payload (kind byte first), a view valid during the
    * call, and the result sets received before it (the start position and, with PROGRESS, the
-   * announced size arrive before the archive).
+   * announced size arrive before the archive). A large payload may come in parts (`part` set:
+   * only the first part starts with the kind byte; the parts in order are the payload).
    */
-  baseBackup(command: string, onCopyData: (payload: Uint8Array, headerSets: readonly ResultSet[]) => void): Promise<QueryResult>;
+  baseBackup(command: string, onCopyData: (payload: Uint8Array, headerSets: readonly ResultSet[], part: CopyDataPart | null) => void): Promise<QueryResult>;
   disconnect(): void;
 }
 

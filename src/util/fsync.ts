@@ -95,6 +95,18 @@ export function fdatasync(fd: number): Promise<void> {
   });
 }
 
+/** fsync(2) on the libuv threadpool. */
+export function fsync(fd: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    fs.fsync(fd, (e) => {
+      if (e) return reject(e);
+      flushes++;
+      if (delay === null) resolve();
+      else waitAfterFlush().then(resolve, reject);
+    });
+  });
+}
+
 /** FileHandle.sync() (fsync on the libuv threadpool). */
 export async function syncHandle(fh: fs.promises.FileHandle): Promise<void> {
   await fh.sync();

@@ -111,8 +111,11 @@ export type ClientConnEvent =
   | { type: 'copyOutStart' }
   | { type: 'xlogData'; message: XLogData }
   | { type: 'keepalive'; message: PrimaryKeepalive }
-  /** COPY OUT payload (BASE_BACKUP): a view valid until the next feed(). */
-  | { type: 'copyData'; data: Uint8Array }
+  /**
+   * COPY OUT payload (BASE_BACKUP): a view valid until the next feed(). A large one that spans
+   * received chunks comes in parts (`part`; only the first holds the payload's first byte).
+   */
+  | { type: 'copyData'; data: Uint8Array; part: { first: boolean; last: boolean } | null }
   /** The server sent CopyDone. */
   | { type: 'copyDone' }
   /** CommandComplete inside COPY BOTH (`COPY 0`: the primary is shutting down and will close). */
@@ -317,6 +320,7 @@ export class ReplicationClientConn {
       this.result.error = err;
       this.result.errorFields = fields;
       this._state = 'query';
+      this.decoder.splitCopyData(false);
       return;
     }
     if (t === T('v')) return; // NegotiateProtocolVersion: we ask for 3.0 without options, nothing to adjust
@@ -346,10 +350,11 @@ export class ReplicationClientConn {
         return;
       case 'copyOut':
         if (t === T('d')) {
-          this.opts.onEvent({ type: 'copyData', data: f.body });
+          this.opts.onEvent({ type: 'copyData', data: f.body, part: f.part ?? null });
           return;
         }
         if (t === T('c')) {
+          this.decoder.splitCopyData(false);
           this._state = 'query';
           this.opts.onEvent({ type: 'copyDone' });
           return;
@@ -430,6 +435,7 @@ export class ReplicationClientConn {
       return;
     }
     if (t === T('W')) {
+      this.decoder.splitCopyData(false); // XLogData is decoded whole
       this._state = 'copyBoth';
       this.serverCopyDone = false;
       this.clientCopyDone = false;
@@ -437,6 +443,8 @@ export class ReplicationClientConn {
       return;
     }
     if (t === T('H')) {
+      // The archive's CopyData is written out as it arrives: no need to copy a message together.
+      this.decoder.splitCopyData(true);
       this._state = 'copyOut';
       this.opts.onEvent({ type: 'copyOutStart' });
       return;

@@ -7,6 +7,9 @@
 // length is a WalstreamError (08P01), never a crash, and it poisons the decoder (the connection
 // must be closed: message boundaries are lost). A message that lies wholly inside one pushed chunk
 // is returned as a subarray view of that chunk (no copy): callers must not reuse pushed chunks.
+// A large body of the `splitType` (a client in COPY OUT sets CopyData: BASE_BACKUP's archive) that
+// spans chunks is returned in parts instead, each a view of one chunk, so it is never copied
+// together (frames with `part`; the parts' bodies concatenated are the message's body).
 // Stops: when its owner drops it; `finish()` tells whether the stream ended mid-message.
 
 import { Errors, type WalstreamError } from '../../errors.js';
@@ -36,7 +39,12 @@ export interface Frame {
   type: number;
   /** Body after the length word: a view into a pushed chunk when possible, else a fresh copy. */
   body: Uint8Array;
+  /** Set on the parts of a split body (see FrameDecoder.splitType): which part this is. */
+  part?: { first: boolean; last: boolean };
 }
+
+/** Bodies of the split type at least this long that span chunks are returned in parts (bytes). */
+export const SPLIT_MIN_BODY_BYTES = 8 * 1024;
 
 /**
  * Returns the largest acceptable value of the length word (which counts itself) for a message of
@@ -63,6 +71,14 @@ export class FrameDecoder {
   private bodyFill = 0;
   private bodyType = 0;
   private poisoned: WalstreamError | null = null;
+  /** Bytes of the split body still to return as parts (0: not inside a split body). */
+  private splitLeft = 0;
+  private splitFirst = false;
+  /**
+   * Message type whose large bodies spanning chunks come back in parts (-1: none). Change it
+   * only between frames; a body already being split is finished either way.
+   */
+  splitType = -1;
 
   /** Called with the type byte as soon as it arrives (before the length word), may throw. */
   checkType: ((type: number) => void) | null = null;
@@ -85,12 +101,12 @@ export class FrameDecoder {
 
   /** True when no partial message is held and nothing unconsumed is pending. */
   get idle(): boolean {
-    return this.bufferedBytes === 0 && this.body === null;
+    return this.bufferedBytes === 0 && this.body === null && this.splitLeft === 0;
   }
 
   /** Reads one raw byte (the unframed answer to SSLRequest/GSSENCRequest). */
   nextByte(): number | null {
-    assert(this.hdrFill === 0 && this.body === null, 'nextByte() inside a frame');
+    assert(this.hdrFill === 0 && this.body === null && this.splitLeft === 0, 'nextByte() inside a frame');
     if (this.pending === 0) return null;
     const c = this.chunks[this.head]!;
     const b = c[this.off]!;
@@ -101,6 +117,7 @@ export class FrameDecoder {
   /** Next whole message, or null when more bytes are needed. Throws (and stays failed) on a bad length. */
   next(): Frame | null {
     if (this.poisoned) throw this.poisoned;
+    if (this.splitLeft > 0) return this.nextPart();
     if (this.body === null) {
       const hdrLen = this.typed ? 5 : 4;
       // Fast path: the whole header (and maybe the body) is in the current chunk.
@@ -143,9 +160,14 @@ export class FrameDecoder {
           return { type, body };
         }
       }
+      this.bodyType = type;
+      if (type === this.splitType && bodyLen >= SPLIT_MIN_BODY_BYTES) {
+        this.splitLeft = bodyLen;
+        this.splitFirst = true;
+        return this.nextPart();
+      }
       this.body = new Uint8Array(bodyLen);
       this.bodyFill = 0;
-      this.bodyType = type;
     }
     const body = this.body;
     while (this.bodyFill < body.length && this.pending > 0) {
@@ -161,10 +183,23 @@ export class FrameDecoder {
     return { type: this.bodyType, body };
   }
 
+  /** The next part of a split body (never empty), or null when no byte of it is pushed yet. */
+  private nextPart(): Frame | null {
+    if (this.pending === 0) return null;
+    const c = this.chunks[this.head]!;
+    const n = Math.min(this.splitLeft, c.length - this.off);
+    const body = c.subarray(this.off, this.off + n);
+    this.consume(n);
+    this.splitLeft -= n;
+    const first = this.splitFirst;
+    this.splitFirst = false;
+    return { type: this.bodyType, body, part: { first, last: this.splitLeft === 0 } };
+  }
+
   /** At end of stream: null if it ended on a message boundary, else the truncation error. */
   finish(what: string): WalstreamError | null {
     if (this.poisoned) return this.poisoned;
-    if (this.hdrFill > 0 || this.body !== null || this.pending > 0) return Errors.protocolViolation(what);
+    if (this.hdrFill > 0 || this.body !== null || this.splitLeft > 0 || this.pending > 0) return Errors.protocolViolation(what);
     return null;
   }
 
@@ -444,6 +479,11 @@ export class BackendDecoder {
 
   next(): Frame | null {
     return this.frames.next();
+  }
+
+  /** Return large CopyData bodies that span chunks in parts (COPY OUT), or whole again. */
+  splitCopyData(on: boolean): void {
+    this.frames.splitType = on ? 0x64 : -1;
   }
 
   finish(): WalstreamError | null {

@@ -47,6 +47,7 @@ import {
   pgTimestampNow,
   writeXLogDataFrameHeader,
   XLOGDATA_FRAME_HEADER_BYTES,
+  COPY_DATA_HEADER_BYTES,
   type CellValue,
   type ColumnSpec,
   type XLogDataHeader,
@@ -558,6 +559,16 @@ export class ReplicationServerConn {
   sendCopyData(payload: Uint8Array): void {
     this.requireState('copyOut', 'copyBoth');
     this.out(encodeCopyData(payload));
+  }
+  /**
+   * A whole CopyData message the caller built in place (writeCopyDataHeader + payload), sent as
+   * it is: BASE_BACKUP's archive chunks, read straight into the outgoing ring.
+   */
+  sendCopyDataFrame(frame: Uint8Array): void {
+    this.requireState('copyOut', 'copyBoth');
+    assert(frame.length >= COPY_DATA_HEADER_BYTES && frame[0] === 0x64, 'not a CopyData frame');
+    assert(new DataView(frame.buffer, frame.byteOffset, COPY_DATA_HEADER_BYTES).getUint32(1) === frame.length - 1, 'CopyData frame length word does not match');
+    this.out(frame);
   }
   endCopyOut(): void {
     this.requireState('copyOut');
