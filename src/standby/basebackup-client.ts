@@ -37,7 +37,7 @@ import { acquirePidFile, PID_FILE, releasePidFile } from '../storage/datadir.js'
 import { type Lsn, lsnToString, parseLsn } from '../wal/lsn.js';
 import { fsyncDir } from '../wal/segfile.js';
 import { segmentFileName, segNo } from '../wal/segment.js';
-import { fsync, fsyncSync } from '../util/fsync.js';
+import { fsync, writeAllSynced } from '../util/fsync.js';
 import { BaseBackupProgressTracker, type BaseBackupProgressListener } from './bootstrap-progress.js';
 import { resolveStandbyOptions, type PrimaryConninfo } from './options.js';
 import { TcpTransport, type WalRcvConnection } from './transport.js';
@@ -458,9 +458,7 @@ export async function runBaseBackup(conn: WalRcvConnection, dataDir: string, opt
 function writeFileSynced(file: string, data: Uint8Array): void {
   const fd = fs.openSync(file, 'wx', 0o600);
   try {
-    let w = 0;
-    while (w < data.length) w += fs.writeSync(fd, data, w, data.length - w);
-    fsyncSync(fd);
+    writeAllSynced(fd, data);
   } finally {
     fs.closeSync(fd);
   }

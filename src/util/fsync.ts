@@ -114,6 +114,13 @@ export async function syncHandle(fh: fs.promises.FileHandle): Promise<void> {
   if (delay !== null) await waitAfterFlush();
 }
 
+/** Every byte of `data` written at the file's position (short writes continued), then fsync. */
+export function writeAllSynced(fd: number, data: Uint8Array): void {
+  let off = 0;
+  while (off < data.length) off += fs.writeSync(fd, data, off, data.length - off);
+  fsyncSync(fd);
+}
+
 /**
  * A small file written whole and durably: `tmp` (in the same directory) is created afresh, written,
  * fsynced, then renamed over `file` (`replace`: the new content wins atomically) or linked to it
@@ -128,9 +135,7 @@ export function writeFileDurably(file: string, data: Uint8Array, o: { tmp: strin
   const fd = fs.openSync(o.tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, o.mode ?? 0o600);
   try {
     try {
-      let off = 0;
-      while (off < data.length) off += fs.writeSync(fd, data, off, data.length - off);
-      fsyncSync(fd);
+      writeAllSynced(fd, data);
     } finally {
       fs.closeSync(fd);
     }
