@@ -145,7 +145,7 @@ export class ByteRing {
    * 8-aligned), or -1 when the ring has no room now. Nothing is visible until commit().
    */
   reserve(dataBytes: number, pad: number): number {
-    assert(pad >= 0 && pad < 8 && dataBytes >= 0 && dataBytes <= this.maxRecordData, `ring reservation of ${dataBytes} bytes (pad ${pad})`);
+    if (!(pad >= 0 && pad < 8 && dataBytes >= 0 && dataBytes <= this.maxRecordData)) assert(false, `ring reservation of ${dataBytes} bytes (pad ${pad})`);
     const size = align8(RECORD_HEADER_BYTES + pad + dataBytes);
     const free = this.capacity - (dist(Atomics.load(this.i32, RG_TAIL), this.head) >>> 0);
     const off = this.head & this.mask;

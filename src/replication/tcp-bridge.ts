@@ -11,7 +11,8 @@
 // DEV DOCS — one bridge (threads: this one, the walsender worker; the rings are SPSC):
 //   walsender → client: the walsender builds each message in a record of the toClient ring and
 //     publishes HEAD. This thread reads the record (RingSocket, zero-copy) and passes a view of
-//     the ring memory straight to socket.write(); the record is released (TAIL) only in that
+//     the ring memory straight to socket.write(); the records read in one wake-up are corked
+//     until the next tick, so they leave in one writev. A record is released (TAIL) only in its
 //     write's callback, i.e. once the kernel has the bytes. So the ring is the walsender's whole
 //     send buffer: its writableLength counts what the kernel has not taken yet, and its 'drain'
 //     (backpressure) follows the TCP connection. Nothing is copied on this path.
@@ -111,8 +112,20 @@ class TcpBridgeThread {
     };
     this.bridges.add(destroy);
     // walsender → client, zero-copy: the record goes back to the walsender when the kernel has it.
+    // The records one wake-up finds (a keepalive and XLogData, the messages of a reply) are
+    // corked into one writev: one syscall and one segment for the standby to wake up for.
+    let corked = false;
+    const uncork = () => {
+      corked = false;
+      sock.uncork();
+    };
     ring.on('data', (view: Uint8Array) => {
       const end = ring.readPosition;
+      if (!corked) {
+        corked = true;
+        sock.cork();
+        process.nextTick(uncork);
+      }
       sock.write(view, () => ring.release(end));
     });
     ring.on('end', () => sock.end());

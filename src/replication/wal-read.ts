@@ -56,8 +56,9 @@ const XLP_PAGEADDR_BYTES = 8;
  * of it, and the caller must read the segment files. Never throws for a recycled ring.
  */
 export function copyFromWalBuffers(ctl: XLogCtl, buf: Uint8Array, off: number, from: Lsn, to: Lsn): boolean {
-  assert(from <= to, `WAL read of [${lsnToString(from)}, ${lsnToString(to)}) runs backwards`);
-  assert(to <= ctl.load(XC_FLUSHED), `WAL read up to ${lsnToString(to)} is past FLUSHED`);
+  // (Messages built only on failure: this runs once per XLogData.)
+  if (!(from <= to)) assert(false, `WAL read of [${lsnToString(from)}, ${lsnToString(to)}) runs backwards`);
+  if (!(to <= ctl.load(XC_FLUSHED))) assert(false, `WAL read up to ${lsnToString(to)} is past FLUSHED`);
   if (ctl.load(XC_RING_VALID_FROM) > from) return false;
   const ring = ctl.ring;
   if (to - from > ring.length) return false;

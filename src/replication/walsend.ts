@@ -292,7 +292,7 @@ export class WalSendLoop {
           return;
         }
         const end = this.sendOne(flushed);
-        assert(end > this.sent && end <= flushed, `XLogData end ${lsnToString(end)} outside (${lsnToString(this.sent)}, ${lsnToString(flushed)}]`);
+        if (!(end > this.sent && end <= flushed)) assert(false, `XLogData end ${lsnToString(end)} outside (${lsnToString(this.sent)}, ${lsnToString(flushed)}]`);
         this.sent = end;
         this.o.walsnd.setSent(host.slot, end);
         this.o.lag?.sent(host.slot, end);

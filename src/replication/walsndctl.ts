@@ -161,7 +161,7 @@ export class WalSndCtl {
   }
 
   private locked<T>(slot: number, fn: () => T): T {
-    assert(Number.isInteger(slot) && slot >= 0 && slot < this.maxWalSenders, `walsender slot ${slot} out of range`);
+    if (!(Number.isInteger(slot) && slot >= 0 && slot < this.maxWalSenders)) assert(false, `walsender slot ${slot} out of range`);
     const l = this.locks[slot]!;
     l.lock();
     try {
