@@ -48,7 +48,8 @@ import { WalRcvData } from './walrcvdata.js';
 import { type WalReceiverStatus, walReceiverStatusRow } from './wal-receiver-status.js';
 import type { WalReceiverCommand, WalReceiverConfig, WalReceiverMessage } from './walreceiver.js';
 import type { Primary } from '../primary/primary.js';
-import type { PrimaryOptions } from '../primary/options.js';
+import { type PrimaryOptions, resolvePrimaryOptions } from '../primary/options.js';
+import { PromotionListener } from '../primary/promotion-listener.js';
 import type { ReplayResume } from '../primary/promotion.js';
 import { becomePrimary } from './standby-promote.js';
 import { TypedEventEmitter } from '../util/typed-events.js';
@@ -513,26 +514,32 @@ export class Standby extends TypedEventEmitter<StandbyEvents> {
   }
 
   private async runPromotion(opts: PromoteOptions): Promise<Primary> {
-    this.emit('promoting');
-    this.cascade?.stopListening();
-    if (this.restartpointRunning) await this.restartpointRunning;
-    // Stop streaming and replay; startup reports where it stopped.
-    this.walrcv.requestStop();
-    await Promise.all([this.walreceiver, this.startup].map((w) => (w === null ? undefined : this.exited.get(w))));
-    this.walrcv.resumeReplay(); // promotion ends a replay pause (as PostgreSQL's does)
-    // Downstreams get what was flushed, then "COPY 0"; they reconnect to the new primary's port.
-    await this.cascade?.close();
-    const resume = this.startupStopped;
-    if (resume === null) throw Errors.promoteNotPossible(`the startup process stopped without reporting its position${this.failure ? `: ${this.failure.message}` : ''}`);
-    const control = this.control!;
-    const { primary, tli, switchpoint } = await becomePrimary({
-      dataDir: this.dataDir, walDir: this.walDir, control, store: this.store!, resume,
-      options: { maxStoreBytes: this.options.maxStoreBytes, maxValueBytes: this.options.maxValueBytes, ...opts },
-    });
-    this.promotedTo = primary;
-    this.control = { ...control, tli, state: DbState.InProduction };
-    this.emit('promoted', { tli, switchpoint });
-    return primary;
+    const options: PrimaryOptions = { maxStoreBytes: this.options.maxStoreBytes, maxValueBytes: this.options.maxValueBytes, ...opts, dataDir: this.dataDir };
+    // The new primary's listener first (options checked before anything stops): its threads boot meanwhile.
+    const resolved = resolvePrimaryOptions(options);
+    const listener = resolved.port !== null ? new PromotionListener({ ...resolved, dataDir: this.dataDir }, this.walDir) : null;
+    try {
+      this.emit('promoting');
+      this.cascade?.stopListening();
+      if (this.restartpointRunning) await this.restartpointRunning;
+      // Stop streaming and replay; startup reports where it stopped.
+      this.walrcv.requestStop();
+      await Promise.all([this.walreceiver, this.startup].map((w) => (w === null ? undefined : this.exited.get(w))));
+      this.walrcv.resumeReplay(); // promotion ends a replay pause (as PostgreSQL's does)
+      // Downstreams get what was flushed, then "COPY 0"; they reconnect to the new primary's port.
+      await this.cascade?.close();
+      const resume = this.startupStopped;
+      if (resume === null) throw Errors.promoteNotPossible(`the startup process stopped without reporting its position${this.failure ? `: ${this.failure.message}` : ''}`);
+      const control = this.control!;
+      const { primary, tli, switchpoint } = await becomePrimary({ dataDir: this.dataDir, walDir: this.walDir, control, store: this.store!, resume, options, listener });
+      this.promotedTo = primary;
+      this.control = { ...control, tli, state: DbState.InProduction };
+      this.emit('promoted', { tli, switchpoint });
+      return primary;
+    } catch (e) {
+      await listener?.abort();
+      throw e;
+    }
   }
 
   /**
