@@ -97,6 +97,11 @@ export class FlushWaiter {
     });
   }
 
+  /** flushSelf for a promotion's END_OF_RECOVERY: false, with nothing done, when it must be the walwriter's. */
+  flushHere(lsn: Lsn): boolean {
+    return this.writer !== null && this.flushSelf(lsn);
+  }
+
   /** Write and fdatasync everything inserted, on this thread, if WRITE_LOCK is free; true if `lsn` is now flushed. */
   private flushSelf(lsn: Lsn): boolean {
     const ctl = this.ctl;

@@ -210,7 +210,8 @@ export class Primary extends TypedEventEmitter<PrimaryEvents> {
     try {
       const rec = buildEndOfRecoveryRecord(p.inserter.prevRecord, { endTimeUs: nowPgMicros(), thisTli: c.tli, prevTli: a.prevTli });
       const { end } = p.inserter.insert(rec, rec.length);
-      if (!p.flushHere(end)) await p.flushWaiter.waitFor(end);
+      // On this thread (the walwriter's may still be booting), or the walwriter's if it holds the lock.
+      if (!p.flushWaiter.flushHere(end)) await p.flushWaiter.waitFor(end);
       promoteStep('end-of-recovery');
       // THE switch: in production on the new timeline, still pointing at the last restartpoint.
       p.control = { ...c, state: DbState.InProduction, minRecoveryPoint: 0, timeMs: Date.now() };
@@ -235,27 +236,6 @@ export class Primary extends TypedEventEmitter<PrimaryEvents> {
         await p.stopWalWriter();
       }
       throw e;
-    }
-  }
-
-  /**
-   * Write and fdatasync the WAL up to `lsn` on this thread (END_OF_RECOVERY: the walwriter's
-   * thread may still be booting), under WRITE_LOCK. False, with nothing done, when the walwriter
-   * holds the lock or a segment is missing (it creates segments): then it is the walwriter's.
-   */
-  private flushHere(lsn: Lsn): boolean {
-    const ctl = this.ctl;
-    const writer = this.commitWriter ?? new WalFileWriter(ctl, this.walDir, false);
-    try {
-      if (!writer.canWrite(lsn) || !ctl.tryLockWrite()) return false;
-      try {
-        writer.flushTo(lsn);
-      } finally {
-        ctl.unlockWrite();
-      }
-      return true;
-    } finally {
-      if (writer !== this.commitWriter) writer.close();
     }
   }
 

@@ -92,6 +92,8 @@ export class Standby extends TypedEventEmitter<StandbyEvents> {
   private lastRestartpointAt = performance.now();
   private restartpoints = 0;
   private readonly exited = new Map<Worker, Promise<void>>();
+  /** Per worker: its last message or its exit (a promotion goes on from there; the thread ends by itself). */
+  private readonly done = new Map<Worker, Promise<void>>();
   /** Where the startup worker stopped (set by its 'stopped' message): a promotion resumes there. */
   private startupStopped: ReplayResume | null = null;
   private promoting: Promise<Primary> | null = null;
@@ -150,6 +152,11 @@ export class Standby extends TypedEventEmitter<StandbyEvents> {
   private spawn(file: string, data: object, name: string, transferList: MessagePort[] = []): Worker {
     const w = new Worker(new URL(file, import.meta.url), { workerData: data, name, transferList });
     this.exited.set(w, new Promise<void>((resolve) => w.once('exit', () => resolve())));
+    // Its last message ('stopped', 'failed': its files are closed, it touches nothing more) or its exit.
+    this.done.set(w, new Promise<void>((resolve) => {
+      w.on('message', (m: { type: string }) => (m.type === 'stopped' || m.type === 'failed') && resolve());
+      w.once('exit', () => resolve());
+    }));
     w.on('error', (e) => this.fail(e instanceof WalstreamError ? e : Errors.internal(`${name} crashed: ${e.message}`)));
     return w;
   }
@@ -524,7 +531,7 @@ export class Standby extends TypedEventEmitter<StandbyEvents> {
       if (this.restartpointRunning) await this.restartpointRunning;
       // Stop streaming and replay; startup reports where it stopped.
       this.walrcv.requestStop();
-      await Promise.all([this.walreceiver, this.startup].map((w) => (w === null ? undefined : this.exited.get(w))));
+      await Promise.all([this.walreceiver, this.startup].map((w) => (w === null ? undefined : this.done.get(w))));
       this.walrcv.resumeReplay(); // promotion ends a replay pause (as PostgreSQL's does)
       // Downstreams get what was flushed, then "COPY 0"; they reconnect to the new primary's port.
       await this.cascade?.close();
