@@ -10,7 +10,8 @@ import type { SharedStore } from '../storage/store.js';
 import type { Lsn } from '../wal/lsn.js';
 import { Primary, type RecoveryInfo } from '../primary/primary.js';
 import type { PrimaryOptions } from '../primary/options.js';
-import type { PromotionListener } from '../primary/promotion-listener.js';
+import { PromotionListener } from '../primary/promotion-listener.js';
+import { resolvePrimaryOptions } from '../primary/options.js';
 import { finishRecovery, initNewTimeline, promoteStep, type ReplayResume } from '../primary/promotion.js';
 
 export interface BecomePrimaryInput {
@@ -24,6 +25,15 @@ export interface BecomePrimaryInput {
   options: PrimaryOptions;
   /** Its replication listener, already started (options.port set), or null. */
   listener: PromotionListener | null;
+}
+
+/**
+ * The new primary's replication listener, started before the standby's workers stop (its threads
+ * boot meanwhile), or null without `port`. Checks the options first: a bad one stops nothing.
+ */
+export function startPromotionListener(options: PrimaryOptions, walDir: string): PromotionListener | null {
+  const resolved = resolvePrimaryOptions(options);
+  return resolved.port !== null ? new PromotionListener({ ...resolved, dataDir: options.dataDir }, walDir) : null;
 }
 
 export async function becomePrimary(a: BecomePrimaryInput): Promise<{ primary: Primary; tli: number; switchpoint: Lsn }> {

@@ -48,10 +48,9 @@ import { WalRcvData } from './walrcvdata.js';
 import { type WalReceiverStatus, walReceiverStatusRow } from './wal-receiver-status.js';
 import type { WalReceiverCommand, WalReceiverConfig, WalReceiverMessage } from './walreceiver.js';
 import type { Primary } from '../primary/primary.js';
-import { type PrimaryOptions, resolvePrimaryOptions } from '../primary/options.js';
-import { PromotionListener } from '../primary/promotion-listener.js';
+import type { PrimaryOptions } from '../primary/options.js';
 import type { ReplayResume } from '../primary/promotion.js';
-import { becomePrimary } from './standby-promote.js';
+import { becomePrimary, startPromotionListener } from './standby-promote.js';
 import { TypedEventEmitter } from '../util/typed-events.js';
 import { type RestartpointInfo, type StandbyEvents, WalReceiverEvents } from './standby-events.js';
 import type { Registry } from 'prom-client';
@@ -92,7 +91,7 @@ export class Standby extends TypedEventEmitter<StandbyEvents> {
   private lastRestartpointAt = performance.now();
   private restartpoints = 0;
   private readonly exited = new Map<Worker, Promise<void>>();
-  /** Per worker: its last message or its exit (a promotion goes on from there; the thread ends by itself). */
+  /** Per worker: its last message ('stopped', 'failed': its files are closed) or its exit; a promotion goes on from there. */
   private readonly done = new Map<Worker, Promise<void>>();
   /** Where the startup worker stopped (set by its 'stopped' message): a promotion resumes there. */
   private startupStopped: ReplayResume | null = null;
@@ -152,7 +151,6 @@ export class Standby extends TypedEventEmitter<StandbyEvents> {
   private spawn(file: string, data: object, name: string, transferList: MessagePort[] = []): Worker {
     const w = new Worker(new URL(file, import.meta.url), { workerData: data, name, transferList });
     this.exited.set(w, new Promise<void>((resolve) => w.once('exit', () => resolve())));
-    // Its last message ('stopped', 'failed': its files are closed, it touches nothing more) or its exit.
     this.done.set(w, new Promise<void>((resolve) => {
       w.on('message', (m: { type: string }) => (m.type === 'stopped' || m.type === 'failed') && resolve());
       w.once('exit', () => resolve());
@@ -522,9 +520,7 @@ export class Standby extends TypedEventEmitter<StandbyEvents> {
 
   private async runPromotion(opts: PromoteOptions): Promise<Primary> {
     const options: PrimaryOptions = { maxStoreBytes: this.options.maxStoreBytes, maxValueBytes: this.options.maxValueBytes, ...opts, dataDir: this.dataDir };
-    // The new primary's listener first (options checked before anything stops): its threads boot meanwhile.
-    const resolved = resolvePrimaryOptions(options);
-    const listener = resolved.port !== null ? new PromotionListener({ ...resolved, dataDir: this.dataDir }, this.walDir) : null;
+    const listener = startPromotionListener(options, this.walDir); // first: its threads boot meanwhile
     try {
       this.emit('promoting');
       this.cascade?.stopListening();
