@@ -228,7 +228,7 @@ export class ReplicationServer {
     }
     rs._port = first.port;
     rs.bridgeControl.on('message', (m: FromTcpBridge) => rs.onBridgeMessage(m));
-    rs.refill();
+    if (rs.held === null) rs.refill(); // (held: at release, their boot not competing with the promotion's work)
     return rs;
   }
 
@@ -553,6 +553,7 @@ export class ReplicationServer {
     const held = this.held;
     this.held = null;
     for (const serve of held ?? []) serve();
+    this.refill();
   }
 
   stopListening(): void {
