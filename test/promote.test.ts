@@ -10,6 +10,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Primary } from '../src/primary/primary.js';
@@ -72,10 +73,14 @@ test('promote in process: timeline 2, history file, segments, END_OF_RECOVERY, r
     const fresh = fs.readFileSync(path.join(walDir, segmentFileName(2, seg, SEG)));
     assert.ok(partial.subarray(0, off).equals(fresh.subarray(0, off)), 'the new segment holds the old bytes up to the switch point');
 
-    // Control file: in production on timeline 2.
+    // Control file: in production on timeline 2 when promote() resolves; the end-of-recovery
+    // checkpoint (requested, run in the background) then moves it past the switch point.
+    const c0 = readControl(sdir)!;
+    assert.equal(c0.tli, 2);
+    assert.equal(c0.state, DbState.InProduction);
+    if (np.stats().checkpoints === 0) await once(np, 'checkpoint');
     const c = readControl(sdir)!;
     assert.equal(c.tli, 2);
-    assert.equal(c.state, DbState.InProduction);
     assert.ok(c.checkpointLsn > switchpoint);
 
     // Commits on the new primary: readers of the standby see them.

@@ -38,8 +38,17 @@ export class FlushWaiter {
   /** Commits flushed on this thread (the rest were flushed by the walwriter). */
   selfFlushes = 0;
 
-  /** `writer`: this thread's WAL file writer for lone commits (null: always the walwriter). */
-  constructor(private readonly ctl: XLogCtl, private readonly writer: WalFileWriter | null = null) {}
+  /**
+   * Flush every commit on this thread (with `writer`) until the walwriter's thread is running: a
+   * promoted primary accepts commits before that thread has booted. Cleared by the primary.
+   */
+  walWriterStarting = false;
+
+  /**
+   * `writer`: this thread's WAL file writer (null: always the walwriter); `loneCommits`: it flushes
+   * lone commits (committerFlush), else only while walWriterStarting.
+   */
+  constructor(private readonly ctl: XLogCtl, private readonly writer: WalFileWriter | null = null, private readonly loneCommits = writer !== null) {}
 
   get waiting(): number {
     return this.q.length - this.head;
@@ -51,7 +60,7 @@ export class FlushWaiter {
     return new Promise<void>((resolve, reject) => {
       this.q.push({ lsn, resolve, reject });
       Atomics.add(ctl.i32, XC_WAITERS, 1);
-      if (this.writer !== null && performance.now() >= this.groupCommitUntil) {
+      if (this.writer !== null && (this.walWriterStarting || (this.loneCommits && performance.now() >= this.groupCommitUntil))) {
         this.scheduleSelfFlush();
       } else {
         this.requestWalWriter(lsn);
@@ -86,6 +95,11 @@ export class FlushWaiter {
       if (flushed) this.drain();
       else this.requestWalWriter(lsn);
     });
+  }
+
+  /** flushSelf for a promotion's END_OF_RECOVERY: false, with nothing done, when it must be the walwriter's. */
+  flushHere(lsn: Lsn): boolean {
+    return this.writer !== null && this.flushSelf(lsn);
   }
 
   /** Write and fdatasync everything inserted, on this thread, if WRITE_LOCK is free; true if `lsn` is now flushed. */

@@ -35,6 +35,7 @@ import { createCheckpoint } from './checkpointer.js';
 import { assertCanListen } from '../replication/listen-probe.js';
 import { ReaderControl, type ReaderHandle } from '../standby/reader-handle.js';
 import { ReplicationServer, type ReplicationStatusRow } from '../replication/server.js';
+import { type PromotionListener, replicationServerOptions } from './promotion-listener.js';
 import type { WalSourceHandle } from '../replication/wal-source.js';
 import { ReplicationSlots, type ReplicationSlotRow, type SlotData, type WalRetention } from '../replication/slots.js';
 import { SyncRepQueue, SyncWaiter, syncNotConfirmedError } from '../replication/syncrep-queue.js';
@@ -91,6 +92,8 @@ export class Primary extends TypedEventEmitter<PrimaryEvents> {
   private constructor(args: {
     options: ResolvedPrimaryOptions; store: SharedStore; ctl: XLogCtl; control: ControlData; recovery: RecoveryInfo;
     insertPos: Lsn; prevRecord: Lsn; nextXid: number;
+    /** A promotion: commits are flushed on this thread until the walwriter's thread runs. */
+    promoted?: boolean;
   }) {
     super();
     this.options = args.options;
@@ -114,14 +117,18 @@ export class Primary extends TypedEventEmitter<PrimaryEvents> {
     });
     // Kick the walwriter once wal_writer_flush_after bytes are waiting (PostgreSQL's walwriter rule).
     this.inserter = new WalInserter(this.ctl, args.insertPos, args.prevRecord, Math.max(64 * 1024, args.options.walWriterFlushAfterBytes));
-    this.commitWriter = args.options.committerFlush ? new WalFileWriter(this.ctl, this.walDir, false, args.options.stageTrace ? new StageTrace(args.options.stageTrace) : null) : null;
-    this.flushWaiter = new FlushWaiter(this.ctl, this.commitWriter);
+    this.commitWriter = args.options.committerFlush || args.promoted === true ? new WalFileWriter(this.ctl, this.walDir, false, args.options.stageTrace ? new StageTrace(args.options.stageTrace) : null) : null;
+    this.flushWaiter = new FlushWaiter(this.ctl, this.commitWriter, args.options.committerFlush);
     this.walwriter = new WalWriterProcess(this.ctl, this.walDir, args.options, (e, crashed) => {
       this.walWriterError = e;
       if (crashed) this.flushWaiter.rejectAll(e);
       else this.flushWaiter.drain();
       this.emit('error', e);
     });
+    if (args.promoted === true) {
+      this.flushWaiter.walWriterStarting = true;
+      void this.walwriter.online.then(() => (this.flushWaiter.walWriterStarting = false));
+    }
   }
 
   /** Open (or initialise) a data directory, run crash recovery, start the walwriter. */
@@ -165,60 +172,67 @@ export class Primary extends TypedEventEmitter<PrimaryEvents> {
     }
   }
 
-  /** Serve replication on options.port (the listener and its walsenders). */
-  private async listen(): Promise<void> {
-    const options = this.options;
-    this.replServer = await ReplicationServer.listen(this, {
-      host: options.host,
-      port: options.port!,
-      hba: options.hba,
-      users: options.users,
-      maxWalSenders: options.maxWalSenders,
-      walSenderTimeoutMs: options.walSenderTimeoutMs,
-      maxSendBytes: options.maxSendBytes,
-      authenticationTimeoutMs: options.authenticationTimeoutMs,
-      maxClientMessageBytes: options.maxClientMessageBytes,
-      walSenderMaxQueuedBytes: options.walSenderMaxQueuedBytes,
-      walSenderSpinMicros: options.walSenderSpinMicros,
-      walSenderAsyncDelayMs: options.walSenderAsyncDelayMs,
-      stageTrace: options.stageTrace,
-      maxStartupConnections: Math.max(4, options.maxWalSenders),
-      walSenderPrestart: Math.min(2, options.maxWalSenders),
-    });
+  /** Serve replication on options.port (the listener and its walsenders); `hold`: serve no connection before releaseConnections(). */
+  private async listen(hold = false): Promise<void> {
+    this.replServer = await ReplicationServer.listen(this, replicationServerOptions(this.options, hold));
   }
 
   /**
-   * The end of a promotion (src/primary/promotion.ts, steps 4-5): a Primary over the promoted
-   * standby's store and data directory, inserting on timeline `control.tli` from EndOfLog. Writes
-   * END_OF_RECOVERY, then a checkpoint whose control file write ("in production", new TLI) is the
-   * promotion's one atomic switch, then renames the old timeline's last segment `.partial`. The
-   * pid file stays (same process); close() releases it.
+   * The end of a promotion (src/primary/promotion.ts, steps 4-7): a Primary over the promoted
+   * standby's store and data directory, inserting on timeline `control.tli` from EndOfLog. Its
+   * walwriter and replication listener start at once (their threads boot while this thread works;
+   * the listener holds every connection until the switch). END_OF_RECOVERY is written and
+   * fdatasynced on this thread, then the control file says "in production" on the new TLI — the
+   * promotion's one atomic switch, from which commits are accepted — then the old timeline's last
+   * segment is renamed `.partial`, and the end-of-recovery checkpoint is only requested: it runs
+   * in the background, as PostgreSQL's RequestCheckpoint(CHECKPOINT_FORCE) without WAIT
+   * (xlog.c, PerformRecoveryXLogAction). Until it is done, a crash recovers from the standby's last
+   * restartpoint through END_OF_RECOVERY onto the new timeline (recovery.ts follows the history).
+   * The pid file stays (same process); close() releases it.
    */
-  static async fromPromotion(a: { options: PrimaryOptions; store: SharedStore; control: ControlData; prevTli: number; end: EndOfLog; recovery: RecoveryInfo }): Promise<Primary> {
+  static async fromPromotion(a: {
+    options: PrimaryOptions; store: SharedStore; control: ControlData; prevTli: number; end: EndOfLog; recovery: RecoveryInfo;
+    /** The listener Standby.promote started early (for options.port), adopted here. */
+    listener?: PromotionListener | null;
+  }): Promise<Primary> {
     const options = resolvePrimaryOptions(a.options);
     options.dataDir = path.resolve(options.dataDir);
     const c = a.control;
     assert(c.tli > a.prevTli && c.state !== DbState.InProduction, 'promotion: control must still be in recovery, on a new timeline');
     const ctl = XLogCtl.create(options.walBuffersBytes, c.segSize, c.sysid, c.tli, a.end.endOfLog);
-    const p = new Primary({ options, store: a.store, ctl, control: c, recovery: a.recovery, insertPos: a.end.endOfLog, prevRecord: a.end.lastRecord, nextXid: a.end.nextXid });
+    const p = new Primary({ options, store: a.store, ctl, control: c, recovery: a.recovery, insertPos: a.end.endOfLog, prevRecord: a.end.lastRecord, nextXid: a.end.nextXid, promoted: true });
+    const early = a.listener ?? null;
+    const listening = early !== null ? early.adopt(p).then((rs) => void (p.replServer = rs)) : options.port !== null ? p.listen(true) : null;
+    listening?.catch(() => undefined); // awaited below; a failure before then must not be unhandled
     let switched = false;
     try {
       const rec = buildEndOfRecoveryRecord(p.inserter.prevRecord, { endTimeUs: nowPgMicros(), thisTli: c.tli, prevTli: a.prevTli });
       const { end } = p.inserter.insert(rec, rec.length);
-      await p.flushWaiter.waitFor(end);
+      // On this thread (the walwriter's may still be booting), or the walwriter's if it holds the lock.
+      if (!p.flushWaiter.flushHere(end)) await p.flushWaiter.waitFor(end);
       promoteStep('end-of-recovery');
-      await p.checkpoint();
+      // THE switch: in production on the new timeline, still pointing at the last restartpoint.
+      p.control = { ...c, state: DbState.InProduction, minRecoveryPoint: 0, timeMs: Date.now() };
+      writeControl(p.dataDir, p.control);
       switched = true;
       promoteStep('control');
       cleanupAfterPromotion(p.walDir, c.tli, c.segSize);
       promoteStep('partial');
+      // The end-of-recovery checkpoint, requested: commits are accepted while it runs.
+      void p.checkpoint().then(() => promoteStep('checkpoint'), (e: unknown) => p.emit('error', e as Error));
       p.scheduleCheckpoints();
-      if (options.port !== null) await p.listen();
+      if (listening !== null) {
+        await listening;
+        p.replServer!.releaseConnections();
+      }
       return p;
     } catch (e) {
       // Before the switch the directory is still a standby's: stop without writing the control file.
       if (switched) await p.close().catch(() => undefined);
-      else await p.stopWalWriter();
+      else {
+        await listening?.then(() => p.replServer!.shutdownWalSenders(0), () => undefined);
+        await p.stopWalWriter();
+      }
       throw e;
     }
   }

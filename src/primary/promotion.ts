@@ -8,15 +8,21 @@
 //   1. finishRecovery: replay what startup left (from its next record to the end of valid WAL in
 //      pg_wal) into the store → EndOfLog, the last record's start (xl_prev), the next xid.
 //   2. newTLI = max(control TLI, findNewestTimeLine) + 1; `0000000N.history` written and fsynced.
-//   3. the new timeline's first segment: the old segment's bytes up to EndOfLog, zeros after.
-//   4. (Primary.fromPromotion) END_OF_RECOVERY on the new timeline, flushed; a checkpoint; the
-//      control file "in production" on the new TLI — THE switch: before it, the directory is
-//      still a standby on the old timeline (steps 2-4 wrote only files of a timeline no one uses,
-//      and a second promotion takes a TLI above any history file written); after it, Primary.open
-//      recovers on the new timeline.
-//   5. cleanupAfterPromotion: the old timeline's switch segment renamed `.partial` (repeated by
+//   3. the new timeline's first segment: the old segment's bytes up to EndOfLog (the rest sparse).
+//   4. (Primary.fromPromotion; its walwriter and listener threads boot meanwhile, the listener
+//      holding connections) END_OF_RECOVERY on the new timeline, fdatasynced on this thread.
+//   5. the control file "in production" on the new TLI, still pointing at the standby's last
+//      restartpoint — THE switch: before it, the directory is still a standby on the old timeline
+//      (steps 2-4 wrote only files of a timeline no one uses, and a second promotion takes a TLI
+//      above any history file written); after it, Primary.open recovers on the new timeline,
+//      from that restartpoint's redo point through END_OF_RECOVERY (recovery.ts reads each
+//      segment from the timeline of the history that covers it). Commits are accepted from here.
+//   6. cleanupAfterPromotion: the old timeline's switch segment renamed `.partial` (repeated by
 //      Primary.open when a crash came first). PostgreSQL 15 does this only with archiving on;
 //      walstream always does.
+//   7. the end-of-recovery checkpoint, requested and run in the background while commits go on
+//      (PostgreSQL's PerformRecoveryXLogAction + RequestCheckpoint(CHECKPOINT_FORCE) without
+//      CHECKPOINT_WAIT); a crash before it is done recovers as after step 5.
 // WALSTREAM_TEST_PROMOTE_CRASH_AT=<step> kills the process (SIGKILL) at that step (tests only).
 
 import { Errors } from '../errors.js';
@@ -33,7 +39,7 @@ import { findNewestTimeLine, readTimeLineHistory, REASON_NO_RECOVERY_TARGET, wri
 
 export const PROMOTE_CRASH_ENV = 'WALSTREAM_TEST_PROMOTE_CRASH_AT';
 /** The steps a test can crash at, in order. */
-export const PROMOTE_STEPS = ['stopped', 'replayed', 'history', 'segment', 'end-of-recovery', 'control', 'partial'] as const;
+export const PROMOTE_STEPS = ['stopped', 'replayed', 'history', 'segment', 'end-of-recovery', 'control', 'partial', 'checkpoint'] as const;
 export type PromoteStep = (typeof PROMOTE_STEPS)[number];
 const crashAt = process.env[PROMOTE_CRASH_ENV] ?? '';
 

@@ -21,6 +21,7 @@ import { buildCheckpointRecord } from '../wal/record.js';
 import { redoRecord } from '../wal/replay.js';
 import { ensureSegment, fsyncDir, removeTempSegments } from '../wal/segfile.js';
 import { segmentFileName as segFileName, segNo } from '../wal/segment.js';
+import { readTimeLineHistory } from '../wal/timeline.js';
 import { XLogCtl } from '../wal/xlogctl.js';
 import type { ResolvedPrimaryOptions } from './options.js';
 
@@ -130,8 +131,13 @@ export async function recover(dataDir: string, control: ControlData, store: Shar
   const snapPath = path.join(dataDir, CKPT_DIR, control.snapshotName);
   if (!fs.existsSync(snapPath)) throw Errors.checkpointCorrupt(snapPath, 'checkpoint snapshot file is missing');
   await readSnapshot(snapPath, store);
-  const src = new FileSegmentSource(walDir, control.tli, control.segSize);
+  // Timeline history: a promotion's switch (control file in production on the new timeline)
+  // comes before its end-of-recovery checkpoint, so the redo point may still be on the parent
+  // timeline; each segment is read from the timeline that covers it (PostgreSQL's expectedTLEs).
+  const history = readTimeLineHistory(walDir, control.tli);
+  const src = new FileSegmentSource(walDir, history, control.segSize);
   const reader = new XLogReader(src, { segSize: control.segSize, sysid: control.sysid }, control.redoLsn, null);
+  if (history.length > 1) reader.setHistory(history);
   let replayed = 0;
   let sawCheckpoint = false;
   let nextXid = control.nextXid;

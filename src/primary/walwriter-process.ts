@@ -21,6 +21,8 @@ export interface WalWriterOptions {
 export class WalWriterProcess {
   private readonly worker: Worker;
   private readonly exited: Promise<void>;
+  /** Resolves once the walwriter's thread runs JavaScript (Worker 'online'), or has exited. */
+  readonly online: Promise<void>;
 
   /**
    * `onFailed(e, crashed)`: the walwriter could not write or flush WAL and reported it (crashed
@@ -33,6 +35,7 @@ export class WalWriterProcess {
     };
     this.worker = new Worker(new URL('./walwriter.js', import.meta.url), { workerData, name: 'walwriter' });
     this.exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
+    this.online = Promise.race([new Promise<void>((resolve) => this.worker.once('online', () => resolve())), this.exited]);
     this.worker.on('message', (m: { type: string; message?: string }) => {
       if (m.type === 'failed') onFailed(Errors.internal(`walwriter failed: ${m.message}`), false);
     });

@@ -100,6 +100,8 @@ export interface ReplicationServerOptions {
   maxStartupConnections: number;
   /** Idle walsender workers kept started, so a connection does not wait for a thread to boot (~100 ms). */
   walSenderPrestart: number;
+  /** Serve no connection until releaseConnections() (a promotion listens before its switch point). */
+  holdConnections?: boolean;
 }
 
 /** One row of primary.replicationStatus() (the columns of PostgreSQL's pg_stat_replication walstream has, plus walstream's own). */
@@ -186,8 +188,11 @@ export class ReplicationServer {
   private readonly listeners = new Set<MessagePort>();
   private stopping = false;
   private _port = 0;
+  /** Connections accepted while held (holdConnections), served by releaseConnections(); null: not held. */
+  private held: Array<() => void> | null;
 
   private constructor(private readonly host: ReplicationHost, private readonly opts: ReplicationServerOptions) {
+    this.held = opts.holdConnections === true ? [] : null;
     this.walsnd = WalSndCtl.create(opts.maxWalSenders);
     this.lag = WalSndLag.create(opts.maxWalSenders);
     this.unpinSenders = host.pinWal(() => this.walsnd.minSent());
@@ -224,7 +229,7 @@ export class ReplicationServer {
     }
     rs._port = first.port;
     rs.bridgeControl.on('message', (m: FromTcpBridge) => rs.onBridgeMessage(m));
-    rs.refill();
+    if (rs.held === null) rs.refill(); // (held: at release, their boot not competing with the promotion's work)
     return rs;
   }
 
@@ -251,6 +256,7 @@ export class ReplicationServer {
 
   /** A TCP connection the I/O thread accepted: served by a walsender over its rings, or refused. */
   private onAccepted(rings: RingPairHandle, peer: MessagePort, remoteAddress: string, remotePort: number): void {
+    if (this.held !== null) return void this.held.push(() => this.onAccepted(rings, peer, remoteAddress, remotePort));
     this.serveRings(rings, peer, { ...this.connConfig(), connType: 'host', remoteAddress, remotePort });
   }
 
@@ -272,6 +278,7 @@ export class ReplicationServer {
   private onInProcessConnect(m: unknown): void {
     const req = m as Partial<InProcessConnectRequest> | null;
     if (req === null || typeof req !== 'object' || req.type !== 'connect' || !(req.peer instanceof MessagePort)) return;
+    if (this.held !== null) return void this.held.push(() => this.onInProcessConnect(m));
     this.serveRings(req.rings!, req.peer, { ...this.connConfig(), connType: 'local', remoteAddress: '', remotePort: -1, hba: IN_PROCESS_HBA, users: null });
   }
 
@@ -542,9 +549,18 @@ export class ReplicationServer {
   }
 
   /** Stop accepting connections (open connections go on until their walsenders end them). */
+  /** Serve the connections held so far, and every later one at once (holdConnections). */
+  releaseConnections(): void {
+    const held = this.held;
+    this.held = null;
+    for (const serve of held ?? []) serve();
+    this.refill();
+  }
+
   stopListening(): void {
     if (!this.listening) return;
     this.listening = false;
+    this.releaseConnections(); // refused: no longer listening
     this.postBridge({ type: 'stopListening' });
     for (const l of this.listeners) l.close();
     this.listeners.clear();

@@ -50,7 +50,7 @@ import type { WalReceiverCommand, WalReceiverConfig, WalReceiverMessage } from '
 import type { Primary } from '../primary/primary.js';
 import type { PrimaryOptions } from '../primary/options.js';
 import type { ReplayResume } from '../primary/promotion.js';
-import { becomePrimary } from './standby-promote.js';
+import { becomePrimary, startPromotionListener } from './standby-promote.js';
 import { TypedEventEmitter } from '../util/typed-events.js';
 import { type RestartpointInfo, type StandbyEvents, WalReceiverEvents } from './standby-events.js';
 import type { Registry } from 'prom-client';
@@ -91,6 +91,8 @@ export class Standby extends TypedEventEmitter<StandbyEvents> {
   private lastRestartpointAt = performance.now();
   private restartpoints = 0;
   private readonly exited = new Map<Worker, Promise<void>>();
+  /** Per worker: its last message ('stopped', 'failed': its files are closed) or its exit; a promotion goes on from there. */
+  private readonly done = new Map<Worker, Promise<void>>();
   /** Where the startup worker stopped (set by its 'stopped' message): a promotion resumes there. */
   private startupStopped: ReplayResume | null = null;
   private promoting: Promise<Primary> | null = null;
@@ -149,6 +151,10 @@ export class Standby extends TypedEventEmitter<StandbyEvents> {
   private spawn(file: string, data: object, name: string, transferList: MessagePort[] = []): Worker {
     const w = new Worker(new URL(file, import.meta.url), { workerData: data, name, transferList });
     this.exited.set(w, new Promise<void>((resolve) => w.once('exit', () => resolve())));
+    this.done.set(w, new Promise<void>((resolve) => {
+      w.on('message', (m: { type: string }) => (m.type === 'stopped' || m.type === 'failed') && resolve());
+      w.once('exit', () => resolve());
+    }));
     w.on('error', (e) => this.fail(e instanceof WalstreamError ? e : Errors.internal(`${name} crashed: ${e.message}`)));
     return w;
   }
@@ -513,26 +519,30 @@ export class Standby extends TypedEventEmitter<StandbyEvents> {
   }
 
   private async runPromotion(opts: PromoteOptions): Promise<Primary> {
-    this.emit('promoting');
-    this.cascade?.stopListening();
-    if (this.restartpointRunning) await this.restartpointRunning;
-    // Stop streaming and replay; startup reports where it stopped.
-    this.walrcv.requestStop();
-    await Promise.all([this.walreceiver, this.startup].map((w) => (w === null ? undefined : this.exited.get(w))));
-    this.walrcv.resumeReplay(); // promotion ends a replay pause (as PostgreSQL's does)
-    // Downstreams get what was flushed, then "COPY 0"; they reconnect to the new primary's port.
-    await this.cascade?.close();
-    const resume = this.startupStopped;
-    if (resume === null) throw Errors.promoteNotPossible(`the startup process stopped without reporting its position${this.failure ? `: ${this.failure.message}` : ''}`);
-    const control = this.control!;
-    const { primary, tli, switchpoint } = await becomePrimary({
-      dataDir: this.dataDir, walDir: this.walDir, control, store: this.store!, resume,
-      options: { maxStoreBytes: this.options.maxStoreBytes, maxValueBytes: this.options.maxValueBytes, ...opts },
-    });
-    this.promotedTo = primary;
-    this.control = { ...control, tli, state: DbState.InProduction };
-    this.emit('promoted', { tli, switchpoint });
-    return primary;
+    const options: PrimaryOptions = { maxStoreBytes: this.options.maxStoreBytes, maxValueBytes: this.options.maxValueBytes, ...opts, dataDir: this.dataDir };
+    const listener = startPromotionListener(options, this.walDir); // first: its threads boot meanwhile
+    try {
+      this.emit('promoting');
+      this.cascade?.stopListening();
+      if (this.restartpointRunning) await this.restartpointRunning;
+      // Stop streaming and replay; startup reports where it stopped.
+      this.walrcv.requestStop();
+      await Promise.all([this.walreceiver, this.startup].map((w) => (w === null ? undefined : this.done.get(w))));
+      this.walrcv.resumeReplay(); // promotion ends a replay pause (as PostgreSQL's does)
+      // Downstreams get what was flushed, then "COPY 0"; they reconnect to the new primary's port.
+      await this.cascade?.close();
+      const resume = this.startupStopped;
+      if (resume === null) throw Errors.promoteNotPossible(`the startup process stopped without reporting its position${this.failure ? `: ${this.failure.message}` : ''}`);
+      const control = this.control!;
+      const { primary, tli, switchpoint } = await becomePrimary({ dataDir: this.dataDir, walDir: this.walDir, control, store: this.store!, resume, options, listener });
+      this.promotedTo = primary;
+      this.control = { ...control, tli, state: DbState.InProduction };
+      this.emit('promoted', { tli, switchpoint });
+      return primary;
+    } catch (e) {
+      await listener?.abort();
+      throw e;
+    }
   }
 
   /**

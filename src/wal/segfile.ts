@@ -355,21 +355,30 @@ export class SegmentPrefill {
 
 /**
  * XLogFileCopy (PostgreSQL's XLogInitNewTimeline for a switch inside a segment): segment `seg` of
- * timeline `toTli` made from the first `upto` bytes of the same segment of `fromTli`, the rest
- * zeros; written under a temp name, fdatasynced, installed (never replacing: the new timeline's
- * file must not exist yet), pg_wal fsynced. A crash leaves either no file or the whole copy.
+ * timeline `toTli` made from the first `upto` bytes of the same segment of `fromTli`; written
+ * under a temp name, fdatasynced, installed (never replacing: the new timeline's file must not
+ * exist yet), pg_wal fsynced. A crash leaves either no file or the whole copy. Only the prefix is
+ * read and written: the rest of the file is left sparse (it reads as zeros), as PostgreSQL makes
+ * segments with wal_init_zero = off, so a promotion fdatasyncs `upto` bytes, not a whole segment.
  */
 export function copySegmentPrefix(walDir: string, fromTli: number, toTli: number, seg: number, segSize: number, upto: number): void {
   assert(upto > 0 && upto < segSize, `copySegmentPrefix: ${upto} is not inside a segment`);
-  const src = fs.readFileSync(segmentPath(walDir, fromTli, seg, segSize)).subarray(0, upto);
-  assert(src.length === upto, `segment ${seg} of timeline ${fromTli} is shorter than the switch point`);
+  const src = Buffer.allocUnsafe(upto);
+  const sfd = fs.openSync(segmentPath(walDir, fromTli, seg, segSize), 'r');
+  let r = 0;
+  try {
+    for (let n = -1; r < upto && n !== 0; r += n) n = fs.readSync(sfd, src, r, upto - r, r);
+  } finally {
+    fs.closeSync(sfd);
+  }
+  assert(r === upto, `segment ${seg} of timeline ${fromTli} is shorter than the switch point`);
   const tmp = tempSegmentPath(walDir, seg);
   fs.rmSync(tmp, { force: true });
   const fd = fs.openSync(tmp, 'wx');
   try {
     let w = 0;
     while (w < upto) w += fs.writeSync(fd, src, w, upto - w, w);
-    fillSync(fd, upto, segSize, 'zero');
+    fillSync(fd, upto, segSize, 'sparse');
     fdatasyncSync(fd);
   } finally {
     fs.closeSync(fd);
