@@ -1,19 +1,19 @@
 // ReplicationServer: the replication listener of a primary, or of a standby serving cascading
 // walsenders (src/standby/cascade.ts) (PostgreSQL's postmaster role for walsenders). Runs in the
-// thread of the server it belongs to; what it needs of that server is ReplicationHost. It owns the replication I/O thread (tcp-bridge.ts:
-// it listens, accepts and owns every TCP socket, bridging each to the SharedArrayBuffer rings of
-// one connection), WalSndCtl, one walsender worker per connection (served its rings, like an
-// in-process standby; no descriptor is shared between threads), the WAL pins
-// (min sent of streaming walsenders; the redo point of each running base backup) and the
-// base-backup requests walsenders send over their MessagePort (checkpoint + pin + files).
-// Stops in two steps called by Primary.close(): stopListening() (no new connections), then,
-// after the shutdown checkpoint, shutdownWalSenders(): every walsender streams up to the end of
-// WAL, ends with "COPY 0" (or FATAL 57P01 if not streaming) and exits; workers that do not exit
+// thread of the server it belongs to; what it needs of that server is ReplicationHost. It owns
+// the replication I/O thread (tcp-bridge.ts: it listens, accepts and owns every TCP socket,
+// bridging each to the SharedArrayBuffer rings of one connection), WalSndCtl, one walsender worker
+// per connection (served its rings, like an in-process standby; no descriptor is shared between
+// threads), the WAL pins (min sent of streaming walsenders; the redo point of each running base
+// backup) and the base-backup requests walsenders send over their MessagePort (checkpoint + pin +
+// files). Stops in two steps called by Primary.close(): stopListening() (no new connections),
+// then, after the shutdown checkpoint, shutdownWalSenders(): every walsender streams up to the end
+// of WAL, ends with "COPY 0" (or FATAL 57P01 if not streaming) and exits; workers that do not exit
 // within the bound are terminated; then the I/O thread sends what they left and exits.
-// In-process standbys connect through inProcessListener(): a MessagePort on which a standby's
-// thread posts {connect, rings, peer}; the connection is served like a TCP one (same limits,
-// WalSndCtl slot, commands, shutdown; the walsender's byte pipe is the two rings either way,
-// ring-socket.ts), but the standby's walreceiver is the other end of the rings. It is trusted (the same process, like a local socket of the same user) and
+// In-process standbys connect through inProcessListener() (in-process-connect.ts); the connection
+// is served like a TCP one (same limits, WalSndCtl slot, commands, shutdown; the walsender's byte
+// pipe is the two rings either way, ring-socket.ts), but the standby's walreceiver is the other
+// end of the rings. It is trusted (the same process, like a local socket of the same user) and
 // shows client_addr NULL, client_port -1 in replicationStatus(), as PostgreSQL shows a unix socket.
 
 import type { PrimaryEvents } from '../primary/primary-events.js';
@@ -25,7 +25,7 @@ import { Errors, WalstreamError } from '../errors.js';
 import { CONTROL_FILE } from '../storage/control.js';
 import { lsnToString, type Lsn } from '../wal/lsn.js';
 import type { HbaRule } from './protocol/hba.js';
-import { pgTimestampToDate } from './protocol/messages.js';
+import { pgTimestampToDate, XLOGDATA_FRAME_HEADER_BYTES } from './protocol/messages.js';
 import { makeScramVerifier } from './protocol/scram.js';
 import type { BackupFile, FromPrimary, ToPrimary, WalSenderConnConfig } from './walsender-messages.js';
 import { WalSndCtl, type WalSndSnapshot } from './walsndctl.js';
@@ -37,15 +37,10 @@ import { ByteRing, type RingPairHandle } from './ring.js';
 import { type FromTcpBridge, type TcpBridgeConfig, type ToTcpBridge, toClientRingBytesFor, BRIDGE_DRAIN_TIMEOUT_MS } from './tcp-bridge.js';
 import { FRAME_PAD } from './walsend.js';
 import type { WalSourceHandle } from './wal-source.js';
-import { XLOGDATA_FRAME_HEADER_BYTES } from './protocol/messages.js';
+import type { InProcessConnectRequest } from './in-process-connect.js';
+import type { ReplicationStatusRow } from './status-row.js';
 
-/** What a standby's thread posts on an in-process listener port to connect. */
-export interface InProcessConnectRequest {
-  type: 'connect';
-  rings: RingPairHandle;
-  /** The connection's port (transferred): its 'close' tells either end that the other is gone. */
-  peer: MessagePort;
-}
+export type { ReplicationStatusRow };
 
 /** Authentication of in-process connections: trust (the standby runs in this process). */
 const IN_PROCESS_HBA: HbaRule[] = [{ type: 'local', database: 'replication', user: 'all', method: 'trust' }];
@@ -102,43 +97,6 @@ export interface ReplicationServerOptions {
   walSenderPrestart: number;
   /** Serve no connection until releaseConnections() (a promotion listens before its switch point). */
   holdConnections?: boolean;
-}
-
-/** One row of primary.replicationStatus() (the columns of PostgreSQL's pg_stat_replication walstream has, plus walstream's own). */
-export interface ReplicationStatusRow {
-  pid: number;
-  application_name: string;
-  /** Null for an in-process standby (as PostgreSQL shows a unix-socket client). */
-  client_addr: string | null;
-  /** -1 for an in-process standby. */
-  client_port: number;
-  backend_start: Date;
-  state: string;
-  /** Positions as `Lsn` numbers (lsnToString prints PostgreSQL's X/X); null while not yet reported, as the view shows NULL. */
-  sent_lsn: Lsn | null;
-  write_lsn: Lsn | null;
-  flush_lsn: Lsn | null;
-  replay_lsn: Lsn | null;
-  /** walstream only (not in pg_stat_replication): what the standby reported received (`R`); null for standbys that report none (PostgreSQL's). */
-  receive_lsn: Lsn | null;
-  reply_time: Date | null;
-  backend_xmin: number | null;
-  /** Bytes between the primary's flush position and each position (null when unknown). */
-  sent_lag_bytes: number | null;
-  write_lag_bytes: number | null;
-  flush_lag_bytes: number | null;
-  replay_lag_bytes: number | null;
-  /** pg_stat_replication.sync_priority / sync_state (PostgreSQL 15's rules, src/replication/syncrep.ts). */
-  sync_priority: number;
-  sync_state: SyncState;
-  /**
-   * write_lag / flush_lag / replay_lag in ms: age of the oldest WAL sent but not yet confirmed at
-   * that level (0 = caught up; keeps growing for a stuck standby even when the primary is idle;
-   * null until the standby reports that position). See src/replication/lag.ts.
-   */
-  write_lag_ms: number | null;
-  flush_lag_ms: number | null;
-  replay_lag_ms: number | null;
 }
 
 /** What the state-change events carry (events: walsenderConnected, walsenderCaughtUp, syncStateChanged, walsenderDisconnected). */
@@ -548,7 +506,6 @@ export class ReplicationServer {
     return this.workers.size;
   }
 
-  /** Stop accepting connections (open connections go on until their walsenders end them). */
   /** Serve the connections held so far, and every later one at once (holdConnections). */
   releaseConnections(): void {
     const held = this.held;
@@ -557,6 +514,7 @@ export class ReplicationServer {
     this.refill();
   }
 
+  /** Stop accepting connections (open connections go on until their walsenders end them). */
   stopListening(): void {
     if (!this.listening) return;
     this.listening = false;

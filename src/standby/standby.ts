@@ -31,7 +31,7 @@ import { type ControlData, DbState, DB_STATE_NAMES, readControl, writeControl } 
 import { ReaderPool } from '../storage/reader-pool.js';
 import { type ScanEntry, type ScanOptions, SharedStore, type StoreReadView } from '../storage/store.js';
 import { checkLsn, type Lsn } from '../wal/lsn.js';
-import { listSegments } from '../wal/segfile.js';
+import { receiveWalResumeLsn } from '../wal/segfile.js';
 import { receiveTimelineAt, recordReplayTimeline } from './timeline-follow.js';
 import type { RejoinInfo } from './rejoin.js';
 import { watchPromoteSignal } from './promote-signal.js';
@@ -151,10 +151,8 @@ export class Standby extends TypedEventEmitter<StandbyEvents> {
   private spawn(file: string, data: object, name: string, transferList: MessagePort[] = []): Worker {
     const w = new Worker(new URL(file, import.meta.url), { workerData: data, name, transferList });
     this.exited.set(w, new Promise<void>((resolve) => w.once('exit', () => resolve())));
-    this.done.set(w, new Promise<void>((resolve) => {
-      w.on('message', (m: { type: string }) => (m.type === 'stopped' || m.type === 'failed') && resolve());
-      w.once('exit', () => resolve());
-    }));
+    const lastMessage = new Promise<void>((resolve) => w.on('message', (m: { type: string }) => (m.type === 'stopped' || m.type === 'failed') && resolve()));
+    this.done.set(w, Promise.race([lastMessage, this.exited.get(w)!]));
     w.on('error', (e) => this.fail(e instanceof WalstreamError ? e : Errors.internal(`${name} crashed: ${e.message}`)));
     return w;
   }
@@ -199,13 +197,7 @@ export class Standby extends TypedEventEmitter<StandbyEvents> {
 
   private startWalOnly(): void {
     const c = this.control;
-    let start: Lsn | null = null;
-    if (c !== null) {
-      // pg_receivewal's rule: resume at the newest partial segment, else after the newest complete one.
-      const segs = listSegments(this.walDir, c.segSize).filter((x) => x.tli === c.tli);
-      const last = segs[segs.length - 1];
-      if (last !== undefined) start = (last.partial ? last.seg : last.seg + 1) * c.segSize;
-    }
+    const start = c === null ? null : receiveWalResumeLsn(this.walDir, c.segSize, c.tli);
     if (start !== null) this.walrcv.initPositions(start, 0);
     this.startWalReceiver(start);
   }
@@ -344,18 +336,14 @@ export class Standby extends TypedEventEmitter<StandbyEvents> {
    * or any LSN of a status row; parseLsn converts PostgreSQL's `X/X` text); reject after timeoutMs
    * (Infinity: no timeout), or if replay stops for good.
    */
-  waitForReplay(lsn: Lsn, timeoutMs = 30_000): Promise<Lsn> {
-    if (this.mode !== 'replica') return Promise.reject(Errors.invalidOption('mode', 'waitForReplay needs a replica (wal-only mode does not replay)'));
-    try {
-      checkLsn('lsn', lsn);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    if (!(timeoutMs >= 0)) return Promise.reject(Errors.invalidOption('timeoutMs', `must be >= 0, got ${String(timeoutMs)}`));
+  async waitForReplay(lsn: Lsn, timeoutMs = 30_000): Promise<Lsn> {
+    if (this.mode !== 'replica') throw Errors.invalidOption('mode', 'waitForReplay needs a replica (wal-only mode does not replay)');
+    checkLsn('lsn', lsn);
+    if (!(timeoutMs >= 0)) throw Errors.invalidOption('timeoutMs', `must be >= 0, got ${String(timeoutMs)}`);
     const r = this.walrcv.replay;
-    if (r >= lsn) return Promise.resolve(r);
-    if (this.failure !== null) return Promise.reject(this.failure);
-    if (this.closing !== null) return Promise.reject(Errors.closed('standby'));
+    if (r >= lsn) return r;
+    if (this.failure !== null) throw this.failure;
+    if (this.closing !== null) throw Errors.closed('standby');
     // A synchronousCommit 'off' commit may not be flushed yet, and walsenders send flushed WAL
     // only: the primary is asked to flush it now instead of at wal_writer_delay — a primary in
     // this process directly, one over the wire through the walreceiver (StandbyFlushRequest `F`,
@@ -364,7 +352,6 @@ export class Standby extends TypedEventEmitter<StandbyEvents> {
     else if (lsn > this.walrcv.flushed && this.walreceiver !== null) this.walreceiver.postMessage({ type: 'flushRequest', lsn } satisfies WalReceiverCommand);
     return this.replayWaiters.wait(lsn, timeoutMs);
   }
-
 
   // ---- reads (hot standby) ------------------------------------------------------------------
 

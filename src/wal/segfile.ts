@@ -20,6 +20,7 @@ import path from 'node:path';
 import { fdatasync, fdatasyncSync, fsyncDir, fsyncDirAsync } from '../util/fsync.js';
 import { assert } from '../util/assert.js';
 import { parseSegmentFileName, segmentFileName } from './segment.js';
+import type { Lsn } from './lsn.js';
 
 /** Zeros written per write() call when filling a segment, in bytes. */
 const ZERO_CHUNK_BYTES = 1024 * 1024;
@@ -141,6 +142,16 @@ export interface SegmentEntry {
   tli: number;
   seg: number;
   partial: boolean;
+}
+
+/**
+ * Where a wal-only receiver resumes on timeline `tli` (pg_receivewal's FindStreamingStart): at the
+ * start of the newest `.partial` segment, else after the newest complete one; null: no segment.
+ */
+export function receiveWalResumeLsn(walDir: string, segSize: number, tli: number): Lsn | null {
+  const segs = listSegments(walDir, segSize).filter((x) => x.tli === tli);
+  const last = segs[segs.length - 1];
+  return last === undefined ? null : (last.partial ? last.seg : last.seg + 1) * segSize;
 }
 
 /** Segment files in `walDir`, sorted by (seg, tli). */
