@@ -7,7 +7,7 @@
 // name, which the password file matches): both log in, or both are refused, and both print the
 // same warning. A walreceiver's connection reads the password file again at each attempt.
 
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
@@ -41,6 +41,22 @@ function cleanEnv(extra: Record<string, string> = {}): Record<string, string> {
 
 /** A password file field with ':' and '\' escaped. */
 const esc = (s: string) => s.replace(/[\\:]/g, (c) => `\\${c}`);
+
+/** A primary in a temp directory whose one role `rep` logs in with SCRAM-SHA-256 and PASSWORD; closed and removed after the test. */
+async function scramPrimary(t: TestContext, prefix: string): Promise<{ dir: string; p: Primary }> {
+  const dir = tmpDir(prefix);
+  const p = await Primary.open({
+    dataDir: path.join(dir, 'p'),
+    port: 0,
+    users: { rep: PASSWORD },
+    hba: [{ type: 'host', database: 'replication', user: 'rep', address: 'all', method: 'scram-sha-256' }],
+  });
+  t.after(async () => {
+    await p.close();
+    rmrf(dir);
+  });
+  return { dir, p };
+}
 
 test('password file: fields, wildcards, escapes, first match, permissions', (t) => {
   const dir = tmpDir('walstream-pgpass-');
@@ -104,17 +120,7 @@ test('precedence: conninfo password > PGPASSWORD > passfile > PGPASSFILE > ~/.pg
 });
 
 test('walstream basebackup and psql 15 agree on every password source against a SCRAM-SHA-256 primary', async (t) => {
-  const dir = tmpDir('walstream-pgpass-cli-');
-  const p = await Primary.open({
-    dataDir: path.join(dir, 'p'),
-    port: 0,
-    users: { rep: PASSWORD },
-    hba: [{ type: 'host', database: 'replication', user: 'rep', address: 'all', method: 'scram-sha-256' }],
-  });
-  t.after(async () => {
-    await p.close();
-    rmrf(dir);
-  });
+  const { dir, p } = await scramPrimary(t, 'walstream-pgpass-cli-');
   await p.transaction((tx) => tx.put('t', 'k', 'v'));
   const hostPort = `host=127.0.0.1 port=${p.port}`;
   const right = `127.0.0.1:${p.port}:replication:rep:${esc(PASSWORD)}`;
@@ -161,17 +167,7 @@ test('walstream basebackup and psql 15 agree on every password source against a 
 });
 
 test('the password file is read again at each connection attempt, as libpq reads it at each connect', async (t) => {
-  const dir = tmpDir('walstream-pgpass-reconnect-');
-  const p = await Primary.open({
-    dataDir: path.join(dir, 'p'),
-    port: 0,
-    users: { rep: PASSWORD },
-    hba: [{ type: 'host', database: 'replication', user: 'rep', address: 'all', method: 'scram-sha-256' }],
-  });
-  t.after(async () => {
-    await p.close();
-    rmrf(dir);
-  });
+  const { dir, p } = await scramPrimary(t, 'walstream-pgpass-reconnect-');
   const file = passFile(dir, 'pgpass', [`127.0.0.1:${p.port}:replication:rep:not-it`]);
   const info = resolveConninfo(parseConninfo(`host=127.0.0.1 port=${p.port} user=rep passfile=${file}`, cleanEnv()));
   assert.equal(info.passfile, file);
