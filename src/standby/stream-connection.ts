@@ -413,7 +413,9 @@ export class StreamConnection implements WalRcvConnection {
   }
 
   sendFlushRequest(lsn: Lsn): void {
-    if (this.failure !== null || !this.streaming || !this.conn.peerAcceptsFlushRequest || this.conn.state !== 'copyBoth') return;
+    // (Asked from the walreceiver's message port at any moment: also after our CopyDone, when
+    // nothing may be sent in the COPY any more; the request is then dropped.)
+    if (this.failure !== null || !this.streaming || !this.conn.peerAcceptsFlushRequest || !this.conn.canSendCopyData) return;
     this.conn.sendStandbyFlushRequest(lsn);
   }
 

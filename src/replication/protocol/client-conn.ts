@@ -264,6 +264,10 @@ export class ReplicationClientConn {
   get peerAcceptsFlushRequest(): boolean {
     return this.opts.requestFlushRequest === true && this.parameters.get(FLUSH_REQUEST_PARAMETER) === 'on';
   }
+  /** True while we may still send CopyData in COPY BOTH (our CopyDone not sent yet). */
+  get canSendCopyData(): boolean {
+    return this._state === 'copyBoth' && !this.clientCopyDone;
+  }
   /** StandbyFlushRequest `F` (COPY BOTH), only to a server that accepts it (peerAcceptsFlushRequest). */
   sendStandbyFlushRequest(lsn: Lsn): void {
     assert(this._state === 'copyBoth' && !this.clientCopyDone, `sendStandbyFlushRequest() in state ${this._state}`);
